@@ -1,0 +1,305 @@
+"""`shoplens`: index a catalog, search it, and inspect the index, from the terminal.
+
+This module only parses arguments and prints; the work happens in `engine`,
+`indexers`, `rerank` and `benchmarks`. Errors a user can fix are printed as
+one line on stderr with a non-zero exit code, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from engine.errors import ShopLensError
+
+app = typer.Typer(
+    name="shoplens",
+    help="Multimodal product search: index a catalog, search it by text or image, benchmark it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_INDEX = "shoplens-index"
+IndexOption = typer.Option(DEFAULT_INDEX, "--index", envvar="SHOPLENS_INDEX",
+                           help="Index directory (or set SHOPLENS_INDEX).")
+DeviceOption = typer.Option("auto", "--device", help="auto (GPU when there is one), cpu or cuda.")
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+
+
+def handle_errors(function: Callable) -> Callable:
+    """Print a ShopLensError as one line and exit non-zero, instead of a traceback."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except ShopLensError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+class RichProgress:
+    """Progress bars on stderr, one per stage of a long job."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled and err.is_terminal or os.environ.get("SHOPLENS_PROGRESS") == "1"
+        self._progress: Progress | None = None
+
+    def __enter__(self):
+        if self.enabled:
+            self._progress = Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.stop()
+
+    def stage(self, name: str, total: int | None):
+        if self._progress is None:
+            return lambda done: None
+        task = self._progress.add_task(name, total=total)
+        return lambda done: self._progress.advance(task, done)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def parse_field_maps(values: list[str] | None) -> dict[str, list[str]]:
+    from indexers.catalog import parse_field_map
+
+    return parse_field_map(values or [])
+
+
+# -- index -------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def index(
+    catalog: Path = typer.Argument(..., help="Catalog file: .jsonl, .jsonl.gz, .csv or .parquet."),
+    index_dir: Path = IndexOption,
+    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column[,column]: map a catalog's column names, e.g. --map title=productDisplayName --map category=masterCategory,subCategory."),
+    strict: bool = typer.Option(False, "--strict", help="Fail on any bad row and leave the previous index untouched."),
+    model: str = typer.Option("shoplens-lite0-minilm", "--model", help="open_clip model name (default: the offline ShopLens model)."),
+    pretrained: Optional[str] = typer.Option(None, "--pretrained", help="open_clip weights tag or checkpoint path (heads file for the default model)."),
+    device: str = DeviceOption,
+    lexical: str = typer.Option("tantivy", "--lexical", help="Lexical backend: tantivy (embedded) or elasticsearch (SHOPLENS_ES_URL)."),
+    vector_index: str = typer.Option("auto", "--vector-index", help="auto (exact below 20,000 products, HNSW above), flat, hnsw, ivf or ivfpq."),
+    image_weight: float = typer.Option(0.5, "--image-weight", help="Share of the image embedding in a product's vector (0..1)."),
+    keep_versions: int = typer.Option(10, "--keep-versions", help="How many committed versions to keep for rollback."),
+    as_json: bool = JsonOption,
+):
+    """Index a catalog (a new version of INDEX; unchanged products reuse their embeddings)."""
+    from indexers.writer import WriteOptions, build_index, check_options
+
+    options = WriteOptions(model=model, pretrained=pretrained, device=device, lexical_backend=lexical,
+                           vector_config={"kind": vector_index, "image_weight": image_weight},
+                           keep_versions=keep_versions)
+    check_options(options)
+    with RichProgress(enabled=not as_json) as progress:
+        report = build_index(catalog, index_dir, options, parse_field_maps(field_map), strict=strict, progress=progress)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    print_commit(report, index_dir)
+
+
+def print_commit(report, index_dir: Path) -> None:
+    out.print(f"[bold green]version {report.version}[/] of {index_dir}: {report.products:,} products "
+              f"({report.added:,} added, {report.updated:,} updated, {report.unchanged:,} unchanged, "
+              f"{report.deleted:,} deleted) in {report.seconds.get('total', 0):.1f} s")
+    out.print(f"encoded {report.texts_encoded:,} texts and {report.images_encoded:,} images; "
+              f"{report.embeddings_reused:,} embeddings reused from the cache")
+    if report.rejects:
+        err.print(f"[yellow]{len(report.rejects)} bad row(s) skipped[/], written to {report.rejects_path}:")
+        for reject in report.rejects[:5]:
+            err.print(f"  {reject.describe()}", highlight=False)
+        if len(report.rejects) > 5:
+            err.print(f"  ... and {len(report.rejects) - 5} more")
+    if report.image_problems:
+        err.print(f"[yellow]{len(report.image_problems)} image(s) could not be used[/]; those products are indexed from their text:")
+        for problem in report.image_problems[:5]:
+            err.print(f"  id {problem.id}: {problem.reason} ({problem.path})", highlight=False)
+        if len(report.image_problems) > 5:
+            err.print(f"  ... and {len(report.image_problems) - 5} more")
+
+
+# -- search ------------------------------------------------------------------------
+
+
+def _weights(text: str) -> tuple[float, float]:
+    from engine.errors import QueryError
+
+    try:
+        lexical, dense = (float(part) for part in text.split(","))
+    except ValueError:
+        raise QueryError(f"--weights takes two numbers lexical,dense such as 1,1 or 0.3,0.7; got {text!r}") from None
+    return lexical, dense
+
+
+@app.command()
+@handle_errors
+def search(
+    query: Optional[str] = typer.Argument(None, help="Query text (optional with --image)."),
+    image: Optional[Path] = typer.Option(None, "--image", help="Query photo: search by image, or by text and image together."),
+    k: int = typer.Option(10, "-k", help="Results per page."),
+    page: int = typer.Option(1, "--page", help="Page of results."),
+    filters: Optional[List[str]] = typer.Option(None, "--filter", help='FIELD OP VALUE, repeatable (ANDed): "price<=3000", brand=Nike, "category=Shoes|Sandals".'),
+    mode: str = typer.Option("hybrid", "--mode", help="hybrid, lexical (BM25 only) or dense (vectors only)."),
+    fusion: str = typer.Option("rrf", "--fusion", help="rrf (reciprocal rank fusion) or wsum (weighted sum of normalized scores)."),
+    rrf_k: float = typer.Option(60.0, "--rrf-k", help="k of reciprocal rank fusion."),
+    weights: str = typer.Option("1,1", "--weights", help="Fusion weights lexical,dense."),
+    normalization: str = typer.Option("minmax", "--norm", help="Score normalization for wsum: minmax or zscore."),
+    candidates: int = typer.Option(200, "--candidates", help="Candidates fetched from each retriever."),
+    no_rerank: bool = typer.Option(False, "--no-rerank", help="Skip the learned reranker."),
+    explain: bool = typer.Option(False, "--explain", help="Show why each result ranked where it did."),
+    index_dir: Path = IndexOption,
+    model: Optional[str] = typer.Option(None, "--model", help="Check that the index was built with this model."),
+    pretrained: Optional[str] = typer.Option(None, "--pretrained", help="Check that the index was built with these weights."),
+    device: str = DeviceOption,
+    as_json: bool = JsonOption,
+):
+    """Search the index by text, by image, or both."""
+    from engine.query import SearchRequest
+    from engine.search import SearchEngine
+
+    request = SearchRequest(text=query, image=image, k=k, page=page, filters=list(filters or []), mode=mode,
+                            fusion=fusion, rrf_k=rrf_k, weights=_weights(weights), normalization=normalization,
+                            candidates=candidates, rerank=False if no_rerank else None, explain=explain)
+    request.validate()
+    engine = SearchEngine(index_dir, device=device, model=model, pretrained=pretrained)
+    response = engine.search(request)
+    if as_json:
+        print_json(response.to_json())
+        return
+    from engine.display import explain_view, results_table
+
+    if not response.results:
+        out.print("no results" + (" (try fewer filters)" if request.filters else ""))
+        return
+    out.print(results_table(response))
+    if explain:
+        for result in response.results:
+            out.print(explain_view(result))
+
+
+# -- shell -------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def shell(
+    index_dir: Path = IndexOption,
+    k: int = typer.Option(10, "-k", help="Results per page."),
+    thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails", help="Draw product thumbnails in the terminal."),
+    device: str = DeviceOption,
+):
+    """Interactive search: type queries, refine with filters, page and explain. Type :help for commands."""
+    from engine.search import SearchEngine
+    from engine.shell import run_shell
+
+    engine = SearchEngine(index_dir, device=device)
+    run_shell(engine, out, k=k, thumbnails=thumbnails, history_path=Path.home() / ".shoplens_history")
+
+
+# -- info --------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def info(index_dir: Path = IndexOption, as_json: bool = JsonOption):
+    """What the index holds: model, sizes, backends, counts, versions, reranker."""
+    from indexers.inspect import describe_index
+
+    details = describe_index(index_dir)
+    if as_json:
+        print_json(details)
+        return
+    table = Table(show_header=False, title=f"ShopLens index {index_dir}", title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in details.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+# -- train-encoder -----------------------------------------------------------------
+
+
+@app.command("train-encoder")
+@handle_errors
+def train_encoder(
+    catalog: Path = typer.Argument(..., help="Catalog with images and titles to train on."),
+    out_path: Path = typer.Option(Path("shoplens-heads.safetensors"), "--out", help="Where to save the trained heads."),
+    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
+    holdout: int = typer.Option(1000, "--holdout", help="Products held out for the reported metrics."),
+    validation: int = typer.Option(1000, "--validation", help="Products for early stopping."),
+    epochs: int = typer.Option(40, "--epochs", help="Most epochs (early stopping on validation)."),
+    head: str = typer.Option("mlp", "--head", help="Projection head: mlp or linear."),
+    embed_dim: int = typer.Option(256, "--embed-dim", help="Dimension of the joint space."),
+    max_train: Optional[int] = typer.Option(None, "--max-train", help="Use at most this many training pairs."),
+    type_field: Optional[str] = typer.Option(None, "--type-field", help="Attribute holding the product type (auto-detected)."),
+    colour_field: Optional[str] = typer.Option(None, "--colour-field", help="Attribute holding the colour (auto-detected)."),
+    cache_dir: Path = typer.Option(Path(".shoplens-cache"), "--cache-dir", help="Cache of tower features (reruns are quick)."),
+    device: str = DeviceOption,
+    as_json: bool = JsonOption,
+):
+    """Train the default model's projection heads on a catalog's image-title pairs."""
+    from indexers.encoders.training import TrainConfig
+    from indexers.encoders.training import train_encoder as run_training
+
+    config = TrainConfig(holdout=holdout, validation=validation, epochs=epochs, head=head, embed_dim=embed_dim,
+                         max_train=max_train, type_field=type_field, colour_field=colour_field)
+    with RichProgress(enabled=not as_json) as progress:
+        tasks: dict[str, Any] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = (progress.stage(stage, total), [0])
+            advance, seen = tasks[stage]
+            advance(done - seen[0])
+            seen[0] = done
+
+        result = run_training(catalog, out_path, config, parse_field_maps(field_map), device, cache_dir, report)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    out.print(f"trained on {result.pairs_train:,} pairs (best epoch {result.best_epoch}), saved {result.output}")
+    out.print(f"held-out ({result.pairs_heldout:,} products): " + ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items()))
+    out.print(f"use it with: shoplens index CATALOG --pretrained {result.output}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Errors a user can cause.
+
+Every error a user can fix is a `ShopLensError` whose message says what to do.
+The CLI prints the message on one line and exits non-zero; it never shows a
+traceback for these.
+"""
+
+
+class ShopLensError(Exception):
+    """Base class: a user-facing error with a one-line, actionable message."""
+
+    exit_code = 2
+
+
+class CatalogError(ShopLensError):
+    """The catalog (or a delta file) cannot be read or has bad rows in strict mode."""
+
+
+class IndexNotFoundError(ShopLensError):
+    """No index at the given location."""
+
+
+class IndexLockedError(ShopLensError):
+    """Another process is writing to the index."""
+
+
+class IndexCorruptError(ShopLensError):
+    """An index directory is damaged or stores disagree."""
+
+
+class ModelMismatchError(ShopLensError):
+    """The encoder asked for differs from the one the index was built with."""
+
+
+class ModelLoadError(ShopLensError):
+    """An encoder model or its weights cannot be loaded."""
+
+
+class QueryError(ShopLensError):
+    """The query itself is unusable (empty text, missing image, bad option)."""
+
+
+class FilterError(QueryError):
+    """A --filter expression cannot be parsed or names an unknown field."""
+
+
+class ConfigError(ShopLensError):
+    """An option value or backend name is not valid."""
+
+
+class RankerError(ShopLensError):
+    """A reranker model cannot be trained, loaded or applied."""
+
+
+class EventsError(ShopLensError):
+    """A behaviour events file cannot be read, or has bad lines in strict mode."""

@@ -1,0 +1,107 @@
+"""Filters: `price<=3000`, `brand=Nike`, `category=Shoes|Sandals`, `brand!=Puma`, ANDed together.
+
+A filter is parsed once into a `Filter` and evaluated over the product
+store's columns into a boolean mask by docno; both retrievers are then
+restricted to the mask before their top-k is cut.
+
+Keyword comparisons are case-insensitive and exact on the whole value (a
+list field such as `category` matches when any element does); `a|b` means
+either value. Numeric comparisons work on number fields and on text fields
+whose values are numbers (such as a `year` stored as "2012").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.errors import FilterError
+
+OPERATORS = ("<=", ">=", "!=", "=", "<", ">")
+_PATTERN = re.compile(r"^\s*([^<>=!]+?)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$", re.S)
+
+
+@dataclass(frozen=True)
+class Filter:
+    field: str
+    op: str
+    values: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.field}{self.op}{'|'.join(self.values)}"
+
+
+def parse_filter(text: str) -> Filter:
+    """Parse one filter expression; raises FilterError with an example on bad syntax."""
+    match = _PATTERN.match(text or "")
+    if not match or not match.group(3):
+        raise FilterError(
+            f"cannot parse filter {text!r}; write FIELD OP VALUE with OP one of = != < <= > >=, e.g. price<=3000 or brand=Nike"
+        )
+    field, op, raw = match.groups()
+    raw = raw.strip()
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
+        values = (raw[1:-1],)
+    else:
+        values = tuple(part.strip() for part in raw.split("|") if part.strip())
+    if not values:
+        raise FilterError(f"filter {text!r} has no value")
+    if op in ("<", "<=", ">", ">="):
+        if len(values) != 1:
+            raise FilterError(f"filter {text!r}: {op} takes one number")
+        try:
+            float(values[0].replace(",", ""))
+        except ValueError:
+            raise FilterError(f"filter {text!r}: {op} needs a number, got {values[0]!r}") from None
+    return Filter(field.strip(), op, values)
+
+
+def parse_filters(texts: list[str] | tuple[str, ...] | None) -> list[Filter]:
+    return [parse_filter(text) for text in (texts or [])]
+
+
+def filter_mask(products, filters: list[Filter]) -> np.ndarray | None:
+    """Boolean mask over all rows for the ANDed filters (None when there are none)."""
+    if not filters:
+        return None
+    mask = np.ones(products.num_rows, dtype=bool)
+    for flt in filters:
+        mask &= _evaluate(products, flt)
+    return mask
+
+
+def _evaluate(products, flt: Filter) -> np.ndarray:
+    column = products.column_name(flt.field)
+    if column is None:
+        known = ", ".join(products.field_names()[:25])
+        raise FilterError(f"unknown filter field {flt.field!r}; fields in this index: {known}")
+    if flt.op in ("<", "<=", ">", ">="):
+        values = products.numeric(column)
+        bound = float(flt.values[0].replace(",", ""))
+        with np.errstate(invalid="ignore"):
+            result = {"<": values < bound, "<=": values <= bound, ">": values > bound, ">=": values >= bound}[flt.op]
+        return result & ~np.isnan(values)
+    if products.is_numeric(column):
+        values = products.numeric(column)
+        try:
+            wanted = np.array([float(v.replace(",", "")) for v in flt.values])
+        except ValueError:
+            raise FilterError(f"filter {flt}: field {flt.field!r} holds numbers") from None
+        match = np.isin(values, wanted)
+    else:
+        match = _keyword_match(products, column, flt.values)
+    return ~match if flt.op == "!=" else match
+
+
+def _keyword_match(products, column: str, values: tuple[str, ...]) -> np.ndarray:
+    codes, kind, vocab = products.keyword(column)
+    wanted = {v.strip().lower() for v in values}
+    hit_codes = np.array([i for i, term in enumerate(vocab) if term in wanted], dtype=np.int64)
+    if kind == "scalar":
+        return np.isin(codes, hit_codes)
+    offsets, flat = codes
+    flat_hit = np.isin(flat, hit_codes).astype(np.int64)
+    cumulative = np.concatenate([[0], np.cumsum(flat_hit)])
+    return (cumulative[offsets[1:]] - cumulative[offsets[:-1]]) > 0

@@ -1,0 +1,103 @@
+"""Search requests and responses as plain data (what the CLI prints and scripts read)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import QueryError
+from engine.fusion import FUSION_METHODS, NORMALIZATIONS
+
+MODES = ("hybrid", "lexical", "dense")
+
+
+@dataclass
+class SearchRequest:
+    """One query: text, an image, or both, with retrieval and fusion settings."""
+
+    text: str | None = None
+    image: Any = None  # a path, or an opened PIL image
+    k: int = 10
+    page: int = 1
+    filters: list[str] = field(default_factory=list)
+    mode: str = "hybrid"  # hybrid, lexical (BM25 only) or dense (vectors only)
+    fusion: str = "rrf"  # rrf or wsum
+    rrf_k: float = 60.0
+    weights: tuple[float, float] = (1.0, 1.0)  # (lexical, dense)
+    normalization: str = "minmax"  # for wsum: minmax or zscore
+    candidates: int = 200  # per retriever
+    rerank: bool | None = None  # None: rerank when the index has a ranker
+    rerank_depth: int = 200
+    explain: bool = False
+
+    def validate(self) -> None:
+        has_text = bool(self.text and self.text.strip())
+        if not has_text and self.image is None:
+            raise QueryError("empty query: give query text, --image PHOTO, or both")
+        if self.k < 1 or self.k > 1000:
+            raise QueryError(f"-k must be between 1 and 1000, got {self.k}")
+        if self.page < 1:
+            raise QueryError(f"--page must be 1 or more, got {self.page}")
+        if self.mode not in MODES:
+            raise QueryError(f"unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
+        if self.fusion not in FUSION_METHODS:
+            raise QueryError(f"unknown fusion {self.fusion!r}; use one of {', '.join(FUSION_METHODS)}")
+        if self.normalization not in NORMALIZATIONS:
+            raise QueryError(f"unknown normalization {self.normalization!r}; use one of {', '.join(NORMALIZATIONS)}")
+        if self.mode == "lexical" and not has_text:
+            raise QueryError("lexical (BM25) search needs query text")
+        if self.candidates < 1:
+            raise QueryError(f"--candidates must be positive, got {self.candidates}")
+        if len(self.weights) != 2 or any(w < 0 for w in self.weights):
+            raise QueryError("fusion weights are two non-negative numbers: lexical,dense")
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.k
+
+
+@dataclass
+class SearchResult:
+    rank: int
+    id: str
+    title: str
+    brand: str
+    price: float | None
+    score: float
+    signals: dict[str, float | None]
+    image: str | None = None
+    category: list[str] = field(default_factory=list)
+    explain: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"rank": self.rank, "id": self.id, "title": self.title, "brand": self.brand, "price": self.price,
+                "score": _round(self.score), "signals": {k: _round(v) for k, v in self.signals.items()}}
+        if self.explain is not None:
+            data["explain"] = self.explain
+        return data
+
+
+@dataclass
+class SearchResponse:
+    query: dict[str, Any]
+    took_ms: float
+    stages_ms: dict[str, float | None]
+    results: list[SearchResult]
+    version: int
+    total_candidates: int
+    reranked: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "took_ms": round(self.took_ms, 3),
+            "stages_ms": {k: None if v is None else round(v, 3) for k, v in self.stages_ms.items()},
+            "version": self.version,
+            "reranked": self.reranked,
+            "total_candidates": self.total_candidates,
+            "results": [r.to_json() for r in self.results],
+        }
+
+
+def _round(value):
+    return None if value is None else round(float(value), 6)

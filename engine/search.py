@@ -1,0 +1,228 @@
+"""The search engine facade: open an index, answer queries, follow new versions.
+
+A `SearchEngine` holds one `Snapshot` (every store at one committed version).
+Before each query it checks the index's CURRENT file; when a newer version was
+committed it opens that one, and the query in flight keeps the snapshot it
+started with. The encoder is loaded once and checked against the model the
+index was built with.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import ModelMismatchError, QueryError
+from engine.filters import filter_mask, parse_filters
+from engine.hybrid import Candidates, QueryVectors, hybrid_search
+from engine.query import SearchRequest, SearchResponse, SearchResult
+from indexers.encoders import create_encoder
+from indexers.encoders.base import Encoder
+from indexers.index import IndexDirectory
+from indexers.snapshot import Snapshot
+from indexers.vector.base import normalize_rows
+
+STAGES = ("encode", "lexical", "vector", "fuse", "rerank")
+
+
+class SearchEngine:
+    """Answers search requests against the current version of an index."""
+
+    def __init__(self, index_path: str | Path, device: str = "auto", model: str | None = None,
+                 pretrained: str | None = None, encoder: Encoder | None = None, search_threads: int = 1,
+                 follow_updates: bool = True, preload: bool = True):
+        self.index = IndexDirectory(index_path)
+        self.index.require()
+        self.device = device
+        self.follow_updates = follow_updates
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoplens-lexical")
+        self._encoder = encoder
+        self._search_threads = search_threads
+        self.snapshot = Snapshot.open(self.index, device=device)
+        self._check_model(model, pretrained)
+        self._ranker_cache: dict[int, Any] = {}
+        self._set_faiss_threads()
+        if preload:
+            self.encoder  # load the model now, so the first query's latency is the query's
+
+    # -- versions ----------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Open the newest committed version if there is one. Returns True when it changed."""
+        current = self.index.current_version()
+        if current == self.snapshot.version:
+            return False
+        with self._lock:
+            if current != self.snapshot.version:
+                snapshot = Snapshot.open(self.index, current, device=self.device)
+                self._verify_model(snapshot.manifest["model"])
+                self.snapshot = snapshot
+                return True
+        return False
+
+    # -- model ---------------------------------------------------------------------
+
+    def _check_model(self, model: str | None, pretrained: str | None) -> None:
+        recorded = self.snapshot.manifest["model"]
+        if model is not None and model != recorded["name"]:
+            raise ModelMismatchError(
+                f"this index was built with model {recorded['name']}, not {model}; search without --model, "
+                f"or rebuild the index with --model {model}"
+            )
+        if pretrained is not None:
+            from indexers.encoders.openclip_encoder import weights_identity
+
+            _, weights_id = weights_identity(recorded["name"], pretrained)
+            if weights_id != recorded["weights_id"]:
+                raise ModelMismatchError(
+                    f"weights {pretrained} differ from the ones this index was built with ({recorded.get('pretrained')}); "
+                    "search without --pretrained, or rebuild the index with them"
+                )
+        self._verify_model(recorded)
+
+    def _verify_model(self, recorded: dict[str, Any]) -> None:
+        from indexers.encoders.openclip_encoder import weights_identity
+
+        if self._encoder is not None:
+            if not self._encoder.info.same_model(recorded):
+                raise ModelMismatchError(
+                    f"the loaded encoder ({self._encoder.info.name}, {self._encoder.info.weights_id}) is not the one "
+                    f"this index was built with ({recorded['name']}, {recorded['weights_id']})"
+                )
+            return
+        _, weights_id = weights_identity(recorded["name"], recorded.get("pretrained"))
+        if weights_id != recorded["weights_id"]:
+            raise ModelMismatchError(
+                f"the index was built with weights {recorded['weights_id']} of {recorded['name']}, but the installed "
+                f"weights are {weights_id}; rebuild the index with `shoplens index`"
+            )
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            recorded = self.snapshot.manifest["model"]
+            self._encoder = create_encoder(recorded["name"], recorded.get("pretrained"), self.device)
+        return self._encoder
+
+    def _set_faiss_threads(self) -> None:
+        import faiss
+
+        faiss.omp_set_num_threads(self._search_threads)
+
+    # -- searching -----------------------------------------------------------------
+
+    def encode_query(self, request: SearchRequest) -> QueryVectors:
+        text_vec = image_vec = None
+        if request.text and request.text.strip():
+            text_vec = self.encoder.encode_texts([request.text.strip()])[0]
+        if request.image is not None:
+            image_vec = self.encoder.encode_image_objects([load_query_image(request.image)])[0]
+        parts = [v for v in (text_vec, image_vec) if v is not None]
+        combined = normalize_rows(np.sum(parts, axis=0)[None, :])[0] if parts else None
+        return QueryVectors(text_vec, image_vec, combined)
+
+    def search(self, request: SearchRequest) -> SearchResponse:
+        """Run one query end to end: filters, hybrid retrieval, fusion, reranking, results."""
+        request.validate()
+        started = time.perf_counter()
+        if self.follow_updates:
+            self.refresh()
+        snapshot = self.snapshot
+        if request.image is not None and not hasattr(request.image, "size"):
+            request.image = load_query_image(request.image)
+        stages: dict[str, float | None] = {stage: None for stage in STAGES}
+        filters = parse_filters(request.filters)
+        mask = filter_mask(snapshot.products, filters)
+        if mask is not None:
+            mask &= snapshot.products.live
+        ranker = self.ranker(snapshot) if request.rerank is not False else None
+        do_rerank = ranker is not None and request.mode == "hybrid" and request.rerank is not False
+        effective = _replace(request, rerank=do_rerank)
+        candidates = hybrid_search(snapshot, effective, self.encode_query, mask, self._executor, stages)
+        contributions = None
+        reranked_scores = None
+        if do_rerank and len(candidates):
+            t0 = time.perf_counter()
+            candidates, reranked_scores, contributions = ranker.rerank(snapshot, effective, candidates,
+                                                                        explain=request.explain)
+            stages["rerank"] = (time.perf_counter() - t0) * 1000
+        results = self._results(snapshot, request, candidates, reranked_scores, contributions)
+        took = (time.perf_counter() - started) * 1000
+        query = {"text": request.text, "image": None if request.image is None else str(getattr(request.image, "filename", "") or "<image>"),
+                 "filters": [str(f) for f in filters], "mode": request.mode, "fusion": request.fusion,
+                 "k": request.k, "page": request.page}
+        return SearchResponse(query, took, stages, results, snapshot.version, len(candidates), reranked=do_rerank)
+
+    def ranker(self, snapshot: Snapshot):
+        """The snapshot's reranker, loaded once per version (None when the index has none)."""
+        if snapshot.version not in self._ranker_cache:
+            from rerank.model import load_ranker
+
+            self._ranker_cache = {snapshot.version: load_ranker(snapshot)}
+        return self._ranker_cache[snapshot.version]
+
+    def _results(self, snapshot: Snapshot, request: SearchRequest, candidates: Candidates,
+                 reranked: np.ndarray | None, contributions) -> list[SearchResult]:
+        start, stop = request.offset, request.offset + request.k
+        page = np.arange(start, min(stop, len(candidates)))
+        if len(page) == 0:
+            return []
+        records = snapshot.products.records(candidates.docnos[page])
+        results = []
+        for position, row, record in zip(page.tolist(), page.tolist(), records):
+            rerank_score = None if reranked is None else float(reranked[row])
+            signals = {
+                "bm25": _nan_to_none(candidates.bm25[row]),
+                "dense": _nan_to_none(candidates.dense[row]),
+                "fused": float(candidates.fused[row]),
+                "rerank": rerank_score,
+            }
+            explain = None
+            if request.explain:
+                explain = {"bm25_rank": _nan_to_none(candidates.bm25_rank[row]),
+                           "dense_rank": _nan_to_none(candidates.dense_rank[row]),
+                           "fused_rank": position + 1}
+                if contributions is not None:
+                    explain["rerank_contributions"] = contributions[row]
+            results.append(SearchResult(
+                rank=position + 1, id=record["id"], title=record["title"], brand=record.get("brand") or "",
+                price=record.get("price"), score=rerank_score if rerank_score is not None else float(candidates.fused[row]),
+                signals=signals, image=record.get("image"), category=record.get("category") or [], explain=explain,
+            ))
+        return results
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)
+
+
+def load_query_image(image: Any):
+    """Open a query photo; a missing or unreadable file is a QueryError."""
+    if hasattr(image, "size") and hasattr(image, "convert"):
+        return image.convert("RGB")
+    from indexers.encoders.openclip_encoder import open_image
+
+    path = Path(str(image))
+    if not path.is_file():
+        raise QueryError(f"query image {path} not found; check the path given to --image")
+    try:
+        opened = open_image(path)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise QueryError(f"cannot read query image {path}: {exc}; use a JPEG or PNG photo") from None
+    opened.filename = str(path)
+    return opened
+
+
+def _nan_to_none(value: float) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)
+
+
+def _replace(request: SearchRequest, **changes) -> SearchRequest:
+    from dataclasses import replace
+
+    return replace(request, **changes)

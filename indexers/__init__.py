@@ -1,0 +1,1 @@
+"""Catalog ingestion, encoders, and the stores an index is made of."""

@@ -1,0 +1,372 @@
+"""Catalog ingestion: JSONL (also .gz), CSV and Parquet into validated products.
+
+Canonical fields are `id` and `title` (required) and `description`, `brand`,
+`category` (string or list), `price` and `image` (optional). Every other field
+is kept as an attribute (nested objects flattened with dots) and can be used in
+filters. A field map renames a catalog's own columns onto the canonical ones.
+
+Bad rows are never dropped silently: each is returned as a `Reject` with its
+line number and reason, so the caller can skip and report them, or fail the
+whole run in strict mode.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from engine.errors import CatalogError
+
+CANONICAL_FIELDS = ("id", "title", "description", "brand", "category", "price", "image")
+SUPPORTED_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".csv", ".csv.gz", ".parquet")
+
+
+@dataclass
+class Product:
+    """One validated catalog row in canonical form."""
+
+    id: str
+    title: str
+    description: str = ""
+    brand: str = ""
+    category: list[str] = field(default_factory=list)
+    price: float | None = None
+    image: str | None = None  # absolute path, or None when the row has no image
+    attributes: dict[str, Any] = field(default_factory=dict)
+    line: int = 0  # where the row came from in its file (1-based; rows for Parquet)
+
+    def to_record(self) -> dict[str, Any]:
+        """A plain dict of the product, as stored and as shown in results."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "description": self.description,
+            "brand": self.brand,
+            "category": list(self.category),
+            "price": self.price,
+            "image": self.image,
+            "attributes": dict(self.attributes),
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "Product":
+        return cls(
+            id=record["id"],
+            title=record["title"],
+            description=record.get("description") or "",
+            brand=record.get("brand") or "",
+            category=list(record.get("category") or []),
+            price=record.get("price"),
+            image=record.get("image"),
+            attributes=dict(record.get("attributes") or {}),
+        )
+
+
+@dataclass
+class Reject:
+    """A catalog row that was not accepted, with where it was and why."""
+
+    line: int
+    reason: str
+    id: str | None = None
+    raw: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"line": self.line, "id": self.id, "reason": self.reason, "raw": self.raw[:500]}
+
+    def describe(self) -> str:
+        who = f" (id {self.id})" if self.id else ""
+        return f"line {self.line}{who}: {self.reason}"
+
+
+@dataclass
+class CatalogReadResult:
+    products: list[Product]
+    rejects: list[Reject]
+    path: Path
+    rows_read: int
+
+
+def parse_field_map(pairs: Iterable[str]) -> dict[str, list[str]]:
+    """Parse `canonical=source[,source...]` pairs into a field map.
+
+    Several sources are allowed for `category` (their values become the
+    category list) and for text fields (joined with spaces).
+    """
+    mapping: dict[str, list[str]] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise CatalogError(f"field map {pair!r} must look like canonical=column, e.g. title=productDisplayName")
+        canonical, sources = (part.strip() for part in pair.split("=", 1))
+        if canonical not in CANONICAL_FIELDS:
+            raise CatalogError(
+                f"field map names unknown canonical field {canonical!r}; use one of {', '.join(CANONICAL_FIELDS)}"
+            )
+        names = [name.strip() for name in sources.split(",") if name.strip()]
+        if not names:
+            raise CatalogError(f"field map {pair!r} names no source column")
+        if len(names) > 1 and canonical in ("id", "price", "image"):
+            raise CatalogError(f"field {canonical!r} can be mapped from one column only, got {sources!r}")
+        mapping[canonical] = names
+    return mapping
+
+
+def read_catalog(path: str | Path, field_map: dict[str, list[str]] | None = None) -> CatalogReadResult:
+    """Read and validate a catalog file. Raises CatalogError if the file itself is unusable."""
+    path = Path(path)
+    if not path.exists():
+        raise CatalogError(f"catalog file {path} does not exist; check the path")
+    if path.is_dir():
+        raise CatalogError(f"{path} is a directory; pass the catalog file (.jsonl, .jsonl.gz, .csv or .parquet)")
+    name = path.name.lower()
+    if not name.endswith(SUPPORTED_SUFFIXES):
+        raise CatalogError(
+            f"cannot read {path.name}: unsupported format; use one of {', '.join(SUPPORTED_SUFFIXES)}"
+        )
+    validator = _Validator(path.parent.resolve(), field_map or {})
+    try:
+        if name.endswith(".parquet"):
+            rows = _parquet_rows(path)
+        elif name.endswith((".csv", ".csv.gz")):
+            rows = _csv_rows(path)
+        else:
+            rows = _jsonl_rows(path)
+        for line, row, raw in rows:
+            validator.add(line, row, raw)
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise CatalogError(f"cannot read {path}: {exc}") from exc
+    return CatalogReadResult(validator.products, validator.rejects, path, validator.rows_read)
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.name.lower().endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any, str]]:
+    with _open_text(path) as handle:
+        for number, text in enumerate(handle, start=1):
+            stripped = text.strip()
+            if not stripped:
+                continue
+            try:
+                yield number, json.loads(stripped), stripped
+            except json.JSONDecodeError as exc:
+                yield number, _BrokenRow(f"invalid JSON: {exc.msg} at column {exc.colno}"), stripped
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, Any, str]]:
+    with _open_text(path) as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None:
+            return
+        start = 2
+        for row in reader:
+            if None in row:  # more cells than header columns
+                yield start, _BrokenRow(f"row has {len(row) - 1 + len(row[None])} cells, header has {len(row) - 1}"), ""
+            else:
+                cleaned = {key: value for key, value in row.items() if value not in ("", None)}
+                yield start, cleaned, ",".join(str(v) for v in row.values())
+            start = reader.line_num + 1
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, Any, str]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        raise CatalogError(f"cannot read Parquet file {path}: {exc}") from exc
+    for number, row in enumerate(table.to_pylist(), start=1):
+        yield number, row, ""
+
+
+class _BrokenRow:
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+class _Validator:
+    """Turns raw rows into Products or Rejects, keeping order and first-seen ids."""
+
+    def __init__(self, base_dir: Path, field_map: dict[str, list[str]]):
+        self.base_dir = base_dir
+        self.field_map = field_map
+        self.products: list[Product] = []
+        self.rejects: list[Reject] = []
+        self.seen: dict[str, int] = {}
+        self.rows_read = 0
+
+    def add(self, line: int, row: Any, raw: str) -> None:
+        self.rows_read += 1
+        if isinstance(row, _BrokenRow):
+            self.rejects.append(Reject(line, row.reason, raw=raw))
+            return
+        if not isinstance(row, dict):
+            self.rejects.append(Reject(line, f"expected a JSON object, got {type(row).__name__}", raw=raw))
+            return
+        try:
+            product = normalize_row(row, self.field_map, self.base_dir)
+        except _RowError as exc:
+            self.rejects.append(Reject(line, str(exc), id=exc.product_id, raw=raw or _dump(row)))
+            return
+        if product.id in self.seen:
+            self.rejects.append(
+                Reject(line, f"duplicate id (first seen on line {self.seen[product.id]})", id=product.id, raw=raw or _dump(row))
+            )
+            return
+        product.line = line
+        self.seen[product.id] = line
+        self.products.append(product)
+
+
+class _RowError(ValueError):
+    def __init__(self, message: str, product_id: str | None = None):
+        super().__init__(message)
+        self.product_id = product_id
+
+
+def _dump(row: dict[str, Any]) -> str:
+    try:
+        return json.dumps(row, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(row)
+
+
+def normalize_row(row: dict[str, Any], field_map: dict[str, list[str]], base_dir: Path) -> Product:
+    """Map, validate and normalize one raw row. Raises _RowError with the reason."""
+    row = dict(row)
+    mapped: dict[str, Any] = {}
+    for canonical, sources in field_map.items():
+        values = [row.pop(source) for source in sources if source in row]
+        values = [value for value in values if not _is_missing(value)]
+        if not values:
+            continue
+        if canonical == "category":
+            mapped[canonical] = [item for value in values for item in _as_list(value)]
+        elif len(values) == 1:
+            mapped[canonical] = values[0]
+        else:
+            mapped[canonical] = " ".join(str(value) for value in values)
+    for canonical in CANONICAL_FIELDS:
+        if canonical not in mapped and canonical in row and canonical not in field_map:
+            mapped[canonical] = row.pop(canonical)
+
+    product_id = _clean_id(mapped.get("id"))
+    if product_id is None:
+        raise _RowError("missing id")
+    title = mapped.get("title")
+    if _is_missing(title) or not str(title).strip():
+        raise _RowError("missing title", product_id)
+    price = _clean_price(mapped.get("price"), product_id)
+    image = mapped.get("image")
+    if _is_missing(image):
+        image_path = None
+    else:
+        candidate = Path(str(image))
+        image_path = str(candidate if candidate.is_absolute() else (base_dir / candidate))
+
+    attributes: dict[str, Any] = {}
+    for key, value in row.items():
+        _flatten_into(attributes, str(key), value)
+    return Product(
+        id=product_id,
+        title=" ".join(str(title).split()),
+        description=_text(mapped.get("description")),
+        brand=_text(mapped.get("brand")),
+        category=[item for item in _as_list(mapped.get("category")) if item],
+        price=price,
+        image=image_path,
+        attributes=attributes,
+    )
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _clean_id(value: Any) -> str | None:
+    if _is_missing(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, (dict, list)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _clean_price(value: Any, product_id: str) -> float | None:
+    if _is_missing(value):
+        return None
+    if isinstance(value, bool):
+        raise _RowError(f"price {value!r} is not a number", product_id)
+    try:
+        price = float(str(value).strip().replace(",", "")) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        raise _RowError(f"price {value!r} is not a number", product_id) from None
+    if not math.isfinite(price):
+        raise _RowError(f"price {value!r} is not a finite number", product_id)
+    if price < 0:
+        raise _RowError(f"price {value!r} is negative", product_id)
+    return price
+
+
+def _text(value: Any) -> str:
+    if _is_missing(value):
+        return ""
+    if isinstance(value, list):
+        return " ".join(str(item) for item in value if not _is_missing(item))
+    return str(value).strip()
+
+
+def _as_list(value: Any) -> list[str]:
+    """Categories: a list stays a list; a string splits on '>' or '|' paths."""
+    if _is_missing(value):
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(item).strip() for item in value if not _is_missing(item)]
+    text = str(value)
+    for separator in (">", "|"):
+        if separator in text:
+            return [part.strip() for part in text.split(separator) if part.strip()]
+    return [text.strip()]
+
+
+def _flatten_into(target: dict[str, Any], key: str, value: Any) -> None:
+    if _is_missing(value):
+        return
+    if isinstance(value, dict):
+        for sub_key, sub_value in value.items():
+            _flatten_into(target, f"{key}.{sub_key}", sub_value)
+        return
+    if isinstance(value, (list, tuple)):
+        items = [item for item in value if not _is_missing(item) and not isinstance(item, (dict, list))]
+        if items:
+            target[key] = [item if isinstance(item, (int, float)) and not isinstance(item, bool) else str(item) for item in items]
+        return
+    if isinstance(value, str):
+        value = value.strip()
+        if value.upper() == "NA":
+            return
+    target[key] = value
+
+
+def write_rejects(path: Path, rejects: list[Reject]) -> None:
+    """Write rejected rows as JSONL (atomically) so a user can fix and re-run them."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for reject in rejects:
+            handle.write(json.dumps(reject.to_json(), ensure_ascii=False) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,215 @@
+"""The index directory: numbered versions, each a complete set of stores.
+
+Layout::
+
+    INDEX/
+      CURRENT                  the committed version number (replaced atomically)
+      LOCK                     held (flock) by the one writer
+      versions/000007/         one directory per committed version
+        manifest.json          model, dimensions, backends, counts, software versions, build time, change
+        products/ vectors/ lexical/ behaviour/ ranker/
+      cache/                   content-hash embedding cache, shared by all versions
+
+A write builds `versions/NNNNNN.tmp-PID/`, sharing unchanged immutable files
+with the parent version through hard links, fsyncs it, renames it into place
+and only then replaces CURRENT. That rename of CURRENT is the commit: a
+process killed at any earlier moment leaves CURRENT on the last committed
+version, and the next writer removes the leftovers.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from engine.errors import IndexCorruptError, IndexLockedError, IndexNotFoundError
+from indexers.storage import atomic_write_bytes, atomic_write_json, fsync_dir, fsync_tree, link_tree, read_json
+
+FORMAT_VERSION = 1
+COMPONENTS = ("products", "vectors", "lexical", "behaviour", "ranker")
+DEFAULT_KEEP_VERSIONS = 10
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the libraries whose file formats an index depends on."""
+    from importlib import metadata
+
+    versions = {}
+    for package in ("shoplens", "faiss-cpu", "faiss-gpu-cu12", "tantivy", "torch", "open-clip-torch", "xgboost", "pyarrow"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _format_version(number: int) -> str:
+    return f"{number:06d}"
+
+
+class IndexDirectory:
+    """Locates versions of one index and hands out write transactions."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def versions_dir(self) -> Path:
+        return self.path / "versions"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.path / "cache"
+
+    def exists(self) -> bool:
+        return (self.path / "CURRENT").is_file()
+
+    def require(self) -> None:
+        if not self.exists():
+            if self.path.exists() and any(self.path.iterdir()):
+                raise IndexNotFoundError(
+                    f"{self.path} is not a ShopLens index (no CURRENT file); pass --index with the right directory"
+                )
+            raise IndexNotFoundError(
+                f"no index at {self.path}; build one with `shoplens index CATALOG` or pass --index DIR"
+            )
+
+    def current_version(self) -> int:
+        self.require()
+        text = (self.path / "CURRENT").read_text().strip()
+        try:
+            return int(text)
+        except ValueError:
+            raise IndexCorruptError(f"{self.path}/CURRENT holds {text!r}, not a version number") from None
+
+    def version_path(self, version: int) -> Path:
+        return self.versions_dir / _format_version(version)
+
+    def manifest(self, version: int | None = None) -> dict[str, Any]:
+        version = self.current_version() if version is None else version
+        path = self.version_path(version) / "manifest.json"
+        if not path.is_file():
+            raise IndexCorruptError(f"version {version} of {self.path} has no manifest; run `shoplens check`")
+        return read_json(path)
+
+    def committed_versions(self) -> list[int]:
+        """Version numbers on disk that were committed (not newer than CURRENT), oldest first."""
+        if not self.exists():
+            return []
+        current = self.current_version()
+        numbers = []
+        for entry in self.versions_dir.iterdir():
+            if entry.is_dir() and entry.name.isdigit() and int(entry.name) <= current:
+                numbers.append(int(entry.name))
+        return sorted(numbers)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the single-writer lock; a second writer gets a clear error instead of waiting."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / "LOCK", "a+")
+        try:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise IndexLockedError(
+                    f"another shoplens process is writing to {self.path}; wait for it to finish and retry"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            self._remove_uncommitted()
+            yield
+        finally:
+            handle.close()
+
+    def _remove_uncommitted(self) -> None:
+        """Delete what a killed writer left: temporary dirs and versions never made current."""
+        if not self.versions_dir.exists():
+            return
+        current = self.current_version() if self.exists() else 0
+        for entry in self.versions_dir.iterdir():
+            if ".tmp" in entry.name or (entry.name.isdigit() and int(entry.name) > current):
+                shutil.rmtree(entry, ignore_errors=True)
+        for entry in self.path.iterdir():
+            if entry.name.startswith(".CURRENT.tmp"):
+                entry.unlink(missing_ok=True)
+
+    def begin(self, kind: str, parent: int | None = "current") -> "Transaction":
+        """Start a new version. Must be called while holding `lock()`."""
+        if parent == "current":
+            parent = self.current_version() if self.exists() else None
+        return Transaction(self, kind, parent)
+
+    def prune(self, keep: int) -> list[int]:
+        """Remove the oldest committed versions beyond `keep`; never the current one."""
+        versions = self.committed_versions()
+        current = self.current_version()
+        removed = []
+        for number in versions[:-keep] if keep > 0 else []:
+            if number != current:
+                shutil.rmtree(self.version_path(number), ignore_errors=True)
+                removed.append(number)
+        return removed
+
+
+class Transaction:
+    """A version being written. Components write into `component_dir(name)`."""
+
+    def __init__(self, index: IndexDirectory, kind: str, parent: int | None):
+        self.index = index
+        self.kind = kind
+        self.parent = parent
+        index.versions_dir.mkdir(parents=True, exist_ok=True)
+        existing = [int(e.name) for e in index.versions_dir.iterdir() if e.name.isdigit()]
+        self.version = max(existing + [parent or 0]) + 1
+        self.tmp = index.versions_dir / f"{_format_version(self.version)}.tmp-{os.getpid()}"
+        self.tmp.mkdir()
+        self.parent_manifest = index.manifest(parent) if parent is not None else None
+
+    def component_dir(self, name: str) -> Path:
+        path = self.tmp / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def parent_dir(self, name: str) -> Path | None:
+        if self.parent is None:
+            return None
+        path = self.index.version_path(self.parent) / name
+        return path if path.exists() else None
+
+    def carry_over(self, name: str, copy_names: tuple[str, ...] = ()) -> None:
+        """Keep a component unchanged from the parent version (hard links, no copying)."""
+        source = self.parent_dir(name)
+        if source is not None:
+            link_tree(source, self.tmp / name, copy_names)
+
+    def commit(self, manifest: dict[str, Any], keep: int = DEFAULT_KEEP_VERSIONS) -> int:
+        """Make the version durable and current. Returns its number."""
+        manifest = dict(manifest)
+        manifest.update(
+            format=FORMAT_VERSION,
+            version=self.version,
+            parent=self.parent,
+            kind=self.kind,
+            created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            software=software_versions(),
+        )
+        atomic_write_json(self.tmp / "manifest.json", manifest)
+        fsync_tree(self.tmp)
+        final = self.index.version_path(self.version)
+        os.replace(self.tmp, final)
+        fsync_dir(self.index.versions_dir)
+        # the commit point: CURRENT names the new version
+        atomic_write_bytes(self.index.path / "CURRENT", f"{_format_version(self.version)}\n".encode())
+        self.index.prune(keep)
+        return self.version
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)

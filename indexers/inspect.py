@@ -1,0 +1,35 @@
+"""A summary of what an index holds, for `shoplens info`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from indexers.index import IndexDirectory
+from indexers.storage import directory_size
+
+
+def describe_index(path: str | Path) -> dict[str, Any]:
+    """Model, dimensions, backends, counts, versions, sizes and reranker of the current version."""
+    index = IndexDirectory(path)
+    manifest = index.manifest()
+    version_path = index.version_path(manifest["version"])
+    sizes = {name: directory_size(version_path / name) for name in ("products", "vectors", "lexical", "behaviour", "ranker")
+             if (version_path / name).exists()}
+    details: dict[str, Any] = {
+        "version": manifest["version"],
+        "built": manifest["created_at"],
+        "kind": manifest["kind"],
+        "model": manifest["model"],
+        "dimensions": manifest["model"]["dim"],
+        "vector": manifest["backends"]["vector"],
+        "lexical": manifest["backends"]["lexical"],
+        "counts": manifest["counts"],
+        "change": manifest.get("change", {}),
+        "versions": index.committed_versions(),
+        "size_bytes": {"total": directory_size(index.path), **sizes},
+        "software": manifest.get("software", {}),
+        "ranker": manifest.get("ranker") or "none (searches use hybrid fusion order)",
+        "behaviour": manifest.get("behaviour") or "none",
+    }
+    return details

@@ -1,0 +1,117 @@
+"""What every lexical (BM25) store offers the engine, and the document it indexes."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexers.catalog import Product
+
+# Field weights of the BM25 query: a term in the title counts three times one in the description's six.
+FIELD_BOOSTS: dict[str, float] = {"title": 3.0, "brand": 2.0, "category": 2.0, "attrs": 1.0, "description": 0.5}
+TEXT_FIELDS = tuple(FIELD_BOOSTS)
+MAX_ATTRIBUTE_CHARS = 2000
+
+
+def lexical_document(product: Product) -> dict[str, str]:
+    """The text fields a product is indexed with: canonical text plus its textual attributes."""
+    values: list[str] = []
+    for value in product.attributes.values():
+        if isinstance(value, str):
+            values.append(value)
+        elif isinstance(value, list):
+            values.extend(str(item) for item in value if isinstance(item, str))
+    return {
+        "title": product.title,
+        "brand": product.brand,
+        "category": " ".join(product.category),
+        "description": product.description,
+        "attrs": " ".join(values)[:MAX_ATTRIBUTE_CHARS],
+    }
+
+
+class LexicalStore(ABC):
+    """BM25 over product text, addressed by docno.
+
+    Query text is analyzed into terms and searched as a weighted disjunction
+    over the text fields; it is never handed to a query parser, so characters
+    such as `"`, `:`, `-` or `AND` carry no meaning.
+    """
+
+    name: str = "base"
+    # True when deletes are physical in each version (no live mask needed to hide dead rows)
+    physical_deletes: bool = True
+
+    @classmethod
+    @abstractmethod
+    def write(
+        cls,
+        target: Path,
+        parent: Path | None,
+        adds: list[tuple[int, dict[str, str]]],
+        deletes: list[int],
+        config: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Write a version: the parent's documents, minus `deletes`, plus `adds` (docno, fields)."""
+
+    @classmethod
+    @abstractmethod
+    def open(cls, directory: Path, config: dict[str, Any] | None = None) -> "LexicalStore":
+        """Open a version for searching."""
+
+    @abstractmethod
+    def analyze(self, text: str) -> list[str]:
+        """The terms the store makes of a text (the same analysis as at index time)."""
+
+    def query_terms(self, text: str) -> list[str]:
+        """What `_search` receives for a user's text: its distinct analyzed terms."""
+        return list(dict.fromkeys(self.analyze(text)))
+
+    @abstractmethod
+    def _search(self, terms: list[str], limit: int, restrict: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 top `limit` for analyzed terms, optionally only among the `restrict` docnos."""
+
+    @abstractmethod
+    def num_docs(self) -> int: ...
+
+    @abstractmethod
+    def all_docnos(self) -> np.ndarray:
+        """Every docno the store holds (for consistency checks)."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "documents": self.num_docs(), "field_boosts": dict(FIELD_BOOSTS)}
+
+    def search(self, text: str, limit: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top `limit` (docnos, BM25 scores) for a user's text, among `allowed` rows if given.
+
+        With a mask, the store first over-fetches and filters, which is cheap
+        when most rows pass; when too few survive it asks the backend to
+        search only the allowed rows, so a filtered query still returns
+        `limit` results whenever that many match.
+        """
+        terms = self.query_terms(text)
+        if not terms or limit <= 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        if allowed is None:
+            return self._search(terms, limit, None)
+        allowed = np.asarray(allowed, dtype=bool)
+        n_allowed = int(allowed.sum())
+        if n_allowed == 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        share = n_allowed / max(len(allowed), 1)
+        fetch = int(min(self.num_docs(), max(limit * 2, limit / share * 1.5) + 10))
+        docnos, scores = self._search(terms, fetch, None)
+        keep = _allowed(docnos, allowed)
+        if keep.sum() >= limit or len(docnos) < fetch:
+            return docnos[keep][:limit], scores[keep][:limit]
+        return self._search(terms, limit, np.flatnonzero(allowed))
+
+
+def _allowed(docnos: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    inside = docnos < len(allowed)
+    keep = np.zeros(len(docnos), dtype=bool)
+    keep[inside] = allowed[docnos[inside]]
+    return keep

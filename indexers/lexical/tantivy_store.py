@@ -1,0 +1,162 @@
+"""BM25 with tantivy, embedded: the default lexical store.
+
+Each version's `lexical/` directory is a complete tantivy index. A new version
+starts from hard links to the parent's segment files (tantivy never rewrites a
+segment file; the small meta files it replaces are copied instead), then
+deletes and adds documents and commits. Older versions keep their own meta
+and so their own view, which is what makes rollback and consistent reads work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import IndexCorruptError
+from indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, LexicalStore
+from indexers.storage import atomic_write_json, link_tree, read_json
+
+ANALYZER = "shoplens_en"
+META_FILES = ("meta.json", ".managed.json")
+LOCK_FILES = (".tantivy-writer.lock", ".tantivy-meta.lock")
+TERM_SET_MAX = 4096  # above this many allowed rows, scan all matches and mask instead
+
+
+def _tantivy():
+    import tantivy
+
+    return tantivy
+
+
+def build_analyzer():
+    """Simple tokenizer, lower-casing, ASCII folding, English stop words and Snowball stemming."""
+    tantivy = _tantivy()
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .filter(tantivy.Filter.stopword("english"))
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
+
+
+def build_schema():
+    tantivy = _tantivy()
+    builder = tantivy.SchemaBuilder()
+    builder.add_unsigned_field("docno", stored=True, indexed=True, fast=True)
+    for field in TEXT_FIELDS:
+        builder.add_text_field(field, stored=False, tokenizer_name=ANALYZER, index_option="position")
+    return builder.build()
+
+
+class TantivyStore(LexicalStore):
+    name = "tantivy"
+    physical_deletes = True
+
+    def __init__(self, directory: Path):
+        tantivy = _tantivy()
+        if not tantivy.Index.exists(str(directory)):
+            raise IndexCorruptError(f"no tantivy index in {directory}; run `shoplens check`")
+        self.directory = directory
+        self.index = tantivy.Index.open(str(directory))
+        self.index.register_tokenizer(ANALYZER, build_analyzer())
+        self.index.reload()
+        self.searcher = self.index.searcher()
+        self.schema = self.index.schema
+        self.analyzer = build_analyzer()
+        self._tantivy = tantivy
+
+    @classmethod
+    def write(cls, target, parent, adds, deletes, config):
+        tantivy = _tantivy()
+        target.mkdir(parents=True, exist_ok=True)
+        if parent is not None:
+            link_tree(parent, target, copy_names=META_FILES)
+            for name in LOCK_FILES:
+                (target / name).unlink(missing_ok=True)
+            index = tantivy.Index.open(str(target))
+        else:
+            index = tantivy.Index(build_schema(), path=str(target), reuse=False)
+        index.register_tokenizer(ANALYZER, build_analyzer())
+        writer = index.writer(heap_size=int((config or {}).get("heap_size", 128_000_000)), num_threads=1)
+        for docno in deletes:
+            writer.delete_documents_by_term("docno", int(docno))
+        for docno, fields in adds:
+            document = tantivy.Document()
+            document.add_unsigned("docno", int(docno))
+            for field in TEXT_FIELDS:
+                text = fields.get(field) or ""
+                if text:
+                    document.add_text(field, text)
+            writer.add_document(document)
+        writer.commit()
+        writer.wait_merging_threads()
+        index.reload()
+        searcher = index.searcher()
+        state = {"backend": cls.name, "documents": searcher.num_docs}
+        atomic_write_json(target / "state.json", state)
+        return state
+
+    @classmethod
+    def open(cls, directory, config=None):
+        return cls(directory)
+
+    def analyze(self, text: str) -> list[str]:
+        return self.analyzer.analyze(text)
+
+    def _query(self, terms: list[str]):
+        tantivy = self._tantivy
+        clauses = []
+        for field, boost in FIELD_BOOSTS.items():
+            for term in terms:
+                clauses.append((tantivy.Occur.Should, tantivy.Query.boost_query(
+                    tantivy.Query.term_query(self.schema, field, term), boost)))
+        return tantivy.Query.boolean_query(clauses)
+
+    def _search(self, terms, limit, restrict):
+        tantivy = self._tantivy
+        query = self._query(terms)
+        mask = None
+        if restrict is not None:
+            if len(restrict) <= TERM_SET_MAX:
+                docset = tantivy.Query.term_set_query(self.schema, "docno", [int(d) for d in restrict])
+                query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, docset)])
+            else:
+                mask = np.zeros(int(restrict.max()) + 1, dtype=bool)
+                mask[restrict] = True
+                limit, wanted = self.searcher.num_docs, limit
+        if limit <= 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        hits = self.searcher.search(query, int(limit), count=False).hits
+        if not hits:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        scores = np.fromiter((score for score, _ in hits), dtype=np.float32, count=len(hits))
+        docnos = np.asarray(self.searcher.fast_field_values("docno", [address for _, address in hits]), dtype=np.int64)
+        if mask is not None:
+            inside = docnos < len(mask)
+            keep = np.zeros(len(docnos), dtype=bool)
+            keep[inside] = mask[docnos[inside]]
+            docnos, scores = docnos[keep][:wanted], scores[keep][:wanted]
+        return docnos, scores
+
+    def num_docs(self) -> int:
+        return int(self.searcher.num_docs)
+
+    def all_docnos(self) -> np.ndarray:
+        tantivy = self._tantivy
+        hits = self.searcher.search(tantivy.Query.all_query(), max(self.num_docs(), 1), count=False).hits
+        return np.sort(np.asarray(self.searcher.fast_field_values("docno", [a for _, a in hits]), dtype=np.int64))
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info["segments"] = int(self.searcher.num_segments)
+        info["analyzer"] = "simple tokenizer, lowercase, ASCII folding, English stop words, English stemmer"
+        return info
+
+
+def read_state(directory: Path) -> dict[str, Any]:
+    return read_json(directory / "state.json")

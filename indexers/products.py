@@ -1,0 +1,279 @@
+"""The product store: every indexed row, in append-only Parquet segments.
+
+Rows are addressed by a `docno`, their position in the store. Rows are only
+ever appended: a changed product gets a new row and its old row is marked dead
+in the version's live mask, as in Lucene. Segments are immutable files, shared
+between versions by hard links; a version owns only its `live.npy` and
+`state.json`. Compaction writes one dense segment again.
+
+Typed columns are written at index time (numbers as float64, lists as
+list<string>, everything else as strings), so loading a version and
+evaluating filters is columnar work in Arrow, not Python loops.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from engine.errors import IndexCorruptError
+from indexers.catalog import Product
+from indexers.storage import atomic_write_json, link_or_copy, read_json
+
+ATTRIBUTE_PREFIX = "a."
+CORE_COLUMNS = ("docno", "id", "title", "description", "brand", "category", "price", "image",
+                "text_hash", "image_hash", "added_at", "record")
+
+
+@dataclass
+class RowMeta:
+    """Index-time facts about a row that are not catalog data."""
+
+    text_hash: str
+    image_hash: str | None  # None when the product has no usable image
+
+
+def _attribute_column(values: list[Any]) -> pa.Array:
+    present = [value for value in values if value is not None]
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+    if present and all(isinstance(v, list) for v in present):
+        return pa.array([None if v is None else [str(item) for item in v] for v in values],
+                        type=pa.list_(pa.string()))
+    return pa.array([None if v is None else _scalar_text(v) for v in values], type=pa.string())
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def products_table(products: list[Product], metas: list[RowMeta], first_docno: int) -> pa.Table:
+    """Build one segment's Arrow table for products appended at `first_docno`."""
+    now = time.time()
+    columns: dict[str, pa.Array] = {
+        "docno": pa.array(np.arange(first_docno, first_docno + len(products), dtype=np.int64)),
+        "id": pa.array([p.id for p in products], type=pa.string()),
+        "title": pa.array([p.title for p in products], type=pa.string()),
+        "description": pa.array([p.description for p in products], type=pa.string()),
+        "brand": pa.array([p.brand for p in products], type=pa.string()),
+        "category": pa.array([p.category for p in products], type=pa.list_(pa.string())),
+        "price": pa.array([p.price for p in products], type=pa.float64()),
+        "image": pa.array([p.image for p in products], type=pa.string()),
+        "text_hash": pa.array([m.text_hash for m in metas], type=pa.string()),
+        "image_hash": pa.array([m.image_hash for m in metas], type=pa.string()),
+        "added_at": pa.array(np.full(len(products), now)),
+        "record": pa.array([json.dumps(p.to_record(), ensure_ascii=False) for p in products], type=pa.string()),
+    }
+    keys = sorted({key for p in products for key in p.attributes})
+    for key in keys:
+        columns[ATTRIBUTE_PREFIX + key] = _attribute_column([p.attributes.get(key) for p in products])
+    return pa.table(columns)
+
+
+class ProductTable:
+    """One version's product rows, loaded for serving: Arrow columns plus the live mask."""
+
+    def __init__(self, table: pa.Table, live: np.ndarray):
+        if table.num_rows != len(live):
+            raise IndexCorruptError(
+                f"product store has {table.num_rows} rows but its live mask has {len(live)}; run `shoplens check`"
+            )
+        self.table = table
+        self.live = live
+        ids = table.column("id").to_pylist()
+        self.docno_by_id: dict[str, int] = {ids[i]: i for i in np.flatnonzero(live)}
+        self._numeric: dict[str, np.ndarray] = {}
+        self._keyword: dict[str, tuple[np.ndarray, np.ndarray, list[str]]] = {}
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+    @property
+    def num_live(self) -> int:
+        return len(self.docno_by_id)
+
+    def field_names(self) -> list[str]:
+        """Names usable in filters: canonical fields and attribute keys."""
+        names = ["id", "title", "brand", "category", "price", "description"]
+        names += [name[len(ATTRIBUTE_PREFIX):] for name in self.table.column_names if name.startswith(ATTRIBUTE_PREFIX)]
+        return names
+
+    def column_name(self, field: str) -> str | None:
+        """Resolve a user's field name to a column (exact, then case-insensitive)."""
+        for candidate in (field, ATTRIBUTE_PREFIX + field):
+            if candidate in self.table.column_names and candidate not in ("docno", "record", "text_hash",
+                                                                            "image_hash", "added_at"):
+                return candidate
+        lowered = field.lower()
+        matches = [name for name in self.field_names() if name.lower() == lowered]
+        if len(matches) == 1:
+            return self.column_name(matches[0])
+        return None
+
+    def is_numeric(self, column: str) -> bool:
+        return pa.types.is_floating(self.table.schema.field(column).type)
+
+    def numeric(self, column: str) -> np.ndarray:
+        """float64 values of a column, NaN where missing or not a number."""
+        if column not in self._numeric:
+            array = self.table.column(column)
+            if pa.types.is_floating(array.type):
+                values = array.to_numpy(zero_copy_only=False).astype(np.float64)
+            else:
+                codes, _, vocab = self.keyword(column)
+                parsed = np.array([_parse_number(v) for v in vocab] + [np.nan], dtype=np.float64)
+                if pa.types.is_list(array.type):  # a list's number: its first element
+                    first = np.full(self.num_rows, -1, dtype=np.int64)
+                    offsets, flat = codes
+                    has = offsets[1:] > offsets[:-1]
+                    first[has] = flat[offsets[:-1][has]]
+                    values = parsed[first]
+                else:
+                    values = parsed[codes]
+            self._numeric[column] = values
+        return self._numeric[column]
+
+    def keyword(self, column: str):
+        """Lower-cased dictionary codes of a string or list column.
+
+        Returns (codes, kind, vocab): for a string column codes is an int64
+        array with -1 for missing; for a list column codes is (offsets, flat
+        codes).
+        """
+        if column not in self._keyword:
+            array = self.table.column(column).combine_chunks()
+            if pa.types.is_list(array.type):
+                offsets = np.asarray(array.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
+                offsets = offsets - offsets[0]
+                flat = array.flatten()
+                encoded = pc.dictionary_encode(pc.utf8_lower(pc.utf8_trim_whitespace(flat)))
+                flat_codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+                # a null list gives equal offsets, so it simply has no values
+                self._keyword[column] = ((offsets, flat_codes), "list", encoded.dictionary.to_pylist())
+            else:
+                if not pa.types.is_string(array.type):
+                    array = pc.cast(array, pa.string())
+                encoded = pc.dictionary_encode(pc.utf8_lower(pc.utf8_trim_whitespace(array)))
+                codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+                self._keyword[column] = (codes, "scalar", encoded.dictionary.to_pylist())
+        return self._keyword[column]
+
+    def records(self, docnos: Iterable[int]) -> list[dict[str, Any]]:
+        """Full product records for the given rows, in order."""
+        docnos = np.asarray(list(docnos), dtype=np.int64)
+        if len(docnos) == 0:
+            return []
+        texts = self.table.column("record").take(pa.array(docnos)).to_pylist()
+        return [json.loads(text) for text in texts]
+
+    def column_values(self, column: str, docnos: np.ndarray) -> list[Any]:
+        return self.table.column(column).take(pa.array(np.asarray(docnos, dtype=np.int64))).to_pylist()
+
+    def live_docnos(self) -> np.ndarray:
+        return np.flatnonzero(self.live)
+
+
+def _parse_number(value: str | None) -> float:
+    if value is None:
+        return np.nan
+    try:
+        return float(value.replace(",", ""))
+    except ValueError:
+        return np.nan
+
+
+class ProductStore:
+    """Reads and writes the `products/` component of a version directory."""
+
+    STATE = "state.json"
+
+    @staticmethod
+    def load(directory: Path) -> ProductTable:
+        state = read_json(directory / ProductStore.STATE)
+        tables = [pq.read_table(directory / name) for name in state["segments"]]
+        table = _concat(tables) if tables else products_table([], [], 0)
+        live = np.load(directory / "live.npy") if (directory / "live.npy").exists() else np.ones(table.num_rows, bool)
+        return ProductTable(table, live)
+
+    @staticmethod
+    def state(directory: Path) -> dict[str, Any]:
+        return read_json(directory / ProductStore.STATE)
+
+    @staticmethod
+    def write(
+        target: Path,
+        parent: Path | None,
+        new_rows: pa.Table | None,
+        live: np.ndarray,
+        segment_name: str,
+    ) -> dict[str, Any]:
+        """Write a version: parent's segments (linked), an optional new segment, and the live mask."""
+        target.mkdir(parents=True, exist_ok=True)
+        segments: list[str] = []
+        rows = 0
+        if parent is not None:
+            parent_state = read_json(parent / ProductStore.STATE)
+            for name in parent_state["segments"]:
+                link_or_copy(parent / name, target / name)
+                segments.append(name)
+            rows = parent_state["rows"]
+        if new_rows is not None and new_rows.num_rows:
+            first = new_rows.column("docno")[0].as_py()
+            if first != rows:
+                raise IndexCorruptError(f"new product rows start at {first}, store has {rows}")
+            pq.write_table(new_rows, target / segment_name, compression="zstd")
+            segments.append(segment_name)
+            rows += new_rows.num_rows
+        if len(live) != rows:
+            raise IndexCorruptError(f"live mask has {len(live)} entries for {rows} rows")
+        with open(target / "live.npy", "wb") as handle:
+            np.save(handle, live.astype(bool))
+        state = {"segments": segments, "rows": rows, "live": int(live.sum())}
+        atomic_write_json(target / ProductStore.STATE, state)
+        return state
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """Concatenate segments whose attribute columns may differ in presence or type."""
+    if len(tables) == 1:
+        return tables[0]
+    types: dict[str, set[pa.DataType]] = {}
+    for table in tables:
+        for fld in table.schema:
+            types.setdefault(fld.name, set()).add(fld.type)
+    target_types = {}
+    for name, seen in types.items():
+        target_types[name] = seen.pop() if len(seen) == 1 else pa.string()
+    aligned = []
+    for table in tables:
+        columns = []
+        for name, kind in target_types.items():
+            if name in table.column_names:
+                column = table.column(name)
+                if column.type != kind:
+                    column = pc.cast(_list_to_text(column), kind) if pa.types.is_list(column.type) else pc.cast(column, kind)
+                columns.append(column)
+            else:
+                columns.append(pa.nulls(table.num_rows, type=kind))
+        aligned.append(pa.table(columns, names=list(target_types)))
+    return pa.concat_tables(aligned)
+
+
+def _list_to_text(column: pa.ChunkedArray) -> pa.Array:
+    values = [None if v is None else ", ".join(v) for v in column.to_pylist()]
+    return pa.array(values, type=pa.string())

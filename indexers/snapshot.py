@@ -1,0 +1,53 @@
+"""One committed version of an index, opened for reading: every store at the same version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import IndexCorruptError
+from indexers.index import FORMAT_VERSION, IndexDirectory
+from indexers.lexical import lexical_store_class
+from indexers.lexical.base import LexicalStore
+from indexers.products import ProductStore, ProductTable
+from indexers.vector import vector_store_class
+from indexers.vector.base import VectorStore
+
+
+@dataclass
+class Snapshot:
+    """A consistent read view. Searches hold one; a newer version is a new Snapshot."""
+
+    index: IndexDirectory
+    version: int
+    manifest: dict[str, Any]
+    products: ProductTable
+    vectors: VectorStore
+    lexical: LexicalStore
+    behaviour: Any  # rerank.behaviour.BehaviourStats, loaded lazily by the reranker
+    path: Path
+
+    @classmethod
+    def open(cls, index: IndexDirectory, version: int | None = None, device: str = "auto",
+             lexical_config: dict[str, Any] | None = None) -> "Snapshot":
+        version = index.current_version() if version is None else version
+        path = index.version_path(version)
+        if not path.is_dir():
+            raise IndexCorruptError(f"version {version} of {index.path} is missing; run `shoplens check`")
+        manifest = index.manifest(version)
+        if manifest.get("format") != FORMAT_VERSION:
+            raise IndexCorruptError(
+                f"{index.path} was written in index format {manifest.get('format')}, this ShopLens reads "
+                f"{FORMAT_VERSION}; rebuild it with `shoplens index`"
+            )
+        backends = manifest["backends"]
+        products = ProductStore.load(path / "products")
+        vectors = vector_store_class(backends["vector"]["backend"]).open(path / "vectors", device=device)
+        lexical = lexical_store_class(backends["lexical"]["backend"]).open(path / "lexical", lexical_config)
+        if vectors.num_rows != products.num_rows:
+            raise IndexCorruptError(
+                f"version {version}: vector store has {vectors.num_rows} rows, product store {products.num_rows}; "
+                "run `shoplens check`"
+            )
+        return cls(index, version, manifest, products, vectors, lexical, None, path)

@@ -1,0 +1,93 @@
+"""What every vector store offers the engine."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class VectorStore(ABC):
+    """Product embeddings addressed by docno, searchable by inner product.
+
+    A store holds, per row, a text embedding, an image embedding (absent for
+    products without a usable image) and their fused product vector, which is
+    what nearest-neighbour search runs on. Rows are append-only; `allowed`
+    masks restrict a search to live, filter-passing rows.
+    """
+
+    name: str = "base"
+
+    @classmethod
+    @abstractmethod
+    def write(
+        cls,
+        target: Path,
+        parent: Path | None,
+        text: np.ndarray,
+        image: np.ndarray,
+        has_image: np.ndarray,
+        segment_name: str,
+        config: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Write a version of the store: the parent's rows plus the new ones."""
+
+    @classmethod
+    @abstractmethod
+    def open(cls, directory: Path, device: str = "auto") -> "VectorStore":
+        """Open a version for searching."""
+
+    @property
+    @abstractmethod
+    def num_rows(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def dim(self) -> int: ...
+
+    @abstractmethod
+    def search(self, query: np.ndarray, limit: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top `limit` rows by inner product with `query` among allowed rows: (docnos, scores)."""
+
+    @abstractmethod
+    def vectors(self, docnos: np.ndarray) -> dict[str, np.ndarray]:
+        """Stored `text`, `image`, `fused` vectors and `has_image` flags for the given rows."""
+
+    @classmethod
+    @abstractmethod
+    def summarize(cls, state: dict[str, Any]) -> dict[str, Any]:
+        """The settings a written state records, for the manifest."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Kind, parameters and device, for `shoplens info` and the manifest."""
+
+
+def normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    """L2-normalize each row; all-zero rows stay zero."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+
+
+def fuse_vectors(text: np.ndarray, image: np.ndarray, has_image: np.ndarray, image_weight: float) -> np.ndarray:
+    """A product's vector: the normalized weighted sum of its text and image embeddings.
+
+    Products without an image are represented by their text embedding alone.
+    """
+    weight = np.where(has_image, image_weight, 0.0).astype(np.float32)[:, None]
+    return normalize_rows((1.0 - weight) * text + weight * image)
+
+
+def top_k(scores: np.ndarray, candidates: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `limit` best (candidate, score) pairs, best first."""
+    if len(scores) == 0 or limit <= 0:
+        return np.empty(0, np.int64), np.empty(0, np.float32)
+    if len(scores) > limit:
+        part = np.argpartition(-scores, limit - 1)[:limit]
+    else:
+        part = np.arange(len(scores))
+    order = part[np.argsort(-scores[part], kind="stable")]
+    return candidates[order].astype(np.int64), scores[order].astype(np.float32)

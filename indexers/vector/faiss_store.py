@@ -1,0 +1,301 @@
+"""FAISS vector store: exact for small catalogs, HNSW or IVF above a threshold, CPU or GPU.
+
+Files of one version (`vectors/`)::
+
+    state.json             dimension, index kind and parameters, segments, base index
+    text-SEG.npy           text embeddings of the rows a segment added
+    image-SEG.npy          image embeddings (zeros where has_image is false)
+    hasimg-SEG.npy         which rows have an image embedding
+    faiss-VER.index        FAISS index over the fused vectors of rows [0, base_rows)
+
+FAISS ids are docnos: rows are added in docno order and never removed, so the
+i-th vector added is row i. Rows after `base_rows` (recent small updates) are
+added to the index when a version is opened; once they grow past a share of
+the base, a commit writes a new base file. Dead rows stay in the index and are
+excluded with an ID selector until compaction rewrites the store.
+
+The index is always written in CPU format, so it opens on any machine; with a
+GPU and `device` allowing it, exact and IVF indexes are copied to the GPU for
+unfiltered searches.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from engine.errors import ConfigError, IndexCorruptError
+from indexers.storage import atomic_write_json, link_or_copy, read_json
+from indexers.vector.base import VectorStore, fuse_vectors, normalize_rows, top_k
+
+INDEX_KINDS = ("auto", "flat", "hnsw", "ivf", "ivfpq")
+DEFAULTS: dict[str, Any] = {
+    "kind": "auto",
+    "auto_threshold": 20_000,  # rows above which "auto" picks HNSW
+    "image_weight": 0.5,  # share of the image embedding in a product's vector
+    "hnsw_m": 32,
+    "ef_construction": 80,
+    "ef_search": 128,
+    "nlist": None,  # IVF lists; default 4*sqrt(rows)
+    "nprobe": 16,
+    "pq_m": None,  # IVF-PQ sub-quantizers; default dim/8
+    "exact_below": 20_000,  # filtered searches over at most this many rows are exact
+    "rebase_share": 0.1,  # write a new base index when unindexed rows exceed this share
+}
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError as exc:  # pragma: no cover - faiss-cpu is a dependency
+        raise ConfigError("FAISS is not installed; run `pip install faiss-cpu` (or faiss-gpu-cu12 on a GPU machine)") from exc
+    return faiss
+
+
+@contextmanager
+def faiss_threads(count: int | None) -> Iterator[None]:
+    """Run FAISS with `count` OpenMP threads (None: all cores) and restore afterwards."""
+    faiss = _faiss()
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(count or os.cpu_count() or 1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
+
+
+def gpu_available() -> bool:
+    faiss = _faiss()
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def resolve_kind(kind: str, rows: int, threshold: int) -> str:
+    if kind not in INDEX_KINDS:
+        raise ConfigError(f"unknown vector index kind {kind!r}; use one of {', '.join(INDEX_KINDS)}")
+    if kind != "auto":
+        return kind
+    return "flat" if rows < threshold else "hnsw"
+
+
+def build_faiss_index(vectors: np.ndarray, kind: str, params: dict[str, Any]):
+    """A new CPU FAISS index of the given kind holding `vectors` (ids 0..n-1)."""
+    faiss = _faiss()
+    rows, dim = vectors.shape
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, int(params["hnsw_m"]), faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = int(params["ef_construction"])
+        index.hnsw.efSearch = int(params["ef_search"])
+    elif kind in ("ivf", "ivfpq"):
+        nlist = int(params.get("nlist") or max(1, min(rows // 39, int(4 * math.sqrt(max(rows, 1))))))
+        quantizer = faiss.IndexFlatIP(dim)
+        if kind == "ivf":
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        else:
+            pq_m = int(params.get("pq_m") or max(1, dim // 8))
+            if dim % pq_m:
+                raise ConfigError(f"pq_m={pq_m} must divide the dimension {dim}")
+            index = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_m, 8, faiss.METRIC_INNER_PRODUCT)
+        if rows == 0:
+            raise ConfigError("an IVF index needs vectors to train on; use kind flat for an empty store")
+        train = vectors if rows <= 256 * nlist else vectors[np.random.default_rng(0).choice(rows, 256 * nlist, replace=False)]
+        index.train(np.ascontiguousarray(train))
+        index.nprobe = int(params["nprobe"])
+        params["nlist"] = nlist
+    else:
+        raise ConfigError(f"unknown vector index kind {kind!r}; use one of {', '.join(INDEX_KINDS[1:])}")
+    if rows:
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+class FaissStore(VectorStore):
+    """FAISS over fused product vectors, with the raw text and image embeddings kept beside it."""
+
+    name = "faiss"
+
+    def __init__(self, state: dict[str, Any], text: np.ndarray, image: np.ndarray, has_image: np.ndarray,
+                 index, device: str):
+        self.state = state
+        self.text = text
+        self.image = image
+        self.has_image = has_image
+        self.fused = fuse_vectors(text, image, has_image, float(state["params"]["image_weight"]))
+        self.kind = state["kind"]
+        self.params = state["params"]
+        self.cpu_index = index
+        self.gpu_index = None
+        self.device = "cpu"
+        if device in ("auto", "cuda") and self.kind in ("flat", "ivf", "ivfpq") and gpu_available():
+            faiss = _faiss()
+            self._gpu_resources = faiss.StandardGpuResources()
+            self.gpu_index = faiss.index_cpu_to_gpu(self._gpu_resources, 0, index)
+            self.device = "cuda"
+        elif device == "cuda" and not gpu_available():
+            raise ConfigError("--device cuda was asked for but FAISS sees no GPU; use --device auto or cpu")
+
+    # -- writing -----------------------------------------------------------------
+
+    @classmethod
+    def write(cls, target, parent, text, image, has_image, segment_name, config):
+        target.mkdir(parents=True, exist_ok=True)
+        text = normalize_rows(text)
+        image = normalize_rows(image)
+        has_image = np.asarray(has_image, dtype=bool)
+        if parent is not None:
+            state = read_json(parent / "state.json")
+            for segment in state["segments"]:
+                for prefix in ("text", "image", "hasimg"):
+                    link_or_copy(parent / f"{prefix}-{segment['name']}.npy", target / f"{prefix}-{segment['name']}.npy")
+            link_or_copy(parent / state["base_file"], target / state["base_file"])
+            if text.shape[0] and text.shape[1] != state["dim"]:
+                raise IndexCorruptError(f"new vectors have dimension {text.shape[1]}, the store has {state['dim']}")
+        else:
+            params = dict(DEFAULTS)
+            params.update({k: v for k, v in (config or {}).items() if k in DEFAULTS and v is not None})
+            state = {"dim": int(text.shape[1]), "segments": [], "rows": 0, "base_file": None, "base_rows": 0,
+                     "params": params, "kind": None}
+        if len(text):
+            np.save(target / f"text-{segment_name}.npy", text.astype(np.float32))
+            np.save(target / f"image-{segment_name}.npy", image.astype(np.float32))
+            np.save(target / f"hasimg-{segment_name}.npy", has_image)
+            state["segments"].append({"name": segment_name, "rows": int(len(text))})
+            state["rows"] += int(len(text))
+
+        pending = state["rows"] - state["base_rows"]
+        if state["base_file"] is None or pending > max(1000, state["params"]["rebase_share"] * state["base_rows"]):
+            all_text, all_image, all_has = _load_segments(target, state)
+            fused = fuse_vectors(all_text, all_image, all_has, float(state["params"]["image_weight"]))
+            with faiss_threads(None):
+                if state["base_file"] is None:
+                    state["kind"] = resolve_kind(state["params"]["kind"], len(fused), state["params"]["auto_threshold"])
+                    index = build_faiss_index(fused, state["kind"], state["params"])
+                else:
+                    index = _read_index(target / state["base_file"])
+                    index.add(np.ascontiguousarray(fused[state["base_rows"]:]))
+            base_file = f"faiss-{segment_name}.index"
+            if state["base_file"]:
+                (target / state["base_file"]).unlink(missing_ok=True)
+            _faiss().write_index(index, str(target / base_file))
+            state["base_file"] = base_file
+            state["base_rows"] = state["rows"]
+        atomic_write_json(target / "state.json", state)
+        return state
+
+    # -- reading -----------------------------------------------------------------
+
+    @classmethod
+    def open(cls, directory, device="auto"):
+        state = read_json(directory / "state.json")
+        text, image, has_image = _load_segments(directory, state)
+        index = _read_index(directory / state["base_file"])
+        if index.ntotal != state["base_rows"]:
+            raise IndexCorruptError(
+                f"FAISS index holds {index.ntotal} vectors, state says {state['base_rows']}; run `shoplens check`"
+            )
+        store = cls.__new__(cls)
+        fused = fuse_vectors(text, image, has_image, float(state["params"]["image_weight"]))
+        if state["rows"] > state["base_rows"]:
+            with faiss_threads(None):
+                index.add(np.ascontiguousarray(fused[state["base_rows"]:]))
+        cls.__init__(store, state, text, image, has_image, index, device)
+        return store
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.state["rows"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.state["dim"])
+
+    @classmethod
+    def summarize(cls, state: dict[str, Any]) -> dict[str, Any]:
+        """The settings that matter for a state's index kind (for manifests and `info`)."""
+        keys = {"flat": (), "hnsw": ("hnsw_m", "ef_construction", "ef_search"), "ivf": ("nlist", "nprobe"),
+                "ivfpq": ("nlist", "nprobe", "pq_m")}[state["kind"]]
+        return {"backend": cls.name, "kind": state["kind"], "dim": state["dim"],
+                "image_weight": state["params"]["image_weight"], **{key: state["params"][key] for key in keys}}
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.summarize(self.state), "device": self.device, "rows": self.num_rows}
+
+    def set_search_params(self, ef_search: int | None = None, nprobe: int | None = None) -> None:
+        """Trade recall for speed at query time (benchmarks sweep these)."""
+        if ef_search is not None:
+            self.params["ef_search"] = int(ef_search)
+        if nprobe is not None:
+            self.params["nprobe"] = int(nprobe)
+
+    def _search_params(self, selector=None):
+        faiss = _faiss()
+        if self.kind == "hnsw":
+            return faiss.SearchParametersHNSW(sel=selector, efSearch=int(self.params["ef_search"]))
+        if self.kind in ("ivf", "ivfpq"):
+            return faiss.SearchParametersIVF(sel=selector, nprobe=int(self.params["nprobe"]))
+        return faiss.SearchParameters(sel=selector) if selector is not None else None
+
+    def search(self, query, limit, allowed=None):
+        query = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
+        if query.shape[1] != self.dim:
+            raise IndexCorruptError(f"query vector has dimension {query.shape[1]}, the index {self.dim}")
+        limit = int(min(limit, self.num_rows))
+        if limit <= 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        if allowed is None:
+            index = self.gpu_index if self.gpu_index is not None else self.cpu_index
+            params = None if self.gpu_index is not None else self._search_params()
+            scores, ids = index.search(query, limit, params=params) if params else index.search(query, limit)
+            keep = ids[0] >= 0
+            return ids[0][keep].astype(np.int64), scores[0][keep]
+        allowed = np.asarray(allowed, dtype=bool)
+        if len(allowed) < self.num_rows:  # rows newer than the mask are not allowed
+            allowed = np.concatenate([allowed, np.zeros(self.num_rows - len(allowed), bool)])
+        allowed = allowed[: self.num_rows]
+        candidates = np.flatnonzero(allowed)
+        if len(candidates) <= max(limit, int(self.params["exact_below"])) or self.kind == "flat":
+            return self._exact(query[0], candidates, limit)
+        faiss = _faiss()
+        bits = np.packbits(allowed, bitorder="little")
+        selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
+        scores, ids = self.cpu_index.search(query, limit, params=self._search_params(selector))
+        keep = ids[0] >= 0
+        if keep.sum() < min(limit, len(candidates)):  # the graph ran out of allowed neighbours
+            return self._exact(query[0], candidates, limit)
+        return ids[0][keep].astype(np.int64), scores[0][keep]
+
+    def _exact(self, query: np.ndarray, candidates: np.ndarray, limit: int):
+        scores = self.fused[candidates] @ query
+        return top_k(scores, candidates, limit)
+
+    def vectors(self, docnos):
+        docnos = np.asarray(docnos, dtype=np.int64)
+        return {"text": self.text[docnos], "image": self.image[docnos], "fused": self.fused[docnos],
+                "has_image": self.has_image[docnos]}
+
+
+def _read_index(path: Path):
+    if not path.is_file():
+        raise IndexCorruptError(f"FAISS index file {path} is missing; run `shoplens check`")
+    return _faiss().read_index(str(path))
+
+
+def _load_segments(directory: Path, state: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    texts, images, flags = [], [], []
+    for segment in state["segments"]:
+        name = segment["name"]
+        texts.append(np.load(directory / f"text-{name}.npy", mmap_mode="r"))
+        images.append(np.load(directory / f"image-{name}.npy", mmap_mode="r"))
+        flags.append(np.load(directory / f"hasimg-{name}.npy"))
+    dim = state["dim"]
+    if not texts:
+        empty = np.zeros((0, dim), np.float32)
+        return empty, empty.copy(), np.zeros(0, bool)
+    return (np.ascontiguousarray(np.concatenate(texts)), np.ascontiguousarray(np.concatenate(images)),
+            np.concatenate(flags))

@@ -1,0 +1,410 @@
+"""Writing an index: full builds and incremental changes, each one atomic commit.
+
+Every write goes through `IndexWriter.commit_changes`: it works out which
+rows are new, changed, unchanged or deleted, encodes only content it has never
+seen (the embedding cache is keyed by content hash and model), writes every
+store of the new version and commits them together.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import CatalogError, ConfigError, ModelMismatchError
+from indexers.catalog import Product, Reject, read_catalog, write_rejects
+from indexers.encoders import DEFAULT_MODEL, DEFAULT_PRETRAINED, create_encoder
+from indexers.encoders.base import Encoder, EncoderInfo, bytes_digest, text_digest
+from indexers.encoders.cache import EmbeddingCache
+from indexers.encoders.openclip_encoder import weights_identity
+from indexers.index import DEFAULT_KEEP_VERSIONS, IndexDirectory, Transaction
+from indexers.lexical import lexical_store_class
+from indexers.lexical.base import lexical_document
+from indexers.products import ProductStore, RowMeta, products_table
+from indexers.progress import NoProgress, Progress
+from indexers.vector import vector_store_class
+
+
+@dataclass
+class WriteOptions:
+    """How an index is built; recorded in the manifest so later writes reuse it."""
+
+    model: str = DEFAULT_MODEL
+    pretrained: str | None = None
+    device: str = "auto"
+    lexical_backend: str = "tantivy"
+    lexical_config: dict[str, Any] = field(default_factory=dict)
+    vector_backend: str = "faiss"
+    vector_config: dict[str, Any] = field(default_factory=dict)  # kind, image_weight, hnsw_m, ...
+    keep_versions: int = DEFAULT_KEEP_VERSIONS
+    text_batch_size: int = 256
+    image_batch_size: int = 64
+
+
+@dataclass
+class ImageProblem:
+    id: str
+    path: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "image": self.path, "reason": self.reason}
+
+
+@dataclass
+class CommitReport:
+    """What one write did."""
+
+    version: int
+    kind: str
+    products: int  # live products after the commit
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    texts_encoded: int = 0
+    images_encoded: int = 0
+    embeddings_reused: int = 0
+    image_problems: list[ImageProblem] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    rejects_path: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version, "kind": self.kind, "products": self.products, "added": self.added,
+            "updated": self.updated, "unchanged": self.unchanged, "deleted": self.deleted,
+            "texts_encoded": self.texts_encoded, "images_encoded": self.images_encoded,
+            "embeddings_reused": self.embeddings_reused,
+            "image_problems": [p.to_json() for p in self.image_problems],
+            "rejects": [r.to_json() for r in self.rejects], "rejects_path": self.rejects_path,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+
+def embedding_text(product: Product) -> str:
+    """The text a product's text embedding is computed from (what the heads were trained on)."""
+    return product.title
+
+
+def image_digest(path: str | None) -> tuple[str | None, str | None]:
+    """(content hash, problem) of a product image; reading bytes is cheap, decoding happens at encode time."""
+    if not path:
+        return None, None
+    try:
+        return bytes_digest(Path(path).read_bytes()), None
+    except FileNotFoundError:
+        return None, "image file not found"
+    except OSError as exc:
+        return None, f"cannot read image: {exc.strerror or exc}"
+
+
+class IndexWriter:
+    """Writes versions of one index. Holds the encoder lazily: a write that needs no encoding never loads it."""
+
+    def __init__(self, index: IndexDirectory | str | Path, options: WriteOptions | None = None,
+                 progress: Progress | None = None, encoder: Encoder | None = None):
+        self.index = index if isinstance(index, IndexDirectory) else IndexDirectory(index)
+        self.options = options or WriteOptions()
+        self.progress = progress or NoProgress()
+        self._encoder = encoder
+
+    # -- encoder and cache -------------------------------------------------------
+
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = create_encoder(self.options.model, self.options.pretrained, self.options.device)
+        return self._encoder
+
+    def _model_identity(self, parent_manifest: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+        """The cache namespace and manifest entry of this write's model, loading it only when the index has no record."""
+        if parent_manifest is not None and self._same_model_as(parent_manifest["model"]):
+            model = parent_manifest["model"]
+            return f"{model['name']}|{model['weights_id']}", model
+        info = self.encoder().info
+        return f"{info.name}|{info.weights_id}", info.to_dict()
+
+    def _same_model_as(self, recorded: dict[str, Any]) -> bool:
+        """Whether the options name the model an index was built with (weights compared by content)."""
+        _, weights_id = weights_identity(self.options.model, self.options.pretrained)
+        return recorded["name"] == self.options.model and recorded["weights_id"] == weights_id
+
+    # -- the one write path -------------------------------------------------------
+
+    def commit_changes(self, upserts: list[Product], delete_ids: list[str], kind: str, rebuild: bool = False,
+                       summary: dict[str, Any] | None = None) -> CommitReport:
+        """Apply upserts and deletes as one new version (or build from scratch when rebuild)."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        with self.index.lock():
+            parent_version = self.index.current_version() if self.index.exists() else None
+            txn = self.index.begin(kind)
+            try:
+                report = self._write(txn, upserts, delete_ids, kind, rebuild or parent_version is None, timings, summary)
+                timings["total"] = time.perf_counter() - started
+                report.seconds = timings
+                return report
+            except BaseException:
+                txn.abort()
+                raise
+
+    def _write(self, txn: Transaction, upserts, delete_ids, kind, rebuild, timings, summary) -> CommitReport:
+        parent_manifest = txn.parent_manifest
+        if not rebuild and parent_manifest is not None and not self._same_model_as(parent_manifest["model"]):
+            recorded = parent_manifest["model"]
+            raise ModelMismatchError(
+                f"the index was built with {recorded['name']} ({recorded.get('pretrained')}); "
+                f"updates must use the same model, or rebuild with `shoplens index`"
+            )
+        namespace, model_info = self._model_identity(parent_manifest)
+        cache = EmbeddingCache(self.index.cache_dir / "embeddings.sqlite")
+        try:
+            return self._write_with_cache(txn, upserts, delete_ids, kind, rebuild, timings, summary, cache,
+                                          namespace, model_info)
+        finally:
+            cache.close()
+
+    def _write_with_cache(self, txn, upserts, delete_ids, kind, rebuild, timings, summary, cache, namespace, model_info):
+        step = time.perf_counter()
+        parent_products = None
+        if txn.parent is not None:
+            parent_products = ProductStore.load(txn.parent_dir("products"))
+        base_rows = 0 if rebuild or parent_products is None else parent_products.num_rows
+        live = np.zeros(0, bool) if rebuild or parent_products is None else parent_products.live.copy()
+        report = CommitReport(version=txn.version, kind=kind, products=0)
+
+        # which rows die, which products need a row
+        deleted_docnos: list[int] = []
+        new_products: list[Product] = []
+        old_records: dict[str, tuple[str, str | None]] = {}
+        if not rebuild and parent_products is not None:
+            for product_id in delete_ids:
+                docno = parent_products.docno_by_id.get(product_id)
+                if docno is not None and live[docno]:
+                    live[docno] = False
+                    deleted_docnos.append(docno)
+                    report.deleted += 1
+        if not rebuild and parent_products is not None and upserts:
+            ids = [p.id for p in upserts if p.id in parent_products.docno_by_id]
+            docnos = [parent_products.docno_by_id[i] for i in ids]
+            records = parent_products.column_values("record", np.array(docnos, dtype=np.int64))
+            image_hashes = parent_products.column_values("image_hash", np.array(docnos, dtype=np.int64))
+            old_records = {i: (r, h) for i, r, h in zip(ids, records, image_hashes)}
+
+        metas: list[RowMeta] = []
+        problems: list[ImageProblem] = []
+        for product in upserts:
+            digest_text = text_digest(embedding_text(product))
+            digest_image, problem = image_digest(product.image)
+            if problem:
+                problems.append(ImageProblem(product.id, product.image or "", problem))
+            if product.id in old_records:
+                old_record, old_image_hash = old_records[product.id]
+                if old_record == json.dumps(product.to_record(), ensure_ascii=False) and old_image_hash == digest_image:
+                    report.unchanged += 1
+                    continue
+                docno = parent_products.docno_by_id[product.id]
+                live[docno] = False
+                deleted_docnos.append(docno)
+                report.updated += 1
+            else:
+                report.added += 1
+            new_products.append(product)
+            metas.append(RowMeta(text_hash=digest_text, image_hash=digest_image))
+        if rebuild and parent_products is not None:
+            new_ids = {p.id for p in new_products}
+            report.deleted = sum(1 for i in parent_products.docno_by_id if i not in new_ids)
+        timings["diff"] = time.perf_counter() - step
+
+        # embeddings: cache first, the encoder only for content never seen
+        step = time.perf_counter()
+        text_vectors, image_vectors, has_image = self._embeddings(new_products, metas, cache, namespace, report, problems)
+        timings["encode"] = time.perf_counter() - step
+        dim = int(model_info["dim"])
+        if text_vectors.shape[0] == 0:
+            text_vectors = np.zeros((0, dim), np.float32)
+            image_vectors = np.zeros((0, dim), np.float32)
+        for meta, ok in zip(metas, has_image):
+            if not ok:
+                meta.image_hash = None
+        report.image_problems = problems
+
+        segment = f"{txn.version:06d}"
+        live = np.concatenate([live, np.ones(len(new_products), bool)])
+        parent_for_stores = None if rebuild else txn.parent
+
+        step = time.perf_counter()
+        table = products_table(new_products, metas, base_rows) if new_products else None
+        ProductStore.write(txn.component_dir("products"), None if rebuild else txn.parent_dir("products"),
+                           table, live, f"seg-{segment}.parquet")
+        timings["products"] = time.perf_counter() - step
+
+        step = time.perf_counter()
+        backends = self._backends(txn.parent_manifest, rebuild)
+        vector_cls = vector_store_class(backends["vector"]["backend"])
+        vector_state = vector_cls.write(txn.component_dir("vectors"),
+                                        None if parent_for_stores is None else txn.parent_dir("vectors"),
+                                        text_vectors, image_vectors, has_image, segment, backends["vector"])
+        timings["vectors"] = time.perf_counter() - step
+
+        step = time.perf_counter()
+        lexical_cls = lexical_store_class(backends["lexical"]["backend"])
+        adds = [(base_rows + i, lexical_document(p)) for i, p in enumerate(new_products)]
+        advance = self.progress.stage("lexical index", len(adds))
+        lexical_state = lexical_cls.write(txn.component_dir("lexical"),
+                                          None if parent_for_stores is None else txn.parent_dir("lexical"),
+                                          adds, deleted_docnos, backends["lexical"])
+        advance(len(adds))
+        timings["lexical"] = time.perf_counter() - step
+
+        for component in ("behaviour", "ranker"):
+            txn.carry_over(component)
+
+        manifest = {
+            "model": model_info,
+            "backends": {
+                "vector": vector_cls.summarize(vector_state),
+                "lexical": {k: v for k, v in {**backends["lexical"], "backend": lexical_cls.name}.items()
+                            if k != "url" or lexical_cls.name == "elasticsearch"},
+            },
+            "counts": {"products": int(live.sum()), "rows": int(len(live)),
+                       "with_image": int(self._count_images(txn, live))},
+            "change": {"added": report.added, "updated": report.updated, "unchanged": report.unchanged,
+                       "deleted": report.deleted, "texts_encoded": report.texts_encoded,
+                       "images_encoded": report.images_encoded, **(summary or {})},
+            "ranker": (txn.parent_manifest or {}).get("ranker"),
+            "behaviour": (txn.parent_manifest or {}).get("behaviour"),
+        }
+        step = time.perf_counter()
+        report.version = txn.commit(manifest, keep=self.options.keep_versions)
+        timings["commit"] = time.perf_counter() - step
+        report.products = int(live.sum())
+        return report
+
+    def _count_images(self, txn: Transaction, live: np.ndarray) -> int:
+        from indexers.storage import read_json
+
+        state = read_json(txn.tmp / "vectors" / "state.json")
+        total = 0
+        offset = 0
+        for seg in state["segments"]:
+            flags = np.load(txn.tmp / "vectors" / f"hasimg-{seg['name']}.npy")
+            total += int((flags & live[offset:offset + len(flags)]).sum())
+            offset += len(flags)
+        return total
+
+    def _backends(self, parent_manifest: dict[str, Any] | None, rebuild: bool) -> dict[str, dict[str, Any]]:
+        """Backends and their settings: the parent's for incremental writes, the options' for builds."""
+        if parent_manifest is not None and not rebuild:
+            return {name: dict(cfg) for name, cfg in parent_manifest["backends"].items()}
+        vector = {"backend": self.options.vector_backend, **self.options.vector_config}
+        lexical = {"backend": self.options.lexical_backend, **self.options.lexical_config}
+        return {"vector": vector, "lexical": lexical}
+
+    def _embeddings(self, products: list[Product], metas: list[RowMeta], cache: EmbeddingCache, namespace: str,
+                    report: CommitReport, problems: list[ImageProblem]):
+        n = len(products)
+        text_ns, image_ns = namespace + "|text", namespace + "|image"
+        text_cached = cache.get_many(text_ns, [m.text_hash for m in metas])
+        image_cached = cache.get_many(image_ns, [m.image_hash for m in metas if m.image_hash])
+        text_todo = [i for i, m in enumerate(metas) if m.text_hash not in text_cached]
+        image_todo = [i for i, m in enumerate(metas) if m.image_hash and m.image_hash not in image_cached]
+        report.embeddings_reused = (n - len(text_todo)) + sum(1 for m in metas if m.image_hash) - len(image_todo)
+
+        if text_todo:
+            unique: dict[str, int] = {}
+            for i in text_todo:
+                unique.setdefault(metas[i].text_hash, i)
+            order = list(unique.values())
+            advance = self.progress.stage("encoding texts", len(order))
+            vectors = self.encoder().encode_texts([embedding_text(products[i]) for i in order],
+                                                  batch_size=self.options.text_batch_size, progress=advance)
+            fresh = {metas[i].text_hash: v for i, v in zip(order, vectors)}
+            cache.put_many(text_ns, fresh.items())
+            text_cached.update(fresh)
+            report.texts_encoded = len(order)
+        failed: set[int] = set()
+        if image_todo:
+            unique = {}
+            for i in image_todo:
+                unique.setdefault(metas[i].image_hash, i)
+            order = list(unique.values())
+            advance = self.progress.stage("encoding images", len(order))
+            vectors, failures = self.encoder().encode_images([products[i].image for i in order],
+                                                             batch_size=self.options.image_batch_size, progress=advance)
+            reasons = {metas[order[f.index]].image_hash: f.reason for f in failures}
+            for i in image_todo:
+                if metas[i].image_hash in reasons:
+                    failed.add(i)
+                    problems.append(ImageProblem(products[i].id, products[i].image or "", reasons[metas[i].image_hash]))
+            fresh = {metas[i].image_hash: v for i, v in zip(order, vectors) if metas[i].image_hash not in reasons}
+            cache.put_many(image_ns, fresh.items())
+            image_cached.update(fresh)
+            report.images_encoded = len(fresh)
+        if n == 0:
+            return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), np.zeros(0, bool)
+        dim = len(next(iter(text_cached.values())))
+        text = np.stack([text_cached[m.text_hash] for m in metas]).astype(np.float32)
+        image = np.zeros((n, dim), np.float32)
+        has_image = np.zeros(n, bool)
+        for i, m in enumerate(metas):
+            if m.image_hash and i not in failed and m.image_hash in image_cached:
+                image[i] = image_cached[m.image_hash]
+                has_image[i] = True
+        return text, image, has_image
+
+
+def build_index(catalog: str | Path, index_path: str | Path, options: WriteOptions | None = None,
+                field_map: dict[str, list[str]] | None = None, strict: bool = False,
+                progress: Progress | None = None, encoder: Encoder | None = None) -> CommitReport:
+    """Index a whole catalog as a new version (a fresh build, or a rebuild replacing the current version).
+
+    Bad rows are skipped and written to `<index>.rejects.jsonl` next to the
+    index; with `strict`, any bad row fails the run and the index is untouched.
+    """
+    index = IndexDirectory(index_path)
+    progress = progress or NoProgress()
+    result = read_catalog(catalog, field_map)
+    rejects_path = Path(str(index.path).rstrip("/") + ".rejects.jsonl")
+    if result.rejects:
+        write_rejects(rejects_path, result.rejects)
+    elif rejects_path.exists():
+        rejects_path.unlink()
+    if strict and result.rejects:
+        first = result.rejects[0]
+        raise CatalogError(
+            f"{len(result.rejects)} bad row(s) in {result.path.name} (first: {first.describe()}); "
+            f"index left unchanged; see {rejects_path}"
+        )
+    if not result.products:
+        raise CatalogError(f"{result.path.name} has no valid products ({len(result.rejects)} rejected); see {rejects_path}")
+    writer = IndexWriter(index, options, progress, encoder)
+    report = writer.commit_changes(result.products, [], kind="build", rebuild=True,
+                                   summary={"catalog": str(Path(catalog).resolve()), "rows_read": result.rows_read,
+                                            "rejected": len(result.rejects)})
+    report.rejects = result.rejects
+    report.rejects_path = str(rejects_path) if result.rejects else None
+    return report
+
+
+def check_options(options: WriteOptions) -> None:
+    """Fail fast on option values a build would only trip over after encoding."""
+    from indexers.lexical import LEXICAL_BACKENDS
+    from indexers.vector.faiss_store import INDEX_KINDS
+
+    if options.lexical_backend not in LEXICAL_BACKENDS:
+        raise ConfigError(f"unknown lexical backend {options.lexical_backend!r}; use one of {', '.join(LEXICAL_BACKENDS)}")
+    kind = options.vector_config.get("kind", "auto")
+    if kind not in INDEX_KINDS:
+        raise ConfigError(f"unknown vector index kind {kind!r}; use one of {', '.join(INDEX_KINDS)}")
+    weight = options.vector_config.get("image_weight")
+    if weight is not None and not 0.0 <= float(weight) <= 1.0:
+        raise ConfigError(f"--image-weight must be between 0 and 1, got {weight}")
+
+
+__all__ = ["IndexWriter", "WriteOptions", "CommitReport", "build_index", "embedding_text", "EncoderInfo"]

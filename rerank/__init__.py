@@ -1,0 +1,1 @@
+"""The learned reranker: features, behaviour aggregates, training, evaluation."""
