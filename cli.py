@@ -295,6 +295,188 @@ def train_encoder(
     out.print(f"use it with: shoplens index CATALOG --pretrained {result.output}")
 
 
+# -- behaviour and reranking -------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def events(
+    events_file: Path = typer.Argument(..., help="Behaviour events, JSONL: {ts, type: impression|click|cart|order, id, query?, position?}."),
+    index_dir: Path = IndexOption,
+    strict: bool = typer.Option(False, "--strict", help="Fail on any bad line and fold nothing."),
+    force: bool = typer.Option(False, "--force", help="Fold a file even if it was folded before."),
+    as_json: bool = JsonOption,
+):
+    """Validate behaviour events and fold them into the index's aggregates (one new version)."""
+    from rerank.behaviour import apply_events
+
+    report = apply_events(index_dir, events_file, strict=strict, force=force)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    if report.version is None:
+        out.print("no valid events to fold")
+    else:
+        kinds = ", ".join(f"{count:,} {name}s" for name, count in report.by_type.items())
+        out.print(f"[bold green]version {report.version}[/]: folded {report.folded:,} events ({kinds}) "
+                  f"in {report.seconds:.2f} s, {report.events_per_second:,.0f} events/s")
+    if report.rejects:
+        err.print(f"[yellow]{len(report.rejects)} bad line(s) skipped[/], written to {report.rejects_path}:")
+        for reject in report.rejects[:5]:
+            err.print(f"  {reject.describe()}", highlight=False)
+
+
+@app.command("train-ranker")
+@handle_errors
+def train_ranker(
+    judgments: Optional[Path] = typer.Argument(None, help='Graded judgments JSONL {"query", "id", "grade"}, or TREC qrels with --topics.'),
+    topics: Optional[Path] = typer.Option(None, "--topics", help="Query texts for TREC qrels: qid<TAB>text per line."),
+    from_events: Optional[Path] = typer.Option(None, "--from-events", help="Learn from behaviour logs alone (position-bias corrected labels)."),
+    validation: Optional[Path] = typer.Option(None, "--validation", help="Judgments for early stopping (default: 20% of the queries)."),
+    index_dir: Path = IndexOption,
+    depth: int = typer.Option(200, "--depth", help="Candidates per query (the depth reranked at search time)."),
+    trees: int = typer.Option(600, "--trees", help="Most boosting rounds (early stopping picks the best)."),
+    no_behaviour: bool = typer.Option(False, "--no-behaviour", help="Train without behaviour features."),
+    continue_training: bool = typer.Option(False, "--continue", help="Continue from the index's current model (refresh with new data)."),
+    device: str = DeviceOption,
+    as_json: bool = JsonOption,
+):
+    """Train the XGBoost LambdaMART reranker and save it in the index (a new version)."""
+    from rerank.judgments import JudgmentsError, load_judgments
+    from rerank.training import RankerConfig
+    from rerank.training import train_ranker as run_training
+
+    if (judgments is None) == (from_events is None):
+        raise JudgmentsError("give a judgments file or --from-events EVENTS (one of them)")
+    config = RankerConfig(depth=depth, n_estimators=trees, use_behaviour=not no_behaviour, device=device)
+    extra: dict[str, Any] = {}
+    if from_events is not None:
+        from rerank.behaviour import BehaviourStats, fold, read_events
+        from rerank.labels import labels_from_behaviour
+
+        stats = fold(BehaviourStats.empty(), read_events(from_events))
+        labeled, model = labels_from_behaviour(stats)
+        if len(labeled) < 2:
+            raise JudgmentsError(f"{from_events.name} has clicks for {len(labeled)} quer(ies); at least two are needed")
+        judged, source = labeled, f"events:{from_events.name}"
+        extra["position_bias"] = {"model": "PBM fitted by EM", "examination": [round(float(x), 4) for x in model.examination[:20]],
+                                  "iterations": model.iterations}
+    else:
+        judged, source = load_judgments(judgments, topics), f"judgments:{judgments.name}"
+    validation_judgments = load_judgments(validation) if validation else None
+    with RichProgress(enabled=not as_json) as progress:
+        tasks: dict[str, Any] = {}
+
+        def report_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = (progress.stage(stage, total), [0])
+            advance, seen = tasks[stage]
+            advance(done - seen[0])
+            seen[0] = done
+
+        report = run_training(index_dir, judged, config, validation_judgments, source, report_progress,
+                              continue_training, extra)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    out.print(f"[bold green]version {report.version}[/]: reranker trained on {report.queries_train} queries "
+              f"({report.rows:,} rows), validated on {report.queries_validation}; best round {report.best_iteration}, "
+              f"validation NDCG@10 {report.validation['ndcg@10']:.4f}; device {report.device}; "
+              f"features {report.seconds_features:.1f} s, training {report.seconds_training:.1f} s")
+
+
+@app.command("eval")
+@handle_errors
+def eval_command(
+    judgments: Path = typer.Argument(..., help='Graded judgments JSONL {"query", "id", "grade"}, or TREC qrels with --topics.'),
+    topics: Optional[Path] = typer.Option(None, "--topics", help="Query texts for TREC qrels."),
+    index_dir: Path = IndexOption,
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write one TREC run file per system here."),
+    device: str = DeviceOption,
+    as_json: bool = JsonOption,
+):
+    """NDCG@10, MRR@10, P@10 and Recall@100 for BM25, dense, hybrid and hybrid + rerank on the same queries."""
+    from engine.search import SearchEngine
+    from rerank.evaluate import METRICS, evaluate, write_trec_runs
+    from rerank.judgments import load_judgments
+
+    judged = load_judgments(judgments, topics)
+    engine = SearchEngine(index_dir, device=device)
+    with RichProgress(enabled=not as_json) as progress:
+        tasks: dict[str, Any] = {}
+
+        def report_progress(system: str, done: int, total: int) -> None:
+            if system not in tasks:
+                tasks[system] = (progress.stage(system, total), [0])
+            advance, seen = tasks[system]
+            advance(done - seen[0])
+            seen[0] = done
+
+        evaluation = evaluate(engine, judged, progress=report_progress)
+    paths = write_trec_runs(evaluation, run_dir) if run_dir else []
+    if as_json:
+        print_json({**evaluation.to_dict(), "run_files": [str(p) for p in paths]})
+        return
+    table = Table(title=f"{evaluation.queries} queries, {judgments.name}", title_justify="left")
+    table.add_column("system")
+    for metric in METRICS:
+        table.add_column(metric, justify="right")
+    table.add_column("mean ms", justify="right")
+    for system, values in evaluation.metrics.items():
+        table.add_row(system, *[f"{values[m]:.4f}" for m in METRICS], f"{evaluation.latency_ms[system]:.1f}")
+    out.print(table)
+    for path in paths:
+        out.print(f"wrote {path}")
+
+
+# -- bench -------------------------------------------------------------------------
+
+bench_app = typer.Typer(help="Benchmarks: measured figures printed as tables (code in benchmarks/).",
+                        no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+BENCH_DIR = Path(".bench")
+
+
+def finish_report(report, as_json: bool, save: Optional[Path]) -> None:
+    from benchmarks.common import save_report
+
+    save_report(report, save)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        report.render(out)
+
+
+@bench_app.command("index")
+@handle_errors
+def bench_index(
+    catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog to index (default: the Myntra catalog in ../shared)."),
+    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
+    work_dir: Path = typer.Option(BENCH_DIR / "index", "--work-dir", help="Where the benchmark index is built."),
+    queries: int = typer.Option(1000, "--queries", help="Text queries to time."),
+    image_queries: int = typer.Option(200, "--image-queries", help="Image queries to time."),
+    threads: int = typer.Option(1, "--threads", help="Threads for query encoding and FAISS."),
+    vector_index: str = typer.Option("auto", "--vector-index", help="Vector index kind."),
+    device: str = DeviceOption,
+    save: Optional[Path] = typer.Option(None, "--save", help="Also write the report as JSON here."),
+    as_json: bool = JsonOption,
+):
+    """Index a whole catalog cold, then time searches: products/s, size on disk, p50/p99 per stage."""
+    from benchmarks import indexing, myntra
+
+    if catalog is None:
+        catalog = myntra.prepare(BENCH_DIR / "myntra")
+        field_map = field_map or myntra.FIELD_MAP
+        label = myntra.ATTRIBUTION
+    else:
+        label = str(catalog)
+    command = "shoplens bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "shoplens bench index"
+    with RichProgress(enabled=not as_json) as progress:
+        report = indexing.run(catalog, work_dir, field_map or [], queries, image_queries, threads, device,
+                              vector_index, label, progress, command=command)
+    finish_report(report, as_json, save)
+
+
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

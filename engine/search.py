@@ -127,37 +127,49 @@ class SearchEngine:
         combined = normalize_rows(np.sum(parts, axis=0)[None, :])[0] if parts else None
         return QueryVectors(text_vec, image_vec, combined)
 
-    def search(self, request: SearchRequest) -> SearchResponse:
-        """Run one query end to end: filters, hybrid retrieval, fusion, reranking, results."""
+    def retrieve(self, request: SearchRequest, stages: dict[str, float | None] | None = None,
+                 for_rerank: bool = False) -> tuple[Snapshot, Candidates, list]:
+        """Filters, hybrid retrieval and fusion: the candidates a reranker would see, in fused order."""
         request.validate()
-        started = time.perf_counter()
         if self.follow_updates:
             self.refresh()
         snapshot = self.snapshot
         if request.image is not None and not hasattr(request.image, "size"):
             request.image = load_query_image(request.image)
-        stages: dict[str, float | None] = {stage: None for stage in STAGES}
+        stages = {stage: None for stage in STAGES} if stages is None else stages
         filters = parse_filters(request.filters)
         mask = filter_mask(snapshot.products, filters)
         if mask is not None:
             mask &= snapshot.products.live
-        ranker = self.ranker(snapshot) if request.rerank is not False else None
-        do_rerank = ranker is not None and request.mode == "hybrid" and request.rerank is not False
-        effective = _replace(request, rerank=do_rerank)
+        effective = _replace(request, rerank=for_rerank)
         candidates = hybrid_search(snapshot, effective, self.encode_query, mask, self._executor, stages)
+        return snapshot, candidates, filters
+
+    def search(self, request: SearchRequest) -> SearchResponse:
+        """Run one query end to end: filters, hybrid retrieval, fusion, reranking, results."""
+        started = time.perf_counter()
+        request.validate()
+        if self.follow_updates:
+            self.refresh()
+        ranker = self.ranker(self.snapshot) if request.rerank is not False and request.mode == "hybrid" else None
+        stages: dict[str, float | None] = {stage: None for stage in STAGES}
+        snapshot, candidates, filters = self.retrieve(request, stages, for_rerank=ranker is not None)
+        if ranker is not None and self.ranker(snapshot) is not ranker:  # a new version arrived meanwhile
+            ranker = self.ranker(snapshot)
         contributions = None
         reranked_scores = None
-        if do_rerank and len(candidates):
+        if ranker is not None and len(candidates):
             t0 = time.perf_counter()
-            candidates, reranked_scores, contributions = ranker.rerank(snapshot, effective, candidates,
+            candidates, reranked_scores, contributions = ranker.rerank(snapshot, request, candidates,
                                                                         explain=request.explain)
             stages["rerank"] = (time.perf_counter() - t0) * 1000
         results = self._results(snapshot, request, candidates, reranked_scores, contributions)
         took = (time.perf_counter() - started) * 1000
-        query = {"text": request.text, "image": None if request.image is None else str(getattr(request.image, "filename", "") or "<image>"),
-                 "filters": [str(f) for f in filters], "mode": request.mode, "fusion": request.fusion,
-                 "k": request.k, "page": request.page}
-        return SearchResponse(query, took, stages, results, snapshot.version, len(candidates), reranked=do_rerank)
+        image_name = None if request.image is None else str(getattr(request.image, "filename", "") or "<image>")
+        query = {"text": request.text, "image": image_name, "filters": [str(f) for f in filters], "mode": request.mode,
+                 "fusion": request.fusion, "k": request.k, "page": request.page}
+        return SearchResponse(query, took, stages, results, snapshot.version, len(candidates),
+                              reranked=ranker is not None)
 
     def ranker(self, snapshot: Snapshot):
         """The snapshot's reranker, loaded once per version (None when the index has none)."""

@@ -30,7 +30,7 @@ from indexers.storage import atomic_write_json, link_or_copy, read_json
 
 ATTRIBUTE_PREFIX = "a."
 CORE_COLUMNS = ("docno", "id", "title", "description", "brand", "category", "price", "image",
-                "text_hash", "image_hash", "added_at", "record")
+                "text_hash", "image_hash", "added_at", "first_seen", "record")
 
 
 @dataclass
@@ -39,6 +39,7 @@ class RowMeta:
 
     text_hash: str
     image_hash: str | None  # None when the product has no usable image
+    first_seen: float | None = None  # when ShopLens first indexed the product (kept across updates)
 
 
 def _attribute_column(values: list[Any]) -> pa.Array:
@@ -76,6 +77,7 @@ def products_table(products: list[Product], metas: list[RowMeta], first_docno: i
         "text_hash": pa.array([m.text_hash for m in metas], type=pa.string()),
         "image_hash": pa.array([m.image_hash for m in metas], type=pa.string()),
         "added_at": pa.array(np.full(len(products), now)),
+        "first_seen": pa.array([m.first_seen if m.first_seen is not None else now for m in metas], type=pa.float64()),
         "record": pa.array([json.dumps(p.to_record(), ensure_ascii=False) for p in products], type=pa.string()),
     }
     keys = sorted({key for p in products for key in p.attributes})
@@ -117,7 +119,7 @@ class ProductTable:
         """Resolve a user's field name to a column (exact, then case-insensitive)."""
         for candidate in (field, ATTRIBUTE_PREFIX + field):
             if candidate in self.table.column_names and candidate not in ("docno", "record", "text_hash",
-                                                                            "image_hash", "added_at"):
+                                                                            "image_hash", "added_at", "first_seen"):
                 return candidate
         lowered = field.lower()
         matches = [name for name in self.field_names() if name.lower() == lowered]

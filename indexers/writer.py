@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from indexers.encoders import DEFAULT_MODEL, DEFAULT_PRETRAINED, create_encoder
 from indexers.encoders.base import Encoder, EncoderInfo, bytes_digest, text_digest
 from indexers.encoders.cache import EmbeddingCache
 from indexers.encoders.openclip_encoder import weights_identity
-from indexers.index import DEFAULT_KEEP_VERSIONS, IndexDirectory, Transaction
+from indexers.index import COMPONENTS, DEFAULT_KEEP_VERSIONS, IndexDirectory, Transaction
 from indexers.lexical import lexical_store_class
 from indexers.lexical.base import lexical_document
 from indexers.products import ProductStore, RowMeta, products_table
@@ -181,20 +181,19 @@ class IndexWriter:
         # which rows die, which products need a row
         deleted_docnos: list[int] = []
         new_products: list[Product] = []
-        old_records: dict[str, tuple[str, str | None]] = {}
-        if not rebuild and parent_products is not None:
-            for product_id in delete_ids:
-                docno = parent_products.docno_by_id.get(product_id)
-                if docno is not None and live[docno]:
-                    live[docno] = False
-                    deleted_docnos.append(docno)
-                    report.deleted += 1
-        if not rebuild and parent_products is not None and upserts:
+        previous: dict[str, tuple[str, str | None, float | None]] = {}
+        if parent_products is not None:
+            if not rebuild:
+                for product_id in delete_ids:
+                    docno = parent_products.docno_by_id.get(product_id)
+                    if docno is not None and live[docno]:
+                        live[docno] = False
+                        deleted_docnos.append(docno)
+                        report.deleted += 1
             ids = [p.id for p in upserts if p.id in parent_products.docno_by_id]
-            docnos = [parent_products.docno_by_id[i] for i in ids]
-            records = parent_products.column_values("record", np.array(docnos, dtype=np.int64))
-            image_hashes = parent_products.column_values("image_hash", np.array(docnos, dtype=np.int64))
-            old_records = {i: (r, h) for i, r, h in zip(ids, records, image_hashes)}
+            rows = np.array([parent_products.docno_by_id[i] for i in ids], dtype=np.int64)
+            columns = [parent_products.column_values(name, rows) for name in ("record", "image_hash", "first_seen")]
+            previous = {i: values for i, *values in zip(ids, *columns)}
 
         metas: list[RowMeta] = []
         problems: list[ImageProblem] = []
@@ -203,19 +202,25 @@ class IndexWriter:
             digest_image, problem = image_digest(product.image)
             if problem:
                 problems.append(ImageProblem(product.id, product.image or "", problem))
-            if product.id in old_records:
-                old_record, old_image_hash = old_records[product.id]
-                if old_record == json.dumps(product.to_record(), ensure_ascii=False) and old_image_hash == digest_image:
+            first_seen = None
+            if product.id in previous:
+                old_record, old_image_hash, first_seen = previous[product.id]
+                same = old_record == json.dumps(product.to_record(), ensure_ascii=False) and old_image_hash == digest_image
+                if rebuild:  # every product gets a row in a rebuild; the report still says what changed
+                    report.unchanged += same
+                    report.updated += not same
+                elif same:
                     report.unchanged += 1
                     continue
-                docno = parent_products.docno_by_id[product.id]
-                live[docno] = False
-                deleted_docnos.append(docno)
-                report.updated += 1
+                else:
+                    docno = parent_products.docno_by_id[product.id]
+                    live[docno] = False
+                    deleted_docnos.append(docno)
+                    report.updated += 1
             else:
                 report.added += 1
             new_products.append(product)
-            metas.append(RowMeta(text_hash=digest_text, image_hash=digest_image))
+            metas.append(RowMeta(text_hash=digest_text, image_hash=digest_image, first_seen=first_seen))
         if rebuild and parent_products is not None:
             new_ids = {p.id for p in new_products}
             report.deleted = sum(1 for i in parent_products.docno_by_id if i not in new_ids)
@@ -277,6 +282,7 @@ class IndexWriter:
             "change": {"added": report.added, "updated": report.updated, "unchanged": report.unchanged,
                        "deleted": report.deleted, "texts_encoded": report.texts_encoded,
                        "images_encoded": report.images_encoded, **(summary or {})},
+            "keep_versions": self.options.keep_versions,
             "ranker": (txn.parent_manifest or {}).get("ranker"),
             "behaviour": (txn.parent_manifest or {}).get("behaviour"),
         }
@@ -390,6 +396,36 @@ def build_index(catalog: str | Path, index_path: str | Path, options: WriteOptio
     report.rejects = result.rejects
     report.rejects_path = str(rejects_path) if result.rejects else None
     return report
+
+
+VERSION_KEYS = ("format", "version", "parent", "kind", "created_at", "software", "change")
+
+
+def replace_component(index_path: str | Path, name: str, kind: str, write: Callable[[Path, Path | None], Any],
+                      manifest_updates: dict[str, Any] | Callable[[], dict[str, Any]],
+                      change: dict[str, Any] | None = None) -> int:
+    """Commit a new version in which only component `name` changes; the others are carried over (hard links).
+
+    `write(target, parent)` writes the component, reading the parent version's
+    copy (under the writer lock, so concurrent writers cannot interleave).
+    `manifest_updates` may be a function called after `write`.
+    """
+    index = IndexDirectory(index_path)
+    with index.lock():
+        index.require()
+        txn = index.begin(kind)
+        try:
+            for component in COMPONENTS:
+                if component != name:
+                    txn.carry_over(component)
+            write(txn.component_dir(name), txn.parent_dir(name))
+            manifest = {k: v for k, v in txn.parent_manifest.items() if k not in VERSION_KEYS}
+            manifest.update(manifest_updates() if callable(manifest_updates) else manifest_updates)
+            manifest["change"] = change or {"component": name}
+            return txn.commit(manifest, keep=manifest.get("keep_versions", DEFAULT_KEEP_VERSIONS))
+        except BaseException:
+            txn.abort()
+            raise
 
 
 def check_options(options: WriteOptions) -> None:

@@ -1,10 +1,143 @@
-"""Loading the index's reranker (the XGBoost model itself arrives with the rerank issue)."""
+"""The reranker at serving time: load the index's XGBoost model and reorder candidates.
+
+The model lives in a version's `ranker/` directory: `model.json` (XGBoost's
+JSON format) and `meta.json` (feature names and version, training data
+summary, validation metrics, the behaviour it has seen). A model whose
+feature names or version differ from `rerank.features` refuses to load.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
 
-def load_ranker(snapshot):
+import numpy as np
+
+from engine.errors import RankerError
+from indexers.storage import read_json
+from rerank.features import FEATURE_NAMES, FEATURE_VERSION, FeatureContext, behaviour_columns, compute_features
+
+
+def _xgboost():
+    try:
+        import xgboost
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise RankerError("reranking needs xgboost: pip install xgboost") from exc
+    return xgboost
+
+
+def check_meta(meta: dict[str, Any], where: Path) -> None:
+    """Refuse a model trained on another feature set."""
+    if meta.get("feature_version") != FEATURE_VERSION or meta.get("feature_names") != FEATURE_NAMES:
+        raise RankerError(
+            f"the reranker in {where} was trained with feature set v{meta.get('feature_version')} "
+            f"({len(meta.get('feature_names') or [])} features), this ShopLens computes v{FEATURE_VERSION} "
+            f"({len(FEATURE_NAMES)} features); retrain it with `shoplens train-ranker` or search with --no-rerank"
+        )
+
+
+class Ranker:
+    """An XGBoost LambdaMART model plus the per-version feature lookups it needs."""
+
+    def __init__(self, booster, meta: dict[str, Any], snapshot):
+        self.booster = booster
+        self.meta = meta
+        self.use_behaviour = bool(meta.get("use_behaviour", True))
+        self._snapshot = snapshot
+        self._context: FeatureContext | None = None
+
+    @classmethod
+    def load(cls, directory: Path, snapshot) -> "Ranker":
+        xgboost = _xgboost()
+        meta_path, model_path = directory / "meta.json", directory / "model.json"
+        if not meta_path.is_file() or not model_path.is_file():
+            raise RankerError(f"the reranker in {directory} is incomplete; retrain it with `shoplens train-ranker`")
+        meta = read_json(meta_path)
+        check_meta(meta, directory)
+        booster = xgboost.Booster()
+        booster.load_model(str(model_path))
+        booster.set_param({"nthread": 1})
+        if booster.feature_names and list(booster.feature_names) != FEATURE_NAMES:
+            raise RankerError(f"the reranker in {directory} names other features than its meta.json")
+        return cls(booster, meta, snapshot)
+
+    def context(self, snapshot) -> FeatureContext:
+        if self._context is None or self._context.snapshot is not snapshot:
+            from indexers.lexical.tantivy_store import build_analyzer
+            from rerank import behaviour
+
+            analyzer = build_analyzer().analyze
+            stats = behaviour.load(snapshot.path / "behaviour")
+            self._context = FeatureContext(snapshot, stats, analyzer)
+        return self._context
+
+    def features(self, snapshot, text: str | None, candidates, use_behaviour: bool | None = None) -> np.ndarray:
+        """The feature matrix for candidates: exactly what serving and training both use."""
+        lexical_scores = candidate_bm25(snapshot, text, candidates.docnos)
+        use = self.use_behaviour if use_behaviour is None else use_behaviour
+        return compute_features(self.context(snapshot), text, candidates, lexical_scores, use_behaviour=use)
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        return self.booster.inplace_predict(features, validate_features=False).astype(np.float64)
+
+    def contributions(self, features: np.ndarray) -> list[dict[str, Any]]:
+        """Per-feature contributions (XGBoost's SHAP values) to each row's score."""
+        xgboost = _xgboost()
+        matrix = xgboost.DMatrix(features, feature_names=FEATURE_NAMES, missing=np.nan)
+        contribs = self.booster.predict(matrix, pred_contribs=True)
+        out = []
+        for row, values in zip(features, contribs):
+            out.append({"features": {name: {"value": None if np.isnan(row[i]) else float(row[i]),
+                                            "contribution": float(values[i])} for i, name in enumerate(FEATURE_NAMES)},
+                        "bias": float(values[-1])})
+        return out
+
+    def rerank(self, snapshot, request, candidates, explain: bool = False):
+        """Reorder the top `rerank_depth` candidates by model score; the rest keep their fused order.
+
+        Returns (candidates in the new order, model scores aligned with them
+        (NaN beyond the reranked depth), contributions aligned (or None)).
+        """
+        depth = min(request.rerank_depth, len(candidates))
+        head = candidates.take(np.arange(depth))
+        features = self.features(snapshot, request.text, head)
+        scores = self.score(features)
+        order = np.lexsort((np.arange(depth), -scores))
+        full_order = np.concatenate([order, np.arange(depth, len(candidates))])
+        aligned = np.concatenate([scores[order], np.full(len(candidates) - depth, np.nan)])
+        contributions = None
+        if explain:
+            start, stop = request.offset, min(request.offset + request.k, depth)
+            contributions = [None] * len(candidates)
+            if start < stop:
+                for position, item in zip(range(start, stop), self.contributions(features[order[start:stop]])):
+                    contributions[position] = item
+        return candidates.take(full_order), aligned, contributions
+
+    def describe(self) -> dict[str, Any]:
+        return {k: v for k, v in self.meta.items() if k != "feature_names"}
+
+
+def candidate_bm25(snapshot, text: str | None, docnos: np.ndarray) -> np.ndarray | None:
+    """Exact BM25 of every candidate (0 where it matches no query term); None without query text."""
+    if not text or not text.strip() or len(docnos) == 0:
+        return None
+    allowed = np.zeros(int(docnos.max()) + 1, dtype=bool)
+    allowed[docnos] = True
+    found, scores = snapshot.lexical.search(text, len(docnos), allowed)
+    by_docno = dict(zip(found.tolist(), scores.tolist()))
+    return np.array([by_docno.get(d, 0.0) for d in docnos.tolist()], dtype=np.float64)
+
+
+def load_ranker(snapshot) -> Ranker | None:
     """The snapshot's ranker, or None when the index has not been given one."""
     if not snapshot.manifest.get("ranker"):
         return None
-    raise NotImplementedError("reranking is not implemented yet")
+    return Ranker.load(snapshot.path / "ranker", snapshot)
+
+
+def blank_behaviour(features: np.ndarray) -> np.ndarray:
+    """The same rows with every behaviour feature missing (a shop with no behaviour yet)."""
+    copy = features.copy()
+    copy[:, behaviour_columns()] = np.nan
+    return copy

@@ -110,12 +110,22 @@ class OpenClipEncoder(Encoder):
             ) from exc
         self._pretrained_label, self._weights_id = weights_identity(model_name, pretrained)
 
+    def _tokenize(self, texts: list[str]):
+        """Token ids; Hugging Face text towers get dynamic padding (same result, far less work for short queries)."""
+        from open_clip.tokenizer import HFTokenizer
+
+        if isinstance(self.tokenizer, HFTokenizer):
+            encoded = self.tokenizer.tokenizer(texts, padding="longest", truncation=True,
+                                               max_length=self.tokenizer.context_length, return_tensors="pt")
+            return encoded.input_ids
+        return self.tokenizer(texts)
+
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256, progress=None) -> np.ndarray:
         outputs = []
         with self._torch.inference_mode():
             for start in range(0, len(texts), batch_size):
                 batch = [text if text.strip() else "." for text in texts[start:start + batch_size]]
-                tokens = self.tokenizer(batch).to(self.device)
+                tokens = self._tokenize(batch).to(self.device)
                 features = self.model.encode_text(tokens, normalize=True)
                 outputs.append(features.float().cpu().numpy())
                 if progress:

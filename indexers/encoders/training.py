@@ -42,6 +42,7 @@ class TrainConfig:
     batch_size: int = 512
     learning_rate: float = 1e-3
     weight_decay: float = 0.05
+    max_logit_scale: float = 20.0  # a cap on the softmax temperature: 100 (CLIP) over-separates products of one type
     embed_dim: int = 256
     head: str = "mlp"  # mlp or linear
     max_train: int | None = None  # cap on training pairs (to reproduce small trials)
@@ -274,7 +275,7 @@ def train_encoder(catalog: str | Path, out: str | Path, config: TrainConfig | No
             batch = order[step * config.batch_size:(step + 1) * config.batch_size]
             image_emb = F.normalize(model.visual.head(image_t[batch]), dim=-1)
             text_emb = F.normalize(model.text.proj(text_t[batch]), dim=-1)
-            loss = loss_fn(image_emb, text_emb, model.logit_scale.exp().clamp(max=100))
+            loss = loss_fn(image_emb, text_emb, model.logit_scale.exp().clamp(max=config.max_logit_scale))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -83,8 +83,12 @@ class TantivyStore(LexicalStore):
             index = tantivy.Index(build_schema(), path=str(target), reuse=False)
         index.register_tokenizer(ANALYZER, build_analyzer())
         writer = index.writer(heap_size=int((config or {}).get("heap_size", 128_000_000)), num_threads=1)
-        for docno in deletes:
-            writer.delete_documents_by_term("docno", int(docno))
+        if len(deletes):
+            # by query: a term on the u64 field must be typed as the schema types it
+            schema = index.schema
+            for start in range(0, len(deletes), TERM_SET_MAX):
+                chunk = [int(d) for d in deletes[start:start + TERM_SET_MAX]]
+                writer.delete_documents_by_query(tantivy.Query.term_set_query(schema, "docno", chunk))
         for docno, fields in adds:
             document = tantivy.Document()
             document.add_unsigned("docno", int(docno))

@@ -1,0 +1,1 @@
+"""Benchmarks: commands that measure ShopLens (and its peers) and print tables. Never assertions."""

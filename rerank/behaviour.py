@@ -1,0 +1,429 @@
+"""Behaviour events and their aggregates: impressions, clicks, carts and orders.
+
+Events arrive as JSONL, one object a line::
+
+    {"ts": 1760000000.5, "type": "click", "id": "1163", "query": "blue shirt", "position": 3}
+
+`ts` is unix seconds (or an ISO-8601 string), `type` one of impression,
+click, cart, order; `query` and `position` are optional. Bad lines are
+reported with their line numbers, like a bad catalog.
+
+Aggregates live in each version's `behaviour/` directory and are updated in
+place by adding counts: per product (counts, first and last event, a
+popularity that decays with a half-life), per query and product (counts),
+and per query, product and position (impressions and clicks, for the
+position-bias correction of `train-ranker --from-events`). Folding a file
+twice is refused: the digests of folded files are recorded.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from engine.errors import EventsError
+from indexers.storage import atomic_write_json, read_json
+
+EVENT_TYPES = ("impression", "click", "cart", "order")
+POPULARITY_WEIGHTS = {"impression": 0.0, "click": 1.0, "cart": 3.0, "order": 5.0}
+DEFAULT_HALF_LIFE_DAYS = 14.0
+MAX_POSITION = 100
+
+
+def normalize_query(text: str | None) -> str:
+    """The key a query's behaviour is stored under: lower-cased, whitespace collapsed."""
+    return " ".join((text or "").lower().split())
+
+
+@dataclass
+class EventReject:
+    line: int
+    reason: str
+    raw: str = ""
+
+    def describe(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"line": self.line, "reason": self.reason, "raw": self.raw[:300]}
+
+
+@dataclass
+class EventBatch:
+    """Parsed, valid events as columns."""
+
+    ts: np.ndarray
+    kind: np.ndarray  # index into EVENT_TYPES
+    ids: list[str]
+    queries: list[str]  # normalized; "" when absent
+    positions: np.ndarray  # 0 when absent
+    rejects: list[EventReject] = field(default_factory=list)
+    lines: int = 0
+    digest: str = ""
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _parse_ts(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text)
+        except ValueError:
+            parsed = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=_dt.timezone.utc)
+            return parsed.timestamp()
+    raise ValueError
+
+
+def read_events(path: str | Path, known_ids: set[str] | None = None) -> EventBatch:
+    """Parse and validate an events file; unknown product ids are rejected when known_ids is given."""
+    path = Path(path)
+    if not path.is_file():
+        raise EventsError(f"events file {path} does not exist; check the path")
+    loads = _json_loads()
+    ts, kinds, ids, queries, positions, rejects = [], [], [], [], [], []
+    digest = hashlib.sha1()
+    kind_index = {name: i for i, name in enumerate(EVENT_TYPES)}
+    lines = 0
+    opener = _open(path)
+    with opener as handle:
+        for number, raw in enumerate(handle, start=1):
+            digest.update(raw)
+            lines = number
+            text = raw.strip()
+            if not text:
+                continue
+            try:
+                event = loads(text)
+            except ValueError as exc:
+                rejects.append(EventReject(number, f"invalid JSON: {exc}", text.decode("utf-8", "replace")))
+                continue
+            if not isinstance(event, dict):
+                rejects.append(EventReject(number, "expected a JSON object", text.decode("utf-8", "replace")))
+                continue
+            reason = None
+            kind = event.get("type")
+            if kind not in kind_index:
+                reason = f"type must be one of {', '.join(EVENT_TYPES)}, got {kind!r}"
+            pid = event.get("id")
+            if reason is None and (pid is None or isinstance(pid, (dict, list, bool)) or str(pid).strip() == ""):
+                reason = "missing id"
+            if reason is None:
+                try:
+                    stamp = _parse_ts(event.get("ts"))
+                except (ValueError, TypeError):
+                    reason = f"ts must be unix seconds or an ISO-8601 time, got {event.get('ts')!r}"
+            position = event.get("position")
+            if reason is None and position is not None:
+                if isinstance(position, bool) or not isinstance(position, int) or position < 1:
+                    reason = f"position must be a positive integer, got {position!r}"
+            query = event.get("query")
+            if reason is None and query is not None and not isinstance(query, str):
+                reason = f"query must be text, got {type(query).__name__}"
+            pid = str(pid).strip() if reason is None else pid
+            if reason is None and known_ids is not None and pid not in known_ids:
+                reason = f"unknown product id {pid!r}"
+            if reason is not None:
+                rejects.append(EventReject(number, reason, text.decode("utf-8", "replace")))
+                continue
+            ts.append(stamp)
+            kinds.append(kind_index[kind])
+            ids.append(pid)
+            queries.append(normalize_query(query))
+            positions.append(min(position or 0, MAX_POSITION))
+    return EventBatch(np.asarray(ts, dtype=np.float64), np.asarray(kinds, dtype=np.int8), ids, queries,
+                      np.asarray(positions, dtype=np.int32), rejects, lines, digest.hexdigest())
+
+
+def _open(path: Path):
+    import gzip
+
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+
+
+def _json_loads():
+    try:
+        import orjson
+
+        return orjson.loads
+    except ImportError:  # pragma: no cover - orjson is a dependency
+        return json.loads
+
+
+# -- aggregates -----------------------------------------------------------------------
+
+PRODUCT_COLUMNS = ("impressions", "clicks", "carts", "orders")
+
+
+class BehaviourStats:
+    """One version's aggregates, loaded for serving and training."""
+
+    def __init__(self, products: dict[str, np.ndarray], query_products: dict[str, np.ndarray],
+                 positions: dict[str, np.ndarray], state: dict[str, Any]):
+        self.products = products  # id, impressions, clicks, carts, orders, first_ts, last_ts, popularity
+        self.query_products = query_products  # query, id, impressions, clicks, carts, orders
+        self.positions = positions  # query, id, position, impressions, clicks
+        self.state = state
+        self.row_by_id = {pid: i for i, pid in enumerate(products["id"].tolist())}
+        self._qp_rows: dict[str, dict[str, int]] | None = None
+
+    @classmethod
+    def empty(cls) -> "BehaviourStats":
+        return cls(_empty_products(), _empty_query_products(), _empty_positions(), _empty_state())
+
+    @property
+    def has_data(self) -> bool:
+        return self.state["events"] > 0
+
+    def query_rows(self, query: str) -> dict[str, int] | None:
+        """Row of each product that has history for this (normalized) query; None if the query is new."""
+        if self._qp_rows is None:
+            rows: dict[str, dict[str, int]] = {}
+            for i, (q, pid) in enumerate(zip(self.query_products["query"].tolist(), self.query_products["id"].tolist())):
+                rows.setdefault(q, {})[pid] = i
+            self._qp_rows = rows
+        return self._qp_rows.get(normalize_query(query))
+
+    def popularity_at(self, when: float) -> np.ndarray:
+        """Decayed popularity of every product row at time `when`."""
+        half_life = self.state["half_life_days"] * 86400.0
+        ref = self.state.get("popularity_ts")
+        ref = when if ref is None else ref
+        return self.products["popularity"] * np.power(2.0, -(when - ref) / half_life)
+
+    def priors(self) -> dict[str, float]:
+        """Shop-wide rates, the Bayesian priors that smooth per-product rates."""
+        totals = self.state["totals"]
+        impressions = max(totals["impression"], 1)
+        clicks = max(totals["click"], 1)
+        return {"ctr": totals["click"] / impressions if totals["impression"] else 0.05,
+                "cart_rate": totals["cart"] / clicks if totals["click"] else 0.1,
+                "order_rate": totals["order"] / clicks if totals["click"] else 0.05}
+
+
+def _empty_products() -> dict[str, np.ndarray]:
+    data = {"id": np.array([], dtype=object)}
+    for name in PRODUCT_COLUMNS:
+        data[name] = np.zeros(0, np.int64)
+    data["first_ts"] = np.zeros(0)
+    data["last_ts"] = np.zeros(0)
+    data["popularity"] = np.zeros(0)
+    return data
+
+
+def _empty_query_products() -> dict[str, np.ndarray]:
+    data = {"query": np.array([], dtype=object), "id": np.array([], dtype=object)}
+    for name in PRODUCT_COLUMNS:
+        data[name] = np.zeros(0, np.int64)
+    return data
+
+
+def _empty_positions() -> dict[str, np.ndarray]:
+    return {"query": np.array([], dtype=object), "id": np.array([], dtype=object), "position": np.zeros(0, np.int32),
+            "impressions": np.zeros(0, np.int64), "clicks": np.zeros(0, np.int64)}
+
+
+def _empty_state() -> dict[str, Any]:
+    return {"events": 0, "totals": {name: 0 for name in EVENT_TYPES}, "files": [], "first_ts": None, "last_ts": None,
+            "popularity_ts": None, "half_life_days": DEFAULT_HALF_LIFE_DAYS}
+
+
+def _group_sum(keys: list[tuple], columns: dict[str, np.ndarray]) -> tuple[list[tuple], dict[str, np.ndarray]]:
+    """Sum columns by key (keys are tuples), keys in first-seen order."""
+    index: dict[tuple, int] = {}
+    inverse = np.empty(len(keys), dtype=np.int64)
+    for i, key in enumerate(keys):
+        inverse[i] = index.setdefault(key, len(index))
+    sums = {name: np.bincount(inverse, weights=values, minlength=len(index)) for name, values in columns.items()}
+    return list(index), sums
+
+
+def fold(stats: BehaviourStats, batch: EventBatch) -> BehaviourStats:
+    """New aggregates: the old ones plus a batch of events (counts added in place of a recount)."""
+    kinds = batch.kind
+    onehot = {name: (kinds == i).astype(np.float64) for i, name in enumerate(EVENT_TYPES)}
+    half_life = stats.state["half_life_days"] * 86400.0
+    reference = max([t for t in (stats.state.get("popularity_ts"), float(batch.ts.max()) if len(batch) else None)
+                     if t is not None], default=None)
+
+    # products
+    weights = sum(POPULARITY_WEIGHTS[name] * onehot[name] for name in EVENT_TYPES)
+    decayed = weights * np.power(2.0, -(reference - batch.ts) / half_life) if len(batch) else weights
+    old = stats.products
+    old_pop = old["popularity"] * (np.power(2.0, -(reference - stats.state["popularity_ts"]) / half_life)
+                                   if stats.state.get("popularity_ts") is not None else 1.0)
+    keys = [(pid,) for pid in old["id"].tolist()] + [(pid,) for pid in batch.ids]
+    cols = {
+        "impressions": np.concatenate([old["impressions"], onehot["impression"]]),
+        "clicks": np.concatenate([old["clicks"], onehot["click"]]),
+        "carts": np.concatenate([old["carts"], onehot["cart"]]),
+        "orders": np.concatenate([old["orders"], onehot["order"]]),
+        "popularity": np.concatenate([old_pop, decayed]),
+    }
+    product_keys, sums = _group_sum(keys, cols)
+    position_of = {key: i for i, key in enumerate(product_keys)}
+    first = np.full(len(product_keys), np.inf)
+    last = np.full(len(product_keys), -np.inf)
+    all_first = np.concatenate([old["first_ts"], batch.ts])
+    all_last = np.concatenate([old["last_ts"], batch.ts])
+    where = np.array([position_of[key] for key in keys], dtype=np.int64)
+    np.minimum.at(first, where, all_first)
+    np.maximum.at(last, where, all_last)
+    products = {"id": np.array([k[0] for k in product_keys], dtype=object),
+                **{name: sums[name].astype(np.int64) for name in PRODUCT_COLUMNS},
+                "first_ts": first, "last_ts": last, "popularity": sums["popularity"]}
+
+    # query and product
+    with_query = np.array([bool(q) for q in batch.queries], dtype=bool)
+    qp_old = stats.query_products
+    keys = list(zip(qp_old["query"].tolist(), qp_old["id"].tolist()))
+    keys += [(q, pid) for q, pid, keep in zip(batch.queries, batch.ids, with_query) if keep]
+    cols = {name: np.concatenate([qp_old[name], onehot[event][with_query]])
+            for name, event in zip(PRODUCT_COLUMNS, EVENT_TYPES)}
+    qp_keys, qp_sums = _group_sum(keys, cols)
+    query_products = {"query": np.array([k[0] for k in qp_keys], dtype=object),
+                      "id": np.array([k[1] for k in qp_keys], dtype=object),
+                      **{name: qp_sums[name].astype(np.int64) for name in PRODUCT_COLUMNS}}
+
+    # query, product and position: impressions and clicks where a position was logged
+    positioned = with_query & (batch.positions > 0) & ((kinds == 0) | (kinds == 1))
+    pos_old = stats.positions
+    keys = list(zip(pos_old["query"].tolist(), pos_old["id"].tolist(), pos_old["position"].tolist()))
+    keys += [(q, pid, int(p)) for q, pid, p, keep in zip(batch.queries, batch.ids, batch.positions, positioned) if keep]
+    cols = {"impressions": np.concatenate([pos_old["impressions"], onehot["impression"][positioned]]),
+            "clicks": np.concatenate([pos_old["clicks"], onehot["click"][positioned]])}
+    pos_keys, pos_sums = _group_sum(keys, cols)
+    positions = {"query": np.array([k[0] for k in pos_keys], dtype=object),
+                 "id": np.array([k[1] for k in pos_keys], dtype=object),
+                 "position": np.array([k[2] for k in pos_keys], dtype=np.int32),
+                 "impressions": pos_sums["impressions"].astype(np.int64),
+                 "clicks": pos_sums["clicks"].astype(np.int64)}
+
+    state = json.loads(json.dumps(stats.state))
+    state["events"] += len(batch)
+    for i, name in enumerate(EVENT_TYPES):
+        state["totals"][name] += int((kinds == i).sum())
+    if len(batch):
+        state["first_ts"] = min(t for t in (state["first_ts"], float(batch.ts.min())) if t is not None)
+        state["last_ts"] = max(t for t in (state["last_ts"], float(batch.ts.max())) if t is not None)
+        state["popularity_ts"] = reference
+    if batch.digest:
+        state["files"].append(batch.digest)
+    return BehaviourStats(products, query_products, positions, state)
+
+
+# -- persistence ----------------------------------------------------------------------
+
+
+def save(stats: BehaviourStats, directory: Path) -> dict[str, Any]:
+    directory.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({k: _arrow(v) for k, v in stats.products.items()}), directory / "products.parquet")
+    pq.write_table(pa.table({k: _arrow(v) for k, v in stats.query_products.items()}), directory / "query_products.parquet")
+    pq.write_table(pa.table({k: _arrow(v) for k, v in stats.positions.items()}), directory / "positions.parquet")
+    atomic_write_json(directory / "state.json", stats.state)
+    return stats.state
+
+
+def _arrow(values: np.ndarray) -> pa.Array:
+    if values.dtype == object:
+        return pa.array(values.tolist(), type=pa.string())
+    return pa.array(values)
+
+
+def load(directory: Path | None) -> BehaviourStats:
+    """The aggregates of a version's `behaviour/` directory (empty when it has none)."""
+    if directory is None or not (directory / "state.json").exists():
+        return BehaviourStats.empty()
+
+    def columns(name: str, strings: Iterable[str]) -> dict[str, np.ndarray]:
+        table = pq.read_table(directory / name)
+        return {col: (np.array(table.column(col).to_pylist(), dtype=object) if col in strings
+                      else table.column(col).to_numpy()) for col in table.column_names}
+
+    return BehaviourStats(columns("products.parquet", {"id"}), columns("query_products.parquet", {"query", "id"}),
+                          columns("positions.parquet", {"query", "id"}), read_json(directory / "state.json"))
+
+
+def summary(stats: BehaviourStats) -> dict[str, Any]:
+    """What the manifest and `info` say about behaviour."""
+    state = stats.state
+    return {"events": state["events"], "totals": state["totals"], "products_with_events": len(stats.products["id"]),
+            "queries": len(set(stats.query_products["query"].tolist())), "files_folded": len(state["files"]),
+            "first_ts": state["first_ts"], "last_ts": state["last_ts"]}
+
+
+@dataclass
+class EventsReport:
+    version: int | None
+    folded: int
+    rejects: list[EventReject]
+    by_type: dict[str, int]
+    seconds: float
+    events_per_second: float
+    rejects_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "folded": self.folded, "by_type": self.by_type,
+                "rejects": [r.to_json() for r in self.rejects], "rejects_path": self.rejects_path,
+                "seconds": round(self.seconds, 3), "events_per_second": round(self.events_per_second, 1)}
+
+
+def apply_events(index_path: str | Path, events_path: str | Path, strict: bool = False,
+                 force: bool = False) -> EventsReport:
+    """Validate an events file and fold it into the index's aggregates as one new version."""
+    import time
+
+    from indexers.index import IndexDirectory
+    from indexers.products import ProductStore
+    from indexers.writer import replace_component
+
+    started = time.perf_counter()
+    index = IndexDirectory(index_path)
+    index.require()
+    current = index.version_path(index.current_version())
+    known = set(ProductStore.load(current / "products").docno_by_id)
+    batch = read_events(events_path, known_ids=known)
+    rejects_path = None
+    if batch.rejects:
+        rejects_path = Path(str(events_path) + ".rejects.jsonl")
+        with open(rejects_path, "w", encoding="utf-8") as handle:
+            for reject in batch.rejects:
+                handle.write(json.dumps(reject.to_json()) + "\n")
+    if strict and batch.rejects:
+        raise EventsError(f"{len(batch.rejects)} bad event line(s) in {Path(events_path).name} "
+                          f"(first: {batch.rejects[0].describe()}); nothing folded; see {rejects_path}")
+    by_type = {name: int((batch.kind == i).sum()) for i, name in enumerate(EVENT_TYPES)}
+    if len(batch) == 0:
+        return EventsReport(None, 0, batch.rejects, by_type, time.perf_counter() - started, 0.0, rejects_path)
+    result: dict[str, BehaviourStats] = {}
+
+    def write(target: Path, parent: Path | None) -> None:
+        stats = load(parent)
+        if batch.digest in stats.state["files"] and not force:
+            raise EventsError(f"{Path(events_path).name} was already folded into this index; "
+                              "pass --force to count it again")
+        result["stats"] = fold(stats, batch)
+        save(result["stats"], target)
+
+    version = replace_component(index_path, "behaviour", "events", write, lambda: {"behaviour": summary(result["stats"])},
+                                change={"events": len(batch), "rejected": len(batch.rejects), "file": str(events_path)})
+    seconds = time.perf_counter() - started
+    return EventsReport(version, len(batch), batch.rejects, by_type, seconds, len(batch) / seconds, rejects_path)

@@ -1,0 +1,326 @@
+"""Reranker features: the ordered names and the one function that computes them.
+
+Serving, training, evaluation and benchmarks all call `compute_features`, so
+training and serving cannot drift. A model saved with other names or another
+`FEATURE_VERSION` refuses to load.
+
+Missing values are NaN, never a silent zero: no price, an image-only query
+(no BM25), no behaviour in the index, a query never seen in the logs. XGBoost
+learns where missing values go.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FEATURE_VERSION = 1
+FEATURE_GROUPS: dict[str, list[str]] = {
+    "retrieval": ["bm25", "bm25_norm", "bm25_rank", "dense", "dense_rank", "fused", "fused_rank",
+                  "found_by_lexical", "found_by_dense", "sim_text_text", "sim_text_image", "sim_image_image",
+                  "sim_image_text"],
+    "text_match": ["title_term_share", "brand_match", "category_match", "colour_match", "attribute_match_share",
+                   "query_terms"],
+    "price": ["log_price", "discount_share", "price_to_median", "price_zscore", "price_pct_in_category",
+              "query_price_limit_ok", "query_wants_cheap"],
+    "behaviour": ["impressions", "clicks", "carts", "orders", "ctr_smoothed", "cart_rate_smoothed",
+                  "order_rate_smoothed", "popularity_decayed", "rating", "query_seen", "qp_impressions", "qp_clicks",
+                  "qp_ctr_smoothed"],
+    "freshness": ["age_days"],
+}
+FEATURE_NAMES: list[str] = [name for group in FEATURE_GROUPS.values() for name in group]
+BEHAVIOUR_FEATURES = set(FEATURE_GROUPS["behaviour"]) - {"rating"}
+COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+CTR_PRIOR_IMPRESSIONS = 20.0  # a product's CTR starts at the shop's CTR, worth this many impressions
+RATE_PRIOR_CLICKS = 10.0  # cart and order rates: prior worth this many clicks
+CHEAP_WORDS = ("cheap", "budget", "affordable", "inexpensive", "low price", "lowest price", "economical")
+_LIMIT = re.compile(r"\b(?:under|below|less than|upto|up to|within|max|<=?)\s*(?:rs\.?|inr|₹|\$|usd|eur|€)?\s*(\d[\d,]*(?:\.\d+)?)",
+                    re.IGNORECASE)
+_COLOUR_FIELDS = ("base_colour", "colour", "color", "base_color", "baseColour")
+_DISCOUNT_FIELDS = ("discounted_price", "sale_price", "discount_price", "special_price", "final_price")
+_LISTED_FIELDS = ("catalog_add_date", "created_at", "listed_at", "published_at", "added_at", "release_date")
+_RATING_FIELDS = ("rating", "average_rating", "stars")
+_MAX_KEYWORD_VALUES = 500
+
+
+def price_limit(text: str) -> float | None:
+    """A price ceiling stated in the query ("under 1000", "below rs 500"), if any."""
+    match = _LIMIT.search(text or "")
+    if not match:
+        return None
+    return float(match.group(1).replace(",", ""))
+
+
+def wants_cheap(text: str) -> bool:
+    lowered = (text or "").lower()
+    return any(re.search(rf"\b{re.escape(word)}\b", lowered) for word in CHEAP_WORDS)
+
+
+@dataclass
+class _Vocabulary:
+    """Analyzed phrases of a keyword field's values -> codes, and each row's codes."""
+
+    phrases: dict[tuple[str, ...], set[int]]
+    row_codes: Any  # scalar: int64 array (-1 missing); list: (offsets, flat codes)
+    kind: str
+
+    def mentioned(self, terms: list[str]) -> set[int]:
+        found: set[int] = set()
+        for phrase, codes in self.phrases.items():
+            n = len(phrase)
+            for start in range(len(terms) - n + 1):
+                if tuple(terms[start:start + n]) == phrase:
+                    found |= codes
+                    break
+        return found
+
+    def has_any(self, docnos: np.ndarray, codes: set[int]) -> np.ndarray:
+        wanted = np.fromiter(codes, dtype=np.int64)
+        if self.kind == "scalar":
+            return np.isin(self.row_codes[docnos], wanted)
+        offsets, flat = self.row_codes
+        hits = np.isin(flat, wanted).astype(np.int64)
+        cumulative = np.concatenate([[0], np.cumsum(hits)])
+        return (cumulative[offsets[docnos + 1]] - cumulative[offsets[docnos]]) > 0
+
+
+class FeatureContext:
+    """Per-version lookups for features, built once when a version is first reranked.
+
+    Everything here depends only on the index version (not the query), so it
+    is kept off the query path.
+    """
+
+    def __init__(self, snapshot, behaviour, analyzer):
+        products = snapshot.products
+        self.snapshot = snapshot
+        self.behaviour = behaviour
+        self.analyze = analyzer
+        n = products.num_rows
+        self.price = products.numeric("price")
+        self.log_price = np.log1p(self.price)
+        discount_col = _first_column(products, _DISCOUNT_FIELDS)
+        if discount_col:
+            sale = products.numeric(discount_col)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                self.discount = np.where(self.price > 0, np.clip((self.price - sale) / self.price, 0, 1), np.nan)
+        else:
+            self.discount = np.full(n, np.nan)
+        listed_col = _first_column(products, _LISTED_FIELDS)
+        listed = products.numeric(listed_col) if listed_col else np.full(n, np.nan)
+        first_seen = products.table.column("first_seen").to_numpy(zero_copy_only=False).astype(float) \
+            if "first_seen" in products.table.column_names else np.full(n, np.nan)
+        self.listed_ts = np.where(np.isfinite(listed) & (listed > 1e8), listed, first_seen)
+        rating_col = _first_column(products, _RATING_FIELDS)
+        self.rating = products.numeric(rating_col) if rating_col else np.full(n, np.nan)
+
+        self.brand = self._vocabulary("brand")
+        self.category = self._vocabulary("category")
+        colour_col = _first_column(products, _COLOUR_FIELDS)
+        self.colour = self._vocabulary(colour_col) if colour_col else None
+        self.attributes: list[_Vocabulary] = []
+        skip = {colour_col, discount_col, listed_col, rating_col}
+        for name in products.table.column_names:
+            if name.startswith("a.") and name not in skip and not products.is_numeric(name):
+                vocab = self._vocabulary(name, limit=_MAX_KEYWORD_VALUES)
+                if vocab is not None:
+                    self.attributes.append(vocab)
+        self.price_pct = self._price_percentile_in_category()
+
+        ids = products.table.column("id").to_pylist()
+        self.ids = ids
+        if behaviour is not None and behaviour.has_data:
+            rows = behaviour.row_by_id
+            self.behaviour_row = np.array([rows.get(pid, -1) for pid in ids], dtype=np.int64)
+            self.priors = behaviour.priors()
+            reference = behaviour.state.get("popularity_ts")
+            reference = time.time() if reference is None else reference
+            self.popularity = np.log1p(behaviour.popularity_at(reference))
+        else:
+            self.behaviour_row = None
+
+    def _vocabulary(self, field: str, limit: int | None = None) -> _Vocabulary | None:
+        products = self.snapshot.products
+        column = products.column_name(field) if not field.startswith("a.") else field
+        if column is None:
+            return None
+        codes, kind, vocab = products.keyword(column)
+        if limit is not None and len(vocab) > limit:
+            return None
+        phrases: dict[tuple[str, ...], set[int]] = {}
+        for code, value in enumerate(vocab):
+            if value is None:
+                continue
+            terms = tuple(self.analyze(value))
+            if not terms or len(terms) > 4:
+                continue
+            phrases.setdefault(terms, set()).add(code)
+        return _Vocabulary(phrases, codes, kind)
+
+    def _price_percentile_in_category(self) -> np.ndarray:
+        """Where each product's price sits among its leaf category's prices (0 cheapest, 1 dearest)."""
+        products = self.snapshot.products
+        n = products.num_rows
+        result = np.full(n, np.nan)
+        column = products.column_name("category")
+        if column is None:
+            return result
+        (offsets, flat), _, _ = products.keyword(column)
+        leaf = np.full(n, -1, dtype=np.int64)
+        has = offsets[1:] > offsets[:-1]
+        leaf[has] = flat[offsets[1:][has] - 1]
+        valid = (leaf >= 0) & np.isfinite(self.price)
+        for code in np.unique(leaf[valid]):
+            rows = np.flatnonzero(valid & (leaf == code))
+            if len(rows) == 1:
+                result[rows] = 0.5
+                continue
+            order = np.argsort(self.price[rows], kind="stable")
+            ranks = np.empty(len(rows))
+            ranks[order] = np.arange(len(rows))
+            result[rows] = ranks / (len(rows) - 1)
+        return result
+
+
+def _first_column(products, names) -> str | None:
+    for name in names:
+        column = products.column_name(name)
+        if column is not None and column.startswith("a."):
+            return column
+    return None
+
+
+def compute_features(context: FeatureContext, text: str | None, candidates, lexical_scores: np.ndarray | None,
+                     use_behaviour: bool = True, now: float | None = None) -> np.ndarray:
+    """Feature matrix (candidates x FEATURE_NAMES) for one query.
+
+    `candidates` is an engine.hybrid.Candidates in fused order;
+    `lexical_scores` the BM25 score of every candidate (0 where it matches no
+    term; None for a query without text).
+    """
+    docnos = candidates.docnos
+    n = len(docnos)
+    features = np.full((n, len(FEATURE_NAMES)), np.nan, dtype=np.float32)
+    if n == 0:
+        return features
+    now = time.time() if now is None else now
+
+    def put(name: str, values) -> None:
+        features[:, COLUMN[name]] = values
+
+    # retrieval
+    if lexical_scores is not None:
+        put("bm25", lexical_scores)
+        top = float(np.max(lexical_scores)) if n else 0.0
+        put("bm25_norm", lexical_scores / top if top > 0 else 0.0)
+    put("bm25_rank", candidates.bm25_rank)
+    put("dense", candidates.dense)
+    put("dense_rank", candidates.dense_rank)
+    put("fused", candidates.fused)
+    put("fused_rank", np.arange(1, n + 1))
+    put("found_by_lexical", np.isfinite(candidates.bm25_rank).astype(np.float32))
+    put("found_by_dense", np.isfinite(candidates.dense_rank).astype(np.float32))
+    vectors = context.snapshot.vectors.vectors(docnos)
+    has_image = vectors["has_image"]
+    query = candidates.query
+    if query.text is not None:
+        put("sim_text_text", vectors["text"] @ query.text)
+        put("sim_text_image", np.where(has_image, vectors["image"] @ query.text, np.nan))
+    if query.image is not None:
+        put("sim_image_image", np.where(has_image, vectors["image"] @ query.image, np.nan))
+        put("sim_image_text", vectors["text"] @ query.image)
+
+    # text match
+    terms = context.analyze(text) if text else []
+    if terms:
+        put("query_terms", len(set(terms)))
+        query_set = set(terms)
+        titles = context.snapshot.products.column_values("title", docnos)
+        put("title_term_share", [len(query_set & set(context.analyze(title or ""))) / len(query_set) for title in titles])
+        for name, vocab in (("brand_match", context.brand), ("category_match", context.category),
+                            ("colour_match", context.colour)):
+            if vocab is None:
+                continue
+            mentioned = vocab.mentioned(terms)
+            if mentioned:
+                put(name, vocab.has_any(docnos, mentioned).astype(np.float32))
+        matched, asked = np.zeros(n), 0
+        for vocab in context.attributes:
+            mentioned = vocab.mentioned(terms)
+            if mentioned:
+                asked += 1
+                matched += vocab.has_any(docnos, mentioned)
+        if asked:
+            put("attribute_match_share", matched / asked)
+
+    # price
+    price = context.price[docnos]
+    put("log_price", context.log_price[docnos])
+    put("discount_share", context.discount[docnos])
+    finite = price[np.isfinite(price)]
+    if len(finite):
+        median = float(np.median(finite))
+        put("price_to_median", price / median if median > 0 else np.nan)
+        std = float(finite.std())
+        put("price_zscore", (price - finite.mean()) / std if std > 0 else 0.0)
+    put("price_pct_in_category", context.price_pct[docnos])
+    limit = price_limit(text or "")
+    if limit is not None:
+        put("query_price_limit_ok", np.where(np.isfinite(price), (price <= limit).astype(np.float32), np.nan))
+    put("query_wants_cheap", float(wants_cheap(text or "")))
+    put("rating", context.rating[docnos])
+
+    # behaviour
+    if use_behaviour and context.behaviour_row is not None:
+        _behaviour_features(context, text, docnos, put)
+
+    # freshness
+    put("age_days", (now - context.listed_ts[docnos]) / 86400.0)
+    return features
+
+
+def _behaviour_features(context: FeatureContext, text: str | None, docnos: np.ndarray, put) -> None:
+    stats = context.behaviour
+    rows = context.behaviour_row[docnos]
+    known = rows >= 0
+    safe = np.where(known, rows, 0)
+
+    def counts(name: str) -> np.ndarray:
+        return np.where(known, stats.products[name][safe], 0).astype(np.float64)
+
+    impressions, clicks, carts, orders = (counts(c) for c in ("impressions", "clicks", "carts", "orders"))
+    priors = context.priors
+    ctr = (clicks + CTR_PRIOR_IMPRESSIONS * priors["ctr"]) / (impressions + CTR_PRIOR_IMPRESSIONS)
+    put("impressions", impressions)
+    put("clicks", clicks)
+    put("carts", carts)
+    put("orders", orders)
+    put("ctr_smoothed", ctr)
+    put("cart_rate_smoothed", (carts + RATE_PRIOR_CLICKS * priors["cart_rate"]) / (clicks + RATE_PRIOR_CLICKS))
+    put("order_rate_smoothed", (orders + RATE_PRIOR_CLICKS * priors["order_rate"]) / (clicks + RATE_PRIOR_CLICKS))
+    put("popularity_decayed", np.where(known, context.popularity[safe], 0.0))
+    history = stats.query_rows(text) if text else None
+    put("query_seen", 0.0 if history is None else 1.0)
+    if history is not None:
+        qp_rows = np.array([history.get(context.ids[d], -1) for d in docnos.tolist()], dtype=np.int64)
+        seen = qp_rows >= 0
+        safe_qp = np.where(seen, qp_rows, 0)
+        qp_impressions = np.where(seen, stats.query_products["impressions"][safe_qp], 0).astype(np.float64)
+        qp_clicks = np.where(seen, stats.query_products["clicks"][safe_qp], 0).astype(np.float64)
+        put("qp_impressions", qp_impressions)
+        put("qp_clicks", qp_clicks)
+        put("qp_ctr_smoothed", (qp_clicks + CTR_PRIOR_IMPRESSIONS * ctr) / (qp_impressions + CTR_PRIOR_IMPRESSIONS))
+
+
+def behaviour_columns() -> np.ndarray:
+    """Indexes of the behaviour features (blanked when training without behaviour)."""
+    return np.array([COLUMN[name] for name in FEATURE_NAMES if name in BEHAVIOUR_FEATURES])
+
+
+__all__ = ["FEATURE_NAMES", "FEATURE_VERSION", "FEATURE_GROUPS", "FeatureContext", "compute_features",
+           "behaviour_columns", "price_limit", "wants_cheap"]

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from engine.errors import FilterError
+from engine.filters import filter_mask, parse_filter, parse_filters
+from indexers.catalog import Product
+from indexers.products import ProductTable, RowMeta, products_table
+
+PRODUCTS = [
+    Product("1", "Nike Blue Shoe", brand="Nike", category=["Footwear", "Shoes"], price=2999.0,
+            attributes={"year": "2012", "gender": "Men", "rating": 1, "sizes": ["S", "M"]}),
+    Product("2", "Puma Red Shirt", brand="Puma", category=["Apparel", "Shirts"], price=999.0,
+            attributes={"year": "2015", "gender": "Women", "rating": 0}),
+    Product("3", "Nike Watch", brand="NIKE", category=["Accessories", "Watches"], price=None,
+            attributes={"gender": "Unisex", "sizes": ["Free Size"]}),
+    Product("4", "Allen Solly Shirt", brand="Allen Solly", category=["Apparel", "Shirts"], price=3000.0,
+            attributes={"year": "n/a", "gender": "Men", "rating": 1}),
+]
+
+
+@pytest.fixture(scope="module")
+def table():
+    metas = [RowMeta("h", None)] * len(PRODUCTS)
+    return ProductTable(products_table(PRODUCTS, metas, 0), np.ones(len(PRODUCTS), bool))
+
+
+def ids(table, texts):
+    mask = filter_mask(table, parse_filters(texts))
+    return [PRODUCTS[i].id for i in np.flatnonzero(mask)]
+
+
+def test_parse():
+    assert parse_filter("price<=3000") == parse_filter(" price <= 3000 ")
+    f = parse_filter("brand=Nike|Puma")
+    assert (f.field, f.op, f.values) == ("brand", "=", ("Nike", "Puma"))
+    assert parse_filter('brand="Allen Solly"').values == ("Allen Solly",)
+    assert parse_filter("category!=Shirts").op == "!="
+
+
+@pytest.mark.parametrize("text, message", [
+    ("price", "cannot parse"), ("price<=", "cannot parse"), ("=Nike", "cannot parse"),
+    ("price<=cheap", "needs a number"), ("price<1|2", "one number"),
+])
+def test_parse_errors(text, message):
+    with pytest.raises(FilterError, match=message):
+        parse_filter(text)
+
+
+def test_numeric_comparisons_skip_missing_values(table):
+    assert ids(table, ["price<=3000"]) == ["1", "2", "4"]
+    assert ids(table, ["price<3000"]) == ["1", "2"]
+    assert ids(table, ["price>999"]) == ["1", "4"]
+    assert ids(table, ["price=999"]) == ["2"]
+
+
+def test_keyword_match_is_case_insensitive_and_exact(table):
+    assert ids(table, ["brand=nike"]) == ["1", "3"]
+    assert ids(table, ["brand=Nike|Puma"]) == ["1", "2", "3"]
+    assert ids(table, ["brand=Allen Solly"]) == ["4"]
+    assert ids(table, ["brand=Allen"]) == []
+    assert ids(table, ["brand!=Nike"]) == ["2", "4"]
+
+
+def test_list_fields_match_any_element(table):
+    assert ids(table, ["category=shirts"]) == ["2", "4"]
+    assert ids(table, ["category=Footwear|Watches"]) == ["1", "3"]
+    assert ids(table, ["sizes=M"]) == ["1"]
+    assert ids(table, ["category!=Shirts"]) == ["1", "3"]
+
+
+def test_attributes_and_numbers_stored_as_text(table):
+    assert ids(table, ["gender=Men"]) == ["1", "4"]
+    assert ids(table, ["year>=2013"]) == ["2"]  # "n/a" and missing years never match a comparison
+    assert ids(table, ["rating=1"]) == ["1", "4"]
+    assert ids(table, ["GENDER=men"]) == ["1", "4"]  # field names: case-insensitive when unambiguous
+
+
+def test_filters_are_anded(table):
+    assert ids(table, ["brand=Nike", "price<=3000"]) == ["1"]
+    assert filter_mask(table, []) is None
+
+
+def test_unknown_field_lists_the_known_ones(table):
+    with pytest.raises(FilterError, match="unknown filter field 'colour'.*brand.*gender"):
+        ids(table, ["colour=Blue"])

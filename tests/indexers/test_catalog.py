@@ -1,0 +1,146 @@
+import csv
+import gzip
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from engine.errors import CatalogError
+from indexers.catalog import parse_field_map, read_catalog, write_rejects
+from tests.helpers import SAMPLE, sample_products
+
+
+def write_lines(path, lines):
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_reads_the_bundled_sample():
+    result = read_catalog(SAMPLE)
+    assert len(result.products) == 1500
+    assert result.rejects == []
+    first = result.products[0]
+    assert first.id == "1528"
+    assert first.category == ["Apparel", "Topwear", "Jackets"]
+    assert first.price == 3999.0
+    assert first.image == str(SAMPLE.parent / "images" / "1528.jpg")
+    # non-canonical fields are kept as attributes, nested objects flattened, "NA" dropped
+    assert first.attributes["gender"] == "Men"
+    assert "attributes.Fit" in first.attributes or any(k.startswith("attributes.") for k in first.attributes)
+    assert all(value != "NA" for value in first.attributes.values())
+    assert first.line == 1
+
+
+def test_bad_rows_are_reported_with_line_numbers_and_reasons(tmp_path):
+    path = write_lines(tmp_path / "bad.jsonl", [
+        json.dumps({"id": "a", "title": "Good shirt", "price": 10}),
+        json.dumps({"title": "no id here"}),
+        json.dumps({"id": "b"}),
+        "{this is not json",
+        json.dumps({"id": "a", "title": "Same id again"}),
+        json.dumps({"id": "c", "title": "Bad price", "price": "cheap"}),
+        json.dumps({"id": "d", "title": "Negative price", "price": -5}),
+        "",
+        json.dumps(["not", "an", "object"]),
+        json.dumps({"id": "e", "title": "Fine", "price": "1,299.50"}),
+    ])
+    result = read_catalog(path)
+    assert [p.id for p in result.products] == ["a", "e"]
+    assert result.products[1].price == 1299.5
+    reasons = {r.line: r.reason for r in result.rejects}
+    assert reasons[2] == "missing id"
+    assert reasons[3] == "missing title"
+    assert reasons[4].startswith("invalid JSON")
+    assert reasons[5] == "duplicate id (first seen on line 1)"
+    assert "not a number" in reasons[6]
+    assert "negative" in reasons[7]
+    assert "expected a JSON object" in reasons[9]
+    assert len(result.rejects) == 7
+    rejects_file = tmp_path / "rejects.jsonl"
+    write_rejects(rejects_file, result.rejects)
+    written = [json.loads(line) for line in rejects_file.read_text().splitlines()]
+    assert [w["line"] for w in written] == [2, 3, 4, 5, 6, 7, 9]
+    assert written[3]["id"] == "a"
+
+
+def test_gzip_jsonl(tmp_path):
+    path = tmp_path / "c.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        for row in sample_products(5):
+            handle.write(json.dumps(row) + "\n")
+    result = read_catalog(path)
+    assert [p.id for p in result.products] == [r["id"] for r in sample_products(5)]
+
+
+def test_csv_with_field_map_and_line_numbers(tmp_path):
+    path = tmp_path / "shop.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sku", "productDisplayName", "cost", "masterCategory", "articleType", "colour", "notes"])
+        writer.writerow(["s1", "Blue Denim Jacket", "2499", "Apparel", "Jackets", "Blue", "multi\nline note"])
+        writer.writerow(["s2", "", "100", "Apparel", "Tshirts", "Red", ""])
+        writer.writerow(["s3", "Leather Belt", "abc", "Accessories", "Belts", "Brown", ""])
+        writer.writerow(["s4", "Canvas Shoes", "", "Footwear", "Shoes", "White", ""])
+    mapping = parse_field_map(["id=sku", "title=productDisplayName", "price=cost", "category=masterCategory,articleType"])
+    result = read_catalog(path, mapping)
+    assert [p.id for p in result.products] == ["s1", "s4"]
+    jacket = result.products[0]
+    assert jacket.title == "Blue Denim Jacket"
+    assert jacket.price == 2499.0
+    assert jacket.category == ["Apparel", "Jackets"]
+    assert jacket.attributes == {"colour": "Blue", "notes": "multi\nline note"}
+    assert result.products[1].price is None
+    # the quoted multi-line cell makes row s2 start on line 4 of the file
+    assert {r.line: r.reason for r in result.rejects} == {4: "missing title", 5: "price 'abc' is not a number"}
+
+
+def test_parquet(tmp_path):
+    rows = sample_products(4)
+    table = pa.table({
+        "id": [int(r["id"]) for r in rows],
+        "title": [r["title"] for r in rows],
+        "price": [float(r["price"]) for r in rows],
+        "category": [r["category"] for r in rows],
+        "rating": [1, None, 0, 1],
+    })
+    path = tmp_path / "c.parquet"
+    pq.write_table(table, path)
+    result = read_catalog(path)
+    assert [p.id for p in result.products] == [r["id"] for r in rows]  # integer ids become strings
+    assert result.products[0].category == rows[0]["category"]
+    assert "rating" not in result.products[1].attributes
+    assert result.products[0].attributes["rating"] == 1
+
+
+def test_category_string_paths_and_relative_images(tmp_path):
+    (tmp_path / "img").mkdir()
+    path = write_lines(tmp_path / "c.jsonl", [
+        json.dumps({"id": 1, "title": "T", "category": "Apparel > Topwear > Shirts", "image": "img/1.jpg"}),
+        json.dumps({"id": 2, "title": "U", "category": "Shoes", "image": "/abs/2.jpg"}),
+    ])
+    result = read_catalog(path)
+    assert result.products[0].category == ["Apparel", "Topwear", "Shirts"]
+    assert result.products[0].image == str(tmp_path / "img" / "1.jpg")
+    assert result.products[1].category == ["Shoes"]
+    assert result.products[1].image == "/abs/2.jpg"
+
+
+@pytest.mark.parametrize("name, message", [
+    ("missing.jsonl", "does not exist"),
+    ("catalog.xml", "unsupported format"),
+])
+def test_unusable_files_are_clear_errors(tmp_path, name, message):
+    if name.endswith(".xml"):
+        (tmp_path / name).write_text("<x/>")
+    with pytest.raises(CatalogError, match=message):
+        read_catalog(tmp_path / name)
+
+
+def test_field_map_errors():
+    with pytest.raises(CatalogError, match="canonical=column"):
+        parse_field_map(["title"])
+    with pytest.raises(CatalogError, match="unknown canonical field"):
+        parse_field_map(["name=title"])
+    with pytest.raises(CatalogError, match="one column only"):
+        parse_field_map(["price=a,b"])

@@ -1,0 +1,65 @@
+import os
+
+import pytest
+
+from engine.errors import IndexLockedError, IndexNotFoundError
+from indexers.index import IndexDirectory
+
+
+def commit(index, payload="x", keep=10):
+    with index.lock():
+        txn = index.begin("test")
+        (txn.component_dir("products") / "data.txt").write_text(payload)
+        return txn.commit({"payload": payload}, keep=keep)
+
+
+def test_versions_are_numbered_and_current_moves_on_commit(tmp_path):
+    index = IndexDirectory(tmp_path / "ix")
+    assert not index.exists()
+    assert commit(index, "a") == 1
+    assert commit(index, "b") == 2
+    assert index.current_version() == 2
+    assert index.manifest()["payload"] == "b"
+    assert index.manifest(1)["payload"] == "a"
+    assert index.manifest()["parent"] == 1
+    assert (index.version_path(1) / "products" / "data.txt").read_text() == "a"
+    assert index.committed_versions() == [1, 2]
+
+
+def test_old_versions_are_pruned_but_never_the_current(tmp_path):
+    index = IndexDirectory(tmp_path / "ix")
+    for payload in "abcde":
+        commit(index, payload, keep=3)
+    assert index.committed_versions() == [3, 4, 5]
+
+
+def test_a_second_writer_gets_a_clear_error(tmp_path):
+    index = IndexDirectory(tmp_path / "ix")
+    with index.lock():
+        with pytest.raises(IndexLockedError, match="another shoplens process"):
+            with IndexDirectory(tmp_path / "ix").lock():
+                pass
+
+
+def test_leftovers_of_a_killed_writer_are_removed_and_ignored(tmp_path):
+    index = IndexDirectory(tmp_path / "ix")
+    commit(index, "a")
+    # a writer died after renaming its version into place but before replacing CURRENT,
+    # and another died while still writing its temporary directory
+    (index.versions_dir / "000002").mkdir()
+    (index.versions_dir / "000003.tmp-999").mkdir()
+    (index.path / ".CURRENT.tmp-999").write_text("000002\n")
+    assert index.current_version() == 1
+    assert index.committed_versions() == [1]
+    assert commit(index, "b") == 2
+    assert index.manifest()["payload"] == "b"
+    assert sorted(os.listdir(index.versions_dir)) == ["000001", "000002"]
+
+
+def test_missing_index_is_a_clear_error(tmp_path):
+    with pytest.raises(IndexNotFoundError, match="shoplens index CATALOG"):
+        IndexDirectory(tmp_path / "nothing").current_version()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "file").write_text("x")
+    with pytest.raises(IndexNotFoundError, match="not a ShopLens index"):
+        IndexDirectory(tmp_path / "other").require()

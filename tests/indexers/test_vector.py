@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+
+from engine.errors import ConfigError
+from indexers.vector import vector_store_class
+from indexers.vector.base import fuse_vectors, normalize_rows, top_k
+from indexers.vector.faiss_store import FaissStore, resolve_kind
+
+DIM = 32
+
+
+def random_vectors(n, seed):
+    return normalize_rows(np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32))
+
+
+def write(tmp_path, name, n, kind, parent=None, seed=0, config=None, has_image=None):
+    text, image = random_vectors(n, seed), random_vectors(n, seed + 1000)
+    flags = np.ones(n, bool) if has_image is None else has_image
+    FaissStore.write(tmp_path / name, parent, text, image, flags, name, {"kind": kind, **(config or {})})
+    return text, image, flags
+
+
+def exact(text, image, flags, query, k, weight=0.5):
+    fused = fuse_vectors(text, image, flags, weight)
+    return top_k(fused @ query, np.arange(len(fused)), k)
+
+
+def test_fused_vector_is_weighted_and_text_only_without_image():
+    text = np.array([[1, 0], [1, 0]], np.float32)
+    image = np.array([[0, 1], [0, 1]], np.float32)
+    fused = fuse_vectors(text, image, np.array([True, False]), 0.5)
+    np.testing.assert_allclose(fused[0], [2 ** -0.5, 2 ** -0.5], rtol=1e-6)
+    np.testing.assert_allclose(fused[1], [1, 0])
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivfpq"])
+def test_each_kind_finds_the_nearest_rows(tmp_path, kind):
+    text, image, flags = write(tmp_path, "v1", 3000, kind, config={"nprobe": 64, "ef_search": 256})
+    store = FaissStore.open(tmp_path / "v1", device="cpu")
+    assert store.kind == kind and store.num_rows == 3000 and store.dim == DIM
+    queries = random_vectors(20, 99)
+    recalls = []
+    for query in queries:
+        expected, _ = exact(text, image, flags, query, 10)
+        found, scores = store.search(query, 10)
+        assert len(found) == 10
+        assert np.all(np.diff(scores) <= 1e-5)
+        recalls.append(len(set(found) & set(expected)) / 10)
+    assert np.mean(recalls) >= {"flat": 1.0, "hnsw": 0.95, "ivf": 0.9, "ivfpq": 0.4}[kind]
+
+
+def test_auto_kind_uses_exact_search_below_the_threshold():
+    assert resolve_kind("auto", 19_999, 20_000) == "flat"
+    assert resolve_kind("auto", 20_000, 20_000) == "hnsw"
+    with pytest.raises(ConfigError, match="flat, hnsw"):
+        resolve_kind("lsh", 10, 20_000)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_allowed_mask_is_respected_and_fills_k(tmp_path, kind):
+    text, image, flags = write(tmp_path, "v1", 2000, kind, config={"exact_below": 50})
+    store = FaissStore.open(tmp_path / "v1", device="cpu")
+    query = random_vectors(1, 5)[0]
+    allowed = np.zeros(2000, bool)
+    allowed[::3] = True
+    found, _ = store.search(query, 15, allowed)
+    assert len(found) == 15 and all(d % 3 == 0 for d in found)
+    few = np.zeros(2000, bool)
+    few[[7, 1500, 1999]] = True  # far fewer rows than k: all of them come back
+    found, _ = store.search(query, 10, few)
+    assert sorted(found.tolist()) == [7, 1500, 1999]
+
+
+def test_incremental_rows_keep_docnos_and_the_parent_version(tmp_path):
+    text1, image1, flags1 = write(tmp_path, "v1", 500, "hnsw")
+    text2, image2, flags2 = write(tmp_path, "v2", 30, "hnsw", parent=tmp_path / "v1", seed=7)
+    old = FaissStore.open(tmp_path / "v1", device="cpu")
+    new = FaissStore.open(tmp_path / "v2", device="cpu")
+    assert old.num_rows == 500 and new.num_rows == 530
+    # a new row is found by its own vector, under docno 500 + i
+    fused_new = fuse_vectors(text2, image2, flags2, 0.5)
+    found, scores = new.search(fused_new[4], 1)
+    assert found[0] == 504 and scores[0] == pytest.approx(1.0, abs=1e-4)
+    assert new.state["base_rows"] == 500  # small updates do not rewrite the base index
+    np.testing.assert_allclose(new.vectors([504])["text"][0], text2[4], rtol=1e-6)
+
+
+def test_large_update_writes_a_new_base_index(tmp_path):
+    write(tmp_path, "v1", 500, "flat")
+    write(tmp_path, "v2", 1200, "flat", parent=tmp_path / "v1", seed=3)
+    store = FaissStore.open(tmp_path / "v2", device="cpu")
+    assert store.state["base_rows"] == 1700 and store.cpu_index.ntotal == 1700
+    assert (tmp_path / "v1" / FaissStore.open(tmp_path / "v1", "cpu").state["base_file"]).exists()
+
+
+def test_rows_without_image_use_the_text_embedding(tmp_path):
+    flags = np.zeros(50, bool)
+    text, image, _ = write(tmp_path, "v1", 50, "flat", has_image=flags)
+    store = FaissStore.open(tmp_path / "v1", device="cpu")
+    found, scores = store.search(text[10], 1)
+    assert found[0] == 10 and scores[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_saved_index_is_cpu_format_and_describes_itself(tmp_path):
+    write(tmp_path, "v1", 100, "flat")
+    store = vector_store_class("faiss").open(tmp_path / "v1", device="cpu")
+    info = store.describe()
+    assert info["backend"] == "faiss" and info["kind"] == "flat" and info["device"] == "cpu"
+    with pytest.raises(ConfigError, match="no GPU"):
+        FaissStore.open(tmp_path / "v1", device="cuda")
+
+
+def test_unknown_backend():
+    with pytest.raises(ConfigError, match="faiss"):
+        vector_store_class("annoy")

@@ -1,0 +1,100 @@
+"""The `shoplens` command line: each command, --json, --help, and one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from tests.helpers import REPO, SAMPLE, sample_products, write_catalog
+
+runner = CliRunner()
+COMMANDS = ["index", "search", "shell", "info", "train-encoder"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_index_search_info_json(tmp_path):
+    catalog = write_catalog(tmp_path / "c.jsonl", sample_products(40))
+    index = tmp_path / "ix"
+    result = invoke("index", catalog, "--index", index, "--json", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["version"] == 1 and report["products"] == 40 and report["rejects"] == []
+
+    result = invoke("search", "shirt", "--index", index, "-k", "3", "--json", "--filter", "price<=5000")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["query"]["text"] == "shirt" and len(data["results"]) == 3
+    assert set(data["stages_ms"]) == {"encode", "lexical", "vector", "fuse", "rerank"}
+    assert all(r["price"] <= 5000 for r in data["results"])
+
+    result = invoke("search", "--image", SAMPLE.parent / sample_products(1)[0]["image"], "--index", index, "-k", "2")
+    assert result.exit_code == 0, result.output
+    assert "title" in result.stdout and "ms" in result.stdout
+
+    result = invoke("info", "--index", index, "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["counts"]["products"] == 40 and info["model"]["name"] == "shoplens-lite0-minilm"
+    assert info["vector"]["kind"] == "flat" and info["lexical"]["backend"] == "tantivy"
+
+
+def test_index_reports_bad_rows_and_strict_fails(tmp_path):
+    catalog = write_catalog(tmp_path / "c.jsonl", sample_products(5))
+    with open(catalog, "a") as handle:
+        handle.write('{"id": "q", "title": "bad price", "price": -1}\n')
+    index = tmp_path / "ix"
+    result = invoke("index", catalog, "--index", index, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "1 bad row(s) skipped" in result.stderr and "line 6" in result.stderr
+    assert (tmp_path / "ix.rejects.jsonl").exists()
+    result = invoke("index", catalog, "--index", index, "--strict")
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0 and "index left unchanged" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["search", "shirt", "--index", "{tmp}/nothing"], "no index at"),
+    (["info", "--index", "{tmp}/nothing"], "no index at"),
+    (["index", "{tmp}/missing.jsonl", "--index", "{tmp}/ix"], "does not exist"),
+    (["index", "{tmp}/missing.jsonl", "--index", "{tmp}/ix", "--lexical", "solr"], "unknown lexical backend"),
+    (["search", "--index", "{tmp}/nothing"], "empty query"),
+    (["search", "x", "--weights", "a,b", "--index", "{tmp}/nothing"], "--weights"),
+])
+def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
+    result = invoke(*[a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:") and message in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_console_script_exits_non_zero_without_traceback(tmp_path):
+    """The installed entry point, in a real process."""
+    env = dict(os.environ, SHOPLENS_INDEX=str(tmp_path / "none"))
+    process = subprocess.run([sys.executable, "-m", "cli", "search", "shoes"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert process.returncode == 2
+    assert process.stderr.strip().startswith("error: no index at")
+    assert "Traceback" not in process.stderr
+
+
+def test_search_with_a_different_model_is_an_error(tmp_path):
+    catalog = write_catalog(tmp_path / "c.jsonl", sample_products(5))
+    assert invoke("index", catalog, "--index", tmp_path / "ix").exit_code == 0
+    result = invoke("search", "shirt", "--index", tmp_path / "ix", "--model", "ViT-B-32")
+    assert result.exit_code == 2 and "built with model shoplens-lite0-minilm" in result.stderr
