@@ -295,6 +295,176 @@ def train_encoder(
     out.print(f"use it with: shoplens index CATALOG --pretrained {result.output}")
 
 
+# -- incremental updates ------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def update(
+    delta: Path = typer.Argument(..., help="Products to add or change (.jsonl, .csv, .parquet); rows for known ids are patches."),
+    index_dir: Path = IndexOption,
+    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
+    strict: bool = typer.Option(False, "--strict", help="Fail on any bad row and change nothing."),
+    device: str = DeviceOption,
+    as_json: bool = JsonOption,
+):
+    """Upsert new and changed products (one new version; only changed content is re-encoded)."""
+    from indexers.maintenance import auto_compact
+    from indexers.updates import apply_delta
+
+    with RichProgress(enabled=not as_json) as progress:
+        report = apply_delta(index_dir, delta, field_map, strict=strict, device=device, progress=progress)
+    compacted = auto_compact(index_dir)
+    if as_json:
+        print_json({**report.to_dict(), "compacted": compacted.to_dict() if compacted else None})
+        return
+    print_commit(report, index_dir)
+    if compacted:
+        out.print(f"compacted into version {compacted.version}: {compacted.rows_before:,} rows -> {compacted.rows_after:,}")
+
+
+@app.command()
+@handle_errors
+def delete(
+    ids: Optional[str] = typer.Option(None, "--ids", help="Comma-separated product ids."),
+    ids_file: Optional[Path] = typer.Option(None, "--file", help="File of ids, one a line (or JSONL with an id)."),
+    index_dir: Path = IndexOption,
+    strict: bool = typer.Option(False, "--strict", help="Fail if any id is unknown, and delete nothing."),
+    as_json: bool = JsonOption,
+):
+    """Delete products from every store at once (one new version)."""
+    from engine.errors import ConfigError
+    from indexers.maintenance import auto_compact
+    from indexers.updates import delete_products, read_ids
+
+    if (ids is None) == (ids_file is None):
+        raise ConfigError("give --ids 1,2,3 or --file ids.txt (one of them)")
+    wanted = ids.split(",") if ids is not None else read_ids(ids_file)
+    report = delete_products(index_dir, wanted, strict=strict, source=str(ids_file or "--ids"))
+    compacted = auto_compact(index_dir)
+    if as_json:
+        print_json({**report.to_dict(), "compacted": compacted.to_dict() if compacted else None})
+        return
+    print_commit(report, index_dir)
+    if compacted:
+        out.print(f"compacted into version {compacted.version}: {compacted.rows_before:,} rows -> {compacted.rows_after:,}")
+
+
+@app.command()
+@handle_errors
+def watch(
+    inbox: Path = typer.Argument(..., help="Directory where delta, *.delete.txt and *.events.jsonl files land."),
+    index_dir: Path = IndexOption,
+    window: float = typer.Option(10.0, "--window", help="Seconds a batch of normal changes may wait."),
+    priority_window: float = typer.Option(1.0, "--priority-window", help="Seconds price/availability changes and deletes may wait."),
+    max_rows: int = typer.Option(5000, "--max-rows", help="A batch this large commits at once."),
+    poll: float = typer.Option(0.5, "--poll", help="Seconds between looks at the inbox."),
+    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
+    once: bool = typer.Option(False, "--once", help="Apply what is in the inbox now, then exit."),
+    as_json: bool = JsonOption,
+):
+    """Keep applying files as they land in INBOX; each batch is one commit. Ctrl-C stops."""
+    from indexers.watch import WatchConfig, Watcher
+
+    def report(record: dict) -> None:
+        if as_json:
+            sys.stdout.write(json.dumps(record) + "\n")
+            sys.stdout.flush()
+        elif record.get("error"):
+            err.print(f"[yellow]{record['queue']}[/]: {record['error']}", highlight=False)
+        else:
+            details = ", ".join(f"{k} {v}" for k, v in record.items() if k not in ("queue", "version"))
+            out.print(f"[bold green]version {record['version']}[/] ({record['queue']}): {details}")
+
+    config = WatchConfig(window_seconds=window, priority_window_seconds=priority_window, max_batch_rows=max_rows,
+                         poll_seconds=poll, field_map=list(field_map or []))
+    watcher = Watcher(index_dir, inbox, config, on_commit=report)
+    if not as_json and not once:
+        out.print(f"watching {inbox} (Ctrl-C to stop)")
+    try:
+        watcher.run(once=once)
+    except KeyboardInterrupt:
+        watcher.step(force=True)
+
+
+@app.command()
+@handle_errors
+def versions(index_dir: Path = IndexOption, as_json: bool = JsonOption):
+    """Committed versions kept for rollback, newest first, with what changed."""
+    from indexers.maintenance import list_versions
+
+    rows = list_versions(index_dir)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"versions of {index_dir}", title_justify="left")
+    for column in ("version", "kind", "created", "products", "change"):
+        table.add_column(column, justify="right" if column in ("version", "products") else "left", overflow="fold")
+    for row in rows:
+        change = ", ".join(f"{k} {v}" for k, v in row["change"].items() if v not in (0, None, "", []) and k != "catalog")
+        table.add_row(f"{row['version']}{' *' if row['current'] else ''}", row["kind"], row["created_at"],
+                      f"{row['products']:,}", change)
+    out.print(table)
+
+
+@app.command()
+@handle_errors
+def rollback(
+    version: int = typer.Argument(..., help="The version to restore (see `shoplens versions`)."),
+    index_dir: Path = IndexOption,
+    as_json: bool = JsonOption,
+):
+    """Restore an earlier version (as a new version, so the rollback can itself be undone)."""
+    from indexers.maintenance import rollback as run_rollback
+
+    new_version = run_rollback(index_dir, version)
+    if as_json:
+        print_json({"version": new_version, "restored": version})
+        return
+    out.print(f"[bold green]version {new_version}[/]: restored version {version}")
+
+
+@app.command()
+@handle_errors
+def check(
+    index_dir: Path = IndexOption,
+    deep: int = typer.Option(0, "--deep", help="Also re-encode this many random products and compare embeddings."),
+    version: Optional[int] = typer.Option(None, "--version", help="Check this version instead of the current one."),
+    as_json: bool = JsonOption,
+):
+    """Verify that every store holds the same products at the same version; non-zero exit on any difference."""
+    from indexers.maintenance import check_index
+
+    report = check_index(index_dir, deep=deep, version=version)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        facts = ", ".join(f"{k} {v}" for k, v in report.facts.items())
+        if report.ok:
+            out.print(f"[bold green]ok[/]: version {report.version}: {facts}")
+        else:
+            for problem in report.problems:
+                err.print(f"[bold red]problem:[/] {problem}", highlight=False)
+        for warning in report.warnings:
+            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def compact(index_dir: Path = IndexOption, as_json: bool = JsonOption):
+    """Rewrite the stores without deleted and replaced rows, reclaiming their space."""
+    from indexers.maintenance import compact as run_compact
+
+    report = run_compact(index_dir)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    out.print(f"[bold green]version {report.version}[/]: {report.rows_before:,} rows -> {report.rows_after:,}; "
+              f"{report.bytes_before / 2 ** 20:.1f} MB -> {report.bytes_after / 2 ** 20:.1f} MB")
+
+
 # -- behaviour and reranking -------------------------------------------------------
 
 

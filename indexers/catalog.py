@@ -19,7 +19,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from engine.errors import CatalogError
 
@@ -117,8 +117,26 @@ def parse_field_map(pairs: Iterable[str]) -> dict[str, list[str]]:
     return mapping
 
 
-def read_catalog(path: str | Path, field_map: dict[str, list[str]] | None = None) -> CatalogReadResult:
-    """Read and validate a catalog file. Raises CatalogError if the file itself is unusable."""
+Existing = Callable[[str], "dict[str, Any] | None"]
+
+
+def read_catalog(path: str | Path, field_map: dict[str, list[str]] | None = None,
+                 existing: Existing | None = None) -> CatalogReadResult:
+    """Read and validate a catalog file. Raises CatalogError if the file itself is unusable.
+
+    With `existing` (id -> stored record, for deltas), a row for a product the
+    index already holds is a patch: fields it names replace the stored ones
+    (null clears a field), fields it leaves out keep their stored values.
+    """
+    path = Path(path)
+    validator = _Validator(path.parent.resolve(), field_map or {}, existing)
+    for line, row, raw in iter_raw_rows(path):
+        validator.add(line, row, raw)
+    return CatalogReadResult(validator.products, validator.rejects, path, validator.rows_read)
+
+
+def iter_raw_rows(path: str | Path) -> Iterator[tuple[int, Any, str]]:
+    """(line number, parsed row or a broken-row marker, raw text) for every row of a catalog file."""
     path = Path(path)
     if not path.exists():
         raise CatalogError(f"catalog file {path} does not exist; check the path")
@@ -129,19 +147,24 @@ def read_catalog(path: str | Path, field_map: dict[str, list[str]] | None = None
         raise CatalogError(
             f"cannot read {path.name}: unsupported format; use one of {', '.join(SUPPORTED_SUFFIXES)}"
         )
-    validator = _Validator(path.parent.resolve(), field_map or {})
     try:
         if name.endswith(".parquet"):
-            rows = _parquet_rows(path)
+            yield from _parquet_rows(path)
         elif name.endswith((".csv", ".csv.gz")):
-            rows = _csv_rows(path)
+            yield from _csv_rows(path)
         else:
-            rows = _jsonl_rows(path)
-        for line, row, raw in rows:
-            validator.add(line, row, raw)
+            yield from _jsonl_rows(path)
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise CatalogError(f"cannot read {path}: {exc}") from exc
-    return CatalogReadResult(validator.products, validator.rejects, path, validator.rows_read)
+
+
+def is_broken(row: Any) -> str | None:
+    """The reason a raw row could not even be parsed, or None."""
+    if isinstance(row, _BrokenRow):
+        return row.reason
+    if not isinstance(row, dict):
+        return f"expected a JSON object, got {type(row).__name__}"
+    return None
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -196,9 +219,10 @@ class _BrokenRow:
 class _Validator:
     """Turns raw rows into Products or Rejects, keeping order and first-seen ids."""
 
-    def __init__(self, base_dir: Path, field_map: dict[str, list[str]]):
+    def __init__(self, base_dir: Path, field_map: dict[str, list[str]], existing: Existing | None = None):
         self.base_dir = base_dir
         self.field_map = field_map
+        self.existing = existing
         self.products: list[Product] = []
         self.rejects: list[Reject] = []
         self.seen: dict[str, int] = {}
@@ -213,7 +237,7 @@ class _Validator:
             self.rejects.append(Reject(line, f"expected a JSON object, got {type(row).__name__}", raw=raw))
             return
         try:
-            product = normalize_row(row, self.field_map, self.base_dir)
+            product = normalize_row(row, self.field_map, self.base_dir, self.existing)
         except _RowError as exc:
             self.rejects.append(Reject(line, str(exc), id=exc.product_id, raw=raw or _dump(row)))
             return
@@ -240,11 +264,15 @@ def _dump(row: dict[str, Any]) -> str:
         return repr(row)
 
 
-def normalize_row(row: dict[str, Any], field_map: dict[str, list[str]], base_dir: Path) -> Product:
+def normalize_row(row: dict[str, Any], field_map: dict[str, list[str]], base_dir: Path,
+                  existing: Existing | None = None) -> Product:
     """Map, validate and normalize one raw row. Raises _RowError with the reason."""
     row = dict(row)
     mapped: dict[str, Any] = {}
+    named: set[str] = set()  # canonical fields the row names, even as null
     for canonical, sources in field_map.items():
+        if any(source in row for source in sources):
+            named.add(canonical)
         values = [row.pop(source) for source in sources if source in row]
         values = [value for value in values if not _is_missing(value)]
         if not values:
@@ -257,11 +285,24 @@ def normalize_row(row: dict[str, Any], field_map: dict[str, list[str]], base_dir
             mapped[canonical] = " ".join(str(value) for value in values)
     for canonical in CANONICAL_FIELDS:
         if canonical not in mapped and canonical in row and canonical not in field_map:
+            named.add(canonical)
             mapped[canonical] = row.pop(canonical)
 
     product_id = _clean_id(mapped.get("id"))
     if product_id is None:
         raise _RowError("missing id")
+    stored = existing(product_id) if existing is not None else None
+    if stored is not None:
+        for canonical in CANONICAL_FIELDS[1:]:
+            if canonical not in named:
+                mapped[canonical] = stored.get(canonical)
+        cleared = {key for key, value in row.items() if value is None}
+        attributes = {k: v for k, v in (stored.get("attributes") or {}).items() if k not in cleared}
+        for key, value in row.items():
+            _flatten_into(attributes, str(key), value)
+        row = {}
+    else:
+        attributes = {}
     title = mapped.get("title")
     if _is_missing(title) or not str(title).strip():
         raise _RowError("missing title", product_id)
@@ -273,7 +314,6 @@ def normalize_row(row: dict[str, Any], field_map: dict[str, list[str]], base_dir
         candidate = Path(str(image))
         image_path = str(candidate if candidate.is_absolute() else (base_dir / candidate))
 
-    attributes: dict[str, Any] = {}
     for key, value in row.items():
         _flatten_into(attributes, str(key), value)
     return Product(

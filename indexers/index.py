@@ -35,6 +35,12 @@ COMPONENTS = ("products", "vectors", "lexical", "behaviour", "ranker")
 DEFAULT_KEEP_VERSIONS = 10
 
 
+def crash_point(name: str) -> None:
+    """Die here, as `kill -9` would, when SHOPLENS_CRASH_AT names this point (crash-safety tests)."""
+    if os.environ.get("SHOPLENS_CRASH_AT") == name:
+        os._exit(137)
+
+
 def software_versions() -> dict[str, str]:
     """Versions of the libraries whose file formats an index depends on."""
     from importlib import metadata
@@ -203,11 +209,14 @@ class Transaction:
         )
         atomic_write_json(self.tmp / "manifest.json", manifest)
         fsync_tree(self.tmp)
+        crash_point("manifest-written")
         final = self.index.version_path(self.version)
         os.replace(self.tmp, final)
         fsync_dir(self.index.versions_dir)
+        crash_point("version-renamed")
         # the commit point: CURRENT names the new version
         atomic_write_bytes(self.index.path / "CURRENT", f"{_format_version(self.version)}\n".encode())
+        crash_point("current-replaced")
         self.index.prune(keep)
         return self.version
 

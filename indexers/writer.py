@@ -22,7 +22,7 @@ from indexers.encoders import DEFAULT_MODEL, DEFAULT_PRETRAINED, create_encoder
 from indexers.encoders.base import Encoder, EncoderInfo, bytes_digest, text_digest
 from indexers.encoders.cache import EmbeddingCache
 from indexers.encoders.openclip_encoder import weights_identity
-from indexers.index import COMPONENTS, DEFAULT_KEEP_VERSIONS, IndexDirectory, Transaction
+from indexers.index import COMPONENTS, DEFAULT_KEEP_VERSIONS, IndexDirectory, Transaction, crash_point
 from indexers.lexical import lexical_store_class
 from indexers.lexical.base import lexical_document
 from indexers.products import ProductStore, RowMeta, products_table
@@ -85,6 +85,9 @@ class CommitReport:
             "rejects": [r.to_json() for r in self.rejects], "rejects_path": self.rejects_path,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
+
+
+CACHE_CHUNK = 2048
 
 
 def embedding_text(product: Product) -> str:
@@ -248,6 +251,7 @@ class IndexWriter:
         ProductStore.write(txn.component_dir("products"), None if rebuild else txn.parent_dir("products"),
                            table, live, f"seg-{segment}.parquet")
         timings["products"] = time.perf_counter() - step
+        crash_point("products-written")
 
         step = time.perf_counter()
         backends = self._backends(txn.parent_manifest, rebuild)
@@ -256,6 +260,7 @@ class IndexWriter:
                                         None if parent_for_stores is None else txn.parent_dir("vectors"),
                                         text_vectors, image_vectors, has_image, segment, backends["vector"])
         timings["vectors"] = time.perf_counter() - step
+        crash_point("vectors-written")
 
         step = time.perf_counter()
         lexical_cls = lexical_store_class(backends["lexical"]["backend"])
@@ -266,6 +271,7 @@ class IndexWriter:
                                           adds, deleted_docnos, backends["lexical"])
         advance(len(adds))
         timings["lexical"] = time.perf_counter() - step
+        crash_point("lexical-written")
 
         for component in ("behaviour", "ranker"):
             txn.carry_over(component)
@@ -322,17 +328,20 @@ class IndexWriter:
         image_todo = [i for i, m in enumerate(metas) if m.image_hash and m.image_hash not in image_cached]
         report.embeddings_reused = (n - len(text_todo)) + sum(1 for m in metas if m.image_hash) - len(image_todo)
 
+        chunk = CACHE_CHUNK  # encode in chunks, each written to the cache: a killed build resumes where it stopped
         if text_todo:
             unique: dict[str, int] = {}
             for i in text_todo:
                 unique.setdefault(metas[i].text_hash, i)
             order = list(unique.values())
             advance = self.progress.stage("encoding texts", len(order))
-            vectors = self.encoder().encode_texts([embedding_text(products[i]) for i in order],
-                                                  batch_size=self.options.text_batch_size, progress=advance)
-            fresh = {metas[i].text_hash: v for i, v in zip(order, vectors)}
-            cache.put_many(text_ns, fresh.items())
-            text_cached.update(fresh)
+            for start in range(0, len(order), chunk):
+                part = order[start:start + chunk]
+                vectors = self.encoder().encode_texts([embedding_text(products[i]) for i in part],
+                                                      batch_size=self.options.text_batch_size, progress=advance)
+                fresh = {metas[i].text_hash: v for i, v in zip(part, vectors)}
+                cache.put_many(text_ns, fresh.items())
+                text_cached.update(fresh)
             report.texts_encoded = len(order)
         failed: set[int] = set()
         if image_todo:
@@ -341,17 +350,22 @@ class IndexWriter:
                 unique.setdefault(metas[i].image_hash, i)
             order = list(unique.values())
             advance = self.progress.stage("encoding images", len(order))
-            vectors, failures = self.encoder().encode_images([products[i].image for i in order],
-                                                             batch_size=self.options.image_batch_size, progress=advance)
-            reasons = {metas[order[f.index]].image_hash: f.reason for f in failures}
+            reasons: dict[str, str] = {}
+            for start in range(0, len(order), chunk):
+                part = order[start:start + chunk]
+                vectors, failures = self.encoder().encode_images([products[i].image for i in part],
+                                                                 batch_size=self.options.image_batch_size,
+                                                                 progress=advance)
+                bad = {metas[part[f.index]].image_hash: f.reason for f in failures}
+                reasons.update(bad)
+                fresh = {metas[i].image_hash: v for i, v in zip(part, vectors) if metas[i].image_hash not in bad}
+                cache.put_many(image_ns, fresh.items())
+                image_cached.update(fresh)
+                report.images_encoded += len(fresh)
             for i in image_todo:
                 if metas[i].image_hash in reasons:
                     failed.add(i)
                     problems.append(ImageProblem(products[i].id, products[i].image or "", reasons[metas[i].image_hash]))
-            fresh = {metas[i].image_hash: v for i, v in zip(order, vectors) if metas[i].image_hash not in reasons}
-            cache.put_many(image_ns, fresh.items())
-            image_cached.update(fresh)
-            report.images_encoded = len(fresh)
         if n == 0:
             return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), np.zeros(0, bool)
         dim = len(next(iter(text_cached.values())))

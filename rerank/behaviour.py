@@ -69,6 +69,7 @@ class EventBatch:
     rejects: list[EventReject] = field(default_factory=list)
     lines: int = 0
     digest: str = ""
+    digests: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -386,9 +387,23 @@ class EventsReport:
                 "seconds": round(self.seconds, 3), "events_per_second": round(self.events_per_second, 1)}
 
 
-def apply_events(index_path: str | Path, events_path: str | Path, strict: bool = False,
+def concat(batches: list[EventBatch]) -> EventBatch:
+    """One batch of several files' events (their digests kept in `digests`)."""
+    merged = EventBatch(np.concatenate([b.ts for b in batches]), np.concatenate([b.kind for b in batches]),
+                        [i for b in batches for i in b.ids], [q for b in batches for q in b.queries],
+                        np.concatenate([b.positions for b in batches]),
+                        [r for b in batches for r in b.rejects], sum(b.lines for b in batches), "")
+    merged.digests = [b.digest for b in batches]
+    return merged
+
+
+def apply_events(index_path: str | Path, events_paths: str | Path | list, strict: bool = False,
                  force: bool = False) -> EventsReport:
-    """Validate an events file and fold it into the index's aggregates as one new version."""
+    """Validate events files and fold them into the index's aggregates as one new version.
+
+    A file already folded (same content) is refused, or skipped when several
+    files come together (a watcher restarting after a crash).
+    """
     import time
 
     from indexers.index import IndexDirectory
@@ -396,34 +411,51 @@ def apply_events(index_path: str | Path, events_path: str | Path, strict: bool =
     from indexers.writer import replace_component
 
     started = time.perf_counter()
+    paths = [Path(p) for p in (events_paths if isinstance(events_paths, list) else [events_paths])]
     index = IndexDirectory(index_path)
     index.require()
     current = index.version_path(index.current_version())
     known = set(ProductStore.load(current / "products").docno_by_id)
-    batch = read_events(events_path, known_ids=known)
+    batches = [read_events(path, known_ids=known) for path in paths]
+    rejects = [r for b in batches for r in b.rejects]
     rejects_path = None
-    if batch.rejects:
-        rejects_path = Path(str(events_path) + ".rejects.jsonl")
+    if rejects:
+        rejects_path = Path(str(paths[0]) + ".rejects.jsonl")
         with open(rejects_path, "w", encoding="utf-8") as handle:
-            for reject in batch.rejects:
-                handle.write(json.dumps(reject.to_json()) + "\n")
-    if strict and batch.rejects:
-        raise EventsError(f"{len(batch.rejects)} bad event line(s) in {Path(events_path).name} "
-                          f"(first: {batch.rejects[0].describe()}); nothing folded; see {rejects_path}")
-    by_type = {name: int((batch.kind == i).sum()) for i, name in enumerate(EVENT_TYPES)}
-    if len(batch) == 0:
-        return EventsReport(None, 0, batch.rejects, by_type, time.perf_counter() - started, 0.0, rejects_path)
-    result: dict[str, BehaviourStats] = {}
+            for path, batch in zip(paths, batches):
+                for reject in batch.rejects:
+                    handle.write(json.dumps({"file": path.name, **reject.to_json()}) + "\n")
+    if strict and rejects:
+        raise EventsError(f"{len(rejects)} bad event line(s) in {', '.join(p.name for p in paths)} "
+                          f"(first: {rejects[0].describe()}); nothing folded; see {rejects_path}")
+    result: dict[str, Any] = {}
 
     def write(target: Path, parent: Path | None) -> None:
         stats = load(parent)
-        if batch.digest in stats.state["files"] and not force:
-            raise EventsError(f"{Path(events_path).name} was already folded into this index; "
-                              "pass --force to count it again")
-        result["stats"] = fold(stats, batch)
-        save(result["stats"], target)
+        fresh = [b for b in batches if force or b.digest not in stats.state["files"]]
+        if len(fresh) < len(batches) and len(batches) == 1:
+            raise EventsError(f"{paths[0].name} was already folded into this index; pass --force to count it again")
+        batch = concat(fresh) if fresh else None
+        if batch is None or len(batch) == 0:
+            raise _NothingToFold()
+        stats = fold(stats, batch)
+        stats.state["files"].extend(batch.digests)
+        result["stats"], result["batch"] = stats, batch
+        save(stats, target)
 
-    version = replace_component(index_path, "behaviour", "events", write, lambda: {"behaviour": summary(result["stats"])},
-                                change={"events": len(batch), "rejected": len(batch.rejects), "file": str(events_path)})
+    try:
+        version = replace_component(index_path, "behaviour", "events", write,
+                                    lambda: {"behaviour": summary(result["stats"])},
+                                    change={"events": sum(len(b) for b in batches), "rejected": len(rejects),
+                                            "files": [p.name for p in paths]})
+    except _NothingToFold:
+        return EventsReport(None, 0, rejects, {name: 0 for name in EVENT_TYPES}, time.perf_counter() - started, 0.0,
+                            rejects_path)
+    batch = result["batch"]
+    by_type = {name: int((batch.kind == i).sum()) for i, name in enumerate(EVENT_TYPES)}
     seconds = time.perf_counter() - started
-    return EventsReport(version, len(batch), batch.rejects, by_type, seconds, len(batch) / seconds, rejects_path)
+    return EventsReport(version, len(batch), rejects, by_type, seconds, len(batch) / seconds, rejects_path)
+
+
+class _NothingToFold(Exception):
+    pass

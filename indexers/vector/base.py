@@ -36,6 +36,11 @@ class VectorStore(ABC):
 
     @classmethod
     @abstractmethod
+    def read_rows(cls, directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every row's stored (text, image, has_image), without building an index (compaction)."""
+
+    @classmethod
+    @abstractmethod
     def open(cls, directory: Path, device: str = "auto") -> "VectorStore":
         """Open a version for searching."""
 

@@ -191,6 +191,10 @@ class FaissStore(VectorStore):
     # -- reading -----------------------------------------------------------------
 
     @classmethod
+    def read_rows(cls, directory):
+        return _load_segments(directory, read_json(directory / "state.json"))
+
+    @classmethod
     def open(cls, directory, device="auto"):
         state = read_json(directory / "state.json")
         text, image, has_image = _load_segments(directory, state)

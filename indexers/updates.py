@@ -1,0 +1,106 @@
+"""Incremental changes to an index: upserts from a delta file, deletes, compaction.
+
+Each call is one commit through `IndexWriter`: only new content is encoded,
+a price or stock change touches no encoder, and the new version becomes
+current only when every store has been written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from engine.errors import CatalogError
+from indexers.catalog import Reject, parse_field_map, read_catalog, write_rejects
+from indexers.index import IndexDirectory
+from indexers.products import ProductStore, ProductTable
+from indexers.progress import Progress
+from indexers.writer import CommitReport, IndexWriter, WriteOptions
+
+
+def options_of(index: IndexDirectory, device: str = "auto") -> WriteOptions:
+    """Write options that reproduce how the index was built (model, weights, retention)."""
+    manifest = index.manifest()
+    model = manifest["model"]
+    return WriteOptions(model=model["name"], pretrained=model.get("pretrained"), device=device,
+                        keep_versions=manifest.get("keep_versions", 10))
+
+
+def stored_records(products: ProductTable):
+    """A lookup id -> stored record of live products (parsed on demand)."""
+
+    def lookup(product_id: str) -> dict[str, Any] | None:
+        docno = products.docno_by_id.get(product_id)
+        if docno is None:
+            return None
+        return json.loads(products.column_values("record", np.array([docno]))[0])
+
+    return lookup
+
+
+def rejects_path_for(index: IndexDirectory) -> Path:
+    return Path(str(index.path).rstrip("/") + ".rejects.jsonl")
+
+
+def apply_delta(index_path: str | Path, delta: str | Path, field_map: list[str] | None = None, strict: bool = False,
+                device: str = "auto", progress: Progress | None = None) -> CommitReport:
+    """Upsert the products of a delta file (new ones added, changed ones replaced, patches merged)."""
+    index = IndexDirectory(index_path)
+    index.require()
+    products = ProductStore.load(index.version_path(index.current_version()) / "products")
+    result = read_catalog(delta, parse_field_map(field_map or []), existing=stored_records(products))
+    return _commit(index, result.products, [], "update", result.rejects, strict, Path(delta).name, device, progress,
+                   {"delta": str(delta), "rows_read": result.rows_read})
+
+
+def delete_products(index_path: str | Path, ids: Iterable[str], strict: bool = False, source: str = "ids",
+                    device: str = "auto") -> CommitReport:
+    """Delete products by id; ids the index does not hold are reported (and fail the run in strict mode)."""
+    index = IndexDirectory(index_path)
+    index.require()
+    products = ProductStore.load(index.version_path(index.current_version()) / "products")
+    wanted = [str(i).strip() for i in ids if str(i).strip()]
+    rejects = [Reject(line, "unknown product id", id=pid) for line, pid in enumerate(wanted, start=1)
+               if pid not in products.docno_by_id]
+    known = [pid for pid in dict.fromkeys(wanted) if pid in products.docno_by_id]
+    return _commit(index, [], known, "delete", rejects, strict, source, device, None, {"requested": len(wanted)})
+
+
+def read_ids(path: str | Path) -> list[str]:
+    """Ids to delete: one per line, or JSONL objects with an `id`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CatalogError(f"ids file {path} does not exist; check the path")
+    ids = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            try:
+                ids.append(str(json.loads(line)["id"]))
+            except (ValueError, KeyError):
+                raise CatalogError(f"{path.name}: cannot read an id from {line[:80]!r}") from None
+        else:
+            ids.append(line)
+    return ids
+
+
+def _commit(index: IndexDirectory, upserts, deletes, kind: str, rejects: list[Reject], strict: bool, source: str,
+            device: str, progress: Progress | None, summary: dict[str, Any]) -> CommitReport:
+    rejects_path = rejects_path_for(index)
+    if rejects:
+        write_rejects(rejects_path, rejects)
+    if strict and rejects:
+        raise CatalogError(f"{len(rejects)} bad row(s) in {source} (first: {rejects[0].describe()}); "
+                           f"index left unchanged; see {rejects_path}")
+    if not upserts and not deletes:
+        raise CatalogError(f"{source} changes nothing ({len(rejects)} row(s) rejected); index left unchanged")
+    writer = IndexWriter(index, options_of(index, device), progress)
+    report = writer.commit_changes(upserts, deletes, kind=kind, summary={**summary, "rejected": len(rejects)})
+    report.rejects = rejects
+    report.rejects_path = str(rejects_path) if rejects else None
+    return report

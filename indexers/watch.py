@@ -1,0 +1,260 @@
+"""`shoplens watch INBOX`: keep applying delta, delete and event files as they land.
+
+Files are recognized by name:
+
+    *.events.jsonl[.gz]                 behaviour events
+    *.delete.txt, *.deletes.txt,
+    *.delete.jsonl                      ids to delete (one a line, or {"id": ...})
+    *.jsonl, *.jsonl.gz, *.csv, *.parquet   product upserts (patches for known ids)
+
+A file is read once it has not changed for `settle_seconds` (writers should
+still write under another name and rename; names starting with "." or ending
+in .tmp/.part are ignored). Changes wait in queues and each queue is flushed
+as one commit when its time window has passed since its first change, or at
+once when it holds `max_batch_rows` rows. Price and availability changes (and
+deletes) have their own, shorter window, so they go live before description
+edits. Files whose changes are all committed move to `processed/`; a file
+that cannot be read moves to `failed/` with a `.error` note beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.errors import ShopLensError
+from indexers.catalog import CANONICAL_FIELDS, iter_raw_rows, is_broken, parse_field_map
+from indexers.index import IndexDirectory
+from indexers.products import ProductStore
+
+PRIORITY_PATTERN = re.compile(r"price|stock|avail|inventory|quantity|qty|discount|sizes", re.IGNORECASE)
+EVENT_SUFFIXES = (".events.jsonl", ".events.jsonl.gz")
+DELETE_SUFFIXES = (".delete.txt", ".deletes.txt", ".delete.jsonl", ".deletes.jsonl")
+DELTA_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".parquet")
+
+
+@dataclass
+class WatchConfig:
+    window_seconds: float = 10.0  # normal changes commit at most this long after the first one arrived
+    priority_window_seconds: float = 1.0  # price / availability changes and deletes
+    max_batch_rows: int = 5000  # a queue this full commits at once
+    poll_seconds: float = 0.5
+    settle_seconds: float = 0.5
+    field_map: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Queue:
+    name: str
+    window: float
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> merged raw row (upserts)
+    ids: dict[str, None] = field(default_factory=dict)  # deletes
+    files: list[Path] = field(default_factory=list)  # events files
+    first_at: float | None = None
+    sources: set[Path] = field(default_factory=set)
+
+    def size(self) -> int:
+        return len(self.rows) + len(self.ids) + len(self.files)
+
+    def clear(self) -> None:
+        self.rows, self.ids, self.files, self.first_at, self.sources = {}, {}, [], None, set()
+
+
+def classify(name: str) -> str | None:
+    lowered = name.lower()
+    if lowered.startswith(".") or lowered.endswith((".tmp", ".part", ".rejects.jsonl", ".error")):
+        return None
+    if lowered.endswith(EVENT_SUFFIXES):
+        return "events"
+    if lowered.endswith(DELETE_SUFFIXES):
+        return "deletes"
+    if lowered.endswith(DELTA_SUFFIXES):
+        return "upserts"
+    return None
+
+
+class Watcher:
+    """Polls an inbox and turns what lands there into batched commits."""
+
+    def __init__(self, index_path: str | Path, inbox: str | Path, config: WatchConfig | None = None,
+                 on_commit: Callable[[dict[str, Any]], None] | None = None, clock: Callable[[], float] = time.monotonic):
+        self.index = IndexDirectory(index_path)
+        self.index.require()
+        self.inbox = Path(inbox)
+        if not self.inbox.is_dir():
+            raise ShopLensError(f"inbox {self.inbox} is not a directory; create it or pass another one")
+        self.config = config or WatchConfig()
+        self.field_map = parse_field_map(self.config.field_map)
+        self.on_commit = on_commit or (lambda report: None)
+        self.clock = clock
+        self.queues = {
+            "priority": _Queue("priority", self.config.priority_window_seconds),
+            "normal": _Queue("normal", self.config.window_seconds),
+            "deletes": _Queue("deletes", self.config.priority_window_seconds),
+            "events": _Queue("events", self.config.window_seconds),
+        }
+        self.pending_files: dict[Path, int] = {}  # file -> queues still holding its changes
+        self.seen: dict[Path, tuple[float, int]] = {}
+        self.commits: list[dict[str, Any]] = []
+        (self.inbox / "processed").mkdir(exist_ok=True)
+        (self.inbox / "failed").mkdir(exist_ok=True)
+        self.batch_dir = self.inbox / ".shoplens-batches"
+        self.batch_dir.mkdir(exist_ok=True)
+
+    # -- discovering files --------------------------------------------------------------
+
+    def ready_files(self) -> list[Path]:
+        """Files that have not changed for settle_seconds and were not picked up yet."""
+        ready = []
+        now = time.time()
+        for path in sorted(self.inbox.iterdir(), key=lambda p: (p.stat().st_mtime, p.name)):
+            if not path.is_file() or path in self.pending_files or classify(path.name) is None:
+                continue
+            stat = path.stat()
+            if now - stat.st_mtime >= self.config.settle_seconds:
+                ready.append(path)
+        return ready
+
+    def ingest(self, path: Path) -> None:
+        kind = classify(path.name)
+        try:
+            if kind == "events":
+                self._enqueue(self.queues["events"], path, files=[path])
+            elif kind == "deletes":
+                from indexers.updates import read_ids
+
+                self._enqueue(self.queues["deletes"], path, ids=read_ids(path))
+            else:
+                self._ingest_upserts(path)
+        except ShopLensError as exc:
+            self._fail(path, str(exc))
+
+    def _ingest_upserts(self, path: Path) -> None:
+        products = ProductStore.load(self.index.version_path(self.index.current_version()) / "products")
+        priority, normal = {}, {}
+        image_key = self.field_map.get("image", ["image"])[0]
+        id_keys = self.field_map.get("id", ["id"])
+        for line, row, _ in iter_raw_rows(path):
+            if is_broken(row):
+                continue  # reported with its line number when the batch is applied
+            row = dict(row)
+            image = row.get(image_key)
+            if isinstance(image, str) and image and not Path(image).is_absolute():
+                row[image_key] = str((path.parent / image).resolve())
+            product_id = next((str(row[k]).strip() for k in id_keys if row.get(k) is not None), None)
+            if product_id is None:
+                normal[f"\0{path}:{line}"] = row  # let validation report it
+                continue
+            named = self._canonical_names(row) - {"id"}
+            is_priority = product_id in products.docno_by_id and named and all(
+                name == "price" or (name not in CANONICAL_FIELDS and PRIORITY_PATTERN.search(name)) for name in named)
+            target = priority if is_priority else normal
+            target[product_id] = {**target.get(product_id, {}), **row}
+        if priority:
+            self._enqueue(self.queues["priority"], path, rows=priority)
+        if normal:
+            self._enqueue(self.queues["normal"], path, rows=normal)
+        if not priority and not normal:
+            self._fail(path, "no usable rows")
+
+    def _canonical_names(self, row: dict[str, Any]) -> set[str]:
+        names = set()
+        mapped_sources = {source for sources in self.field_map.values() for source in sources}
+        for canonical, sources in self.field_map.items():
+            if any(source in row for source in sources):
+                names.add(canonical)
+        names |= {key for key in row if key not in mapped_sources}
+        return names
+
+    def _enqueue(self, queue: _Queue, path: Path, rows=None, ids=None, files=None) -> None:
+        for key, row in (rows or {}).items():
+            queue.rows[key] = {**queue.rows.get(key, {}), **row}
+        for pid in ids or []:
+            queue.ids[pid] = None
+        queue.files.extend(files or [])
+        if queue.first_at is None:
+            queue.first_at = self.clock()
+        queue.sources.add(path)
+        self.pending_files[path] = self.pending_files.get(path, 0) + 1
+
+    # -- committing ---------------------------------------------------------------------
+
+    def due(self, force: bool = False) -> list[_Queue]:
+        now = self.clock()
+        order = ("deletes", "priority", "normal", "events")  # availability first
+        return [self.queues[name] for name in order if self.queues[name].size() and (
+            force or now - self.queues[name].first_at >= self.queues[name].window
+            or self.queues[name].size() >= self.config.max_batch_rows)]
+
+    def flush(self, queue: _Queue) -> dict[str, Any]:
+        from indexers.updates import apply_delta, delete_products
+        from rerank.behaviour import apply_events
+
+        started = self.clock()
+        record: dict[str, Any] = {"queue": queue.name, "waited_s": round(started - queue.first_at, 3)}
+        try:
+            if queue.name == "events":
+                report = apply_events(self.index.path, list(queue.files))
+                record.update(version=report.version, events=report.folded, rejected=len(report.rejects))
+            elif queue.name == "deletes":
+                report = delete_products(self.index.path, list(queue.ids), source="deletes batch")
+                record.update(version=report.version, deleted=report.deleted, rejected=len(report.rejects))
+            else:
+                batch = self.batch_dir / f"{queue.name}-{time.time_ns()}.jsonl"
+                with open(batch, "w", encoding="utf-8") as handle:
+                    for row in queue.rows.values():
+                        handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+                try:
+                    report = apply_delta(self.index.path, batch, field_map=self.config.field_map)
+                finally:
+                    batch.unlink(missing_ok=True)
+                record.update(version=report.version, added=report.added, updated=report.updated,
+                              unchanged=report.unchanged, rejected=len(report.rejects))
+        except ShopLensError as exc:
+            record.update(version=None, error=str(exc))
+        record["seconds"] = round(self.clock() - started, 3)
+        for path in queue.sources:
+            self.pending_files[path] -= 1
+            if self.pending_files[path] == 0:
+                del self.pending_files[path]
+                self._move(path, "processed")
+        queue.clear()
+        self.commits.append(record)
+        self.on_commit(record)
+        return record
+
+    def _move(self, path: Path, folder: str) -> None:
+        if path.exists():
+            shutil.move(str(path), str(self.inbox / folder / path.name))
+
+    def _fail(self, path: Path, reason: str) -> None:
+        self._move(path, "failed")
+        (self.inbox / "failed" / (path.name + ".error")).write_text(reason + "\n")
+        record = {"queue": "failed", "file": path.name, "error": reason, "version": None}
+        self.commits.append(record)
+        self.on_commit(record)
+
+    def step(self, force: bool = False) -> list[dict[str, Any]]:
+        """Pick up ready files and commit every due queue once."""
+        for path in self.ready_files():
+            self.ingest(path)
+        return [self.flush(queue) for queue in self.due(force)]
+
+    def run(self, once: bool = False, stop: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
+        """Loop until stopped (Ctrl-C), or with `once` process what is there and return."""
+        if once:
+            deadline = time.time() + self.config.settle_seconds
+            while time.time() < deadline:
+                time.sleep(min(0.1, self.config.poll_seconds))
+            self.step(force=True)
+            return self.commits
+        while not (stop and stop()):
+            self.step()
+            time.sleep(self.config.poll_seconds)
+        self.step(force=True)
+        return self.commits

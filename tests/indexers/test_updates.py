@@ -1,0 +1,173 @@
+"""Incremental updates: only changed content is encoded, every write is one commit, deletes vanish everywhere."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from engine.errors import CatalogError, ConfigError
+from engine.query import SearchRequest
+from engine.search import SearchEngine
+from indexers.index import IndexDirectory
+from indexers.maintenance import check_index, compact, list_versions, rollback
+from indexers.snapshot import Snapshot
+from indexers.updates import apply_delta, delete_products
+from tests.helpers import SAMPLE, sample_products
+
+ROWS = sample_products(60)
+
+
+def delta(tmp_path, rows, name="delta.jsonl"):
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def live_ids(index_path):
+    snapshot = Snapshot.open(IndexDirectory(index_path), device="cpu")
+    return set(snapshot.products.docno_by_id)
+
+
+def test_price_change_touches_no_encoder(small_index, tmp_path):
+    target = ROWS[3]["id"]
+    report = apply_delta(small_index, delta(tmp_path, [{"id": target, "price": 1.0}]))
+    assert (report.version, report.updated, report.added) == (2, 1, 0)
+    assert (report.texts_encoded, report.images_encoded) == (0, 0)
+    from indexers.encoders import _LOADED
+
+    assert report.embeddings_reused == 2
+    engine = SearchEngine(small_index, device="cpu", encoder=next(iter(_LOADED.values())))
+    hits = engine.search(SearchRequest(text=ROWS[3]["title"], k=60, filters=["price<=1"]))
+    assert [r.id for r in hits.results] == [target]
+    record = engine.snapshot.products.records([engine.snapshot.products.docno_by_id[target]])[0]
+    assert record["title"] == ROWS[3]["title"] and record["brand"] == ROWS[3]["brand"]  # a patch keeps other fields
+
+
+def test_only_changed_text_or_image_is_encoded(small_index, tmp_path):
+    other_image = str(SAMPLE.parent / ROWS[10]["image"])
+    report = apply_delta(small_index, delta(tmp_path, [
+        {"id": ROWS[0]["id"], "title": "Completely New Title For This Product"},
+        {"id": ROWS[1]["id"], "image": other_image},
+        dict(ROWS[2], image=str(SAMPLE.parent / ROWS[2]["image"])),  # identical: unchanged
+        {"id": "brand-new", "title": "Brand New Thing", "price": 10},
+    ]))
+    assert (report.updated, report.added, report.unchanged) == (2, 1, 1)
+    assert report.texts_encoded == 2  # the new title and the new product
+    assert report.images_encoded == 0  # the "new" image is another product's, already in the cache
+    assert live_ids(small_index) == {r["id"] for r in ROWS} | {"brand-new"}
+    assert check_index(small_index).ok
+
+
+def test_deleted_products_vanish_from_every_result_path(small_index, tmp_path, encoder):
+    victims = [ROWS[5]["id"], ROWS[6]["id"]]
+    engine = SearchEngine(small_index, device="cpu", encoder=encoder)
+    before = engine.search(SearchRequest(text=ROWS[5]["title"], k=5))
+    assert before.results[0].id == victims[0]
+    report = delete_products(small_index, victims + ["no-such-id"])
+    assert report.deleted == 2 and [r.id for r in report.rejects] == ["no-such-id"]
+    for mode in ("hybrid", "lexical", "dense"):
+        response = engine.search(SearchRequest(text=ROWS[5]["title"], k=60, mode=mode))
+        assert not set(victims) & {r.id for r in response.results}, mode
+    image = engine.search(SearchRequest(image=str(SAMPLE.parent / ROWS[5]["image"]), k=60))
+    assert not set(victims) & {r.id for r in image.results}
+    brand = engine.search(SearchRequest(text="x", k=60, filters=[f"brand={ROWS[5]['brand']}"]))
+    assert victims[0] not in {r.id for r in brand.results}
+    assert engine.snapshot.manifest["counts"] == {"products": 58, "rows": 60, "with_image": 58}
+    assert check_index(small_index).ok
+
+
+def test_strict_mode_changes_nothing(small_index, tmp_path):
+    bad = delta(tmp_path, [{"id": ROWS[0]["id"], "price": 3}, {"id": "new", "price": 4}])  # "new" has no title
+    with pytest.raises(CatalogError, match="1 bad row.*line 2.*missing title.*index left unchanged"):
+        apply_delta(small_index, bad, strict=True)
+    with pytest.raises(CatalogError, match="unknown product id"):
+        delete_products(small_index, ["ghost"], strict=True)
+    assert IndexDirectory(small_index).current_version() == 1
+    report = apply_delta(small_index, bad)  # default: the good row goes in, the bad one is reported
+    assert report.updated == 1 and len(report.rejects) == 1 and report.rejects[0].line == 2
+
+
+def test_versions_and_rollback(small_index, tmp_path, encoder):
+    target = ROWS[7]["id"]
+    apply_delta(small_index, delta(tmp_path, [{"id": target, "price": 7.0}]))
+    delete_products(small_index, [ROWS[8]["id"]])
+    rows = list_versions(small_index)
+    assert [(r["version"], r["kind"], r["current"]) for r in rows] == [(3, "delete", True), (2, "update", False),
+                                                                      (1, "build", False)]
+    assert rows[0]["change"]["deleted"] == 1
+    engine = SearchEngine(small_index, device="cpu", encoder=encoder)
+    assert engine.search(SearchRequest(text="x", k=5, filters=["price<=7"])).results[0].id == target
+    assert rollback(small_index, 1) == 4
+    response = engine.search(SearchRequest(text="x", k=5, filters=["price<=7"]))  # same engine, no restart
+    assert response.version == 4 and target not in {r.id for r in response.results}
+    assert live_ids(small_index) == {r["id"] for r in ROWS}
+    assert IndexDirectory(small_index).manifest()["change"] == {"rolled_back_to": 1, "rolled_back_from": 3}
+    with pytest.raises(ConfigError, match="not kept"):
+        rollback(small_index, 99)
+    assert check_index(small_index).ok
+
+
+def test_compaction_reclaims_dead_rows(small_index, tmp_path, encoder):
+    apply_delta(small_index, delta(tmp_path, [{"id": r["id"], "price": 1.0} for r in ROWS[:30]]))
+    delete_products(small_index, [r["id"] for r in ROWS[30:40]])
+    index = IndexDirectory(small_index)
+    assert index.manifest()["counts"] == {"products": 50, "rows": 90, "with_image": 50}
+    report = compact(small_index)
+    assert (report.rows_before, report.rows_after) == (90, 50)
+    assert index.manifest()["counts"] == {"products": 50, "rows": 50, "with_image": 50}
+    assert check_index(small_index).ok
+    engine = SearchEngine(small_index, device="cpu", encoder=encoder)
+    assert engine.search(SearchRequest(text=ROWS[45]["title"], k=1)).results[0].id == ROWS[45]["id"]
+    assert len(engine.search(SearchRequest(text="x", k=60, filters=["price<=1"])).results) == 30
+
+
+def test_a_running_search_keeps_its_version(small_index, tmp_path, encoder):
+    engine = SearchEngine(small_index, device="cpu", encoder=encoder)
+    old = engine.snapshot
+    delete_products(small_index, [r["id"] for r in ROWS[:50]])
+    # a query that started on the old snapshot still reads all 60 products from it
+    assert old.products.num_live == 60 and old.lexical.num_docs() == 60
+    assert len(old.vectors.search(old.vectors.vectors(np.array([0]))["fused"][0], 60, old.products.live)[0]) == 60
+    assert engine.search(SearchRequest(text="x", k=60)).version == 2
+    assert engine.snapshot.products.num_live == 10
+
+
+def test_check_finds_stores_that_disagree(small_index, tmp_path):
+    apply_delta(small_index, delta(tmp_path, [{"id": ROWS[0]["id"], "title": "Another Title"}]))
+    index = IndexDirectory(small_index)
+    current = index.version_path(2)
+    # the lexical store of version 1 (without the new row, with the old one) put in place of version 2's
+    shutil.rmtree(current / "lexical")
+    shutil.copytree(index.version_path(1) / "lexical", current / "lexical")
+    report = check_index(small_index)
+    assert not report.ok and "lexical store differs" in report.problems[0]
+
+
+def test_check_finds_embeddings_that_do_not_match_content(small_index):
+    index = IndexDirectory(small_index)
+    vectors = index.version_path(1) / "vectors"
+    text_file = next(vectors.glob("text-*.npy"))
+    data = np.load(text_file)
+    data[[3, 4]] = data[[4, 3]]  # two products' text embeddings swapped
+    text_file.unlink()  # the file is shared by hard link with nothing else here, but write a new inode anyway
+    np.save(text_file, data)
+    report = check_index(small_index)
+    assert not report.ok and "2 stored text embedding(s) differ" in " ".join(report.problems)
+
+
+def test_deep_check_reencodes(small_index, encoder):
+    report = check_index(small_index, deep=5)
+    assert report.ok and report.facts["reencoded"] == {"texts": 5, "images": 5}
+
+
+def test_model_mismatch_on_update(small_index):
+    from indexers.writer import IndexWriter, WriteOptions
+
+    writer = IndexWriter(small_index, WriteOptions(model="ViT-B-32", pretrained="openai"))
+    from engine.errors import ModelMismatchError
+
+    with pytest.raises(ModelMismatchError, match="updates must use the same model"):
+        writer.commit_changes([], ["x"], kind="delete")
+    assert IndexDirectory(small_index).current_version() == 1
+
