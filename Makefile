@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.shoplens-installed
 DEMO_INDEX ?= .demo/shoplens-index
 
-.PHONY: install demo test bench-smoke clean
+.PHONY: install demo test bench-full clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,3 +28,16 @@ test: $(STAMP)
 
 clean:
 	rm -rf .demo .pytest_cache
+
+# Every benchmark of the README's Performance section, in order, on the Myntra catalog in ../shared
+# (about two hours on 2 CPU cores; reports land in .bench/reports/).
+BENCH := .bench
+bench-full: $(STAMP)
+	$(BIN)/shoplens bench index --save $(BENCH)/reports/index.json
+	$(BIN)/shoplens bench devdata --index $(BENCH)/index/index --out $(BENCH)/devdata
+	$(BIN)/shoplens bench rerank --index $(BENCH)/index/index --devdata $(BENCH)/devdata --save $(BENCH)/reports/rerank.json
+	$(BIN)/shoplens bench latency --index $(BENCH)/rerank/with-behaviour --queries $(BENCH)/devdata/queries.latency.jsonl --save $(BENCH)/reports/latency.json
+	$(BIN)/shoplens bench quality --index $(BENCH)/rerank/with-behaviour --judgments $(BENCH)/devdata/judgments.test.jsonl --save $(BENCH)/reports/quality.json
+	$(BIN)/shoplens bench recall --index $(BENCH)/index/index --save $(BENCH)/reports/recall.json
+	$(BIN)/shoplens bench scale --index $(BENCH)/index/index --save $(BENCH)/reports/scale.json
+	$(BIN)/shoplens bench updates --index $(BENCH)/rerank/with-behaviour --events $(BENCH)/devdata/events.simulated.jsonl --catalog $(BENCH)/myntra/products.jsonl.gz --map category=master_category,sub_category,article_type --save $(BENCH)/reports/updates.json

@@ -338,6 +338,21 @@ def simulate_sessions(catalog: Catalog, queries: list[tuple[Query, dict[str, tup
 
 
 
+def write_latency_queries(path: Path, catalog: Catalog, items: list, seed: int, images: int = 100) -> None:
+    """Test queries as text, as a photo (a best-judged product's image), and as both, for latency replays."""
+    rng = random.Random(seed + 8)
+    index_of = {pid: i for i, pid in enumerate(catalog.ids)}
+    with open(path, "w", encoding="utf-8") as handle:
+        for query, _ in items:
+            handle.write(json.dumps({"text": query.text}) + "\n")
+        for query, grades in rng.sample(items, min(images, len(items))):
+            best = max(grades, key=lambda pid: grades[pid][1])
+            image = catalog.products[index_of[best]].image
+            if image:
+                handle.write(json.dumps({"image": image}) + "\n")
+                handle.write(json.dumps({"text": query.text, "image": image}) + "\n")
+
+
 def build(catalog_path: Path, index_path: Path, out_dir: Path, field_map: list[str] | None = None,
           queries: int = 1000, sessions: int = 20000, seed: int = 1, swap_share: float = 0.3,
           progress=None) -> dict[str, Any]:
@@ -366,6 +381,7 @@ def build(catalog_path: Path, index_path: Path, out_dir: Path, field_map: list[s
     def rank(text: str) -> list[str]:
         return [r.id for r in engine.search(SearchRequest(text=text, k=20, rerank=False)).results]
 
+    write_latency_queries(out_dir / "queries.latency.jsonl", catalog, splits["test"], seed)
     log_queries = splits["train"] + splits["validation"] + splits["log"]
     events = simulate_sessions(catalog, log_queries, rank, sessions, seed=seed + 5, swap_share=swap_share)
     with open(out_dir / "events.simulated.jsonl", "w", encoding="utf-8") as handle:

@@ -11,36 +11,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Report, percentiles
+from benchmarks.common import Report
+from benchmarks.latency import replay
 from benchmarks.devdata import Catalog, generate_queries
 from indexers.catalog import parse_field_map, read_catalog
 from indexers.storage import directory_size
 from indexers.writer import WriteOptions, build_index
 
-STAGES = ("encode", "lexical", "vector", "fuse", "rerank")
-
-
-def latency_rows(engine, requests: list, label: str) -> tuple[list[list[Any]], dict[str, dict[str, float]]]:
-    """Replay requests one at a time; per-stage and end-to-end p50/p95/p99 in ms."""
-    from dataclasses import replace
-
-    totals, stages = [], {name: [] for name in STAGES}
-    for request in requests[:5]:  # warm-up
-        engine.search(replace(request))
-    for request in requests:
-        started = time.perf_counter()
-        response = engine.search(replace(request))
-        totals.append((time.perf_counter() - started) * 1000)
-        for name in STAGES:
-            if response.stages_ms.get(name) is not None:
-                stages[name].append(response.stages_ms[name])
-    summary = {"total": percentiles(totals)}
-    rows = [[f"{label}: end to end", len(totals), *percentiles(totals).values()]]
-    for name in STAGES:
-        if stages[name]:
-            summary[name] = percentiles(stages[name])
-            rows.append([f"{label}: {name}", len(stages[name]), *summary[name].values()])
-    return rows, summary
+def latency_rows(engine, requests: list, label: str) -> tuple[list[list[Any]], dict[str, Any]]:
+    """Replay requests one at a time: table rows (end to end, then each stage) and the raw summary."""
+    result = replay(engine, requests, warmup=5)
+    rows = [[f"{label}: end to end", result["n"], *result["total"].values()]]
+    rows += [[f"{label}: {stage}", result["n"], *values.values()] for stage, values in result["stages"].items()]
+    return rows, result
 
 
 def run(catalog: Path, work_dir: Path, field_map: list[str], queries: int = 1000, image_queries: int = 200,

@@ -41,7 +41,8 @@ class SearchEngine:
         self.device = device
         self.follow_updates = follow_updates
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoplens-lexical")
+        # lexical searches run beside query encoding; several workers serve concurrent callers
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="shoplens-lexical")
         self._encoder = encoder
         self._search_threads = search_threads
         self.snapshot = Snapshot.open(self.index, device=device)
@@ -49,7 +50,7 @@ class SearchEngine:
         self._ranker_cache: dict[int, Any] = {}
         self._set_faiss_threads()
         if preload:
-            self.encoder  # load the model now, so the first query's latency is the query's
+            self.load_encoder()  # now, so the first query's latency is the query's
 
     # -- versions ----------------------------------------------------------------
 
@@ -102,6 +103,9 @@ class SearchEngine:
                 f"the index was built with weights {recorded['weights_id']} of {recorded['name']}, but the installed "
                 f"weights are {weights_id}; rebuild the index with `shoplens index`"
             )
+
+    def load_encoder(self) -> Encoder:
+        return self.encoder
 
     @property
     def encoder(self) -> Encoder:

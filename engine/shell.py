@@ -155,7 +155,7 @@ def run_shell(engine, console: Console, k: int = 10, thumbnails: bool = True, hi
     snapshot = engine.snapshot
     console.print(f"ShopLens shell: {snapshot.products.num_live:,} products, version {snapshot.version}. "
                   "Type a query, or :help.")
-    engine.encoder  # load the model once, before the first query
+    engine.load_encoder()  # once, before the first query
     while True:
         try:
             line = prompt.prompt("shoplens> ")

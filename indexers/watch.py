@@ -240,10 +240,13 @@ class Watcher:
         self.on_commit(record)
 
     def step(self, force: bool = False) -> list[dict[str, Any]]:
-        """Pick up ready files and commit every due queue once."""
+        """Pick up ready files and commit every due queue once; returns what happened (commits, failures)."""
+        start = len(self.commits)
         for path in self.ready_files():
             self.ingest(path)
-        return [self.flush(queue) for queue in self.due(force)]
+        for queue in self.due(force):
+            self.flush(queue)
+        return self.commits[start:]
 
     def run(self, once: bool = False, stop: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
         """Loop until stopped (Ctrl-C), or with `once` process what is there and return."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from engine.errors import CatalogError, ConfigError, ModelMismatchError
 from indexers.catalog import Product, Reject, read_catalog, write_rejects
-from indexers.encoders import DEFAULT_MODEL, DEFAULT_PRETRAINED, create_encoder
+from indexers.encoders import DEFAULT_MODEL, create_encoder
 from indexers.encoders.base import Encoder, EncoderInfo, bytes_digest, text_digest
 from indexers.encoders.cache import EmbeddingCache
 from indexers.encoders.openclip_encoder import weights_identity
@@ -266,7 +266,7 @@ class IndexWriter:
         lexical_cls = lexical_store_class(backends["lexical"]["backend"])
         adds = [(base_rows + i, lexical_document(p)) for i, p in enumerate(new_products)]
         advance = self.progress.stage("lexical index", len(adds))
-        lexical_state = lexical_cls.write(txn.component_dir("lexical"),
+        lexical_cls.write(txn.component_dir("lexical"),
                                           None if parent_for_stores is None else txn.parent_dir("lexical"),
                                           adds, deleted_docnos, backends["lexical"])
         advance(len(adds))

@@ -69,14 +69,18 @@ class _Vocabulary:
     row_codes: Any  # scalar: int64 array (-1 missing); list: (offsets, flat codes)
     kind: str
 
-    def mentioned(self, terms: list[str]) -> set[int]:
-        found: set[int] = set()
+    def __post_init__(self) -> None:
+        self.by_first: dict[str, list[tuple[tuple[str, ...], set[int]]]] = {}
         for phrase, codes in self.phrases.items():
-            n = len(phrase)
-            for start in range(len(terms) - n + 1):
-                if tuple(terms[start:start + n]) == phrase:
+            self.by_first.setdefault(phrase[0], []).append((phrase, codes))
+
+    def mentioned(self, terms: list[str]) -> set[int]:
+        """Codes of the values whose analyzed phrase occurs in the query's terms."""
+        found: set[int] = set()
+        for start, term in enumerate(terms):
+            for phrase, codes in self.by_first.get(term, ()):
+                if tuple(terms[start:start + len(phrase)]) == phrase:
                     found |= codes
-                    break
         return found
 
     def has_any(self, docnos: np.ndarray, codes: set[int]) -> np.ndarray:
@@ -101,6 +105,7 @@ class FeatureContext:
         self.snapshot = snapshot
         self.behaviour = behaviour
         self.analyze = analyzer
+        self._title_terms: dict[int, set[str]] = {}
         n = products.num_rows
         self.price = products.numeric("price")
         self.log_price = np.log1p(self.price)
@@ -143,6 +148,15 @@ class FeatureContext:
             self.popularity = np.log1p(behaviour.popularity_at(reference))
         else:
             self.behaviour_row = None
+
+    def title_terms(self, docnos: np.ndarray) -> list[set[str]]:
+        """Analyzed title terms of rows, computed once per row and version."""
+        missing = [d for d in docnos.tolist() if d not in self._title_terms]
+        if missing:
+            titles = self.snapshot.products.column_values("title", np.array(missing, dtype=np.int64))
+            for docno, title in zip(missing, titles):
+                self._title_terms[docno] = set(self.analyze(title or ""))
+        return [self._title_terms[d] for d in docnos.tolist()]
 
     def _vocabulary(self, field: str, limit: int | None = None) -> _Vocabulary | None:
         products = self.snapshot.products
@@ -240,8 +254,7 @@ def compute_features(context: FeatureContext, text: str | None, candidates, lexi
     if terms:
         put("query_terms", len(set(terms)))
         query_set = set(terms)
-        titles = context.snapshot.products.column_values("title", docnos)
-        put("title_term_share", [len(query_set & set(context.analyze(title or ""))) / len(query_set) for title in titles])
+        put("title_term_share", [len(query_set & terms_of) / len(query_set) for terms_of in context.title_terms(docnos)])
         for name, vocab in (("brand_match", context.brand), ("category_match", context.category),
                             ("colour_match", context.colour)):
             if vocab is None:

@@ -79,7 +79,7 @@ def labels_from_behaviour(stats: BehaviourStats, min_impressions: int = 3,
     qp = stats.query_products
     labels: dict[str, dict[str, int]] = {}
     best: dict[str, float] = {}
-    for (query, pid), value in model.attractiveness.items():
+    for (query, _), value in model.attractiveness.items():
         best[query] = max(best.get(query, 0.0), value)
     for i, (query, pid) in enumerate(zip(qp["query"].tolist(), qp["id"].tolist())):
         impressions, clicks = int(qp["impressions"][i]), int(qp["clicks"][i])

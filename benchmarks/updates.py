@@ -1,0 +1,163 @@
+"""`shoplens bench updates`: incremental updates against rebuilding, event folding, searching during writes.
+
+Runs on a copy of an index. For 1,000 changed products of each kind (price
+only, title, image) it times `update` until an already-open engine returns the
+change, against rebuilding the index from the same catalog (cold: encoding
+everything again, and warm: every embedding from the cache). Then it folds an
+events file, and measures search latency while a writer commits batches.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import Report, percentiles
+
+
+def _changed_rows(records: list[dict[str, Any]], kind: str, work: Path, count: int, seed: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(records), size=min(count, len(records)), replace=False)
+    rows = []
+    if kind == "image":
+        (work / "images").mkdir(parents=True, exist_ok=True)
+    for i in picks.tolist():
+        record = records[i]
+        if kind == "price":
+            rows.append({"id": record["id"], "price": round((record.get("price") or 100) * 0.9, 2)})
+        elif kind == "title":
+            rows.append({"id": record["id"], "title": f"{record['title']} New Season {seed}"})
+        else:  # a new photo: the old one mirrored, so its bytes (and embedding) are new
+            from PIL import Image, ImageOps
+
+            target = work / "images" / f"{record['id']}-{seed}.jpg"
+            with Image.open(record["image"]) as image:
+                ImageOps.mirror(image.convert("RGB")).save(target, quality=90)
+            rows.append({"id": record["id"], "image": str(target)})
+    return rows
+
+
+def _write_delta(rows: list[dict[str, Any]], path: Path) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def run(index: Path, work: Path, count: int = 1000, events: Path | None = None, rebuild_catalog: Path | None = None,
+        field_map: list[str] | None = None, cold_rebuild_s: float | None = None, device: str = "auto",
+        command: str = "", searches: int = 300) -> Report:
+    from engine.query import SearchRequest
+    from engine.search import SearchEngine
+    from indexers.catalog import parse_field_map
+    from indexers.encoders import create_encoder
+    from indexers.index import IndexDirectory
+    from indexers.updates import apply_delta
+    from indexers.writer import WriteOptions, build_index
+
+    copy = work / "index"
+    if copy.exists():
+        shutil.rmtree(copy)
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(index, copy)
+    manifest = IndexDirectory(copy).manifest()
+    model = manifest["model"]
+    create_encoder(model["name"], model.get("pretrained"), device)  # loaded once, as in a running service
+    engine = SearchEngine(copy, device=device)
+    snapshot = engine.snapshot
+    live = snapshot.products.live_docnos()
+    records = snapshot.products.records(live)
+    report = Report(title="Incremental updates", data=f"a copy of {index} ({len(records):,} products)", command=command)
+
+    rows = []
+    timings: dict[str, float] = {}
+    for seed, kind in enumerate(("price", "title", "image"), start=1):
+        changed = _changed_rows(records, kind, work, count, seed)
+        delta = _write_delta(changed, work / f"delta-{kind}.jsonl")
+        probe = changed[0]
+        started = time.perf_counter()
+        commit = apply_delta(copy, delta, device=device)
+        engine.refresh()
+        response = engine.search(SearchRequest(text="x", k=1, filters=[f"id={probe['id']}"], rerank=False))
+        searchable = time.perf_counter() - started
+        record = engine.snapshot.products.records([engine.snapshot.products.docno_by_id[probe["id"]]])[0]
+        if not response.results or any(record.get(k) != v for k, v in probe.items() if k != "id"):
+            raise RuntimeError(f"the {kind} change of {probe['id']} is not visible after the update")
+        timings[kind] = searchable
+        rows.append([f"{len(changed):,} {kind} changes", searchable, commit.texts_encoded, commit.images_encoded,
+                     commit.seconds.get("encode", 0.0), commit.seconds.get("total", 0.0)])
+    report.table("update to searchable (in-process, encoder already loaded), seconds",
+                 ["change", "update -> searchable s", "texts encoded", "images encoded", "encode s", "commit s"], rows)
+
+    comparison = []
+    if rebuild_catalog is not None:
+        warm_dir = work / "rebuild-warm"
+        if warm_dir.exists():
+            shutil.rmtree(warm_dir)
+        shutil.copytree(IndexDirectory(index).cache_dir, IndexDirectory(warm_dir).cache_dir)
+        started = time.perf_counter()
+        build_index(rebuild_catalog, warm_dir, WriteOptions(device=device), parse_field_map(field_map or []))
+        warm = time.perf_counter() - started
+        shutil.rmtree(warm_dir, ignore_errors=True)
+        for kind, seconds in timings.items():
+            line = [f"{kind} update", seconds, warm, warm / seconds]
+            line += [cold_rebuild_s, cold_rebuild_s / seconds] if cold_rebuild_s else [None, None]
+            comparison.append(line)
+        report.table("against rebuilding the whole index from the catalog",
+                     ["update", "update s", "warm rebuild s", "warm / update", "cold rebuild s", "cold / update"],
+                     comparison)
+        report.notes.append("warm rebuild: every embedding from the cache (no encoding); cold rebuild: "
+                            "the encode-everything build time measured by `shoplens bench index`")
+
+    if events is not None:
+        from rerank.behaviour import apply_events
+
+        result = apply_events(copy, events, force=True)
+        report.table("folding behaviour events", ["file", "events", "seconds", "events/s"],
+                     [[events.name, result.folded, result.seconds, result.events_per_second]])
+
+    # searches while a writer commits price batches
+    from benchmarks.devdata import Catalog, generate_queries
+    from indexers.catalog import Product
+
+    texts = [q.text for q, _ in generate_queries(Catalog([Product.from_record(r) for r in records]), searches, seed=17)]
+    requests = [SearchRequest(text=t, rerank=False) for t in texts]
+    for request in requests[:10]:
+        engine.search(request)
+    idle = []
+    for request in requests:
+        t0 = time.perf_counter()
+        engine.search(request)
+        idle.append((time.perf_counter() - t0) * 1000)
+    stop = threading.Event()
+    commits = []
+
+    def writer() -> None:
+        batch = 0
+        while not stop.is_set():
+            batch += 1
+            changed = _changed_rows(records, "price", work, count, 100 + batch)
+            commits.append(apply_delta(copy, _write_delta(changed, work / "delta-busy.jsonl"), device=device).version)
+
+    thread = threading.Thread(target=writer)
+    busy, versions = [], set()
+    thread.start()
+    for _ in range(2):
+        for request in requests:
+            t0 = time.perf_counter()
+            versions.add(engine.search(request).version)
+            busy.append((time.perf_counter() - t0) * 1000)
+    stop.set()
+    thread.join()
+    report.table("search latency while updates are committed (ms, one client)",
+                 ["condition", "searches", "p50", "p95", "p99", "versions seen"],
+                 [["idle", len(idle), *percentiles(idle).values(), 1],
+                  [f"during {len(commits)} commits of {count:,} price changes", len(busy), *percentiles(busy).values(),
+                   len(versions)]])
+    report.extra["timings"] = timings
+    engine.close()
+    return report

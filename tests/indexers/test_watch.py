@@ -1,0 +1,81 @@
+import json
+
+from typer.testing import CliRunner
+
+from cli import app
+from indexers.index import IndexDirectory
+from indexers.snapshot import Snapshot
+from indexers.watch import WatchConfig, Watcher, classify
+from tests.helpers import sample_products
+
+ROWS = sample_products(60)
+
+
+def record(index, product_id):
+    snapshot = Snapshot.open(IndexDirectory(index), device="cpu")
+    docno = snapshot.products.docno_by_id.get(product_id)
+    return None if docno is None else snapshot.products.records([docno])[0]
+
+
+def drop(inbox, name, rows):
+    path = inbox / name
+    path.write_text("".join((json.dumps(r) if not isinstance(r, str) else r) + "\n" for r in rows))
+    return path
+
+
+def test_file_kinds():
+    assert classify("a.events.jsonl") == "events"
+    assert classify("gone.delete.txt") == "deletes"
+    assert classify("prices.jsonl") == "upserts" and classify("x.csv") == "upserts"
+    assert classify(".hidden.jsonl") is None and classify("x.jsonl.tmp") is None and classify("notes.md") is None
+
+
+def test_batches_by_window_and_priority(small_index, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    now = [0.0]
+    config = WatchConfig(window_seconds=10, priority_window_seconds=1, settle_seconds=0)
+    watcher = Watcher(small_index, inbox, config, clock=lambda: now[0])
+    a, b = ROWS[0]["id"], ROWS[1]["id"]
+    drop(inbox, "1-desc.jsonl", [{"id": a, "title": "Renamed By The Copy Team"}])
+    drop(inbox, "2-price.jsonl", [{"id": a, "price": 11.0}, {"id": b, "discounted_price": 5}])
+    drop(inbox, "3.delete.txt", [ROWS[2]["id"]])
+    drop(inbox, "4.events.jsonl", [{"ts": 1, "type": "click", "id": b, "query": "q", "position": 1}])
+    assert watcher.step() == []  # ingested, nothing due yet
+    now[0] = 1.5
+    commits = watcher.step()
+    assert [c["queue"] for c in commits] == ["deletes", "priority"]  # availability and prices go first
+    assert [c["version"] for c in commits] == [2, 3]
+    assert record(small_index, a)["price"] == 11.0 and record(small_index, a)["title"] == ROWS[0]["title"]
+    assert record(small_index, ROWS[2]["id"]) is None
+    now[0] = 10.5
+    commits = watcher.step()
+    assert [c["queue"] for c in commits] == ["normal", "events"] and [c["version"] for c in commits] == [4, 5]
+    # the description edit did not undo the price change that went first
+    assert record(small_index, a)["title"] == "Renamed By The Copy Team" and record(small_index, a)["price"] == 11.0
+    assert sorted(p.name for p in (inbox / "processed").iterdir()) == ["1-desc.jsonl", "2-price.jsonl",
+                                                                      "3.delete.txt", "4.events.jsonl"]
+    assert IndexDirectory(small_index).manifest()["behaviour"]["events"] == 1
+
+
+def test_a_full_queue_commits_at_once_and_bad_files_fail(small_index, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    watcher = Watcher(small_index, inbox, WatchConfig(window_seconds=100, max_batch_rows=3, settle_seconds=0))
+    drop(inbox, "big.jsonl", [{"id": r["id"], "description": "new copy"} for r in ROWS[:3]])
+    (inbox / "broken.parquet").write_bytes(b"not parquet")
+    commits = watcher.step()
+    assert [c["queue"] for c in commits] == ["failed", "normal"]
+    assert commits[1]["updated"] == 3
+    assert (inbox / "failed" / "broken.parquet.error").read_text().startswith("cannot read Parquet file")
+
+
+def test_watch_once_from_the_command_line(small_index, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    drop(inbox, "p.jsonl", [{"id": ROWS[4]["id"], "price": 42}])
+    result = CliRunner().invoke(app, ["watch", str(inbox), "--index", str(small_index), "--once", "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines == [{**lines[0], "queue": "priority", "version": 2, "updated": 1}]
+    assert record(small_index, ROWS[4]["id"])["price"] == 42

@@ -1,0 +1,142 @@
+"""Training, serving, explaining and evaluating the reranker on the sample with derived judgments and
+simulated behaviour (benchmarks/devdata.py), end to end with the real stores and model."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from benchmarks import devdata
+from cli import app
+from engine.errors import RankerError
+from engine.query import SearchRequest
+from engine.search import SearchEngine
+from indexers.index import IndexDirectory
+from rerank.behaviour import apply_events
+from rerank.evaluate import evaluate, write_trec_runs
+from rerank.features import FEATURE_NAMES
+from rerank.judgments import load_judgments
+from rerank.training import RankerConfig, train_ranker
+from tests.helpers import SAMPLE, copy_index
+
+FAST = RankerConfig(n_estimators=150, early_stopping_rounds=20, depth=100)
+
+
+@pytest.fixture(scope="module")
+def trained(sample_index, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("trained")
+    index = copy_index(sample_index, directory / "index")
+    dev = directory / "dev"
+    devdata.build(SAMPLE, index, dev, queries=160, sessions=3000, seed=3)
+    apply_events(index, dev / "events.simulated.jsonl")
+    report = train_ranker(index, load_judgments(dev / "judgments.train.jsonl"), FAST,
+                          validation=load_judgments(dev / "judgments.validation.jsonl"))
+    return index, dev, report
+
+
+def test_training_commits_a_model_with_its_metadata(trained):
+    index, _, report = trained
+    manifest = IndexDirectory(index).manifest()
+    assert manifest["kind"] == "ranker" and manifest["version"] == report.version == 3
+    meta = json.loads((IndexDirectory(index).version_path(3) / "ranker" / "meta.json").read_text())
+    assert meta["feature_names"] == FEATURE_NAMES and meta["objective"] == "rank:ndcg"
+    assert meta["queries"]["train"] > 50 and meta["validation"]["ndcg@10"] > 0
+    assert meta["behaviour_seen"]["events"] > 0 and meta["device"] == "cpu"
+    assert manifest["ranker"]["validation"]["ndcg@10"] == meta["validation"]["ndcg@10"]
+
+
+def test_searches_rerank_and_explain(trained, encoder):
+    index, _, _ = trained
+    engine = SearchEngine(index, device="cpu", encoder=encoder)
+    response = engine.search(SearchRequest(text="black casual shoes for men", k=5, explain=True))
+    assert response.reranked and response.stages_ms["rerank"] > 0
+    top = response.results[0]
+    assert top.signals["rerank"] == top.score
+    contributions = top.explain["rerank_contributions"]
+    assert set(contributions["features"]) == set(FEATURE_NAMES)
+    total = sum(item["contribution"] for item in contributions["features"].values()) + contributions["bias"]
+    assert total == pytest.approx(top.score, abs=1e-3)  # SHAP contributions add up to the score
+    scores = [r.score for r in response.results]
+    assert scores == sorted(scores, reverse=True)
+    plain = engine.search(SearchRequest(text="black casual shoes for men", k=5, rerank=False))
+    assert not plain.reranked and plain.results[0].signals["rerank"] is None
+
+
+def test_reranking_beats_every_retriever_on_test_queries(trained, encoder):
+    index, dev, _ = trained
+    engine = SearchEngine(index, device="cpu", encoder=encoder)
+    evaluation = evaluate(engine, load_judgments(dev / "judgments.test.jsonl"))
+    ndcg = {system: values["ndcg@10"] for system, values in evaluation.metrics.items()}
+    assert set(ndcg) == {"bm25", "dense", "hybrid", "hybrid+rerank"}
+    assert ndcg["hybrid+rerank"] > max(ndcg["bm25"], ndcg["dense"], ndcg["hybrid"])
+    paths = write_trec_runs(evaluation, dev / "runs")
+    first = paths[0].read_text().splitlines()[0].split()
+    assert len(first) == 6 and first[1] == "Q0" and first[3] == "1"
+
+
+def test_eval_and_train_ranker_commands(trained, tmp_path):
+    index, dev, _ = trained
+    runner = CliRunner()
+    result = runner.invoke(app, ["eval", str(dev / "judgments.test.jsonl"), "--index", str(index), "--json",
+                                 "--run-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data["metrics"]["hybrid+rerank"]) == {"ndcg@10", "mrr@10", "precision@10", "recall@100"}
+    assert len(data["run_files"]) == 4
+    result = runner.invoke(app, ["train-ranker", "--index", str(index), "--json"])
+    assert result.exit_code == 2 and "one of them" in result.stderr
+
+
+def test_learning_from_events_alone_and_continuing(trained, tmp_path):
+    index, dev, _ = trained
+    copy = copy_index(index, tmp_path / "copy")
+    result = CliRunner().invoke(app, ["train-ranker", "--from-events", str(dev / "events.simulated.jsonl"),
+                                      "--index", str(copy), "--trees", "60", "--depth", "100", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["source"] == "events:events.simulated.jsonl" and report["queries_train"] > 10
+    meta = json.loads((IndexDirectory(copy).version_path(report["version"]) / "ranker" / "meta.json").read_text())
+    examination = meta["position_bias"]["examination"]
+    assert examination[0] == 1.0 and examination[4] < examination[0]
+    refreshed = train_ranker(copy, load_judgments(dev / "judgments.validation.jsonl"),
+                             RankerConfig(n_estimators=20, early_stopping_rounds=5, depth=100),
+                             continue_training=True)
+    assert refreshed.continued_from == meta["trained_at"]
+    refreshed_meta = json.loads((IndexDirectory(copy).version_path(refreshed.version) / "ranker" / "meta.json").read_text())
+    assert [h["source"] for h in refreshed_meta["history"]] == ["events:events.simulated.jsonl", "judgments"]
+    assert refreshed_meta["history"][1]["rounds"] > refreshed_meta["history"][0]["rounds"]
+
+
+def test_a_model_for_other_features_refuses_to_load(trained, tmp_path, encoder):
+    index, _, _ = trained
+    copy = copy_index(index, tmp_path / "copy")
+    meta_path = IndexDirectory(copy).version_path(3) / "ranker" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["feature_names"] = meta["feature_names"][:-1]
+    meta_path.write_text(json.dumps(meta))
+    engine = SearchEngine(copy, device="cpu", encoder=encoder)
+    with pytest.raises(RankerError, match="feature set.*retrain it with `shoplens train-ranker`"):
+        engine.search(SearchRequest(text="shirt"))
+    assert engine.search(SearchRequest(text="shirt", rerank=False)).results  # --no-rerank still works
+
+
+def test_without_behaviour_the_model_still_ranks(trained, encoder, tmp_path):
+    """A new shop (no events at all): the behaviour-trained model must not fall apart."""
+    index, dev, _ = trained
+    copy = copy_index(index, tmp_path / "nobehaviour")
+    from indexers.maintenance import rollback
+
+    rollback(copy, 1)  # version 1: no behaviour, no model
+    manifest_model = IndexDirectory(index).version_path(3) / "ranker"
+    from indexers.writer import replace_component
+    import shutil
+
+    replace_component(copy, "ranker", "ranker", lambda target, parent: shutil.copytree(manifest_model, target,
+                                                                                        dirs_exist_ok=True),
+                      {"ranker": IndexDirectory(index).manifest(3)["ranker"]})
+    engine = SearchEngine(copy, device="cpu", encoder=encoder)
+    assert engine.snapshot.manifest.get("behaviour") is None
+    evaluation = evaluate(engine, load_judgments(dev / "judgments.test.jsonl"), systems=["hybrid", "hybrid+rerank"])
+    assert evaluation.metrics["hybrid+rerank"]["ndcg@10"] >= evaluation.metrics["hybrid"]["ndcg@10"]
+    assert np.isfinite(evaluation.metrics["hybrid+rerank"]["ndcg@10"])
