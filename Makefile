@@ -16,12 +16,18 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
+	rm -rf .demo
 	$(BIN)/shoplens index data/myntra-sample/products.jsonl --index $(DEMO_INDEX)
 	$(BIN)/shoplens info --index $(DEMO_INDEX)
 	$(BIN)/shoplens search "navy blue casual shirt for men" --index $(DEMO_INDEX) -k 5
 	$(BIN)/shoplens search "running shoes" --filter "price<=3000" --index $(DEMO_INDEX) -k 5
 	$(BIN)/shoplens search --image data/myntra-sample/images/10183.jpg --index $(DEMO_INDEX) -k 5
-	$(BIN)/shoplens search "leather wallet" --image data/myntra-sample/images/10183.jpg --index $(DEMO_INDEX) -k 5 --explain
+	@echo "--- a reranker, trained on queries derived from the sample and simulated behaviour (not real data) ---"
+	$(BIN)/shoplens bench devdata --index $(DEMO_INDEX) --catalog data/myntra-sample/products.jsonl --out .demo/devdata --queries 300 --sessions 4000
+	$(BIN)/shoplens events .demo/devdata/events.simulated.jsonl --index $(DEMO_INDEX)
+	$(BIN)/shoplens train-ranker .demo/devdata/judgments.train.jsonl --validation .demo/devdata/judgments.validation.jsonl --index $(DEMO_INDEX)
+	$(BIN)/shoplens eval .demo/devdata/judgments.test.jsonl --index $(DEMO_INDEX)
+	$(BIN)/shoplens search "black leather wallet" --image data/myntra-sample/images/41259.jpg --filter "price<=1500" --index $(DEMO_INDEX) -k 3 --explain
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -80,6 +80,19 @@ class RichProgress:
         task = self._progress.add_task(name, total=total)
         return lambda done: self._progress.advance(task, done)
 
+    def reporter(self) -> Callable[[str, int, int], None]:
+        """A (stage, done, total) callback, for code that reports totals rather than increments."""
+        tasks: dict[str, tuple[Callable[[int], None], list[int]]] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = (self.stage(stage, total), [0])
+            advance, seen = tasks[stage]
+            advance(done - seen[0])
+            seen[0] = done
+
+        return report
+
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
@@ -144,6 +157,10 @@ def print_commit(report, index_dir: Path) -> None:
             err.print(f"  id {problem.id}: {problem.reason} ({problem.path})", highlight=False)
         if len(report.image_problems) > 5:
             err.print(f"  ... and {len(report.image_problems) - 5} more")
+    if report.compacted:
+        compacted = report.compacted
+        out.print(f"compacted into version {compacted.version}: {compacted.rows_before:,} rows -> "
+                  f"{compacted.rows_after:,}")
 
 
 # -- search ------------------------------------------------------------------------
@@ -277,16 +294,8 @@ def train_encoder(
     config = TrainConfig(holdout=holdout, validation=validation, epochs=epochs, head=head, embed_dim=embed_dim,
                          max_train=max_train, type_field=type_field, colour_field=colour_field)
     with RichProgress(enabled=not as_json) as progress:
-        tasks: dict[str, Any] = {}
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = (progress.stage(stage, total), [0])
-            advance, seen = tasks[stage]
-            advance(done - seen[0])
-            seen[0] = done
-
-        result = run_training(catalog, out_path, config, parse_field_maps(field_map), device, cache_dir, report)
+        result = run_training(catalog, out_path, config, parse_field_maps(field_map), device, cache_dir,
+                              progress.reporter())
     if as_json:
         print_json(result.to_dict())
         return
@@ -309,18 +318,11 @@ def update(
     as_json: bool = JsonOption,
 ):
     """Upsert new and changed products (one new version; only changed content is re-encoded)."""
-    from indexers.maintenance import auto_compact
     from indexers.updates import apply_delta
 
     with RichProgress(enabled=not as_json) as progress:
         report = apply_delta(index_dir, delta, field_map, strict=strict, device=device, progress=progress)
-    compacted = auto_compact(index_dir)
-    if as_json:
-        print_json({**report.to_dict(), "compacted": compacted.to_dict() if compacted else None})
-        return
-    print_commit(report, index_dir)
-    if compacted:
-        out.print(f"compacted into version {compacted.version}: {compacted.rows_before:,} rows -> {compacted.rows_after:,}")
+    print_json(report.to_dict()) if as_json else print_commit(report, index_dir)
 
 
 @app.command()
@@ -334,20 +336,13 @@ def delete(
 ):
     """Delete products from every store at once (one new version)."""
     from engine.errors import ConfigError
-    from indexers.maintenance import auto_compact
     from indexers.updates import delete_products, read_ids
 
     if (ids is None) == (ids_file is None):
         raise ConfigError("give --ids 1,2,3 or --file ids.txt (one of them)")
     wanted = ids.split(",") if ids is not None else read_ids(ids_file)
     report = delete_products(index_dir, wanted, strict=strict, source=str(ids_file or "--ids"))
-    compacted = auto_compact(index_dir)
-    if as_json:
-        print_json({**report.to_dict(), "compacted": compacted.to_dict() if compacted else None})
-        return
-    print_commit(report, index_dir)
-    if compacted:
-        out.print(f"compacted into version {compacted.version}: {compacted.rows_before:,} rows -> {compacted.rows_after:,}")
+    print_json(report.to_dict()) if as_json else print_commit(report, index_dir)
 
 
 @app.command()
@@ -389,10 +384,16 @@ def watch(
 
 @app.command()
 @handle_errors
-def versions(index_dir: Path = IndexOption, as_json: bool = JsonOption):
+def versions(
+    index_dir: Path = IndexOption,
+    keep: Optional[int] = typer.Option(None, "--keep", help="From now on keep this many versions (a new version records it)."),
+    as_json: bool = JsonOption,
+):
     """Committed versions kept for rollback, newest first, with what changed."""
-    from indexers.maintenance import list_versions
+    from indexers.maintenance import list_versions, set_retention
 
+    if keep is not None:
+        set_retention(index_dir, keep)
     rows = list_versions(index_dir)
     if as_json:
         print_json(rows)
@@ -535,16 +536,7 @@ def train_ranker(
         judged, source = load_judgments(judgments, topics), f"judgments:{judgments.name}"
     validation_judgments = load_judgments(validation) if validation else None
     with RichProgress(enabled=not as_json) as progress:
-        tasks: dict[str, Any] = {}
-
-        def report_progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = (progress.stage(stage, total), [0])
-            advance, seen = tasks[stage]
-            advance(done - seen[0])
-            seen[0] = done
-
-        report = run_training(index_dir, judged, config, validation_judgments, source, report_progress,
+        report = run_training(index_dir, judged, config, validation_judgments, source, progress.reporter(),
                               continue_training, extra)
     if as_json:
         print_json(report.to_dict())
@@ -573,16 +565,7 @@ def eval_command(
     judged = load_judgments(judgments, topics)
     engine = SearchEngine(index_dir, device=device)
     with RichProgress(enabled=not as_json) as progress:
-        tasks: dict[str, Any] = {}
-
-        def report_progress(system: str, done: int, total: int) -> None:
-            if system not in tasks:
-                tasks[system] = (progress.stage(system, total), [0])
-            advance, seen = tasks[system]
-            advance(done - seen[0])
-            seen[0] = done
-
-        evaluation = evaluate(engine, judged, progress=report_progress)
+        evaluation = evaluate(engine, judged, progress=progress.reporter())
     paths = write_trec_runs(evaluation, run_dir) if run_dir else []
     if as_json:
         print_json({**evaluation.to_dict(), "run_files": [str(p) for p in paths]})

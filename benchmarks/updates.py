@@ -36,7 +36,7 @@ def _changed_rows(records: list[dict[str, Any]], kind: str, work: Path, count: i
         else:  # a new photo: the old one mirrored, so its bytes (and embedding) are new
             from PIL import Image, ImageOps
 
-            target = work / "images" / f"{record['id']}-{seed}.jpg"
+            target = (work / "images" / f"{record['id']}-{seed}.jpg").resolve()
             with Image.open(record["image"]) as image:
                 ImageOps.mirror(image.convert("RGB")).save(target, quality=90)
             rows.append({"id": record["id"], "image": str(target)})

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import ModelMismatchError, QueryError
+from engine.errors import ModelMismatchError, QueryError, RankerError
 from engine.filters import filter_mask, parse_filters
 from engine.hybrid import Candidates, QueryVectors, hybrid_search
 from engine.query import SearchRequest, SearchResponse, SearchResult
@@ -49,8 +49,9 @@ class SearchEngine:
         self._check_model(model, pretrained)
         self._ranker_cache: dict[int, Any] = {}
         self._set_faiss_threads()
-        if preload:
-            self.load_encoder()  # now, so the first query's latency is the query's
+        if preload:  # now, so the first query's latency is the query's
+            self.load_encoder()
+            self._warm(self.snapshot)
 
     # -- versions ----------------------------------------------------------------
 
@@ -63,6 +64,7 @@ class SearchEngine:
             if current != self.snapshot.version:
                 snapshot = Snapshot.open(self.index, current, device=self.device)
                 self._verify_model(snapshot.manifest["model"])
+                self._warm(snapshot)
                 self.snapshot = snapshot
                 return True
         return False
@@ -175,12 +177,28 @@ class SearchEngine:
         return SearchResponse(query, took, stages, results, snapshot.version, len(candidates),
                               reranked=ranker is not None)
 
+    def _warm(self, snapshot: Snapshot) -> None:
+        """Load a version's reranker and its per-version lookups before any query needs them.
+
+        A reranker that cannot load is not an error here: searches with
+        --no-rerank still work, and one that reranks reports it.
+        """
+        try:
+            ranker = self.ranker(snapshot)
+        except RankerError:
+            return
+        if ranker is not None:
+            ranker.context(snapshot)
+
     def ranker(self, snapshot: Snapshot):
         """The snapshot's reranker, loaded once per version (None when the index has none)."""
         if snapshot.version not in self._ranker_cache:
             from rerank.model import load_ranker
 
-            self._ranker_cache = {snapshot.version: load_ranker(snapshot)}
+            ranker = load_ranker(snapshot)
+            newest = max(self._ranker_cache, default=None)  # keep the previous version's for queries in flight
+            self._ranker_cache = {**({newest: self._ranker_cache[newest]} if newest is not None else {}),
+                                  snapshot.version: ranker}
         return self._ranker_cache[snapshot.version]
 
     def _results(self, snapshot: Snapshot, request: SearchRequest, candidates: Candidates,

@@ -63,6 +63,25 @@ def rollback(index_path: str | Path, version: int) -> int:
             raise
 
 
+def set_retention(index_path: str | Path, keep: int) -> int:
+    """Keep the last `keep` versions from now on (recorded in a new version, which also prunes)."""
+    if keep < 1:
+        raise ConfigError(f"--keep must be at least 1, got {keep}")
+    index = IndexDirectory(index_path)
+    with index.lock():
+        txn = index.begin("settings")
+        try:
+            for component in COMPONENTS:
+                txn.carry_over(component)
+            manifest = {k: v for k, v in txn.parent_manifest.items() if k not in VERSION_KEYS}
+            manifest["keep_versions"] = keep
+            manifest["change"] = {"keep_versions": keep}
+            return txn.commit(manifest, keep=keep)
+        except BaseException:
+            txn.abort()
+            raise
+
+
 @dataclass
 class CompactReport:
     version: int | None

@@ -69,7 +69,7 @@ def products_table(products: list[Product], metas: list[RowMeta], first_docno: i
         "docno": pa.array(np.arange(first_docno, first_docno + len(products), dtype=np.int64)),
         "id": pa.array([p.id for p in products], type=pa.string()),
         "title": pa.array([p.title for p in products], type=pa.string()),
-        "description": pa.array([p.description for p in products], type=pa.string()),
+        "description": pa.array([p.description for p in products], type=pa.large_string()),
         "brand": pa.array([p.brand for p in products], type=pa.string()),
         "category": pa.array([p.category for p in products], type=pa.list_(pa.string())),
         "price": pa.array([p.price for p in products], type=pa.float64()),
@@ -78,7 +78,8 @@ def products_table(products: list[Product], metas: list[RowMeta], first_docno: i
         "image_hash": pa.array([m.image_hash for m in metas], type=pa.string()),
         "added_at": pa.array(np.full(len(products), now)),
         "first_seen": pa.array([m.first_seen if m.first_seen is not None else now for m in metas], type=pa.float64()),
-        "record": pa.array([json.dumps(p.to_record(), ensure_ascii=False) for p in products], type=pa.string()),
+        # large_string: 64-bit offsets, so a store of millions of records can sit in one chunk
+        "record": pa.array([json.dumps(p.to_record(), ensure_ascii=False) for p in products], type=pa.large_string()),
     }
     keys = sorted({key for p in products for key in p.attributes})
     for key in keys:
@@ -208,7 +209,8 @@ class ProductStore:
     def load(directory: Path) -> ProductTable:
         state = read_json(directory / ProductStore.STATE)
         tables = [pq.read_table(directory / name) for name in state["segments"]]
-        table = _concat(tables) if tables else products_table([], [], 0)
+        # one contiguous chunk per column: taking a few rows from a chunked column would copy it whole
+        table = (_concat(tables) if tables else products_table([], [], 0)).combine_chunks()
         live = np.load(directory / "live.npy") if (directory / "live.npy").exists() else np.ones(table.num_rows, bool)
         return ProductTable(table, live)
 
@@ -260,7 +262,12 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
             types.setdefault(fld.name, set()).add(fld.type)
     target_types = {}
     for name, seen in types.items():
-        target_types[name] = seen.pop() if len(seen) == 1 else pa.string()
+        if len(seen) == 1:
+            target_types[name] = seen.pop()
+        elif all(pa.types.is_string(t) or pa.types.is_large_string(t) for t in seen):
+            target_types[name] = pa.large_string()
+        else:
+            target_types[name] = pa.string()
     aligned = []
     for table in tables:
         columns = []

@@ -99,8 +99,11 @@ def _commit(index: IndexDirectory, upserts, deletes, kind: str, rejects: list[Re
                            f"index left unchanged; see {rejects_path}")
     if not upserts and not deletes:
         raise CatalogError(f"{source} changes nothing ({len(rejects)} row(s) rejected); index left unchanged")
+    from indexers.maintenance import auto_compact
+
     writer = IndexWriter(index, options_of(index, device), progress)
     report = writer.commit_changes(upserts, deletes, kind=kind, summary={**summary, "rejected": len(rejects)})
     report.rejects = rejects
     report.rejects_path = str(rejects_path) if rejects else None
+    report.compacted = auto_compact(index.path)
     return report

@@ -74,6 +74,7 @@ class CommitReport:
     rejects: list[Reject] = field(default_factory=list)
     rejects_path: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    compacted: Any = None  # a maintenance.CompactReport when the write was followed by compaction
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +85,7 @@ class CommitReport:
             "image_problems": [p.to_json() for p in self.image_problems],
             "rejects": [r.to_json() for r in self.rejects], "rejects_path": self.rejects_path,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "compacted": self.compacted.to_dict() if self.compacted else None,
         }
 
 
@@ -273,8 +275,11 @@ class IndexWriter:
         timings["lexical"] = time.perf_counter() - step
         crash_point("lexical-written")
 
-        for component in ("behaviour", "ranker"):
-            txn.carry_over(component)
+        parent_model = (txn.parent_manifest or {}).get("model") or {}
+        same_model = parent_model.get("weights_id") == model_info["weights_id"]
+        txn.carry_over("behaviour")
+        if same_model:  # a reranker learned another model's similarities: it does not survive a model change
+            txn.carry_over("ranker")
 
         manifest = {
             "model": model_info,
@@ -289,7 +294,7 @@ class IndexWriter:
                        "deleted": report.deleted, "texts_encoded": report.texts_encoded,
                        "images_encoded": report.images_encoded, **(summary or {})},
             "keep_versions": self.options.keep_versions,
-            "ranker": (txn.parent_manifest or {}).get("ranker"),
+            "ranker": (txn.parent_manifest or {}).get("ranker") if same_model else None,
             "behaviour": (txn.parent_manifest or {}).get("behaviour"),
         }
         step = time.perf_counter()
@@ -455,6 +460,7 @@ def check_options(options: WriteOptions) -> None:
     weight = options.vector_config.get("image_weight")
     if weight is not None and not 0.0 <= float(weight) <= 1.0:
         raise ConfigError(f"--image-weight must be between 0 and 1, got {weight}")
+    lexical_store_class(options.lexical_backend).check_backend(options.lexical_config)
 
 
 __all__ = ["IndexWriter", "WriteOptions", "CommitReport", "build_index", "embedding_text", "EncoderInfo"]

@@ -60,6 +60,11 @@ class LexicalStore(ABC):
         """Write a version: the parent's documents, minus `deletes`, plus `adds` (docno, fields)."""
 
     @classmethod
+    def check_backend(cls, config: dict[str, Any] | None = None) -> None:
+        """Fail fast, before any encoding, if the backend cannot be used (a server that does not answer)."""
+        return None
+
+    @classmethod
     @abstractmethod
     def open(cls, directory: Path, config: dict[str, Any] | None = None) -> "LexicalStore":
         """Open a version for searching."""

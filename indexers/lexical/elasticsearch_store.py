@@ -58,12 +58,21 @@ def es_url(config: dict[str, Any] | None = None) -> str:
     return url
 
 
-def _client(url: str):
+def _client(url: str, check: bool = True):
+    """A client for `url`; with `check`, fail now with a clear message if the server does not answer."""
     try:
         from elasticsearch import Elasticsearch
     except ImportError as exc:  # pragma: no cover - a declared dependency
         raise ConfigError("the elasticsearch backend needs `pip install elasticsearch`") from exc
-    return Elasticsearch(url, request_timeout=60)
+    client = Elasticsearch(url, request_timeout=60)
+    if check:
+        try:
+            client.info()
+        except Exception as exc:  # the transport raises several types: refused, timeout, TLS, auth
+            reason = str(exc).splitlines()[0][:200]
+            raise ConfigError(f"cannot reach Elasticsearch at {url} ({type(exc).__name__}: {reason}); "
+                              "check SHOPLENS_ES_URL and that the server is up") from None
+    return client
 
 
 class ElasticsearchStore(LexicalStore):
@@ -78,6 +87,10 @@ class ElasticsearchStore(LexicalStore):
         self._rows = int(state["rows"])
         if not self.client.indices.exists(index=self.index_name):
             raise IndexCorruptError(f"Elasticsearch index {self.index_name} is missing on {url}; rebuild the index")
+
+    @classmethod
+    def check_backend(cls, config: dict[str, Any] | None = None) -> None:
+        _client(es_url(config))
 
     @classmethod
     def write(cls, target, parent, adds, deletes, config):
@@ -151,8 +164,8 @@ class ElasticsearchStore(LexicalStore):
     def all_docnos(self) -> np.ndarray:
         from elasticsearch import helpers
 
-        docnos = [int(hit["_id"]) for hit in helpers.scan(self.client, index=self.index_name, query={"query": {"match_all": {}}},
-                                                         _source=False)]
+        hits = helpers.scan(self.client, index=self.index_name, query={"query": {"match_all": {}}}, source=False)
+        docnos = [int(hit["_id"]) for hit in hits]
         return np.sort(np.asarray(docnos, dtype=np.int64))
 
     def describe(self) -> dict[str, Any]:

@@ -138,6 +138,18 @@ def test_new_version_leaves_the_parent_untouched(store_dirs, tmp_path, backend):
         assert 5 not in set(ids(old.search("running", 10)))
 
 
+def test_an_unreachable_elasticsearch_is_a_clear_error(monkeypatch, tmp_path):
+    """Runs without a server: the backend must say what is wrong before any work is done."""
+    from indexers.writer import WriteOptions, check_options
+
+    monkeypatch.setenv("SHOPLENS_ES_URL", "http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="cannot reach Elasticsearch at http://127.0.0.1:9.*SHOPLENS_ES_URL"):
+        check_options(WriteOptions(lexical_backend="elasticsearch"))
+    monkeypatch.delenv("SHOPLENS_ES_URL")
+    with pytest.raises(ConfigError, match="set SHOPLENS_ES_URL"):
+        check_options(WriteOptions(lexical_backend="elasticsearch"))
+
+
 def test_unknown_backend_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="tantivy, elasticsearch"):
         lexical_store_class("solr")

@@ -106,6 +106,11 @@ def test_versions_and_rollback(small_index, tmp_path, encoder):
     with pytest.raises(ConfigError, match="not kept"):
         rollback(small_index, 99)
     assert check_index(small_index).ok
+    from indexers.maintenance import set_retention
+
+    assert set_retention(small_index, 2) == 5
+    assert [r["version"] for r in list_versions(small_index)] == [5, 4]
+    assert IndexDirectory(small_index).manifest()["keep_versions"] == 2
 
 
 def test_compaction_reclaims_dead_rows(small_index, tmp_path, encoder):
