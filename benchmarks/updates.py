@@ -4,14 +4,16 @@ Runs on a copy of an index. For 1,000 changed products of each kind (price
 only, title, image) it times `update` until an already-open engine returns the
 change, against rebuilding the index from the same catalog (cold: encoding
 everything again, and warm: every embedding from the cache). Then it folds an
-events file, and measures search latency while a writer commits batches.
+events file, and measures search latency while another process commits
+batches of price changes (as `shoplens update` or `watch` would beside a
+running shell or service).
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -81,7 +83,9 @@ def run(index: Path, work: Path, count: int = 1000, events: Path | None = None, 
         probe = changed[0]
         started = time.perf_counter()
         commit = apply_delta(copy, delta, device=device)
+        committed = time.perf_counter()
         engine.refresh()
+        follow = time.perf_counter() - committed
         response = engine.search(SearchRequest(text="x", k=1, filters=[f"id={probe['id']}"], rerank=False))
         searchable = time.perf_counter() - started
         record = engine.snapshot.products.records([engine.snapshot.products.docno_by_id[probe["id"]]])[0]
@@ -89,9 +93,10 @@ def run(index: Path, work: Path, count: int = 1000, events: Path | None = None, 
             raise RuntimeError(f"the {kind} change of {probe['id']} is not visible after the update")
         timings[kind] = searchable
         rows.append([f"{len(changed):,} {kind} changes", searchable, commit.texts_encoded, commit.images_encoded,
-                     commit.seconds.get("encode", 0.0), commit.seconds.get("total", 0.0)])
+                     commit.seconds.get("encode", 0.0), commit.seconds.get("total", 0.0), follow])
     report.table("update to searchable (in-process, encoder already loaded), seconds",
-                 ["change", "update -> searchable s", "texts encoded", "images encoded", "encode s", "commit s"], rows)
+                 ["change", "update -> searchable s", "texts encoded", "images encoded", "encode s", "commit s",
+                  "open engine follows s"], rows)
 
     comparison = []
     if rebuild_catalog is not None:
@@ -133,27 +138,28 @@ def run(index: Path, work: Path, count: int = 1000, events: Path | None = None, 
         t0 = time.perf_counter()
         engine.search(request)
         idle.append((time.perf_counter() - t0) * 1000)
-    stop = threading.Event()
-    commits = []
-
-    def writer() -> None:
-        batch = 0
-        while not stop.is_set():
-            batch += 1
-            changed = _changed_rows(records, "price", work, count, 100 + batch)
-            commits.append(apply_delta(copy, _write_delta(changed, work / "delta-busy.jsonl"), device=device).version)
-
-    thread = threading.Thread(target=writer)
+    deltas = [_write_delta(_changed_rows(records, "price", work, count, 100 + batch), work / f"delta-busy-{batch}.jsonl")
+              for batch in range(20)]
+    context = multiprocessing.get_context("spawn")
+    stop, commits = context.Event(), context.Value("i", 0)
+    writer = context.Process(target=_commit_loop, args=(str(copy), [str(d) for d in deltas], device, stop, commits))
+    writer.start()
     busy, versions = [], set()
-    thread.start()
-    for _ in range(2):
-        for request in requests:
-            t0 = time.perf_counter()
-            versions.add(engine.search(request).version)
-            busy.append((time.perf_counter() - t0) * 1000)
-    stop.set()
-    thread.join()
-    report.table("search latency while updates are committed (ms, one client)",
+    try:
+        while commits.value == 0 and writer.is_alive():  # the writer's first commit: its imports are done
+            time.sleep(0.05)
+        for _ in range(2):
+            for request in requests:
+                t0 = time.perf_counter()
+                versions.add(engine.search(request).version)
+                busy.append((time.perf_counter() - t0) * 1000)
+    finally:
+        stop.set()
+        writer.join()
+    if writer.exitcode:
+        raise RuntimeError(f"the writer process failed (exit code {writer.exitcode})")
+    commits = list(range(commits.value))
+    report.table("search latency while another process commits updates (ms, one client)",
                  ["condition", "searches", "p50", "p95", "p99", "versions seen"],
                  [["idle", len(idle), *percentiles(idle).values(), 1],
                   [f"during {len(commits)} commits of {count:,} price changes", len(busy), *percentiles(busy).values(),
@@ -161,3 +167,22 @@ def run(index: Path, work: Path, count: int = 1000, events: Path | None = None, 
     report.extra["timings"] = timings
     engine.close()
     return report
+
+
+def _commit_loop(index: str, deltas: list[str], device: str, stop, commits) -> None:
+    """The writer process: apply the delta files in turn, one commit each, until told to stop.
+
+    Each turn moves the prices by another cent, so no commit repeats an earlier one.
+    """
+    from indexers.updates import apply_delta
+
+    turn = 0
+    while not stop.is_set():
+        template = Path(deltas[turn % len(deltas)])
+        rows = [json.loads(line) for line in template.read_text().splitlines()]
+        for row in rows:
+            row["price"] = round(row["price"] + 0.01 * (turn + 1), 2)
+        apply_delta(Path(index), _write_delta(rows, template.with_name("delta-busy-now.jsonl")), device=device)
+        turn += 1
+        with commits.get_lock():
+            commits.value += 1

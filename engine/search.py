@@ -62,7 +62,7 @@ class SearchEngine:
             return False
         with self._lock:
             if current != self.snapshot.version:
-                snapshot = Snapshot.open(self.index, current, device=self.device)
+                snapshot = Snapshot.open(self.index, current, device=self.device, previous=self.snapshot)
                 self._verify_model(snapshot.manifest["model"])
                 self._warm(snapshot)
                 self.snapshot = snapshot

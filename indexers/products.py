@@ -90,13 +90,14 @@ def products_table(products: list[Product], metas: list[RowMeta], first_docno: i
 class ProductTable:
     """One version's product rows, loaded for serving: Arrow columns plus the live mask."""
 
-    def __init__(self, table: pa.Table, live: np.ndarray):
+    def __init__(self, table: pa.Table, live: np.ndarray, segments: list[str] | None = None):
         if table.num_rows != len(live):
             raise IndexCorruptError(
                 f"product store has {table.num_rows} rows but its live mask has {len(live)}; run `shoplens check`"
             )
         self.table = table
         self.live = live
+        self.segments = segments  # the segment files the rows came from, when loaded from a store
         ids = table.column("id").to_pylist()
         self.docno_by_id: dict[str, int] = {ids[i]: i for i in np.flatnonzero(live)}
         self._numeric: dict[str, np.ndarray] = {}
@@ -206,13 +207,19 @@ class ProductStore:
     STATE = "state.json"
 
     @staticmethod
-    def load(directory: Path) -> ProductTable:
+    def load(directory: Path, previous: ProductTable | None = None) -> ProductTable:
+        """Load a version's rows; segments already held by `previous` (an earlier version) are not read again."""
         state = read_json(directory / ProductStore.STATE)
-        tables = [pq.read_table(directory / name) for name in state["segments"]]
+        segments = list(state["segments"])
+        known = len(previous.segments) if previous is not None and previous.segments is not None else 0
+        if known and segments[:known] == previous.segments:
+            tables = [previous.table] + [pq.read_table(directory / name) for name in segments[known:]]
+        else:
+            tables = [pq.read_table(directory / name) for name in segments]
         # one contiguous chunk per column: taking a few rows from a chunked column would copy it whole
         table = (_concat(tables) if tables else products_table([], [], 0)).combine_chunks()
         live = np.load(directory / "live.npy") if (directory / "live.npy").exists() else np.ones(table.num_rows, bool)
-        return ProductTable(table, live)
+        return ProductTable(table, live, segments)
 
     @staticmethod
     def state(directory: Path) -> dict[str, Any]:

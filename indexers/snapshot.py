@@ -30,7 +30,13 @@ class Snapshot:
 
     @classmethod
     def open(cls, index: IndexDirectory, version: int | None = None, device: str = "auto",
-             lexical_config: dict[str, Any] | None = None) -> "Snapshot":
+             lexical_config: dict[str, Any] | None = None, previous: "Snapshot | None" = None) -> "Snapshot":
+        """Open a committed version (the current one by default).
+
+        `previous`, an open earlier version of the same index, lends the parts
+        that did not change (immutable segments, the base vector index), so
+        following a small update costs about as much as the update itself.
+        """
         version = index.current_version() if version is None else version
         path = index.version_path(version)
         if not path.is_dir():
@@ -42,8 +48,13 @@ class Snapshot:
                 f"{FORMAT_VERSION}; rebuild it with `shoplens index`"
             )
         backends = manifest["backends"]
-        products = ProductStore.load(path / "products")
-        vectors = vector_store_class(backends["vector"]["backend"]).open(path / "vectors", device=device)
+        if previous is not None and (previous.index.path != index.path
+                                     or previous.manifest["backends"]["vector"]["backend"] != backends["vector"]["backend"]
+                                     or previous.manifest["model"] != manifest["model"]):
+            previous = None
+        products = ProductStore.load(path / "products", previous.products if previous else None)
+        vector_cls = vector_store_class(backends["vector"]["backend"])
+        vectors = vector_cls.open(path / "vectors", device=device, previous=previous.vectors if previous else None)
         lexical = lexical_store_class(backends["lexical"]["backend"]).open(path / "lexical", lexical_config)
         if vectors.num_rows != products.num_rows:
             raise IndexCorruptError(

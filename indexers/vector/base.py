@@ -41,8 +41,8 @@ class VectorStore(ABC):
 
     @classmethod
     @abstractmethod
-    def open(cls, directory: Path, device: str = "auto") -> "VectorStore":
-        """Open a version for searching."""
+    def open(cls, directory: Path, device: str = "auto", previous: "VectorStore | None" = None) -> "VectorStore":
+        """Open a version for searching; `previous`, an open earlier version, may lend unchanged parts."""
 
     @property
     @abstractmethod

@@ -10,9 +10,12 @@ Files of one version (`vectors/`)::
 
 FAISS ids are docnos: rows are added in docno order and never removed, so the
 i-th vector added is row i. Rows after `base_rows` (recent small updates) are
-added to the index when a version is opened; once they grow past a share of
-the base, a commit writes a new base file. Dead rows stay in the index and are
-excluded with an ID selector until compaction rewrites the store.
+not in the FAISS index: they are searched exactly beside it and the two lists
+merged, so the base index a reader holds never changes and the next version
+reuses it as it is (opening a version after a small update costs only its new
+rows). Once pending rows grow past a share of the base, a commit writes a new
+base file. Dead rows stay in the index and are excluded with an ID selector
+until compaction rewrites the store.
 
 The index is always written in CPU format, so it opens on any machine; with a
 GPU and `device` allowing it, exact and IVF indexes are copied to the GPU for
@@ -122,18 +125,22 @@ class FaissStore(VectorStore):
     name = "faiss"
 
     def __init__(self, state: dict[str, Any], text: np.ndarray, image: np.ndarray, has_image: np.ndarray,
-                 index, device: str):
+                 index, device: str, fused: np.ndarray | None = None, gpu_from: "FaissStore | None" = None):
         self.state = state
         self.text = text
         self.image = image
         self.has_image = has_image
-        self.fused = fuse_vectors(text, image, has_image, float(state["params"]["image_weight"]))
+        self.fused = fused if fused is not None else fuse_vectors(text, image, has_image,
+                                                                  float(state["params"]["image_weight"]))
         self.kind = state["kind"]
-        self.params = state["params"]
-        self.cpu_index = index
+        self.params = dict(state["params"])
+        self.base_rows = int(state["base_rows"])
+        self.cpu_index = index  # rows [0, base_rows); never modified once opened, so versions share it
         self.gpu_index = None
         self.device = "cpu"
-        if device in ("auto", "cuda") and self.kind in ("flat", "ivf", "ivfpq") and gpu_available():
+        if gpu_from is not None and gpu_from.gpu_index is not None:
+            self._gpu_resources, self.gpu_index, self.device = gpu_from._gpu_resources, gpu_from.gpu_index, "cuda"
+        elif device in ("auto", "cuda") and self.kind in ("flat", "ivf", "ivfpq") and gpu_available():
             faiss = _faiss()
             self._gpu_resources = faiss.StandardGpuResources()
             self.gpu_index = faiss.index_cpu_to_gpu(self._gpu_resources, 0, index)
@@ -196,21 +203,33 @@ class FaissStore(VectorStore):
         return _load_segments(directory, read_json(directory / "state.json"))
 
     @classmethod
-    def open(cls, directory, device="auto"):
+    def open(cls, directory, device="auto", previous: "FaissStore | None" = None):
+        """Open a version; `previous` (an open earlier version of the same store) lends what did not change.
+
+        Segments are immutable files, so when the previous version's segments
+        are a prefix of this one's only the new segments are read, and when
+        the base index file is the same its loaded FAISS index is shared.
+        """
         state = read_json(directory / "state.json")
-        text, image, has_image = _load_segments(directory, state)
-        index = _read_index(directory / state["base_file"])
+        reuse = previous is not None and _extends(previous.state, state)
+        if reuse:
+            known = len(previous.state["segments"])
+            text, image, has_image = _load_segments(directory, {**state, "segments": state["segments"][known:]})
+            fused = fuse_vectors(text, image, has_image, float(state["params"]["image_weight"]))
+            text, image = np.concatenate([previous.text, text]), np.concatenate([previous.image, image])
+            has_image, fused = np.concatenate([previous.has_image, has_image]), np.concatenate([previous.fused, fused])
+        else:
+            text, image, has_image = _load_segments(directory, state)
+            fused = fuse_vectors(text, image, has_image, float(state["params"]["image_weight"]))
+        same_base = reuse and previous.state["base_file"] == state["base_file"] \
+            and previous.state["base_rows"] == state["base_rows"]
+        index = previous.cpu_index if same_base else _read_index(directory / state["base_file"])
         if index.ntotal != state["base_rows"]:
             raise IndexCorruptError(
                 f"FAISS index holds {index.ntotal} vectors, state says {state['base_rows']}; run `shoplens check`"
             )
-        store = cls.__new__(cls)
-        fused = fuse_vectors(text, image, has_image, float(state["params"]["image_weight"]))
-        if state["rows"] > state["base_rows"]:
-            with faiss_threads(None):
-                index.add(np.ascontiguousarray(fused[state["base_rows"]:]))
-        cls.__init__(store, state, text, image, has_image, index, device)
-        return store
+        return cls(state, text, image, has_image, index, device, fused=fused,
+                   gpu_from=previous if same_base else None)
 
     @property
     def num_rows(self) -> int:
@@ -253,12 +272,12 @@ class FaissStore(VectorStore):
         limit = int(min(limit, self.num_rows))
         if limit <= 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
+        pending = np.arange(self.base_rows, self.num_rows)
         if allowed is None:
             index = self.gpu_index if self.gpu_index is not None else self.cpu_index
             params = None if self.gpu_index is not None else self._search_params()
-            scores, ids = index.search(query, limit, params=params) if params else index.search(query, limit)
-            keep = ids[0] >= 0
-            return ids[0][keep].astype(np.int64), scores[0][keep]
+            ids, scores = self._index_search(index, query, limit, params)
+            return self._with_pending(query[0], ids, scores, pending, limit)
         allowed = np.asarray(allowed, dtype=bool)
         if len(allowed) < self.num_rows:  # rows newer than the mask are not allowed
             allowed = np.concatenate([allowed, np.zeros(self.num_rows - len(allowed), bool)])
@@ -266,14 +285,31 @@ class FaissStore(VectorStore):
         candidates = np.flatnonzero(allowed)
         if len(candidates) <= max(limit, int(self.params["exact_below"])) or self.kind == "flat":
             return self._exact(query[0], candidates, limit)
+        base_allowed = allowed[: self.base_rows]
+        pending = pending[allowed[self.base_rows:]]
         faiss = _faiss()
-        bits = np.packbits(allowed, bitorder="little")
-        selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
-        scores, ids = self.cpu_index.search(query, limit, params=self._search_params(selector))
-        keep = ids[0] >= 0
-        if keep.sum() < min(limit, len(candidates)):  # the graph ran out of allowed neighbours
+        bits = np.packbits(base_allowed, bitorder="little")
+        selector = faiss.IDSelectorBitmap(len(base_allowed), faiss.swig_ptr(bits))
+        ids, scores = self._index_search(self.cpu_index, query, limit, self._search_params(selector))
+        if len(ids) < min(limit, len(candidates) - len(pending)):  # the graph ran out of allowed neighbours
             return self._exact(query[0], candidates, limit)
+        return self._with_pending(query[0], ids, scores, pending, limit)
+
+    @staticmethod
+    def _index_search(index, query, limit, params):
+        limit = min(limit, index.ntotal)
+        if limit <= 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        scores, ids = index.search(query, limit, params=params) if params else index.search(query, limit)
+        keep = ids[0] >= 0
         return ids[0][keep].astype(np.int64), scores[0][keep]
+
+    def _with_pending(self, query: np.ndarray, ids, scores, pending: np.ndarray, limit: int):
+        """Merge the index's hits with an exact search over rows newer than the base index."""
+        if len(pending) == 0:
+            return ids, scores
+        extra_ids, extra_scores = self._exact(query, pending, limit)
+        return top_k(np.concatenate([scores, extra_scores]), np.concatenate([ids, extra_ids]), limit)
 
     def _exact(self, query: np.ndarray, candidates: np.ndarray, limit: int):
         scores = self.fused[candidates] @ query
@@ -289,6 +325,13 @@ def _read_index(path: Path):
     if not path.is_file():
         raise IndexCorruptError(f"FAISS index file {path} is missing; run `shoplens check`")
     return _faiss().read_index(str(path))
+
+
+def _extends(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether state `new` is `old` plus appended segments, with the same settings."""
+    count = len(old["segments"])
+    return (old["dim"] == new["dim"] and old["kind"] == new["kind"] and old["params"] == new["params"]
+            and new["segments"][:count] == old["segments"])
 
 
 def _load_segments(directory: Path, state: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -176,3 +176,24 @@ def test_model_mismatch_on_update(small_index):
         writer.commit_changes([], ["x"], kind="delete")
     assert IndexDirectory(small_index).current_version() == 1
 
+
+
+def test_following_an_update_reads_only_what_changed(small_index, tmp_path):
+    index = IndexDirectory(small_index)
+    old = Snapshot.open(index, device="cpu")
+    apply_delta(small_index, delta(tmp_path, [{"id": ROWS[5]["id"], "price": 2.5},
+                                              {"id": "late-1", "title": "Late Arrival Scarf", "price": 99}]))
+    fresh = Snapshot.open(index, device="cpu")
+    followed = Snapshot.open(index, device="cpu", previous=old)
+    assert followed.version == fresh.version == 2
+    assert followed.vectors.cpu_index is old.vectors.cpu_index  # a small update does not reload the vector index
+    assert followed.products.segments == fresh.products.segments and len(followed.products.segments) == 2
+    assert followed.products.table.equals(fresh.products.table)
+    np.testing.assert_array_equal(followed.products.live, fresh.products.live)
+    assert followed.products.docno_by_id == fresh.products.docno_by_id
+    np.testing.assert_array_equal(followed.vectors.fused, fresh.vectors.fused)
+    # the old snapshot is untouched: queries in flight keep their version
+    assert old.products.num_rows == 60 and old.vectors.num_rows == 60 and old.products.live.all()
+    rollback(small_index, 1)
+    back = Snapshot.open(index, device="cpu", previous=followed)
+    assert back.products.num_rows == 60 and back.vectors.num_rows == 60

@@ -113,3 +113,39 @@ def test_saved_index_is_cpu_format_and_describes_itself(tmp_path):
 def test_unknown_backend():
     with pytest.raises(ConfigError, match="faiss"):
         vector_store_class("annoy")
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_opening_a_newer_version_reuses_the_previous_one(tmp_path, kind):
+    text1, image1, flags1 = write(tmp_path, "v1", 2000, kind)
+    text2, image2, flags2 = write(tmp_path, "v2", 40, kind, parent=tmp_path / "v1", seed=5)
+    old = FaissStore.open(tmp_path / "v1", device="cpu")
+    fresh = FaissStore.open(tmp_path / "v2", device="cpu")
+    reused = FaissStore.open(tmp_path / "v2", device="cpu", previous=old)
+    assert reused.cpu_index is old.cpu_index and old.cpu_index.ntotal == 2000  # shared, and never grown
+    np.testing.assert_array_equal(reused.fused, fresh.fused)
+    np.testing.assert_array_equal(reused.text, fresh.text)
+    all_text, all_image = np.concatenate([text1, text2]), np.concatenate([image1, image2])
+    all_flags = np.concatenate([flags1, flags2])
+    for row in (3, 2010, 2039):  # base rows and pending rows, found with and without a mask
+        query = fuse_vectors(all_text, all_image, all_flags, 0.5)[row]
+        assert reused.search(query, 5)[0][0] == row
+        mask = np.ones(2040, bool)
+        mask[row] = False
+        assert row not in reused.search(query, 5, mask)[0]
+    # pending rows merged with the index's hits give the exact top-k
+    query = random_vectors(1, 99)[0]
+    expected, _ = exact(all_text, all_image, all_flags, query, 10)
+    found, _ = reused.search(query, 10)
+    assert len(set(found) & set(expected)) >= (10 if kind == "flat" else 9)
+
+
+def test_a_rewritten_store_is_read_again(tmp_path):
+    write(tmp_path, "v1", 500, "flat")
+    write(tmp_path, "v2", 1200, "flat", parent=tmp_path / "v1", seed=3)  # large: a new base file
+    old = FaissStore.open(tmp_path / "v1", device="cpu")
+    reused = FaissStore.open(tmp_path / "v2", device="cpu", previous=old)
+    assert reused.cpu_index is not old.cpu_index and reused.cpu_index.ntotal == 1700
+    write(tmp_path, "other", 600, "flat", seed=8)  # not an extension of v1: nothing is borrowed
+    other = FaissStore.open(tmp_path / "other", device="cpu", previous=old)
+    assert other.num_rows == 600 and other.cpu_index is not old.cpu_index
