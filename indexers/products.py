@@ -90,7 +90,8 @@ def products_table(products: list[Product], metas: list[RowMeta], first_docno: i
 class ProductTable:
     """One version's product rows, loaded for serving: Arrow columns plus the live mask."""
 
-    def __init__(self, table: pa.Table, live: np.ndarray, segments: list[str] | None = None):
+    def __init__(self, table: pa.Table, live: np.ndarray, segments: list[str] | None = None,
+                 extends: "ProductTable | None" = None):
         if table.num_rows != len(live):
             raise IndexCorruptError(
                 f"product store has {table.num_rows} rows but its live mask has {len(live)}; run `shoplens check`"
@@ -101,7 +102,9 @@ class ProductTable:
         ids = table.column("id").to_pylist()
         self.docno_by_id: dict[str, int] = {ids[i]: i for i in np.flatnonzero(live)}
         self._numeric: dict[str, np.ndarray] = {}
-        self._keyword: dict[str, tuple[np.ndarray, np.ndarray, list[str]]] = {}
+        self._keyword: dict[str, tuple[Any, str, list[str]]] = {}
+        # an earlier version whose rows are this one's first rows: its keyword codes are extended, not redone
+        self._inherited = None if extends is None else (extends.num_rows, extends.table.schema, extends._keyword)
 
     @property
     def num_rows(self) -> int:
@@ -160,6 +163,10 @@ class ProductTable:
         codes).
         """
         if column not in self._keyword:
+            extended = self._extend_keyword(column)
+            if extended is not None:
+                self._keyword[column] = extended
+                return extended
             array = self.table.column(column).combine_chunks()
             if pa.types.is_list(array.type):
                 offsets = np.asarray(array.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -176,6 +183,53 @@ class ProductTable:
                 codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
                 self._keyword[column] = (codes, "scalar", encoded.dictionary.to_pylist())
         return self._keyword[column]
+
+    def _extend_keyword(self, column: str):
+        """The codes of an earlier version's rows, plus codes for the rows added since (new values appended).
+
+        Codes are numbered in order of first appearance, so this gives what
+        encoding the whole column would, for the price of the new rows.
+        """
+        if self._inherited is None:
+            return None
+        rows, schema, cached = self._inherited
+        kind_type = self.table.schema.field(column).type
+        if column not in cached or schema.get_field_index(column) < 0 or schema.field(column).type != kind_type:
+            return None
+        codes, kind, vocab = cached[column]
+        added = self.table.column(column).slice(rows).combine_chunks()
+        if added.null_count == len(added):  # most attribute columns are sparse: nothing new to encode
+            if kind == "list":
+                offsets, flat_codes = codes
+                return ((np.concatenate([offsets, np.full(len(added), offsets[-1])]), flat_codes), kind, vocab)
+            return np.concatenate([codes, np.full(len(added), -1, dtype=np.int64)]), kind, vocab
+        vocab = list(vocab)
+        lookup = {value: code for code, value in enumerate(vocab)}
+
+        def encode(values: list[str | None]) -> np.ndarray:
+            out = np.empty(len(values), dtype=np.int64)
+            for i, value in enumerate(values):
+                if value is None:
+                    out[i] = -1
+                    continue
+                code = lookup.get(value)
+                if code is None:
+                    code = lookup[value] = len(vocab)
+                    vocab.append(value)
+                out[i] = code
+            return out
+
+        if kind == "list":
+            offsets, flat_codes = codes
+            new_offsets = np.asarray(added.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
+            new_offsets = new_offsets - new_offsets[0]
+            flat = pc.utf8_lower(pc.utf8_trim_whitespace(added.flatten())).to_pylist()
+            return ((np.concatenate([offsets, offsets[-1] + new_offsets[1:]]),
+                     np.concatenate([flat_codes, encode(flat)])), kind, vocab)
+        if not pa.types.is_string(added.type):
+            added = pc.cast(added, pa.string())
+        values = pc.utf8_lower(pc.utf8_trim_whitespace(added)).to_pylist()
+        return np.concatenate([codes, encode(values)]), kind, vocab
 
     def records(self, docnos: Iterable[int]) -> list[dict[str, Any]]:
         """Full product records for the given rows, in order."""
@@ -212,14 +266,15 @@ class ProductStore:
         state = read_json(directory / ProductStore.STATE)
         segments = list(state["segments"])
         known = len(previous.segments) if previous is not None and previous.segments is not None else 0
-        if known and segments[:known] == previous.segments:
+        extends = bool(known) and segments[:known] == previous.segments
+        if extends:
             tables = [previous.table] + [pq.read_table(directory / name) for name in segments[known:]]
         else:
             tables = [pq.read_table(directory / name) for name in segments]
         # one contiguous chunk per column: taking a few rows from a chunked column would copy it whole
         table = (_concat(tables) if tables else products_table([], [], 0)).combine_chunks()
         live = np.load(directory / "live.npy") if (directory / "live.npy").exists() else np.ones(table.num_rows, bool)
-        return ProductTable(table, live, segments)
+        return ProductTable(table, live, segments, previous if extends else None)
 
     @staticmethod
     def state(directory: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -124,14 +125,14 @@ class FaissStore(VectorStore):
 
     name = "faiss"
 
-    def __init__(self, state: dict[str, Any], text: np.ndarray, image: np.ndarray, has_image: np.ndarray,
-                 index, device: str, fused: np.ndarray | None = None, gpu_from: "FaissStore | None" = None):
+    def __init__(self, state: dict[str, Any], index, device: str, rows: "RowBuffer",
+                 gpu_from: "FaissStore | None" = None):
         self.state = state
-        self.text = text
-        self.image = image
-        self.has_image = has_image
-        self.fused = fused if fused is not None else fuse_vectors(text, image, has_image,
-                                                                  float(state["params"]["image_weight"]))
+        count = int(state["rows"])
+        self._rows = rows
+        # views of this version's rows: later versions may append to the buffer, never change these
+        self.text, self.image = rows.text[:count], rows.image[:count]
+        self.has_image, self.fused = rows.has_image[:count], rows.fused[:count]
         self.kind = state["kind"]
         self.params = dict(state["params"])
         self.base_rows = int(state["base_rows"])
@@ -212,15 +213,15 @@ class FaissStore(VectorStore):
         """
         state = read_json(directory / "state.json")
         reuse = previous is not None and _extends(previous.state, state)
+        weight = float(state["params"]["image_weight"])
         if reuse:
             known = len(previous.state["segments"])
             text, image, has_image = _load_segments(directory, {**state, "segments": state["segments"][known:]})
-            fused = fuse_vectors(text, image, has_image, float(state["params"]["image_weight"]))
-            text, image = np.concatenate([previous.text, text]), np.concatenate([previous.image, image])
-            has_image, fused = np.concatenate([previous.has_image, has_image]), np.concatenate([previous.fused, fused])
+            rows = previous._rows.extended(previous.num_rows, text, image, has_image,
+                                           fuse_vectors(text, image, has_image, weight))
         else:
             text, image, has_image = _load_segments(directory, state)
-            fused = fuse_vectors(text, image, has_image, float(state["params"]["image_weight"]))
+            rows = RowBuffer.holding(text, image, has_image, fuse_vectors(text, image, has_image, weight))
         same_base = reuse and previous.state["base_file"] == state["base_file"] \
             and previous.state["base_rows"] == state["base_rows"]
         index = previous.cpu_index if same_base else _read_index(directory / state["base_file"])
@@ -228,8 +229,7 @@ class FaissStore(VectorStore):
             raise IndexCorruptError(
                 f"FAISS index holds {index.ntotal} vectors, state says {state['base_rows']}; run `shoplens check`"
             )
-        return cls(state, text, image, has_image, index, device, fused=fused,
-                   gpu_from=previous if same_base else None)
+        return cls(state, index, device, rows, gpu_from=previous if same_base else None)
 
     @property
     def num_rows(self) -> int:
@@ -325,6 +325,51 @@ def _read_index(path: Path):
     if not path.is_file():
         raise IndexCorruptError(f"FAISS index file {path} is missing; run `shoplens check`")
     return _faiss().read_index(str(path))
+
+
+class RowBuffer:
+    """Per-row vectors with spare capacity, shared by consecutive versions of a store.
+
+    Rows are append-only, so a newer version appends its rows after an older
+    one's and each version reads its own prefix: following an update copies
+    only the new rows. A version that is not the buffer's newest (or that does
+    not fit) gets a buffer of its own.
+    """
+
+    def __init__(self, dim: int, capacity: int):
+        self.text = np.empty((capacity, dim), np.float32)
+        self.image = np.empty((capacity, dim), np.float32)
+        self.fused = np.empty((capacity, dim), np.float32)
+        self.has_image = np.empty(capacity, bool)
+        self.filled = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def holding(cls, text, image, has_image, fused) -> "RowBuffer":
+        buffer = cls(text.shape[1], _capacity(len(text)))
+        buffer._put(0, text, image, has_image, fused)
+        return buffer
+
+    def _put(self, start: int, text, image, has_image, fused) -> None:
+        stop = start + len(text)
+        self.text[start:stop], self.image[start:stop] = text, image
+        self.has_image[start:stop], self.fused[start:stop] = has_image, fused
+        self.filled = stop
+
+    def extended(self, rows: int, text, image, has_image, fused) -> "RowBuffer":
+        """This buffer with rows appended after the first `rows`, or a new buffer when that would overwrite rows."""
+        with self._lock:
+            if self.filled == rows and rows + len(text) <= len(self.text):
+                self._put(rows, text, image, has_image, fused)
+                return self
+        buffer = RowBuffer(self.text.shape[1], _capacity(rows + len(text)))
+        buffer._put(0, self.text[:rows], self.image[:rows], self.has_image[:rows], self.fused[:rows])
+        buffer._put(rows, text, image, has_image, fused)
+        return buffer
+
+
+def _capacity(rows: int) -> int:
+    return rows + max(4096, rows // 8)
 
 
 def _extends(old: dict[str, Any], new: dict[str, Any]) -> bool:

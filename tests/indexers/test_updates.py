@@ -181,8 +181,13 @@ def test_model_mismatch_on_update(small_index):
 def test_following_an_update_reads_only_what_changed(small_index, tmp_path):
     index = IndexDirectory(small_index)
     old = Snapshot.open(index, device="cpu")
-    apply_delta(small_index, delta(tmp_path, [{"id": ROWS[5]["id"], "price": 2.5},
-                                              {"id": "late-1", "title": "Late Arrival Scarf", "price": 99}]))
+    keyword_columns = [c for c in old.products.table.column_names
+                       if c in ("brand", "category") or (c.startswith("a.") and not old.products.is_numeric(c))]
+    for column in keyword_columns:
+        old.products.keyword(column)
+    apply_delta(small_index, delta(tmp_path, [{"id": ROWS[5]["id"], "price": 2.5, "brand": "  NEWBRAND "},
+                                              {"id": "late-1", "title": "Late Arrival Scarf", "price": 99,
+                                               "brand": ROWS[7]["brand"].upper(), "category": ["Scarves", "Winter Wear"]}]))
     fresh = Snapshot.open(index, device="cpu")
     followed = Snapshot.open(index, device="cpu", previous=old)
     assert followed.version == fresh.version == 2
@@ -192,6 +197,15 @@ def test_following_an_update_reads_only_what_changed(small_index, tmp_path):
     np.testing.assert_array_equal(followed.products.live, fresh.products.live)
     assert followed.products.docno_by_id == fresh.products.docno_by_id
     np.testing.assert_array_equal(followed.vectors.fused, fresh.vectors.fused)
+    assert len(keyword_columns) >= 3
+    assert all(followed.products._extend_keyword(c) is not None for c in keyword_columns)  # really extended
+    for column in keyword_columns:  # codes extended from the old version equal codes computed from scratch
+        got, want = followed.products.keyword(column), fresh.products.keyword(column)
+        assert got[1:] == want[1:], column
+        pairs = zip(got[0], want[0]) if got[1] == "list" else [(got[0], want[0])]
+        for a, b in pairs:
+            np.testing.assert_array_equal(a, b)
+    assert followed.products.keyword("brand")[2][-1] == "newbrand"
     # the old snapshot is untouched: queries in flight keep their version
     assert old.products.num_rows == 60 and old.vectors.num_rows == 60 and old.products.live.all()
     rollback(small_index, 1)

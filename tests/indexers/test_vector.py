@@ -125,6 +125,14 @@ def test_opening_a_newer_version_reuses_the_previous_one(tmp_path, kind):
     assert reused.cpu_index is old.cpu_index and old.cpu_index.ntotal == 2000  # shared, and never grown
     np.testing.assert_array_equal(reused.fused, fresh.fused)
     np.testing.assert_array_equal(reused.text, fresh.text)
+    np.testing.assert_array_equal(reused.has_image, fresh.has_image)
+    assert np.shares_memory(reused.fused, old.fused) and len(old.fused) == 2000  # appended, not copied
+    # another version branching from v1 must not overwrite the rows v2 reads
+    write(tmp_path, "v2b", 40, kind, parent=tmp_path / "v1", seed=77)
+    branch = FaissStore.open(tmp_path / "v2b", device="cpu", previous=old)
+    assert not np.shares_memory(branch.fused, reused.fused)
+    np.testing.assert_array_equal(reused.fused, fresh.fused)
+    np.testing.assert_array_equal(branch.fused, FaissStore.open(tmp_path / "v2b", device="cpu").fused)
     all_text, all_image = np.concatenate([text1, text2]), np.concatenate([image1, image2])
     all_flags = np.concatenate([flags1, flags2])
     for row in (3, 2010, 2039):  # base rows and pending rows, found with and without a mask
