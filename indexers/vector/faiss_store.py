@@ -220,8 +220,7 @@ class FaissStore(VectorStore):
             rows = previous._rows.extended(previous.num_rows, text, image, has_image,
                                            fuse_vectors(text, image, has_image, weight))
         else:
-            text, image, has_image = _load_segments(directory, state)
-            rows = RowBuffer.holding(text, image, has_image, fuse_vectors(text, image, has_image, weight))
+            rows = RowBuffer.load(directory, state, weight)
         same_base = reuse and previous.state["base_file"] == state["base_file"] \
             and previous.state["base_rows"] == state["base_rows"]
         index = previous.cpu_index if same_base else _read_index(directory / state["base_file"])
@@ -345,9 +344,22 @@ class RowBuffer:
         self._lock = threading.Lock()
 
     @classmethod
-    def holding(cls, text, image, has_image, fused) -> "RowBuffer":
-        buffer = cls(text.shape[1], _capacity(len(text)))
-        buffer._put(0, text, image, has_image, fused)
+    def load(cls, directory: Path, state: dict[str, Any], weight: float) -> "RowBuffer":
+        """Every segment of a store, read straight into a new buffer (no intermediate copy of the whole store)."""
+        buffer = cls(int(state["dim"]), _capacity(int(state["rows"])))
+        start = 0
+        for segment in state["segments"]:
+            name = segment["name"]
+            text = np.load(directory / f"text-{name}.npy", mmap_mode="r")
+            image = np.load(directory / f"image-{name}.npy", mmap_mode="r")
+            flags = np.load(directory / f"hasimg-{name}.npy")
+            for offset in range(0, len(text), 65536):  # fused in slices: bounded temporary memory
+                chunk = slice(offset, offset + 65536)
+                buffer._put(start + offset, text[chunk], image[chunk], flags[chunk],
+                            fuse_vectors(text[chunk], image[chunk], flags[chunk], weight))
+            start += len(text)
+        if start != int(state["rows"]):
+            raise IndexCorruptError(f"vector segments hold {start} rows, state says {state['rows']}; run `shoplens check`")
         return buffer
 
     def _put(self, start: int, text, image, has_image, fused) -> None:
