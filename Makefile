@@ -46,4 +46,4 @@ bench-full: $(STAMP)
 	$(BIN)/shoplens bench quality --index $(BENCH)/rerank/with-behaviour --judgments $(BENCH)/devdata/judgments.test.jsonl --save $(BENCH)/reports/quality.json
 	$(BIN)/shoplens bench recall --index $(BENCH)/index/index --save $(BENCH)/reports/recall.json
 	$(BIN)/shoplens bench scale --index $(BENCH)/index/index --save $(BENCH)/reports/scale.json
-	$(BIN)/shoplens bench updates --index $(BENCH)/rerank/with-behaviour --events $(BENCH)/devdata/events.simulated.jsonl --catalog $(BENCH)/myntra/products.jsonl.gz --map category=master_category,sub_category,article_type --save $(BENCH)/reports/updates.json
+	$(BIN)/shoplens bench updates --index $(BENCH)/rerank/with-behaviour --events $(BENCH)/devdata/events.simulated.jsonl --catalog $(BENCH)/myntra/products.jsonl.gz --map category=master_category,sub_category,article_type --cold-rebuild-from $(BENCH)/reports/index.json --save $(BENCH)/reports/updates.json

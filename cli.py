@@ -769,6 +769,7 @@ def bench_updates(
     catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog to rebuild from, for the comparison."),
     field_map: Optional[List[str]] = typer.Option(None, "--map"),
     cold_rebuild: Optional[float] = typer.Option(None, "--cold-rebuild-seconds", help="Cold build time from `bench index`, for the ratio."),
+    cold_report: Optional[Path] = typer.Option(None, "--cold-rebuild-from", help="Or: the saved `bench index --save` report to take it from."),
     work_dir: Path = typer.Option(BENCH_DIR / "updates", "--work-dir"),
     searches: int = typer.Option(300, "--searches", help="Queries replayed idle and while updates are committed."),
     device: str = DeviceOption,
@@ -778,6 +779,8 @@ def bench_updates(
     """Update-to-searchable time by kind of change vs a rebuild; events/s; search latency during writes."""
     from benchmarks import updates
 
+    if cold_rebuild is None and cold_report is not None:
+        cold_rebuild = updates.cold_build_seconds(cold_report)
     report = updates.run(index_dir, work_dir, count, events_file, catalog, field_map, cold_rebuild, device,
                          _command_line(), searches)
     finish_report(report, as_json, save)

@@ -77,7 +77,7 @@ def run(catalog: Path, work_dir: Path, field_map: list[str], queries: int = 1000
                  ["queries", "n", "p50", "p95", "p99"], rows + image_rows)
     report.notes.append(f"text queries are derived from the catalog's attributes ({len(text_requests)}, "
                         "see benchmarks/devdata.py); image queries are product photos from the catalog")
-    report.extra["summary"] = {"products": products, "encode_products_per_s": products / encode_s if encode_s else None,
+    report.extra["summary"] = {"products": products, "build_s": wall, "encode_products_per_s": products / encode_s if encode_s else None,
                                "store_products_per_s": products / store_s, "size_bytes": size,
                                "latency_text_ms": text_summary, "latency_image_ms": image_summary}
     engine.close()

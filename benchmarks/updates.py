@@ -23,6 +23,25 @@ import numpy as np
 from benchmarks.common import Report, percentiles
 
 
+def cold_build_seconds(report_path: Path) -> float:
+    """The whole-build seconds of a saved `shoplens bench index` report."""
+    from engine.errors import ConfigError
+
+    try:
+        report = json.loads(Path(report_path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the index benchmark report {report_path}: {exc}; "
+                          "save one with `shoplens bench index --save FILE`") from exc
+    seconds = (report.get("summary") or {}).get("build_s")
+    for table in report.get("tables", []):
+        for row in table.get("rows", []):
+            if seconds is None and row and str(row[0]).startswith("whole build"):
+                seconds = row[1]
+    if not isinstance(seconds, (int, float)):
+        raise ConfigError(f"{report_path} is not a `shoplens bench index` report (no whole-build time in it)")
+    return float(seconds)
+
+
 def _changed_rows(records: list[dict[str, Any]], kind: str, work: Path, count: int, seed: int) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(records), size=min(count, len(records)), replace=False)
