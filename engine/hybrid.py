@@ -33,13 +33,18 @@ class Candidates:
     dense: np.ndarray  # inner product of the query vector with the product vector; NaN without a query vector
     dense_rank: np.ndarray
     query: QueryVectors
+    fused_rank: np.ndarray | None = None  # 1-based rank in the fused list (kept when a reranker reorders)
+
+    def __post_init__(self) -> None:
+        if self.fused_rank is None:
+            self.fused_rank = np.arange(1, len(self.docnos) + 1)
 
     def __len__(self) -> int:
         return len(self.docnos)
 
     def take(self, order: np.ndarray) -> "Candidates":
         return Candidates(self.docnos[order], self.fused[order], self.bm25[order], self.bm25_rank[order],
-                          self.dense[order], self.dense_rank[order], self.query)
+                          self.dense[order], self.dense_rank[order], self.query, self.fused_rank[order])
 
 
 def hybrid_search(snapshot, request: SearchRequest, encode: Callable[[SearchRequest], QueryVectors],

@@ -221,7 +221,7 @@ class SearchEngine:
             if request.explain:
                 explain = {"bm25_rank": _nan_to_none(candidates.bm25_rank[row]),
                            "dense_rank": _nan_to_none(candidates.dense_rank[row]),
-                           "fused_rank": position + 1}
+                           "fused_rank": int(candidates.fused_rank[row])}
                 if contributions is not None:
                     explain["rerank_contributions"] = contributions[row]
             results.append(SearchResult(

@@ -59,6 +59,13 @@ def test_searches_rerank_and_explain(trained, encoder):
     assert total == pytest.approx(top.score, abs=1e-3)  # SHAP contributions add up to the score
     scores = [r.score for r in response.results]
     assert scores == sorted(scores, reverse=True)
+    # the fused rank shown is the rank before reranking, the one the fused_rank feature saw
+    for result in response.results:
+        feature = result.explain["rerank_contributions"]["features"]["fused_rank"]["value"]
+        assert result.explain["fused_rank"] == feature
+    plain_order = engine.search(SearchRequest(text="black casual shoes for men", k=50, rerank=False))
+    fused_position = {r.id: r.rank for r in plain_order.results}
+    assert all(fused_position.get(r.id, r.explain["fused_rank"]) == r.explain["fused_rank"] for r in response.results)
     plain = engine.search(SearchRequest(text="black casual shoes for men", k=5, rerank=False))
     assert not plain.reranked and plain.results[0].signals["rerank"] is None
 
