@@ -99,6 +99,7 @@ class ProductTable:
         self.table = table
         self.live = live
         self.segments = segments  # the segment files the rows came from, when loaded from a store
+        self.segment_files: dict[str, tuple[int, ...]] = {}  # their (device, inode, size, mtime)
         ids = table.column("id").to_pylist()
         self.docno_by_id: dict[str, int] = {ids[i]: i for i in np.flatnonzero(live)}
         self._numeric: dict[str, np.ndarray] = {}
@@ -265,8 +266,11 @@ class ProductStore:
         """Load a version's rows; segments already held by `previous` (an earlier version) are not read again."""
         state = read_json(directory / ProductStore.STATE)
         segments = list(state["segments"])
+        files = _file_identities(directory, segments)
         known = len(previous.segments) if previous is not None and previous.segments is not None else 0
-        extends = bool(known) and segments[:known] == previous.segments
+        # the same names and the same (hard-linked) files: a rebuilt index reuses names, never files
+        extends = bool(known) and segments[:known] == previous.segments \
+            and all(files.get(name) == previous.segment_files.get(name) for name in previous.segments)
         if extends:
             tables = [previous.table] + [pq.read_table(directory / name) for name in segments[known:]]
         else:
@@ -274,7 +278,9 @@ class ProductStore:
         # one contiguous chunk per column: taking a few rows from a chunked column would copy it whole
         table = (_concat(tables) if tables else products_table([], [], 0)).combine_chunks()
         live = np.load(directory / "live.npy") if (directory / "live.npy").exists() else np.ones(table.num_rows, bool)
-        return ProductTable(table, live, segments, previous if extends else None)
+        loaded = ProductTable(table, live, segments, previous if extends else None)
+        loaded.segment_files = files
+        return loaded
 
     @staticmethod
     def state(directory: Path) -> dict[str, Any]:
@@ -312,6 +318,17 @@ class ProductStore:
         state = {"segments": segments, "rows": rows, "live": int(live.sum())}
         atomic_write_json(target / ProductStore.STATE, state)
         return state
+
+
+def _file_identities(directory: Path, names: list[str]) -> dict[str, tuple[int, int]]:
+    out = {}
+    for name in names:
+        try:
+            info = (directory / name).stat()
+        except OSError:
+            continue
+        out[name] = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    return out
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

@@ -34,8 +34,9 @@ class Snapshot:
         """Open a committed version (the current one by default).
 
         `previous`, an open earlier version of the same index, lends the parts
-        that did not change (immutable segments, the base vector index), so
-        following a small update costs about as much as the update itself.
+        that did not change (immutable segments, the base vector index, vector
+        rows and keyword codes), so following a small update reads only what
+        the update wrote.
         """
         version = index.current_version() if version is None else version
         path = index.version_path(version)

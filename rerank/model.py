@@ -55,14 +55,15 @@ class Ranker:
         meta = read_json(meta_path)
         check_meta(meta, directory)
         stat = model_path.stat()
-        identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, str(meta.get("trained_at")))
         booster = _BOOSTERS.get(identity)
         if booster is None:
             booster = xgboost.Booster()
             booster.load_model(str(model_path))
             booster.set_param({"nthread": 1})
             # versions that carry the ranker over hard-link its file: the next version finds it here
-            _BOOSTERS.clear()
+            while len(_BOOSTERS) >= 4:
+                _BOOSTERS.pop(next(iter(_BOOSTERS)))
             _BOOSTERS[identity] = booster
         if booster.feature_names and list(booster.feature_names) != FEATURE_NAMES:
             raise RankerError(f"the reranker in {directory} names other features than its meta.json")
@@ -125,7 +126,7 @@ class Ranker:
         return {k: v for k, v in self.meta.items() if k != "feature_names"}
 
 
-_BOOSTERS: dict[tuple[int, int, int, int], Any] = {}  # model file identity -> the booster loaded from it
+_BOOSTERS: dict[tuple, Any] = {}  # model file identity (and training time) -> the booster loaded from it
 
 
 def candidate_bm25(snapshot, text: str | None, docnos: np.ndarray) -> np.ndarray | None:

@@ -130,6 +130,7 @@ class FaissStore(VectorStore):
         self.state = state
         count = int(state["rows"])
         self._rows = rows
+        self._files: dict[str, tuple[int, ...]] = {}  # segment file -> (device, inode, size, mtime): links share them
         # views of this version's rows: later versions may append to the buffer, never change these
         self.text, self.image = rows.text[:count], rows.image[:count]
         self.has_image, self.fused = rows.has_image[:count], rows.fused[:count]
@@ -212,11 +213,16 @@ class FaissStore(VectorStore):
         the base index file is the same its loaded FAISS index is shared.
         """
         state = read_json(directory / "state.json")
-        reuse = previous is not None and _extends(previous.state, state)
+        files = _segment_files(directory, state)
+        reuse = previous is not None and _extends(previous.state, state) \
+            and all(files.get(name) == identity for name, identity in previous._files.items())
         weight = float(state["params"]["image_weight"])
         if reuse:
             known = len(previous.state["segments"])
             text, image, has_image = _load_segments(directory, {**state, "segments": state["segments"][known:]})
+            if previous.num_rows + len(text) != int(state["rows"]):
+                raise IndexCorruptError(f"vector segments of {directory} hold {previous.num_rows + len(text)} rows, "
+                                        f"state says {state['rows']}; run `shoplens check`")
             rows = previous._rows.extended(previous.num_rows, text, image, has_image,
                                            fuse_vectors(text, image, has_image, weight))
         else:
@@ -228,7 +234,9 @@ class FaissStore(VectorStore):
             raise IndexCorruptError(
                 f"FAISS index holds {index.ntotal} vectors, state says {state['base_rows']}; run `shoplens check`"
             )
-        return cls(state, index, device, rows, gpu_from=previous if same_base else None)
+        store = cls(state, index, device, rows, gpu_from=previous if same_base else None)
+        store._files = files
+        return store
 
     @property
     def num_rows(self) -> int:
@@ -247,7 +255,9 @@ class FaissStore(VectorStore):
                 "image_weight": state["params"]["image_weight"], **{key: state["params"][key] for key in keys}}
 
     def describe(self) -> dict[str, Any]:
-        return {**self.summarize(self.state), "device": self.device, "rows": self.num_rows}
+        summary = self.summarize(self.state)
+        summary.update({key: self.params[key] for key in ("ef_search", "nprobe") if key in summary})
+        return {**summary, "device": self.device, "rows": self.num_rows}
 
     def set_search_params(self, ef_search: int | None = None, nprobe: int | None = None) -> None:
         """Trade recall for speed at query time (benchmarks sweep these)."""
@@ -271,12 +281,11 @@ class FaissStore(VectorStore):
         limit = int(min(limit, self.num_rows))
         if limit <= 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
-        pending = np.arange(self.base_rows, self.num_rows)
         if allowed is None:
             index = self.gpu_index if self.gpu_index is not None else self.cpu_index
             params = None if self.gpu_index is not None else self._search_params()
             ids, scores = self._index_search(index, query, limit, params)
-            return self._with_pending(query[0], ids, scores, pending, limit)
+            return self._with_pending(query[0], ids, scores, None, limit)
         allowed = np.asarray(allowed, dtype=bool)
         if len(allowed) < self.num_rows:  # rows newer than the mask are not allowed
             allowed = np.concatenate([allowed, np.zeros(self.num_rows - len(allowed), bool)])
@@ -285,29 +294,43 @@ class FaissStore(VectorStore):
         if len(candidates) <= max(limit, int(self.params["exact_below"])) or self.kind == "flat":
             return self._exact(query[0], candidates, limit)
         base_allowed = allowed[: self.base_rows]
-        pending = pending[allowed[self.base_rows:]]
+        pending = allowed[self.base_rows:]
         faiss = _faiss()
         bits = np.packbits(base_allowed, bitorder="little")
         selector = faiss.IDSelectorBitmap(len(base_allowed), faiss.swig_ptr(bits))
         ids, scores = self._index_search(self.cpu_index, query, limit, self._search_params(selector))
-        if len(ids) < min(limit, len(candidates) - len(pending)):  # the graph ran out of allowed neighbours
+        if len(ids) < min(limit, len(candidates) - int(pending.sum())):  # the graph ran out of allowed neighbours
             return self._exact(query[0], candidates, limit)
         return self._with_pending(query[0], ids, scores, pending, limit)
 
-    @staticmethod
-    def _index_search(index, query, limit, params):
+    def _index_search(self, index, query, limit, params):
         limit = min(limit, index.ntotal)
         if limit <= 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         scores, ids = index.search(query, limit, params=params) if params else index.search(query, limit)
         keep = ids[0] >= 0
-        return ids[0][keep].astype(np.int64), scores[0][keep]
+        ids, scores = ids[0][keep].astype(np.int64), scores[0][keep]
+        if self.kind == "ivfpq" and len(ids):  # PQ scores are approximate: rescore the hits with the stored vectors
+            exact = self.fused[ids] @ query[0]
+            order = np.lexsort((ids, -exact))
+            ids, scores = ids[order], exact[order].astype(np.float32)
+        return ids, scores
 
-    def _with_pending(self, query: np.ndarray, ids, scores, pending: np.ndarray, limit: int):
-        """Merge the index's hits with an exact search over rows newer than the base index."""
-        if len(pending) == 0:
+    def _with_pending(self, query: np.ndarray, ids, scores, pending: np.ndarray | None, limit: int):
+        """Merge the index's hits with an exact search over rows newer than the base index.
+
+        `pending` masks those rows (None: all of them); they are scored as one
+        contiguous slice, which is much faster than gathering them.
+        """
+        if self.num_rows == self.base_rows:
             return ids, scores
-        extra_ids, extra_scores = self._exact(query, pending, limit)
+        extra = self.fused[self.base_rows:self.num_rows] @ query
+        rows = np.arange(self.base_rows, self.num_rows)
+        if pending is not None:
+            rows, extra = rows[pending], extra[pending]
+            if len(rows) == 0:
+                return ids, scores
+        extra_ids, extra_scores = top_k(extra, rows, limit)
         return top_k(np.concatenate([scores, extra_scores]), np.concatenate([ids, extra_ids]), limit)
 
     def _exact(self, query: np.ndarray, candidates: np.ndarray, limit: int):
@@ -389,6 +412,18 @@ def _extends(old: dict[str, Any], new: dict[str, Any]) -> bool:
     count = len(old["segments"])
     return (old["dim"] == new["dim"] and old["kind"] == new["kind"] and old["params"] == new["params"]
             and new["segments"][:count] == old["segments"])
+
+
+def _segment_files(directory: Path, state: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """(device, inode, size, mtime) of each segment's text file: a later version's hard links have the same, a rebuild does not."""
+    out = {}
+    for segment in state["segments"]:
+        try:
+            info = os.stat(directory / f"text-{segment['name']}.npy")
+        except OSError:
+            continue
+        out[segment["name"]] = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    return out
 
 
 def _load_segments(directory: Path, state: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -157,3 +157,26 @@ def test_a_rewritten_store_is_read_again(tmp_path):
     write(tmp_path, "other", 600, "flat", seed=8)  # not an extension of v1: nothing is borrowed
     other = FaissStore.open(tmp_path / "other", device="cpu", previous=old)
     assert other.num_rows == 600 and other.cpu_index is not old.cpu_index
+
+
+def test_a_store_rebuilt_under_the_same_names_is_not_taken_for_the_old_one(tmp_path):
+    import shutil
+
+    write(tmp_path, "v1", 300, "flat")
+    old = FaissStore.open(tmp_path / "v1", device="cpu")
+    shutil.rmtree(tmp_path / "v1")
+    write(tmp_path, "v1", 300, "flat", seed=9)  # same segment names and sizes, other vectors
+    reopened = FaissStore.open(tmp_path / "v1", device="cpu", previous=old)
+    np.testing.assert_array_equal(reopened.fused, FaissStore.open(tmp_path / "v1", device="cpu").fused)
+    assert not np.shares_memory(reopened.fused, old.fused)
+
+
+def test_pq_hits_carry_exact_scores_and_merge_with_newer_rows(tmp_path):
+    write(tmp_path, "v1", 3000, "ivfpq", config={"nprobe": 64})
+    text2, image2, flags2 = write(tmp_path, "v2", 50, "ivfpq", parent=tmp_path / "v1", seed=4)
+    store = FaissStore.open(tmp_path / "v2", device="cpu")
+    assert store.base_rows == 3000 and store.num_rows == 3050
+    query = fuse_vectors(text2, image2, flags2, 0.5)[7]
+    found, scores = store.search(query, 20)
+    np.testing.assert_allclose(scores, store.fused[found] @ query, rtol=1e-5)  # one scale for both kinds of row
+    assert found[0] == 3007 and list(scores) == sorted(scores, reverse=True)
