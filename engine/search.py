@@ -65,6 +65,7 @@ class SearchEngine:
                 snapshot = Snapshot.open(self.index, current, device=self.device, previous=self.snapshot)
                 self._verify_model(snapshot.manifest["model"])
                 self._warm(snapshot)
+                snapshot.products.release_inherited()  # what the reranker needed is extended by now
                 self.snapshot = snapshot
                 return True
         return False

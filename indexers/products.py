@@ -185,6 +185,10 @@ class ProductTable:
                 self._keyword[column] = (codes, "scalar", encoded.dictionary.to_pylist())
         return self._keyword[column]
 
+    def release_inherited(self) -> None:
+        """Stop holding the earlier version's keyword codes (columns not encoded yet will be encoded whole)."""
+        self._inherited = None
+
     def _extend_keyword(self, column: str):
         """The codes of an earlier version's rows, plus codes for the rows added since (new values appended).
 
