@@ -24,12 +24,16 @@ def read_queries(path: str | Path, base_dir: Path | None = None) -> list[SearchR
         raise QueryError(f"queries file {path} does not exist")
     base_dir = base_dir or path.parent
     requests = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         line = line.strip()
         if not line:
             continue
         if line.startswith("{"):
-            row = json.loads(line)
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise QueryError(f"{path.name} line {number}: invalid JSON ({exc.msg}); write one query per line, "
+                                 'as plain text or {"text": ..., "image": ...}') from None
             image = row.get("image")
             if image and not Path(image).is_absolute():
                 image = str(base_dir / image)

@@ -1,0 +1,21 @@
+import pytest
+
+from benchmarks.latency import read_queries
+from engine.errors import QueryError
+
+
+def test_queries_file_mixes_plain_lines_and_json_with_relative_images(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text('red dress\n\n{"text": "shoes", "image": "img/a.jpg"}\n{"image": "/abs/b.jpg"}\n')
+    requests = read_queries(path)
+    assert [(r.text, r.image) for r in requests] == [
+        ("red dress", None), ("shoes", str(tmp_path / "img/a.jpg")), (None, "/abs/b.jpg")]
+
+
+def test_a_broken_queries_line_is_reported_with_its_number(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text('red dress\n{"text": "shoes"\n')
+    with pytest.raises(QueryError, match="q.jsonl line 2: invalid JSON"):
+        read_queries(path)
+    with pytest.raises(QueryError, match="does not exist"):
+        read_queries(tmp_path / "none.txt")
