@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from indexers.catalog import Product
+from shoplens.indexers.catalog import Product
 
 TYPE_SYNONYMS: dict[str, list[str]] = {
     "tshirts": ["t-shirt", "tshirt", "tee", "t shirts", "tees"],
@@ -363,9 +363,9 @@ def build(catalog_path: Path, index_path: Path, out_dir: Path, field_map: list[s
     sessions two neighbouring results are swapped, the small randomization
     that lets the click model tell position from attractiveness.
     """
-    from engine.query import SearchRequest
-    from engine.search import SearchEngine
-    from indexers.catalog import parse_field_map, read_catalog
+    from shoplens.engine.query import SearchRequest
+    from shoplens.engine.search import SearchEngine
+    from shoplens.indexers.catalog import parse_field_map, read_catalog
 
     result = read_catalog(catalog_path, parse_field_map(field_map or []))
     catalog = Catalog(result.products, seed=seed + 6)

@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Report
-from benchmarks.latency import replay
-from benchmarks.devdata import Catalog, generate_queries
-from indexers.catalog import parse_field_map, read_catalog
-from indexers.storage import directory_size
-from indexers.writer import WriteOptions, build_index
+from shoplens.benchmarks.common import Report
+from shoplens.benchmarks.latency import replay
+from shoplens.benchmarks.devdata import Catalog, generate_queries
+from shoplens.indexers.catalog import parse_field_map, read_catalog
+from shoplens.indexers.storage import directory_size
+from shoplens.indexers.writer import WriteOptions, build_index
 
 def latency_rows(engine, requests: list, label: str) -> tuple[list[list[Any]], dict[str, Any]]:
     """Replay requests one at a time: table rows (end to end, then each stage) and the raw summary."""
@@ -31,8 +31,8 @@ def run(catalog: Path, work_dir: Path, field_map: list[str], queries: int = 1000
         progress=None, keep_index: bool = True, command: str = "") -> Report:
     import torch
 
-    from engine.query import SearchRequest
-    from engine.search import SearchEngine
+    from shoplens.engine.query import SearchRequest
+    from shoplens.engine.search import SearchEngine
 
     index_dir = work_dir / "index"
     if index_dir.exists():
@@ -87,7 +87,7 @@ def run(catalog: Path, work_dir: Path, field_map: list[str], queries: int = 1000
 
 
 def _vector_kind(index_dir: Path) -> str:
-    from indexers.index import IndexDirectory
+    from shoplens.indexers.index import IndexDirectory
 
     backend = IndexDirectory(index_dir).manifest()["backends"]["vector"]
     return backend["kind"]

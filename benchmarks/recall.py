@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import Report
-from indexers.vector.base import normalize_rows
-from indexers.vector.faiss_store import DEFAULTS, build_faiss_index, faiss_threads
+from shoplens.benchmarks.common import Report
+from shoplens.indexers.vector.base import normalize_rows
+from shoplens.indexers.vector.faiss_store import DEFAULTS, build_faiss_index, faiss_threads
 
 HNSW_EF = (16, 32, 64, 128, 256)
 IVF_NPROBE = (1, 4, 16, 64)
@@ -152,11 +152,11 @@ def at_equal_recall(rows: list[list[Any]], targets=(0.9, 0.95, 0.99)) -> list[li
 
 def catalog_vectors(index_path: Path, queries: int, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, str]:
     """Live product vectors of an index and encoded derived text queries."""
-    from benchmarks.devdata import Catalog, generate_queries
-    from indexers.catalog import Product
-    from indexers.encoders import create_encoder
-    from indexers.index import IndexDirectory
-    from indexers.snapshot import Snapshot
+    from shoplens.benchmarks.devdata import Catalog, generate_queries
+    from shoplens.indexers.catalog import Product
+    from shoplens.indexers.encoders import create_encoder
+    from shoplens.indexers.index import IndexDirectory
+    from shoplens.indexers.snapshot import Snapshot
 
     snapshot = Snapshot.open(IndexDirectory(index_path), device="cpu")
     live = snapshot.products.live_docnos()

@@ -18,11 +18,11 @@ import shutil
 import time
 from pathlib import Path
 
-from benchmarks.common import Report, percentiles
-from engine.query import SearchRequest
-from rerank.evaluate import METRICS, evaluate
-from rerank.judgments import load_judgments
-from rerank.training import RankerConfig, train_ranker
+from shoplens.benchmarks.common import Report, percentiles
+from shoplens.engine.query import SearchRequest
+from shoplens.rerank.evaluate import METRICS, evaluate
+from shoplens.rerank.judgments import load_judgments
+from shoplens.rerank.training import RankerConfig, train_ranker
 
 
 def _copy(index: Path, target: Path) -> Path:
@@ -34,11 +34,11 @@ def _copy(index: Path, target: Path) -> Path:
 
 def run(index: Path, devdata: Path, work: Path, trees: int = 600, depth: int = 200, device: str = "auto",
         command: str = "") -> Report:
-    from engine.search import SearchEngine
-    from indexers.index import IndexDirectory
-    from indexers.writer import replace_component
-    from rerank.behaviour import apply_events
-    from rerank.training import xgboost_device
+    from shoplens.engine.search import SearchEngine
+    from shoplens.indexers.index import IndexDirectory
+    from shoplens.indexers.writer import replace_component
+    from shoplens.rerank.behaviour import apply_events
+    from shoplens.rerank.training import xgboost_device
 
     train = load_judgments(devdata / "judgments.train.jsonl")
     validation = load_judgments(devdata / "judgments.validation.jsonl")

@@ -25,17 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import Report
+from shoplens.benchmarks.common import Report
 
 VARIANTS = ("Classic", "Essential", "Urban", "Slim", "Relaxed", "Premium", "Everyday", "Signature", "Studio", "Active")
 
 
 def make_catalog(source_index: Path, size: int, work: Path, seed: int = 0, noise: float = 0.05) -> Path:
     """Write a synthetic catalog of `size` products and pre-fill the new index's embedding cache."""
-    from indexers.encoders.base import bytes_digest, text_digest
-    from indexers.encoders.cache import EmbeddingCache
-    from indexers.index import IndexDirectory
-    from indexers.snapshot import Snapshot
+    from shoplens.indexers.encoders.base import bytes_digest, text_digest
+    from shoplens.indexers.encoders.cache import EmbeddingCache
+    from shoplens.indexers.index import IndexDirectory
+    from shoplens.indexers.snapshot import Snapshot
 
     snapshot = Snapshot.open(IndexDirectory(source_index), device="cpu")
     live = snapshot.products.live_docnos()
@@ -82,10 +82,10 @@ def measure_build(catalog: Path, index_dir: Path, queries: int, device: str = "c
     """Build one size and derive its test queries (run in a child process of its own)."""
     import resource
 
-    from benchmarks.devdata import Catalog, generate_queries
-    from indexers.catalog import read_catalog
-    from indexers.storage import directory_size
-    from indexers.writer import WriteOptions, build_index
+    from shoplens.benchmarks.devdata import Catalog, generate_queries
+    from shoplens.indexers.catalog import read_catalog
+    from shoplens.indexers.storage import directory_size
+    from shoplens.indexers.writer import WriteOptions, build_index
 
     started = time.perf_counter()
     report = build_index(catalog, index_dir, WriteOptions(device=device))
@@ -104,9 +104,9 @@ def measure_serving(index_dir: Path, texts: list[str], device: str = "cpu") -> d
     import psutil
     import torch
 
-    from benchmarks.latency import replay
-    from engine.query import SearchRequest
-    from engine.search import SearchEngine
+    from shoplens.benchmarks.latency import replay
+    from shoplens.engine.query import SearchRequest
+    from shoplens.engine.search import SearchEngine
 
     torch.set_num_threads(1)
     started = time.perf_counter()

@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import Report, percentiles
+from shoplens.benchmarks.common import Report, percentiles
 
 
 def cold_build_seconds(report_path: Path) -> float:
     """The whole-build seconds of a saved `shoplens bench index` report."""
-    from engine.errors import ConfigError
+    from shoplens.common.errors import ConfigError
 
     try:
         report = json.loads(Path(report_path).read_text())
@@ -72,13 +72,13 @@ def _write_delta(rows: list[dict[str, Any]], path: Path) -> Path:
 def run(index: Path, work: Path, count: int = 1000, events: Path | None = None, rebuild_catalog: Path | None = None,
         field_map: list[str] | None = None, cold_rebuild_s: float | None = None, device: str = "auto",
         command: str = "", searches: int = 300) -> Report:
-    from engine.query import SearchRequest
-    from engine.search import SearchEngine
-    from indexers.catalog import parse_field_map
-    from indexers.encoders import create_encoder
-    from indexers.index import IndexDirectory
-    from indexers.updates import apply_delta
-    from indexers.writer import WriteOptions, build_index
+    from shoplens.engine.query import SearchRequest
+    from shoplens.engine.search import SearchEngine
+    from shoplens.indexers.catalog import parse_field_map
+    from shoplens.indexers.encoders import create_encoder
+    from shoplens.indexers.index import IndexDirectory
+    from shoplens.indexers.updates import apply_delta
+    from shoplens.indexers.writer import WriteOptions, build_index
 
     copy = work / "index"
     if copy.exists():
@@ -138,15 +138,15 @@ def run(index: Path, work: Path, count: int = 1000, events: Path | None = None, 
                             "the encode-everything build time measured by `shoplens bench index`")
 
     if events is not None:
-        from rerank.behaviour import apply_events
+        from shoplens.rerank.behaviour import apply_events
 
         result = apply_events(copy, events, force=True)
         report.table("folding behaviour events", ["file", "events", "seconds", "events/s"],
                      [[events.name, result.folded, result.seconds, result.events_per_second]])
 
     # searches while a writer commits price batches
-    from benchmarks.devdata import Catalog, generate_queries
-    from indexers.catalog import Product
+    from shoplens.benchmarks.devdata import Catalog, generate_queries
+    from shoplens.indexers.catalog import Product
 
     texts = [q.text for q, _ in generate_queries(Catalog([Product.from_record(r) for r in records]), searches, seed=17)]
     requests = [SearchRequest(text=t, rerank=False) for t in texts]
@@ -193,7 +193,7 @@ def _commit_loop(index: str, deltas: list[str], device: str, stop, commits) -> N
 
     Each turn moves the prices by another cent, so no commit repeats an earlier one.
     """
-    from indexers.updates import apply_delta
+    from shoplens.indexers.updates import apply_delta
 
     turn = 0
     while not stop.is_set():

@@ -1,5 +1,5 @@
 """Retrieval, fusion and the search engine facade.
 
 Heavy modules (torch, faiss, tantivy) are imported by the submodules that need
-them, so `import engine.errors` stays cheap for the CLI.
+them, so importing this package stays cheap.
 """

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.errors import FilterError
+from shoplens.common.errors import FilterError
 
 OPERATORS = ("<=", ">=", "!=", "=", "<", ">")
 _PATTERN = re.compile(r"^\s*([^<>=!]+?)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$", re.S)

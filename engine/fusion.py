@@ -10,7 +10,7 @@ from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 
-from engine.errors import ConfigError
+from shoplens.common.errors import ConfigError
 
 FUSION_METHODS = ("rrf", "wsum")
 NORMALIZATIONS = ("minmax", "zscore")

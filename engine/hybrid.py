@@ -9,8 +9,8 @@ from typing import Callable
 
 import numpy as np
 
-from engine.fusion import fuse
-from engine.query import SearchRequest
+from shoplens.engine.fusion import fuse
+from shoplens.engine.query import SearchRequest
 
 
 @dataclass

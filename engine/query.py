@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import QueryError
-from engine.fusion import FUSION_METHODS, NORMALIZATIONS
+from shoplens.common.errors import QueryError
+from shoplens.engine.fusion import FUSION_METHODS, NORMALIZATIONS
 
 MODES = ("hybrid", "lexical", "dense")
 

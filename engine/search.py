@@ -17,15 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import ModelMismatchError, QueryError, RankerError
-from engine.filters import filter_mask, parse_filters
-from engine.hybrid import Candidates, QueryVectors, hybrid_search
-from engine.query import SearchRequest, SearchResponse, SearchResult
-from indexers.encoders import create_encoder
-from indexers.encoders.base import Encoder
-from indexers.index import IndexDirectory
-from indexers.snapshot import Snapshot
-from indexers.vector.base import normalize_rows
+from shoplens.common.errors import ModelMismatchError, QueryError, RankerError
+from shoplens.engine.filters import filter_mask, parse_filters
+from shoplens.engine.hybrid import Candidates, QueryVectors, hybrid_search
+from shoplens.engine.query import SearchRequest, SearchResponse, SearchResult
+from shoplens.indexers.encoders import create_encoder
+from shoplens.indexers.encoders.base import Encoder
+from shoplens.indexers.index import IndexDirectory
+from shoplens.indexers.snapshot import Snapshot
+from shoplens.indexers.vector.base import normalize_rows
 
 STAGES = ("encode", "lexical", "vector", "fuse", "rerank")
 
@@ -80,7 +80,7 @@ class SearchEngine:
                 f"or rebuild the index with --model {model}"
             )
         if pretrained is not None:
-            from indexers.encoders.openclip_encoder import weights_identity
+            from shoplens.indexers.encoders.openclip_encoder import weights_identity
 
             _, weights_id = weights_identity(recorded["name"], pretrained)
             if weights_id != recorded["weights_id"]:
@@ -91,7 +91,7 @@ class SearchEngine:
         self._verify_model(recorded)
 
     def _verify_model(self, recorded: dict[str, Any]) -> None:
-        from indexers.encoders.openclip_encoder import weights_identity
+        from shoplens.indexers.encoders.openclip_encoder import weights_identity
 
         if self._encoder is not None:
             if not self._encoder.info.same_model(recorded):
@@ -194,7 +194,7 @@ class SearchEngine:
     def ranker(self, snapshot: Snapshot):
         """The snapshot's reranker, loaded once per version (None when the index has none)."""
         if snapshot.version not in self._ranker_cache:
-            from rerank.model import load_ranker
+            from shoplens.rerank.model import load_ranker
 
             ranker = load_ranker(snapshot)
             newest = max(self._ranker_cache, default=None)  # keep the previous version's for queries in flight
@@ -240,7 +240,7 @@ def load_query_image(image: Any):
     """Open a query photo; a missing or unreadable file is a QueryError."""
     if hasattr(image, "size") and hasattr(image, "convert"):
         return image.convert("RGB")
-    from indexers.encoders.openclip_encoder import open_image
+    from shoplens.indexers.encoders.openclip_encoder import open_image
 
     path = Path(str(image))
     if not path.is_file():

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from engine.errors import CatalogError
+from shoplens.common.errors import CatalogError
 
 CANONICAL_FIELDS = ("id", "title", "description", "brand", "category", "price", "image")
 SUPPORTED_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".csv", ".csv.gz", ".parquet")

@@ -27,8 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from engine.errors import IndexCorruptError, IndexLockedError, IndexNotFoundError
-from indexers.storage import atomic_write_bytes, atomic_write_json, fsync_dir, fsync_tree, link_tree, read_json
+from shoplens.common.errors import IndexCorruptError, IndexLockedError, IndexNotFoundError
+from shoplens.indexers.storage import atomic_write_bytes, atomic_write_json, fsync_dir, fsync_tree, link_tree, read_json
 
 FORMAT_VERSION = 1
 COMPONENTS = ("products", "vectors", "lexical", "behaviour", "ranker")

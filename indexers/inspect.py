@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from indexers.index import IndexDirectory
-from indexers.storage import directory_size
+from shoplens.indexers.index import IndexDirectory
+from shoplens.indexers.storage import directory_size
 
 
 def describe_index(path: str | Path) -> dict[str, Any]:

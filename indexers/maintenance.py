@@ -11,17 +11,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from engine.errors import ConfigError, IndexCorruptError
-from indexers.catalog import Product
-from indexers.encoders.base import bytes_digest, text_digest
-from indexers.encoders.cache import EmbeddingCache
-from indexers.index import COMPONENTS, IndexDirectory
-from indexers.lexical import lexical_store_class
-from indexers.lexical.base import lexical_document
-from indexers.products import ProductStore
-from indexers.storage import link_tree, read_json
-from indexers.vector import vector_store_class
-from indexers.writer import VERSION_KEYS, embedding_text
+from shoplens.common.errors import ConfigError, IndexCorruptError
+from shoplens.indexers.catalog import Product
+from shoplens.indexers.encoders.base import bytes_digest, text_digest
+from shoplens.indexers.encoders.cache import EmbeddingCache
+from shoplens.indexers.index import COMPONENTS, IndexDirectory
+from shoplens.indexers.lexical import lexical_store_class
+from shoplens.indexers.lexical.base import lexical_document
+from shoplens.indexers.products import ProductStore
+from shoplens.indexers.storage import link_tree, read_json
+from shoplens.indexers.vector import vector_store_class
+from shoplens.indexers.writer import VERSION_KEYS, embedding_text
 
 DEFAULT_COMPACT_SHARE = 0.3  # compact automatically when dead rows exceed this share of all rows
 
@@ -111,7 +111,7 @@ def auto_compact(index_path: str | Path, share: float = DEFAULT_COMPACT_SHARE,
 
 def compact(index_path: str | Path, force: bool = True) -> CompactReport:
     """Rewrite every store from the live rows only (no encoding: stored vectors are reused)."""
-    from indexers.storage import directory_size
+    from shoplens.indexers.storage import directory_size
 
     index = IndexDirectory(index_path)
     with index.lock():
@@ -175,7 +175,7 @@ def check_index(index_path: str | Path, deep: int = 0, version: int | None = Non
 
     `deep` re-encodes that many random products and compares with the stored vectors.
     """
-    from indexers.snapshot import Snapshot
+    from shoplens.indexers.snapshot import Snapshot
 
     index = IndexDirectory(index_path)
     version = index.current_version() if version is None else version
@@ -272,7 +272,7 @@ def _check_image_files(products, live, records, report) -> None:
 
 
 def _check_by_reencoding(manifest, vectors, live, records, sample, seed, report) -> None:
-    from indexers.encoders import create_encoder
+    from shoplens.indexers.encoders import create_encoder
 
     model = manifest["model"]
     encoder = create_encoder(model["name"], model.get("pretrained"), "cpu")
@@ -294,8 +294,8 @@ def _check_by_reencoding(manifest, vectors, live, records, sample, seed, report)
 
 
 def _check_other_components(snapshot, report) -> None:
-    from rerank import behaviour
-    from rerank.model import check_meta
+    from shoplens.rerank import behaviour
+    from shoplens.rerank.model import check_meta
 
     try:
         stats = behaviour.load(snapshot.path / "behaviour")

@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from engine.errors import IndexCorruptError
-from indexers.catalog import Product
-from indexers.storage import atomic_write_json, link_or_copy, read_json
+from shoplens.common.errors import IndexCorruptError
+from shoplens.indexers.catalog import Product
+from shoplens.indexers.storage import atomic_write_json, link_or_copy, read_json
 
 ATTRIBUTE_PREFIX = "a."
 CORE_COLUMNS = ("docno", "id", "title", "description", "brand", "category", "price", "image",

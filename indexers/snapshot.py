@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import IndexCorruptError
-from indexers.index import FORMAT_VERSION, IndexDirectory
-from indexers.lexical import lexical_store_class
-from indexers.lexical.base import LexicalStore
-from indexers.products import ProductStore, ProductTable
-from indexers.vector import vector_store_class
-from indexers.vector.base import VectorStore
+from shoplens.common.errors import IndexCorruptError
+from shoplens.indexers.index import FORMAT_VERSION, IndexDirectory
+from shoplens.indexers.lexical import lexical_store_class
+from shoplens.indexers.lexical.base import LexicalStore
+from shoplens.indexers.products import ProductStore, ProductTable
+from shoplens.indexers.vector import vector_store_class
+from shoplens.indexers.vector.base import VectorStore
 
 
 @dataclass

@@ -13,12 +13,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from engine.errors import CatalogError
-from indexers.catalog import Reject, parse_field_map, read_catalog, write_rejects
-from indexers.index import IndexDirectory
-from indexers.products import ProductStore, ProductTable
-from indexers.progress import Progress
-from indexers.writer import CommitReport, IndexWriter, WriteOptions
+from shoplens.common.errors import CatalogError
+from shoplens.indexers.catalog import Reject, parse_field_map, read_catalog, write_rejects
+from shoplens.indexers.index import IndexDirectory
+from shoplens.indexers.products import ProductStore, ProductTable
+from shoplens.indexers.progress import Progress
+from shoplens.indexers.writer import CommitReport, IndexWriter, WriteOptions
 
 
 def options_of(index: IndexDirectory, device: str = "auto") -> WriteOptions:
@@ -99,7 +99,7 @@ def _commit(index: IndexDirectory, upserts, deletes, kind: str, rejects: list[Re
                            f"index left unchanged; see {rejects_path}")
     if not upserts and not deletes:
         raise CatalogError(f"{source} changes nothing ({len(rejects)} row(s) rejected); index left unchanged")
-    from indexers.maintenance import auto_compact
+    from shoplens.indexers.maintenance import auto_compact
 
     writer = IndexWriter(index, options_of(index, device), progress)
     report = writer.commit_changes(upserts, deletes, kind=kind, summary={**summary, "rejected": len(rejects)})

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.errors import ShopLensError
-from indexers.catalog import CANONICAL_FIELDS, iter_raw_rows, is_broken, parse_field_map
-from indexers.index import IndexDirectory
-from indexers.products import ProductStore
+from shoplens.common.errors import ShopLensError
+from shoplens.indexers.catalog import CANONICAL_FIELDS, iter_raw_rows, is_broken, parse_field_map
+from shoplens.indexers.index import IndexDirectory
+from shoplens.indexers.products import ProductStore
 
 PRIORITY_PATTERN = re.compile(r"price|stock|avail|inventory|quantity|qty|discount|sizes", re.IGNORECASE)
 EVENT_SUFFIXES = (".events.jsonl", ".events.jsonl.gz")
@@ -126,7 +126,7 @@ class Watcher:
             if kind == "events":
                 self._enqueue(self.queues["events"], path, files=[path])
             elif kind == "deletes":
-                from indexers.updates import read_ids
+                from shoplens.indexers.updates import read_ids
 
                 self._enqueue(self.queues["deletes"], path, ids=read_ids(path))
             else:
@@ -192,8 +192,8 @@ class Watcher:
             or self.queues[name].size() >= self.config.max_batch_rows)]
 
     def flush(self, queue: _Queue) -> dict[str, Any]:
-        from indexers.updates import apply_delta, delete_products
-        from rerank.behaviour import apply_events
+        from shoplens.indexers.updates import apply_delta, delete_products
+        from shoplens.rerank.behaviour import apply_events
 
         started = self.clock()
         record: dict[str, Any] = {"queue": queue.name, "waited_s": round(started - queue.first_at, 3)}

@@ -16,18 +16,18 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engine.errors import CatalogError, ConfigError, ModelMismatchError
-from indexers.catalog import Product, Reject, read_catalog, write_rejects
-from indexers.encoders import DEFAULT_MODEL, create_encoder
-from indexers.encoders.base import Encoder, EncoderInfo, bytes_digest, text_digest
-from indexers.encoders.cache import EmbeddingCache
-from indexers.encoders.openclip_encoder import weights_identity
-from indexers.index import COMPONENTS, DEFAULT_KEEP_VERSIONS, IndexDirectory, Transaction, crash_point
-from indexers.lexical import lexical_store_class
-from indexers.lexical.base import lexical_document
-from indexers.products import ProductStore, RowMeta, products_table
-from indexers.progress import NoProgress, Progress
-from indexers.vector import vector_store_class
+from shoplens.common.errors import CatalogError, ConfigError, ModelMismatchError
+from shoplens.indexers.catalog import Product, Reject, read_catalog, write_rejects
+from shoplens.indexers.encoders import DEFAULT_MODEL, create_encoder
+from shoplens.indexers.encoders.base import Encoder, EncoderInfo, bytes_digest, text_digest
+from shoplens.indexers.encoders.cache import EmbeddingCache
+from shoplens.indexers.encoders.openclip_encoder import weights_identity
+from shoplens.indexers.index import COMPONENTS, DEFAULT_KEEP_VERSIONS, IndexDirectory, Transaction, crash_point
+from shoplens.indexers.lexical import lexical_store_class
+from shoplens.indexers.lexical.base import lexical_document
+from shoplens.indexers.products import ProductStore, RowMeta, products_table
+from shoplens.indexers.progress import NoProgress, Progress
+from shoplens.indexers.vector import vector_store_class
 
 
 @dataclass
@@ -304,7 +304,7 @@ class IndexWriter:
         return report
 
     def _count_images(self, txn: Transaction, live: np.ndarray) -> int:
-        from indexers.storage import read_json
+        from shoplens.indexers.storage import read_json
 
         state = read_json(txn.tmp / "vectors" / "state.json")
         total = 0
@@ -449,8 +449,8 @@ def replace_component(index_path: str | Path, name: str, kind: str, write: Calla
 
 def check_options(options: WriteOptions) -> None:
     """Fail fast on option values a build would only trip over after encoding."""
-    from indexers.lexical import LEXICAL_BACKENDS
-    from indexers.vector.faiss_store import INDEX_KINDS
+    from shoplens.indexers.lexical import LEXICAL_BACKENDS
+    from shoplens.indexers.vector.faiss_store import INDEX_KINDS
 
     if options.lexical_backend not in LEXICAL_BACKENDS:
         raise ConfigError(f"unknown lexical backend {options.lexical_backend!r}; use one of {', '.join(LEXICAL_BACKENDS)}")

@@ -30,8 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.errors import EventsError
-from indexers.storage import atomic_write_json, read_json
+from shoplens.common.errors import EventsError
+from shoplens.indexers.storage import atomic_write_json, read_json
 
 EVENT_TYPES = ("impression", "click", "cart", "order")
 POPULARITY_WEIGHTS = {"impression": 0.0, "click": 1.0, "cart": 3.0, "order": 5.0}
@@ -406,9 +406,9 @@ def apply_events(index_path: str | Path, events_paths: str | Path | list, strict
     """
     import time
 
-    from indexers.index import IndexDirectory
-    from indexers.products import ProductStore
-    from indexers.writer import replace_component
+    from shoplens.indexers.index import IndexDirectory
+    from shoplens.indexers.products import ProductStore
+    from shoplens.indexers.writer import replace_component
 
     started = time.perf_counter()
     paths = [Path(p) for p in (events_paths if isinstance(events_paths, list) else [events_paths])]

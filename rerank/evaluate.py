@@ -10,8 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.query import SearchRequest
-from rerank.judgments import Judgments
+from shoplens.engine.query import SearchRequest
+from shoplens.rerank.judgments import Judgments
 
 METRICS = ("ndcg@10", "mrr@10", "precision@10", "recall@100")
 SYSTEMS = {

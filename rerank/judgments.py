@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.errors import ShopLensError
+from shoplens.common.errors import ShopLensError
 
 
 class JudgmentsError(ShopLensError):

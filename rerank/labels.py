@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rerank.behaviour import BehaviourStats
+from shoplens.rerank.behaviour import BehaviourStats
 
 
 @dataclass

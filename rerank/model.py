@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import RankerError
-from indexers.storage import read_json
-from rerank.features import FEATURE_NAMES, FEATURE_VERSION, FeatureContext, behaviour_columns, compute_features
+from shoplens.common.errors import RankerError
+from shoplens.indexers.storage import read_json
+from shoplens.rerank.features import FEATURE_NAMES, FEATURE_VERSION, FeatureContext, behaviour_columns, compute_features
 
 
 def _xgboost():
@@ -71,8 +71,8 @@ class Ranker:
 
     def context(self, snapshot) -> FeatureContext:
         if self._context is None or self._context.snapshot is not snapshot:
-            from indexers.lexical.tantivy_store import build_analyzer
-            from rerank import behaviour
+            from shoplens.indexers.lexical.tantivy_store import build_analyzer
+            from shoplens.rerank import behaviour
 
             analyzer = build_analyzer().analyze
             stats = behaviour.load(snapshot.path / "behaviour")

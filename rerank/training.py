@@ -19,11 +19,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engine.errors import RankerError
-from engine.query import SearchRequest
-from rerank.features import FEATURE_NAMES, FEATURE_VERSION, behaviour_columns
-from rerank.judgments import Judgments
-from rerank.model import Ranker
+from shoplens.common.errors import RankerError
+from shoplens.engine.query import SearchRequest
+from shoplens.rerank.features import FEATURE_NAMES, FEATURE_VERSION, behaviour_columns
+from shoplens.rerank.judgments import Judgments
+from shoplens.rerank.model import Ranker
 
 Progress = Callable[[str, int, int], None]
 
@@ -182,8 +182,8 @@ def train_ranker(index_path: str | Path, judgments: Judgments, config: RankerCon
                  validation: Judgments | None = None, source: str = "judgments", progress: Progress | None = None,
                  continue_training: bool = False, extra_meta: dict[str, Any] | None = None) -> RankerReport:
     """Log features, fit, and commit the model as a new version of the index."""
-    from engine.search import SearchEngine
-    from rerank import behaviour as behaviour_module
+    from shoplens.engine.search import SearchEngine
+    from shoplens.rerank import behaviour as behaviour_module
 
     config = config or RankerConfig()
     engine = SearchEngine(index_path, device="cpu" if config.device != "cuda" else "cuda")
@@ -239,7 +239,7 @@ def train_ranker(index_path: str | Path, judgments: Judgments, config: RankerCon
 
 def save_ranker(index_path: str | Path, booster, meta: dict[str, Any]) -> int:
     """Commit a new version whose `ranker/` holds this model; every other store is carried over."""
-    from indexers.writer import replace_component
+    from shoplens.indexers.writer import replace_component
 
     def write(directory: Path, parent: Path | None) -> None:
         booster.save_model(str(directory / "model.json"))

@@ -16,7 +16,7 @@ from tests.helpers import SAMPLE, write_catalog, sample_products  # noqa: E402,F
 
 @pytest.fixture(scope="session")
 def encoder():
-    from indexers.encoders import create_encoder
+    from shoplens.indexers.encoders import create_encoder
 
     return create_encoder(device="cpu")
 
@@ -24,7 +24,7 @@ def encoder():
 @pytest.fixture(scope="session")
 def sample_index(tmp_path_factory, encoder) -> Path:
     """The whole bundled sample (1,500 products), indexed once per test session. Treat as read-only."""
-    from indexers.writer import WriteOptions, build_index
+    from shoplens.indexers.writer import WriteOptions, build_index
 
     path = tmp_path_factory.mktemp("sample") / "index"
     build_index(SAMPLE, path, WriteOptions(device="cpu"), encoder=encoder)
@@ -40,7 +40,7 @@ def small_catalog(tmp_path) -> Path:
 @pytest.fixture
 def small_index(tmp_path, small_catalog, encoder) -> Path:
     """A writable index of the 60-product catalog."""
-    from indexers.writer import WriteOptions, build_index
+    from shoplens.indexers.writer import WriteOptions, build_index
 
     path = tmp_path / "index"
     build_index(small_catalog, path, WriteOptions(device="cpu"), encoder=encoder)

@@ -8,7 +8,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
+from shoplens.cli import app
 from tests.helpers import REPO, SAMPLE, sample_products, write_catalog
 
 runner = CliRunner()
@@ -86,7 +86,7 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
 def test_console_script_exits_non_zero_without_traceback(tmp_path):
     """The installed entry point, in a real process."""
     env = dict(os.environ, SHOPLENS_INDEX=str(tmp_path / "none"))
-    process = subprocess.run([sys.executable, "-m", "cli", "search", "shoes"], cwd=REPO, env=env,
+    process = subprocess.run([sys.executable, "-m", "shoplens", "search", "shoes"], cwd=REPO, env=env,
                              capture_output=True, text=True, timeout=120)
     assert process.returncode == 2
     assert process.stderr.strip().startswith("error: no index at")

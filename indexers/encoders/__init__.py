@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from indexers.encoders.base import Encoder, EncoderInfo
-from indexers.encoders.default_model import DEFAULT_MODEL, DEFAULT_PRETRAINED
+from shoplens.indexers.encoders.base import Encoder, EncoderInfo
+from shoplens.indexers.encoders.default_model import DEFAULT_MODEL, DEFAULT_PRETRAINED
 
 _LOADED: dict[tuple[str, str | None, str], Encoder] = {}
 
@@ -14,7 +14,7 @@ def create_encoder(model: str = DEFAULT_MODEL, pretrained: str | None = None, de
 
     Models are loaded once per process and reused (a shell, tests, benchmarks).
     """
-    from indexers.encoders.openclip_encoder import OpenClipEncoder, resolve_device
+    from shoplens.indexers.encoders.openclip_encoder import OpenClipEncoder, resolve_device
 
     key = (model, pretrained if pretrained != DEFAULT_PRETRAINED else None, resolve_device(device))
     if reuse and key in _LOADED:

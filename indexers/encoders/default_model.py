@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ModelLoadError
+from shoplens.common.errors import ModelLoadError
 
 DEFAULT_MODEL = "shoplens-lite0-minilm"
 DEFAULT_PRETRAINED = "shoplens-myntra"  # the heads shipped in indexers/encoders/weights

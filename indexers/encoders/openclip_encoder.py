@@ -8,9 +8,9 @@ from typing import Sequence
 
 import numpy as np
 
-from engine.errors import ConfigError, ModelLoadError
-from indexers.encoders.base import Encoder, EncoderInfo, ImageFailure, file_identity
-from indexers.encoders.default_model import DEFAULT_MODEL, DEFAULT_PRETRAINED, SHIPPED_HEADS, build_default_model
+from shoplens.common.errors import ConfigError, ModelLoadError
+from shoplens.indexers.encoders.base import Encoder, EncoderInfo, ImageFailure, file_identity
+from shoplens.indexers.encoders.default_model import DEFAULT_MODEL, DEFAULT_PRETRAINED, SHIPPED_HEADS, build_default_model
 
 
 def resolve_device(device: str = "auto") -> str:

@@ -22,12 +22,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engine.errors import CatalogError, ConfigError
-from indexers.catalog import Product, read_catalog
-from indexers.encoders.base import bytes_digest, text_digest
-from indexers.encoders.cache import EmbeddingCache
-from indexers.encoders.default_model import DEFAULT_MODEL, build_default_model, head_state_dict
-from indexers.encoders.openclip_encoder import open_image, resolve_device
+from shoplens.common.errors import CatalogError, ConfigError
+from shoplens.indexers.catalog import Product, read_catalog
+from shoplens.indexers.encoders.base import bytes_digest, text_digest
+from shoplens.indexers.encoders.cache import EmbeddingCache
+from shoplens.indexers.encoders.default_model import DEFAULT_MODEL, build_default_model, head_state_dict
+from shoplens.indexers.encoders.openclip_encoder import open_image, resolve_device
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.errors import ConfigError
-from indexers.lexical.base import LexicalStore
+from shoplens.common.errors import ConfigError
+from shoplens.indexers.lexical.base import LexicalStore
 
 LEXICAL_BACKENDS = ("tantivy", "elasticsearch")
 
@@ -11,11 +11,11 @@ LEXICAL_BACKENDS = ("tantivy", "elasticsearch")
 def lexical_store_class(name: str = "tantivy") -> type[LexicalStore]:
     """The store class for a backend name; raises ConfigError listing the valid names."""
     if name == "tantivy":
-        from indexers.lexical.tantivy_store import TantivyStore
+        from shoplens.indexers.lexical.tantivy_store import TantivyStore
 
         return TantivyStore
     if name == "elasticsearch":
-        from indexers.lexical.elasticsearch_store import ElasticsearchStore
+        from shoplens.indexers.lexical.elasticsearch_store import ElasticsearchStore
 
         return ElasticsearchStore
     raise ConfigError(f"unknown lexical backend {name!r}; use one of {', '.join(LEXICAL_BACKENDS)}")

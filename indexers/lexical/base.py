@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from indexers.catalog import Product
+from shoplens.indexers.catalog import Product
 
 # Field weights of the BM25 query: a term in the title counts three times one in the description's six.
 FIELD_BOOSTS: dict[str, float] = {"title": 3.0, "brand": 2.0, "category": 2.0, "attrs": 1.0, "description": 0.5}

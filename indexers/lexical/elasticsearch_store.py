@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import ConfigError, IndexCorruptError
-from indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, LexicalStore
-from indexers.storage import atomic_write_json, read_json
+from shoplens.common.errors import ConfigError, IndexCorruptError
+from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, LexicalStore
+from shoplens.indexers.storage import atomic_write_json, read_json
 
 INDEX_SETTINGS = {
     "analysis": {

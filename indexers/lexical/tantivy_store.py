@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import IndexCorruptError
-from indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, LexicalStore
-from indexers.storage import atomic_write_json, link_tree, read_json
+from shoplens.common.errors import IndexCorruptError
+from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, LexicalStore
+from shoplens.indexers.storage import atomic_write_json, link_tree, read_json
 
 ANALYZER = "shoplens_en"
 META_FILES = ("meta.json", ".managed.json")

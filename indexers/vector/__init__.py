@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.errors import ConfigError
-from indexers.vector.base import VectorStore
+from shoplens.common.errors import ConfigError
+from shoplens.indexers.vector.base import VectorStore
 
 VECTOR_BACKENDS = ("faiss",)
 
@@ -11,7 +11,7 @@ VECTOR_BACKENDS = ("faiss",)
 def vector_store_class(name: str = "faiss") -> type[VectorStore]:
     """The store class for a backend name; raises ConfigError listing the valid names."""
     if name == "faiss":
-        from indexers.vector.faiss_store import FaissStore
+        from shoplens.indexers.vector.faiss_store import FaissStore
 
         return FaissStore
     raise ConfigError(f"unknown vector backend {name!r}; use one of {', '.join(VECTOR_BACKENDS)}")

@@ -33,9 +33,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from engine.errors import ConfigError, IndexCorruptError
-from indexers.storage import atomic_write_json, link_or_copy, read_json
-from indexers.vector.base import VectorStore, fuse_vectors, normalize_rows, top_k
+from shoplens.common.errors import ConfigError, IndexCorruptError
+from shoplens.indexers.storage import atomic_write_json, link_or_copy, read_json
+from shoplens.indexers.vector.base import VectorStore, fuse_vectors, normalize_rows, top_k
 
 INDEX_KINDS = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 DEFAULTS: dict[str, Any] = {

@@ -1,7 +1,7 @@
 import pytest
 
-from benchmarks.latency import read_queries
-from engine.errors import QueryError
+from shoplens.benchmarks.latency import read_queries
+from shoplens.common.errors import QueryError
 
 
 def test_queries_file_mixes_plain_lines_and_json_with_relative_images(tmp_path):

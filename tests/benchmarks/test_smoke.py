@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
+from shoplens.cli import app
 from tests.helpers import SAMPLE, sample_products, write_catalog
 
 runner = CliRunner()
@@ -24,12 +24,12 @@ def dev(sample_index, tmp_path_factory, encoder):
     """400 sample products indexed (embeddings from the sample index's cache), with derived data and a small reranker."""
     import shutil
 
-    from benchmarks import devdata
-    from indexers.index import IndexDirectory
-    from indexers.writer import WriteOptions, build_index
-    from rerank.behaviour import apply_events
-    from rerank.judgments import load_judgments
-    from rerank.training import RankerConfig, train_ranker
+    from shoplens.benchmarks import devdata
+    from shoplens.indexers.index import IndexDirectory
+    from shoplens.indexers.writer import WriteOptions, build_index
+    from shoplens.rerank.behaviour import apply_events
+    from shoplens.rerank.judgments import load_judgments
+    from shoplens.rerank.training import RankerConfig, train_ranker
 
     directory = tmp_path_factory.mktemp("bench")
     catalog = write_catalog(directory / "c.jsonl", sample_products(400))

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from benchmarks.updates import cold_build_seconds
-from engine.errors import ConfigError
+from shoplens.benchmarks.updates import cold_build_seconds
+from shoplens.common.errors import ConfigError
 
 
 def test_cold_build_seconds_come_from_a_saved_index_report(tmp_path):

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from engine.errors import FilterError
-from engine.filters import filter_mask, parse_filter, parse_filters
-from indexers.catalog import Product
-from indexers.products import ProductTable, RowMeta, products_table
+from shoplens.common.errors import FilterError
+from shoplens.engine.filters import filter_mask, parse_filter, parse_filters
+from shoplens.indexers.catalog import Product
+from shoplens.indexers.products import ProductTable, RowMeta, products_table
 
 PRODUCTS = [
     Product("1", "Nike Blue Shoe", brand="Nike", category=["Footwear", "Shoes"], price=2999.0,

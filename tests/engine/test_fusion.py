@@ -2,8 +2,8 @@
 
 import pytest
 
-from engine.errors import ConfigError
-from engine.fusion import fuse, normalize, rrf, weighted_sum
+from shoplens.common.errors import ConfigError
+from shoplens.engine.fusion import fuse, normalize, rrf, weighted_sum
 
 LEXICAL = {"a": 12.0, "b": 8.0, "c": 4.0}  # ranks a=1, b=2, c=3
 DENSE = {"c": 0.9, "d": 0.7, "a": 0.5}  # ranks c=1, d=2, a=3

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from engine.errors import FilterError, ModelMismatchError, QueryError
-from engine.query import SearchRequest
-from engine.search import SearchEngine
-from indexers.writer import WriteOptions, build_index
+from shoplens.common.errors import FilterError, ModelMismatchError, QueryError
+from shoplens.engine.query import SearchRequest
+from shoplens.engine.search import SearchEngine
+from shoplens.indexers.writer import WriteOptions, build_index
 from tests.helpers import SAMPLE, sample_products, write_catalog
 
 ROWS = {row["id"]: row for row in sample_products()}

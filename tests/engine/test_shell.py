@@ -4,8 +4,8 @@ import sys
 import pytest
 from rich.console import Console
 
-from engine.search import SearchEngine
-from engine.shell import ShellSession
+from shoplens.engine.search import SearchEngine
+from shoplens.tui.shell import ShellSession
 from tests.helpers import REPO, SAMPLE, sample_products
 
 
@@ -57,7 +57,7 @@ def test_thumbnails_render_in_the_table(sample_index, encoder):
 def test_interactive_terminal_session(sample_index):
     """`shoplens shell` in a real pseudo-terminal: a query, a filter, explain, quit."""
     pexpect = pytest.importorskip("pexpect")
-    child = pexpect.spawn(sys.executable, ["-m", "cli", "shell", "--index", str(sample_index), "--no-thumbnails",
+    child = pexpect.spawn(sys.executable, ["-m", "shoplens", "shell", "--index", str(sample_index), "--no-thumbnails",
                                           "--device", "cpu"], cwd=str(REPO), encoding="utf-8", timeout=120,
                           dimensions=(50, 200), env={"CUDA_VISIBLE_DEVICES": "", "HOME": str(sample_index.parent),
                                                      "PATH": "/usr/bin:/bin", "TOKENIZERS_PARALLELISM": "false",

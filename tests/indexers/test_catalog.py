@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine.errors import CatalogError
-from indexers.catalog import parse_field_map, read_catalog, write_rejects
+from shoplens.common.errors import CatalogError
+from shoplens.indexers.catalog import parse_field_map, read_catalog, write_rejects
 from tests.helpers import SAMPLE, sample_products
 
 

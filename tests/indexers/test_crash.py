@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from indexers.index import IndexDirectory
-from indexers.maintenance import check_index
-from indexers.snapshot import Snapshot
+from shoplens.indexers.index import IndexDirectory
+from shoplens.indexers.maintenance import check_index
+from shoplens.indexers.snapshot import Snapshot
 from tests.helpers import REPO, sample_products, copy_index
 
 ROWS = sample_products(60)
@@ -47,7 +47,7 @@ def command(index, *args, crash_at=None):
     env.pop("SHOPLENS_CRASH_AT", None)
     if crash_at:
         env["SHOPLENS_CRASH_AT"] = crash_at
-    return [sys.executable, "-m", "cli", *args, "--index", str(index)], env
+    return [sys.executable, "-m", "shoplens", *args, "--index", str(index)], env
 
 
 def assert_one_committed_state(index, old_ids, new_ids):

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from engine.errors import ConfigError, ModelLoadError
-from indexers.encoders import DEFAULT_MODEL, create_encoder
-from indexers.encoders.cache import EmbeddingCache
-from indexers.encoders.default_model import SHIPPED_HEADS, read_heads
-from indexers.encoders.openclip_encoder import resolve_device, weights_identity
+from shoplens.common.errors import ConfigError, ModelLoadError
+from shoplens.indexers.encoders import DEFAULT_MODEL, create_encoder
+from shoplens.indexers.encoders.cache import EmbeddingCache
+from shoplens.indexers.encoders.default_model import SHIPPED_HEADS, read_heads
+from shoplens.indexers.encoders.openclip_encoder import resolve_device, weights_identity
 from tests.helpers import SAMPLE, sample_products
 
 

@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from engine.errors import IndexLockedError, IndexNotFoundError
-from indexers.index import IndexDirectory
+from shoplens.common.errors import IndexLockedError, IndexNotFoundError
+from shoplens.indexers.index import IndexDirectory
 
 
 def commit(index, payload="x", keep=10):

@@ -10,8 +10,8 @@ import uuid
 import numpy as np
 import pytest
 
-from engine.errors import ConfigError
-from indexers.lexical import LEXICAL_BACKENDS, lexical_store_class
+from shoplens.common.errors import ConfigError
+from shoplens.indexers.lexical import LEXICAL_BACKENDS, lexical_store_class
 
 DOCS = {
     0: {"title": "Nike Men Blue Running Shoes", "brand": "Nike", "category": "Footwear Shoes Sports Shoes",
@@ -140,7 +140,7 @@ def test_new_version_leaves_the_parent_untouched(store_dirs, tmp_path, backend):
 
 def test_an_unreachable_elasticsearch_is_a_clear_error(monkeypatch, tmp_path):
     """Runs without a server: the backend must say what is wrong before any work is done."""
-    from indexers.writer import WriteOptions, check_options
+    from shoplens.indexers.writer import WriteOptions, check_options
 
     monkeypatch.setenv("SHOPLENS_ES_URL", "http://127.0.0.1:9")
     with pytest.raises(ConfigError, match="cannot reach Elasticsearch at http://127.0.0.1:9.*SHOPLENS_ES_URL"):

@@ -6,13 +6,13 @@ import shutil
 import numpy as np
 import pytest
 
-from engine.errors import CatalogError, ConfigError
-from engine.query import SearchRequest
-from engine.search import SearchEngine
-from indexers.index import IndexDirectory
-from indexers.maintenance import check_index, compact, list_versions, rollback
-from indexers.snapshot import Snapshot
-from indexers.updates import apply_delta, delete_products
+from shoplens.common.errors import CatalogError, ConfigError
+from shoplens.engine.query import SearchRequest
+from shoplens.engine.search import SearchEngine
+from shoplens.indexers.index import IndexDirectory
+from shoplens.indexers.maintenance import check_index, compact, list_versions, rollback
+from shoplens.indexers.snapshot import Snapshot
+from shoplens.indexers.updates import apply_delta, delete_products
 from tests.helpers import SAMPLE, sample_products
 
 ROWS = sample_products(60)
@@ -34,7 +34,7 @@ def test_price_change_touches_no_encoder(small_index, tmp_path):
     report = apply_delta(small_index, delta(tmp_path, [{"id": target, "price": 1.0}]))
     assert (report.version, report.updated, report.added) == (2, 1, 0)
     assert (report.texts_encoded, report.images_encoded) == (0, 0)
-    from indexers.encoders import _LOADED
+    from shoplens.indexers.encoders import _LOADED
 
     assert report.embeddings_reused == 2
     engine = SearchEngine(small_index, device="cpu", encoder=next(iter(_LOADED.values())))
@@ -106,7 +106,7 @@ def test_versions_and_rollback(small_index, tmp_path, encoder):
     with pytest.raises(ConfigError, match="not kept"):
         rollback(small_index, 99)
     assert check_index(small_index).ok
-    from indexers.maintenance import set_retention
+    from shoplens.indexers.maintenance import set_retention
 
     assert set_retention(small_index, 2) == 5
     assert [r["version"] for r in list_versions(small_index)] == [5, 4]
@@ -167,10 +167,10 @@ def test_deep_check_reencodes(small_index, encoder):
 
 
 def test_model_mismatch_on_update(small_index):
-    from indexers.writer import IndexWriter, WriteOptions
+    from shoplens.indexers.writer import IndexWriter, WriteOptions
 
     writer = IndexWriter(small_index, WriteOptions(model="ViT-B-32", pretrained="openai"))
-    from engine.errors import ModelMismatchError
+    from shoplens.common.errors import ModelMismatchError
 
     with pytest.raises(ModelMismatchError, match="updates must use the same model"):
         writer.commit_changes([], ["x"], kind="delete")

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from engine.errors import ConfigError
-from indexers.vector import vector_store_class
-from indexers.vector.base import fuse_vectors, normalize_rows, top_k
-from indexers.vector.faiss_store import FaissStore, resolve_kind
+from shoplens.common.errors import ConfigError
+from shoplens.indexers.vector import vector_store_class
+from shoplens.indexers.vector.base import fuse_vectors, normalize_rows, top_k
+from shoplens.indexers.vector.faiss_store import FaissStore, resolve_kind
 
 DIM = 32
 

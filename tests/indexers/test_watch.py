@@ -2,10 +2,10 @@ import json
 
 from typer.testing import CliRunner
 
-from cli import app
-from indexers.index import IndexDirectory
-from indexers.snapshot import Snapshot
-from indexers.watch import WatchConfig, Watcher, classify
+from shoplens.cli import app
+from shoplens.indexers.index import IndexDirectory
+from shoplens.indexers.snapshot import Snapshot
+from shoplens.indexers.watch import WatchConfig, Watcher, classify
 from tests.helpers import sample_products
 
 ROWS = sample_products(60)

@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from engine.errors import CatalogError
-from indexers.index import IndexDirectory
-from indexers.snapshot import Snapshot
-from indexers.writer import WriteOptions, build_index
+from shoplens.common.errors import CatalogError
+from shoplens.indexers.index import IndexDirectory
+from shoplens.indexers.snapshot import Snapshot
+from shoplens.indexers.writer import WriteOptions, build_index
 from tests.helpers import SAMPLE, sample_products, write_catalog
 
 

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from engine.errors import EventsError
-from rerank.behaviour import BehaviourStats, apply_events, fold, load, normalize_query, read_events, save
+from shoplens.common.errors import EventsError
+from shoplens.rerank.behaviour import BehaviourStats, apply_events, fold, load, normalize_query, read_events, save
 
 DAY = 86400.0
 
@@ -74,8 +74,8 @@ def test_priors_and_queries():
 
 
 def test_events_fold_into_a_new_version_once(small_index, tmp_path):
-    from indexers.index import IndexDirectory
-    from indexers.products import ProductStore
+    from shoplens.indexers.index import IndexDirectory
+    from shoplens.indexers.products import ProductStore
 
     index = IndexDirectory(small_index)
     ids = list(ProductStore.load(index.version_path(1) / "products").docno_by_id)[:3]

@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from engine.query import SearchRequest
-from engine.search import SearchEngine
-from indexers.lexical.tantivy_store import build_analyzer
-from rerank.behaviour import BehaviourStats, EventBatch, fold
-from rerank.features import (BEHAVIOUR_FEATURES, COLUMN, FEATURE_GROUPS, FEATURE_NAMES, FeatureContext,
+from shoplens.engine.query import SearchRequest
+from shoplens.engine.search import SearchEngine
+from shoplens.indexers.lexical.tantivy_store import build_analyzer
+from shoplens.rerank.behaviour import BehaviourStats, EventBatch, fold
+from shoplens.rerank.features import (BEHAVIOUR_FEATURES, COLUMN, FEATURE_GROUPS, FEATURE_NAMES, FeatureContext,
                              compute_features, price_limit, wants_cheap)
-from rerank.model import candidate_bm25
+from shoplens.rerank.model import candidate_bm25
 from tests.helpers import SAMPLE, sample_products
 
 ROWS = {r["id"]: r for r in sample_products()}
@@ -59,7 +59,7 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, encoder):
-    from indexers.writer import WriteOptions, build_index
+    from shoplens.indexers.writer import WriteOptions, build_index
     from tests.helpers import write_catalog
 
     directory = tmp_path_factory.mktemp("tiny")

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from rerank.behaviour import BehaviourStats, EventBatch, fold
-from rerank.labels import fit_position_model, labels_from_behaviour
+from shoplens.rerank.behaviour import BehaviourStats, EventBatch, fold
+from shoplens.rerank.labels import fit_position_model, labels_from_behaviour
 
 
 def simulate(theta, alpha, sessions=40000, seed=0):

@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks import devdata
-from cli import app
-from engine.errors import RankerError
-from engine.query import SearchRequest
-from engine.search import SearchEngine
-from indexers.index import IndexDirectory
-from rerank.behaviour import apply_events
-from rerank.evaluate import evaluate, write_trec_runs
-from rerank.features import FEATURE_NAMES
-from rerank.judgments import load_judgments
-from rerank.training import RankerConfig, train_ranker
+from shoplens.benchmarks import devdata
+from shoplens.cli import app
+from shoplens.common.errors import RankerError
+from shoplens.engine.query import SearchRequest
+from shoplens.engine.search import SearchEngine
+from shoplens.indexers.index import IndexDirectory
+from shoplens.rerank.behaviour import apply_events
+from shoplens.rerank.evaluate import evaluate, write_trec_runs
+from shoplens.rerank.features import FEATURE_NAMES
+from shoplens.rerank.judgments import load_judgments
+from shoplens.rerank.training import RankerConfig, train_ranker
 from tests.helpers import SAMPLE, copy_index
 
 FAST = RankerConfig(n_estimators=150, early_stopping_rounds=20, depth=100)
@@ -132,11 +132,11 @@ def test_without_behaviour_the_model_still_ranks(trained, encoder, tmp_path):
     """A new shop (no events at all): the behaviour-trained model must not fall apart."""
     index, dev, _ = trained
     copy = copy_index(index, tmp_path / "nobehaviour")
-    from indexers.maintenance import rollback
+    from shoplens.indexers.maintenance import rollback
 
     rollback(copy, 1)  # version 1: no behaviour, no model
     manifest_model = IndexDirectory(index).version_path(3) / "ranker"
-    from indexers.writer import replace_component
+    from shoplens.indexers.writer import replace_component
     import shutil
 
     replace_component(copy, "ranker", "ranker", lambda target, parent: shutil.copytree(manifest_model, target,

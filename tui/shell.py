@@ -15,10 +15,10 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from engine.display import explain_view, results_table
-from engine.errors import ShopLensError
-from engine.filters import parse_filter
-from engine.query import MODES, SearchRequest, SearchResponse
+from shoplens.tui.display import explain_view, results_table
+from shoplens.common.errors import ShopLensError
+from shoplens.engine.filters import parse_filter
+from shoplens.engine.query import MODES, SearchRequest, SearchResponse
 
 HELP = """\
 Type a query and press Enter. Commands:
@@ -133,7 +133,7 @@ class ShellSession:
 
 
 def _positive(text: str, what: str) -> int:
-    from engine.errors import QueryError
+    from shoplens.common.errors import QueryError
 
     try:
         value = int(text)

@@ -8,7 +8,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from engine.query import SearchResponse, SearchResult
+from shoplens.engine.query import SearchResponse, SearchResult
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

@@ -1,0 +1,143 @@
+"""What every command shares: the Typer apps, consoles, common options, one-line error handling,
+progress bars and output helpers. Command modules import from here; `cli.py` assembles them."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from shoplens.common.errors import ShopLensError
+
+app = typer.Typer(
+    name="shoplens",
+    help="Multimodal product search: index a catalog, search it by text or image, benchmark it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_INDEX = "shoplens-index"
+IndexOption = typer.Option(DEFAULT_INDEX, "--index", envvar="SHOPLENS_INDEX",
+                           help="Index directory (or set SHOPLENS_INDEX).")
+DeviceOption = typer.Option("auto", "--device", help="auto (GPU when there is one), cpu or cuda.")
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+
+
+def handle_errors(function: Callable) -> Callable:
+    """Print a ShopLensError as one line and exit non-zero, instead of a traceback."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except ShopLensError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+class RichProgress:
+    """Progress bars on stderr, one per stage of a long job."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled and err.is_terminal or os.environ.get("SHOPLENS_PROGRESS") == "1"
+        self._progress: Progress | None = None
+
+    def __enter__(self):
+        if self.enabled:
+            self._progress = Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.stop()
+
+    def stage(self, name: str, total: int | None):
+        if self._progress is None:
+            return lambda done: None
+        task = self._progress.add_task(name, total=total)
+        return lambda done: self._progress.advance(task, done)
+
+    def reporter(self) -> Callable[[str, int, int], None]:
+        """A (stage, done, total) callback, for code that reports totals rather than increments."""
+        tasks: dict[str, tuple[Callable[[int], None], list[int]]] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = (self.stage(stage, total), [0])
+            advance, seen = tasks[stage]
+            advance(done - seen[0])
+            seen[0] = done
+
+        return report
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def parse_field_maps(values: list[str] | None) -> dict[str, list[str]]:
+    from shoplens.indexers.catalog import parse_field_map
+
+    return parse_field_map(values or [])
+
+
+def print_commit(report, index_dir: Path) -> None:
+    out.print(f"[bold green]version {report.version}[/] of {index_dir}: {report.products:,} products "
+              f"({report.added:,} added, {report.updated:,} updated, {report.unchanged:,} unchanged, "
+              f"{report.deleted:,} deleted) in {report.seconds.get('total', 0):.1f} s")
+    out.print(f"encoded {report.texts_encoded:,} texts and {report.images_encoded:,} images; "
+              f"{report.embeddings_reused:,} embeddings reused from the cache")
+    if report.rejects:
+        err.print(f"[yellow]{len(report.rejects)} bad row(s) skipped[/], written to {report.rejects_path}:")
+        for reject in report.rejects[:5]:
+            err.print(f"  {reject.describe()}", highlight=False)
+        if len(report.rejects) > 5:
+            err.print(f"  ... and {len(report.rejects) - 5} more")
+    if report.image_problems:
+        err.print(f"[yellow]{len(report.image_problems)} image(s) could not be used[/]; those products are indexed from their text:")
+        for problem in report.image_problems[:5]:
+            err.print(f"  id {problem.id}: {problem.reason} ({problem.path})", highlight=False)
+        if len(report.image_problems) > 5:
+            err.print(f"  ... and {len(report.image_problems) - 5} more")
+    if report.compacted:
+        compacted = report.compacted
+        out.print(f"compacted into version {compacted.version}: {compacted.rows_before:,} rows -> "
+                  f"{compacted.rows_after:,}")
+
+
+bench_app = typer.Typer(help="Benchmarks: measured figures printed as tables (code in benchmarks/).",
+                        no_args_is_help=True)
+BENCH_DIR = Path(".bench")
+
+
+def finish_report(report, as_json: bool, save: Optional[Path]) -> None:
+    from shoplens.benchmarks.common import save_report
+
+    save_report(report, save)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        report.render(out)
+
+
+def command_line() -> str:
+    return "shoplens " + " ".join(sys.argv[1:])

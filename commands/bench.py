@@ -1,0 +1,193 @@
+"""`shoplens bench ...`: the benchmarks of the README's Performance section (code in benchmarks/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from shoplens.commands.base import (BENCH_DIR, DeviceOption, IndexOption, JsonOption, RichProgress, bench_app, command_line,
+                                    finish_report, handle_errors, out, print_json)
+
+
+@bench_app.command("index")
+@handle_errors
+def bench_index(
+    catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog to index (default: the Myntra catalog in ../shared)."),
+    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
+    work_dir: Path = typer.Option(BENCH_DIR / "index", "--work-dir", help="Where the benchmark index is built."),
+    queries: int = typer.Option(1000, "--queries", help="Text queries to time."),
+    image_queries: int = typer.Option(200, "--image-queries", help="Image queries to time."),
+    threads: int = typer.Option(1, "--threads", help="Threads for query encoding and FAISS."),
+    vector_index: str = typer.Option("auto", "--vector-index", help="Vector index kind."),
+    device: str = DeviceOption,
+    save: Optional[Path] = typer.Option(None, "--save", help="Also write the report as JSON here."),
+    as_json: bool = JsonOption,
+):
+    """Index a whole catalog cold, then time searches: products/s, size on disk, p50/p99 per stage."""
+    from shoplens.benchmarks import indexing, myntra
+
+    if catalog is None:
+        catalog = myntra.prepare(BENCH_DIR / "myntra")
+        field_map = field_map or myntra.FIELD_MAP
+        label = myntra.ATTRIBUTION
+    else:
+        label = str(catalog)
+    command = command_line()
+    with RichProgress(enabled=not as_json) as progress:
+        report = indexing.run(catalog, work_dir, field_map or [], queries, image_queries, threads, device,
+                              vector_index, label, progress, command=command)
+    finish_report(report, as_json, save)
+
+
+@bench_app.command("devdata")
+@handle_errors
+def bench_devdata(
+    index_dir: Path = IndexOption,
+    catalog: Optional[Path] = typer.Option(None, "--catalog", help="The catalog the index was built from (default: Myntra in ../shared)."),
+    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
+    out_dir: Path = typer.Option(BENCH_DIR / "devdata", "--out", help="Where to write queries, judgments and events."),
+    queries: int = typer.Option(1000, "--queries", help="Derived queries (split train/validation/test/log)."),
+    sessions: int = typer.Option(20000, "--sessions", help="Simulated search sessions."),
+    seed: int = typer.Option(1, "--seed"),
+    as_json: bool = JsonOption,
+):
+    """Write DERIVED queries and graded judgments and SIMULATED behaviour events for an indexed catalog."""
+    from shoplens.benchmarks import devdata, myntra
+
+    if catalog is None:
+        catalog = myntra.prepare(BENCH_DIR / "myntra")
+        field_map = field_map or myntra.FIELD_MAP
+    summary = devdata.build(catalog, index_dir, out_dir, field_map, queries, sessions, seed)
+    if as_json:
+        print_json(summary)
+    else:
+        out.print(f"wrote {out_dir}: queries {summary['queries']}, {summary['events']:,} simulated events "
+                  f"from {summary['sessions']:,} sessions")
+
+
+@bench_app.command("latency")
+@handle_errors
+def bench_latency(
+    queries: Path = typer.Option(..., "--queries", help='One text query a line, or JSONL {"text", "image"}.'),
+    index_dir: Path = IndexOption,
+    k: int = typer.Option(10, "-k"),
+    clients: str = typer.Option("1,2,4", "--clients", help="Concurrent client counts to try."),
+    threads: int = typer.Option(1, "--threads", help="Threads for query encoding and FAISS."),
+    no_rerank: bool = typer.Option(False, "--no-rerank"),
+    device: str = DeviceOption,
+    save: Optional[Path] = typer.Option(None, "--save", help="Also write the report as JSON here."),
+    as_json: bool = JsonOption,
+):
+    """Replay queries: per-stage and end-to-end p50/p95/p99 and throughput, one and several clients."""
+    from shoplens.benchmarks import latency
+
+    counts = [int(c) for c in clients.split(",") if c.strip()]
+    report = latency.run(index_dir, queries, k, counts, threads, device, not no_rerank, command_line())
+    finish_report(report, as_json, save)
+
+
+@bench_app.command("recall")
+@handle_errors
+def bench_recall(
+    index_dir: Optional[Path] = typer.Option(None, "--index", envvar="SHOPLENS_INDEX", help="Index whose product vectors to use (omit for synthetic only)."),
+    synthetic: int = typer.Option(1_000_000, "--synthetic", help="Size of the synthetic vector set (0 to skip)."),
+    queries: int = typer.Option(1000, "--queries"),
+    dim: Optional[int] = typer.Option(None, "--dim", help="Synthetic dimension (default: the index's, else 256)."),
+    plot: Optional[Path] = typer.Option(BENCH_DIR / "recall.png", "--plot", help="Recall-vs-throughput PNG."),
+    no_peers: bool = typer.Option(False, "--no-peers", help="Skip hnswlib."),
+    save: Optional[Path] = typer.Option(None, "--save"),
+    as_json: bool = JsonOption,
+):
+    """Approximate vs exact search: recall@10/@100 and queries/s for HNSW, IVF and IVF-PQ settings, and hnswlib."""
+    from shoplens.benchmarks import recall
+
+    if index_dir is not None:
+        from shoplens.indexers.index import IndexDirectory
+
+        IndexDirectory(index_dir).require()
+    report = recall.run(index_dir, synthetic, queries, dim, plot, not no_peers, command_line())
+    finish_report(report, as_json, save)
+
+
+@bench_app.command("quality")
+@handle_errors
+def bench_quality(
+    judgments: Path = typer.Option(..., "--judgments", help="Graded judgments JSONL (e.g. .bench/devdata/judgments.test.jsonl)."),
+    index_dir: Path = IndexOption,
+    no_peers: bool = typer.Option(False, "--no-peers", help="Skip bm25s, rank_bm25 and txtai."),
+    no_txtai: bool = typer.Option(False, "--no-txtai", help="Skip txtai (it embeds the whole corpus)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N queries."),
+    device: str = DeviceOption,
+    save: Optional[Path] = typer.Option(None, "--save"),
+    as_json: bool = JsonOption,
+):
+    """NDCG@10, MRR@10, P@10, R@100 for every ShopLens configuration and for bm25s, rank_bm25 and txtai."""
+    from shoplens.benchmarks import quality
+
+    report = quality.run(index_dir, judgments, not no_peers, not no_txtai, limit, command_line(), device)
+    finish_report(report, as_json, save)
+
+
+@bench_app.command("scale")
+@handle_errors
+def bench_scale(
+    index_dir: Path = IndexOption,
+    sizes: str = typer.Option("10000,100000,1000000", "--sizes", help="Catalog sizes."),
+    work_dir: Path = typer.Option(BENCH_DIR / "scale", "--work-dir"),
+    queries: int = typer.Option(200, "--queries"),
+    plot: Optional[Path] = typer.Option(BENCH_DIR / "scale.png", "--plot"),
+    save: Optional[Path] = typer.Option(None, "--save"),
+    as_json: bool = JsonOption,
+):
+    """Build time, memory, size and latency at growing catalog sizes (synthetic products derived from INDEX)."""
+    from shoplens.benchmarks import scale
+
+    report = scale.run(index_dir, [int(s) for s in sizes.split(",")], work_dir, queries, plot, command=command_line())
+    finish_report(report, as_json, save)
+
+
+@bench_app.command("rerank")
+@handle_errors
+def bench_rerank(
+    index_dir: Path = IndexOption,
+    devdata: Path = typer.Option(BENCH_DIR / "devdata", "--devdata", help="Output of `shoplens bench devdata`."),
+    work_dir: Path = typer.Option(BENCH_DIR / "rerank", "--work-dir"),
+    trees: int = typer.Option(600, "--trees"),
+    depth: int = typer.Option(200, "--depth", help="Candidates reranked per query."),
+    device: str = DeviceOption,
+    save: Optional[Path] = typer.Option(None, "--save"),
+    as_json: bool = JsonOption,
+):
+    """The reranker with and without behaviour, on a shop without behaviour, and its cost per query."""
+    from shoplens.benchmarks import rerank
+
+    report = rerank.run(index_dir, devdata, work_dir, trees, depth, device, command_line())
+    finish_report(report, as_json, save)
+
+
+@bench_app.command("updates")
+@handle_errors
+def bench_updates(
+    index_dir: Path = IndexOption,
+    count: int = typer.Option(1000, "--count", help="Products changed per update."),
+    events_file: Optional[Path] = typer.Option(None, "--events", help="An events file to fold (e.g. .bench/devdata/events.simulated.jsonl)."),
+    catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog to rebuild from, for the comparison."),
+    field_map: Optional[List[str]] = typer.Option(None, "--map"),
+    cold_rebuild: Optional[float] = typer.Option(None, "--cold-rebuild-seconds", help="Cold build time from `bench index`, for the ratio."),
+    cold_report: Optional[Path] = typer.Option(None, "--cold-rebuild-from", help="Or: the saved `bench index --save` report to take it from."),
+    work_dir: Path = typer.Option(BENCH_DIR / "updates", "--work-dir"),
+    searches: int = typer.Option(300, "--searches", help="Queries replayed idle and while updates are committed."),
+    device: str = DeviceOption,
+    save: Optional[Path] = typer.Option(None, "--save"),
+    as_json: bool = JsonOption,
+):
+    """Update-to-searchable time by kind of change vs a rebuild; events/s; search latency during writes."""
+    from shoplens.benchmarks import updates
+
+    if cold_rebuild is None and cold_report is not None:
+        cold_rebuild = updates.cold_build_seconds(cold_report)
+    report = updates.run(index_dir, work_dir, count, events_file, catalog, field_map, cold_rebuild, device,
+                         command_line(), searches)
+    finish_report(report, as_json, save)

@@ -1,0 +1,156 @@
+"""Commands that write to an index: build it, update it, delete from it, fold events, watch an inbox."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, RichProgress, app, err, handle_errors,
+                                    out, parse_field_maps, print_commit, print_json)
+
+
+# -- index -------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def index(
+    catalog: Path = typer.Argument(..., help="Catalog file: .jsonl, .jsonl.gz, .csv or .parquet."),
+    index_dir: Path = IndexOption,
+    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column[,column]: map a catalog's column names, e.g. --map title=productDisplayName --map category=masterCategory,subCategory."),
+    strict: bool = typer.Option(False, "--strict", help="Fail on any bad row and leave the previous index untouched."),
+    model: str = typer.Option("shoplens-lite0-minilm", "--model", help="open_clip model name (default: the offline ShopLens model)."),
+    pretrained: Optional[str] = typer.Option(None, "--pretrained", help="open_clip weights tag or checkpoint path (heads file for the default model)."),
+    device: str = DeviceOption,
+    lexical: str = typer.Option("tantivy", "--lexical", help="Lexical backend: tantivy (embedded) or elasticsearch (SHOPLENS_ES_URL)."),
+    vector_index: str = typer.Option("auto", "--vector-index", help="auto (exact below 20,000 products, HNSW above), flat, hnsw, ivf or ivfpq."),
+    image_weight: float = typer.Option(0.5, "--image-weight", help="Share of the image embedding in a product's vector (0..1)."),
+    keep_versions: int = typer.Option(10, "--keep-versions", help="How many committed versions to keep for rollback."),
+    as_json: bool = JsonOption,
+):
+    """Index a catalog (a new version of INDEX; unchanged products reuse their embeddings)."""
+    from shoplens.indexers.writer import WriteOptions, build_index, check_options
+
+    options = WriteOptions(model=model, pretrained=pretrained, device=device, lexical_backend=lexical,
+                           vector_config={"kind": vector_index, "image_weight": image_weight},
+                           keep_versions=keep_versions)
+    check_options(options)
+    with RichProgress(enabled=not as_json) as progress:
+        report = build_index(catalog, index_dir, options, parse_field_maps(field_map), strict=strict, progress=progress)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    print_commit(report, index_dir)
+
+
+# -- incremental updates ------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def update(
+    delta: Path = typer.Argument(..., help="Products to add or change (.jsonl, .csv, .parquet); rows for known ids are patches."),
+    index_dir: Path = IndexOption,
+    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
+    strict: bool = typer.Option(False, "--strict", help="Fail on any bad row and change nothing."),
+    device: str = DeviceOption,
+    as_json: bool = JsonOption,
+):
+    """Upsert new and changed products (one new version; only changed content is re-encoded)."""
+    from shoplens.indexers.updates import apply_delta
+
+    with RichProgress(enabled=not as_json) as progress:
+        report = apply_delta(index_dir, delta, field_map, strict=strict, device=device, progress=progress)
+    print_json(report.to_dict()) if as_json else print_commit(report, index_dir)
+
+
+@app.command()
+@handle_errors
+def delete(
+    ids: Optional[str] = typer.Option(None, "--ids", help="Comma-separated product ids."),
+    ids_file: Optional[Path] = typer.Option(None, "--file", help="File of ids, one a line (or JSONL with an id)."),
+    index_dir: Path = IndexOption,
+    strict: bool = typer.Option(False, "--strict", help="Fail if any id is unknown, and delete nothing."),
+    as_json: bool = JsonOption,
+):
+    """Delete products from every store at once (one new version)."""
+    from shoplens.common.errors import ConfigError
+    from shoplens.indexers.updates import delete_products, read_ids
+
+    if (ids is None) == (ids_file is None):
+        raise ConfigError("give --ids 1,2,3 or --file ids.txt (one of them)")
+    wanted = ids.split(",") if ids is not None else read_ids(ids_file)
+    report = delete_products(index_dir, wanted, strict=strict, source=str(ids_file or "--ids"))
+    print_json(report.to_dict()) if as_json else print_commit(report, index_dir)
+
+
+@app.command()
+@handle_errors
+def watch(
+    inbox: Path = typer.Argument(..., help="Directory where delta, *.delete.txt and *.events.jsonl files land."),
+    index_dir: Path = IndexOption,
+    window: float = typer.Option(10.0, "--window", help="Seconds a batch of normal changes may wait."),
+    priority_window: float = typer.Option(1.0, "--priority-window", help="Seconds price/availability changes and deletes may wait."),
+    max_rows: int = typer.Option(5000, "--max-rows", help="A batch this large commits at once."),
+    poll: float = typer.Option(0.5, "--poll", help="Seconds between looks at the inbox."),
+    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
+    once: bool = typer.Option(False, "--once", help="Apply what is in the inbox now, then exit."),
+    as_json: bool = JsonOption,
+):
+    """Keep applying files as they land in INBOX; each batch is one commit. Ctrl-C stops."""
+    from shoplens.indexers.watch import WatchConfig, Watcher
+
+    def report(record: dict) -> None:
+        if as_json:
+            sys.stdout.write(json.dumps(record) + "\n")
+            sys.stdout.flush()
+        elif record.get("error"):
+            err.print(f"[yellow]{record['queue']}[/]: {record['error']}", highlight=False)
+        else:
+            details = ", ".join(f"{k} {v}" for k, v in record.items() if k not in ("queue", "version"))
+            out.print(f"[bold green]version {record['version']}[/] ({record['queue']}): {details}")
+
+    config = WatchConfig(window_seconds=window, priority_window_seconds=priority_window, max_batch_rows=max_rows,
+                         poll_seconds=poll, field_map=list(field_map or []))
+    watcher = Watcher(index_dir, inbox, config, on_commit=report)
+    if not as_json and not once:
+        out.print(f"watching {inbox} (Ctrl-C to stop)")
+    try:
+        watcher.run(once=once)
+    except KeyboardInterrupt:
+        watcher.step(force=True)
+
+
+# -- behaviour and reranking -------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def events(
+    events_file: Path = typer.Argument(..., help="Behaviour events, JSONL: {ts, type: impression|click|cart|order, id, query?, position?}."),
+    index_dir: Path = IndexOption,
+    strict: bool = typer.Option(False, "--strict", help="Fail on any bad line and fold nothing."),
+    force: bool = typer.Option(False, "--force", help="Fold a file even if it was folded before."),
+    as_json: bool = JsonOption,
+):
+    """Validate behaviour events and fold them into the index's aggregates (one new version)."""
+    from shoplens.rerank.behaviour import apply_events
+
+    report = apply_events(index_dir, events_file, strict=strict, force=force)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    if report.version is None:
+        out.print("no valid events to fold")
+    else:
+        kinds = ", ".join(f"{count:,} {name}s" for name, count in report.by_type.items())
+        out.print(f"[bold green]version {report.version}[/]: folded {report.folded:,} events ({kinds}) "
+                  f"in {report.seconds:.2f} s, {report.events_per_second:,.0f} events/s")
+    if report.rejects:
+        err.print(f"[yellow]{len(report.rejects)} bad line(s) skipped[/], written to {report.rejects_path}:")
+        for reject in report.rejects[:5]:
+            err.print(f"  {reject.describe()}", highlight=False)

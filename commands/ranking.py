@@ -1,0 +1,135 @@
+"""Commands that train and evaluate models: the encoder's heads, the reranker, offline evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.table import Table
+
+from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, RichProgress, app, handle_errors, out,
+                                    parse_field_maps, print_json)
+
+
+# -- train-encoder -----------------------------------------------------------------
+
+
+@app.command("train-encoder")
+@handle_errors
+def train_encoder(
+    catalog: Path = typer.Argument(..., help="Catalog with images and titles to train on."),
+    out_path: Path = typer.Option(Path("shoplens-heads.safetensors"), "--out", help="Where to save the trained heads."),
+    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
+    holdout: int = typer.Option(1000, "--holdout", help="Products held out for the reported metrics."),
+    validation: int = typer.Option(1000, "--validation", help="Products for early stopping."),
+    epochs: int = typer.Option(40, "--epochs", help="Most epochs (early stopping on validation)."),
+    head: str = typer.Option("mlp", "--head", help="Projection head: mlp or linear."),
+    embed_dim: int = typer.Option(256, "--embed-dim", help="Dimension of the joint space."),
+    max_train: Optional[int] = typer.Option(None, "--max-train", help="Use at most this many training pairs."),
+    type_field: Optional[str] = typer.Option(None, "--type-field", help="Attribute holding the product type (auto-detected)."),
+    colour_field: Optional[str] = typer.Option(None, "--colour-field", help="Attribute holding the colour (auto-detected)."),
+    cache_dir: Path = typer.Option(Path(".shoplens-cache"), "--cache-dir", help="Cache of tower features (reruns are quick)."),
+    device: str = DeviceOption,
+    as_json: bool = JsonOption,
+):
+    """Train the default model's projection heads on a catalog's image-title pairs."""
+    from shoplens.indexers.encoders.training import TrainConfig
+    from shoplens.indexers.encoders.training import train_encoder as run_training
+
+    config = TrainConfig(holdout=holdout, validation=validation, epochs=epochs, head=head, embed_dim=embed_dim,
+                         max_train=max_train, type_field=type_field, colour_field=colour_field)
+    with RichProgress(enabled=not as_json) as progress:
+        result = run_training(catalog, out_path, config, parse_field_maps(field_map), device, cache_dir,
+                              progress.reporter())
+    if as_json:
+        print_json(result.to_dict())
+        return
+    out.print(f"trained on {result.pairs_train:,} pairs (best epoch {result.best_epoch}), saved {result.output}")
+    out.print(f"held-out ({result.pairs_heldout:,} products): " + ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items()))
+    out.print(f"use it with: shoplens index CATALOG --pretrained {result.output}")
+
+
+@app.command("train-ranker")
+@handle_errors
+def train_ranker(
+    judgments: Optional[Path] = typer.Argument(None, help='Graded judgments JSONL {"query", "id", "grade"}, or TREC qrels with --topics.'),
+    topics: Optional[Path] = typer.Option(None, "--topics", help="Query texts for TREC qrels: qid<TAB>text per line."),
+    from_events: Optional[Path] = typer.Option(None, "--from-events", help="Learn from behaviour logs alone (position-bias corrected labels)."),
+    validation: Optional[Path] = typer.Option(None, "--validation", help="Judgments for early stopping (default: 20% of the queries)."),
+    index_dir: Path = IndexOption,
+    depth: int = typer.Option(200, "--depth", help="Candidates per query (the depth reranked at search time)."),
+    trees: int = typer.Option(600, "--trees", help="Most boosting rounds (early stopping picks the best)."),
+    no_behaviour: bool = typer.Option(False, "--no-behaviour", help="Train without behaviour features."),
+    continue_training: bool = typer.Option(False, "--continue", help="Continue from the index's current model (refresh with new data)."),
+    device: str = DeviceOption,
+    as_json: bool = JsonOption,
+):
+    """Train the XGBoost LambdaMART reranker and save it in the index (a new version)."""
+    from shoplens.rerank.judgments import JudgmentsError, load_judgments
+    from shoplens.rerank.training import RankerConfig
+    from shoplens.rerank.training import train_ranker as run_training
+
+    if (judgments is None) == (from_events is None):
+        raise JudgmentsError("give a judgments file or --from-events EVENTS (one of them)")
+    config = RankerConfig(depth=depth, n_estimators=trees, use_behaviour=not no_behaviour, device=device)
+    extra: dict[str, Any] = {}
+    if from_events is not None:
+        from shoplens.rerank.behaviour import BehaviourStats, fold, read_events
+        from shoplens.rerank.labels import labels_from_behaviour
+
+        stats = fold(BehaviourStats.empty(), read_events(from_events))
+        labeled, model = labels_from_behaviour(stats)
+        if len(labeled) < 2:
+            raise JudgmentsError(f"{from_events.name} has clicks for {len(labeled)} quer(ies); at least two are needed")
+        judged, source = labeled, f"events:{from_events.name}"
+        extra["position_bias"] = {"model": "PBM fitted by EM", "examination": [round(float(x), 4) for x in model.examination[:20]],
+                                  "iterations": model.iterations}
+    else:
+        judged, source = load_judgments(judgments, topics), f"judgments:{judgments.name}"
+    validation_judgments = load_judgments(validation) if validation else None
+    with RichProgress(enabled=not as_json) as progress:
+        report = run_training(index_dir, judged, config, validation_judgments, source, progress.reporter(),
+                              continue_training, extra)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    out.print(f"[bold green]version {report.version}[/]: reranker trained on {report.queries_train} queries "
+              f"({report.rows:,} rows), validated on {report.queries_validation}; best round {report.best_iteration}, "
+              f"validation NDCG@10 {report.validation['ndcg@10']:.4f}; device {report.device}; "
+              f"features {report.seconds_features:.1f} s, training {report.seconds_training:.1f} s")
+
+
+@app.command("eval")
+@handle_errors
+def eval_command(
+    judgments: Path = typer.Argument(..., help='Graded judgments JSONL {"query", "id", "grade"}, or TREC qrels with --topics.'),
+    topics: Optional[Path] = typer.Option(None, "--topics", help="Query texts for TREC qrels."),
+    index_dir: Path = IndexOption,
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write one TREC run file per system here."),
+    device: str = DeviceOption,
+    as_json: bool = JsonOption,
+):
+    """NDCG@10, MRR@10, P@10 and Recall@100 for BM25, dense, hybrid and hybrid + rerank on the same queries."""
+    from shoplens.engine.search import SearchEngine
+    from shoplens.rerank.evaluate import METRICS, evaluate, write_trec_runs
+    from shoplens.rerank.judgments import load_judgments
+
+    judged = load_judgments(judgments, topics)
+    engine = SearchEngine(index_dir, device=device)
+    with RichProgress(enabled=not as_json) as progress:
+        evaluation = evaluate(engine, judged, progress=progress.reporter())
+    paths = write_trec_runs(evaluation, run_dir) if run_dir else []
+    if as_json:
+        print_json({**evaluation.to_dict(), "run_files": [str(p) for p in paths]})
+        return
+    table = Table(title=f"{evaluation.queries} queries, {judgments.name}", title_justify="left")
+    table.add_column("system")
+    for metric in METRICS:
+        table.add_column(metric, justify="right")
+    table.add_column("mean ms", justify="right")
+    for system, values in evaluation.metrics.items():
+        table.add_row(system, *[f"{values[m]:.4f}" for m in METRICS], f"{evaluation.latency_ms[system]:.1f}")
+    out.print(table)
+    for path in paths:
+        out.print(f"wrote {path}")

@@ -1,0 +1,1 @@
+"""Leaf modules every layer may import: the shared error types."""

@@ -1,0 +1,1 @@
+"""The terminal UI (interactive shell, result tables, thumbnails): a front beside the CLI that uses the engine."""
