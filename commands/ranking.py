@@ -62,10 +62,17 @@ def train_ranker(
     trees: int = typer.Option(600, "--trees", help="Most boosting rounds (early stopping picks the best)."),
     no_behaviour: bool = typer.Option(False, "--no-behaviour", help="Train without behaviour features."),
     continue_training: bool = typer.Option(False, "--continue", help="Continue from the index's current model (refresh with new data)."),
+    force: bool = typer.Option(False, "--force", help="Commit the new model even when it ranks held-out queries worse than the current order."),
+    keep_fusion: bool = typer.Option(False, "--keep-fusion", help="Keep the index's fusion plan instead of learning one from the judgments."),
     device: str = DeviceOption,
     as_json: bool = JsonOption,
 ):
-    """Train the XGBoost LambdaMART reranker and save it in the index (a new version)."""
+    """Train the XGBoost LambdaMART reranker (and the fusion plan) and save them in the index (a new version).
+
+    The new model is checked on held-out queries (never trained or early-stopped
+    on) against the current order (the live model, or hybrid without one); it is
+    committed only when its NDCG@10 is not more than 0.005 below, unless --force.
+    """
     from shoplens.rerank.judgments import JudgmentsError, load_judgments
     from shoplens.rerank.training import RankerConfig
     from shoplens.rerank.training import train_ranker as run_training
@@ -90,14 +97,26 @@ def train_ranker(
     validation_judgments = load_judgments(validation) if validation else None
     with RichProgress(enabled=not as_json) as progress:
         report = run_training(index_dir, judged, config, validation_judgments, source, progress.reporter(),
-                              continue_training, extra)
+                              continue_training, extra, force=force, learn_fusion=not keep_fusion)
     if as_json:
         print_json(report.to_dict())
         return
-    out.print(f"[bold green]version {report.version}[/]: reranker trained on {report.queries_train} queries "
-              f"({report.rows:,} rows), validated on {report.queries_validation}; best round {report.best_iteration}, "
-              f"validation NDCG@10 {report.validation['ndcg@10']:.4f}; device {report.device}; "
-              f"features {report.seconds_features:.1f} s, training {report.seconds_training:.1f} s")
+    held = report.holdout
+    fusion = report.fusion
+    out.print(f"fusion: {fusion['method']} k={fusion['k']:g}, weights "
+              + ", ".join(f"{k} {v:g}" for k, v in fusion["weights"].items())
+              + (", adaptive" if fusion.get("adaptive") else ", fixed"))
+    out.print(f"held-out NDCG@10 on {held['queries']} queries: new model {held['new']:.4f} "
+              f"(its fusion alone {held['new_fusion_only']:.4f}); current order ({held['current_system']}) "
+              f"{held['current']:.4f}")
+    summary = (f"reranker trained on {report.queries_train} queries ({report.rows:,} rows), early-stopped on "
+               f"{report.queries_validation}; best round {report.best_iteration}, device {report.device}; "
+               f"features {report.seconds_features:.1f} s, training {report.seconds_training:.1f} s")
+    if not report.committed:
+        out.print(f"[bold yellow]not committed[/]: the new model ranks held-out queries worse than the current order "
+                  f"by more than {held['margin']}; the index is unchanged (--force commits it anyway). {summary}")
+        return
+    out.print(f"[bold green]version {report.version}[/]{' (forced)' if report.forced else ''}: {summary}")
 
 
 @app.command("eval")

@@ -13,14 +13,18 @@ from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, app, 
 # -- search ------------------------------------------------------------------------
 
 
-def _weights(text: str) -> tuple[float, float]:
+def _weights(text: str | None) -> tuple[float, ...] | None:
     from shoplens.common.errors import QueryError
 
+    if text is None:
+        return None
     try:
-        lexical, dense = (float(part) for part in text.split(","))
+        weights = tuple(float(part) for part in text.split(","))
     except ValueError:
-        raise QueryError(f"--weights takes two numbers lexical,dense such as 1,1 or 0.3,0.7; got {text!r}") from None
-    return lexical, dense
+        weights = ()
+    if len(weights) not in (2, 3):
+        raise QueryError(f"--weights takes two or three numbers lexical,dense[,native] such as 1,0.5,1; got {text!r}")
+    return weights
 
 
 @app.command()
@@ -31,11 +35,12 @@ def search(
     k: int = typer.Option(10, "-k", help="Results per page."),
     page: int = typer.Option(1, "--page", help="Page of results."),
     filters: Optional[List[str]] = typer.Option(None, "--filter", help='FIELD OP VALUE, repeatable (ANDed): "price<=3000", brand=Nike, "category=Shoes|Sandals".'),
-    mode: str = typer.Option("hybrid", "--mode", help="hybrid, lexical (BM25 only) or dense (vectors only)."),
-    fusion: str = typer.Option("rrf", "--fusion", help="rrf (reciprocal rank fusion) or wsum (weighted sum of normalized scores)."),
-    rrf_k: float = typer.Option(60.0, "--rrf-k", help="k of reciprocal rank fusion."),
-    weights: str = typer.Option("1,1", "--weights", help="Fusion weights lexical,dense."),
-    normalization: str = typer.Option("minmax", "--norm", help="Score normalization for wsum: minmax or zscore."),
+    mode: str = typer.Option("hybrid", "--mode", help="hybrid, lexical (BM25 only), dense (joint image-text space only) or native (text-native space only)."),
+    fusion: Optional[str] = typer.Option(None, "--fusion", help="rrf (reciprocal rank fusion) or wsum (weighted sum of normalized scores); default: the index's fusion plan."),
+    rrf_k: Optional[float] = typer.Option(None, "--rrf-k", help="k of reciprocal rank fusion (default: the index's plan)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Fusion weights lexical,dense[,native] (default: the index's plan)."),
+    normalization: Optional[str] = typer.Option(None, "--norm", help="Score normalization for wsum: minmax or zscore."),
+    adaptive: Optional[bool] = typer.Option(None, "--adaptive/--fixed-weights", help="Scale dense channels by their agreement with BM25 per query (default: the index's plan)."),
     candidates: int = typer.Option(200, "--candidates", help="Candidates fetched from each retriever."),
     no_rerank: bool = typer.Option(False, "--no-rerank", help="Skip the learned reranker."),
     explain: bool = typer.Option(False, "--explain", help="Show why each result ranked where it did."),
@@ -50,7 +55,7 @@ def search(
     from shoplens.engine.search import SearchEngine
 
     request = SearchRequest(text=query, image=image, k=k, page=page, filters=list(filters or []), mode=mode,
-                            fusion=fusion, rrf_k=rrf_k, weights=_weights(weights), normalization=normalization,
+                            fusion=fusion, rrf_k=rrf_k, weights=_weights(weights), normalization=normalization, adaptive=adaptive,
                             candidates=candidates, rerank=False if no_rerank else None, explain=explain)
     request.validate()
     engine = SearchEngine(index_dir, device=device, model=model, pretrained=pretrained)

@@ -6,7 +6,8 @@ rank order (best first), as a retriever returned it.
 
 from __future__ import annotations
 
-from typing import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -81,3 +82,89 @@ def _weights(runs, weights):
     if any(w < 0 for w in weights):
         raise ConfigError("fusion weights must be non-negative")
     return weights
+
+
+# -- fusion plans: which channels, how much each counts, and whether the weights adapt per query --
+
+CHANNELS = ("lexical", "dense", "native")  # BM25, the joint image-text space, the text tower's own space
+PLAN_METHODS = ("rrf", "wsum")
+AGREEMENT_TOP = 20  # a dense channel's head compared with the lexical list
+AGREEMENT_FULL = 0.3  # overlap at which a dense channel keeps its full weight
+AGREEMENT_FLOOR = 0.15  # the least share of its weight a disagreeing channel keeps
+
+
+@dataclass(frozen=True)
+class FusionPlan:
+    """How ranked lists become one: method, RRF k or normalization, per-channel weights, adaptivity.
+
+    `adaptive`: per query, each dense channel's weight is scaled by how much
+    its head agrees with the lexical list (see `channel_confidence`), so a
+    dense space that reads a catalog badly cannot drag the fused list far
+    below the lexical one. Plans are plain data: the index records one
+    (`train-ranker` learns it from judgments) and search uses it by default.
+    """
+
+    method: str = "rrf"
+    k: float = 60.0
+    weights: tuple[tuple[str, float], ...] = (("lexical", 1.0), ("dense", 0.5), ("native", 1.0))
+    normalization: str = "minmax"
+    adaptive: bool = True
+
+    def weight(self, channel: str) -> float:
+        return dict(self.weights).get(channel, 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "k": self.k, "weights": dict(self.weights),
+                "normalization": self.normalization, "adaptive": self.adaptive}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "FusionPlan":
+        if not data:
+            return DEFAULT_PLAN
+        weights = data.get("weights") or dict(DEFAULT_PLAN.weights)
+        if data.get("method", "rrf") not in PLAN_METHODS:
+            raise ConfigError(f"unknown fusion method {data.get('method')!r}; use one of {', '.join(PLAN_METHODS)}")
+        return cls(method=data.get("method", "rrf"), k=float(data.get("k", 60.0)),
+                   weights=tuple((c, float(weights.get(c, 0.0))) for c in CHANNELS),
+                   normalization=data.get("normalization", "minmax"), adaptive=bool(data.get("adaptive", True)))
+
+
+DEFAULT_PLAN = FusionPlan()
+
+
+def channel_confidence(lexical: Sequence[Hashable], other: Sequence[Hashable]) -> float:
+    """Share of its weight a dense channel keeps for one query, from its agreement with the lexical list.
+
+    1.0 when the lexical list is short (few or no term matches: a typo, a
+    query in other words, a photo) or when at least AGREEMENT_FULL of the
+    dense channel's top AGREEMENT_TOP are also among the lexical results;
+    falling linearly to AGREEMENT_FLOOR when they share nothing.
+    """
+    if len(lexical) < AGREEMENT_TOP or not other:
+        return 1.0
+    head = list(other)[:AGREEMENT_TOP]
+    overlap = len(set(head) & set(lexical)) / len(head)
+    return float(max(AGREEMENT_FLOOR, min(1.0, overlap / AGREEMENT_FULL)))
+
+
+def fuse_channels(runs: Mapping[str, Mapping[Hashable, float]], plan: FusionPlan) -> tuple[dict, dict[str, float]]:
+    """Fuse named channel runs (each best first) with a plan; returns (fused scores, effective weights).
+
+    A channel with weight 0, or with an empty run, takes no part.
+    """
+    present = {name: run for name, run in runs.items() if run and plan.weight(name) > 0}
+    weights = {name: plan.weight(name) for name in present}
+    if plan.adaptive and "lexical" in present:
+        lexical = list(present["lexical"])
+        for name in present:
+            if name != "lexical":
+                weights[name] *= channel_confidence(lexical, list(present[name]))
+    if not present:
+        return {}, {}
+    if len(present) == 1:
+        name = next(iter(present))
+        return dict(present[name]), weights
+    names = list(present)
+    fused = fuse([present[n] for n in names], plan.method, [weights[n] for n in names], k=plan.k,
+                 normalization=plan.normalization)
+    return fused, weights

@@ -1,25 +1,34 @@
-"""Hybrid retrieval: BM25 and dense candidates, fetched concurrently and fused."""
+"""Hybrid retrieval: BM25, the joint space and the text-native space, fetched concurrently and fused."""
 
 from __future__ import annotations
 
 import time
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from shoplens.engine.fusion import fuse
+from shoplens.engine.fusion import DEFAULT_PLAN, FusionPlan, fuse_channels
 from shoplens.engine.query import SearchRequest
 
 
 @dataclass
 class QueryVectors:
-    """The query in embedding space: text and/or image embeddings and the vector searched with."""
+    """The query in embedding space: text and/or image embeddings and the vector searched with.
+
+    `native` is the query text's embedding in the text tower's own space (the
+    same forward pass as `text`); None without query text or without such a tower.
+    """
 
     text: np.ndarray | None
     image: np.ndarray | None
     combined: np.ndarray | None
+    native: np.ndarray | None = None
+
+
+def _nan(n: int) -> np.ndarray:
+    return np.full(n, np.nan)
 
 
 @dataclass
@@ -34,29 +43,62 @@ class Candidates:
     dense_rank: np.ndarray
     query: QueryVectors
     fused_rank: np.ndarray | None = None  # 1-based rank in the fused list (kept when a reranker reorders)
+    native: np.ndarray | None = None  # text-native similarity of every candidate; NaN where not computable
+    native_rank: np.ndarray | None = None
+    channel_weights: dict[str, float] = field(default_factory=dict)  # the weights fusion used for this query
 
     def __post_init__(self) -> None:
         if self.fused_rank is None:
             self.fused_rank = np.arange(1, len(self.docnos) + 1)
+        if self.native is None:
+            self.native = _nan(len(self.docnos))
+        if self.native_rank is None:
+            self.native_rank = _nan(len(self.docnos))
 
     def __len__(self) -> int:
         return len(self.docnos)
 
     def take(self, order: np.ndarray) -> "Candidates":
         return Candidates(self.docnos[order], self.fused[order], self.bm25[order], self.bm25_rank[order],
-                          self.dense[order], self.dense_rank[order], self.query, self.fused_rank[order])
+                          self.dense[order], self.dense_rank[order], self.query, self.fused_rank[order],
+                          self.native[order], self.native_rank[order], dict(self.channel_weights))
+
+    def channel_runs(self) -> dict[str, dict[int, float]]:
+        """Each channel's list (docno -> score, best first), rebuilt from the ranks."""
+        runs = {}
+        for name, ranks, scores in (("lexical", self.bm25_rank, self.bm25), ("dense", self.dense_rank, self.dense),
+                                    ("native", self.native_rank, self.native)):
+            found = np.flatnonzero(np.isfinite(ranks))
+            order = found[np.argsort(ranks[found], kind="stable")]
+            values = np.where(np.isfinite(scores[order]), scores[order], -ranks[order])
+            runs[name] = dict(zip(self.docnos[order].tolist(), values.tolist()))
+        return runs
+
+    def refused(self, plan: FusionPlan) -> "Candidates":
+        """The same candidates fused again with another plan (training tries plans without retrieving again)."""
+        fused, weights = fuse_channels(self.channel_runs(), plan)
+        scores = np.array([fused.get(int(d), -np.inf) for d in self.docnos.tolist()], dtype=np.float64)
+        order = np.lexsort((self.docnos, -scores))
+        out = self.take(order)
+        out.fused = np.where(np.isfinite(scores[order]), scores[order], 0.0)
+        out.fused_rank = np.arange(1, len(order) + 1)
+        out.channel_weights = weights
+        return out
 
 
 def hybrid_search(snapshot, request: SearchRequest, encode: Callable[[SearchRequest], QueryVectors],
-                  allowed: np.ndarray | None, executor: Executor | None, stages: dict[str, float]) -> Candidates:
+                  allowed: np.ndarray | None, executor: Executor | None, stages: dict[str, float],
+                  plan: FusionPlan = DEFAULT_PLAN) -> Candidates:
     """Run the retrievers the request's mode asks for and fuse their lists.
 
     The lexical search starts first on the executor's thread, so it runs while
-    the query is being encoded and the vector index searched.
+    the query is being encoded and the vector indexes searched.
     """
     text = (request.text or "").strip()
     use_lexical = request.mode in ("hybrid", "lexical") and bool(text)
     use_dense = request.mode in ("hybrid", "dense")
+    use_native = request.mode in ("hybrid", "native") and bool(text) and snapshot.text_native is not None \
+        and (request.mode == "native" or plan.weight("native") > 0)
     lexical_allowed = allowed if (allowed is not None or snapshot.lexical.physical_deletes) \
         else snapshot.products.live
     dense_allowed = allowed if allowed is not None else (None if snapshot.products.live.all() else snapshot.products.live)
@@ -71,64 +113,52 @@ def hybrid_search(snapshot, request: SearchRequest, encode: Callable[[SearchRequ
     if use_lexical and future is None:
         lexical_result, stages["lexical"] = run_lexical()
 
+    empty = (np.empty(0, np.int64), np.empty(0, np.float32))
     vectors = QueryVectors(None, None, None)
-    dense_docnos = np.empty(0, np.int64)
-    dense_scores = np.empty(0, np.float32)
-    if use_dense or request.image is not None or request.rerank is not False:
+    if use_dense or use_native or request.image is not None or request.rerank is not False:
         started = time.perf_counter()
         vectors = encode(request)
         stages["encode"] = (time.perf_counter() - started) * 1000
-    if use_dense:
-        started = time.perf_counter()
-        dense_docnos, dense_scores = snapshot.vectors.search(vectors.combined, request.candidates, dense_allowed)
+    started = time.perf_counter()
+    dense = snapshot.vectors.search(vectors.combined, request.candidates, dense_allowed) \
+        if use_dense and vectors.combined is not None else empty
+    native = snapshot.text_native.search(vectors.native, request.candidates, dense_allowed) \
+        if use_native and vectors.native is not None else empty
+    if use_dense or use_native:
         stages["vector"] = (time.perf_counter() - started) * 1000
 
     if future is not None:
         lexical_result, stages["lexical"] = future.result()
-    lexical_docnos, lexical_scores = lexical_result if lexical_result is not None else (np.empty(0, np.int64),
-                                                                                        np.empty(0, np.float32))
+    lexical = lexical_result if lexical_result is not None else empty
     started = time.perf_counter()
-    candidates = fuse_candidates(snapshot, request, vectors, lexical_docnos, lexical_scores, dense_docnos, dense_scores)
+    candidates = union_candidates(snapshot, vectors, {"lexical": lexical, "dense": dense, "native": native})
+    if request.mode != "hybrid":
+        plan = FusionPlan(weights=((_MODE_CHANNEL[request.mode], 1.0),), adaptive=False)
+    candidates = candidates.refused(plan)
     stages["fuse"] = (time.perf_counter() - started) * 1000
     return candidates
 
 
-def fuse_candidates(snapshot, request: SearchRequest, vectors: QueryVectors, lexical_docnos, lexical_scores,
-                    dense_docnos, dense_scores) -> Candidates:
-    runs, weights = [], []
-    if len(lexical_docnos) or request.mode == "lexical":
-        runs.append(dict(zip(lexical_docnos.tolist(), lexical_scores.tolist())))
-        weights.append(request.weights[0])
-    if len(dense_docnos) or request.mode == "dense":
-        runs.append(dict(zip(dense_docnos.tolist(), dense_scores.tolist())))
-        weights.append(request.weights[1])
-    if len(runs) == 1:
-        fused = runs[0]
-    elif runs:
-        fused = fuse(runs, request.fusion, weights, k=request.rrf_k, normalization=request.normalization)
-    else:
-        fused = {}
-    docnos = np.fromiter(fused.keys(), dtype=np.int64, count=len(fused))
-    scores = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
-    order = np.lexsort((docnos, -scores))  # ties broken by docno, so results are deterministic
-    docnos, scores = docnos[order], scores[order]
+_MODE_CHANNEL = {"lexical": "lexical", "dense": "dense", "native": "native"}
 
-    bm25 = np.full(len(docnos), np.nan)
-    bm25_rank = np.full(len(docnos), np.nan)
-    lexical_position = {d: i for i, d in enumerate(lexical_docnos.tolist())}
-    for row, docno in enumerate(docnos.tolist()):
-        position = lexical_position.get(docno)
-        if position is not None:
-            bm25[row] = lexical_scores[position]
-            bm25_rank[row] = position + 1
-    dense_rank = np.full(len(docnos), np.nan)
-    dense_position = {d: i for i, d in enumerate(dense_docnos.tolist())}
-    for row, docno in enumerate(docnos.tolist()):
-        position = dense_position.get(docno)
-        if position is not None:
-            dense_rank[row] = position + 1
-    if vectors.combined is not None and len(docnos):
-        dense = snapshot.vectors.vectors(docnos)["fused"] @ vectors.combined
-    else:
-        dense = np.full(len(docnos), np.nan)
-    return Candidates(docnos, scores, bm25, bm25_rank, np.asarray(dense, dtype=np.float64), dense_rank, vectors)
+
+def union_candidates(snapshot, vectors: QueryVectors, lists: dict[str, tuple[np.ndarray, np.ndarray]]) -> Candidates:
+    """Every product any channel returned, with each channel's score and rank (not yet fused)."""
+    docnos = np.unique(np.concatenate([lists[name][0] for name in ("lexical", "dense", "native")]).astype(np.int64))
+    n = len(docnos)
+    signals = {}
+    for name, (found, scores) in lists.items():
+        score, rank = _nan(n), _nan(n)
+        if len(found):
+            rows = np.searchsorted(docnos, found)
+            score[rows] = scores
+            rank[rows] = np.arange(1, len(found) + 1)
+        signals[name] = (score, rank)
+    dense = _nan(n)
+    if vectors.combined is not None and n:
+        dense = np.asarray(snapshot.vectors.vectors(docnos)["fused"] @ vectors.combined, dtype=np.float64)
+    native = _nan(n)
+    if vectors.native is not None and snapshot.text_native is not None and n:
+        native = np.asarray(snapshot.text_native.vectors(docnos)["text"] @ vectors.native, dtype=np.float64)
+    return Candidates(docnos, np.zeros(n), signals["lexical"][0], signals["lexical"][1], dense, signals["dense"][1],
+                      vectors, native=native, native_rank=signals["native"][1])

@@ -19,6 +19,7 @@ import numpy as np
 
 from shoplens.common.errors import ModelMismatchError, QueryError, RankerError
 from shoplens.engine.filters import filter_mask, parse_filters
+from shoplens.engine.fusion import FusionPlan
 from shoplens.engine.hybrid import Candidates, QueryVectors, hybrid_search
 from shoplens.engine.query import SearchRequest, SearchResponse, SearchResult
 from shoplens.indexers.encoders import create_encoder
@@ -125,14 +126,25 @@ class SearchEngine:
     # -- searching -----------------------------------------------------------------
 
     def encode_query(self, request: SearchRequest) -> QueryVectors:
-        text_vec = image_vec = None
+        """The query's embeddings; one text-tower pass gives both the joint and the text-native one."""
+        text_vec = image_vec = native_vec = None
         if request.text and request.text.strip():
-            text_vec = self.encoder.encode_texts([request.text.strip()])[0]
+            if self.snapshot.text_native is not None:
+                joint, native = self.encoder.encode_texts_native([request.text.strip()])
+                text_vec, native_vec = joint[0], None if native is None else native[0]
+            else:
+                text_vec = self.encoder.encode_texts([request.text.strip()])[0]
         if request.image is not None:
             image_vec = self.encoder.encode_image_objects([load_query_image(request.image)])[0]
         parts = [v for v in (text_vec, image_vec) if v is not None]
         combined = normalize_rows(np.sum(parts, axis=0)[None, :])[0] if parts else None
-        return QueryVectors(text_vec, image_vec, combined)
+        return QueryVectors(text_vec, image_vec, combined, native_vec)
+
+    @staticmethod
+    def fusion_plan(snapshot: Snapshot, request: SearchRequest | None = None) -> FusionPlan:
+        """The fusion a query runs: the plan recorded in the index (learned or default), then the request's overrides."""
+        plan = FusionPlan.from_dict(snapshot.manifest.get("fusion"))
+        return request.plan(plan) if request is not None else plan
 
     def retrieve(self, request: SearchRequest, stages: dict[str, float | None] | None = None,
                  for_rerank: bool = False) -> tuple[Snapshot, Candidates, list]:
@@ -149,7 +161,8 @@ class SearchEngine:
         if mask is not None:
             mask &= snapshot.products.live
         effective = _replace(request, rerank=for_rerank)
-        candidates = hybrid_search(snapshot, effective, self.encode_query, mask, self._executor, stages)
+        candidates = hybrid_search(snapshot, effective, self.encode_query, mask, self._executor, stages,
+                                   self.fusion_plan(snapshot, request))
         return snapshot, candidates, filters
 
     def search(self, request: SearchRequest) -> SearchResponse:
@@ -159,10 +172,18 @@ class SearchEngine:
         if self.follow_updates:
             self.refresh()
         ranker = self.ranker(self.snapshot) if request.rerank is not False and request.mode == "hybrid" else None
+        skipped = None
+        if ranker is not None and not ranker.covers(request):
+            from shoplens.rerank.model import query_kind
+
+            skipped = (f"reranker not applied: it was trained on {', '.join(ranker.query_kinds)} queries, "
+                       f"not {query_kind(request)}; the fused order stands")
+            ranker = None
         stages: dict[str, float | None] = {stage: None for stage in STAGES}
         snapshot, candidates, filters = self.retrieve(request, stages, for_rerank=ranker is not None)
         if ranker is not None and self.ranker(snapshot) is not ranker:  # a new version arrived meanwhile
             ranker = self.ranker(snapshot)
+            ranker = ranker if ranker is not None and ranker.covers(request) else None
         contributions = None
         reranked_scores = None
         if ranker is not None and len(candidates):
@@ -176,7 +197,7 @@ class SearchEngine:
         query = {"text": request.text, "image": image_name, "filters": [str(f) for f in filters], "mode": request.mode,
                  "fusion": request.fusion, "k": request.k, "page": request.page}
         return SearchResponse(query, took, stages, results, snapshot.version, len(candidates),
-                              reranked=ranker is not None)
+                              reranked=ranker is not None, notes=[skipped] if skipped else [])
 
     def _warm(self, snapshot: Snapshot) -> None:
         """Load a version's reranker and its per-version lookups before any query needs them.
@@ -215,6 +236,7 @@ class SearchEngine:
             signals = {
                 "bm25": _nan_to_none(candidates.bm25[row]),
                 "dense": _nan_to_none(candidates.dense[row]),
+                "text_native": _nan_to_none(candidates.native[row]),
                 "fused": float(candidates.fused[row]),
                 "rerank": rerank_score,
             }
@@ -222,6 +244,8 @@ class SearchEngine:
             if request.explain:
                 explain = {"bm25_rank": _nan_to_none(candidates.bm25_rank[row]),
                            "dense_rank": _nan_to_none(candidates.dense_rank[row]),
+                           "text_native_rank": _nan_to_none(candidates.native_rank[row]),
+                           "fusion_weights": {k: round(v, 3) for k, v in candidates.channel_weights.items()},
                            "fused_rank": int(candidates.fused_rank[row])}
                 if contributions is not None:
                     explain["rerank_contributions"] = contributions[row]

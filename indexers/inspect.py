@@ -14,7 +14,7 @@ def describe_index(path: str | Path) -> dict[str, Any]:
     index = IndexDirectory(path)
     manifest = index.manifest()
     version_path = index.version_path(manifest["version"])
-    sizes = {name: directory_size(version_path / name) for name in ("products", "vectors", "lexical", "behaviour", "ranker")
+    sizes = {name: directory_size(version_path / name) for name in ("products", "vectors", "textvec", "lexical", "behaviour", "ranker")
              if (version_path / name).exists()}
     details: dict[str, Any] = {
         "version": manifest["version"],

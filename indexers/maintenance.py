@@ -136,6 +136,12 @@ def compact(index_path: str | Path, force: bool = True) -> CompactReport:
             text, image, has_image = vector_cls.read_rows(parent / "vectors")
             vector_state = vector_cls.write(txn.component_dir("vectors"), None, text[live], image[live], has_image[live],
                                             segment, dict(backends["vector"]))
+            textvec_summary = {}
+            if "textvec" in backends and (parent / "textvec").is_dir():
+                native, native_image, native_has = vector_cls.read_rows(parent / "textvec")
+                textvec_state = vector_cls.write(txn.component_dir("textvec"), None, native[live], native_image[live],
+                                                 native_has[live], segment, dict(backends["textvec"]))
+                textvec_summary = {"textvec": vector_cls.summarize(textvec_state)}
             lexical_cls = lexical_store_class(backends["lexical"]["backend"])
             records = [json.loads(r) for r in table.column("record").to_pylist()]
             adds = [(i, lexical_document(Product.from_record(r))) for i, r in enumerate(records)]
@@ -143,7 +149,7 @@ def compact(index_path: str | Path, force: bool = True) -> CompactReport:
             for component in ("behaviour", "ranker"):
                 txn.carry_over(component)
             new_manifest = {k: v for k, v in manifest.items() if k not in VERSION_KEYS}
-            new_manifest["backends"] = {**backends, "vector": vector_cls.summarize(vector_state)}
+            new_manifest["backends"] = {**backends, "vector": vector_cls.summarize(vector_state), **textvec_summary}
             new_manifest["counts"] = {**manifest["counts"], "rows": int(len(live))}
             new_manifest["change"] = {"rows_before": rows_before, "rows_after": int(len(live))}
             version = txn.commit(new_manifest, keep=manifest.get("keep_versions", 10))

@@ -27,6 +27,7 @@ class Snapshot:
     lexical: LexicalStore
     behaviour: Any  # rerank.behaviour.BehaviourStats, loaded lazily by the reranker
     path: Path
+    text_native: VectorStore | None = None  # text-native embeddings (absent for models without a text tower)
 
     @classmethod
     def open(cls, index: IndexDirectory, version: int | None = None, device: str = "auto",
@@ -62,4 +63,13 @@ class Snapshot:
                 f"version {version}: vector store has {vectors.num_rows} rows, product store {products.num_rows}; "
                 "run `shoplens check`"
             )
-        return cls(index, version, manifest, products, vectors, lexical, None, path)
+        text_native = None
+        if "textvec" in backends:
+            text_native = vector_cls.open(path / "textvec", device=device,
+                                          previous=previous.text_native if previous else None)
+            if text_native.num_rows != products.num_rows:
+                raise IndexCorruptError(
+                    f"version {version}: text-native store has {text_native.num_rows} rows, product store "
+                    f"{products.num_rows}; run `shoplens check`"
+                )
+        return cls(index, version, manifest, products, vectors, lexical, None, path, text_native)

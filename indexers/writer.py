@@ -97,6 +97,29 @@ def embedding_text(product: Product) -> str:
     return product.title
 
 
+NATIVE_TEXT_CHARS = 600  # MiniLM reads 256 tokens at most; key fields come first
+NATIVE_ATTRIBUTE_CHARS = 40  # longer attribute values are prose, not key facts
+NATIVE_ATTRIBUTES = 12
+
+
+def native_text(product: Product) -> str:
+    """The text of a product's text-native embedding: title, brand, category path and key attributes.
+
+    Key attributes are short textual values (colour, material, size, usage,
+    ...), the facts shoppers type; long values and descriptions are prose the
+    BM25 side reads better.
+    """
+    parts = [product.title, product.brand, " ".join(product.category)]
+    facts = []
+    for value in product.attributes.values():
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, str) and 0 < len(item) <= NATIVE_ATTRIBUTE_CHARS and item not in facts:
+                facts.append(item)
+    parts.append(" ".join(facts[:NATIVE_ATTRIBUTES]))
+    return ". ".join(part for part in parts if part)[:NATIVE_TEXT_CHARS]
+
+
 def image_digest(path: str | None) -> tuple[str | None, str | None]:
     """(content hash, problem) of a product image; reading bytes is cheap, decoding happens at encode time."""
     if not path:
@@ -265,6 +288,11 @@ class IndexWriter:
         crash_point("vectors-written")
 
         step = time.perf_counter()
+        textvec_state = self._write_text_native(txn, new_products, cache, namespace, backends, rebuild,
+                                                parent_for_stores, segment, report)
+        timings["textvec"] = time.perf_counter() - step
+
+        step = time.perf_counter()
         lexical_cls = lexical_store_class(backends["lexical"]["backend"])
         adds = [(base_rows + i, lexical_document(p)) for i, p in enumerate(new_products)]
         advance = self.progress.stage("lexical index", len(adds))
@@ -285,6 +313,7 @@ class IndexWriter:
             "model": model_info,
             "backends": {
                 "vector": vector_cls.summarize(vector_state),
+                **({"textvec": vector_cls.summarize(textvec_state)} if textvec_state else {}),
                 "lexical": {k: v for k, v in {**backends["lexical"], "backend": lexical_cls.name}.items()
                             if k != "url" or lexical_cls.name == "elasticsearch"},
             },
@@ -302,6 +331,45 @@ class IndexWriter:
         timings["commit"] = time.perf_counter() - step
         report.products = int(live.sum())
         return report
+
+    def _text_native_enabled(self, backends: dict[str, Any], rebuild: bool) -> bool:
+        """An index keeps the text-native store it was built with; a build adds one when the model has a text tower."""
+        if "textvec" in backends:
+            return True
+        if not rebuild or not self.options.vector_config.get("text_native", True):
+            return False
+        return self.encoder().native_dim is not None
+
+    def _write_text_native(self, txn: Transaction, products: list[Product], cache: EmbeddingCache, namespace: str,
+                           backends: dict[str, Any], rebuild: bool, parent_for_stores, segment: str,
+                           report: CommitReport) -> dict[str, Any] | None:
+        """The third store: each product's text-native embedding, same rows, versions and deletes as `vectors`."""
+        if not self._text_native_enabled(backends, rebuild):
+            return None
+        native_ns = namespace + "|native"
+        texts = [native_text(p) for p in products]
+        digests = [text_digest(t) for t in texts]
+        cached = cache.get_many(native_ns, digests)
+        todo = list({d: i for i, d in reversed(list(enumerate(digests))) if d not in cached}.values())
+        if todo:
+            advance = self.progress.stage("encoding product texts (text-native)", len(todo))
+            for start in range(0, len(todo), CACHE_CHUNK):
+                part = todo[start:start + CACHE_CHUNK]
+                _, vectors = self.encoder().encode_texts_native([texts[i] for i in part],
+                                                                batch_size=self.options.text_batch_size,
+                                                                progress=advance)
+                fresh = {digests[i]: v for i, v in zip(part, vectors)}
+                cache.put_many(native_ns, fresh.items())
+                cached.update(fresh)
+            report.texts_encoded += len(todo)
+        dim = len(next(iter(cached.values()))) if cached else int(backends.get("textvec", {}).get("dim") or
+                                                                     self.encoder().native_dim)
+        native = np.stack([cached[d] for d in digests]).astype(np.float32) if products else np.zeros((0, dim), np.float32)
+        config = {**backends["vector"], **backends.get("textvec", {}), "image_weight": 0.0}
+        vector_cls = vector_store_class(config["backend"])
+        parent_dir = None if parent_for_stores is None else txn.parent_dir("textvec")
+        return vector_cls.write(txn.component_dir("textvec"), parent_dir, native, np.zeros_like(native),
+                                np.zeros(len(native), bool), segment, config)
 
     def _count_images(self, txn: Transaction, live: np.ndarray) -> int:
         from shoplens.indexers.storage import read_json

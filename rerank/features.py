@@ -11,6 +11,7 @@ learns where missing values go.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -18,15 +19,18 @@ from typing import Any
 
 import numpy as np
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 FEATURE_GROUPS: dict[str, list[str]] = {
     "retrieval": ["bm25", "bm25_norm", "bm25_rank", "dense", "dense_rank", "fused", "fused_rank",
                   "found_by_lexical", "found_by_dense", "sim_text_text", "sim_text_image", "sim_image_image",
-                  "sim_image_text"],
-    "text_match": ["title_term_share", "brand_match", "category_match", "colour_match", "attribute_match_share",
-                   "query_terms"],
+                  "sim_image_text", "native", "native_norm", "native_rank", "found_by_native", "query_has_text",
+                  "query_has_image"],
+    "fields": ["bm25_title", "bm25_brand", "bm25_category", "bm25_description", "bm25_attrs"],
+    "text_match": ["title_term_share", "doc_term_share", "title_bigram_share", "title_phrase", "numbers_matched_share",
+                   "numbers_conflict", "brand_match", "category_match", "colour_match", "attribute_match_share",
+                   "query_terms", "title_terms"],
     "price": ["log_price", "discount_share", "price_to_median", "price_zscore", "price_pct_in_category",
-              "query_price_limit_ok", "query_wants_cheap"],
+              "query_price_limit_ok", "query_price_floor_ok", "query_wants_cheap"],
     "behaviour": ["impressions", "clicks", "carts", "orders", "ctr_smoothed", "cart_rate_smoothed",
                   "order_rate_smoothed", "popularity_decayed", "rating", "query_seen", "qp_impressions", "qp_clicks",
                   "qp_ctr_smoothed"],
@@ -54,6 +58,74 @@ def price_limit(text: str) -> float | None:
     if not match:
         return None
     return float(match.group(1).replace(",", ""))
+
+
+_FLOOR = re.compile(r"\b(?:over|above|more than|from|min|at least|>=?)\s*(?:rs\.?|inr|₹|\$|usd|eur|€)?\s*(\d[\d,]*(?:\.\d+)?)",
+                    re.IGNORECASE)
+_BETWEEN = re.compile(r"\bbetween\s*(?:rs\.?|inr|₹|\$)?\s*(\d[\d,]*(?:\.\d+)?)\s*(?:and|-|to)\s*(?:rs\.?|inr|₹|\$)?\s*"
+                      r"(\d[\d,]*(?:\.\d+)?)", re.IGNORECASE)
+
+
+def price_range(text: str) -> tuple[float | None, float | None]:
+    """(floor, ceiling) stated in the query: "under 2000", "over 500", "between 1000 and 2000"."""
+    text = text or ""
+    between = _BETWEEN.search(text)
+    if between:
+        low, high = sorted(float(g.replace(",", "")) for g in between.groups())
+        return low, high
+    floor = _FLOOR.search(text)
+    return (float(floor.group(1).replace(",", "")) if floor else None), price_limit(text)
+
+
+_UNITS = {
+    "in": "in", "inch": "in", "inches": "in", '"': "in", "ft": "ft", "feet": "ft", "foot": "ft", "'": "ft",
+    "gal": "gal", "gallon": "gal", "gallons": "gal", "w": "w", "watt": "w", "watts": "w", "v": "v", "volt": "v",
+    "volts": "v", "lb": "lb", "lbs": "lb", "pound": "lb", "pounds": "lb", "oz": "oz", "ounce": "oz", "mm": "mm",
+    "cm": "cm", "m": "m", "ml": "ml", "l": "l", "liter": "l", "litre": "l", "kg": "kg", "g": "g", "gm": "g",
+    "a": "a", "amp": "a", "amps": "a", "pack": "pk", "pk": "pk", "count": "pk", "ct": "pk", "pc": "pk", "pcs": "pk",
+    "piece": "pk", "pieces": "pk", "btu": "btu", "qt": "qt", "quart": "qt", "sq": "sq", "cu": "cu", "gb": "gb",
+    "tb": "tb", "mah": "mah", "hp": "hp", "psi": "psi", "k": "k", "x": "x", "ply": "ply", "gauge": "ga", "ga": "ga",
+}
+_QUANTITY = re.compile(r"(\d+(?:\.\d+)?(?:\s*-\s*\d+/\d+|\s+\d+/\d+)?(?:/\d+)?)\s*(\.?[a-z]+\.?|\"|')?",
+                       re.IGNORECASE)
+
+
+def quantities(text: str) -> set[tuple[str, str]]:
+    """Numbers with their units as (value, unit), unit "" when none: "1/2 in." -> ("0.5", "in")."""
+    found = set()
+    for number, unit in _QUANTITY.findall(text or ""):
+        value = _number_value(number)
+        if value is None:
+            continue
+        unit = (unit or "").strip(".").lower()
+        found.add((f"{value:g}", _UNITS.get(unit, "")))
+    return found
+
+
+def _number_value(text: str) -> float | None:
+    parts = re.split(r"\s*-\s*|\s+", text.strip())
+    total = 0.0
+    for part in parts:
+        try:
+            if "/" in part:
+                top, bottom = part.split("/", 1)
+                total += float(top) / float(bottom) if float(bottom) else 0.0
+            else:
+                total += float(part)
+        except ValueError:
+            return None
+    return total
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in a record (nested lists and dicts included)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for key, item in value.items() if key not in ("id", "image", "url") for s in _strings(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
 
 
 def wants_cheap(text: str) -> bool:
@@ -105,7 +177,9 @@ class FeatureContext:
         self.snapshot = snapshot
         self.behaviour = behaviour
         self.analyze = analyzer
-        self._title_terms: dict[int, set[str]] = {}
+        self._title_terms: dict[int, list[str]] = {}
+        self._doc_terms: dict[int, set[str]] = {}
+        self._quantities: dict[int, set[tuple[str, str]]] = {}
         n = products.num_rows
         self.price = products.numeric("price")
         self.log_price = np.log1p(self.price)
@@ -149,14 +223,33 @@ class FeatureContext:
         else:
             self.behaviour_row = None
 
-    def title_terms(self, docnos: np.ndarray) -> list[set[str]]:
-        """Analyzed title terms of rows, computed once per row and version."""
-        missing = [d for d in docnos.tolist() if d not in self._title_terms]
-        if missing:
-            titles = self.snapshot.products.column_values("title", np.array(missing, dtype=np.int64))
-            for docno, title in zip(missing, titles):
-                self._title_terms[docno] = set(self.analyze(title or ""))
+    def title_terms(self, docnos: np.ndarray) -> list[list[str]]:
+        """Analyzed title terms of rows in order, computed once per row and version."""
+        self._fill(docnos)
         return [self._title_terms[d] for d in docnos.tolist()]
+
+    def doc_terms(self, docnos: np.ndarray) -> list[set[str]]:
+        """Analyzed terms of each row's whole text (every text field), once per row and version."""
+        self._fill(docnos)
+        return [self._doc_terms[d] for d in docnos.tolist()]
+
+    def quantities(self, docnos: np.ndarray) -> list[set[tuple[str, str]]]:
+        """Numbers with units ("1/2 in", "60 w") stated anywhere in each row's text."""
+        self._fill(docnos)
+        return [self._quantities[d] for d in docnos.tolist()]
+
+    def _fill(self, docnos: np.ndarray) -> None:
+        missing = [d for d in docnos.tolist() if d not in self._title_terms]
+        if not missing:
+            return
+        records = self.snapshot.products.column_values("record", np.array(missing, dtype=np.int64))
+        for docno, raw in zip(missing, records):
+            record = json.loads(raw) if isinstance(raw, str) else (raw or {})
+            title = str(record.get("title") or "")
+            text = " ".join(_strings(record))
+            self._title_terms[docno] = self.analyze(title)
+            self._doc_terms[docno] = set(self.analyze(text))
+            self._quantities[docno] = quantities(text)
 
     def _vocabulary(self, field: str, limit: int | None = None) -> _Vocabulary | None:
         products = self.snapshot.products
@@ -215,22 +308,34 @@ def compute_features(context: FeatureContext, text: str | None, candidates, lexi
 
     `candidates` is an engine.hybrid.Candidates in fused order;
     `lexical_scores` the BM25 score of every candidate (0 where it matches no
-    term; None for a query without text).
+    term; None for a query without text). Each group is one small function.
     """
     docnos = candidates.docnos
-    n = len(docnos)
-    features = np.full((n, len(FEATURE_NAMES)), np.nan, dtype=np.float32)
-    if n == 0:
+    features = np.full((len(docnos), len(FEATURE_NAMES)), np.nan, dtype=np.float32)
+    if len(docnos) == 0:
         return features
-    now = time.time() if now is None else now
 
     def put(name: str, values) -> None:
         features[:, COLUMN[name]] = values
 
-    # retrieval
+    terms = context.analyze(text) if text else []
+    _retrieval_features(context, candidates, lexical_scores, put)
+    _field_features(context, text, docnos, put)
+    _text_match_features(context, text, terms, docnos, put)
+    _price_features(context, text, docnos, put)
+    if use_behaviour and context.behaviour_row is not None:
+        _behaviour_features(context, text, docnos, put)
+    now = time.time() if now is None else now
+    put("age_days", (now - context.listed_ts[docnos]) / 86400.0)
+    return features
+
+
+def _retrieval_features(context: FeatureContext, candidates, lexical_scores, put) -> None:
+    """Scores and ranks from each retriever and fusion, and every query-product similarity."""
+    n = len(candidates.docnos)
     if lexical_scores is not None:
         put("bm25", lexical_scores)
-        top = float(np.max(lexical_scores)) if n else 0.0
+        top = float(np.max(lexical_scores))
         put("bm25_norm", lexical_scores / top if top > 0 else 0.0)
     put("bm25_rank", candidates.bm25_rank)
     put("dense", candidates.dense)
@@ -239,39 +344,95 @@ def compute_features(context: FeatureContext, text: str | None, candidates, lexi
     put("fused_rank", np.arange(1, n + 1))
     put("found_by_lexical", np.isfinite(candidates.bm25_rank).astype(np.float32))
     put("found_by_dense", np.isfinite(candidates.dense_rank).astype(np.float32))
-    vectors = context.snapshot.vectors.vectors(docnos)
-    has_image = vectors["has_image"]
     query = candidates.query
+    put("query_has_text", float(query.text is not None))
+    put("query_has_image", float(query.image is not None))
+    vectors = context.snapshot.vectors.vectors(candidates.docnos)
+    has_image = vectors["has_image"]
     if query.text is not None:
         put("sim_text_text", vectors["text"] @ query.text)
         put("sim_text_image", np.where(has_image, vectors["image"] @ query.text, np.nan))
     if query.image is not None:
         put("sim_image_image", np.where(has_image, vectors["image"] @ query.image, np.nan))
         put("sim_image_text", vectors["text"] @ query.image)
+    native = candidates.native
+    if np.isfinite(native).any():
+        put("native", native)
+        put("native_norm", native - np.nanmax(native))
+        put("native_rank", candidates.native_rank)
+        put("found_by_native", np.isfinite(candidates.native_rank).astype(np.float32))
 
-    # text match
-    terms = context.analyze(text) if text else []
-    if terms:
-        put("query_terms", len(set(terms)))
-        query_set = set(terms)
-        put("title_term_share", [len(query_set & terms_of) / len(query_set) for terms_of in context.title_terms(docnos)])
-        for name, vocab in (("brand_match", context.brand), ("category_match", context.category),
-                            ("colour_match", context.colour)):
-            if vocab is None:
-                continue
-            mentioned = vocab.mentioned(terms)
-            if mentioned:
-                put(name, vocab.has_any(docnos, mentioned).astype(np.float32))
-        matched, asked = np.zeros(n), 0
-        for vocab in context.attributes:
-            mentioned = vocab.mentioned(terms)
-            if mentioned:
-                asked += 1
-                matched += vocab.has_any(docnos, mentioned)
-        if asked:
-            put("attribute_match_share", matched / asked)
 
-    # price
+def _field_features(context: FeatureContext, text: str | None, docnos: np.ndarray, put) -> None:
+    """BM25 within each text field alone: where the query's words are matters as much as that they are."""
+    if not text or not text.strip():
+        return
+    fields = ("title", "brand", "category", "description", "attrs")
+    scores = context.snapshot.lexical.field_scores(text, docnos, fields)
+    if scores is None:
+        return
+    for field in fields:
+        put(f"bm25_{field}", scores[field])
+
+
+def _text_match_features(context: FeatureContext, text: str | None, terms: list[str], docnos: np.ndarray,
+                         put) -> None:
+    """Query-term coverage, bigrams and phrase in the title, quantities, lengths, mentioned field values."""
+    if not terms:
+        return
+    query_set = set(terms)
+    titles = context.title_terms(docnos)
+    put("query_terms", len(query_set))
+    put("title_terms", [len(t) for t in titles])
+    put("title_term_share", [len(query_set & set(t)) / len(query_set) for t in titles])
+    put("doc_term_share", [len(query_set & t) / len(query_set) for t in context.doc_terms(docnos)])
+    bigrams = set(zip(terms, terms[1:]))
+    if bigrams:
+        put("title_bigram_share", [len(bigrams & set(zip(t, t[1:]))) / len(bigrams) for t in titles])
+        phrase = " ".join(terms)
+        put("title_phrase", [float(phrase in " ".join(t)) for t in titles])
+    _quantity_features(context, text, docnos, put)
+    _mention_features(context, terms, docnos, put)
+
+
+def _quantity_features(context: FeatureContext, text: str | None, docnos: np.ndarray, put) -> None:
+    """Share of the query's numbers (with units) the product states, and whether it states another value."""
+    asked = {(value, unit) for value, unit in quantities(text or "")}
+    if not asked:
+        return
+    matched, conflict = [], []
+    for stated in context.quantities(docnos):
+        hits = sum(1 for value, unit in asked
+                   if (value, unit) in stated or (not unit and any(v == value for v, _ in stated)))
+        matched.append(hits / len(asked))
+        units = {unit for value, unit in asked if unit and (value, unit) not in stated}
+        conflict.append(float(any(u in units for _, u in stated)))
+    put("numbers_matched_share", matched)
+    put("numbers_conflict", conflict)
+
+
+def _mention_features(context: FeatureContext, terms: list[str], docnos: np.ndarray, put) -> None:
+    """Brand, category, colour and other keyword values the query names, and whether each product has them."""
+    n = len(docnos)
+    for name, vocab in (("brand_match", context.brand), ("category_match", context.category),
+                        ("colour_match", context.colour)):
+        if vocab is None:
+            continue
+        mentioned = vocab.mentioned(terms)
+        if mentioned:
+            put(name, vocab.has_any(docnos, mentioned).astype(np.float32))
+    matched, asked = np.zeros(n), 0
+    for vocab in context.attributes:
+        mentioned = vocab.mentioned(terms)
+        if mentioned:
+            asked += 1
+            matched += vocab.has_any(docnos, mentioned)
+    if asked:
+        put("attribute_match_share", matched / asked)
+
+
+def _price_features(context: FeatureContext, text: str | None, docnos: np.ndarray, put) -> None:
+    """Price level, discount, price among the candidates and in its category, and stated price limits."""
     price = context.price[docnos]
     put("log_price", context.log_price[docnos])
     put("discount_share", context.discount[docnos])
@@ -282,19 +443,13 @@ def compute_features(context: FeatureContext, text: str | None, candidates, lexi
         std = float(finite.std())
         put("price_zscore", (price - finite.mean()) / std if std > 0 else 0.0)
     put("price_pct_in_category", context.price_pct[docnos])
-    limit = price_limit(text or "")
-    if limit is not None:
-        put("query_price_limit_ok", np.where(np.isfinite(price), (price <= limit).astype(np.float32), np.nan))
+    floor, ceiling = price_range(text or "")
+    if ceiling is not None:
+        put("query_price_limit_ok", np.where(np.isfinite(price), (price <= ceiling).astype(np.float32), np.nan))
+    if floor is not None:
+        put("query_price_floor_ok", np.where(np.isfinite(price), (price >= floor).astype(np.float32), np.nan))
     put("query_wants_cheap", float(wants_cheap(text or "")))
     put("rating", context.rating[docnos])
-
-    # behaviour
-    if use_behaviour and context.behaviour_row is not None:
-        _behaviour_features(context, text, docnos, put)
-
-    # freshness
-    put("age_days", (now - context.listed_ts[docnos]) / 86400.0)
-    return features
 
 
 def _behaviour_features(context: FeatureContext, text: str | None, docnos: np.ndarray, put) -> None:
@@ -336,4 +491,4 @@ def behaviour_columns() -> np.ndarray:
 
 
 __all__ = ["FEATURE_NAMES", "FEATURE_VERSION", "FEATURE_GROUPS", "FeatureContext", "compute_features",
-           "behaviour_columns", "price_limit", "wants_cheap"]
+           "behaviour_columns", "price_limit", "price_range", "quantities", "wants_cheap"]

@@ -122,6 +122,15 @@ class Ranker:
                     contributions[position] = item
         return candidates.take(full_order), aligned, contributions
 
+    @property
+    def query_kinds(self) -> list[str]:
+        """The query kinds (text, photo, text+photo) the model was trained on; older models saw text only."""
+        return list(self.meta.get("query_kinds") or ["text"])
+
+    def covers(self, request) -> bool:
+        """Whether this model was trained on the request's kind of query (otherwise the fused order stands)."""
+        return query_kind(request) in self.query_kinds
+
     def describe(self) -> dict[str, Any]:
         return {k: v for k, v in self.meta.items() if k != "feature_names"}
 
@@ -138,6 +147,14 @@ def candidate_bm25(snapshot, text: str | None, docnos: np.ndarray) -> np.ndarray
     found, scores = snapshot.lexical.search(text, len(docnos), allowed)
     by_docno = dict(zip(found.tolist(), scores.tolist()))
     return np.array([by_docno.get(d, 0.0) for d in docnos.tolist()], dtype=np.float64)
+
+
+def query_kind(request) -> str:
+    """text, photo or text+photo."""
+    has_text = bool(request.text and str(request.text).strip())
+    if request.image is None:
+        return "text"
+    return "text+photo" if has_text else "photo"
 
 
 def load_ranker(snapshot) -> Ranker | None:

@@ -31,13 +31,15 @@ Progress = Callable[[str, int, int], None]
 @dataclass
 class RankerConfig:
     depth: int = 200  # candidates per query (the same depth is reranked at serving time)
-    n_estimators: int = 600
+    n_estimators: int = 1000
     learning_rate: float = 0.05
     max_depth: int = 6
-    min_child_weight: float = 1.0
+    # LambdaMART hessians are small (pair weights times |delta NDCG|): a minimum of 1 blocks most splits and
+    # early stopping then ends training within a few dozen rounds for lack of signal
+    min_child_weight: float = 0.02
     subsample: float = 0.8
     colsample_bytree: float = 0.8
-    early_stopping_rounds: int = 50
+    early_stopping_rounds: int = 100
     validation_share: float = 0.2
     seed: int = 0
     use_behaviour: bool = True
@@ -60,7 +62,7 @@ class TrainingData:
 
 @dataclass
 class RankerReport:
-    version: int
+    version: int | None
     source: str
     queries_train: int
     queries_validation: int
@@ -73,6 +75,10 @@ class RankerReport:
     use_behaviour: bool
     continued_from: str | None = None
     label_counts: dict[str, int] = field(default_factory=dict)
+    holdout: dict[str, Any] = field(default_factory=dict)  # held-out NDCG@10: new model, its fusion alone, current
+    committed: bool = True
+    forced: bool = False
+    fusion: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,31 +102,71 @@ def xgboost_device(device: str = "auto") -> str:
     return "cuda" if device == "auto" and has_cuda and has_gpu else "cpu"
 
 
-def collect(engine, judgments: Judgments, depth: int, use_behaviour: bool = True,
-            progress: Progress | None = None) -> TrainingData:
-    """Run retrieval for every judged query and log its candidates' features and labels."""
-    feature_source = Ranker(None, {"use_behaviour": use_behaviour}, engine.snapshot)
+@dataclass
+class QuerySample:
+    """One judged query's retrieved candidates (every channel, not yet fused) and its grades."""
+
+    query: str
+    candidates: Any  # engine.hybrid.Candidates, unfused union of the channels' lists
+    grades: dict[str, float]
+    ids: list[str]
+    snapshot: Any
+
+
+def gather(engine, judgments: Judgments, depth: int, progress: Progress | None = None,
+           label: str = "retrieving judged queries") -> list[QuerySample]:
+    """Run every channel once for each judged query; fusion plans and features are then computed offline."""
+    samples = []
+    for number, (query, grades) in enumerate(judgments.items()):
+        request = SearchRequest(text=query, k=depth, candidates=depth, rerank_depth=depth, weights=(1.0, 1.0, 1.0))
+        snapshot, candidates, _ = engine.retrieve(request, for_rerank=True)
+        if len(candidates):
+            ids = snapshot.products.column_values("id", candidates.docnos)
+            samples.append(QuerySample(query, candidates, grades, ids, snapshot))
+        if progress:
+            progress(label, number + 1, len(judgments))
+    if not samples:
+        raise RankerError("no judged query returned any candidates; check that the judgments match this index")
+    return samples
+
+
+def channel_ranks(samples: list[QuerySample]) -> list:
+    from shoplens.engine.fusion_learning import ChannelRanks
+
+    out = []
+    for sample in samples:
+        by_docno = {int(d): float(sample.grades.get(pid, 0)) for d, pid in zip(sample.candidates.docnos.tolist(), sample.ids)}
+        out.append(ChannelRanks.from_candidates(sample.candidates, by_docno, list(sample.grades.values())))
+    return out
+
+
+def features_for(samples: list[QuerySample], plan, depth: int, use_behaviour: bool,
+                 progress: Progress | None = None) -> TrainingData:
+    """Fuse each sample with `plan`, keep the top `depth`, and log features and labels exactly as serving would."""
+    feature_source = Ranker(None, {"use_behaviour": use_behaviour}, samples[0].snapshot)
     rows, labels, groups, queries = [], [], [], []
     missing = 0
-    for number, (query, grades) in enumerate(judgments.items()):
-        request = SearchRequest(text=query, k=depth, candidates=depth, rerank_depth=depth)
-        snapshot, candidates, _ = engine.retrieve(request, for_rerank=True)
-        candidates = candidates.take(np.arange(min(depth, len(candidates))))
-        if len(candidates) == 0:
-            continue
-        features = feature_source.features(snapshot, query, candidates, use_behaviour=use_behaviour)
-        ids = snapshot.products.column_values("id", candidates.docnos)
+    for number, sample in enumerate(samples):
+        fused = sample.candidates.refused(plan)
+        candidates = fused.take(np.arange(min(depth, len(fused))))
+        ids = sample.snapshot.products.column_values("id", candidates.docnos)
+        features = feature_source.features(sample.snapshot, sample.query, candidates, use_behaviour=use_behaviour)
         found = set(ids)
-        missing += sum(1 for pid, grade in grades.items() if grade > 0 and pid not in found)
+        missing += sum(1 for pid, grade in sample.grades.items() if grade > 0 and pid not in found)
         rows.append(features)
-        labels.append(np.array([grades.get(pid, 0) for pid in ids], dtype=np.float32))
+        labels.append(np.array([sample.grades.get(pid, 0) for pid in ids], dtype=np.float32))
         groups.append(np.full(len(ids), len(queries), dtype=np.int64))
-        queries.append(query)
+        queries.append(sample.query)
         if progress:
-            progress("logging features", number + 1, len(judgments))
-    if not rows:
-        raise RankerError("no judged query returned any candidates; check that the judgments match this index")
+            progress("logging features", number + 1, len(samples))
     return TrainingData(np.concatenate(rows), np.concatenate(labels), np.concatenate(groups), queries, missing)
+
+
+def collect(engine, judgments: Judgments, depth: int, use_behaviour: bool = True,
+            progress: Progress | None = None, plan=None) -> TrainingData:
+    """Run retrieval for every judged query and log its candidates' features and labels."""
+    samples = gather(engine, judgments, depth, progress)
+    return features_for(samples, plan or engine.fusion_plan(engine.snapshot), depth, use_behaviour, progress)
 
 
 def _with_blanked_behaviour(data: TrainingData, share: float, seed: int) -> TrainingData:
@@ -178,47 +224,136 @@ def split_queries(queries: list[str], share: float, seed: int) -> tuple[set[int]
     return set(indexes[cut:]), set(indexes[:cut])
 
 
+GUARD_MARGIN = 0.005  # a new model goes live unless its held-out NDCG@10 is more than this below the current order's
+GUARD_SHARE = 0.15  # without a validation file: this share of queries for early stopping, the same for the guard
+
+
+def split_samples(samples: list, share: float, seed: int) -> tuple[list, list, list]:
+    """(train, early stopping, guard) by query; the guard's queries are never trained or stopped on."""
+    if len(samples) < 3:
+        raise RankerError("training needs at least three judged queries that retrieve candidates "
+                          "(train, early stopping, held-out check)")
+    order = list(range(len(samples)))
+    random.Random(seed).shuffle(order)
+    cut = max(1, int(round(len(order) * share)))
+    guard, stop, train = order[:cut], order[cut:2 * cut], order[2 * cut:]
+    if not train:
+        train, stop = stop, guard
+    return [samples[i] for i in train], [samples[i] for i in stop], [samples[i] for i in guard]
+
+
+def halve(samples: list, seed: int) -> tuple[list, list]:
+    """A validation set split into early-stopping and guard halves."""
+    if len(samples) < 2:
+        return samples, samples
+    order = list(range(len(samples)))
+    random.Random(seed).shuffle(order)
+    cut = len(order) // 2
+    return [samples[i] for i in order[cut:]], [samples[i] for i in order[:cut]]
+
+
+def _ndcg_of(sample: QuerySample, candidates, scores: np.ndarray | None) -> float:
+    from shoplens.engine.fusion_learning import ideal_dcg, ndcg_at_10
+
+    order = np.arange(len(candidates)) if scores is None else np.lexsort((np.arange(len(scores)), -scores))
+    ids = sample.snapshot.products.column_values("id", candidates.docnos[order[:10]])
+    grades = np.array([float(sample.grades.get(pid, 0)) for pid in ids])
+    return ndcg_at_10(grades, ideal_dcg(list(sample.grades.values())))
+
+
+def guard_metrics(samples: list[QuerySample], booster, plan, current_plan, live, config: RankerConfig) -> dict:
+    """Held-out NDCG@10 of the new model, of its fusion alone, and of the current order (live model or hybrid)."""
+    source = Ranker(booster, {"use_behaviour": config.use_behaviour}, samples[0].snapshot)
+    new, fusion_only, current = [], [], []
+    for sample in samples:
+        head = sample.candidates.refused(plan).take(np.arange(min(config.depth, len(sample.candidates))))
+        new.append(_ndcg_of(sample, head, source.score(source.features(sample.snapshot, sample.query, head))))
+        fusion_only.append(_ndcg_of(sample, head, None))
+        old = sample.candidates.refused(current_plan).take(np.arange(min(config.depth, len(sample.candidates))))
+        scores = live.score(live.features(sample.snapshot, sample.query, old)) if live is not None else None
+        current.append(_ndcg_of(sample, old, scores))
+    return {"queries": len(samples), "new": float(np.mean(new)), "new_fusion_only": float(np.mean(fusion_only)),
+            "current": float(np.mean(current)), "current_system": "live model" if live is not None else "hybrid",
+            "margin": GUARD_MARGIN}
+
+
+def _live_ranker(engine):
+    """The index's current reranker when it can score text queries with this feature set, else None."""
+    try:
+        ranker = engine.ranker(engine.snapshot)
+    except RankerError:
+        return None
+    return ranker if ranker is not None and "text" in ranker.query_kinds else None
+
+
 def train_ranker(index_path: str | Path, judgments: Judgments, config: RankerConfig | None = None,
                  validation: Judgments | None = None, source: str = "judgments", progress: Progress | None = None,
-                 continue_training: bool = False, extra_meta: dict[str, Any] | None = None) -> RankerReport:
-    """Log features, fit, and commit the model as a new version of the index."""
+                 continue_training: bool = False, extra_meta: dict[str, Any] | None = None, force: bool = False,
+                 learn_fusion: bool = True) -> RankerReport:
+    """Learn the fusion plan, log features, fit, check on held-out queries, and commit when not worse."""
+    from shoplens.engine.fusion_learning import select_plan
     from shoplens.engine.search import SearchEngine
-    from shoplens.rerank import behaviour as behaviour_module
 
     config = config or RankerConfig()
     engine = SearchEngine(index_path, device="cpu" if config.device != "cuda" else "cuda")
+    live = _live_ranker(engine)
     base_model, continued_from, history = None, None, []
     if continue_training:
-        existing = engine.ranker(engine.snapshot)
-        if existing is None:
+        if live is None:
             raise RankerError("there is no reranker to continue from; train one first without --continue")
-        base_model, continued_from = existing.booster, existing.meta.get("trained_at")
-        history = list(existing.meta.get("history", []))
+        base_model, continued_from = live.booster, live.meta.get("trained_at")
+        history = list(live.meta.get("history", []))
     started = time.perf_counter()
-    data = collect(engine, judgments, config.depth, config.use_behaviour, progress)
+    samples = gather(engine, judgments, config.depth, progress)
     if validation:
-        validation_data = collect(engine, validation, config.depth, config.use_behaviour, progress)
-        train_data = data
+        train_s = samples
+        stop_s, guard_s = halve(gather(engine, validation, config.depth, progress, "retrieving validation queries"),
+                                config.seed)
     else:
-        train_idx, val_idx = split_queries(data.queries, config.validation_share, config.seed)
-        train_data, validation_data = data.subset(train_idx), data.subset(val_idx)
+        train_s, stop_s, guard_s = split_samples(samples, GUARD_SHARE, config.seed)
+    current_plan = engine.fusion_plan(engine.snapshot)
+    plan, fusion_train, fusion_before = current_plan, None, None
+    if learn_fusion and not continue_training:
+        plan, fusion_train, fusion_before = select_plan(channel_ranks(train_s), current_plan, seed=config.seed)
+    train_data = features_for(train_s, plan, config.depth, config.use_behaviour, progress)
+    stop_data = features_for(stop_s, plan, config.depth, config.use_behaviour, progress)
     seconds_features = time.perf_counter() - started
-    train_queries = len(set(train_data.groups.tolist()))
+    train_queries = len(train_s)
     if config.use_behaviour and config.blank_behaviour_share > 0:
         train_data = _with_blanked_behaviour(train_data, config.blank_behaviour_share, config.seed)
     started = time.perf_counter()
-    booster, metrics, best, device = fit(train_data, validation_data, config, base_model)
+    booster, metrics, best, device = fit(train_data, stop_data, config, base_model)
     seconds_training = time.perf_counter() - started
+    holdout = guard_metrics(guard_s, booster, plan, current_plan, live, config)
+    holdout["fusion"] = {"train_ndcg@10": fusion_train, "train_ndcg@10_before": fusion_before}
+    accepted = holdout["new"] >= holdout["current"] - GUARD_MARGIN
+    meta = _meta(engine, config, source, train_queries, len(stop_s), train_data, metrics, best, device,
+                 continued_from, history, holdout, plan, extra_meta)
+    engine.close()
+    version = save_ranker(index_path, booster, meta) if (accepted or force) else None
+    return RankerReport(version=version, source=source, queries_train=train_queries,
+                        queries_validation=len(stop_s), rows=meta["rows"], best_iteration=best,
+                        validation=metrics, device=device, seconds_features=round(seconds_features, 2),
+                        seconds_training=round(seconds_training, 2), use_behaviour=config.use_behaviour,
+                        continued_from=continued_from, label_counts=meta["label_counts"], holdout=holdout,
+                        committed=version is not None, forced=bool(force and not accepted), fusion=plan.to_dict())
+
+
+def _meta(engine, config, source, train_queries, stop_queries, train_data, metrics, best, device, continued_from,
+          history, holdout, plan, extra_meta) -> dict[str, Any]:
+    from shoplens.rerank import behaviour as behaviour_module
 
     stats = behaviour_module.load(engine.snapshot.path / "behaviour")
-    labels, counts = np.unique(data.labels, return_counts=True)
+    labels, counts = np.unique(train_data.labels, return_counts=True)
     meta = {
         "feature_names": FEATURE_NAMES, "feature_version": FEATURE_VERSION, "objective": "rank:ndcg",
         "trained_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "source": source, "use_behaviour": config.use_behaviour, "depth": config.depth,
-        "queries": {"train": train_queries, "validation": len(set(validation_data.groups.tolist()))},
-        "rows": int(len(train_data.labels)), "label_counts": {str(int(label)): int(count) for label, count in zip(labels, counts)},
-        "validation": metrics, "best_iteration": best, "device": device,
+        "query_kinds": ["text"],
+        "queries": {"train": train_queries, "validation": stop_queries, "holdout": holdout["queries"]},
+        "rows": int(len(train_data.labels)),
+        "label_counts": {str(int(label)): int(count) for label, count in zip(labels, counts)},
+        "validation": metrics, "holdout": holdout, "fusion": plan.to_dict(), "best_iteration": best, "device": device,
         "params": {k: v for k, v in asdict(config).items() if k not in ("device",)},
         "behaviour_seen": behaviour_module.summary(stats) if stats.has_data else None,
         "continued_from": continued_from, "trained_on_version": engine.snapshot.version,
@@ -227,14 +362,9 @@ def train_ranker(index_path: str | Path, judgments: Judgments, config: RankerCon
     # everything this model has learned from, oldest first (a refresh adds to it)
     meta["history"] = history + [{"trained_at": meta["trained_at"], "source": source, "queries": meta["queries"],
                                   "rows": meta["rows"], "rounds": best + 1, "index_version": engine.snapshot.version,
-                                  "behaviour_events": (meta["behaviour_seen"] or {}).get("events", 0)}]
-    engine.close()
-    version = save_ranker(index_path, booster, meta)
-    return RankerReport(version=version, source=source, queries_train=meta["queries"]["train"],
-                        queries_validation=meta["queries"]["validation"], rows=meta["rows"], best_iteration=best,
-                        validation=metrics, device=device, seconds_features=round(seconds_features, 2),
-                        seconds_training=round(seconds_training, 2), use_behaviour=config.use_behaviour,
-                        continued_from=continued_from, label_counts=meta["label_counts"])
+                                  "behaviour_events": (meta["behaviour_seen"] or {}).get("events", 0),
+                                  "holdout_ndcg@10": round(holdout["new"], 4)}]
+    return meta
 
 
 def save_ranker(index_path: str | Path, booster, meta: dict[str, Any]) -> int:
@@ -245,6 +375,11 @@ def save_ranker(index_path: str | Path, booster, meta: dict[str, Any]) -> int:
         booster.save_model(str(directory / "model.json"))
         (directory / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
 
-    summary = {k: meta[k] for k in ("trained_at", "source", "use_behaviour", "queries", "validation",
-                                    "best_iteration", "device", "feature_version")}
-    return replace_component(index_path, "ranker", "ranker", write, {"ranker": summary})
+    summary = {k: meta.get(k) for k in ("trained_at", "source", "use_behaviour", "queries", "validation",
+                                        "best_iteration", "device", "feature_version", "query_kinds")}
+    holdout = meta.get("holdout") or {}
+    summary["holdout"] = {k: holdout.get(k) for k in ("queries", "new", "new_fusion_only", "current", "current_system")}
+    updates: dict[str, Any] = {"ranker": summary}
+    if meta.get("fusion"):
+        updates["fusion"] = {**meta["fusion"], "source": meta.get("source"), "trained_at": meta.get("trained_at")}
+    return replace_component(index_path, "ranker", "ranker", write, updates)

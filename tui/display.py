@@ -27,6 +27,8 @@ def results_table(response: SearchResponse, thumbnails: bool = False) -> Table:
     caption = f"{response.took_ms:.1f} ms ({stages}) · version {response.version}"
     if response.reranked:
         caption += " · reranked"
+    for note in response.notes:
+        caption += f"\n{note}"
     table = Table(caption=caption, caption_justify="left", show_lines=thumbnails)
     table.add_column("#", justify="right", style="bold")
     if thumbnails:
@@ -57,9 +59,12 @@ def explain_view(result: SearchResult) -> Group:
     explain = result.explain or {}
     signals.add_row("bm25", _fmt(result.signals.get("bm25"), 3), _fmt(explain.get("bm25_rank"), 0))
     signals.add_row("dense", _fmt(result.signals.get("dense"), 4), _fmt(explain.get("dense_rank"), 0))
+    signals.add_row("text-native", _fmt(result.signals.get("text_native"), 4), _fmt(explain.get("text_native_rank"), 0))
     signals.add_row("fused", _fmt(result.signals.get("fused"), 5), str(explain.get("fused_rank", "-")))
     signals.add_row("rerank", _fmt(result.signals.get("rerank"), 4), str(result.rank))
     parts.append(signals)
+    if explain.get("fusion_weights"):
+        parts.append(Text("fusion weights this query: " + ", ".join(f"{k} {v:g}" for k, v in explain["fusion_weights"].items())))
     contributions = explain.get("rerank_contributions")
     if contributions:
         table = Table(title="reranker: feature contributions (SHAP, in model score units)")

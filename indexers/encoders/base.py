@@ -54,6 +54,21 @@ class Encoder(ABC):
                      progress: ProgressCallback | None = None) -> np.ndarray:
         """(n, dim) float32, L2-normalized."""
 
+    def encode_texts_native(self, texts: Sequence[str], batch_size: int = 256,
+                            progress: ProgressCallback | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(joint, native) embeddings from one forward pass of the text tower.
+
+        `native` is the text tower's own sentence embedding (before any
+        projection into the joint space), L2-normalized, (n, native_dim); None
+        for a model that has no such tower (the text-native channel is then absent).
+        """
+        return self.encode_texts(texts, batch_size, progress), None
+
+    @property
+    def native_dim(self) -> int | None:
+        """Dimension of the text-native embedding, or None when the model has none."""
+        return None
+
     @abstractmethod
     def encode_images(self, paths: Sequence[str | Path], batch_size: int = 64,
                       progress: ProgressCallback | None = None) -> tuple[np.ndarray, list[ImageFailure]]:

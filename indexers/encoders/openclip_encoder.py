@@ -134,6 +134,38 @@ class OpenClipEncoder(Encoder):
             return np.zeros((0, self.info.dim), np.float32)
         return np.concatenate(outputs).astype(np.float32)
 
+    def _has_native_tower(self) -> bool:
+        """A Hugging Face text tower (transformer, pooler, projection): its pooled output is a sentence embedding."""
+        text = getattr(self.model, "text", None)
+        return all(hasattr(text, name) for name in ("transformer", "pooler", "proj", "config"))
+
+    @property
+    def native_dim(self) -> int | None:
+        if not self._has_native_tower():
+            return None
+        return int(self.model.text.config.hidden_size)
+
+    def encode_texts_native(self, texts: Sequence[str], batch_size: int = 256, progress=None):
+        """Joint and text-native embeddings from one pass through the text tower (see Encoder)."""
+        if not self._has_native_tower():
+            return self.encode_texts(texts, batch_size, progress), None
+        functional = self._torch.nn.functional
+        tower = self.model.text
+        joint, native = [], []
+        with self._torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                batch = [text if text.strip() else "." for text in texts[start:start + batch_size]]
+                tokens = self._tokenize(batch).to(self.device)
+                mask = (tokens != tower.config.pad_token_id).long()
+                pooled = tower.pooler(tower.transformer(input_ids=tokens, attention_mask=mask), mask)
+                joint.append(functional.normalize(tower.proj(pooled), dim=-1).float().cpu().numpy())
+                native.append(functional.normalize(pooled, dim=-1).float().cpu().numpy())
+                if progress:
+                    progress(len(batch))
+        if not joint:
+            return np.zeros((0, self.info.dim), np.float32), np.zeros((0, self.native_dim), np.float32)
+        return np.concatenate(joint).astype(np.float32), np.concatenate(native).astype(np.float32)
+
     def _image_batch(self, images):
         torch = self._torch
         batch = torch.stack([self.preprocess(image) for image in images]).to(self.device, dtype=self._dtype)

@@ -81,6 +81,13 @@ class LexicalStore(ABC):
     def _search(self, terms: list[str], limit: int, restrict: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """BM25 top `limit` for analyzed terms, optionally only among the `restrict` docnos."""
 
+    def field_scores(self, text: str, docnos: np.ndarray, fields: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+        """BM25 of each given row within each single field (0 where the field matches no term).
+
+        None when the backend cannot score fields separately (the features are then missing).
+        """
+        return None
+
     @abstractmethod
     def num_docs(self) -> int: ...
 

@@ -147,6 +147,31 @@ class TantivyStore(LexicalStore):
             docnos, scores = docnos[keep][:wanted], scores[keep][:wanted]
         return docnos, scores
 
+    def field_scores(self, text, docnos, fields):
+        """Per-field BM25 of the given rows: one query per field, restricted to those rows."""
+        tantivy = self._tantivy
+        terms = self.query_terms(text)
+        docnos = np.asarray(docnos, dtype=np.int64)
+        result = {field: np.zeros(len(docnos)) for field in fields}
+        if not terms or not len(docnos):
+            return result
+        docset = tantivy.Query.const_score_query(
+            tantivy.Query.term_set_query(self.schema, "docno", [int(d) for d in np.unique(docnos)]), 0.0)
+        position = {d: i for i, d in enumerate(docnos.tolist())}
+        for field in fields:
+            clauses = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, field, term)) for term in terms]
+            query = tantivy.Query.boolean_query([(tantivy.Occur.Must, tantivy.Query.boolean_query(clauses)),
+                                                 (tantivy.Occur.Must, docset)])
+            hits = self.searcher.search(query, len(docnos), count=False).hits
+            if not hits:
+                continue
+            found = self.searcher.fast_field_values("docno", [address for _, address in hits])
+            for (score, _), docno in zip(hits, found):
+                row = position.get(int(docno))
+                if row is not None:
+                    result[field][row] = score
+        return result
+
     def num_docs(self) -> int:
         return int(self.searcher.num_docs)
 
