@@ -44,6 +44,8 @@ def search(
     candidates: int = typer.Option(200, "--candidates", help="Candidates fetched from each retriever."),
     no_rerank: bool = typer.Option(False, "--no-rerank", help="Skip the learned reranker."),
     explain: bool = typer.Option(False, "--explain", help="Show why each result ranked where it did."),
+    no_collapse: bool = typer.Option(False, "--no-collapse", help="Show every listing, also duplicates (same title, brand and photo)."),
+    no_spell: bool = typer.Option(False, "--no-spell", help="Search the words as typed (no spelling correction)."),
     index_dir: Path = IndexOption,
     model: Optional[str] = typer.Option(None, "--model", help="Check that the index was built with this model."),
     pretrained: Optional[str] = typer.Option(None, "--pretrained", help="Check that the index was built with these weights."),
@@ -56,7 +58,8 @@ def search(
 
     request = SearchRequest(text=query, image=image, k=k, page=page, filters=list(filters or []), mode=mode,
                             fusion=fusion, rrf_k=rrf_k, weights=_weights(weights), normalization=normalization, adaptive=adaptive,
-                            candidates=candidates, rerank=False if no_rerank else None, explain=explain)
+                            candidates=candidates, rerank=False if no_rerank else None, explain=explain,
+                            collapse=not no_collapse, spell=not no_spell)
     request.validate()
     engine = SearchEngine(index_dir, device=device, model=model, pretrained=pretrained)
     response = engine.search(request)

@@ -30,6 +30,8 @@ class SearchRequest:
     rerank: bool | None = None  # None: rerank when the index has a ranker
     rerank_depth: int = 200
     explain: bool = False
+    collapse: bool = True  # one result per normalized title + brand + image content
+    spell: bool = True  # correct words the catalog never uses (the rewrite is shown)
 
     def validate(self) -> None:
         has_text = bool(self.text and self.text.strip())

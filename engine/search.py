@@ -160,7 +160,7 @@ class SearchEngine:
         mask = filter_mask(snapshot.products, filters)
         if mask is not None:
             mask &= snapshot.products.live
-        effective = _replace(request, rerank=for_rerank)
+        effective = _replace(self.spell_checked(request), rerank=for_rerank)
         candidates = hybrid_search(snapshot, effective, self.encode_query, mask, self._executor, stages,
                                    self.fusion_plan(snapshot, request))
         return snapshot, candidates, filters
@@ -180,6 +180,8 @@ class SearchEngine:
                        f"not {query_kind(request)}; the fused order stands")
             ranker = None
         stages: dict[str, float | None] = {stage: None for stage in STAGES}
+        original_text = request.text
+        request = self.spell_checked(request)
         snapshot, candidates, filters = self.retrieve(request, stages, for_rerank=ranker is not None)
         if ranker is not None and self.ranker(snapshot) is not ranker:  # a new version arrived meanwhile
             ranker = self.ranker(snapshot)
@@ -191,13 +193,45 @@ class SearchEngine:
             candidates, reranked_scores, contributions = ranker.rerank(snapshot, request, candidates,
                                                                         explain=request.explain)
             stages["rerank"] = (time.perf_counter() - t0) * 1000
+        if request.collapse and len(candidates) > 1:
+            keep = collapse_duplicates(snapshot, candidates.docnos)
+            candidates = candidates.take(keep)
+            reranked_scores = None if reranked_scores is None else reranked_scores[keep]
+            contributions = None if contributions is None else [contributions[i] for i in keep]
         results = self._results(snapshot, request, candidates, reranked_scores, contributions)
         took = (time.perf_counter() - started) * 1000
         image_name = None if request.image is None else str(getattr(request.image, "filename", "") or "<image>")
-        query = {"text": request.text, "image": image_name, "filters": [str(f) for f in filters], "mode": request.mode,
+        query = {"text": original_text, "image": image_name, "filters": [str(f) for f in filters], "mode": request.mode,
                  "fusion": request.fusion, "k": request.k, "page": request.page}
+        notes = [skipped] if skipped else []
+        if request.text != original_text:
+            query["rewritten"] = request.text
+            notes.insert(0, f"showing results for \"{request.text}\"; search for \"{original_text}\" with --no-spell")
         return SearchResponse(query, took, stages, results, snapshot.version, len(candidates),
-                              reranked=ranker is not None, notes=[skipped] if skipped else [])
+                              reranked=ranker is not None, notes=notes)
+
+    def speller(self, snapshot: Snapshot):
+        """The version's spelling corrector (None when the index has no vocabulary), built once per version."""
+        cached = getattr(self, "_speller", None)
+        if cached is None or cached[0] != snapshot.version:
+            from shoplens.indexers.spelling import read_vocabulary
+
+            vocabulary = read_vocabulary(snapshot.path / "spelling")
+            corrector = None
+            if vocabulary:
+                from shoplens.engine.spelling import SpellCorrector
+
+                corrector = SpellCorrector(vocabulary)
+            self._speller = cached = (snapshot.version, corrector)
+        return cached[1]
+
+    def spell_checked(self, request: SearchRequest) -> SearchRequest:
+        """The request with misspelled terms corrected from the catalog's vocabulary (unless spell is off)."""
+        if not request.spell or not request.text or not request.text.strip():
+            return request
+        corrector = self.speller(self.snapshot)
+        corrected = corrector.correct(request.text) if corrector is not None else None
+        return _replace(request, text=corrected, spell=False) if corrected else request
 
     def _warm(self, snapshot: Snapshot) -> None:
         """Load a version's reranker and its per-version lookups before any query needs them.
@@ -205,6 +239,7 @@ class SearchEngine:
         A reranker that cannot load is not an error here: searches with
         --no-rerank still work, and one that reranks reports it.
         """
+        self.speller(snapshot)
         try:
             ranker = self.ranker(snapshot)
         except RankerError:
@@ -275,6 +310,23 @@ def load_query_image(image: Any):
         raise QueryError(f"cannot read query image {path}: {exc}; use a JPEG or PNG photo") from None
     opened.filename = str(path)
     return opened
+
+
+def collapse_duplicates(snapshot: Snapshot, docnos: np.ndarray) -> np.ndarray:
+    """Positions to keep: the first of products with the same normalized title, brand and image content."""
+    import re
+
+    titles = snapshot.products.column_values("title", docnos)
+    brands = snapshot.products.column_values("brand", docnos) if snapshot.products.column_name("brand") else \
+        [None] * len(docnos)
+    images = snapshot.products.column_values("image_hash", docnos)
+    seen, keep = set(), []
+    for position, (title, brand, image) in enumerate(zip(titles, brands, images)):
+        key = (re.sub(r"[^a-z0-9]+", " ", str(title or "").lower()).strip(), str(brand or "").strip().lower(), image)
+        if key not in seen:
+            seen.add(key)
+            keep.append(position)
+    return np.array(keep, dtype=np.int64)
 
 
 def _nan_to_none(value: float) -> float | None:

@@ -31,7 +31,7 @@ from shoplens.common.errors import IndexCorruptError, IndexLockedError, IndexNot
 from shoplens.indexers.storage import atomic_write_bytes, atomic_write_json, fsync_dir, fsync_tree, link_tree, read_json
 
 FORMAT_VERSION = 1
-COMPONENTS = ("products", "vectors", "textvec", "lexical", "behaviour", "ranker")
+COMPONENTS = ("products", "vectors", "textvec", "lexical", "spelling", "behaviour", "ranker")
 DEFAULT_KEEP_VERSIONS = 10
 
 

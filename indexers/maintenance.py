@@ -146,7 +146,7 @@ def compact(index_path: str | Path, force: bool = True) -> CompactReport:
             records = [json.loads(r) for r in table.column("record").to_pylist()]
             adds = [(i, lexical_document(Product.from_record(r))) for i, r in enumerate(records)]
             lexical_cls.write(txn.component_dir("lexical"), None, adds, [], dict(backends["lexical"]))
-            for component in ("behaviour", "ranker"):
+            for component in ("spelling", "behaviour", "ranker"):
                 txn.carry_over(component)
             new_manifest = {k: v for k, v in manifest.items() if k not in VERSION_KEYS}
             new_manifest["backends"] = {**backends, "vector": vector_cls.summarize(vector_state), **textvec_summary}

@@ -27,6 +27,7 @@ from shoplens.indexers.lexical import lexical_store_class
 from shoplens.indexers.lexical.base import lexical_document
 from shoplens.indexers.products import ProductStore, RowMeta, products_table
 from shoplens.indexers.progress import NoProgress, Progress
+from shoplens.indexers.spelling import write_vocabulary
 from shoplens.indexers.vector import vector_store_class
 
 
@@ -302,6 +303,9 @@ class IndexWriter:
         advance(len(adds))
         timings["lexical"] = time.perf_counter() - step
         crash_point("lexical-written")
+
+        write_vocabulary(txn.component_dir("spelling"), None if parent_for_stores is None else txn.parent_dir("spelling"),
+                         new_products)
 
         parent_model = (txn.parent_manifest or {}).get("model") or {}
         same_model = parent_model.get("weights_id") == model_info["weights_id"]

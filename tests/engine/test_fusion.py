@@ -59,3 +59,79 @@ def test_fuse_dispatch_and_errors():
         rrf([LEXICAL], weights=[-1.0])
     with pytest.raises(ConfigError, match="minmax, zscore"):
         normalize(LEXICAL, "rank")
+
+
+# -- fusion plans, channel confidence, learned plans ---------------------------------
+
+import numpy as np
+
+from shoplens.engine.fusion import FusionPlan, channel_confidence, fuse_channels
+from shoplens.engine.fusion_learning import ChannelRanks, ideal_dcg, ndcg_at_10, plan_ndcg, select_plan
+from shoplens.engine.hybrid import Candidates, QueryVectors
+
+
+def test_channel_confidence_by_hand():
+    lexical = list(range(100))
+    assert channel_confidence(lexical[:10], [500, 501]) == 1.0  # short lexical list: full trust in the dense side
+    agreeing = list(range(6)) + list(range(200, 214))  # 6 of its top 20 among the lexical results: 0.3
+    assert channel_confidence(lexical, agreeing) == 1.0
+    half = list(range(3)) + list(range(200, 217))  # 3 of 20 = 0.15 -> 0.15 / 0.3 = 0.5
+    assert channel_confidence(lexical, half) == pytest.approx(0.5)
+    assert channel_confidence(lexical, list(range(200, 220))) == pytest.approx(0.15)  # the floor
+
+
+def test_fuse_channels_adaptive_weights_by_hand():
+    lexical = {d: 100.0 - d for d in range(30)}
+    dense = {d: 1.0 - d / 100 for d in range(100, 130)}  # shares nothing with lexical
+    plan = FusionPlan(k=60, weights=(("lexical", 1.0), ("dense", 1.0), ("native", 0.0)), adaptive=True)
+    fused, weights = fuse_channels({"lexical": lexical, "dense": dense, "native": {}}, plan)
+    assert weights == {"lexical": 1.0, "dense": pytest.approx(0.15)}
+    assert fused[0] == pytest.approx(1 / 61)
+    assert fused[100] == pytest.approx(0.15 / 61)
+    fixed, _ = fuse_channels({"lexical": lexical, "dense": dense}, FusionPlan(k=60, weights=plan.weights, adaptive=False))
+    assert fixed[100] == pytest.approx(1 / 61)
+
+
+def _candidates(rng, n=60):
+    docnos = np.arange(n)
+    ranks = []
+    for _ in range(3):
+        chosen = rng.choice(n, 40, replace=False)
+        rank = np.full(n, np.nan)
+        rank[chosen] = np.arange(1, 41)
+        ranks.append(rank)
+    scores = [np.where(np.isfinite(r), 1.0 / r, np.nan) for r in ranks]
+    return Candidates(docnos, np.zeros(n), scores[0], ranks[0], scores[1], ranks[1], QueryVectors(None, None, None),
+                      native=scores[2], native_rank=ranks[2])
+
+
+def test_learned_plan_scores_match_serving_fusion():
+    """plan_ndcg (vectorized, for training) ranks exactly as Candidates.refused (serving) does."""
+    rng = np.random.default_rng(0)
+    for adaptive in (True, False):
+        plan = FusionPlan(k=10, weights=(("lexical", 1.0), ("dense", 0.25), ("native", 2.0)), adaptive=adaptive)
+        candidates = _candidates(rng)
+        grades = {int(d): float(rng.integers(0, 4)) for d in candidates.docnos}
+        sample = ChannelRanks.from_candidates(candidates, grades, list(grades.values()))
+        served = candidates.refused(plan)
+        expected = ndcg_at_10(np.array([grades[int(d)] for d in served.docnos]), ideal_dcg(list(grades.values())))
+        assert plan_ndcg([sample], plan) == pytest.approx(expected)
+
+
+def test_select_plan_prefers_the_channel_that_finds_relevant_products():
+    rng = np.random.default_rng(1)
+    samples = []
+    for _ in range(20):
+        candidates = _candidates(rng)
+        head = candidates.native_rank <= 5  # only the text-native channel's head is relevant
+        grades = {int(d): 3.0 if h else 0.0 for d, h in zip(candidates.docnos, head)}
+        samples.append(ChannelRanks.from_candidates(candidates, grades, list(grades.values())))
+    plan, best, before = select_plan(samples, FusionPlan(weights=(("lexical", 1.0), ("dense", 1.0), ("native", 0.0))))
+    assert best > before
+    assert plan.weight("native") > 0 and plan.weight("native") >= plan.weight("lexical")
+    assert best == pytest.approx(1.0)
+
+
+def test_ideal_and_ndcg_by_hand():
+    assert ideal_dcg([3, 0, 1]) == pytest.approx(3 + 1 / np.log2(3))
+    assert ndcg_at_10(np.array([1.0, 3.0]), ideal_dcg([3, 1])) == pytest.approx((1 + 3 / np.log2(3)) / (3 + 1 / np.log2(3)))
