@@ -142,3 +142,23 @@ def test_behaviour_is_missing_without_events_and_smoothed_with_them(engine):
     assert column(unseen, "query_seen")[0] == 0 and np.isnan(column(unseen, "qp_ctr_smoothed")).all()
     blanked, _ = features_for(engine, "casual shirt", behaviour=stats, use_behaviour=False)
     assert np.isnan(column(blanked, "ctr_smoothed")).all()
+
+
+def test_quantities_and_price_ranges_by_hand():
+    from shoplens.rerank.features import price_range, quantities
+
+    assert quantities("1/2 in. x 10 ft. copper pipe") >= {("0.5", "in"), ("10", "ft")}
+    assert ("1.5", "in") in quantities("1-1/2 in. PVC")
+    assert quantities("60 watt bulb, 2 gal bucket") == {("60", "w"), ("2", "gal")}
+    assert price_range("white sneakers under 2000") == (None, 2000.0)
+    assert price_range("shoes between 1000 and 2,000") == (1000.0, 2000.0)
+    assert price_range("bags above rs 500") == (500.0, None)
+
+
+def test_text_native_and_field_features_are_present(engine):
+    matrix, ids = features_for(engine, text="navy blue shirt for men")
+    assert np.isfinite(column(matrix, "native")).all()
+    assert np.nanmax(column(matrix, "bm25_title")) > 0
+    assert set(np.unique(column(matrix, "title_bigram_share"))) <= {0.0, 0.5, 1.0}
+    best = int(np.argmax(column(matrix, "title_term_share")))
+    assert column(matrix, "doc_term_share")[best] >= column(matrix, "title_term_share")[best]

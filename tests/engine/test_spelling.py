@@ -1,0 +1,31 @@
+"""Spelling correction against a catalog vocabulary, and the vocabulary built from products."""
+
+from shoplens.engine.spelling import SpellCorrector
+from shoplens.indexers.catalog import Product
+from shoplens.indexers.spelling import product_words, read_vocabulary, write_vocabulary
+
+VOCABULARY = {"sneakers": 50, "adidas": 30, "tshirt": 40, "shirt": 100, "white": 200, "men": 300, "jeans": 80,
+              "blue": 300, "backpack": 20, "sweaters": 5}
+
+
+def test_unknown_words_are_corrected_known_and_protected_ones_kept():
+    corrector = SpellCorrector(VOCABULARY)
+    assert corrector.correct("snekers") == "sneakers"
+    assert corrector.correct("addidas tshirt") == "adidas tshirt"
+    assert corrector.correct("blue jeens for men") == "blue jeans for men"
+    assert corrector.correct("white sneakers under 2000") is None  # known words, a protected word, a number
+    assert corrector.correct("kids school bag") is None  # nothing close enough: left as typed
+    assert corrector.correct("xyzzyq") is None
+
+
+def test_product_words_and_vocabulary_counts(tmp_path):
+    product = Product.from_record({"id": "1", "title": "Nike Men T-Shirt", "brand": "Nike",
+                                   "category": ["Apparel", "Topwear"]})
+    words = product_words(product)
+    assert {"nike", "men", "t", "shirt", "tshirt", "apparel", "topwear"} <= words
+    first = tmp_path / "v1"
+    write_vocabulary(first, None, [product])
+    second = tmp_path / "v2"
+    write_vocabulary(second, first, [product])  # an update adds its products' words to the parent's counts
+    assert read_vocabulary(second)["nike"] == 2
+    assert read_vocabulary(tmp_path / "none") is None
