@@ -23,11 +23,15 @@ from shoplens.rerank.judgments import Judgments, load_judgments
 
 CONFIGURATIONS: list[tuple[str, dict[str, Any]]] = [
     ("BM25 (tantivy, field boosts)", {"mode": "lexical", "rerank": False}),
-    ("dense (FAISS)", {"mode": "dense", "rerank": False}),
-    ("hybrid RRF k=60 (default)", {"rerank": False}),
+    ("dense, joint image-text space (FAISS)", {"mode": "dense", "rerank": False}),
+    ("dense, text-native space (FAISS)", {"mode": "native", "rerank": False}),
+    ("hybrid, the index's fusion plan (default)", {"rerank": False}),
+    ("hybrid RRF k=60, lexical + joint only (before text-native)", {"rerank": False, "weights": (1.0, 1.0, 0.0),
+                                                                    "adaptive": False, "rrf_k": 60.0}),
     ("hybrid RRF k=10", {"rerank": False, "rrf_k": 10.0}),
     ("hybrid RRF lexical x2", {"rerank": False, "weights": (2.0, 1.0)}),
     ("hybrid RRF dense x2", {"rerank": False, "weights": (1.0, 2.0)}),
+    ("hybrid, fixed weights (no per-query confidence)", {"rerank": False, "adaptive": False}),
     ("hybrid weighted sum, min-max", {"rerank": False, "fusion": "wsum", "normalization": "minmax"}),
     ("hybrid weighted sum, z-score", {"rerank": False, "fusion": "wsum", "normalization": "zscore"}),
     ("hybrid + rerank", {"rerank": True}),
@@ -139,7 +143,8 @@ def run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = Tru
     engine = SearchEngine(index, device=device)
     has_ranker = engine.ranker(engine.snapshot) is not None
     report = Report(title="Ranking quality", data=f"index {index} ({engine.snapshot.products.num_live:,} products); "
-                    f"{len(judgments)} judged queries from {judgments_path} (derived, see benchmarks/devdata.py)",
+                    f"{len(judgments)} judged queries from {judgments_path}"
+                    + (" (derived, see benchmarks/devdata.py)" if "devdata" in str(judgments_path) else ""),
                     command=command)
     rows = []
     for label, settings in CONFIGURATIONS:

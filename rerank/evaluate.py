@@ -17,6 +17,7 @@ METRICS = ("ndcg@10", "mrr@10", "precision@10", "recall@100")
 SYSTEMS = {
     "bm25": {"mode": "lexical", "rerank": False},
     "dense": {"mode": "dense", "rerank": False},
+    "text-native": {"mode": "native", "rerank": False},
     "hybrid": {"mode": "hybrid", "rerank": False},
     "hybrid+rerank": {"mode": "hybrid", "rerank": True},
 }
@@ -67,7 +68,8 @@ def evaluate(engine, judgments: Judgments, systems: list[str] | None = None, bas
 
     warnings.filterwarnings("ignore", module="ranx")  # numba's cast warnings say nothing about the results
 
-    systems = systems or [name for name in SYSTEMS if name != "hybrid+rerank" or engine.ranker(engine.snapshot)]
+    systems = systems or [name for name in SYSTEMS if (name != "hybrid+rerank" or engine.ranker(engine.snapshot))
+                          and (name != "text-native" or engine.snapshot.text_native is not None)]
     qids = query_ids(judgments)
     qrels = Qrels.from_dict({qids[q]: {pid: int(g) for pid, g in grades.items()} for q, grades in judgments.items()})
     metrics, runs, latency = {}, {}, {}
