@@ -97,8 +97,8 @@ def hybrid_search(snapshot, request: SearchRequest, encode: Callable[[SearchRequ
     text = (request.text or "").strip()
     use_lexical = request.mode in ("hybrid", "lexical") and bool(text)
     use_dense = request.mode in ("hybrid", "dense")
-    use_native = request.mode in ("hybrid", "native") and bool(text) and snapshot.text_native is not None \
-        and (request.mode == "native" or plan.weight("native") > 0)
+    # searched even when the plan gives it no weight: its ranks are reranker features, as in training
+    use_native = request.mode in ("hybrid", "native") and bool(text) and snapshot.text_native is not None
     lexical_allowed = allowed if (allowed is not None or snapshot.lexical.physical_deletes) \
         else snapshot.products.live
     dense_allowed = allowed if allowed is not None else (None if snapshot.products.live.all() else snapshot.products.live)
