@@ -46,6 +46,8 @@ def search(
     explain: bool = typer.Option(False, "--explain", help="Show why each result ranked where it did."),
     no_collapse: bool = typer.Option(False, "--no-collapse", help="Show every listing, also duplicates (same title, brand and photo)."),
     no_spell: bool = typer.Option(False, "--no-spell", help="Search the words as typed (no spelling correction)."),
+    strict_intent: bool = typer.Option(False, "--strict-intent", help='Price limits, audience, colour and type read from the query ("under 2000", "for men") become filters, not only a preference.'),
+    no_intent: bool = typer.Option(False, "--no-intent", help="Do not read price limits, audience, colour or type from the query."),
     index_dir: Path = IndexOption,
     model: Optional[str] = typer.Option(None, "--model", help="Check that the index was built with this model."),
     pretrained: Optional[str] = typer.Option(None, "--pretrained", help="Check that the index was built with these weights."),
@@ -59,7 +61,8 @@ def search(
     request = SearchRequest(text=query, image=image, k=k, page=page, filters=list(filters or []), mode=mode,
                             fusion=fusion, rrf_k=rrf_k, weights=_weights(weights), normalization=normalization, adaptive=adaptive,
                             candidates=candidates, rerank=False if no_rerank else None, explain=explain,
-                            collapse=not no_collapse, spell=not no_spell)
+                            collapse=not no_collapse, spell=not no_spell, intent=not no_intent,
+                            strict_intent=strict_intent)
     request.validate()
     engine = SearchEngine(index_dir, device=device, model=model, pretrained=pretrained)
     response = engine.search(request)

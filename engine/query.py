@@ -32,6 +32,8 @@ class SearchRequest:
     explain: bool = False
     collapse: bool = True  # one result per normalized title + brand + image content
     spell: bool = True  # correct words the catalog never uses (the rewrite is shown)
+    intent: bool = True  # read price limits, audience, colour and type from the text (engine/intent.py)
+    strict_intent: bool = False  # those as filters; otherwise a boost
 
     def validate(self) -> None:
         has_text = bool(self.text and self.text.strip())

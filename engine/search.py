@@ -161,6 +161,13 @@ class SearchEngine:
         if mask is not None:
             mask &= snapshot.products.live
         effective = _replace(self.spell_checked(request), rerank=for_rerank)
+        intent = self.intent_of(snapshot, effective)
+        if intent is not None:
+            effective = _replace(effective, text=intent.text)
+            if effective.strict_intent:
+                filters = filters + parse_filters(intent.filters())
+                mask = filter_mask(snapshot.products, filters)
+                mask &= snapshot.products.live
         candidates = hybrid_search(snapshot, effective, self.encode_query, mask, self._executor, stages,
                                    self.fusion_plan(snapshot, request))
         return snapshot, candidates, filters
@@ -190,25 +197,53 @@ class SearchEngine:
         reranked_scores = None
         if ranker is not None and len(candidates):
             t0 = time.perf_counter()
-            candidates, reranked_scores, contributions = ranker.rerank(snapshot, request, candidates,
+            understood = self.intent_of(snapshot, request)
+            rank_request = request if understood is None else _replace(request, text=understood.text)
+            candidates, reranked_scores, contributions = ranker.rerank(snapshot, rank_request, candidates,
                                                                         explain=request.explain)
             stages["rerank"] = (time.perf_counter() - t0) * 1000
+        intent = self.intent_of(snapshot, request)
+        boosts = None
+        if intent is not None and not request.strict_intent and len(candidates) > 1:
+            from shoplens.engine.intent import boosted_order, constraint_matches
+
+            order, boosts = boosted_order(constraint_matches(snapshot.products, intent, candidates.docnos),
+                                          len(candidates))
+            candidates, boosts = candidates.take(order), boosts[order]
+            reranked_scores = None if reranked_scores is None else reranked_scores[order]
+            contributions = None if contributions is None else [contributions[i] for i in order]
         if request.collapse and len(candidates) > 1:
             keep = collapse_duplicates(snapshot, candidates.docnos)
             candidates = candidates.take(keep)
             reranked_scores = None if reranked_scores is None else reranked_scores[keep]
             contributions = None if contributions is None else [contributions[i] for i in keep]
-        results = self._results(snapshot, request, candidates, reranked_scores, contributions)
+            boosts = None if boosts is None else boosts[keep]
+        results = self._results(snapshot, request, candidates, reranked_scores, contributions, boosts)
         took = (time.perf_counter() - started) * 1000
         image_name = None if request.image is None else str(getattr(request.image, "filename", "") or "<image>")
         query = {"text": original_text, "image": image_name, "filters": [str(f) for f in filters], "mode": request.mode,
                  "fusion": request.fusion, "k": request.k, "page": request.page}
         notes = [skipped] if skipped else []
+        if intent is not None:
+            query["intent"] = {**intent.to_dict(), "applied": "filters" if request.strict_intent else "boost"}
+            notes.append(intent_note(intent, request.strict_intent))
         if request.text != original_text:
             query["rewritten"] = request.text
             notes.insert(0, f"showing results for \"{request.text}\"; search for \"{original_text}\" with --no-spell")
         return SearchResponse(query, took, stages, results, snapshot.version, len(candidates),
                               reranked=ranker is not None, notes=notes)
+
+    def intent_of(self, snapshot: Snapshot, request: SearchRequest):
+        """What the query text states (price, audience, colour, type) on this version's fields; None when nothing."""
+        if not request.intent or not request.text or not request.text.strip():
+            return None
+        from shoplens.engine.intent import facet_values, parse_intent
+
+        cached = getattr(self, "_facets", None)
+        if cached is None or cached[0] != snapshot.version:
+            self._facets = cached = (snapshot.version, facet_values(snapshot.products))
+        intent = parse_intent(request.text, cached[1])
+        return None if intent.empty else intent
 
     def speller(self, snapshot: Snapshot):
         """The version's spelling corrector (None when the index has no vocabulary), built once per version."""
@@ -259,7 +294,7 @@ class SearchEngine:
         return self._ranker_cache[snapshot.version]
 
     def _results(self, snapshot: Snapshot, request: SearchRequest, candidates: Candidates,
-                 reranked: np.ndarray | None, contributions) -> list[SearchResult]:
+                 reranked: np.ndarray | None, contributions, boosts: np.ndarray | None = None) -> list[SearchResult]:
         start, stop = request.offset, request.offset + request.k
         page = np.arange(start, min(stop, len(candidates)))
         if len(page) == 0:
@@ -275,6 +310,8 @@ class SearchEngine:
                 "fused": float(candidates.fused[row]),
                 "rerank": rerank_score,
             }
+            if boosts is not None:
+                signals["intent_boost"] = float(boosts[row])
             explain = None
             if request.explain:
                 explain = {"bm25_rank": _nan_to_none(candidates.bm25_rank[row]),
@@ -310,6 +347,17 @@ def load_query_image(image: Any):
         raise QueryError(f"cannot read query image {path}: {exc}; use a JPEG or PNG photo") from None
     opened.filename = str(path)
     return opened
+
+
+def intent_note(intent, strict: bool) -> str:
+    """One line saying what was understood and how it was used."""
+    parts = [f"{c.field}={'|'.join(c.values)} (\"{c.word}\")" for c in intent.constraints]
+    if intent.price_min is not None or intent.price_max is not None:
+        low = "" if intent.price_min is None else f"{intent.price_min:g} <= "
+        high = "" if intent.price_max is None else f" <= {intent.price_max:g}"
+        parts.insert(0, f"{low}price{high}")
+    how = "applied as filters (--strict-intent)" if strict else "preferred, not required (--strict-intent to filter, --no-intent to ignore)"
+    return "understood " + ", ".join(parts) + f": {how}"
 
 
 def collapse_duplicates(snapshot: Snapshot, docnos: np.ndarray) -> np.ndarray:

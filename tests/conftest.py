@@ -27,6 +27,12 @@ def sample_index(tmp_path_factory, encoder) -> Path:
     from shoplens.indexers.writer import WriteOptions, build_index
 
     path = tmp_path_factory.mktemp("sample") / "index"
+    prebuilt = os.environ.get("SHOPLENS_TEST_SAMPLE_INDEX")  # a sample index built by this same checkout
+    if prebuilt:
+        import shutil
+
+        shutil.copytree(prebuilt, path)
+        return path
     build_index(SAMPLE, path, WriteOptions(device="cpu"), encoder=encoder)
     return path
 

@@ -1,0 +1,283 @@
+"""Query understanding: price limits, who it is for, colours and product types, as soft constraints.
+
+`parse_intent(text, facets)` reads a query as a shopper types it ("white
+sneakers under 2000", "blue jeans for men", "kids school bag") and maps what
+it states onto the catalog's OWN field values: `facets` is every small
+keyword field of the index with its values (`facet_values(products)`), so
+nothing about a particular shop is hard-coded beyond a short English word
+list (gender and age words, colour names). A word maps onto a field when one
+of the field's values contains it as a word ("men" -> gender=Men and
+age_group=Adults-Men: the field with fewer values wins; "blue" ->
+base_colour=Blue|Navy Blue); a type word maps onto whole category values
+("jeans" -> category=Jeans, "watch" -> category=Watches).
+
+The engine uses an `Intent` two ways: with `--strict-intent` its constraints
+become filters; otherwise they re-order the retrieved (and reranked) list
+with `boosted_order`: a product's position is divided by a factor per
+constraint it meets, so it is a strong preference, never a removal. The
+price phrase is taken out of the text that goes to retrieval ("under 2000"
+matches nothing useful, "under" matches the brand Under Armour).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# who it is for: a query word -> the words a catalog value may use for it
+AUDIENCE = {
+    "men": ("men", "man", "mens", "male", "gents", "gent", "him", "gentlemen"),
+    "women": ("women", "woman", "womens", "female", "ladies", "lady", "her"),
+    "boys": ("boys", "boy"),
+    "girls": ("girls", "girl"),
+    "kids": ("kids", "kid", "children", "child", "childrens", "infant", "infants", "baby", "toddler"),
+    "unisex": ("unisex",),
+}
+# values that also suit an audience ("kids" means boys and girls; unisex suits everyone)
+AUDIENCE_ALSO = {"men": ("unisex",), "women": ("unisex",), "boys": ("kids", "unisex"),
+                 "girls": ("kids", "unisex"), "kids": ("boys", "girls", "unisex")}
+COLOURS = ("black", "white", "blue", "navy", "red", "green", "yellow", "pink", "purple", "grey", "gray", "brown",
+           "beige", "orange", "maroon", "silver", "gold", "golden", "cream", "olive", "khaki", "tan", "teal",
+           "turquoise", "lavender", "magenta", "peach", "mustard", "burgundy", "charcoal", "copper", "bronze",
+           "violet", "indigo", "off-white", "multicolour", "multicolor")
+COLOUR_ALIASES = {"gray": "grey", "golden": "gold", "multicolor": "multi", "multicolour": "multi"}
+PRICE_FIELD = "price"
+MAX_FACET_VALUES = 100  # a keyword field with more distinct values than this is not a facet (titles, ids, brands)
+# how strongly a met constraint moves a product up: its position is divided by this factor
+BOOST = {"price": 50.0, "audience": 10.0, "type": 4.0, "colour": 3.0}
+
+_NUMBER = r"(\d[\d,]*(?:\.\d+)?\s*k?)"
+_CURRENCY = r"(?:rs\.?|inr|₹|\$|usd|eur|€|£)?\s*"
+_UNITS = r"(?!\s*(?:years?|yrs?|y\b|months?|cm|mm|ml|l\b|kg|g\b|gb|tb|inch|in\b|inches|\"|w\b|watt|%|pcs|pieces|pack))"
+_PRICE_PATTERNS = (
+    ("range", re.compile(rf"\b(?:between|from)\s+{_CURRENCY}{_NUMBER}\s*(?:and|to|-)\s*{_CURRENCY}{_NUMBER}{_UNITS}")),
+    ("range", re.compile(rf"(?<![\w.]){_CURRENCY}{_NUMBER}\s*(?:-|to)\s*{_CURRENCY}{_NUMBER}{_UNITS}(?![\w.])")),
+    ("max", re.compile(rf"\b(?:under|below|less than|cheaper than|upto|up to|within|max|maximum|at most|not more than)"
+                       rf"\s+{_CURRENCY}{_NUMBER}{_UNITS}|<=?\s*{_CURRENCY}{_NUMBER}{_UNITS}")),
+    ("min", re.compile(rf"\b(?:above|over|more than|at least|min|minimum|starting|from)\s+{_CURRENCY}{_NUMBER}{_UNITS}"
+                       rf"|>=?\s*{_CURRENCY}{_NUMBER}{_UNITS}")),
+)
+_TOKEN = re.compile(r"[a-z0-9]+(?:'s)?")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One stated constraint mapped onto a catalog field: `field` takes one of `values`."""
+
+    kind: str  # audience, colour or type
+    word: str  # the query word it came from
+    field: str
+    values: tuple[str, ...]
+
+    def filter(self) -> str:
+        return f"{self.field}={'|'.join(self.values)}"
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What a query states beyond its words: a price range and field constraints, plus the text to retrieve with."""
+
+    text: str  # the query without its price phrase
+    price_min: float | None = None
+    price_max: float | None = None
+    constraints: tuple[Constraint, ...] = field(default_factory=tuple)
+
+    @property
+    def empty(self) -> bool:
+        return self.price_min is None and self.price_max is None and not self.constraints
+
+    def filters(self) -> list[str]:
+        """The constraints as filter expressions (what --strict-intent applies)."""
+        out = [c.filter() for c in self.constraints]
+        if self.price_min is not None:
+            out.append(f"{PRICE_FIELD}>={_number_text(self.price_min)}")
+        if self.price_max is not None:
+            out.append(f"{PRICE_FIELD}<={_number_text(self.price_max)}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "price_min": self.price_min, "price_max": self.price_max,
+                "constraints": [{"kind": c.kind, "word": c.word, "field": c.field, "values": list(c.values)}
+                                for c in self.constraints]}
+
+
+def _number(text: str) -> float:
+    text = text.replace(",", "").strip()
+    if text.endswith("k"):
+        return float(text[:-1].strip()) * 1000
+    return float(text)
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def parse_price(text: str) -> tuple[float | None, float | None, str]:
+    """(floor, ceiling, text without the price phrase) of a query; (None, None, text) when it states none."""
+    lowered = text.lower()
+    low = high = None
+    for kind, pattern in _PRICE_PATTERNS:
+        match = pattern.search(lowered)
+        if not match:
+            continue
+        numbers = [_number(g) for g in match.groups() if g]
+        if kind == "range" and len(numbers) == 2:
+            low, high = min(numbers), max(numbers)
+        elif kind == "max" and high is None:
+            high = numbers[0]
+        elif kind == "min" and low is None:
+            low = numbers[0]
+        else:
+            continue
+        lowered = lowered[:match.start()] + " " + lowered[match.end():]
+        text = text[:match.start()] + " " + text[match.end():]
+    text = re.sub(r"\s+", " ", re.sub(r"\b(?:for|rs\.?|inr|price|priced|budget)\s*$", "", text.strip(), flags=re.I))
+    return low, high, text.strip()
+
+
+def _tokens(text: str) -> list[str]:
+    text = re.sub(r"\bt[\s-]shirt", "tshirt", text.lower())
+    return [t[:-2] if t.endswith("'s") else t for t in _TOKEN.findall(text.lower())]
+
+
+def _singular(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _value_words(value: str) -> set[str]:
+    return set(_tokens(value.replace("-", " ")))
+
+
+def _best_field(facets: dict[str, dict[str, int]], wanted: set[str], required: set[str] | None = None,
+                skip: tuple[str, ...] = ()) -> tuple[str, tuple[str, ...]] | None:
+    """Among facets with a value containing a `required` word, the one whose `required` values cover the most
+    products (ties: fewer values); returned with its values containing any `wanted` word."""
+    best = None
+    for name, values in facets.items():
+        if name in skip:
+            continue
+        hits = tuple(v for v in values if _value_words(v) & wanted)
+        covered = sum(values[v] for v in hits if _value_words(v) & (required or wanted))
+        if not covered:
+            continue
+        key = (covered, -len(values))
+        if best is None or key > best[2]:
+            best = (name, hits, key)
+    return None if best is None else (best[0], best[1])
+
+
+def _audience(tokens: list[str], facets: dict[str, dict[str, int]]) -> list[Constraint]:
+    out = []
+    for canonical, words in AUDIENCE.items():
+        said = next((t for t in tokens if t in words), None)
+        if said is None:
+            continue
+        wanted = set(words) | {w for also in AUDIENCE_ALSO.get(canonical, ()) for w in AUDIENCE[also]}
+        found = _best_field(facets, wanted, required=set(words) | set(AUDIENCE_ALSO.get(canonical, ()))
+                            if canonical == "kids" else set(words), skip=("category",))
+        if found:
+            out.append(Constraint("audience", said, found[0], found[1]))
+    return out[:1]  # one audience: the first stated
+
+
+def _colours(tokens: list[str], facets: dict[str, dict[str, int]]) -> list[Constraint]:
+    out = []
+    for token in tokens:
+        if token not in COLOURS:
+            continue
+        colour = COLOUR_ALIASES.get(token, token)
+        found = _best_field(facets, {colour}, skip=("category",))
+        if found:
+            out.append(Constraint("colour", token, found[0], found[1]))
+            break  # the first colour named is the product's ("black shirt with white print")
+    return out
+
+
+def _types(tokens: list[str], facets: dict[str, dict[str, int]]) -> list[Constraint]:
+    categories = facets.get("category") or []
+    if not categories:
+        return []
+    by_singular: dict[str, list[str]] = {}
+    for value in categories:
+        by_singular.setdefault(" ".join(_singular(w) for w in _tokens(value)), []).append(value)
+    singular = [_singular(t) for t in tokens]
+    for size in (2, 1):  # "sports shoes" before "shoes"
+        for start in range(len(singular) - size, -1, -1):  # the last noun names the type
+            phrase = " ".join(singular[start:start + size])
+            if phrase in by_singular:
+                values = tuple(by_singular[phrase])
+                if size == 1:  # "shoe" also means every kind of shoe: "Casual Shoes", "Sports Shoes"
+                    values += tuple(v for key, vs in by_singular.items() if key.endswith(" " + phrase) for v in vs)
+                return [Constraint("type", " ".join(tokens[start:start + size]), "category", values)]
+    return []
+
+
+def parse_intent(text: str, facets: dict[str, dict[str, int]]) -> Intent:
+    """Price limits and audience, colour and type constraints of a query, mapped onto `facets`' values."""
+    low, high, rest = parse_price(text or "")
+    tokens = _tokens(rest)
+    constraints = _audience(tokens, facets) + _colours(tokens, facets) + _types(tokens, facets)
+    return Intent(rest if rest else (text or ""), low, high, tuple(constraints))
+
+
+def facet_values(products) -> dict[str, dict[str, int]]:
+    """Every keyword field of a product table with at most MAX_FACET_VALUES distinct values, and `category`:
+    each value with the number of live products that have it."""
+    facets = {}
+    for name in products.field_names():
+        if name in ("id", "title", "description", "price", "brand"):
+            continue
+        column = products.column_name(name)
+        if column is None or products.is_numeric(column):
+            continue
+        codes, kind, vocab = products.keyword(column)
+        if name != "category" and len([v for v in vocab if v]) > MAX_FACET_VALUES:
+            continue
+        if kind == "list":
+            offsets, flat = codes
+            live_rows = np.repeat(products.live, np.diff(offsets))
+            flat = flat[live_rows]
+        else:
+            flat = codes[products.live]
+        counts = np.bincount(flat[flat >= 0], minlength=len(vocab))
+        facets[name] = {value: int(count) for value, count in zip(vocab, counts) if value and count}
+    return facets
+
+
+def constraint_matches(products, intent: Intent, docnos: np.ndarray) -> dict[str, np.ndarray]:
+    """For each constraint kind (price, audience, colour, type): whether each of `docnos` meets it."""
+    from shoplens.engine.filters import filter_mask, parse_filter
+
+    out = {}
+    for constraint in intent.constraints:
+        out[constraint.kind] = filter_mask(products, [parse_filter(constraint.filter())])[docnos]
+    if intent.price_min is not None or intent.price_max is not None:
+        column = products.column_name(PRICE_FIELD)
+        if column is not None:
+            prices = products.numeric(column)[docnos]
+            ok = ~np.isnan(prices)
+            if intent.price_min is not None:
+                ok &= prices >= intent.price_min
+            if intent.price_max is not None:
+                ok &= prices <= intent.price_max
+            out["price"] = ok
+    return out
+
+
+def boosted_order(matches: dict[str, np.ndarray], count: int) -> tuple[np.ndarray, np.ndarray]:
+    """A stable new order of `count` ranked items: position / product of BOOST of the constraints each meets.
+    Returns (order, boost factor per item)."""
+    factor = np.ones(count)
+    for kind, met in matches.items():
+        factor = np.where(met, factor * BOOST[kind], factor)
+    adjusted = (np.arange(count) + 1) / factor
+    return np.lexsort((np.arange(count), adjusted)), factor

@@ -1,0 +1,96 @@
+"""Query understanding on hand-worked examples (pure functions), and its use by the engine on the sample."""
+
+import pytest
+
+from shoplens.engine.intent import boosted_order, parse_intent, parse_price
+
+FACETS = {  # a catalog's own small fields, as facet_values reads them from an index: value -> products
+    "gender": {"men": 750, "women": 634, "unisex": 70, "boys": 24, "girls": 22},
+    "age_group": {"adults-men": 745, "adults-women": 626, "kids-boys": 29, "kids-girls": 29, "adults-unisex": 63},
+    "base_colour": {"black": 350, "white": 167, "blue": 167, "navy blue": 53, "off white": 3, "red": 84},
+    "attributes.Colour Family": {"red": 2, "blue": 3},
+    "category": {"apparel": 700, "bottomwear": 100, "jeans": 40, "footwear": 300, "shoes": 200,
+                 "casual shoes": 80, "sports shoes": 60, "accessories": 200, "watches": 50, "bags": 60,
+                 "backpacks": 24, "laptop bag": 3, "topwear": 400, "shirts": 120, "tshirts": 150, "dresses": 30},
+}
+
+
+@pytest.mark.parametrize("text, low, high, rest", [
+    ("white sneakers under 2000", None, 2000, "white sneakers"),
+    ("kurta below rs 500", None, 500, "kurta"),
+    ("watch between 1000 and 2000", 1000, 2000, "watch"),
+    ("shoes 2000-3000", 2000, 3000, "shoes"),
+    ("jacket under ₹2.5k", None, 2500, "jacket"),
+    ("perfume above 1,500", 1500, None, "perfume"),
+    ("kids shoes 2-3 years", None, None, "kids shoes 2-3 years"),  # an age, not a price
+    ("under armour shorts", None, None, "under armour shorts"),  # a brand, not a limit
+    ("deo 150 ml", None, None, "deo 150 ml"),
+])
+def test_price_limits(text, low, high, rest):
+    assert parse_price(text) == (low, high, rest)
+
+
+def test_audience_colour_and_type_map_onto_the_catalogs_fields():
+    intent = parse_intent("blue jeans for men", FACETS)
+    got = {c.kind: (c.field, set(c.values)) for c in intent.constraints}
+    assert got == {"audience": ("gender", {"men", "unisex"}),  # gender covers more products than age_group
+                   "colour": ("base_colour", {"blue", "navy blue"}),  # not the sparse Colour Family
+                   "type": ("category", {"jeans"})}
+    assert intent.filters() == ["gender=men|unisex", "base_colour=blue|navy blue", "category=jeans"]
+    assert intent.text == "blue jeans for men" and intent.price_max is None
+
+
+def test_kids_women_and_types():
+    kids = parse_intent("kids school bag", FACETS)
+    audience = next(c for c in kids.constraints if c.kind == "audience")
+    assert not {"adults-men", "adults-women", "men", "women"} & set(audience.values)
+    assert {"kids-boys", "kids-girls"} <= set(audience.values) or {"boys", "girls"} <= set(audience.values)
+    bag = next(c for c in kids.constraints if c.kind == "type")
+    assert set(bag.values) == {"bags", "laptop bag"}  # "bag" and every kind of bag named so
+    assert next(c for c in parse_intent("womens t-shirt", FACETS).constraints if c.kind == "type").values == ("tshirts",)
+    shoes = parse_intent("white sports shoes under 2k", FACETS)
+    assert shoes.price_max == 2000 and shoes.text == "white sports shoes"
+    assert [c.values for c in shoes.constraints if c.kind == "type"] == [("sports shoes",)]
+    assert set(next(c for c in shoes.constraints if c.kind == "colour").values) == {"white", "off white"}
+
+
+def test_nothing_stated_is_empty():
+    assert parse_intent("puma", FACETS).empty
+    assert parse_intent("analog", {}).empty
+
+
+def test_boost_moves_items_that_meet_constraints_up_without_removing_any():
+    import numpy as np
+
+    price = np.array([False, False, True, True, False])
+    order, factor = boosted_order({"price": price}, 5)
+    assert order.tolist() == [2, 3, 0, 1, 4] and factor.tolist() == [1, 1, 50, 50, 1]
+    colour = np.array([False, False, False, False, True])
+    assert boosted_order({"colour": colour}, 5)[0].tolist() == [0, 4, 1, 2, 3]  # position 5 / 3 ties with 2: stable
+
+
+@pytest.fixture(scope="module")
+def engine(sample_index, encoder):
+    from shoplens.engine.search import SearchEngine
+
+    engine = SearchEngine(sample_index, device="cpu", encoder=encoder)
+    yield engine
+    engine.close()
+
+
+def test_stated_intent_on_the_sample(engine):
+    from shoplens.engine.query import SearchRequest
+    from tests.helpers import sample_products
+
+    rows = {row["id"]: row for row in sample_products()}
+    cheap = engine.search(SearchRequest(text="white sneakers under 2000", k=5))
+    assert all(r.price <= 2000 for r in cheap.results)
+    assert cheap.query["intent"]["price_max"] == 2000 and cheap.query["intent"]["applied"] == "boost"
+    assert any("price <= 2000" in note for note in cheap.notes)
+    plain = engine.search(SearchRequest(text="white sneakers under 2000", k=5, intent=False))
+    assert "intent" not in plain.query
+    jeans = engine.search(SearchRequest(text="blue jeans for men", k=5))
+    assert all(rows[r.id]["gender"] in ("Men", "Unisex") and "Jeans" in rows[r.id]["category"] for r in jeans.results)
+    strict = engine.search(SearchRequest(text="red dress for women between 500 and 1500", k=20, strict_intent=True))
+    assert strict.query["intent"]["applied"] == "filters" and "price<=1500" in strict.query["filters"]
+    assert all(500 <= r.price <= 1500 and rows[r.id]["gender"] in ("Women", "Unisex") for r in strict.results)
