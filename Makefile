@@ -28,6 +28,10 @@ demo: $(STAMP)
 	$(BIN)/shoplens train-ranker .demo/devdata/judgments.train.jsonl --validation .demo/devdata/judgments.validation.jsonl --index $(DEMO_INDEX)
 	$(BIN)/shoplens eval .demo/devdata/judgments.test.jsonl --index $(DEMO_INDEX)
 	$(BIN)/shoplens search "black leather wallet" --image data/myntra-sample/images/41259.jpg --filter "price<=1500" --index $(DEMO_INDEX) -k 3 --explain
+	@echo "--- stated intent: a price ceiling and a colour read from the query (a preference; --strict-intent filters) ---"
+	$(BIN)/shoplens search "white sneakers under 2000" --index $(DEMO_INDEX) -k 5
+	@echo "--- a photo search after training: the exact product (id 10183) is #1 ---"
+	$(BIN)/shoplens search --image data/myntra-sample/images/10183.jpg --index $(DEMO_INDEX) -k 5
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

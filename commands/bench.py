@@ -130,6 +130,33 @@ def bench_quality(
     finish_report(report, as_json, save)
 
 
+@bench_app.command("shoppers")
+@handle_errors
+def bench_shoppers(
+    index_dir: Path = IndexOption,
+    judgments: Optional[Path] = typer.Option(None, "--judgments", help="Graded judgments (default: benchmarks/shopper_judgments.jsonl)."),
+    write_judgments: Optional[Path] = typer.Option(None, "--write-judgments", help="First regenerate the judgments from benchmarks/shopper_queries.jsonl against this catalog."),
+    rerank: bool = typer.Option(False, "--rerank", help="Let the index's reranker run too."),
+    device: str = DeviceOption,
+    save: Optional[Path] = typer.Option(None, "--save"),
+    as_json: bool = JsonOption,
+):
+    """NDCG@10 and each query's top 5 for the hand-written shopper queries: as typed, with spelling, with intent."""
+    from shoplens.benchmarks import shoppers
+
+    if write_judgments is not None:
+        shoppers.write_judgments(write_judgments)
+    report = shoppers.run(index_dir, judgments or shoppers.JUDGMENTS, device, rerank, command_line())
+    if not as_json:
+        for label, tops in report.extra["top5"].items():
+            out.print(f"[bold]{label}[/bold]")
+            for query, lines in tops.items():
+                out.print(f"  {query}")
+                for line in lines:
+                    out.print(f"      {line}")
+    finish_report(report, as_json, save)
+
+
 @bench_app.command("scale")
 @handle_errors
 def bench_scale(

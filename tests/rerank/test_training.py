@@ -147,3 +147,33 @@ def test_without_behaviour_the_model_still_ranks(trained, encoder, tmp_path):
     evaluation = evaluate(engine, load_judgments(dev / "judgments.test.jsonl"), systems=["hybrid", "hybrid+rerank"])
     assert evaluation.metrics["hybrid+rerank"]["ndcg@10"] >= evaluation.metrics["hybrid"]["ndcg@10"]
     assert np.isfinite(evaluation.metrics["hybrid+rerank"]["ndcg@10"])
+
+
+def test_the_guard_refuses_a_worse_model_and_force_overrides_it(trained):
+    index, dev, _ = trained
+    copy = copy_index(index, index.parent / "guarded")
+    live_version = IndexDirectory(copy).current_version()
+    # one stump: next to nothing learned, so on held-out queries it trails the live model
+    weak = RankerConfig(n_estimators=1, max_depth=1, early_stopping_rounds=1, depth=100)
+    report = train_ranker(copy, load_judgments(dev / "judgments.train.jsonl"), weak, learn_fusion=False)
+    assert report.holdout["current_system"] == "live model"
+    assert report.holdout["new"] < report.holdout["current"] - report.holdout["margin"]
+    assert report.version is None and not report.committed
+    assert IndexDirectory(copy).current_version() == live_version  # nothing committed
+    forced = train_ranker(copy, load_judgments(dev / "judgments.train.jsonl"), weak, learn_fusion=False, force=True)
+    assert forced.committed and forced.forced and forced.version == live_version + 1
+
+
+def test_a_text_trained_reranker_leaves_photo_queries_in_fused_order(trained, encoder):
+    index, _, _ = trained
+    engine = SearchEngine(index, device="cpu", encoder=encoder)
+    assert engine.ranker(engine.snapshot).query_kinds == ["text"]
+    photo = SAMPLE.parent / "images" / "10183.jpg"
+    response = engine.search(SearchRequest(image=str(photo), k=10, explain=True))
+    fused = engine.search(SearchRequest(image=str(photo), k=10, rerank=False))
+    assert not response.reranked and any("reranker not applied" in note and "not photo" in note for note in response.notes)
+    assert [r.id for r in response.results] == [r.id for r in fused.results]
+    assert response.results[0].id == "10183"  # the product in the photo
+    assert all(r.signals["rerank"] is None for r in response.results)
+    text = engine.search(SearchRequest(text="black casual shoes for men", k=5))
+    assert text.reranked  # text queries still are
