@@ -15,9 +15,9 @@ from shoplens.rerank.judgments import Judgments
 
 METRICS = ("ndcg@10", "mrr@10", "precision@10", "recall@100")
 SYSTEMS = {
-    "bm25": {"mode": "lexical", "rerank": False},
-    "dense": {"mode": "dense", "rerank": False},
-    "text-native": {"mode": "native", "rerank": False},
+    "bm25": {"mode": "lexical", "rerank": False, "intent": False},  # single retrievers: no intent boost
+    "dense": {"mode": "dense", "rerank": False, "intent": False},
+    "text-native": {"mode": "native", "rerank": False, "intent": False},
     "hybrid": {"mode": "hybrid", "rerank": False},
     "hybrid+rerank": {"mode": "hybrid", "rerank": True},
 }

@@ -75,8 +75,8 @@ def test_reranking_beats_every_retriever_on_test_queries(trained, encoder):
     engine = SearchEngine(index, device="cpu", encoder=encoder)
     evaluation = evaluate(engine, load_judgments(dev / "judgments.test.jsonl"))
     ndcg = {system: values["ndcg@10"] for system, values in evaluation.metrics.items()}
-    assert set(ndcg) == {"bm25", "dense", "hybrid", "hybrid+rerank"}
-    assert ndcg["hybrid+rerank"] > max(ndcg["bm25"], ndcg["dense"], ndcg["hybrid"])
+    assert set(ndcg) == {"bm25", "dense", "text-native", "hybrid", "hybrid+rerank"}
+    assert ndcg["hybrid+rerank"] > max(ndcg["bm25"], ndcg["dense"], ndcg["text-native"], ndcg["hybrid"])
     paths = write_trec_runs(evaluation, dev / "runs")
     first = paths[0].read_text().splitlines()[0].split()
     assert len(first) == 6 and first[1] == "Q0" and first[3] == "1"
@@ -90,7 +90,7 @@ def test_eval_and_train_ranker_commands(trained, tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert set(data["metrics"]["hybrid+rerank"]) == {"ndcg@10", "mrr@10", "precision@10", "recall@100"}
-    assert len(data["run_files"]) == 4
+    assert len(data["run_files"]) == 5
     result = runner.invoke(app, ["train-ranker", "--index", str(index), "--json"])
     assert result.exit_code == 2 and "one of them" in result.stderr
 
