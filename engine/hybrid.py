@@ -134,9 +134,20 @@ def hybrid_search(snapshot, request: SearchRequest, encode: Callable[[SearchRequ
     candidates = union_candidates(snapshot, vectors, {"lexical": lexical, "dense": dense, "native": native})
     if request.mode != "hybrid":
         plan = FusionPlan(weights=((_MODE_CHANNEL[request.mode], 1.0),), adaptive=False)
+    elif request.image is not None:
+        plan = photo_plan(plan)
     candidates = candidates.refused(plan)
     stages["fuse"] = (time.perf_counter() - started) * 1000
     return candidates
+
+
+def photo_plan(plan: FusionPlan) -> FusionPlan:
+    """The fusion of a query with a photo: the joint space carries the photo, so it is not scaled down by its
+    agreement with BM25 (which never saw the photo), weighs as much as the text, and the text-native list,
+    which reads the text a second time, only gives reranker features."""
+    from dataclasses import replace
+
+    return replace(plan, adaptive=False, weights=(("lexical", 1.0), ("dense", 1.0), ("native", 0.0)))
 
 
 _MODE_CHANNEL = {"lexical": "lexical", "dense": "dense", "native": "native"}
