@@ -85,7 +85,7 @@ def test_modes_and_fusion_methods(engine):
     assert [r.signals["dense"] for r in dense.results] == sorted([r.signals["dense"] for r in dense.results], reverse=True)
     wsum = engine.search(SearchRequest(text="running shoes", k=5, fusion="wsum", normalization="zscore"))
     assert len(wsum.results) == 5 and wsum.query["fusion"] == "wsum"
-    lexical_heavy = engine.search(SearchRequest(text="running shoes", k=5, weights=(1.0, 0.0)))
+    lexical_heavy = engine.search(SearchRequest(text="running shoes", k=5, weights=(1.0, 0.0, 0.0)))
     assert [r.id for r in lexical_heavy.results] == [r.id for r in lexical.results]
 
 
@@ -100,7 +100,10 @@ def test_json_shape(engine):
     json.dumps(data)
     assert set(data) >= {"query", "took_ms", "stages_ms", "results"}
     assert set(data["results"][0]) == {"rank", "id", "title", "brand", "price", "score", "signals"}
-    assert set(data["results"][0]["signals"]) == {"bm25", "dense", "fused", "rerank"}
+    assert set(data["results"][0]["signals"]) == {"bm25", "dense", "text_native", "fused", "rerank", "intent_boost"}
+    assert data["query"]["intent"]["constraints"][0]["values"] == ["belts"]  # "belt" read as the type Belts
+    plain = engine.search(SearchRequest(text="belt", k=2, intent=False)).to_json()
+    assert set(plain["results"][0]["signals"]) == {"bm25", "dense", "text_native", "fused", "rerank"}
 
 
 def test_query_syntax_in_user_text_is_harmless(engine):
