@@ -57,8 +57,9 @@ def versions(
         table.add_column(column, justify="right" if column in ("version", "products") else "left", overflow="fold")
     for row in rows:
         change = ", ".join(f"{k} {v}" for k, v in row["change"].items() if v not in (0, None, "", []) and k != "catalog")
+        products = "?" if row["products"] is None else f"{row['products']:,}"
         table.add_row(f"{row['version']}{' *' if row['current'] else ''}", row["kind"], row["created_at"],
-                      f"{row['products']:,}", change)
+                      products, row.get("error") or change)
     out.print(table)
 
 

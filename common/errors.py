@@ -24,6 +24,10 @@ class IndexLockedError(ShopLensError):
     """Another process is writing to the index."""
 
 
+class ConcurrentWriteError(IndexLockedError):
+    """The version a write was based on is no longer current; nothing was committed."""
+
+
 class IndexCorruptError(ShopLensError):
     """An index directory is damaged or stores disagree."""
 

@@ -32,10 +32,15 @@ def list_versions(index_path: str | Path) -> list[dict[str, Any]]:
     current = index.current_version()
     rows = []
     for number in reversed(index.committed_versions()):
-        manifest = index.manifest(number)
-        rows.append({"version": number, "current": number == current, "kind": manifest["kind"],
-                     "created_at": manifest["created_at"], "parent": manifest.get("parent"),
-                     "products": manifest["counts"]["products"], "change": manifest.get("change", {})})
+        try:  # one damaged old version must not hide the others
+            manifest = index.manifest(number)
+            rows.append({"version": number, "current": number == current, "kind": str(manifest["kind"]),
+                         "created_at": str(manifest["created_at"]), "parent": manifest.get("parent"),
+                         "products": int(manifest["counts"]["products"]), "change": dict(manifest.get("change") or {})})
+        except (IndexCorruptError, KeyError, TypeError, ValueError) as exc:
+            reason = str(exc) if isinstance(exc, IndexCorruptError) else f"manifest lacks {exc}"
+            rows.append({"version": number, "current": number == current, "kind": "unreadable", "created_at": "",
+                         "parent": None, "products": None, "change": {}, "error": reason})
     return rows
 
 
@@ -49,6 +54,10 @@ def rollback(index_path: str | Path, version: int) -> int:
         if version not in index.committed_versions():
             kept = ", ".join(str(v) for v in index.committed_versions())
             raise ConfigError(f"version {version} is not kept in {index.path} (kept: {kept}); see `shoplens versions`")
+        target = check_index(index.path, version=version)
+        if not target.ok:
+            raise IndexCorruptError(f"version {version} fails its consistency check ({target.problems[0]}); "
+                                    "nothing restored; pick another version from `shoplens versions`")
         source = index.version_path(version)
         txn = index.begin("rollback")
         try:
@@ -99,21 +108,23 @@ def dead_share(index: IndexDirectory) -> float:
     return 1.0 - counts["products"] / counts["rows"] if counts["rows"] else 0.0
 
 
-def auto_compact(index_path: str | Path, share: float = DEFAULT_COMPACT_SHARE,
+def auto_compact(index_path: str | Path | IndexDirectory, share: float = DEFAULT_COMPACT_SHARE,
                  min_rows: int = 1000) -> CompactReport | None:
-    """Compact when dead rows exceed `share` of a store of at least `min_rows` rows."""
-    index = IndexDirectory(index_path)
-    counts = index.manifest()["counts"]
-    if counts["rows"] >= min_rows and dead_share(index) > share:
-        return compact(index_path)
+    """Compact when dead rows exceed `share` of a store of at least `min_rows` rows (under the caller's
+    lock when given the caller's IndexDirectory)."""
+    index = index_path if isinstance(index_path, IndexDirectory) else IndexDirectory(index_path)
+    with index.lock():
+        counts = index.manifest()["counts"]
+        if counts["rows"] >= min_rows and dead_share(index) > share:
+            return compact(index)
     return None
 
 
-def compact(index_path: str | Path, force: bool = True) -> CompactReport:
+def compact(index_path: str | Path | IndexDirectory, force: bool = True) -> CompactReport:
     """Rewrite every store from the live rows only (no encoding: stored vectors are reused)."""
     from shoplens.indexers.storage import directory_size
 
-    index = IndexDirectory(index_path)
+    index = index_path if isinstance(index_path, IndexDirectory) else IndexDirectory(index_path)
     with index.lock():
         manifest = index.manifest()
         rows_before = manifest["counts"]["rows"]

@@ -15,7 +15,7 @@ import numpy as np
 
 from shoplens.common.errors import CatalogError
 from shoplens.indexers.catalog import Reject, parse_field_map, read_catalog, write_rejects
-from shoplens.indexers.index import IndexDirectory
+from shoplens.indexers.index import IndexDirectory, pause_point
 from shoplens.indexers.products import ProductStore, ProductTable
 from shoplens.indexers.progress import Progress
 from shoplens.indexers.writer import CommitReport, IndexWriter, WriteOptions
@@ -47,13 +47,20 @@ def rejects_path_for(index: IndexDirectory) -> Path:
 
 def apply_delta(index_path: str | Path, delta: str | Path, field_map: list[str] | None = None, strict: bool = False,
                 device: str = "auto", progress: Progress | None = None) -> CommitReport:
-    """Upsert the products of a delta file (new ones added, changed ones replaced, patches merged)."""
+    """Upsert the products of a delta file (new ones added, changed ones replaced, patches merged).
+
+    The writer lock is taken before the current version is read: patches merge onto the
+    version they commit on top of, so no concurrent writer's change can be lost.
+    """
+    mapping = parse_field_map(field_map or [])
     index = IndexDirectory(index_path)
     index.require()
-    products = ProductStore.load(index.version_path(index.current_version()) / "products")
-    result = read_catalog(delta, parse_field_map(field_map or []), existing=stored_records(products))
-    return _commit(index, result.products, [], "update", result.rejects, strict, Path(delta).name, device, progress,
-                   {"delta": str(delta), "rows_read": result.rows_read})
+    with index.lock():
+        products = ProductStore.load(index.version_path(index.current_version()) / "products")
+        result = read_catalog(delta, mapping, existing=stored_records(products))
+        pause_point("base-read")
+        return _commit(index, result.products, [], "update", result.rejects, strict, Path(delta).name, device,
+                       progress, {"delta": str(delta), "rows_read": result.rows_read})
 
 
 def delete_products(index_path: str | Path, ids: Iterable[str], strict: bool = False, source: str = "ids",
@@ -61,12 +68,14 @@ def delete_products(index_path: str | Path, ids: Iterable[str], strict: bool = F
     """Delete products by id; ids the index does not hold are reported (and fail the run in strict mode)."""
     index = IndexDirectory(index_path)
     index.require()
-    products = ProductStore.load(index.version_path(index.current_version()) / "products")
     wanted = [str(i).strip() for i in ids if str(i).strip()]
-    rejects = [Reject(line, "unknown product id", id=pid) for line, pid in enumerate(wanted, start=1)
-               if pid not in products.docno_by_id]
-    known = [pid for pid in dict.fromkeys(wanted) if pid in products.docno_by_id]
-    return _commit(index, [], known, "delete", rejects, strict, source, device, None, {"requested": len(wanted)})
+    with index.lock():
+        products = ProductStore.load(index.version_path(index.current_version()) / "products")
+        pause_point("base-read")
+        rejects = [Reject(line, "unknown product id", id=pid) for line, pid in enumerate(wanted, start=1)
+                   if pid not in products.docno_by_id]
+        known = [pid for pid in dict.fromkeys(wanted) if pid in products.docno_by_id]
+        return _commit(index, [], known, "delete", rejects, strict, source, device, None, {"requested": len(wanted)})
 
 
 def read_ids(path: str | Path) -> list[str]:
@@ -105,5 +114,5 @@ def _commit(index: IndexDirectory, upserts, deletes, kind: str, rejects: list[Re
     report = writer.commit_changes(upserts, deletes, kind=kind, summary={**summary, "rejected": len(rejects)})
     report.rejects = rejects
     report.rejects_path = str(rejects_path) if rejects else None
-    report.compacted = auto_compact(index.path)
+    report.compacted = auto_compact(index)
     return report

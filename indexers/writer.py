@@ -146,7 +146,7 @@ class IndexWriter:
         """Apply upserts and deletes as one new version (or build from scratch when rebuild)."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        with self.index.lock():
+        with self.index.lock(create=rebuild):
             parent_version = self.index.current_version() if self.index.exists() else None
             txn = self.index.begin(kind)
             try:
@@ -420,20 +420,26 @@ def build_index(catalog: str | Path, index_path: str | Path, options: WriteOptio
 VERSION_KEYS = ("format", "version", "parent", "kind", "created_at", "software", "change")
 
 
-def replace_component(index_path: str | Path, name: str, kind: str, write: Callable[[Path, Path | None], Any],
+def replace_component(index_path: str | Path | IndexDirectory, name: str, kind: str,
+                      write: Callable[[Path, Path | None], Any],
                       manifest_updates: dict[str, Any] | Callable[[], dict[str, Any]],
-                      change: dict[str, Any] | None = None) -> int:
+                      change: dict[str, Any] | None = None,
+                      expect: Callable[[dict[str, Any]], None] | None = None) -> int:
     """Commit a new version in which only component `name` changes; the others are carried over (hard links).
 
     `write(target, parent)` writes the component, reading the parent version's
     copy (under the writer lock, so concurrent writers cannot interleave).
-    `manifest_updates` may be a function called after `write`.
+    `manifest_updates` may be a function called after `write`. `expect(parent_manifest)`,
+    called under the lock before anything is written, may refuse the commit (a writer that
+    prepared its component from an older version checks here that its base still holds).
     """
-    index = IndexDirectory(index_path)
+    index = index_path if isinstance(index_path, IndexDirectory) else IndexDirectory(index_path)
     with index.lock():
         index.require()
         txn = index.begin(kind)
         try:
+            if expect is not None:
+                expect(txn.parent_manifest)
             for component in COMPONENTS:
                 if component != name:
                     txn.carry_over(component)

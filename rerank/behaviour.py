@@ -406,17 +406,27 @@ def apply_events(index_path: str | Path, events_paths: str | Path | list, strict
     """
     import time
 
-    from shoplens.indexers.index import IndexDirectory
+    from shoplens.indexers.index import IndexDirectory, pause_point
     from shoplens.indexers.products import ProductStore
-    from shoplens.indexers.writer import replace_component
 
     started = time.perf_counter()
     paths = [Path(p) for p in (events_paths if isinstance(events_paths, list) else [events_paths])]
     index = IndexDirectory(index_path)
     index.require()
-    current = index.version_path(index.current_version())
-    known = set(ProductStore.load(current / "products").docno_by_id)
-    batches = [read_events(path, known_ids=known) for path in paths]
+    with index.lock():  # before reading the known ids: the fold commits on the version they came from
+        current = index.version_path(index.current_version())
+        known = set(ProductStore.load(current / "products").docno_by_id)
+        batches = [read_events(path, known_ids=known) for path in paths]
+        pause_point("base-read")
+        return _fold_and_commit(index, paths, batches, strict, force, started)
+
+
+def _fold_and_commit(index, paths: list[Path], batches: list[EventBatch], strict: bool, force: bool,
+                     started: float) -> EventsReport:
+    import time
+
+    from shoplens.indexers.writer import replace_component
+
     rejects = [r for b in batches for r in b.rejects]
     rejects_path = None
     if rejects:
@@ -444,7 +454,7 @@ def apply_events(index_path: str | Path, events_paths: str | Path | list, strict
         save(stats, target)
 
     try:
-        version = replace_component(index_path, "behaviour", "events", write,
+        version = replace_component(index, "behaviour", "events", write,
                                     lambda: {"behaviour": summary(result["stats"])},
                                     change={"events": sum(len(b) for b in batches), "rejected": len(rejects),
                                             "files": [p.name for p in paths]})

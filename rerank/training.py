@@ -24,6 +24,7 @@ from shoplens.engine.query import SearchRequest
 from shoplens.rerank.features import FEATURE_NAMES, FEATURE_VERSION, behaviour_columns
 from shoplens.rerank.judgments import Judgments
 from shoplens.rerank.model import Ranker
+from shoplens.rerank.training_checks import check_config, check_known_products, split_for_validation
 
 Progress = Callable[[str, int, int], None]
 
@@ -186,7 +187,10 @@ def train_ranker(index_path: str | Path, judgments: Judgments, config: RankerCon
     from shoplens.rerank import behaviour as behaviour_module
 
     config = config or RankerConfig()
+    check_config(config)
     engine = SearchEngine(index_path, device="cpu" if config.device != "cuda" else "cuda")
+    base_manifest = engine.snapshot.manifest
+    check_known_products(judgments, engine.snapshot.products.docno_by_id, "judgments")
     base_model, continued_from, history = None, None, []
     if continue_training:
         existing = engine.ranker(engine.snapshot)
@@ -196,12 +200,8 @@ def train_ranker(index_path: str | Path, judgments: Judgments, config: RankerCon
         history = list(existing.meta.get("history", []))
     started = time.perf_counter()
     data = collect(engine, judgments, config.depth, config.use_behaviour, progress)
-    if validation:
-        validation_data = collect(engine, validation, config.depth, config.use_behaviour, progress)
-        train_data = data
-    else:
-        train_idx, val_idx = split_queries(data.queries, config.validation_share, config.seed)
-        train_data, validation_data = data.subset(train_idx), data.subset(val_idx)
+    validation_data = collect(engine, validation, config.depth, config.use_behaviour, progress) if validation else None
+    train_data, validation_data = split_for_validation(data, validation_data, config.validation_share, config.seed)
     seconds_features = time.perf_counter() - started
     train_queries = len(set(train_data.groups.tolist()))
     if config.use_behaviour and config.blank_behaviour_share > 0:
@@ -229,7 +229,7 @@ def train_ranker(index_path: str | Path, judgments: Judgments, config: RankerCon
                                   "rows": meta["rows"], "rounds": best + 1, "index_version": engine.snapshot.version,
                                   "behaviour_events": (meta["behaviour_seen"] or {}).get("events", 0)}]
     engine.close()
-    version = save_ranker(index_path, booster, meta)
+    version = save_ranker(index_path, booster, meta, base_manifest)
     return RankerReport(version=version, source=source, queries_train=meta["queries"]["train"],
                         queries_validation=meta["queries"]["validation"], rows=meta["rows"], best_iteration=best,
                         validation=metrics, device=device, seconds_features=round(seconds_features, 2),
@@ -237,9 +237,22 @@ def train_ranker(index_path: str | Path, judgments: Judgments, config: RankerCon
                         continued_from=continued_from, label_counts=meta["label_counts"])
 
 
-def save_ranker(index_path: str | Path, booster, meta: dict[str, Any]) -> int:
-    """Commit a new version whose `ranker/` holds this model; every other store is carried over."""
+def save_ranker(index_path: str | Path, booster, meta: dict[str, Any], base_manifest: dict[str, Any] | None = None) -> int:
+    """Commit a new version whose `ranker/` holds this model; every other store is carried over.
+
+    Training runs without the writer lock (it takes minutes; updates go on meanwhile). With
+    `base_manifest`, the version training started from, the commit is refused when another
+    reranker was committed or the model changed since: this one would silently replace it.
+    """
     from shoplens.indexers.writer import replace_component
+
+    def expect(parent: dict[str, Any]) -> None:
+        if base_manifest is None:
+            return
+        if parent.get("ranker") != base_manifest.get("ranker") or parent.get("model") != base_manifest.get("model"):
+            raise RankerError(f"the index's reranker or model changed while training (version "
+                              f"{base_manifest.get('version')} -> {parent.get('version')}); nothing was committed; "
+                              "train again")
 
     def write(directory: Path, parent: Path | None) -> None:
         booster.save_model(str(directory / "model.json"))
@@ -247,4 +260,4 @@ def save_ranker(index_path: str | Path, booster, meta: dict[str, Any]) -> int:
 
     summary = {k: meta[k] for k in ("trained_at", "source", "use_behaviour", "queries", "validation",
                                     "best_iteration", "device", "feature_version")}
-    return replace_component(index_path, "ranker", "ranker", write, {"ranker": summary})
+    return replace_component(index_path, "ranker", "ranker", write, {"ranker": summary}, expect=expect)
