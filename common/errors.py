@@ -58,3 +58,7 @@ class RankerError(ShopLensError):
 
 class EventsError(ShopLensError):
     """A behaviour events file cannot be read, or has bad lines in strict mode."""
+
+
+class JudgmentsError(ShopLensError):
+    """A judgments, qrels or topics file cannot be used."""

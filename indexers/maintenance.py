@@ -311,6 +311,7 @@ def _check_other_components(snapshot, report) -> None:
     try:
         stats = behaviour.load(snapshot.path / "behaviour")
         report.facts["behaviour_events"] = stats.state["events"]
+        report.problems.extend(behaviour.problems(stats))
     except (OSError, ValueError, KeyError) as exc:
         report.problems.append(f"behaviour aggregates do not load: {exc}")
     if snapshot.manifest.get("ranker"):
