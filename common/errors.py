@@ -62,3 +62,7 @@ class EventsError(ShopLensError):
 
 class JudgmentsError(ShopLensError):
     """A judgments, qrels or topics file cannot be used."""
+
+
+class ImageError(ShopLensError, ValueError):
+    """An image file cannot be used: not a regular file, too large, too many pixels, or not an image."""

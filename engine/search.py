@@ -243,8 +243,10 @@ def load_query_image(image: Any):
     from shoplens.indexers.encoders.openclip_encoder import open_image
 
     path = Path(str(image))
-    if not path.is_file():
+    if not path.exists():
         raise QueryError(f"query image {path} not found; check the path given to --image")
+    if not path.is_file():
+        raise QueryError(f"query image {path} is not a regular file; give --image a JPEG or PNG photo")
     try:
         opened = open_image(path)
     except (OSError, ValueError, SyntaxError) as exc:

@@ -13,7 +13,8 @@ import pyarrow as pa
 
 from shoplens.common.errors import ConfigError, IndexCorruptError
 from shoplens.indexers.catalog import Product
-from shoplens.indexers.encoders.base import bytes_digest, text_digest
+from shoplens.indexers.encoders.base import text_digest
+from shoplens.indexers.images import file_digest
 from shoplens.indexers.encoders.cache import EmbeddingCache
 from shoplens.indexers.index import COMPONENTS, IndexDirectory
 from shoplens.indexers.lexical import lexical_store_class
@@ -272,9 +273,9 @@ def _check_image_files(products, live, records, report) -> None:
         if not digest or not record.get("image"):
             continue
         try:
-            if bytes_digest(Path(record["image"]).read_bytes()) != digest:
+            if file_digest(record["image"]) != digest:
                 changed += 1
-        except OSError:
+        except (OSError, ValueError):  # ImageError: no longer a regular file, or over the size limit
             missing += 1
     if changed:
         report.warnings.append(f"{changed} image file(s) changed on disk since indexing; `shoplens update` re-encodes them")

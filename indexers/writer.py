@@ -16,12 +16,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from shoplens.common.errors import CatalogError, ConfigError, ModelMismatchError
+from shoplens.common.errors import CatalogError, ConfigError, ImageError, ModelMismatchError
 from shoplens.indexers.catalog import Product, Reject, read_catalog, write_rejects
 from shoplens.indexers.encoders import DEFAULT_MODEL, create_encoder
-from shoplens.indexers.encoders.base import Encoder, EncoderInfo, bytes_digest, text_digest
+from shoplens.indexers.encoders.base import Encoder, EncoderInfo, text_digest
 from shoplens.indexers.encoders.cache import EmbeddingCache
 from shoplens.indexers.encoders.openclip_encoder import weights_identity
+from shoplens.indexers.images import file_digest
 from shoplens.indexers.index import COMPONENTS, DEFAULT_KEEP_VERSIONS, IndexDirectory, Transaction, crash_point
 from shoplens.indexers.lexical import lexical_store_class
 from shoplens.indexers.lexical.base import lexical_document
@@ -102,9 +103,11 @@ def image_digest(path: str | None) -> tuple[str | None, str | None]:
     if not path:
         return None, None
     try:
-        return bytes_digest(Path(path).read_bytes()), None
+        return file_digest(path), None
     except FileNotFoundError:
         return None, "image file not found"
+    except ImageError as exc:
+        return None, str(exc)
     except OSError as exc:
         return None, f"cannot read image: {exc.strerror or exc}"
 

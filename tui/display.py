@@ -80,14 +80,13 @@ def thumbnail(path: str | None, width: int = 12) -> Text | None:
     if not path:
         return None
     try:
-        from PIL import Image
+        from shoplens.indexers.images import open_image
 
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            height = max(2, int(round(image.height / image.width * width / 2)) * 2)
-            image = image.resize((width, height))
-            pixels = image.load()
-    except (OSError, ValueError):
+        image = open_image(path)
+        height = max(2, int(round(image.height / image.width * width / 2)) * 2)
+        image = image.resize((width, height))
+        pixels = image.load()
+    except (OSError, ValueError):  # ImageError is a ValueError
         return None
     text = Text()
     for y in range(0, height, 2):

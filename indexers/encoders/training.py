@@ -24,7 +24,8 @@ import numpy as np
 
 from shoplens.common.errors import CatalogError, ConfigError
 from shoplens.indexers.catalog import Product, read_catalog
-from shoplens.indexers.encoders.base import bytes_digest, text_digest
+from shoplens.indexers.encoders.base import text_digest
+from shoplens.indexers.images import file_digest
 from shoplens.indexers.encoders.cache import EmbeddingCache
 from shoplens.indexers.encoders.default_model import DEFAULT_MODEL, build_default_model, head_state_dict
 from shoplens.indexers.encoders.openclip_encoder import open_image, resolve_device
@@ -138,8 +139,8 @@ class TowerFeatures:
         digests: list[str | None] = []
         for path in paths:
             try:
-                digests.append(bytes_digest(Path(path).read_bytes()))
-            except OSError:
+                digests.append(file_digest(path))
+            except (OSError, ValueError):  # ImageError: not a regular file, or over the size limit
                 digests.append(None)
         found = self.cache.get_many(self.namespace + ":image", [d for d in digests if d])
         todo = [i for i, d in enumerate(digests) if d and d not in found]
