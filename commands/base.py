@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -89,8 +90,27 @@ class RichProgress:
         return report
 
 
+def standard_json(data: Any) -> Any:
+    """Data that `json.dumps(allow_nan=False)` accepts: NaN and infinities become null (missing),
+    numpy scalars become Python numbers, tuples become lists."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {str(key): standard_json(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [standard_json(value) for value in data]
+    if type(data).__module__ == "numpy" and hasattr(data, "item"):
+        return standard_json(data.item())
+    return data
+
+
+def json_text(data: Any, indent: int | None = 2) -> str:
+    """Standard JSON (RFC 8259) for everything the CLI prints: never NaN or Infinity."""
+    return json.dumps(standard_json(data), indent=indent, ensure_ascii=False, allow_nan=False, default=str)
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(json_text(data) + "\n")
     sys.stdout.flush()
 
 

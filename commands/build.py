@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -10,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, RichProgress, app, err, handle_errors,
-                                    out, parse_field_maps, print_commit, print_json)
+                                    json_text, out, parse_field_maps, print_commit, print_json)
 
 
 # -- index -------------------------------------------------------------------------
@@ -106,7 +105,7 @@ def watch(
 
     def report(record: dict) -> None:
         if as_json:
-            sys.stdout.write(json.dumps(record) + "\n")
+            sys.stdout.write(json_text(record, indent=None) + "\n")
             sys.stdout.flush()
         elif record.get("error"):
             err.print(f"[yellow]{record['queue']}[/]: {record['error']}", highlight=False)

@@ -112,9 +112,11 @@ def eval_command(
 ):
     """NDCG@10, MRR@10, P@10 and Recall@100 for BM25, dense, hybrid and hybrid + rerank on the same queries."""
     from shoplens.engine.search import SearchEngine
-    from shoplens.rerank.evaluate import METRICS, evaluate, write_trec_runs
+    from shoplens.rerank.evaluate import METRICS, check_run_dir, evaluate, write_trec_runs
     from shoplens.rerank.judgments import load_judgments
 
+    if run_dir is not None:
+        check_run_dir(run_dir)  # before the work, not after it
     judged = load_judgments(judgments, topics)
     engine = SearchEngine(index_dir, device=device)
     with RichProgress(enabled=not as_json) as progress:

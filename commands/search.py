@@ -53,7 +53,9 @@ def search(
                             fusion=fusion, rrf_k=rrf_k, weights=_weights(weights), normalization=normalization,
                             candidates=candidates, rerank=False if no_rerank else None, explain=explain)
     request.validate()
-    engine = SearchEngine(index_dir, device=device, model=model, pretrained=pretrained)
+    engine = SearchEngine(index_dir, device=device, model=model, pretrained=pretrained, preload=False)
+    engine.check(request)  # unknown filter fields before the model loads
+    engine.warm()
     response = engine.search(request)
     if as_json:
         print_json(response.to_json())

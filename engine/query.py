@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from shoplens.common.errors import QueryError
+from shoplens.engine.filters import parse_filters
 from shoplens.engine.fusion import FUSION_METHODS, NORMALIZATIONS
 
 MODES = ("hybrid", "lexical", "dense")
+MAX_QUERY_CHARS = 2000
+MAX_K = 1000
+RESULT_WINDOW = 10_000  # the deepest result a page can reach (page x k), as Elasticsearch's max_result_window
+MAX_CANDIDATES = 10_000
+MAX_RRF_K = 1e6
+MAX_WEIGHT = 1e6
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise QueryError(f"{name} must be a whole number from {low:,} to {high:,}, got {str(value)[:30]}")
 
 
 @dataclass
@@ -31,13 +49,20 @@ class SearchRequest:
     explain: bool = False
 
     def validate(self) -> None:
+        """Check everything that needs no index and no model; QueryError/FilterError say what to fix."""
+        if self.text is not None and not isinstance(self.text, str):
+            raise QueryError("query text must be text")
         has_text = bool(self.text and self.text.strip())
         if not has_text and self.image is None:
             raise QueryError("empty query: give query text, --image PHOTO, or both")
-        if self.k < 1 or self.k > 1000:
-            raise QueryError(f"-k must be between 1 and 1000, got {self.k}")
-        if self.page < 1:
-            raise QueryError(f"--page must be 1 or more, got {self.page}")
+        if has_text and len(self.text) > MAX_QUERY_CHARS:
+            raise QueryError(f"query text is longer than {MAX_QUERY_CHARS:,} characters; shorten it")
+        _whole("-k", self.k, 1, MAX_K)
+        _whole("--page", self.page, 1, RESULT_WINDOW)
+        if self.page * self.k > RESULT_WINDOW:
+            raise QueryError(f"--page x -k may reach at most result {RESULT_WINDOW:,}, got page {self.page} of {self.k}")
+        _whole("--candidates", self.candidates, 1, MAX_CANDIDATES)
+        _whole("rerank depth", self.rerank_depth, 1, MAX_CANDIDATES)
         if self.mode not in MODES:
             raise QueryError(f"unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
         if self.fusion not in FUSION_METHODS:
@@ -46,10 +71,19 @@ class SearchRequest:
             raise QueryError(f"unknown normalization {self.normalization!r}; use one of {', '.join(NORMALIZATIONS)}")
         if self.mode == "lexical" and not has_text:
             raise QueryError("lexical (BM25) search needs query text")
-        if self.candidates < 1:
-            raise QueryError(f"--candidates must be positive, got {self.candidates}")
-        if len(self.weights) != 2 or any(w < 0 for w in self.weights):
-            raise QueryError("fusion weights are two non-negative numbers: lexical,dense")
+        if not _finite(self.rrf_k) or not 0 <= self.rrf_k <= MAX_RRF_K:
+            raise QueryError(f"--rrf-k must be a number from 0 to {MAX_RRF_K:g}, got {self.rrf_k}")
+        weights = tuple(self.weights) if isinstance(self.weights, (tuple, list)) else ()
+        if len(weights) != 2 or not all(_finite(w) and 0 <= w <= MAX_WEIGHT for w in weights) or not any(weights):
+            raise QueryError(f"fusion weights are two numbers lexical,dense from 0 to {MAX_WEIGHT:g}, "
+                             f"not both 0; got {self.weights}")
+        parse_filters(self.filters)
+        if isinstance(self.image, (str, Path)):
+            path = Path(self.image)
+            if not path.exists():
+                raise QueryError(f"query image {path} not found; check the path given to --image")
+            if not path.is_file():
+                raise QueryError(f"query image {path} is not a regular file; give --image a JPEG or PNG photo")
 
     @property
     def offset(self) -> int:

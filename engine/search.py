@@ -50,8 +50,18 @@ class SearchEngine:
         self._ranker_cache: dict[int, Any] = {}
         self._set_faiss_threads()
         if preload:  # now, so the first query's latency is the query's
-            self.load_encoder()
-            self._warm(self.snapshot)
+            self.warm()
+
+    def warm(self) -> None:
+        """Load the encoder and the current version's reranker (done by __init__ unless preload=False)."""
+        self.load_encoder()
+        self._warm(self.snapshot)
+
+    def check(self, request: SearchRequest) -> None:
+        """Everything about a request that needs the index but not the model: options, filter syntax and
+        fields, the image file. A one-shot caller runs it before `warm()`, so a typo costs no model load."""
+        request.validate()
+        filter_mask(self.snapshot.products, parse_filters(request.filters))
 
     # -- versions ----------------------------------------------------------------
 

@@ -75,8 +75,8 @@ def rollback(index_path: str | Path, version: int) -> int:
 
 def set_retention(index_path: str | Path, keep: int) -> int:
     """Keep the last `keep` versions from now on (recorded in a new version, which also prunes)."""
-    if keep < 1:
-        raise ConfigError(f"--keep must be at least 1, got {keep}")
+    if not 1 <= keep <= 1000:
+        raise ConfigError(f"--keep must be from 1 to 1000, got {keep}")
     index = IndexDirectory(index_path)
     with index.lock():
         txn = index.begin("settings")
@@ -189,6 +189,8 @@ def check_index(index_path: str | Path, deep: int = 0, version: int | None = Non
     """
     from shoplens.indexers.snapshot import Snapshot
 
+    if deep < 0:
+        raise ConfigError(f"--deep must be 0 or more, got {deep}")
     index = IndexDirectory(index_path)
     version = index.current_version() if version is None else version
     report = CheckReport(version)

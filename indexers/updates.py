@@ -79,23 +79,36 @@ def delete_products(index_path: str | Path, ids: Iterable[str], strict: bool = F
 
 
 def read_ids(path: str | Path) -> list[str]:
-    """Ids to delete: one per line, or JSONL objects with an `id`."""
+    """Ids to delete: one per line, or JSONL objects with an `id`. A line that is not UTF-8 text, or
+    an object without a usable id, is a CatalogError naming the line (nothing is deleted)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CatalogError(f"ids file {path} does not exist; check the path")
+    if not path.is_file():
+        raise CatalogError(f"{path} is not a regular file; pass a text file of ids")
     ids = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("{"):
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
             try:
-                ids.append(str(json.loads(line)["id"]))
-            except (ValueError, KeyError):
-                raise CatalogError(f"{path.name}: cannot read an id from {line[:80]!r}") from None
-        else:
-            ids.append(line)
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
+            except UnicodeDecodeError:
+                raise CatalogError(f"{path.name} line {number} is not UTF-8 text; give one id a line") from None
+            if not line:
+                continue
+            if "\0" in line or len(line) > 512:
+                raise CatalogError(f"{path.name} line {number} is not an id (binary data or over 512 characters)")
+            ids.append(_id_from_json(line, path, number) if line.startswith("{") else line)
     return ids
+
+
+def _id_from_json(line: str, path: Path, number: int) -> str:
+    try:
+        value = json.loads(line)["id"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise CatalogError(f"{path.name} line {number}: cannot read an id from {line[:80]!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
+        raise CatalogError(f"{path.name} line {number}: the id must be text or a number")
+    return str(int(value) if isinstance(value, float) and value.is_integer() else value)
 
 
 def _commit(index: IndexDirectory, upserts, deletes, kind: str, rejects: list[Reject], strict: bool, source: str,

@@ -20,6 +20,7 @@ that cannot be read moves to `failed/` with a `.error` note beside it.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import time
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from shoplens.common.errors import ShopLensError
+from shoplens.common.errors import ConfigError, ShopLensError
 from shoplens.indexers.catalog import CANONICAL_FIELDS, iter_raw_rows, is_broken, parse_field_map
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.products import ProductStore
@@ -46,6 +47,17 @@ class WatchConfig:
     poll_seconds: float = 0.5
     settle_seconds: float = 0.5
     field_map: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        """Windows and polling are finite, non-negative seconds (at most a day); a batch holds 1+ rows."""
+        for name, value in (("--window", self.window_seconds), ("--priority-window", self.priority_window_seconds),
+                            ("--poll", self.poll_seconds), ("settle", self.settle_seconds)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not 0 <= value <= 86400:
+                raise ConfigError(f"{name} must be a number of seconds from 0 to 86400, got {value}")
+        if isinstance(self.max_batch_rows, bool) or not isinstance(self.max_batch_rows, int) \
+                or not 1 <= self.max_batch_rows <= 10_000_000:
+            raise ConfigError(f"--max-rows must be a whole number from 1 to 10,000,000, got {self.max_batch_rows}")
 
 
 @dataclass
@@ -83,6 +95,7 @@ class Watcher:
 
     def __init__(self, index_path: str | Path, inbox: str | Path, config: WatchConfig | None = None,
                  on_commit: Callable[[dict[str, Any]], None] | None = None, clock: Callable[[], float] = time.monotonic):
+        (config or WatchConfig()).validate()
         self.index = IndexDirectory(index_path)
         self.index.require()
         self.inbox = Path(inbox)

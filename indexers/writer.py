@@ -91,6 +91,7 @@ class CommitReport:
 
 
 CACHE_CHUNK = 2048
+MAX_KEEP_VERSIONS = 1000
 
 
 def embedding_text(product: Product) -> str:
@@ -467,8 +468,10 @@ def check_options(options: WriteOptions) -> None:
     if kind not in INDEX_KINDS:
         raise ConfigError(f"unknown vector index kind {kind!r}; use one of {', '.join(INDEX_KINDS)}")
     weight = options.vector_config.get("image_weight")
-    if weight is not None and not 0.0 <= float(weight) <= 1.0:
+    if weight is not None and not 0.0 <= float(weight) <= 1.0:  # NaN fails this too
         raise ConfigError(f"--image-weight must be between 0 and 1, got {weight}")
+    if not 1 <= options.keep_versions <= MAX_KEEP_VERSIONS:
+        raise ConfigError(f"--keep-versions must be from 1 to {MAX_KEEP_VERSIONS}, got {options.keep_versions}")
     lexical_store_class(options.lexical_backend).check_backend(options.lexical_config)
 
 

@@ -6,10 +6,12 @@ with grade >= 1 counts as relevant for MRR, precision and recall).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from shoplens.common.errors import ConfigError
 from shoplens.engine.query import SearchRequest
 from shoplens.rerank.judgments import Judgments
 
@@ -84,6 +86,19 @@ def evaluate(engine, judgments: Judgments, systems: list[str] | None = None, bas
 def _non_empty(run: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     """ranx cannot hold a query with no results; make_comparable scores missing queries as zero."""
     return {qid: docs for qid, docs in run.items() if docs}
+
+
+def check_run_dir(directory: Path) -> None:
+    """Fail now if run files could not be written into `directory` (a file there, or no way to create it)."""
+    directory = Path(directory)
+    existing = next((p for p in [directory, *directory.parents] if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError(f"--run-dir {directory}: {existing} is a file, not a directory; pass another path")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--run-dir {directory}: cannot write into {existing}; pass another path")
+    for path in (directory / f"{name.replace('+', '_')}.trec" for name in SYSTEMS):
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"--run-dir {directory}: {path} exists and is not a file")
 
 
 def write_trec_runs(evaluation: Evaluation, directory: Path) -> list[Path]:
