@@ -14,6 +14,7 @@ from hypothesis import given, strategies as st
 
 from shoplens.common.errors import CatalogError
 from shoplens.indexers.catalog import Product, read_catalog
+from shoplens.indexers.products import RowMeta, products_table
 from shoplens.indexers.rows import MAX_FIELD_CHARS
 from tests.helpers import bounded
 
@@ -47,6 +48,8 @@ def check_result(result, line_count):
         assert all(isinstance(c, str) for c in product.category)
         json.dumps(product.to_record(), allow_nan=False)  # what the product store writes
     assert all(1 <= r.line <= max(line_count, 1) and r.reason for r in result.rejects)
+    metas = [RowMeta(text_hash="t", image_hash=None) for _ in result.products]
+    products_table(result.products, metas, 0)  # the product store can hold whatever was accepted
 
 
 @given(lines=st.lists(st.one_of(rows.map(jsonl_line), garbage), max_size=12), compress=st.booleans(),
