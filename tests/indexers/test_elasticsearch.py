@@ -183,3 +183,11 @@ def test_reranking_on_the_elasticsearch_backend(tmp_path, small_catalog, encoder
     assert response.reranked and len(response.results) == 5
     assert any(not np.isnan(r.signals.get("bm25", np.nan)) for r in response.results)
     assert check_index(path).ok
+
+
+@pytest.fixture(autouse=True, scope="module")
+def drop_test_indices():
+    """Remove the Elasticsearch indices these tests created (the cluster outlives the test run)."""
+    yield
+    client = _client(os.environ["SHOPLENS_ES_URL"])
+    client.indices.delete(index="shoplens-test-*", ignore_unavailable=True, allow_no_indices=True)
