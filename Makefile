@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.shoplens-installed
 DEMO_INDEX ?= .demo/shoplens-index
 
-.PHONY: install demo test bench-full clean
+.PHONY: install demo test bench-full clean es-up es-down
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ test: $(STAMP)
 
 clean:
 	rm -rf .demo .pytest_cache
+
+# A local 3-node Elasticsearch cluster (tests and local trials, not production): Java 17 + Maven.
+# es-up's last line is SHOPLENS_ES_URL=http://127.0.0.1:PORT; es-down stops it and removes .es/.
+es-up:
+	@deploy/elasticsearch/es.sh up
+
+es-down:
+	@deploy/elasticsearch/es.sh down
 
 # Every benchmark of the README's Performance section, in order, on the Myntra catalog in ../shared
 # (about two hours on 2 CPU cores; reports land in .bench/reports/).

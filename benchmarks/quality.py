@@ -129,7 +129,43 @@ def txtai_peer(ids: list[str], texts: list[str]) -> tuple[str, Callable[[str], l
 
 
 def run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = True, limit: int | None = None,
-        command: str = "", device: str = "auto") -> Report:
+        command: str = "", device: str = "auto", lexical: str | None = None) -> Report:
+    """Every configuration on the index; with `lexical` (e.g. "elasticsearch") also on a copy whose
+    lexical store lives on that backend, in the same run, same judgments."""
+    if not lexical:
+        return _run(index, judgments_path, peers, txtai, limit, command, device)
+    import shutil
+
+    from shoplens.benchmarks.lexical_twin import describe_twin, lexical_twin
+
+    twin, figures = lexical_twin(index, lexical)
+    try:
+        report = _run(index, judgments_path, peers, txtai, limit, command, device)
+        other = _run(twin, judgments_path, False, False, limit, command, device)
+    finally:
+        shutil.rmtree(twin.parent, ignore_errors=True)
+    backend = _lexical_backend(index)
+    for row in report.extra["rows"]:
+        if row[0].startswith("ShopLens"):
+            row[0] = f"{row[0]} [{backend}]"
+    rows = report.extra["rows"] + [[f"{r[0]} [{lexical}]", *r[1:]] for r in other.extra["rows"]]
+    report.tables.clear()
+    report.table("quality on the same judged queries (one query at a time)",
+                 ["system", *METRICS, "mean ms", "queries/s"], rows)
+    report.notes.append(describe_twin(lexical, figures))
+    report.extra["rows"] = rows
+    report.extra["lexical_indexing"] = figures
+    return report
+
+
+def _lexical_backend(index: Path) -> str:
+    from shoplens.indexers.index import IndexDirectory
+
+    return IndexDirectory(index).manifest()["backends"]["lexical"]["backend"]
+
+
+def _run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = True, limit: int | None = None,
+         command: str = "", device: str = "auto") -> Report:
     from shoplens.engine.search import SearchEngine
     from shoplens.indexers.lexical.tantivy_store import build_analyzer
 

@@ -76,6 +76,7 @@ def bench_latency(
     clients: str = typer.Option("1,2,4", "--clients", help="Concurrent client counts to try."),
     threads: int = typer.Option(1, "--threads", help="Threads for query encoding and FAISS."),
     no_rerank: bool = typer.Option(False, "--no-rerank"),
+    lexical: Optional[str] = typer.Option(None, "--lexical", help="Also run on a copy whose lexical store is on this backend (elasticsearch: SHOPLENS_ES_URL), side by side."),
     device: str = DeviceOption,
     save: Optional[Path] = typer.Option(None, "--save", help="Also write the report as JSON here."),
     as_json: bool = JsonOption,
@@ -84,7 +85,7 @@ def bench_latency(
     from shoplens.benchmarks import latency
 
     counts = [int(c) for c in clients.split(",") if c.strip()]
-    report = latency.run(index_dir, queries, k, counts, threads, device, not no_rerank, command_line())
+    report = latency.run(index_dir, queries, k, counts, threads, device, not no_rerank, command_line(), lexical=lexical)
     finish_report(report, as_json, save)
 
 
@@ -119,6 +120,7 @@ def bench_quality(
     no_peers: bool = typer.Option(False, "--no-peers", help="Skip bm25s, rank_bm25 and txtai."),
     no_txtai: bool = typer.Option(False, "--no-txtai", help="Skip txtai (it embeds the whole corpus)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N queries."),
+    lexical: Optional[str] = typer.Option(None, "--lexical", help="Also run on a copy whose lexical store is on this backend (elasticsearch: SHOPLENS_ES_URL), side by side."),
     device: str = DeviceOption,
     save: Optional[Path] = typer.Option(None, "--save"),
     as_json: bool = JsonOption,
@@ -126,7 +128,7 @@ def bench_quality(
     """NDCG@10, MRR@10, P@10, R@100 for every ShopLens configuration and for bm25s, rank_bm25 and txtai."""
     from shoplens.benchmarks import quality
 
-    report = quality.run(index_dir, judgments, not no_peers, not no_txtai, limit, command_line(), device)
+    report = quality.run(index_dir, judgments, not no_peers, not no_txtai, limit, command_line(), device, lexical)
     finish_report(report, as_json, save)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shoplens.common.errors import FilterError
+from shoplens.indexers.lexical.base import FieldFilter
 
 OPERATORS = ("<=", ">=", "!=", "=", "<", ">")
 MAX_FILTER_CHARS = 10_000
@@ -76,6 +77,22 @@ def filter_mask(products, filters: list[Filter]) -> np.ndarray | None:
     for flt in filters:
         mask &= _evaluate(products, flt)
     return mask
+
+
+def pushdown_filters(products, filters: list[Filter]) -> list[FieldFilter]:
+    """The filters resolved to product-store columns, for a store that filters natively (Elasticsearch).
+
+    Same semantics as `filter_mask`: the store must select exactly the rows the mask selects.
+    """
+    resolved = []
+    for flt in filters:
+        column = products.column_name(flt.field)
+        if column is None:
+            _evaluate(products, flt)  # raises the unknown-field error
+        numeric = flt.op in ("<", "<=", ">", ">=") or products.is_numeric(column)
+        values = tuple(v.replace(",", "") if numeric else v.strip().lower() for v in flt.values)
+        resolved.append(FieldFilter(column, flt.op, values, numeric))
+    return resolved
 
 
 def _evaluate(products, flt: Filter) -> np.ndarray:

@@ -289,8 +289,7 @@ class IndexWriter:
             "model": model_info,
             "backends": {
                 "vector": vector_cls.summarize(vector_state),
-                "lexical": {k: v for k, v in {**backends["lexical"], "backend": lexical_cls.name}.items()
-                            if k != "url" or lexical_cls.name == "elasticsearch"},
+                "lexical": lexical_cls.manifest_config({**backends["lexical"], "backend": lexical_cls.name}),
             },
             "counts": {"products": int(live.sum()), "rows": int(len(live)),
                        "with_image": int(self._count_images(txn, live))},

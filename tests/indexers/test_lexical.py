@@ -42,6 +42,17 @@ def backend(request):
     return request.param
 
 
+@pytest.fixture(autouse=True, scope="module")
+def drop_test_indices():
+    """Remove the Elasticsearch indices this suite created (the cluster outlives the test run)."""
+    yield
+    if os.environ.get("SHOPLENS_ES_URL"):
+        from shoplens.indexers.lexical.elasticsearch_store import _client
+
+        _client(os.environ["SHOPLENS_ES_URL"]).indices.delete(index="shoplens-test-*", ignore_unavailable=True,
+                                                               allow_no_indices=True)
+
+
 def config_for(backend):
     if backend == "elasticsearch":
         return {"index_prefix": f"shoplens-test-{uuid.uuid4().hex[:6]}"}
