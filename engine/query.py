@@ -122,6 +122,14 @@ class SearchResponse:
     reranked: bool = False
 
     def to_json(self) -> dict[str, Any]:
+        """The one JSON shape of a search answer: `shoplens search --json` prints it and the HTTP
+        service (`POST /search`, `GET /search`) returns it, so scripts read both the same way.
+
+        ``{"query", "took_ms", "stages_ms": {encode, lexical, vector, fuse, rerank}, "version",
+        "reranked", "total_candidates", "results": [{"rank", "id", "title", "brand", "price",
+        "score", "signals": {bm25, dense, fused, rerank}, "explain"?}]}``; the service's OpenAPI
+        schema (`shoplens.service.schemas.SearchResponseModel`) describes the same fields.
+        """
         return {
             "query": self.query,
             "took_ms": round(self.took_ms, 3),

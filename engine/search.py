@@ -3,8 +3,11 @@
 A `SearchEngine` holds one `Snapshot` (every store at one committed version).
 Before each query it checks the index's CURRENT file; when a newer version was
 committed it opens that one, and the query in flight keeps the snapshot it
-started with. The encoder is loaded once and checked against the model the
-index was built with.
+started with. With `follow_in_background=SECONDS` a daemon thread polls CURRENT
+instead, opens and warms a new version off the query path and then swaps it in
+(one attribute assignment), so no query waits for a version to open; queries
+already running finish on the snapshot they took. The encoder is loaded once
+and checked against the model the index was built with.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ class SearchEngine:
 
     def __init__(self, index_path: str | Path, device: str = "auto", model: str | None = None,
                  pretrained: str | None = None, encoder: Encoder | None = None, search_threads: int = 1,
-                 follow_updates: bool = True, preload: bool = True):
+                 follow_updates: bool = True, preload: bool = True, follow_in_background: float | None = None):
         self.index = IndexDirectory(index_path)
         self.index.require()
         self.device = device
@@ -51,6 +54,10 @@ class SearchEngine:
         self._set_faiss_threads()
         if preload:  # now, so the first query's latency is the query's
             self.warm()
+        self._follower: _Follower | None = None
+        if follow_updates and follow_in_background:
+            self.follow_updates = False  # queries no longer check CURRENT: the follower thread does
+            self._follower = _Follower(self, follow_in_background)
 
     def warm(self) -> None:
         """Load the encoder and the current version's reranker (done by __init__ unless preload=False)."""
@@ -79,6 +86,11 @@ class SearchEngine:
                 self.snapshot = snapshot
                 return True
         return False
+
+    @property
+    def follow_error(self) -> str | None:
+        """Why the background follower could not open the newest version (None when it could)."""
+        return None if self._follower is None else self._follower.error
 
     # -- model ---------------------------------------------------------------------
 
@@ -203,14 +215,15 @@ class SearchEngine:
 
     def ranker(self, snapshot: Snapshot):
         """The snapshot's reranker, loaded once per version (None when the index has none)."""
-        if snapshot.version not in self._ranker_cache:
+        cache = self._ranker_cache  # read once: a follower thread may replace the dict meanwhile
+        if snapshot.version not in cache:
             from shoplens.rerank.model import load_ranker
 
             ranker = load_ranker(snapshot)
-            newest = max(self._ranker_cache, default=None)  # keep the previous version's for queries in flight
-            self._ranker_cache = {**({newest: self._ranker_cache[newest]} if newest is not None else {}),
-                                  snapshot.version: ranker}
-        return self._ranker_cache[snapshot.version]
+            newest = max(cache, default=None)  # keep the previous version's for queries in flight
+            self._ranker_cache = {**({newest: cache[newest]} if newest is not None else {}), snapshot.version: ranker}
+            return ranker
+        return cache[snapshot.version]
 
     def _results(self, snapshot: Snapshot, request: SearchRequest, candidates: Candidates,
                  reranked: np.ndarray | None, contributions) -> list[SearchResult]:
@@ -221,7 +234,7 @@ class SearchEngine:
         records = snapshot.products.records(candidates.docnos[page])
         results = []
         for position, row, record in zip(page.tolist(), page.tolist(), records):
-            rerank_score = None if reranked is None else float(reranked[row])
+            rerank_score = None if reranked is None else _nan_to_none(reranked[row])  # NaN past the depth
             signals = {
                 "bm25": _nan_to_none(candidates.bm25[row]),
                 "dense": _nan_to_none(candidates.dense[row]),
@@ -243,7 +256,38 @@ class SearchEngine:
         return results
 
     def close(self) -> None:
+        if self._follower is not None:
+            self._follower.stop()
         self._executor.shutdown(wait=False)
+
+
+class _Follower:
+    """A daemon thread that moves an engine to each newly committed version, off the query path.
+
+    Every `interval` seconds it reads CURRENT; a new version is opened and
+    warmed (reranker, per-version lookups) here, then `engine.snapshot` is
+    replaced in one assignment. A version that cannot be opened (a model
+    mismatch, a damaged commit) leaves the engine on the version it has and is
+    reported in `error`; the next poll tries again.
+    """
+
+    def __init__(self, engine: SearchEngine, interval: float):
+        self.engine, self.interval, self.error = engine, float(interval), None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shoplens-follower", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.engine.refresh()
+                self.error = None
+            except Exception as exc:  # noqa: BLE001 - keep serving the version we have; report why
+                self.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=max(1.0, self.interval * 2))
 
 
 def load_query_image(image: Any):
