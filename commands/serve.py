@@ -36,9 +36,9 @@ def serve(
     from shoplens.indexers.index import IndexDirectory
     from shoplens.service.settings import SETTINGS_ENV, ServiceSettings
 
-    IndexDirectory(index_dir).require()  # a missing index is a one-line error, before binding
     if protect_search and not api_key:
         raise ConfigError("--protect-search needs --api-key KEY (or SHOPLENS_API_KEY)")
+    IndexDirectory(index_dir).require()  # a missing index is a one-line error, before binding
     settings = ServiceSettings(index=index_dir.resolve(), api_key=api_key, protect_search=protect_search,
                                cors_origins=list(cors or []), events_inbox=events_inbox, follow_seconds=follow,
                                device=device)

@@ -104,7 +104,12 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(ShopLensError)
     async def shoplens_error(request: Request, exc: ShopLensError):
-        status = 422 if isinstance(exc, (QueryError, EventsError)) else 503
+        if isinstance(exc, inputs.MalformedBody):
+            status = 400
+        elif isinstance(exc, (QueryError, EventsError)):
+            status = 422
+        else:  # the index itself: missing, damaged, locked; not the client's doing
+            status = 503
         return error(status, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
     @app.exception_handler(Exception)

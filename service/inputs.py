@@ -22,6 +22,10 @@ from shoplens.rerank.behaviour import EventReject, read_events
 from shoplens.service.schemas import MAX_EVENTS, MAX_IMAGE_PIXELS, SearchBody
 
 
+class MalformedBody(QueryError):
+    """The body cannot be parsed at all (broken JSON, bad multipart): a 400 rather than a 422."""
+
+
 def validation_message(exc: ValidationError | list[dict[str, Any]]) -> str:
     """The first problem of a pydantic validation, as `field: what is wrong`."""
     errors = exc.errors() if isinstance(exc, ValidationError) else exc
@@ -55,7 +59,8 @@ def decode_base64_image(text: str) -> bytes:
     payload = text.split(",", 1)[1] if text.startswith("data:") and "," in text else text
     payload = "".join(payload.split()).replace("+", "-").replace("/", "_")
     try:
-        return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        return base64.b64decode(payload.rstrip("=") + "=" * (-len(payload.rstrip("=")) % 4), altchars=b"-_",
+                                validate=True)
     except (binascii.Error, ValueError):
         raise QueryError("image is not valid base64; send the photo's bytes as URL-safe base64") from None
 
@@ -109,7 +114,7 @@ def event_lines(raw: bytes, content_type: str) -> list[str]:
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise EventsError(f"malformed JSON: {str(exc).splitlines()[0]}; send a JSON array of events") from None
+            raise MalformedBody(f"malformed JSON: {str(exc).splitlines()[0]}; send a JSON array of events") from None
         items = data if isinstance(data, list) else [data]
         lines = [json.dumps(item, ensure_ascii=False) for item in items]
     if not lines:

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from shoplens.common.errors import QueryError
 from shoplens.engine.query import SearchRequest
 from shoplens.service import inputs
+from shoplens.service.limits import BodyTooLarge
 from shoplens.service.schemas import (MAX_CANDIDATES, MAX_FILTERS, MAX_K, MAX_OFFSET, MAX_QUERY_CHARS, ErrorModel,
                                       EventsAccepted, Health, Mode, Fusion, Normalization, Ready, SearchResponseModel)
 from shoplens.service.state import JSON, ServiceState, error
@@ -112,7 +113,7 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise HTTPException(400, f"malformed JSON: {str(exc).splitlines()[0]}") from None
+        raise inputs.MalformedBody(f"malformed JSON: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise QueryError("the body must be a JSON object such as {\"q\": \"red dress\", \"k\": 10}")
     return data
@@ -121,10 +122,10 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 async def _form_body(request: Request):
     try:
         form = await request.form(max_files=1, max_fields=60)
-    except HTTPException:
+    except (HTTPException, BodyTooLarge):
         raise
     except Exception as exc:  # noqa: BLE001 - the multipart parser's own errors
-        raise HTTPException(400, f"malformed multipart body: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}") from None
+        raise inputs.MalformedBody(f"malformed multipart body: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}") from None
     fields: dict[str, Any] = {}
     image = None
     for name, value in form.multi_items():
