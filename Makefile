@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.shoplens-installed
 DEMO_INDEX ?= .demo/shoplens-index
 
-.PHONY: install demo test bench-full clean es-up es-down
+.PHONY: install browser demo test bench-full clean es-up es-down
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,15 @@ demo: $(STAMP)
 	$(BIN)/shoplens eval .demo/devdata/judgments.test.jsonl --index $(DEMO_INDEX)
 	$(BIN)/shoplens search "black leather wallet" --image data/myntra-sample/images/41259.jpg --filter "price<=1500" --index $(DEMO_INDEX) -k 3 --explain
 
-test: $(STAMP)
+# Debian's chromium for the workbench's browser test (Playwright drives it; no browser download).
+# Without root or apt the test skips and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "could not install chromium: the browser test will skip"; \
+	else echo "chromium is not installed and apt-get needs root: the browser test will skip"; fi; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 clean:
@@ -55,3 +63,4 @@ bench-full: $(STAMP)
 	$(BIN)/shoplens bench recall --index $(BENCH)/index/index --save $(BENCH)/reports/recall.json
 	$(BIN)/shoplens bench scale --index $(BENCH)/index/index --save $(BENCH)/reports/scale.json
 	$(BIN)/shoplens bench updates --index $(BENCH)/rerank/with-behaviour --events $(BENCH)/devdata/events.simulated.jsonl --catalog $(BENCH)/myntra/products.jsonl.gz --map category=master_category,sub_category,article_type --cold-rebuild-from $(BENCH)/reports/index.json --save $(BENCH)/reports/updates.json
+	$(BIN)/shoplens bench serve --index $(BENCH)/rerank/with-behaviour --save $(BENCH)/reports/serve.json

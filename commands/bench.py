@@ -193,3 +193,32 @@ def bench_updates(
     report = updates.run(index_dir, work_dir, count, events_file, catalog, field_map, cold_rebuild, device,
                          command_line(), searches)
     finish_report(report, as_json, save)
+
+
+@bench_app.command("serve")
+@handle_errors
+def bench_serve(
+    index_dir: Path = IndexOption,
+    work_dir: Path = typer.Option(BENCH_DIR / "serve", "--work-dir", help="Where the index copy and the server log go."),
+    requests: int = typer.Option(200, "--requests", help="Most searches per load level."),
+    seconds: float = typer.Option(60.0, "--seconds", help="Most seconds per load level."),
+    count: int = typer.Option(1000, "--count", help="Products changed per update commit."),
+    interval: float = typer.Option(3.0, "--interval", help="Seconds between update commits."),
+    queries: int = typer.Option(200, "--queries", help="Derived queries replayed."),
+    clients: str = typer.Option("1,2,4,8", "--clients", help="Concurrent clients per level, comma-separated."),
+    device: str = DeviceOption,
+    save: Optional[Path] = typer.Option(None, "--save"),
+    as_json: bool = JsonOption,
+):
+    """`shoplens serve` under loopback load: searches/s and p50/p95/p99 by clients, idle and during updates."""
+    from shoplens.benchmarks import serve
+    from shoplens.common.errors import ConfigError
+
+    try:
+        levels = tuple(int(part) for part in clients.split(","))
+    except ValueError:
+        raise ConfigError(f"--clients takes numbers such as 1,2,4,8; got {clients!r}") from None
+    if not levels or min(levels) < 1 or requests < 1 or seconds <= 0:
+        raise ConfigError("--clients, --requests and --seconds must be positive")
+    report = serve.run(index_dir, work_dir, requests, seconds, count, interval, queries, device, command_line(), levels)
+    finish_report(report, as_json, save)
