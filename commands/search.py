@@ -73,7 +73,7 @@ def search(
     if not response.results:
         out.print(f"no results for {describe_query(response.query)}" + (" (try fewer filters)" if request.filters else ""))
         return
-    show(results_table(response, wide=wide))
+    show(results_table(response, wide=wide, width=out.width if out.is_terminal else None))
     if explain:
         show(*generic_view(getattr(response, "explain", None) or {}))
         show(*[explain_view(result) for result in response.results])

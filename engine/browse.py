@@ -6,6 +6,7 @@ next to a result list comes from the version that answered it.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ class FieldSummary:
     """One filterable field: its kind, how many live products have it, and example values."""
 
     name: str
-    kind: str  # number, keyword or list
+    kind: str  # number, keyword, list or text
     products: int
     examples: list[str] = field(default_factory=list)  # the most common values, or min and max for numbers
     distinct: int | None = None
@@ -61,19 +62,27 @@ def field_summaries(snapshot, examples: int = 4) -> list[FieldSummary]:
         counts, present = _keyword_counts(codes, kind, live, len(vocab))
         top = [] if name in _FREE_TEXT else [vocab[i] for i in np.argsort(-counts, kind="stable")[:examples]
                                                  if counts[i] > 0]
-        summaries.append(FieldSummary(name, kind if kind == "list" else "keyword", present, top,
+        kind = "list" if kind == "list" else ("text" if name in _FREE_TEXT else "keyword")
+        summaries.append(FieldSummary(name, kind, present, top,
                                       int((counts > 0).sum())))
     return summaries
 
 
 def check_filters(snapshot, texts: list[str]) -> list[Filter]:
-    """Parse filters and check that each names a field of this index, without running a search."""
+    """Parse filters and check that each names a field of this index, without running a search.
+
+    The error for an unknown field suggests close names and points at the shell's :fields.
+    """
     filters = parse_filters(texts)
     for flt in filters:
         column = snapshot.products.column_name(flt.field)
         if column is None:
-            known = ", ".join(snapshot.products.field_names()[:25])
-            raise FilterError(f"unknown filter field {flt.field!r}; fields in this index: {known}")
+            names = snapshot.products.field_names()
+            close = difflib.get_close_matches(flt.field.lower(), [n.lower() for n in names], n=3, cutoff=0.6)
+            lowered = {n.lower(): n for n in names}
+            guess = f"; did you mean {' or '.join(lowered[c] for c in close)}?" if close else ""
+            raise FilterError(f"unknown filter field {flt.field!r}{guess} (:fields lists the {len(names)} fields "
+                              "with example values)")
         if flt.op in ("=", "!=") and snapshot.products.is_numeric(column):
             try:
                 [float(v.replace(",", "")) for v in flt.values]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from rich.columns import Columns
+from rich.cells import cell_len
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -62,10 +63,13 @@ def describe_query(query: dict[str, Any]) -> str:
     return " ".join(parts) or "(empty)"
 
 
-def results_table(response: SearchResponse, thumbnails: str | bool = "off", wide: bool = False) -> Table:
-    """One page of results: rank, id, title (cut to the width unless wide), brand, price and the signals.
+def results_table(response: SearchResponse, thumbnails: str | bool = "off", wide: bool = False,
+                  width: int | None = None) -> Table:
+    """One page of results: rank, id, title, brand, price and the signals, one line per result.
 
-    The column the results are ordered by is in bold, and named in the caption.
+    Titles and brands are cut (with an ellipsis) so the table fits `width`
+    columns; `wide` shows them whole, with categories and every signal. The
+    column the results are ordered by is in bold, and named in the caption.
     """
     thumbs = {True: "on", False: "off"}.get(thumbnails, thumbnails)
     order = order_signal(response)
@@ -74,31 +78,43 @@ def results_table(response: SearchResponse, thumbnails: str | bool = "off", wide
     if wide:
         stages = ", ".join(f"{name} {ms:.1f}" for name, ms in response.stages_ms.items() if ms is not None)
         caption += f" · stages ms: {stages}"
-    table = Table(caption=caption, caption_justify="left", expand=False, pad_edge=False)
-    table.add_column("#", justify="right", style="bold", no_wrap=True)
-    if thumbs == "on":
-        table.add_column("", no_wrap=True, width=4)
-    table.add_column("id", no_wrap=True, style="cyan")
-    text_overflow = {"overflow": "fold"} if wide else {"overflow": "ellipsis", "no_wrap": True}
-    table.add_column("title", min_width=16, ratio=4, **text_overflow)
-    table.add_column("brand", min_width=6, max_width=None if wide else 18, ratio=1, **text_overflow)
-    if wide:
-        table.add_column("category", overflow="fold")
-    table.add_column("price", justify="right", no_wrap=True)
     signals = _signal_columns(response, wide)
-    for name in signals:
-        table.add_column(name, justify="right", no_wrap=True, style="bold" if name == order else "dim")
+    headers = ["#", "id", "title", "brand"] + (["category"] if wide else []) + ["price"] + signals
+    rows = []
     for result in response.results:
-        row: list[Any] = [str(result.rank)]
+        rows.append([str(result.rank), result.id, result.title, result.brand]
+                    + ([" > ".join(result.category)] if wide else []) + [price_text(result.price)]
+                    + [_fmt(result.signals.get(name), SIGNAL_DIGITS[name]) for name in signals])
+    limits = {} if wide or not width else _text_limits(headers, rows, width - (7 if thumbs == "on" else 0))
+    table = Table(caption=caption, caption_justify="left", pad_edge=False)
+    for position, header in enumerate(headers):
+        if position == 1 and thumbs == "on":
+            table.add_column("", no_wrap=True, width=4)
+        numeric = header in ("#", "price") or header in SIGNAL_DIGITS
+        style = {"#": "bold", "id": "cyan"}.get(header, "bold" if header == order else ("dim" if numeric and header != "price" else ""))
+        if header in limits:
+            table.add_column(header, no_wrap=True, overflow="ellipsis", max_width=limits[header], style=style)
+        else:
+            table.add_column(header, justify="right" if numeric else "left", style=style,
+                             no_wrap=header not in ("title", "brand", "category"), overflow="fold")
+    for result, row in zip(response.results, rows):
         if thumbs == "on":
-            row.append(thumbnail(result.image, width=4, rows=2) or Text("", style="dim"))
-        row += [result.id, result.title, result.brand]
-        if wide:
-            row.append(" > ".join(result.category))
-        row.append(price_text(result.price))
-        row += [_fmt(result.signals.get(name), SIGNAL_DIGITS[name]) for name in signals]
+            row.insert(1, thumbnail(result.image, width=4, rows=2) or Text("", style="dim"))
         table.add_row(*row)
     return table
+
+
+def _text_limits(headers: list[str], rows: list[list[str]], width: int) -> dict[str, int]:
+    """Widest title and brand that let the whole table fit `width` columns (other columns keep theirs)."""
+    natural = [max([cell_len(h)] + [cell_len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    overhead = 3 * len(headers) + 1  # borders and padding
+    title, brand = headers.index("title"), headers.index("brand")
+    others = sum(w for i, w in enumerate(natural) if i not in (title, brand))
+    brand_width = min(natural[brand], 16)
+    room = width - overhead - others - brand_width
+    if room >= natural[title]:
+        return {} if natural[brand] <= brand_width else {"brand": brand_width}
+    return {"title": max(12, room), "brand": brand_width}
 
 
 def thumbnail_grid(response: SearchResponse, width: int = 10) -> Columns:
@@ -165,38 +181,34 @@ def _inline(value: Any) -> str:
 
 
 def compare_table(left: SearchResponse, right: SearchResponse, left_label: str, right_label: str,
-                  wide: bool = False) -> Table:
+                  wide: bool = False, width: int | None = None) -> Table:
     """Two result lists for the same query side by side; the right one marks how each product moved."""
     left_rank = {r.id: r.rank for r in left.results}
     right_ids = {r.id for r in right.results}
-    table = Table(caption=f"right column: ↑n / ↓n moved up / down n places against the left, new = not in "
-                          f"the left list; {_marker_note(left, right_ids)}", caption_justify="left", pad_edge=False)
+    table = Table(caption="move: ↑n / ↓n places against the left · new: not in the left list · "
+                          "✗: not in the right list", caption_justify="left", pad_edge=False)
     table.add_column("#", justify="right", style="bold", no_wrap=True)
-    overflow = {"overflow": "fold"} if wide else {"overflow": "ellipsis", "no_wrap": True}
-    table.add_column(f"{left_label}", min_width=12, ratio=1, **overflow)
+    table.add_column(left_label, overflow="fold")
     table.add_column("move", justify="right", no_wrap=True)
-    table.add_column(f"{right_label}", min_width=12, ratio=1, **overflow)
+    table.add_column(right_label, overflow="fold")
     rows = max(len(left.results), len(right.results))
+    side = None if wide or not width else max(12, (width - 13 - len(str(rows)) - 4) // 2)
     for i in range(rows):
         a = left.results[i] if i < len(left.results) else None
         b = right.results[i] if i < len(right.results) else None
         rank = (a or b).rank
-        table.add_row(str(rank), _cell(a, gone=a is not None and a.id not in right_ids), _movement(b, left_rank),
-                      _cell(b))
+        cells = [_cell(a, gone=a is not None and a.id not in right_ids), _cell(b)]
+        if side:
+            for cell in cells:
+                cell.truncate(side, overflow="ellipsis")
+        table.add_row(str(rank), cells[0], _movement(b, left_rank), cells[1])
     return table
-
-
-def _marker_note(left: SearchResponse, right_ids: set[str]) -> str:
-    gone = sum(1 for r in left.results if r.id not in right_ids)
-    return f"{gone} of the left list not in the right one (marked ✗)"
 
 
 def _cell(result: SearchResult | None, gone: bool = False) -> Text:
     if result is None:
         return Text("")
-    text = Text.assemble((result.id, "cyan"), " ", result.title)
-    if gone:
-        text.append(" ✗", style="red")
+    text = Text.assemble(("✗ " if gone else "", "red"), (result.id, "cyan"), " ", result.title)
     return text
 
 

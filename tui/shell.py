@@ -74,6 +74,7 @@ class ShellSession:
         self.has_query = False
         self.log: list[LoggedSearch] = []
         self._command_name = ""
+        self.width: int | None = None  # the terminal's width: tables are cut to fit it (None: not cut)
         self._commands: dict[str, Callable[[str], list[Any]]] = {
             "image": self._image, "k": self._k, "filter": self._filter, "filters": self._filters,
             "clear": self._clear, "fields": self._fields, "next": self._page, "prev": self._page,
@@ -115,7 +116,7 @@ class ShellSession:
         if request.rerank is False:
             return "off"
         if not self.has_ranker:
-            return "none in index"
+            return "n/a (no model in index)"
         return "on" if request.mode == "hybrid" else f"on (unused in {request.mode} mode)"
 
     def status(self) -> str:
@@ -138,7 +139,7 @@ class ShellSession:
         if not response.results:
             hint = " (try :clear to remove filters)" if request.filters else ""
             return [Text(f"no results for {describe_query(response.query)}{hint}")]
-        shown: list[Any] = [results_table(response, thumbnails=self.thumbnails, wide=self.wide)]
+        shown: list[Any] = [results_table(response, thumbnails=self.thumbnails, wide=self.wide, width=self.width)]
         if self.thumbnails == "grid":
             shown.append(thumbnail_grid(response))
         return shown
@@ -239,7 +240,8 @@ class ShellSession:
     def _redraw(self, setting: str, old: str, new: str) -> list[Any]:
         shown: list[Any] = [Text(f"{setting}: {old} -> {new}", style="green")]
         if self.response is not None and self.response.results:
-            shown.append(results_table(self.response, thumbnails=self.thumbnails, wide=self.wide))
+            shown.append(results_table(self.response, thumbnails=self.thumbnails, wide=self.wide,
+                                        width=self.width))
             if self.thumbnails == "grid":
                 shown.append(thumbnail_grid(self.response))
         return shown
@@ -306,13 +308,16 @@ class ShellSession:
         right_changes = parse_variant(specs[-1])
         left, right = replace(base, **left_changes), replace(base, **right_changes)
         left_response, right_response = self.engine.search(left), self.engine.search(right)
+        if not left_response.results and not right_response.results:
+            return [Text(f"no results to compare for {describe_query(left_response.query)}")]
         labels = [self._label(left, left_response), self._label(right, right_response)]
         changes = moved(left_response, right_response)
         new = sum(1 for v in changes.values() if v is None)
         summary = (f"{len(changes) - new} moved, {new} new of {len(right_response.results)} "
                    f"(page {base.page}, version {right_response.version})")
         return [Text(f"compare {describe_query(left_response.query)}: {labels[0]}  vs  {labels[1]}", style="bold"),
-                compare_table(left_response, right_response, labels[0], labels[1], wide=self.wide), Text(summary)]
+                compare_table(left_response, right_response, labels[0], labels[1], wide=self.wide,
+                              width=self.width), Text(summary)]
 
     def _default_comparison(self) -> str:
         if self.request.mode == "hybrid" and self.has_ranker:
@@ -418,6 +423,7 @@ def run_shell(engine, console: Console, k: int = 10, thumbnails: str = "off", wi
                                                 ("bold", "shoplens> ")]))
         except (EOFError, KeyboardInterrupt):
             break
+        session.width = console.width
         renderables, quit_now = session.handle(line)
         for renderable in renderables:
             console.print(renderable)
