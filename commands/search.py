@@ -50,18 +50,25 @@ def search(
     as_json: bool = JsonOption,
 ):
     """Search the index by text, by image, or both; or many queries at once with --queries FILE."""
+    from shoplens.common.errors import QueryError
+    from shoplens.engine.batch import read_queries
     from shoplens.engine.query import SearchRequest
     from shoplens.engine.search import SearchEngine
 
     request = SearchRequest(text=query, image=image, k=k, page=page, filters=list(filters or []), mode=mode,
                             fusion=fusion, rrf_k=rrf_k, weights=_weights(weights), normalization=normalization,
                             candidates=candidates, rerank=False if no_rerank else None, explain=explain)
-    if queries is not None:
-        _search_batch(queries, output, request, SearchEngine, dict(index_dir=index_dir, device=device, model=model,
-                                                                    pretrained=pretrained))
-        return
-    request.validate()
+    if queries is None:
+        request.validate()
+    elif query:
+        raise QueryError("give query text or --queries FILE, not both")
+    else:
+        batch = read_queries(queries, request)  # read and checked whole before the model loads
     engine = SearchEngine(index_dir, device=device, model=model, pretrained=pretrained, preload=False)
+    if queries is not None:
+        engine.warm()
+        _search_batch(engine, batch, output)
+        return
     engine.check(request)  # unknown filter fields before the model loads
     engine.warm()
     response = engine.search(request)
@@ -79,19 +86,14 @@ def search(
         show(*[explain_view(result) for result in response.results])
 
 
-def _search_batch(queries: Path, output: Optional[Path], defaults, engine_class, engine_options: dict) -> None:
+def _search_batch(engine, batch: list, output: Optional[Path]) -> None:
     """`search --queries FILE`: JSONL results on stdout (or --out), a summary on stderr; exit 1 if any failed."""
     import json
     import sys
     import time
 
-    from shoplens.common.errors import QueryError
-    from shoplens.engine.batch import read_queries, run_batch
+    from shoplens.engine.batch import run_batch
 
-    if defaults.text:
-        raise QueryError("give query text or --queries FILE, not both")
-    batch = read_queries(queries, defaults)
-    engine = engine_class(**engine_options)
     started, failed = time.perf_counter(), 0
     handle = open(output, "w", encoding="utf-8") if output else sys.stdout
     try:
