@@ -139,14 +139,15 @@ def read_catalog(path: str | Path, field_map: dict[str, list[str]] | None = None
 def mapping_hint(path: Path, rejects: list["Reject"], columns: dict[str, None], any_valid: bool) -> str | None:
     """When every row lacks the same required field, the file's own column names probably differ:
     list them and suggest the --map that would read it."""
-    if any_valid or not rejects or not columns:
+    unmapped = [c for c in columns if c not in CANONICAL_FIELDS]
+    if any_valid or not rejects or not unmapped:
         return None
     for required in ("id", "title"):
         if all(reject.reason == f"missing {required}" for reject in rejects):
             words = {"id": ("id", "sku", "code"), "title": ("title", "name")}[required]
-            guess = next((c for c in columns if any(w in c.lower() for w in words)), None) or "COLUMN"
+            guess = next((c for c in unmapped if any(w in c.lower() for w in words)), None) or "COLUMN"
             shown = ", ".join(list(columns)[:30]) + (" ..." if len(columns) > 30 else "")
-            return (f"no row of {path.name} has {required!r}; its columns are: {shown}; "
+            return (f"{path.name} has no valid products: no row has {required!r}; its columns are: {shown}; "
                     f"say which column holds it, e.g. --map {required}={guess}")
     return None
 
