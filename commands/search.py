@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, RichProgress, WideOption, app, err,
-                                    handle_errors, out, print_json, show)
+                                    handle_errors, json_text, out, print_json, show)
 
 
 # -- search ------------------------------------------------------------------------
@@ -88,7 +88,6 @@ def search(
 
 def _search_batch(engine, batch: list, output: Optional[Path]) -> None:
     """`search --queries FILE`: JSONL results on stdout (or --out), a summary on stderr; exit 1 if any failed."""
-    import json
     import sys
     import time
 
@@ -103,7 +102,7 @@ def _search_batch(engine, batch: list, output: Optional[Path]) -> None:
                 failed += "error" in record
                 if "error" in record:
                     err.print(f"[yellow]line {record['line']}:[/] {record['error']}", highlight=False)
-                handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+                handle.write(json_text(record, indent=None) + "\n")
                 advance(1)
     finally:
         if output:
