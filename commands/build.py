@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -107,11 +108,19 @@ def watch(
         if as_json:
             sys.stdout.write(json_text(record, indent=None) + "\n")
             sys.stdout.flush()
-        elif record.get("error"):
-            err.print(f"[yellow]{record['queue']}[/]: {record['error']}", highlight=False)
-        else:
-            details = ", ".join(f"{k} {v}" for k, v in record.items() if k not in ("queue", "version"))
-            out.print(f"[bold green]version {record['version']}[/] ({record['queue']}): {details}")
+            return
+        files = ", ".join(record.get("files") or [record.get("file", "?")])
+        stamp = time.strftime("%H:%M:%S")
+        if record.get("error"):
+            err.print(f"{stamp} [yellow]{files}[/] ({record['queue']}): {record['error']}", highlight=False)
+            return
+        details = ", ".join(f"{k} {v}" for k, v in record.items()
+                            if k not in ("queue", "version", "files", "file", "rejects_path") and v not in (0, None))
+        head = "no change" if record["version"] is None else f"[bold green]version {record['version']}[/]"
+        out.print(f"{stamp} {files} ({record['queue']}): {head}: {details}", highlight=False)
+        if record.get("rejects_path"):
+            err.print(f"{stamp} {files}: {record['rejected']} rejected row(s) written to {record['rejects_path']}",
+                      highlight=False)
 
     config = WatchConfig(window_seconds=window, priority_window_seconds=priority_window, max_batch_rows=max_rows,
                          poll_seconds=poll, field_map=list(field_map or []))

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image, UnidentifiedImageError
+
 from shoplens.common.errors import QueryError
 from shoplens.engine.filters import parse_filters
 from shoplens.engine.fusion import FUSION_METHODS, NORMALIZATIONS
@@ -52,6 +54,8 @@ class SearchRequest:
         """Check everything that needs no index and no model; QueryError/FilterError say what to fix."""
         if self.text is not None and not isinstance(self.text, str):
             raise QueryError("query text must be text")
+        if self.image is not None and not hasattr(self.image, "size"):
+            check_image_file(self.image)  # what is wrong with a photo comes before what a mode needs
         has_text = bool(self.text and self.text.strip())
         if not has_text and self.image is None:
             raise QueryError("empty query: give query text, --image PHOTO, or both")
@@ -78,16 +82,26 @@ class SearchRequest:
             raise QueryError(f"fusion weights are two numbers lexical,dense from 0 to {MAX_WEIGHT:g}, "
                              f"not both 0; got {self.weights}")
         parse_filters(self.filters)
-        if isinstance(self.image, (str, Path)):
-            path = Path(self.image)
-            if not path.exists():
-                raise QueryError(f"query image {path} not found; check the path given to --image")
-            if not path.is_file():
-                raise QueryError(f"query image {path} is not a regular file; give --image a JPEG or PNG photo")
 
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.k
+
+
+def check_image_file(path: Any) -> None:
+    """A query photo path must name a readable image: "not found" and "not an image" are QueryErrors."""
+    path = Path(str(path)).expanduser()
+    if not path.exists():
+        raise QueryError(f"query image {path} not found; check the path")
+    if not path.is_file():
+        raise QueryError(f"query image {path} is not a regular file (a directory, pipe or device); "
+                         "give a JPEG or PNG photo")
+    try:
+        with Image.open(path) as image:  # reads the header only
+            image.format
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise QueryError(f"query image {path} is not an image (unreadable as JPEG, PNG, WebP...); "
+                         "give a photo file") from None
 
 
 @dataclass

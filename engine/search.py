@@ -232,19 +232,20 @@ class SearchEngine:
         if len(page) == 0:
             return []
         records = snapshot.products.records(candidates.docnos[page])
+        bm25 = _page_bm25(snapshot, request, candidates, page)
         results = []
         for position, row, record in zip(page.tolist(), page.tolist(), records):
             rerank_score = None if reranked is None else _nan_to_none(reranked[row])  # NaN past the depth
             signals = {
-                "bm25": _nan_to_none(candidates.bm25[row]),
+                "bm25": _nan_to_none(bm25[position - start]),
                 "dense": _nan_to_none(candidates.dense[row]),
                 "fused": float(candidates.fused[row]),
                 "rerank": rerank_score,
             }
             explain = None
             if request.explain:
-                explain = {"bm25_rank": _nan_to_none(candidates.bm25_rank[row]),
-                           "dense_rank": _nan_to_none(candidates.dense_rank[row]),
+                explain = {"bm25_rank": _rank(candidates.bm25_rank[row]),
+                           "dense_rank": _rank(candidates.dense_rank[row]),
                            "fused_rank": int(candidates.fused_rank[row])}
                 if contributions is not None:
                     explain["rerank_contributions"] = contributions[row]
@@ -307,6 +308,27 @@ def load_query_image(image: Any):
         raise QueryError(f"cannot read query image {path}: {exc}; use a JPEG or PNG photo") from None
     opened.filename = str(path)
     return opened
+
+
+def _page_bm25(snapshot: Snapshot, request: SearchRequest, candidates: Candidates, page: np.ndarray) -> np.ndarray:
+    """BM25 of a page's products whenever BM25 ran: a product only the vectors found gets its exact
+    score too (0 when it matches no query term), so a product has one BM25 value, whichever list found it."""
+    scores = candidates.bm25[page].astype(np.float64)
+    text = (request.text or "").strip()
+    missing = np.isnan(scores)
+    if request.mode == "dense" or not text or not missing.any():
+        return scores
+    docnos = candidates.docnos[page][missing]
+    allowed = np.zeros(int(docnos.max()) + 1, dtype=bool)
+    allowed[docnos] = True
+    found, found_scores = snapshot.lexical.search(text, len(docnos), allowed)
+    exact = dict(zip(found.tolist(), found_scores.tolist()))
+    scores[missing] = [exact.get(d, 0.0) for d in docnos.tolist()]
+    return scores
+
+
+def _rank(value: float) -> int | None:
+    return None if value is None or np.isnan(value) else int(value)
 
 
 def _nan_to_none(value: float) -> float | None:

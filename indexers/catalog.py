@@ -130,7 +130,26 @@ def read_catalog(path: str | Path, field_map: dict[str, list[str]] | None = None
     validator = _Validator(path.parent.resolve(), field_map or {}, existing)
     for line, row, raw in iter_raw_rows(path, field_map):
         validator.add(line, row, raw)
+    hint = mapping_hint(path, validator.rejects, validator.columns, bool(validator.products))
+    if hint:
+        raise CatalogError(hint)
     return CatalogReadResult(validator.products, validator.rejects, path, validator.rows_read)
+
+
+def mapping_hint(path: Path, rejects: list["Reject"], columns: dict[str, None], any_valid: bool) -> str | None:
+    """When every row lacks the same required field, the file's own column names probably differ:
+    list them and suggest the --map that would read it."""
+    unmapped = [c for c in columns if c not in CANONICAL_FIELDS]
+    if any_valid or not rejects or not unmapped:
+        return None
+    for required in ("id", "title"):
+        if all(reject.reason == f"missing {required}" for reject in rejects):
+            words = {"id": ("id", "sku", "code"), "title": ("title", "name")}[required]
+            guess = next((c for c in unmapped if any(w in c.lower() for w in words)), None) or "COLUMN"
+            shown = ", ".join(list(columns)[:30]) + (" ..." if len(columns) > 30 else "")
+            return (f"{path.name} has no valid products: no row has {required!r}; its columns are: {shown}; "
+                    f"say which column holds it, e.g. --map {required}={guess}")
+    return None
 
 
 def is_broken(row: Any) -> str | None:
@@ -153,6 +172,7 @@ class _Validator:
         self.rejects: list[Reject] = []
         self.seen: dict[str, int] = {}
         self.rows_read = 0
+        self.columns: dict[str, None] = {}  # column names of the first rows, in order (for mapping hints)
 
     def add(self, line: int, row: Any, raw: str) -> None:
         self.rows_read += 1
@@ -162,6 +182,8 @@ class _Validator:
         if not isinstance(row, dict):
             self.rejects.append(Reject(line, f"expected a JSON object, got {type(row).__name__}", raw=raw))
             return
+        if self.rows_read <= 100:
+            self.columns.update(dict.fromkeys(str(key) for key in row))
         try:
             row = {str(key): clean_value(str(key), value) for key, value in row.items()}
             product = normalize_row(row, self.field_map, self.base_dir, self.existing)

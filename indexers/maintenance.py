@@ -37,12 +37,48 @@ def list_versions(index_path: str | Path) -> list[dict[str, Any]]:
             manifest = index.manifest(number)
             rows.append({"version": number, "current": number == current, "kind": str(manifest["kind"]),
                          "created_at": str(manifest["created_at"]), "parent": manifest.get("parent"),
-                         "products": int(manifest["counts"]["products"]), "change": dict(manifest.get("change") or {})})
+                         "products": int(manifest["counts"]["products"]), "change": dict(manifest.get("change") or {}),
+                         "description": describe_version(manifest)})
         except (IndexCorruptError, KeyError, TypeError, ValueError) as exc:
             reason = str(exc) if isinstance(exc, IndexCorruptError) else f"manifest lacks {exc}"
             rows.append({"version": number, "current": number == current, "kind": "unreadable", "created_at": "",
                          "parent": None, "products": None, "change": {}, "error": reason})
     return rows
+
+
+def describe_version(manifest: dict[str, Any]) -> str:
+    """What a version did, in words: index / update N / delete N / events N / ranker trained / rollback / ..."""
+    kind, change = manifest["kind"], manifest.get("change") or {}
+
+    def count(key: str) -> int:
+        return int(change.get(key) or 0)
+
+    if kind == "build":
+        catalog = Path(change["catalog"]).name if change.get("catalog") else "a catalog"
+        return f"index {catalog}: {manifest['counts']['products']:,} products"
+    if kind in ("update", "delete"):
+        parts = [f"{count(k):,} {word}" for k, word in (("added", "added"), ("updated", "changed"),
+                                                        ("deleted", "deleted")) if count(k)]
+        source = Path(str(change.get("delta") or "")).name
+        head = f"update {count('added') + count('updated'):,} products" if kind == "update" else f"delete {count('deleted'):,}"
+        return head + (f" from {source}" if source else "") + f" ({', '.join(parts) or 'no change'})"
+    if kind == "events":
+        files = ", ".join(change.get("files") or [])
+        return f"events {count('events'):,}" + (f" from {files}" if files else "")
+    if kind == "ranker":
+        source = str((manifest.get("ranker") or {}).get("source") or "")
+        origin, _, name = source.partition(":")
+        what = {"judgments": "judgments", "events": "events"}.get(origin, origin or "unknown data")
+        return f"ranker trained from {what}" + (f" {name}" if name else "")
+    if kind == "rollback":
+        to, source = change.get("rolled_back_to"), change.get("rolled_back_from")
+        undone = f"{to + 1}" if source == to + 1 else f"{to + 1}-{source}"
+        return f"rollback to {to} (undoes version{'s' if source != to + 1 else ''} {undone})"
+    if kind == "compact":
+        return f"compaction: {count('rows_before'):,} rows -> {count('rows_after'):,}"
+    if kind == "settings":
+        return f"keep {change.get('keep_versions')} versions"
+    return kind
 
 
 def rollback(index_path: str | Path, version: int) -> int:

@@ -209,7 +209,8 @@ class Watcher:
         from shoplens.rerank.behaviour import apply_events
 
         started = self.clock()
-        record: dict[str, Any] = {"queue": queue.name, "waited_s": round(started - queue.first_at, 3)}
+        record: dict[str, Any] = {"queue": queue.name, "files": sorted(p.name for p in queue.sources),
+                                  "waited_s": round(started - queue.first_at, 3)}
         try:
             if queue.name == "events":
                 report = apply_events(self.index.path, list(queue.files))
@@ -228,6 +229,8 @@ class Watcher:
                     batch.unlink(missing_ok=True)
                 record.update(version=report.version, added=report.added, updated=report.updated,
                               unchanged=report.unchanged, rejected=len(report.rejects))
+            if getattr(report, "rejects", None):
+                record["rejects_path"] = str(report.rejects_path)
         except ShopLensError as exc:
             record.update(version=None, error=str(exc))
         record["seconds"] = round(self.clock() - started, 3)

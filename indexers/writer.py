@@ -61,7 +61,7 @@ class ImageProblem:
 class CommitReport:
     """What one write did."""
 
-    version: int
+    version: int | None  # None when nothing changed and no version was committed
     kind: str
     products: int  # live products after the commit
     added: int = 0
@@ -155,6 +155,8 @@ class IndexWriter:
             txn = self.index.begin(kind)
             try:
                 report = self._write(txn, upserts, delete_ids, kind, rebuild or parent_version is None, timings, summary)
+                if report.version is None:
+                    txn.abort()
                 timings["total"] = time.perf_counter() - started
                 report.seconds = timings
                 return report
@@ -234,6 +236,9 @@ class IndexWriter:
             new_ids = {p.id for p in new_products}
             report.deleted = sum(1 for i in parent_products.docno_by_id if i not in new_ids)
         timings["diff"] = time.perf_counter() - step
+        if not rebuild and not new_products and not deleted_docnos:  # nothing changed: no version
+            report.version, report.products = None, int(live.sum())
+            return report
 
         # embeddings: cache first, the encoder only for content never seen
         step = time.perf_counter()

@@ -127,7 +127,9 @@ class TantivyStore(LexicalStore):
         mask = None
         if restrict is not None:
             if len(restrict) <= TERM_SET_MAX:
-                docset = tantivy.Query.term_set_query(self.schema, "docno", [int(d) for d in restrict])
+                # scoring 0: a restriction must not change the BM25 score (a bare term set adds 1.0)
+                docset = tantivy.Query.const_score_query(
+                    tantivy.Query.term_set_query(self.schema, "docno", [int(d) for d in restrict]), 0.0)
                 query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, docset)])
             else:
                 mask = np.zeros(int(restrict.max()) + 1, dtype=bool)

@@ -116,6 +116,19 @@ def test_allowed_mask_restricts_before_the_cut(store_dirs):
     assert len(store.search("running", 10, np.zeros(5, bool))[0]) == 0
 
 
+def test_a_restriction_does_not_change_bm25_scores(store_dirs):
+    """A filter (an allowed mask, however it is applied) keeps each product's BM25 score as it is."""
+    cls, v1 = store_dirs
+    store = cls.open(v1)
+    docnos, scores = store.search("running shoes", 10)
+    unfiltered = dict(zip(docnos.tolist(), scores.tolist()))
+    allowed = np.zeros(5, bool)
+    allowed[[2, 4]] = True
+    store.direct_restrict_max = 10  # the backend searches only the allowed rows
+    for docno, score in zip(*store.search("running shoes", 10, allowed)):
+        assert score == pytest.approx(unfiltered[int(docno)], rel=1e-6)
+
+
 def test_restricted_search_over_a_large_catalog_still_fills_k(tmp_path, backend):
     cls = lexical_store_class(backend)
     docs = [(i, {"title": f"cotton shirt {i}", "description": "plain" if i % 100 else "cotton cotton"})
