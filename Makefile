@@ -33,8 +33,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # A longer fuzzing run than CI's: FUZZ_CASES generated bad inputs through the CLI (seed FUZZ_SEED) and
-# hypothesis's "fuzz" profile (2,000 examples per property) for every reader, the filters and the options.
-FUZZ_CASES ?= 1000
+# hypothesis's "fuzz" profile (1,000 examples per property) for every reader, the filters and the options.
+FUZZ_CASES ?= 500
 FUZZ_SEED ?= 1
 fuzz: $(STAMP)
 	SHOPLENS_FUZZ_CASES=$(FUZZ_CASES) SHOPLENS_FUZZ_SEED=$(FUZZ_SEED) SHOPLENS_FUZZ_PROFILE=fuzz \
