@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.shoplens-installed
 DEMO_INDEX ?= .demo/shoplens-index
 
-.PHONY: install browser demo test bench-full clean es-up es-down
+.PHONY: install browser demo test fuzz bench-full clean es-up es-down
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,16 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# A longer fuzzing run than CI's: FUZZ_CASES generated bad inputs through the CLI (seed FUZZ_SEED) and
+# hypothesis's "fuzz" profile (1,000 examples per property) for every reader, the filters and the options.
+FUZZ_CASES ?= 500
+FUZZ_SEED ?= 1
+fuzz: $(STAMP)
+	SHOPLENS_FUZZ_CASES=$(FUZZ_CASES) SHOPLENS_FUZZ_SEED=$(FUZZ_SEED) SHOPLENS_FUZZ_PROFILE=fuzz \
+	  $(BIN)/python -m pytest -q -s -p no:cacheprovider --hypothesis-show-statistics \
+	  tests/test_cli_fuzz.py tests/indexers/test_catalog_fuzz.py tests/rerank/test_events_fuzz.py \
+	  tests/rerank/test_judgments_fuzz.py tests/engine/test_filters_fuzz.py tests/engine/test_query_fuzz.py
 
 clean:
 	rm -rf .demo .pytest_cache

@@ -228,6 +228,9 @@ def check_index(index_path: str | Path, deep: int = 0, version: int | None = Non
     if deep < 0:
         raise ConfigError(f"--deep must be 0 or more, got {deep}")
     index = IndexDirectory(index_path)
+    if version is not None and version not in index.committed_versions():
+        kept = ", ".join(str(v) for v in index.committed_versions())
+        raise ConfigError(f"version {version} is not kept in {index.path} (kept: {kept}); see `shoplens versions`")
     version = index.current_version() if version is None else version
     report = CheckReport(version)
     try:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 # The deadline bounds the time of one example (a hang fails the test through tests.helpers.bounded).
 settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-settings.register_profile("fuzz", max_examples=2000, deadline=None,
+settings.register_profile("fuzz", max_examples=1000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.load_profile(os.environ.get("SHOPLENS_FUZZ_PROFILE", "ci"))
 
