@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 
 from shoplens.benchmarks.common import Report, percentiles
+from shoplens.engine.evaluation import evaluate
+from shoplens.engine.learning import train_ranker
 from shoplens.engine.query import SearchRequest
-from shoplens.rerank.evaluate import METRICS, evaluate
 from shoplens.rerank.judgments import load_judgments
-from shoplens.rerank.training import RankerConfig, train_ranker
+from shoplens.rerank.metrics import METRICS
+from shoplens.rerank.training import RankerConfig
 
 
 def _copy(index: Path, target: Path) -> Path:

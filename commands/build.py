@@ -102,7 +102,8 @@ def watch(
     as_json: bool = JsonOption,
 ):
     """Keep applying files as they land in INBOX; each batch is one commit. Ctrl-C stops."""
-    from shoplens.indexers.watch import WatchConfig, Watcher
+    from shoplens.engine.operations import create_watcher
+    from shoplens.indexers.watch import WatchConfig
 
     def report(record: dict) -> None:
         if as_json:
@@ -124,7 +125,7 @@ def watch(
 
     config = WatchConfig(window_seconds=window, priority_window_seconds=priority_window, max_batch_rows=max_rows,
                          poll_seconds=poll, field_map=list(field_map or []))
-    watcher = Watcher(index_dir, inbox, config, on_commit=report)
+    watcher = create_watcher(index_dir, inbox, config, on_commit=report)
     if not as_json and not once:
         out.print(f"watching {inbox} (Ctrl-C to stop)")
     try:

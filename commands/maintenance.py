@@ -60,7 +60,7 @@ def rollback(
 ):
     """Restore an earlier version (as a new version, so the rollback can itself be undone)."""
     from shoplens.indexers.maintenance import list_versions
-    from shoplens.indexers.maintenance import rollback as run_rollback
+    from shoplens.engine.operations import rollback as run_rollback
 
     rows = list_versions(index_dir)
     kept = any(row["version"] == version and not row["current"] for row in rows)
@@ -89,7 +89,7 @@ def check(
     as_json: bool = JsonOption,
 ):
     """Verify that every store holds the same products at the same version; non-zero exit on any difference."""
-    from shoplens.indexers.maintenance import check_index
+    from shoplens.engine.operations import check_index
 
     report = check_index(index_dir, deep=deep, version=version)
     if as_json:
