@@ -154,7 +154,7 @@ def _lexical_backend(index: Path) -> str:
 def _run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = True, limit: int | None = None,
          command: str = "", device: str = "auto") -> Report:
     from shoplens.engine.search import SearchEngine
-    from shoplens.indexers.lexical.tantivy_store import build_analyzer
+    from shoplens.indexers.lexical.analysis import build_analyzer
 
     judgments = load_judgments(judgments_path)
     if limit:

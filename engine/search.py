@@ -24,7 +24,7 @@ from shoplens.common.errors import ModelMismatchError, QueryError, RankerError
 from shoplens.engine.filters import filter_mask, parse_filters
 from shoplens.engine.hybrid import Candidates, QueryVectors, hybrid_search
 from shoplens.engine.query import SearchRequest, SearchResponse, SearchResult
-from shoplens.indexers.encoders import create_encoder
+from shoplens.indexers.encoders import create_encoder, open_image, weights_identity
 from shoplens.indexers.encoders.base import Encoder
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.snapshot import Snapshot
@@ -51,7 +51,7 @@ class SearchEngine:
         self.snapshot = Snapshot.open(self.index, device=device)
         self._check_model(model, pretrained)
         self._ranker_cache: dict[int, Any] = {}
-        self._set_faiss_threads()
+        self._set_search_threads()
         if preload:  # now, so the first query's latency is the query's
             self.warm()
         self._follower: _Follower | None = None
@@ -102,8 +102,6 @@ class SearchEngine:
                 f"or rebuild the index with --model {model}"
             )
         if pretrained is not None:
-            from shoplens.indexers.encoders.openclip_encoder import weights_identity
-
             _, weights_id = weights_identity(recorded["name"], pretrained)
             if weights_id != recorded["weights_id"]:
                 raise ModelMismatchError(
@@ -113,8 +111,6 @@ class SearchEngine:
         self._verify_model(recorded)
 
     def _verify_model(self, recorded: dict[str, Any]) -> None:
-        from shoplens.indexers.encoders.openclip_encoder import weights_identity
-
         if self._encoder is not None:
             if not self._encoder.info.same_model(recorded):
                 raise ModelMismatchError(
@@ -139,10 +135,8 @@ class SearchEngine:
             self._encoder = create_encoder(recorded["name"], recorded.get("pretrained"), self.device)
         return self._encoder
 
-    def _set_faiss_threads(self) -> None:
-        import faiss
-
-        faiss.omp_set_num_threads(self._search_threads)
+    def _set_search_threads(self) -> None:
+        self.snapshot.vectors.set_search_threads(self._search_threads)
 
     # -- searching -----------------------------------------------------------------
 
@@ -295,8 +289,6 @@ def load_query_image(image: Any):
     """Open a query photo; a missing or unreadable file is a QueryError."""
     if hasattr(image, "size") and hasattr(image, "convert"):
         return image.convert("RGB")
-    from shoplens.indexers.encoders.openclip_encoder import open_image
-
     path = Path(str(image))
     if not path.exists():
         raise QueryError(f"query image {path} not found; check the path given to --image")

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from shoplens.common.errors import ConfigError, ShopLensError
-from shoplens.indexers.catalog import CANONICAL_FIELDS, iter_raw_rows, is_broken, parse_field_map
+from shoplens.indexers.catalog import CANONICAL_FIELDS, iter_raw_rows, is_broken
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.products import ProductStore
 from shoplens.indexers.updates import apply_delta, delete_products, read_ids
@@ -55,7 +55,7 @@ class WatchConfig:
     max_batch_rows: int = 5000  # a queue this full commits at once
     poll_seconds: float = 0.5
     settle_seconds: float = 0.5
-    field_map: list[str] = field(default_factory=list)
+    field_map: dict[str, list[str]] = field(default_factory=dict)  # parsed, as `catalog.parse_field_map` makes it
 
     def validate(self) -> None:
         """Windows and polling are finite, non-negative seconds (at most a day); a batch holds 1+ rows."""
@@ -112,7 +112,7 @@ class Watcher:
         if not self.inbox.is_dir():
             raise ShopLensError(f"inbox {self.inbox} is not a directory; create it or pass another one")
         self.config = config or WatchConfig()
-        self.field_map = parse_field_map(self.config.field_map)
+        self.field_map = self.config.field_map
         self.on_commit = on_commit or (lambda report: None)
         self.fold_events = fold_events
         self.clock = clock
@@ -232,7 +232,7 @@ class Watcher:
                     for row in queue.rows.values():
                         handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
                 try:
-                    report = apply_delta(self.index.path, batch, field_map=self.config.field_map)
+                    report = apply_delta(self.index.path, batch, field_map=self.field_map)
                 finally:
                     batch.unlink(missing_ok=True)
                 record.update(version=report.version, added=report.added, updated=report.updated,

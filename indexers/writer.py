@@ -18,10 +18,9 @@ import numpy as np
 
 from shoplens.common.errors import CatalogError, ConfigError, ImageError, ModelMismatchError
 from shoplens.indexers.catalog import Product, Reject, read_catalog, write_rejects
-from shoplens.indexers.encoders import DEFAULT_MODEL, create_encoder
+from shoplens.indexers.encoders import DEFAULT_MODEL, create_encoder, weights_identity
 from shoplens.indexers.encoders.base import Encoder, EncoderInfo, text_digest
 from shoplens.indexers.encoders.cache import EmbeddingCache
-from shoplens.indexers.encoders.openclip_encoder import weights_identity
 from shoplens.indexers.images import file_digest
 from shoplens.indexers.index import COMPONENTS, DEFAULT_KEEP_VERSIONS, IndexDirectory, Transaction, crash_point
 from shoplens.indexers.lexical import lexical_store_class
@@ -297,7 +296,7 @@ class IndexWriter:
                 "lexical": lexical_cls.manifest_config({**backends["lexical"], "backend": lexical_cls.name}),
             },
             "counts": {"products": int(live.sum()), "rows": int(len(live)),
-                       "with_image": int(self._count_images(txn, live))},
+                       "with_image": int((vector_cls.image_flags(txn.component_dir("vectors")) & live).sum())},
             "change": {"added": report.added, "updated": report.updated, "unchanged": report.unchanged,
                        "deleted": report.deleted, "texts_encoded": report.texts_encoded,
                        "images_encoded": report.images_encoded, **(summary or {})},
@@ -310,18 +309,6 @@ class IndexWriter:
         timings["commit"] = time.perf_counter() - step
         report.products = int(live.sum())
         return report
-
-    def _count_images(self, txn: Transaction, live: np.ndarray) -> int:
-        from shoplens.indexers.storage import read_json
-
-        state = read_json(txn.tmp / "vectors" / "state.json")
-        total = 0
-        offset = 0
-        for seg in state["segments"]:
-            flags = np.load(txn.tmp / "vectors" / f"hasimg-{seg['name']}.npy")
-            total += int((flags & live[offset:offset + len(flags)]).sum())
-            offset += len(flags)
-        return total
 
     def _backends(self, parent_manifest: dict[str, Any] | None, rebuild: bool) -> dict[str, dict[str, Any]]:
         """Backends and their settings: the parent's for incremental writes, the options' for builds."""
