@@ -20,7 +20,7 @@ from shoplens.commands.base import (IndexOption, JsonOption, WideOption, app, er
 @handle_errors
 def info(index_dir: Path = IndexOption, wide: bool = WideOption, as_json: bool = JsonOption):
     """What the index holds: model, sizes, backends, counts, versions, reranker and behaviour."""
-    from shoplens.indexers.inspect import describe_index
+    from shoplens.indexers.describe import describe_index
     from shoplens.tui.reports import info_table
 
     details = describe_index(index_dir)

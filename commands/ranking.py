@@ -34,8 +34,8 @@ def train_encoder(
     as_json: bool = JsonOption,
 ):
     """Train the default model's projection heads on a catalog's image-title pairs."""
-    from shoplens.indexers.encoders.training import TrainConfig
-    from shoplens.indexers.encoders.training import train_encoder as run_training
+    from shoplens.training.encoder import TrainConfig
+    from shoplens.training.encoder import train_encoder as run_training
 
     config = TrainConfig(holdout=holdout, validation=validation, epochs=epochs, head=head, embed_dim=embed_dim,
                          max_train=max_train, type_field=type_field, colour_field=colour_field)

@@ -126,10 +126,7 @@ class SearchEngine:
             )
 
     def load_encoder(self) -> Encoder:
-        return self.encoder
-
-    @property
-    def encoder(self) -> Encoder:
+        """The query encoder: the index's model, loaded on first use (the constructor preloads it)."""
         if self._encoder is None:
             recorded = self.snapshot.manifest["model"]
             self._encoder = create_encoder(recorded["name"], recorded.get("pretrained"), self.device)
@@ -142,10 +139,11 @@ class SearchEngine:
 
     def encode_query(self, request: SearchRequest) -> QueryVectors:
         text_vec = image_vec = None
+        encoder = self.load_encoder()
         if request.text and request.text.strip():
-            text_vec = self.encoder.encode_texts([request.text.strip()])[0]
+            text_vec = encoder.encode_texts([request.text.strip()])[0]
         if request.image is not None:
-            image_vec = self.encoder.encode_image_objects([load_query_image(request.image)])[0]
+            image_vec = encoder.encode_image_objects([load_query_image(request.image)])[0]
         parts = [v for v in (text_vec, image_vec) if v is not None]
         combined = normalize_rows(np.sum(parts, axis=0)[None, :])[0] if parts else None
         return QueryVectors(text_vec, image_vec, combined)

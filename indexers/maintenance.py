@@ -19,7 +19,7 @@ from shoplens.indexers.encoders.cache import EmbeddingCache
 from shoplens.indexers.index import COMPONENTS, IndexDirectory
 from shoplens.indexers.lexical import lexical_store_class
 from shoplens.indexers.lexical.base import lexical_document
-from shoplens.indexers.products import ProductStore
+from shoplens.indexers.products import load_products, write_products
 from shoplens.indexers.snapshot import Snapshot
 from shoplens.indexers.storage import link_tree
 from shoplens.indexers.vector import vector_store_class
@@ -176,14 +176,14 @@ def compact(index_path: str | Path | IndexDirectory, force: bool = True) -> Comp
         bytes_before = directory_size(parent)
         txn = index.begin("compact")
         try:
-            products = ProductStore.load(parent / "products")
+            products = load_products(parent / "products")
             live = products.live_docnos()
             table = products.table.take(live)
             table = table.set_column(table.column_names.index("docno"), "docno",
                                      pa.array(np.arange(len(live), dtype=np.int64)))
             segment = f"{txn.version:06d}"
-            ProductStore.write(txn.component_dir("products"), None, table, np.ones(len(live), bool),
-                               f"seg-{segment}.parquet")
+            write_products(txn.component_dir("products"), None, table, np.ones(len(live), bool),
+                           f"seg-{segment}.parquet")
             backends = manifest["backends"]
             vector_cls = vector_store_class(backends["vector"]["backend"])
             text, image, has_image = vector_cls.read_rows(parent / "vectors")

@@ -16,7 +16,7 @@ import numpy as np
 from shoplens.common.errors import CatalogError
 from shoplens.indexers.catalog import Reject, read_catalog, write_rejects
 from shoplens.indexers.index import IndexDirectory, pause_point
-from shoplens.indexers.products import ProductStore, ProductTable
+from shoplens.indexers.products import ProductTable, load_products
 from shoplens.indexers.progress import Progress
 from shoplens.indexers.writer import CommitReport, IndexWriter, WriteOptions
 
@@ -56,7 +56,7 @@ def apply_delta(index_path: str | Path, delta: str | Path, field_map: dict[str, 
     index = IndexDirectory(index_path)
     index.require()
     with index.lock():
-        products = ProductStore.load(index.version_path(index.current_version()) / "products")
+        products = load_products(index.version_path(index.current_version()) / "products")
         result = read_catalog(delta, field_map, existing=stored_records(products))
         pause_point("base-read")
         return _commit(index, result.products, [], "update", result.rejects, strict, Path(delta).name, device,
@@ -70,7 +70,7 @@ def delete_products(index_path: str | Path, ids: Iterable[str], strict: bool = F
     index.require()
     wanted = [str(i).strip() for i in ids if str(i).strip()]
     with index.lock():
-        products = ProductStore.load(index.version_path(index.current_version()) / "products")
+        products = load_products(index.version_path(index.current_version()) / "products")
         pause_point("base-read")
         rejects = [Reject(line, "unknown product id", id=pid) for line, pid in enumerate(wanted, start=1)
                    if pid not in products.docno_by_id]

@@ -36,7 +36,7 @@ from typing import Any, Callable
 from shoplens.common.errors import ConfigError, ShopLensError
 from shoplens.indexers.catalog import CANONICAL_FIELDS, iter_raw_rows, is_broken
 from shoplens.indexers.index import IndexDirectory
-from shoplens.indexers.products import ProductStore
+from shoplens.indexers.products import load_products
 from shoplens.indexers.updates import apply_delta, delete_products, read_ids
 
 PRIORITY_PATTERN = re.compile(r"price|stock|avail|inventory|quantity|qty|discount|sizes", re.IGNORECASE)
@@ -159,7 +159,7 @@ class Watcher:
             self._fail(path, str(exc))
 
     def _ingest_upserts(self, path: Path) -> None:
-        products = ProductStore.load(self.index.version_path(self.index.current_version()) / "products")
+        products = load_products(self.index.version_path(self.index.current_version()) / "products")
         priority, normal = {}, {}
         image_key = self.field_map.get("image", ["image"])[0]
         id_keys = self.field_map.get("id", ["id"])

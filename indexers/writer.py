@@ -25,7 +25,7 @@ from shoplens.indexers.images import file_digest
 from shoplens.indexers.index import COMPONENTS, DEFAULT_KEEP_VERSIONS, IndexDirectory, Transaction, crash_point
 from shoplens.indexers.lexical import lexical_store_class
 from shoplens.indexers.lexical.base import lexical_document
-from shoplens.indexers.products import ProductStore, RowMeta, products_table
+from shoplens.indexers.products import RowMeta, load_products, products_table, write_products
 from shoplens.indexers.progress import NoProgress, Progress
 from shoplens.indexers.vector import vector_store_class
 
@@ -183,7 +183,7 @@ class IndexWriter:
         step = time.perf_counter()
         parent_products = None
         if txn.parent is not None:
-            parent_products = ProductStore.load(txn.parent_dir("products"))
+            parent_products = load_products(txn.parent_dir("products"))
         base_rows = 0 if rebuild or parent_products is None else parent_products.num_rows
         live = np.zeros(0, bool) if rebuild or parent_products is None else parent_products.live.copy()
         report = CommitReport(version=txn.version, kind=kind, products=0)
@@ -258,8 +258,8 @@ class IndexWriter:
 
         step = time.perf_counter()
         table = products_table(new_products, metas, base_rows) if new_products else None
-        ProductStore.write(txn.component_dir("products"), None if rebuild else txn.parent_dir("products"),
-                           table, live, f"seg-{segment}.parquet")
+        write_products(txn.component_dir("products"), None if rebuild else txn.parent_dir("products"),
+                       table, live, f"seg-{segment}.parquet")
         timings["products"] = time.perf_counter() - step
         crash_point("products-written")
 

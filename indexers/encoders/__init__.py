@@ -1,7 +1,7 @@
 """Encoders: a base class and a factory. Every encoder is an open_clip model.
 
 Callers outside this package use what is here (`create_encoder`,
-`weights_identity`, `open_image`), never a backend module directly.
+`weights_identity`, `open_image`, `resolve_device`), never a backend module directly.
 """
 
 from __future__ import annotations
@@ -35,5 +35,5 @@ def weights_identity(model: str, pretrained: str | None) -> tuple[str | None, st
     return _openclip_weights_identity(model, pretrained)
 
 
-__all__ = ["Encoder", "EncoderInfo", "create_encoder", "weights_identity", "open_image", "DEFAULT_MODEL",
-           "DEFAULT_PRETRAINED"]
+__all__ = ["Encoder", "EncoderInfo", "create_encoder", "weights_identity", "open_image", "resolve_device",
+           "DEFAULT_MODEL", "DEFAULT_PRETRAINED"]
