@@ -29,6 +29,7 @@ from shoplens.indexers.encoders.base import Encoder
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.snapshot import Snapshot
 from shoplens.indexers.vector.base import normalize_rows
+from shoplens.rerank.model import load_ranker
 
 STAGES = ("encode", "lexical", "vector", "fuse", "rerank")
 
@@ -209,8 +210,6 @@ class SearchEngine:
         """The snapshot's reranker, loaded once per version (None when the index has none)."""
         cache = self._ranker_cache  # read once: a follower thread may replace the dict meanwhile
         if snapshot.version not in cache:
-            from shoplens.rerank.model import load_ranker
-
             ranker = load_ranker(snapshot)
             newest = max(cache, default=None)  # keep the previous version's for queries in flight
             self._ranker_cache = {**({newest: cache[newest]} if newest is not None else {}), snapshot.version: ranker}
