@@ -16,7 +16,7 @@ from shoplens.indexers.catalog import Product
 from shoplens.indexers.index import COMPONENTS, IndexDirectory
 from shoplens.indexers.lexical import LEXICAL_BACKENDS, lexical_store_class
 from shoplens.indexers.lexical.base import lexical_document
-from shoplens.indexers.products import ProductStore
+from shoplens.indexers.products import load_products
 from shoplens.indexers.writer import VERSION_KEYS
 
 
@@ -38,7 +38,7 @@ def lexical_twin(index: Path, backend: str, config: dict[str, Any] | None = None
     with twin.lock():
         txn = twin.begin("lexical")
         try:
-            products = ProductStore.load(txn.parent_dir("products"))
+            products = load_products(txn.parent_dir("products"))
             live = products.live_docnos()
             records = products.records(live.tolist())
             adds = [(int(d), lexical_document(Product.from_record(r))) for d, r in zip(live.tolist(), records)]

@@ -17,9 +17,10 @@ from typing import Any, Callable
 import numpy as np
 
 from shoplens.benchmarks.common import Report
+from shoplens.engine.evaluation import run_system
 from shoplens.engine.query import SearchRequest
-from shoplens.rerank.evaluate import METRICS, query_ids, run_system
 from shoplens.rerank.judgments import Judgments, load_judgments
+from shoplens.rerank.metrics import METRICS, query_ids, ranked_run, score_run
 
 CONFIGURATIONS: list[tuple[str, dict[str, Any]]] = [
     ("BM25 (tantivy, field boosts)", {"mode": "lexical", "rerank": False}),
@@ -32,20 +33,6 @@ CONFIGURATIONS: list[tuple[str, dict[str, Any]]] = [
     ("hybrid weighted sum, z-score", {"rerank": False, "fusion": "wsum", "normalization": "zscore"}),
     ("hybrid + rerank", {"rerank": True}),
 ]
-
-
-def score_run(judgments: Judgments, run: dict[str, dict[str, float]]) -> dict[str, float]:
-    import warnings
-
-    from ranx import Qrels, Run
-    from ranx import evaluate as ranx_evaluate
-
-    warnings.filterwarnings("ignore", module="ranx")
-    qids = query_ids(judgments)
-    qrels = Qrels.from_dict({qids[q]: {pid: int(g) for pid, g in grades.items()} for q, grades in judgments.items()})
-    run = {qid: docs for qid, docs in run.items() if docs}
-    scores = ranx_evaluate(qrels, Run.from_dict(run), list(METRICS), make_comparable=True)
-    return {metric: float(scores[metric]) for metric in METRICS}
 
 
 def corpus(snapshot, description: bool = True) -> tuple[list[str], list[str]]:
@@ -70,7 +57,7 @@ def run_peer(name: str, search: Callable[[str], list[str]], judgments: Judgments
     started = time.perf_counter()
     for query in judgments:
         ids = search(query)[:depth]
-        run[qids[query]] = {pid: float(depth - i) for i, pid in enumerate(ids)}
+        run[qids[query]] = ranked_run(ids, depth)
     seconds = time.perf_counter() - started
     return run, seconds
 
@@ -167,7 +154,7 @@ def _lexical_backend(index: Path) -> str:
 def _run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = True, limit: int | None = None,
          command: str = "", device: str = "auto") -> Report:
     from shoplens.engine.search import SearchEngine
-    from shoplens.indexers.lexical.tantivy_store import build_analyzer
+    from shoplens.indexers.lexical.analysis import build_analyzer
 
     judgments = load_judgments(judgments_path)
     if limit:

@@ -64,7 +64,8 @@ def update(
     from shoplens.indexers.updates import apply_delta
 
     with RichProgress(enabled=not as_json) as progress:
-        report = apply_delta(index_dir, delta, field_map, strict=strict, device=device, progress=progress)
+        report = apply_delta(index_dir, delta, parse_field_maps(field_map), strict=strict, device=device,
+                             progress=progress)
     print_json(report.to_dict()) if as_json else print_commit(report, index_dir)
 
 
@@ -102,7 +103,8 @@ def watch(
     as_json: bool = JsonOption,
 ):
     """Keep applying files as they land in INBOX; each batch is one commit. Ctrl-C stops."""
-    from shoplens.indexers.watch import WatchConfig, Watcher
+    from shoplens.engine.operations import create_watcher
+    from shoplens.indexers.watch import WatchConfig
 
     def report(record: dict) -> None:
         if as_json:
@@ -123,8 +125,8 @@ def watch(
                       highlight=False)
 
     config = WatchConfig(window_seconds=window, priority_window_seconds=priority_window, max_batch_rows=max_rows,
-                         poll_seconds=poll, field_map=list(field_map or []))
-    watcher = Watcher(index_dir, inbox, config, on_commit=report)
+                         poll_seconds=poll, field_map=parse_field_maps(field_map))
+    watcher = create_watcher(index_dir, inbox, config, on_commit=report)
     if not as_json and not once:
         out.print(f"watching {inbox} (Ctrl-C to stop)")
     try:

@@ -20,7 +20,7 @@ from shoplens.commands.base import (IndexOption, JsonOption, WideOption, app, er
 @handle_errors
 def info(index_dir: Path = IndexOption, wide: bool = WideOption, as_json: bool = JsonOption):
     """What the index holds: model, sizes, backends, counts, versions, reranker and behaviour."""
-    from shoplens.indexers.inspect import describe_index
+    from shoplens.indexers.describe import describe_index
     from shoplens.tui.reports import info_table
 
     details = describe_index(index_dir)
@@ -60,7 +60,7 @@ def rollback(
 ):
     """Restore an earlier version (as a new version, so the rollback can itself be undone)."""
     from shoplens.indexers.maintenance import list_versions
-    from shoplens.indexers.maintenance import rollback as run_rollback
+    from shoplens.engine.operations import rollback as run_rollback
 
     rows = list_versions(index_dir)
     kept = any(row["version"] == version and not row["current"] for row in rows)
@@ -89,7 +89,7 @@ def check(
     as_json: bool = JsonOption,
 ):
     """Verify that every store holds the same products at the same version; non-zero exit on any difference."""
-    from shoplens.indexers.maintenance import check_index
+    from shoplens.engine.operations import check_index
 
     report = check_index(index_dir, deep=deep, version=version)
     if as_json:

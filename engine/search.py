@@ -24,11 +24,12 @@ from shoplens.common.errors import ModelMismatchError, QueryError, RankerError
 from shoplens.engine.filters import filter_mask, parse_filters
 from shoplens.engine.hybrid import Candidates, QueryVectors, hybrid_search
 from shoplens.engine.query import SearchRequest, SearchResponse, SearchResult
-from shoplens.indexers.encoders import create_encoder
+from shoplens.indexers.encoders import create_encoder, open_image, weights_identity
 from shoplens.indexers.encoders.base import Encoder
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.snapshot import Snapshot
 from shoplens.indexers.vector.base import normalize_rows
+from shoplens.rerank.model import load_ranker
 
 STAGES = ("encode", "lexical", "vector", "fuse", "rerank")
 
@@ -51,7 +52,7 @@ class SearchEngine:
         self.snapshot = Snapshot.open(self.index, device=device)
         self._check_model(model, pretrained)
         self._ranker_cache: dict[int, Any] = {}
-        self._set_faiss_threads()
+        self._set_search_threads()
         if preload:  # now, so the first query's latency is the query's
             self.warm()
         self._follower: _Follower | None = None
@@ -102,8 +103,6 @@ class SearchEngine:
                 f"or rebuild the index with --model {model}"
             )
         if pretrained is not None:
-            from shoplens.indexers.encoders.openclip_encoder import weights_identity
-
             _, weights_id = weights_identity(recorded["name"], pretrained)
             if weights_id != recorded["weights_id"]:
                 raise ModelMismatchError(
@@ -113,8 +112,6 @@ class SearchEngine:
         self._verify_model(recorded)
 
     def _verify_model(self, recorded: dict[str, Any]) -> None:
-        from shoplens.indexers.encoders.openclip_encoder import weights_identity
-
         if self._encoder is not None:
             if not self._encoder.info.same_model(recorded):
                 raise ModelMismatchError(
@@ -130,28 +127,24 @@ class SearchEngine:
             )
 
     def load_encoder(self) -> Encoder:
-        return self.encoder
-
-    @property
-    def encoder(self) -> Encoder:
+        """The query encoder: the index's model, loaded on first use (the constructor preloads it)."""
         if self._encoder is None:
             recorded = self.snapshot.manifest["model"]
             self._encoder = create_encoder(recorded["name"], recorded.get("pretrained"), self.device)
         return self._encoder
 
-    def _set_faiss_threads(self) -> None:
-        import faiss
-
-        faiss.omp_set_num_threads(self._search_threads)
+    def _set_search_threads(self) -> None:
+        self.snapshot.vectors.set_search_threads(self._search_threads)
 
     # -- searching -----------------------------------------------------------------
 
     def encode_query(self, request: SearchRequest) -> QueryVectors:
         text_vec = image_vec = None
+        encoder = self.load_encoder()
         if request.text and request.text.strip():
-            text_vec = self.encoder.encode_texts([request.text.strip()])[0]
+            text_vec = encoder.encode_texts([request.text.strip()])[0]
         if request.image is not None:
-            image_vec = self.encoder.encode_image_objects([load_query_image(request.image)])[0]
+            image_vec = encoder.encode_image_objects([load_query_image(request.image)])[0]
         parts = [v for v in (text_vec, image_vec) if v is not None]
         combined = normalize_rows(np.sum(parts, axis=0)[None, :])[0] if parts else None
         return QueryVectors(text_vec, image_vec, combined)
@@ -217,8 +210,6 @@ class SearchEngine:
         """The snapshot's reranker, loaded once per version (None when the index has none)."""
         cache = self._ranker_cache  # read once: a follower thread may replace the dict meanwhile
         if snapshot.version not in cache:
-            from shoplens.rerank.model import load_ranker
-
             ranker = load_ranker(snapshot)
             newest = max(cache, default=None)  # keep the previous version's for queries in flight
             self._ranker_cache = {**({newest: cache[newest]} if newest is not None else {}), snapshot.version: ranker}
@@ -295,8 +286,6 @@ def load_query_image(image: Any):
     """Open a query photo; a missing or unreadable file is a QueryError."""
     if hasattr(image, "size") and hasattr(image, "convert"):
         return image.convert("RGB")
-    from shoplens.indexers.encoders.openclip_encoder import open_image
-
     path = Path(str(image))
     if not path.exists():
         raise QueryError(f"query image {path} not found; check the path given to --image")

@@ -219,9 +219,45 @@ def _dump(row: dict[str, Any]) -> str:
 def normalize_row(row: dict[str, Any], field_map: dict[str, list[str]], base_dir: Path,
                   existing: Existing | None = None) -> Product:
     """Map, validate and normalize one raw row. Raises _RowError with the reason."""
+    mapped, named, rest = _map_fields(row, field_map)
+    product_id = _clean_id(mapped.get("id"))
+    if product_id is None:
+        raise _RowError("missing id")
+    if len(product_id) > MAX_ID_CHARS:
+        raise _RowError(f"id is longer than {MAX_ID_CHARS} characters")
+    stored = existing(product_id) if existing is not None else None
+    attributes: dict[str, Any] = {}
+    if stored is not None:  # a patch: fields the row does not name keep their stored values
+        for canonical in CANONICAL_FIELDS[1:]:
+            if canonical not in named:
+                mapped[canonical] = stored.get(canonical)
+        cleared = {key for key, value in rest.items() if value is None}
+        attributes = {k: v for k, v in (stored.get("attributes") or {}).items() if k not in cleared}
+        for key, value in rest.items():
+            _flatten_into(attributes, str(key), value)
+        rest = {}
+    try:
+        title = _text(mapped.get("title"), "title")
+        description = _text(mapped.get("description"), "description", lists=True)
+        brand = _text(mapped.get("brand"), "brand", lists=True)
+        category = [item for item in _as_list(mapped.get("category")) if item]
+    except ValueError as exc:
+        raise _RowError(str(exc), product_id) from None
+    if not title:
+        raise _RowError("missing title", product_id)
+    price = _clean_price(mapped.get("price"), product_id)
+    image_path = _image_path(mapped.get("image"), base_dir, product_id)
+    for key, value in rest.items():
+        _flatten_into(attributes, str(key), value)
+    return Product(id=product_id, title=" ".join(title.split()), description=description, brand=brand,
+                   category=category, price=price, image=image_path, attributes=attributes)
+
+
+def _map_fields(row: dict[str, Any], field_map: dict[str, list[str]]) -> tuple[dict[str, Any], set[str], dict[str, Any]]:
+    """(canonical values, canonical fields the row names even as null, the remaining columns)."""
     row = dict(row)
     mapped: dict[str, Any] = {}
-    named: set[str] = set()  # canonical fields the row names, even as null
+    named: set[str] = set()
     for canonical, sources in field_map.items():
         if any(source in row for source in sources):
             named.add(canonical)
@@ -239,55 +275,17 @@ def normalize_row(row: dict[str, Any], field_map: dict[str, list[str]], base_dir
         if canonical not in mapped and canonical in row and canonical not in field_map:
             named.add(canonical)
             mapped[canonical] = row.pop(canonical)
+    return mapped, named, row
 
-    product_id = _clean_id(mapped.get("id"))
-    if product_id is None:
-        raise _RowError("missing id")
-    if len(product_id) > MAX_ID_CHARS:
-        raise _RowError(f"id is longer than {MAX_ID_CHARS} characters")
-    stored = existing(product_id) if existing is not None else None
-    if stored is not None:
-        for canonical in CANONICAL_FIELDS[1:]:
-            if canonical not in named:
-                mapped[canonical] = stored.get(canonical)
-        cleared = {key for key, value in row.items() if value is None}
-        attributes = {k: v for k, v in (stored.get("attributes") or {}).items() if k not in cleared}
-        for key, value in row.items():
-            _flatten_into(attributes, str(key), value)
-        row = {}
-    else:
-        attributes = {}
-    try:
-        title = _text(mapped.get("title"), "title")
-        description = _text(mapped.get("description"), "description", lists=True)
-        brand = _text(mapped.get("brand"), "brand", lists=True)
-        category = [item for item in _as_list(mapped.get("category")) if item]
-    except ValueError as exc:
-        raise _RowError(str(exc), product_id) from None
-    if not title:
-        raise _RowError("missing title", product_id)
-    price = _clean_price(mapped.get("price"), product_id)
-    image = mapped.get("image")
+
+def _image_path(image: Any, base_dir: Path, product_id: str) -> str | None:
+    """An image path made absolute against the catalog's folder (None when the row has none)."""
     if _is_missing(image):
-        image_path = None
-    elif not isinstance(image, str) or "\0" in image:
+        return None
+    if not isinstance(image, str) or "\0" in image:
         raise _RowError(f"image must be a file path (text), got {_kind(image)}", product_id)
-    else:
-        candidate = Path(image.strip())
-        image_path = str(candidate if candidate.is_absolute() else (base_dir / candidate))
-
-    for key, value in row.items():
-        _flatten_into(attributes, str(key), value)
-    return Product(
-        id=product_id,
-        title=" ".join(title.split()),
-        description=description,
-        brand=brand,
-        category=category,
-        price=price,
-        image=image_path,
-        attributes=attributes,
-    )
+    candidate = Path(image.strip())
+    return str(candidate if candidate.is_absolute() else (base_dir / candidate))
 
 
 def _is_missing(value: Any) -> bool:

@@ -6,7 +6,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -19,11 +19,14 @@ from shoplens.indexers.encoders.cache import EmbeddingCache
 from shoplens.indexers.index import COMPONENTS, IndexDirectory
 from shoplens.indexers.lexical import lexical_store_class
 from shoplens.indexers.lexical.base import lexical_document
-from shoplens.indexers.products import ProductStore
-from shoplens.indexers.storage import link_tree, read_json
+from shoplens.indexers.products import load_products, write_products
+from shoplens.indexers.snapshot import Snapshot
+from shoplens.indexers.storage import link_tree
 from shoplens.indexers.vector import vector_store_class
 from shoplens.indexers.writer import VERSION_KEYS, embedding_text
 
+# a check of a component another layer writes into a version; it adds what it finds to the report
+ComponentCheck = Callable[[Snapshot, "CheckReport"], None]
 DEFAULT_COMPACT_SHARE = 0.3  # compact automatically when dead rows exceed this share of all rows
 
 
@@ -81,8 +84,10 @@ def describe_version(manifest: dict[str, Any]) -> str:
     return kind
 
 
-def rollback(index_path: str | Path, version: int) -> int:
-    """Make an earlier version current again, as a new version (history stays linear)."""
+def rollback(index_path: str | Path, version: int, component_checks: Sequence[ComponentCheck] = ()) -> int:
+    """Make an earlier version current again, as a new version (history stays linear).
+
+    The target must pass `check_index` (with `component_checks`, see there) first."""
     index = IndexDirectory(index_path)
     with index.lock():
         current = index.current_version()
@@ -91,7 +96,7 @@ def rollback(index_path: str | Path, version: int) -> int:
         if version not in index.committed_versions():
             kept = ", ".join(str(v) for v in index.committed_versions())
             raise ConfigError(f"version {version} is not kept in {index.path} (kept: {kept}); see `shoplens versions`")
-        target = check_index(index.path, version=version)
+        target = check_index(index.path, version=version, component_checks=component_checks)
         if not target.ok:
             raise IndexCorruptError(f"version {version} fails its consistency check ({target.problems[0]}); "
                                     "nothing restored; pick another version from `shoplens versions`")
@@ -171,14 +176,14 @@ def compact(index_path: str | Path | IndexDirectory, force: bool = True) -> Comp
         bytes_before = directory_size(parent)
         txn = index.begin("compact")
         try:
-            products = ProductStore.load(parent / "products")
+            products = load_products(parent / "products")
             live = products.live_docnos()
             table = products.table.take(live)
             table = table.set_column(table.column_names.index("docno"), "docno",
                                      pa.array(np.arange(len(live), dtype=np.int64)))
             segment = f"{txn.version:06d}"
-            ProductStore.write(txn.component_dir("products"), None, table, np.ones(len(live), bool),
-                               f"seg-{segment}.parquet")
+            write_products(txn.component_dir("products"), None, table, np.ones(len(live), bool),
+                           f"seg-{segment}.parquet")
             backends = manifest["backends"]
             vector_cls = vector_store_class(backends["vector"]["backend"])
             text, image, has_image = vector_cls.read_rows(parent / "vectors")
@@ -218,13 +223,14 @@ class CheckReport:
                 "facts": self.facts}
 
 
-def check_index(index_path: str | Path, deep: int = 0, version: int | None = None, seed: int = 0) -> CheckReport:
+def check_index(index_path: str | Path, deep: int = 0, version: int | None = None, seed: int = 0,
+                component_checks: Sequence[ComponentCheck] = ()) -> CheckReport:
     """Verify that every store of a version holds the same products, and that embeddings match content.
 
     `deep` re-encodes that many random products and compares with the stored vectors.
+    `component_checks` check the components other layers write into a version (the reranker's
+    behaviour aggregates and model); each adds what it finds to the report.
     """
-    from shoplens.indexers.snapshot import Snapshot
-
     if deep < 0:
         raise ConfigError(f"--deep must be 0 or more, got {deep}")
     index = IndexDirectory(index_path)
@@ -273,7 +279,8 @@ def check_index(index_path: str | Path, deep: int = 0, version: int | None = Non
     _check_image_files(products, live, records, report)
     if deep:
         _check_by_reencoding(manifest, vectors, live, records, deep, seed, report)
-    _check_other_components(snapshot, report)
+    for check_component in component_checks:
+        check_component(snapshot, report)
     return report
 
 
@@ -344,24 +351,3 @@ def _check_by_reencoding(manifest, vectors, live, records, sample, seed, report)
     report.facts["reencoded"] = {"texts": len(rows), "images": images_checked}
     if bad:
         report.problems.append(f"{bad} of {len(rows)} re-encoded product(s) do not match their stored embeddings")
-
-
-def _check_other_components(snapshot, report) -> None:
-    from shoplens.rerank import behaviour
-    from shoplens.rerank.model import check_meta
-
-    try:
-        stats = behaviour.load(snapshot.path / "behaviour")
-        report.facts["behaviour_events"] = stats.state["events"]
-        report.problems.extend(behaviour.problems(stats))
-    except (OSError, ValueError, KeyError) as exc:
-        report.problems.append(f"behaviour aggregates do not load: {exc}")
-    if snapshot.manifest.get("ranker"):
-        meta_path = snapshot.path / "ranker" / "meta.json"
-        if not meta_path.is_file() or not (snapshot.path / "ranker" / "model.json").is_file():
-            report.problems.append("the manifest names a reranker but its files are missing")
-        else:
-            try:
-                check_meta(read_json(meta_path), meta_path.parent)
-            except Exception as exc:  # RankerError: a stale model is worth a warning, not a corruption
-                report.warnings.append(str(exc))

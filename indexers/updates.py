@@ -14,9 +14,9 @@ from typing import Any, Iterable
 import numpy as np
 
 from shoplens.common.errors import CatalogError
-from shoplens.indexers.catalog import Reject, parse_field_map, read_catalog, write_rejects
+from shoplens.indexers.catalog import Reject, read_catalog, write_rejects
 from shoplens.indexers.index import IndexDirectory, pause_point
-from shoplens.indexers.products import ProductStore, ProductTable
+from shoplens.indexers.products import ProductTable, load_products
 from shoplens.indexers.progress import Progress
 from shoplens.indexers.writer import CommitReport, IndexWriter, WriteOptions
 
@@ -45,19 +45,19 @@ def rejects_path_for(index: IndexDirectory) -> Path:
     return Path(str(index.path).rstrip("/") + ".rejects.jsonl")
 
 
-def apply_delta(index_path: str | Path, delta: str | Path, field_map: list[str] | None = None, strict: bool = False,
-                device: str = "auto", progress: Progress | None = None) -> CommitReport:
+def apply_delta(index_path: str | Path, delta: str | Path, field_map: dict[str, list[str]] | None = None,
+                strict: bool = False, device: str = "auto", progress: Progress | None = None) -> CommitReport:
     """Upsert the products of a delta file (new ones added, changed ones replaced, patches merged).
 
     The writer lock is taken before the current version is read: patches merge onto the
-    version they commit on top of, so no concurrent writer's change can be lost.
+    version they commit on top of, so no concurrent writer's change can be lost. `field_map` is a
+    parsed map (`catalog.parse_field_map`), as for `build_index`.
     """
-    mapping = parse_field_map(field_map or [])
     index = IndexDirectory(index_path)
     index.require()
     with index.lock():
-        products = ProductStore.load(index.version_path(index.current_version()) / "products")
-        result = read_catalog(delta, mapping, existing=stored_records(products))
+        products = load_products(index.version_path(index.current_version()) / "products")
+        result = read_catalog(delta, field_map, existing=stored_records(products))
         pause_point("base-read")
         return _commit(index, result.products, [], "update", result.rejects, strict, Path(delta).name, device,
                        progress, {"delta": str(delta), "rows_read": result.rows_read})
@@ -70,7 +70,7 @@ def delete_products(index_path: str | Path, ids: Iterable[str], strict: bool = F
     index.require()
     wanted = [str(i).strip() for i in ids if str(i).strip()]
     with index.lock():
-        products = ProductStore.load(index.version_path(index.current_version()) / "products")
+        products = load_products(index.version_path(index.current_version()) / "products")
         pause_point("base-read")
         rejects = [Reject(line, "unknown product id", id=pid) for line, pid in enumerate(wanted, start=1)
                    if pid not in products.docno_by_id]

@@ -18,15 +18,14 @@ import numpy as np
 
 from shoplens.common.errors import CatalogError, ConfigError, ImageError, ModelMismatchError
 from shoplens.indexers.catalog import Product, Reject, read_catalog, write_rejects
-from shoplens.indexers.encoders import DEFAULT_MODEL, create_encoder
+from shoplens.indexers.encoders import DEFAULT_MODEL, create_encoder, weights_identity
 from shoplens.indexers.encoders.base import Encoder, EncoderInfo, text_digest
 from shoplens.indexers.encoders.cache import EmbeddingCache
-from shoplens.indexers.encoders.openclip_encoder import weights_identity
 from shoplens.indexers.images import file_digest
 from shoplens.indexers.index import COMPONENTS, DEFAULT_KEEP_VERSIONS, IndexDirectory, Transaction, crash_point
 from shoplens.indexers.lexical import lexical_store_class
 from shoplens.indexers.lexical.base import lexical_document
-from shoplens.indexers.products import ProductStore, RowMeta, products_table
+from shoplens.indexers.products import RowMeta, load_products, products_table, write_products
 from shoplens.indexers.progress import NoProgress, Progress
 from shoplens.indexers.vector import vector_store_class
 
@@ -184,7 +183,7 @@ class IndexWriter:
         step = time.perf_counter()
         parent_products = None
         if txn.parent is not None:
-            parent_products = ProductStore.load(txn.parent_dir("products"))
+            parent_products = load_products(txn.parent_dir("products"))
         base_rows = 0 if rebuild or parent_products is None else parent_products.num_rows
         live = np.zeros(0, bool) if rebuild or parent_products is None else parent_products.live.copy()
         report = CommitReport(version=txn.version, kind=kind, products=0)
@@ -259,8 +258,8 @@ class IndexWriter:
 
         step = time.perf_counter()
         table = products_table(new_products, metas, base_rows) if new_products else None
-        ProductStore.write(txn.component_dir("products"), None if rebuild else txn.parent_dir("products"),
-                           table, live, f"seg-{segment}.parquet")
+        write_products(txn.component_dir("products"), None if rebuild else txn.parent_dir("products"),
+                       table, live, f"seg-{segment}.parquet")
         timings["products"] = time.perf_counter() - step
         crash_point("products-written")
 
@@ -297,7 +296,7 @@ class IndexWriter:
                 "lexical": lexical_cls.manifest_config({**backends["lexical"], "backend": lexical_cls.name}),
             },
             "counts": {"products": int(live.sum()), "rows": int(len(live)),
-                       "with_image": int(self._count_images(txn, live))},
+                       "with_image": int((vector_cls.image_flags(txn.component_dir("vectors")) & live).sum())},
             "change": {"added": report.added, "updated": report.updated, "unchanged": report.unchanged,
                        "deleted": report.deleted, "texts_encoded": report.texts_encoded,
                        "images_encoded": report.images_encoded, **(summary or {})},
@@ -310,18 +309,6 @@ class IndexWriter:
         timings["commit"] = time.perf_counter() - step
         report.products = int(live.sum())
         return report
-
-    def _count_images(self, txn: Transaction, live: np.ndarray) -> int:
-        from shoplens.indexers.storage import read_json
-
-        state = read_json(txn.tmp / "vectors" / "state.json")
-        total = 0
-        offset = 0
-        for seg in state["segments"]:
-            flags = np.load(txn.tmp / "vectors" / f"hasimg-{seg['name']}.npy")
-            total += int((flags & live[offset:offset + len(flags)]).sum())
-            offset += len(flags)
-        return total
 
     def _backends(self, parent_manifest: dict[str, Any] | None, rebuild: bool) -> dict[str, dict[str, Any]]:
         """Backends and their settings: the parent's for incremental writes, the options' for builds."""

@@ -455,7 +455,7 @@ def apply_events(index_path: str | Path, events_paths: str | Path | list, strict
     import time
 
     from shoplens.indexers.index import IndexDirectory, pause_point
-    from shoplens.indexers.products import ProductStore
+    from shoplens.indexers.products import load_products
 
     started = time.perf_counter()
     paths = [Path(p) for p in (events_paths if isinstance(events_paths, list) else [events_paths])]
@@ -463,7 +463,7 @@ def apply_events(index_path: str | Path, events_paths: str | Path | list, strict
     index.require()
     with index.lock():  # before reading the known ids: the fold commits on the version they came from
         current = index.version_path(index.current_version())
-        known = set(ProductStore.load(current / "products").docno_by_id)
+        known = set(load_products(current / "products").docno_by_id)
         batches = [read_events(path, known_ids=known) for path in paths]
         pause_point("base-read")
         return _fold_and_commit(index, paths, batches, strict, force, started)

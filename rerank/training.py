@@ -1,10 +1,13 @@
-"""Training the LambdaMART reranker on graded judgments or on behaviour logs.
+"""Training the LambdaMART reranker on logged features, from graded judgments or behaviour logs.
 
-Features are logged by running the real retrieval for every training query,
-through the same `SearchEngine.retrieve` and `Ranker.features` as serving, so
-training and serving cannot drift. The model is an `xgboost.XGBRanker` with
-the `rank:ndcg` objective, query groups, a validation split by query and early
-stopping; on a GPU it trains with `device="cuda"`, otherwise CPU `hist`.
+This module works on plain data: a feature matrix with labels and query
+groups (`TrainingData`), the model's metadata, labels fitted from events.
+Logging the features runs the real retrieval and `Ranker.features`, the same
+path as serving, so training and serving cannot drift; the engine does that
+(`engine/learning.py`) and hands the matrix here. The model is an
+`xgboost.XGBRanker` with the `rank:ndcg` objective, query groups, a
+validation split by query and early stopping; on a GPU it trains with
+`device="cuda"`, otherwise CPU `hist`.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from typing import Any, Callable
 import numpy as np
 
 from shoplens.common.errors import RankerError
-from shoplens.engine.query import SearchRequest
+from shoplens.indexers.writer import replace_component
+from shoplens.rerank import behaviour
 from shoplens.rerank.features import FEATURE_NAMES, FEATURE_VERSION, behaviour_columns
-from shoplens.rerank.judgments import Judgments
-from shoplens.rerank.model import Ranker
-from shoplens.rerank.training_checks import check_config, check_known_products, split_for_validation
+from shoplens.rerank.judgments import Judgments, JudgmentsError, load_judgments
+from shoplens.rerank.labels import labels_from_behaviour
+from shoplens.rerank.training_checks import split_for_validation
 
 Progress = Callable[[str, int, int], None]
 
@@ -97,33 +101,6 @@ def xgboost_device(device: str = "auto") -> str:
     return "cuda" if device == "auto" and has_cuda and has_gpu else "cpu"
 
 
-def collect(engine, judgments: Judgments, depth: int, use_behaviour: bool = True,
-            progress: Progress | None = None) -> TrainingData:
-    """Run retrieval for every judged query and log its candidates' features and labels."""
-    feature_source = Ranker(None, {"use_behaviour": use_behaviour}, engine.snapshot)
-    rows, labels, groups, queries = [], [], [], []
-    missing = 0
-    for number, (query, grades) in enumerate(judgments.items()):
-        request = SearchRequest(text=query, k=depth, candidates=depth, rerank_depth=depth)
-        snapshot, candidates, _ = engine.retrieve(request, for_rerank=True)
-        candidates = candidates.take(np.arange(min(depth, len(candidates))))
-        if len(candidates) == 0:
-            continue
-        features = feature_source.features(snapshot, query, candidates, use_behaviour=use_behaviour)
-        ids = snapshot.products.column_values("id", candidates.docnos)
-        found = set(ids)
-        missing += sum(1 for pid, grade in grades.items() if grade > 0 and pid not in found)
-        rows.append(features)
-        labels.append(np.array([grades.get(pid, 0) for pid in ids], dtype=np.float32))
-        groups.append(np.full(len(ids), len(queries), dtype=np.int64))
-        queries.append(query)
-        if progress:
-            progress("logging features", number + 1, len(judgments))
-    if not rows:
-        raise RankerError("no judged query returned any candidates; check that the judgments match this index")
-    return TrainingData(np.concatenate(rows), np.concatenate(labels), np.concatenate(groups), queries, missing)
-
-
 def _with_blanked_behaviour(data: TrainingData, share: float, seed: int) -> TrainingData:
     """Add copies of some query groups with every behaviour feature missing, so the model also ranks
     well for products (or whole shops) without behaviour."""
@@ -169,72 +146,95 @@ def fit(train: TrainingData, validation: TrainingData, config: RankerConfig, bas
     return booster, {"ndcg@10": float(history[new_best]), "ndcg@10_first_round": float(history[0])}, best, device
 
 
-def split_queries(queries: list[str], share: float, seed: int) -> tuple[set[int], set[int]]:
-    rng = random.Random(seed)
-    indexes = list(range(len(queries)))
-    rng.shuffle(indexes)
-    cut = max(1, int(round(len(indexes) * share)))
-    if len(indexes) < 2:
-        raise RankerError("training needs at least two judged queries (one to train on, one to validate)")
-    return set(indexes[cut:]), set(indexes[:cut])
+@dataclass
+class TrainingQueries:
+    """Graded queries to train on, where they came from, and what the model's metadata should say about them."""
+
+    judgments: Judgments
+    source: str
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
-def train_ranker(index_path: str | Path, judgments: Judgments, config: RankerConfig | None = None,
-                 validation: Judgments | None = None, source: str = "judgments", progress: Progress | None = None,
-                 continue_training: bool = False, extra_meta: dict[str, Any] | None = None) -> RankerReport:
-    """Log features, fit, and commit the model as a new version of the index."""
-    from shoplens.engine.search import SearchEngine
-    from shoplens.rerank import behaviour as behaviour_module
+def queries_from_judgments(path: Path, topics: Path | None = None) -> TrainingQueries:
+    """Judged queries from a graded judgments file (or TREC qrels with topics)."""
+    return TrainingQueries(load_judgments(path, topics), f"judgments:{path.name}")
 
-    config = config or RankerConfig()
-    check_config(config)
-    engine = SearchEngine(index_path, device="cpu" if config.device != "cuda" else "cuda")
-    base_manifest = engine.snapshot.manifest
-    check_known_products(judgments, engine.snapshot.products.docno_by_id, "judgments")
-    base_model, continued_from, history = None, None, []
-    if continue_training:
-        existing = engine.ranker(engine.snapshot)
-        if existing is None:
-            raise RankerError("there is no reranker to continue from; train one first without --continue")
-        base_model, continued_from = existing.booster, existing.meta.get("trained_at")
-        history = list(existing.meta.get("history", []))
-    started = time.perf_counter()
-    data = collect(engine, judgments, config.depth, config.use_behaviour, progress)
-    validation_data = collect(engine, validation, config.depth, config.use_behaviour, progress) if validation else None
-    train_data, validation_data = split_for_validation(data, validation_data, config.validation_share, config.seed)
-    seconds_features = time.perf_counter() - started
-    train_queries = len(set(train_data.groups.tolist()))
+
+def queries_from_events(path: Path) -> TrainingQueries:
+    """Labels from a behaviour log alone: events folded, then a position-based click model fitted by EM."""
+    stats = behaviour.fold(behaviour.BehaviourStats.empty(), behaviour.read_events(path))
+    labeled, model = labels_from_behaviour(stats)
+    if len(labeled) < 2:
+        raise JudgmentsError(f"{path.name} has clicks for {len(labeled)} quer(ies); at least two are needed")
+    position_bias = {"model": "PBM fitted by EM", "examination": [round(float(x), 4) for x in model.examination[:20]],
+                     "iterations": model.iterations}
+    return TrainingQueries(labeled, f"events:{path.name}", {"position_bias": position_bias})
+
+
+@dataclass
+class FittedRanker:
+    """A fitted booster and what its metadata records about the fit."""
+
+    booster: Any
+    validation: dict[str, float]
+    best_iteration: int
+    device: str
+    queries: dict[str, int]  # train, validation
+    rows: int
+    label_counts: dict[str, int]
+    seconds: float
+
+
+def fit_ranker(data: TrainingData, validation: TrainingData | None, config: RankerConfig,
+               base_model=None) -> FittedRanker:
+    """Fit on logged features: validation queries split off unless given (`split_for_validation`: disjoint,
+    with grades that differ), behaviour-blanked copies added."""
+    train, validation = split_for_validation(data, validation, config.validation_share, config.seed)
+    train_queries = len(set(train.groups.tolist()))
     if config.use_behaviour and config.blank_behaviour_share > 0:
-        train_data = _with_blanked_behaviour(train_data, config.blank_behaviour_share, config.seed)
+        train = _with_blanked_behaviour(train, config.blank_behaviour_share, config.seed)
     started = time.perf_counter()
-    booster, metrics, best, device = fit(train_data, validation_data, config, base_model)
-    seconds_training = time.perf_counter() - started
-
-    stats = behaviour_module.load(engine.snapshot.path / "behaviour")
+    booster, metrics, best, device = fit(train, validation, config, base_model)
     labels, counts = np.unique(data.labels, return_counts=True)
+    return FittedRanker(booster, metrics, best, device,
+                        {"train": train_queries, "validation": len(set(validation.groups.tolist()))},
+                        int(len(train.labels)), {str(int(label)): int(count) for label, count in zip(labels, counts)},
+                        time.perf_counter() - started)
+
+
+def ranker_meta(fitted: FittedRanker, config: RankerConfig, source: str, stats: behaviour.BehaviourStats,
+                index_version: int, previous: dict[str, Any] | None = None,
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model's meta.json: features, training data, validation, behaviour seen and its training history.
+
+    `previous` is the meta of the model this one continues from (its history is kept, oldest first).
+    """
     meta = {
         "feature_names": FEATURE_NAMES, "feature_version": FEATURE_VERSION, "objective": "rank:ndcg",
         "trained_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "source": source, "use_behaviour": config.use_behaviour, "depth": config.depth,
-        "queries": {"train": train_queries, "validation": len(set(validation_data.groups.tolist()))},
-        "rows": int(len(train_data.labels)), "label_counts": {str(int(label)): int(count) for label, count in zip(labels, counts)},
-        "validation": metrics, "best_iteration": best, "device": device,
+        "queries": fitted.queries, "rows": fitted.rows, "label_counts": fitted.label_counts,
+        "validation": fitted.validation, "best_iteration": fitted.best_iteration, "device": fitted.device,
         "params": {k: v for k, v in asdict(config).items() if k not in ("device",)},
-        "behaviour_seen": behaviour_module.summary(stats) if stats.has_data else None,
-        "continued_from": continued_from, "trained_on_version": engine.snapshot.version,
-        **(extra_meta or {}),
+        "behaviour_seen": behaviour.summary(stats) if stats.has_data else None,
+        "continued_from": previous.get("trained_at") if previous else None, "trained_on_version": index_version,
+        **(extra or {}),
     }
-    # everything this model has learned from, oldest first (a refresh adds to it)
-    meta["history"] = history + [{"trained_at": meta["trained_at"], "source": source, "queries": meta["queries"],
-                                  "rows": meta["rows"], "rounds": best + 1, "index_version": engine.snapshot.version,
-                                  "behaviour_events": (meta["behaviour_seen"] or {}).get("events", 0)}]
-    engine.close()
-    version = save_ranker(index_path, booster, meta, base_manifest)
-    return RankerReport(version=version, source=source, queries_train=meta["queries"]["train"],
-                        queries_validation=meta["queries"]["validation"], rows=meta["rows"], best_iteration=best,
-                        validation=metrics, device=device, seconds_features=round(seconds_features, 2),
-                        seconds_training=round(seconds_training, 2), use_behaviour=config.use_behaviour,
-                        continued_from=continued_from, label_counts=meta["label_counts"])
+    meta["history"] = list((previous or {}).get("history", [])) + [{
+        "trained_at": meta["trained_at"], "source": source, "queries": meta["queries"], "rows": meta["rows"],
+        "rounds": fitted.best_iteration + 1, "index_version": index_version,
+        "behaviour_events": (meta["behaviour_seen"] or {}).get("events", 0)}]
+    return meta
+
+
+def ranker_report(version: int, meta: dict[str, Any], fitted: FittedRanker, seconds_features: float) -> RankerReport:
+    """What `shoplens train-ranker` prints about a committed model."""
+    return RankerReport(version=version, source=meta["source"], queries_train=meta["queries"]["train"],
+                        queries_validation=meta["queries"]["validation"], rows=meta["rows"],
+                        best_iteration=fitted.best_iteration, validation=fitted.validation, device=fitted.device,
+                        seconds_features=round(seconds_features, 2), seconds_training=round(fitted.seconds, 2),
+                        use_behaviour=meta["use_behaviour"], continued_from=meta["continued_from"],
+                        label_counts=meta["label_counts"])
 
 
 def save_ranker(index_path: str | Path, booster, meta: dict[str, Any], base_manifest: dict[str, Any] | None = None) -> int:
@@ -244,7 +244,6 @@ def save_ranker(index_path: str | Path, booster, meta: dict[str, Any], base_mani
     `base_manifest`, the version training started from, the commit is refused when another
     reranker was committed or the model changed since: this one would silently replace it.
     """
-    from shoplens.indexers.writer import replace_component
 
     def expect(parent: dict[str, Any]) -> None:
         if base_manifest is None:
@@ -253,7 +252,6 @@ def save_ranker(index_path: str | Path, booster, meta: dict[str, Any], base_mani
             raise RankerError(f"the index's reranker or model changed while training (version "
                               f"{base_manifest.get('version')} -> {parent.get('version')}); nothing was committed; "
                               "train again")
-
     def write(directory: Path, parent: Path | None) -> None:
         booster.save_model(str(directory / "model.json"))
         (directory / "meta.json").write_text(json.dumps(meta, indent=2, default=str))

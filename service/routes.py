@@ -58,7 +58,7 @@ def _add_pages(app: FastAPI, state: ServiceState) -> None:
     @app.get("/info", summary="The index: model, backends, counts, versions, reranker; and the serving state",
              responses=ERRORS)
     def info() -> dict[str, Any]:
-        from shoplens.indexers.inspect import describe_index
+        from shoplens.indexers.describe import describe_index
 
         engine = state.require()
         details = describe_index(state.settings.index)

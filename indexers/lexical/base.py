@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -129,6 +129,11 @@ class LexicalStore(ABC):
     @abstractmethod
     def analyze(self, text: str) -> list[str]:
         """The terms the store makes of a text (the same analysis as at index time)."""
+
+    def text_analyzer(self) -> Callable[[str], list[str]]:
+        """A function that analyzes text in process as this store does, for analyzing many texts at once
+        (the reranker's title and attribute terms); a server store returns its analyzer's local equivalent."""
+        return self.analyze
 
     def query_terms(self, text: str) -> list[str]:
         """What `_search` receives for a user's text: its distinct analyzed terms."""

@@ -49,6 +49,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from shoplens.common.errors import ConfigError, IndexCorruptError, ShopLensError
+from shoplens.indexers.lexical.analysis import build_analyzer
 from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, FieldFilter, LexicalStore
 from shoplens.indexers.storage import atomic_write_json, read_json
 
@@ -241,6 +242,10 @@ class ElasticsearchStore(LexicalStore):
         response = self._call(self.client.indices.analyze, index=self.index_name,
                               body={"analyzer": ANALYZER, "text": text})
         return [token["token"] for token in response["tokens"]]
+
+    def text_analyzer(self):
+        # shoplens_en's chain run in process: reranker features analyze every candidate's title, no round trips
+        return build_analyzer().analyze
 
     def query_terms(self, text: str) -> list[str]:
         # Elasticsearch analyzes the text itself with the fields' analyzer: no extra round trip.

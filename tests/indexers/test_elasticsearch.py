@@ -168,8 +168,9 @@ def test_an_outage_during_search_is_one_clear_error(pair, encoder, monkeypatch):
 
 def test_reranking_on_the_elasticsearch_backend(tmp_path, small_catalog, encoder):
     from shoplens.benchmarks import devdata
+    from shoplens.engine.learning import train_ranker
     from shoplens.rerank.judgments import load_judgments
-    from shoplens.rerank.training import RankerConfig, train_ranker
+    from shoplens.rerank.training import RankerConfig
 
     path = tmp_path / "index"
     build_index(small_catalog, path, es_options(), encoder=encoder)

@@ -89,6 +89,15 @@ def test_stemming_and_case(store_dirs):
     assert set(ids(store.search("dresses", 10))) == {1}
 
 
+def test_the_local_analyzer_analyzes_as_the_store_does(store_dirs):
+    cls, v1 = store_dirs
+    store = cls.open(v1)
+    analyze = store.text_analyzer()
+    for text in ("Running Shoes for MEN", "Red DRESSES", "the and of"):
+        assert analyze(text) == store.analyze(text)
+    assert analyze("Running Shoes") == ["run", "shoe"]
+
+
 @pytest.mark.parametrize("text", ['nike AND "shoes', "title:nike", "-nike +shoes", "shoes*", "nike) OR (", "\\", "[a TO z]"])
 def test_query_syntax_is_never_parsed(store_dirs, text):
     cls, v1 = store_dirs

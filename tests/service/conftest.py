@@ -13,10 +13,11 @@ import pytest
 def served_index(tmp_path_factory, encoder) -> Path:
     """80 sample products with derived judgments, simulated behaviour and a small reranker. Read-only."""
     from shoplens.benchmarks import devdata
+    from shoplens.engine.learning import train_ranker
     from shoplens.indexers.writer import WriteOptions, build_index
     from shoplens.rerank.behaviour import apply_events
     from shoplens.rerank.judgments import load_judgments
-    from shoplens.rerank.training import RankerConfig, train_ranker
+    from shoplens.rerank.training import RankerConfig
     from tests.helpers import sample_products, write_catalog
 
     directory = tmp_path_factory.mktemp("served")
