@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.shoplens-installed
 DEMO_INDEX ?= .demo/shoplens-index
 
-.PHONY: install demo test bench-full clean
+.PHONY: install browser demo test fuzz bench-full clean es-up es-down
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,11 +33,37 @@ demo: $(STAMP)
 	@echo "--- a photo search after training: the exact product (id 10183) is #1 ---"
 	$(BIN)/shoplens search --image data/myntra-sample/images/10183.jpg --index $(DEMO_INDEX) -k 5
 
-test: $(STAMP)
+# Debian's chromium for the workbench's browser test (Playwright drives it; no browser download).
+# Without root or apt the test skips and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "could not install chromium: the browser test will skip"; \
+	else echo "chromium is not installed and apt-get needs root: the browser test will skip"; fi; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# A longer fuzzing run than CI's: FUZZ_CASES generated bad inputs through the CLI (seed FUZZ_SEED) and
+# hypothesis's "fuzz" profile (1,000 examples per property) for every reader, the filters and the options.
+FUZZ_CASES ?= 500
+FUZZ_SEED ?= 1
+fuzz: $(STAMP)
+	SHOPLENS_FUZZ_CASES=$(FUZZ_CASES) SHOPLENS_FUZZ_SEED=$(FUZZ_SEED) SHOPLENS_FUZZ_PROFILE=fuzz \
+	  $(BIN)/python -m pytest -q -s -p no:cacheprovider --hypothesis-show-statistics \
+	  tests/test_cli_fuzz.py tests/indexers/test_catalog_fuzz.py tests/rerank/test_events_fuzz.py \
+	  tests/rerank/test_judgments_fuzz.py tests/engine/test_filters_fuzz.py tests/engine/test_query_fuzz.py
 
 clean:
 	rm -rf .demo .pytest_cache
+
+# A local 3-node Elasticsearch cluster (tests and local trials, not production): Java 17 + Maven.
+# es-up's last line is SHOPLENS_ES_URL=http://127.0.0.1:PORT; es-down stops it and removes .es/.
+es-up:
+	@deploy/elasticsearch/es.sh up
+
+es-down:
+	@deploy/elasticsearch/es.sh down
 
 # Every benchmark of the README's Performance section, in order, on the Myntra catalog in ../shared
 # (about two hours on 2 CPU cores; reports land in .bench/reports/).
@@ -51,3 +77,4 @@ bench-full: $(STAMP)
 	$(BIN)/shoplens bench recall --index $(BENCH)/index/index --save $(BENCH)/reports/recall.json
 	$(BIN)/shoplens bench scale --index $(BENCH)/index/index --save $(BENCH)/reports/scale.json
 	$(BIN)/shoplens bench updates --index $(BENCH)/rerank/with-behaviour --events $(BENCH)/devdata/events.simulated.jsonl --catalog $(BENCH)/myntra/products.jsonl.gz --map category=master_category,sub_category,article_type --cold-rebuild-from $(BENCH)/reports/index.json --save $(BENCH)/reports/updates.json
+	$(BIN)/shoplens bench serve --index $(BENCH)/rerank/with-behaviour --save $(BENCH)/reports/serve.json

@@ -13,7 +13,7 @@ import typer
 
 from shoplens import __version__
 # Imported for their side effect: each module registers its commands, in this order in --help.
-from shoplens.commands import build, search, maintenance, ranking, bench  # noqa: F401,I001
+from shoplens.commands import build, search, maintenance, ranking, serve, bench  # noqa: F401,I001
 from shoplens.commands.base import app, bench_app
 
 app.add_typer(bench_app, name="bench")

@@ -98,7 +98,34 @@ def replay_concurrent(engine, requests: list[SearchRequest], clients: int, k: in
 
 
 def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = None, threads: int = 1,
-        device: str = "auto", rerank: bool = True, command: str = "", data: str = "") -> Report:
+        device: str = "auto", rerank: bool = True, command: str = "", data: str = "",
+        lexical: str | None = None) -> Report:
+    """Latency on the index; with `lexical` (e.g. "elasticsearch") also on a copy whose lexical store
+    lives on that backend, in the same run, same queries (tables prefixed by backend)."""
+    if not lexical:
+        return _run(index, queries, k, clients, threads, device, rerank, command, data)
+    import shutil
+
+    from shoplens.benchmarks.lexical_twin import describe_twin, lexical_twin
+    from shoplens.indexers.index import IndexDirectory
+
+    backend = IndexDirectory(index).manifest()["backends"]["lexical"]["backend"]
+    twin, figures = lexical_twin(index, lexical)
+    try:
+        report = _run(index, queries, k, clients, threads, device, rerank, command, data)
+        other = _run(twin, queries, k, clients, threads, device, rerank, command, data)
+    finally:
+        shutil.rmtree(twin.parent, ignore_errors=True)
+    report.tables = [(f"[{backend}] {name}", columns, rows) for name, columns, rows in report.tables] + \
+                    [(f"[{lexical}] {name}", columns, rows) for name, columns, rows in other.tables]
+    report.extra = {"summary": {backend: report.extra["summary"], lexical: other.extra["summary"]},
+                    "lexical_indexing": figures}
+    report.notes.append(describe_twin(lexical, figures))
+    return report
+
+
+def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = None, threads: int = 1,
+         device: str = "auto", rerank: bool = True, command: str = "", data: str = "") -> Report:
     import torch
 
     from shoplens.engine.search import SearchEngine

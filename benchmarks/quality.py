@@ -17,9 +17,10 @@ from typing import Any, Callable
 import numpy as np
 
 from shoplens.benchmarks.common import Report
+from shoplens.engine.evaluation import run_system
 from shoplens.engine.query import SearchRequest
-from shoplens.rerank.evaluate import METRICS, query_ids, run_system
 from shoplens.rerank.judgments import Judgments, load_judgments
+from shoplens.rerank.metrics import METRICS, query_ids, ranked_run, score_run
 
 CONFIGURATIONS: list[tuple[str, dict[str, Any]]] = [
     ("BM25 (tantivy, field boosts)", {"mode": "lexical", "rerank": False}),
@@ -36,20 +37,6 @@ CONFIGURATIONS: list[tuple[str, dict[str, Any]]] = [
     ("hybrid weighted sum, z-score", {"rerank": False, "fusion": "wsum", "normalization": "zscore"}),
     ("hybrid + rerank", {"rerank": True}),
 ]
-
-
-def score_run(judgments: Judgments, run: dict[str, dict[str, float]]) -> dict[str, float]:
-    import warnings
-
-    from ranx import Qrels, Run
-    from ranx import evaluate as ranx_evaluate
-
-    warnings.filterwarnings("ignore", module="ranx")
-    qids = query_ids(judgments)
-    qrels = Qrels.from_dict({qids[q]: {pid: int(g) for pid, g in grades.items()} for q, grades in judgments.items()})
-    run = {qid: docs for qid, docs in run.items() if docs}
-    scores = ranx_evaluate(qrels, Run.from_dict(run), list(METRICS), make_comparable=True)
-    return {metric: float(scores[metric]) for metric in METRICS}
 
 
 def corpus(snapshot, description: bool = True) -> tuple[list[str], list[str]]:
@@ -74,7 +61,7 @@ def run_peer(name: str, search: Callable[[str], list[str]], judgments: Judgments
     started = time.perf_counter()
     for query in judgments:
         ids = search(query)[:depth]
-        run[qids[query]] = {pid: float(depth - i) for i, pid in enumerate(ids)}
+        run[qids[query]] = ranked_run(ids, depth)
     seconds = time.perf_counter() - started
     return run, seconds
 
@@ -133,9 +120,45 @@ def txtai_peer(ids: list[str], texts: list[str]) -> tuple[str, Callable[[str], l
 
 
 def run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = True, limit: int | None = None,
-        command: str = "", device: str = "auto") -> Report:
+        command: str = "", device: str = "auto", lexical: str | None = None) -> Report:
+    """Every configuration on the index; with `lexical` (e.g. "elasticsearch") also on a copy whose
+    lexical store lives on that backend, in the same run, same judgments."""
+    if not lexical:
+        return _run(index, judgments_path, peers, txtai, limit, command, device)
+    import shutil
+
+    from shoplens.benchmarks.lexical_twin import describe_twin, lexical_twin
+
+    twin, figures = lexical_twin(index, lexical)
+    try:
+        report = _run(index, judgments_path, peers, txtai, limit, command, device)
+        other = _run(twin, judgments_path, False, False, limit, command, device)
+    finally:
+        shutil.rmtree(twin.parent, ignore_errors=True)
+    backend = _lexical_backend(index)
+    for row in report.extra["rows"]:
+        if row[0].startswith("ShopLens"):
+            row[0] = f"{row[0]} [{backend}]"
+    rows = report.extra["rows"] + [[f"{r[0]} [{lexical}]", *r[1:]] for r in other.extra["rows"]]
+    report.tables.clear()
+    report.table("quality on the same judged queries (one query at a time)",
+                 ["system", *METRICS, "mean ms", "queries/s"], rows)
+    report.notes.append(describe_twin(lexical, figures))
+    report.extra["rows"] = rows
+    report.extra["lexical_indexing"] = figures
+    return report
+
+
+def _lexical_backend(index: Path) -> str:
+    from shoplens.indexers.index import IndexDirectory
+
+    return IndexDirectory(index).manifest()["backends"]["lexical"]["backend"]
+
+
+def _run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = True, limit: int | None = None,
+         command: str = "", device: str = "auto") -> Report:
     from shoplens.engine.search import SearchEngine
-    from shoplens.indexers.lexical.tantivy_store import build_analyzer
+    from shoplens.indexers.lexical.analysis import build_analyzer
 
     judgments = load_judgments(judgments_path)
     if limit:

@@ -64,7 +64,7 @@ def run(index: Path, judgments_path: Path = JUDGMENTS, device: str = "cpu", rera
     from shoplens.benchmarks.quality import score_run
     from shoplens.engine.query import SearchRequest
     from shoplens.engine.search import SearchEngine
-    from shoplens.rerank.evaluate import query_ids
+    from shoplens.rerank.metrics import query_ids
     from shoplens.rerank.judgments import load_judgments
 
     judgments = load_judgments(judgments_path)

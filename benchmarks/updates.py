@@ -21,12 +21,20 @@ from typing import Any
 import numpy as np
 
 from shoplens.benchmarks.common import Report, percentiles
+from shoplens.benchmarks.devdata import Catalog, generate_queries
+from shoplens.common.errors import ConfigError
+from shoplens.engine.query import SearchRequest
+from shoplens.engine.search import SearchEngine
+from shoplens.indexers.catalog import Product, parse_field_map
+from shoplens.indexers.encoders import create_encoder
+from shoplens.indexers.index import IndexDirectory
+from shoplens.indexers.updates import apply_delta
+from shoplens.indexers.writer import WriteOptions, build_index
+from shoplens.rerank.behaviour import apply_events
 
 
 def cold_build_seconds(report_path: Path) -> float:
     """The whole-build seconds of a saved `shoplens bench index` report."""
-    from shoplens.common.errors import ConfigError
-
     try:
         report = json.loads(Path(report_path).read_text())
     except (OSError, ValueError) as exc:
@@ -72,28 +80,40 @@ def _write_delta(rows: list[dict[str, Any]], path: Path) -> Path:
 def run(index: Path, work: Path, count: int = 1000, events: Path | None = None, rebuild_catalog: Path | None = None,
         field_map: list[str] | None = None, cold_rebuild_s: float | None = None, device: str = "auto",
         command: str = "", searches: int = 300) -> Report:
-    from shoplens.engine.query import SearchRequest
-    from shoplens.engine.search import SearchEngine
-    from shoplens.indexers.catalog import parse_field_map
-    from shoplens.indexers.encoders import create_encoder
-    from shoplens.indexers.index import IndexDirectory
-    from shoplens.indexers.updates import apply_delta
-    from shoplens.indexers.writer import WriteOptions, build_index
+    copy, engine = _open_copy(index, work, device)
+    records = engine.snapshot.products.records(engine.snapshot.products.live_docnos())
+    report = Report(title="Incremental updates", data=f"a copy of {index} ({len(records):,} products)", command=command)
+    try:
+        timings = _update_to_searchable(report, engine, copy, records, work, count, device)
+        if rebuild_catalog is not None:
+            _against_rebuilding(report, timings, index, rebuild_catalog, work, parse_field_map(field_map or []),
+                                cold_rebuild_s, device)
+        if events is not None:
+            result = apply_events(copy, events, force=True)
+            report.table("folding behaviour events", ["file", "events", "seconds", "events/s"],
+                         [[events.name, result.folded, result.seconds, result.events_per_second]])
+        _latency_during_writes(report, engine, copy, records, work, count, device, searches)
+    finally:
+        engine.close()
+    report.extra["timings"] = timings
+    return report
 
+
+def _open_copy(index: Path, work: Path, device: str) -> tuple[Path, SearchEngine]:
+    """A private copy of the index and an engine open on it, its encoder loaded as in a running service."""
     copy = work / "index"
     if copy.exists():
         shutil.rmtree(copy)
     work.mkdir(parents=True, exist_ok=True)
     shutil.copytree(index, copy)
-    manifest = IndexDirectory(copy).manifest()
-    model = manifest["model"]
+    model = IndexDirectory(copy).manifest()["model"]
     create_encoder(model["name"], model.get("pretrained"), device)  # loaded once, as in a running service
-    engine = SearchEngine(copy, device=device)
-    snapshot = engine.snapshot
-    live = snapshot.products.live_docnos()
-    records = snapshot.products.records(live)
-    report = Report(title="Incremental updates", data=f"a copy of {index} ({len(records):,} products)", command=command)
+    return copy, SearchEngine(copy, device=device)
 
+
+def _update_to_searchable(report: Report, engine: SearchEngine, copy: Path, records: list[dict[str, Any]],
+                          work: Path, count: int, device: str) -> dict[str, float]:
+    """Seconds from `update` to the open engine returning the change, per kind of change."""
     rows = []
     timings: dict[str, float] = {}
     for seed, kind in enumerate(("price", "title", "image"), start=1):
@@ -116,76 +136,70 @@ def run(index: Path, work: Path, count: int = 1000, events: Path | None = None, 
     report.table("update to searchable (in-process, encoder already loaded), seconds",
                  ["change", "update -> searchable s", "texts encoded", "images encoded", "encode s", "commit s",
                   "open engine follows s"], rows)
+    return timings
 
+
+def _against_rebuilding(report: Report, timings: dict[str, float], index: Path, catalog: Path, work: Path,
+                        field_map: dict[str, list[str]], cold_rebuild_s: float | None, device: str) -> None:
+    """Each update's time against a warm rebuild (every embedding cached) and a cold one (measured elsewhere)."""
+    warm_dir = work / "rebuild-warm"
+    if warm_dir.exists():
+        shutil.rmtree(warm_dir)
+    shutil.copytree(IndexDirectory(index).cache_dir, IndexDirectory(warm_dir).cache_dir)
+    started = time.perf_counter()
+    build_index(catalog, warm_dir, WriteOptions(device=device), field_map)
+    warm = time.perf_counter() - started
+    shutil.rmtree(warm_dir, ignore_errors=True)
     comparison = []
-    if rebuild_catalog is not None:
-        warm_dir = work / "rebuild-warm"
-        if warm_dir.exists():
-            shutil.rmtree(warm_dir)
-        shutil.copytree(IndexDirectory(index).cache_dir, IndexDirectory(warm_dir).cache_dir)
-        started = time.perf_counter()
-        build_index(rebuild_catalog, warm_dir, WriteOptions(device=device), parse_field_map(field_map or []))
-        warm = time.perf_counter() - started
-        shutil.rmtree(warm_dir, ignore_errors=True)
-        for kind, seconds in timings.items():
-            line = [f"{kind} update", seconds, warm, warm / seconds]
-            line += [cold_rebuild_s, cold_rebuild_s / seconds] if cold_rebuild_s else [None, None]
-            comparison.append(line)
-        report.table("against rebuilding the whole index from the catalog",
-                     ["update", "update s", "warm rebuild s", "warm / update", "cold rebuild s", "cold / update"],
-                     comparison)
-        report.notes.append("warm rebuild: every embedding from the cache (no encoding); cold rebuild: "
-                            "the encode-everything build time measured by `shoplens bench index`")
+    for kind, seconds in timings.items():
+        line = [f"{kind} update", seconds, warm, warm / seconds]
+        line += [cold_rebuild_s, cold_rebuild_s / seconds] if cold_rebuild_s else [None, None]
+        comparison.append(line)
+    report.table("against rebuilding the whole index from the catalog",
+                 ["update", "update s", "warm rebuild s", "warm / update", "cold rebuild s", "cold / update"],
+                 comparison)
+    report.notes.append("warm rebuild: every embedding from the cache (no encoding); cold rebuild: "
+                        "the encode-everything build time measured by `shoplens bench index`")
 
-    if events is not None:
-        from shoplens.rerank.behaviour import apply_events
 
-        result = apply_events(copy, events, force=True)
-        report.table("folding behaviour events", ["file", "events", "seconds", "events/s"],
-                     [[events.name, result.folded, result.seconds, result.events_per_second]])
-
-    # searches while a writer commits price batches
-    from shoplens.benchmarks.devdata import Catalog, generate_queries
-    from shoplens.indexers.catalog import Product
-
+def _latency_during_writes(report: Report, engine: SearchEngine, copy: Path, records: list[dict[str, Any]],
+                           work: Path, count: int, device: str, searches: int) -> None:
+    """Search latency idle, then while another process commits batches of price changes."""
     texts = [q.text for q, _ in generate_queries(Catalog([Product.from_record(r) for r in records]), searches, seed=17)]
     requests = [SearchRequest(text=t, rerank=False) for t in texts]
     for request in requests[:10]:
         engine.search(request)
-    idle = []
-    for request in requests:
-        t0 = time.perf_counter()
-        engine.search(request)
-        idle.append((time.perf_counter() - t0) * 1000)
+    idle, _ = _timed_searches(engine, requests)
     deltas = [_write_delta(_changed_rows(records, "price", work, count, 100 + batch), work / f"delta-busy-{batch}.jsonl")
               for batch in range(20)]
     context = multiprocessing.get_context("spawn")
     stop, commits = context.Event(), context.Value("i", 0)
     writer = context.Process(target=_commit_loop, args=(str(copy), [str(d) for d in deltas], device, stop, commits))
     writer.start()
-    busy, versions = [], set()
     try:
         while commits.value == 0 and writer.is_alive():  # the writer's first commit: its imports are done
             time.sleep(0.05)
-        for _ in range(2):
-            for request in requests:
-                t0 = time.perf_counter()
-                versions.add(engine.search(request).version)
-                busy.append((time.perf_counter() - t0) * 1000)
+        busy, versions = _timed_searches(engine, requests + requests)
     finally:
         stop.set()
         writer.join()
     if writer.exitcode:
         raise RuntimeError(f"the writer process failed (exit code {writer.exitcode})")
-    commits = list(range(commits.value))
     report.table("search latency while another process commits updates (ms, one client)",
                  ["condition", "searches", "p50", "p95", "p99", "versions seen"],
                  [["idle", len(idle), *percentiles(idle).values(), 1],
-                  [f"during {len(commits)} commits of {count:,} price changes", len(busy), *percentiles(busy).values(),
-                   len(versions)]])
-    report.extra["timings"] = timings
-    engine.close()
-    return report
+                  [f"during {commits.value} commits of {count:,} price changes", len(busy),
+                   *percentiles(busy).values(), len(versions)]])
+
+
+def _timed_searches(engine: SearchEngine, requests: list[SearchRequest]) -> tuple[list[float], set[int]]:
+    """Milliseconds of each search, one after another, and the index versions they answered from."""
+    times, versions = [], set()
+    for request in requests:
+        t0 = time.perf_counter()
+        versions.add(engine.search(request).version)
+        times.append((time.perf_counter() - t0) * 1000)
+    return times, versions
 
 
 def _commit_loop(index: str, deltas: list[str], device: str, stop, commits) -> None:
@@ -193,8 +207,6 @@ def _commit_loop(index: str, deltas: list[str], device: str, stop, commits) -> N
 
     Each turn moves the prices by another cent, so no commit repeats an earlier one.
     """
-    from shoplens.indexers.updates import apply_delta
-
     turn = 0
     while not stop.is_set():
         template = Path(deltas[turn % len(deltas)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -24,8 +25,10 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-out = Console()
-err = Console(stderr=True)
+# Without a terminal (a pipe, a CI log) lines are not wrapped at 80 columns and tables are printed
+# as tab-separated lines by `show`: output stays greppable.
+out = Console(soft_wrap=not sys.stdout.isatty())
+err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
 DEFAULT_INDEX = "shoplens-index"
 IndexOption = typer.Option(DEFAULT_INDEX, "--index", envvar="SHOPLENS_INDEX",
@@ -89,8 +92,44 @@ class RichProgress:
         return report
 
 
+def standard_json(data: Any) -> Any:
+    """Data that `json.dumps(allow_nan=False)` accepts: NaN and infinities become null (missing),
+    numpy scalars become Python numbers, tuples become lists."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {str(key): standard_json(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [standard_json(value) for value in data]
+    if type(data).__module__ == "numpy" and hasattr(data, "item"):
+        return standard_json(data.item())
+    return data
+
+
+def json_text(data: Any, indent: int | None = 2) -> str:
+    """Standard JSON (RFC 8259) for everything the CLI prints: never NaN or Infinity."""
+    return json.dumps(standard_json(data), indent=indent, ensure_ascii=False, allow_nan=False, default=str)
+
+
+def show(*renderables: Any) -> None:
+    """Print tables and views: drawn on a terminal, as plain tab-separated lines otherwise."""
+    from shoplens.tui.display import plain_lines
+
+    for renderable in renderables:
+        if out.is_terminal:
+            out.print(renderable)
+        else:
+            for line in plain_lines(renderable):
+                sys.stdout.write(line + "\n")
+    if not out.is_terminal:
+        sys.stdout.flush()
+
+
+WideOption = typer.Option(False, "--wide", "-w", help="Everything: full titles and values, every column, no truncation.")
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(json_text(data) + "\n")
     sys.stdout.flush()
 
 
@@ -101,11 +140,20 @@ def parse_field_maps(values: list[str] | None) -> dict[str, list[str]]:
 
 
 def print_commit(report, index_dir: Path) -> None:
-    out.print(f"[bold green]version {report.version}[/] of {index_dir}: {report.products:,} products "
-              f"({report.added:,} added, {report.updated:,} updated, {report.unchanged:,} unchanged, "
-              f"{report.deleted:,} deleted) in {report.seconds.get('total', 0):.1f} s")
-    out.print(f"encoded {report.texts_encoded:,} texts and {report.images_encoded:,} images; "
-              f"{report.embeddings_reused:,} embeddings reused from the cache")
+    """What a write did: the new version and its counts (a delete encodes nothing, so says nothing of it)."""
+    seconds = report.seconds.get("total", 0)
+    if report.version is None:
+        out.print(f"nothing changed: all {report.unchanged:,} product(s) given are already indexed as they are; "
+                  f"no new version ({index_dir} keeps {report.products:,} products)")
+    elif report.kind == "delete":
+        out.print(f"[bold green]version {report.version}[/] of {index_dir}: deleted {report.deleted:,} products, "
+                  f"{report.products:,} remain ({seconds:.1f} s)")
+    else:
+        out.print(f"[bold green]version {report.version}[/] of {index_dir}: {report.products:,} products "
+                  f"({report.added:,} added, {report.updated:,} updated, {report.unchanged:,} unchanged, "
+                  f"{report.deleted:,} deleted) in {seconds:.1f} s")
+        out.print(f"encoded {report.texts_encoded:,} texts and {report.images_encoded:,} images; "
+                  f"{report.embeddings_reused:,} embeddings reused from the cache")
     if report.rejects:
         err.print(f"[yellow]{len(report.rejects)} bad row(s) skipped[/], written to {report.rejects_path}:")
         for reject in report.rejects[:5]:

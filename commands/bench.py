@@ -76,6 +76,7 @@ def bench_latency(
     clients: str = typer.Option("1,2,4", "--clients", help="Concurrent client counts to try."),
     threads: int = typer.Option(1, "--threads", help="Threads for query encoding and FAISS."),
     no_rerank: bool = typer.Option(False, "--no-rerank"),
+    lexical: Optional[str] = typer.Option(None, "--lexical", help="Also run on a copy whose lexical store is on this backend (elasticsearch: SHOPLENS_ES_URL), side by side."),
     device: str = DeviceOption,
     save: Optional[Path] = typer.Option(None, "--save", help="Also write the report as JSON here."),
     as_json: bool = JsonOption,
@@ -84,7 +85,7 @@ def bench_latency(
     from shoplens.benchmarks import latency
 
     counts = [int(c) for c in clients.split(",") if c.strip()]
-    report = latency.run(index_dir, queries, k, counts, threads, device, not no_rerank, command_line())
+    report = latency.run(index_dir, queries, k, counts, threads, device, not no_rerank, command_line(), lexical=lexical)
     finish_report(report, as_json, save)
 
 
@@ -119,6 +120,7 @@ def bench_quality(
     no_peers: bool = typer.Option(False, "--no-peers", help="Skip bm25s, rank_bm25 and txtai."),
     no_txtai: bool = typer.Option(False, "--no-txtai", help="Skip txtai (it embeds the whole corpus)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N queries."),
+    lexical: Optional[str] = typer.Option(None, "--lexical", help="Also run on a copy whose lexical store is on this backend (elasticsearch: SHOPLENS_ES_URL), side by side."),
     device: str = DeviceOption,
     save: Optional[Path] = typer.Option(None, "--save"),
     as_json: bool = JsonOption,
@@ -126,7 +128,7 @@ def bench_quality(
     """NDCG@10, MRR@10, P@10, R@100 for every ShopLens configuration and for bm25s, rank_bm25 and txtai."""
     from shoplens.benchmarks import quality
 
-    report = quality.run(index_dir, judgments, not no_peers, not no_txtai, limit, command_line(), device)
+    report = quality.run(index_dir, judgments, not no_peers, not no_txtai, limit, command_line(), device, lexical)
     finish_report(report, as_json, save)
 
 
@@ -217,4 +219,33 @@ def bench_updates(
         cold_rebuild = updates.cold_build_seconds(cold_report)
     report = updates.run(index_dir, work_dir, count, events_file, catalog, field_map, cold_rebuild, device,
                          command_line(), searches)
+    finish_report(report, as_json, save)
+
+
+@bench_app.command("serve")
+@handle_errors
+def bench_serve(
+    index_dir: Path = IndexOption,
+    work_dir: Path = typer.Option(BENCH_DIR / "serve", "--work-dir", help="Where the index copy and the server log go."),
+    requests: int = typer.Option(200, "--requests", help="Most searches per load level."),
+    seconds: float = typer.Option(60.0, "--seconds", help="Most seconds per load level."),
+    count: int = typer.Option(1000, "--count", help="Products changed per update commit."),
+    interval: float = typer.Option(3.0, "--interval", help="Seconds between update commits."),
+    queries: int = typer.Option(200, "--queries", help="Derived queries replayed."),
+    clients: str = typer.Option("1,2,4,8", "--clients", help="Concurrent clients per level, comma-separated."),
+    device: str = DeviceOption,
+    save: Optional[Path] = typer.Option(None, "--save"),
+    as_json: bool = JsonOption,
+):
+    """`shoplens serve` under loopback load: searches/s and p50/p95/p99 by clients, idle and during updates."""
+    from shoplens.benchmarks import serve
+    from shoplens.common.errors import ConfigError
+
+    try:
+        levels = tuple(int(part) for part in clients.split(","))
+    except ValueError:
+        raise ConfigError(f"--clients takes numbers such as 1,2,4,8; got {clients!r}") from None
+    if not levels or min(levels) < 1 or requests < 1 or seconds <= 0:
+        raise ConfigError("--clients, --requests and --seconds must be positive")
+    report = serve.run(index_dir, work_dir, requests, seconds, count, interval, queries, device, command_line(), levels)
     finish_report(report, as_json, save)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import sys
+import time
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, RichProgress, app, err, handle_errors,
-                                    out, parse_field_maps, print_commit, print_json)
+                                    json_text, out, parse_field_maps, print_commit, print_json)
 
 
 # -- index -------------------------------------------------------------------------
@@ -64,7 +64,8 @@ def update(
     from shoplens.indexers.updates import apply_delta
 
     with RichProgress(enabled=not as_json) as progress:
-        report = apply_delta(index_dir, delta, field_map, strict=strict, device=device, progress=progress)
+        report = apply_delta(index_dir, delta, parse_field_maps(field_map), strict=strict, device=device,
+                             progress=progress)
     print_json(report.to_dict()) if as_json else print_commit(report, index_dir)
 
 
@@ -102,21 +103,30 @@ def watch(
     as_json: bool = JsonOption,
 ):
     """Keep applying files as they land in INBOX; each batch is one commit. Ctrl-C stops."""
-    from shoplens.indexers.watch import WatchConfig, Watcher
+    from shoplens.engine.operations import create_watcher
+    from shoplens.indexers.watch import WatchConfig
 
     def report(record: dict) -> None:
         if as_json:
-            sys.stdout.write(json.dumps(record) + "\n")
+            sys.stdout.write(json_text(record, indent=None) + "\n")
             sys.stdout.flush()
-        elif record.get("error"):
-            err.print(f"[yellow]{record['queue']}[/]: {record['error']}", highlight=False)
-        else:
-            details = ", ".join(f"{k} {v}" for k, v in record.items() if k not in ("queue", "version"))
-            out.print(f"[bold green]version {record['version']}[/] ({record['queue']}): {details}")
+            return
+        files = ", ".join(record.get("files") or [record.get("file", "?")])
+        stamp = time.strftime("%H:%M:%S")
+        if record.get("error"):
+            err.print(f"{stamp} [yellow]{files}[/] ({record['queue']}): {record['error']}", highlight=False)
+            return
+        details = ", ".join(f"{k} {v}" for k, v in record.items()
+                            if k not in ("queue", "version", "files", "file", "rejects_path") and v not in (0, None))
+        head = "no change" if record["version"] is None else f"[bold green]version {record['version']}[/]"
+        out.print(f"{stamp} {files} ({record['queue']}): {head}: {details}", highlight=False)
+        if record.get("rejects_path"):
+            err.print(f"{stamp} {files}: {record['rejected']} rejected row(s) written to {record['rejects_path']}",
+                      highlight=False)
 
     config = WatchConfig(window_seconds=window, priority_window_seconds=priority_window, max_batch_rows=max_rows,
-                         poll_seconds=poll, field_map=list(field_map or []))
-    watcher = Watcher(index_dir, inbox, config, on_commit=report)
+                         poll_seconds=poll, field_map=parse_field_maps(field_map))
+    watcher = create_watcher(index_dir, inbox, config, on_commit=report)
     if not as_json and not once:
         out.print(f"watching {inbox} (Ctrl-C to stop)")
     try:

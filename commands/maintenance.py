@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import typer
-from rich.table import Table
+import sys
 
-from shoplens.commands.base import (IndexOption, JsonOption, app, err, handle_errors, out, print_json)
+import typer
+
+from shoplens.commands.base import (IndexOption, JsonOption, WideOption, app, err, handle_errors, out, print_json,
+                                    show)
 
 
 # -- info --------------------------------------------------------------------------
@@ -16,24 +18,16 @@ from shoplens.commands.base import (IndexOption, JsonOption, app, err, handle_er
 
 @app.command()
 @handle_errors
-def info(index_dir: Path = IndexOption, as_json: bool = JsonOption):
-    """What the index holds: model, sizes, backends, counts, versions, reranker."""
-    from shoplens.indexers.inspect import describe_index
+def info(index_dir: Path = IndexOption, wide: bool = WideOption, as_json: bool = JsonOption):
+    """What the index holds: model, sizes, backends, counts, versions, reranker and behaviour."""
+    from shoplens.indexers.describe import describe_index
+    from shoplens.tui.reports import info_table
 
     details = describe_index(index_dir)
     if as_json:
         print_json(details)
         return
-    table = Table(show_header=False, title=f"ShopLens index {index_dir}", title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    for key, value in details.items():
-        if isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (dict, list)))
-        elif isinstance(value, list):
-            value = ", ".join(str(v) for v in value)
-        table.add_row(key, str(value))
-    out.print(table)
+    show(info_table(details, f"ShopLens index {index_dir}", wide=wide))
 
 
 @app.command()
@@ -43,8 +37,9 @@ def versions(
     keep: Optional[int] = typer.Option(None, "--keep", help="From now on keep this many versions (a new version records it)."),
     as_json: bool = JsonOption,
 ):
-    """Committed versions kept for rollback, newest first, with what changed."""
+    """Committed versions kept for rollback, newest first, each with what it did."""
     from shoplens.indexers.maintenance import list_versions, set_retention
+    from shoplens.tui.reports import versions_table
 
     if keep is not None:
         set_retention(index_dir, keep)
@@ -52,14 +47,7 @@ def versions(
     if as_json:
         print_json(rows)
         return
-    table = Table(title=f"versions of {index_dir}", title_justify="left")
-    for column in ("version", "kind", "created", "products", "change"):
-        table.add_column(column, justify="right" if column in ("version", "products") else "left", overflow="fold")
-    for row in rows:
-        change = ", ".join(f"{k} {v}" for k, v in row["change"].items() if v not in (0, None, "", []) and k != "catalog")
-        table.add_row(f"{row['version']}{' *' if row['current'] else ''}", row["kind"], row["created_at"],
-                      f"{row['products']:,}", change)
-    out.print(table)
+    show(versions_table(rows, f"versions of {index_dir}"))
 
 
 @app.command()
@@ -67,16 +55,29 @@ def versions(
 def rollback(
     version: int = typer.Argument(..., help="The version to restore (see `shoplens versions`)."),
     index_dir: Path = IndexOption,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (on a terminal it asks)."),
     as_json: bool = JsonOption,
 ):
     """Restore an earlier version (as a new version, so the rollback can itself be undone)."""
-    from shoplens.indexers.maintenance import rollback as run_rollback
+    from shoplens.indexers.maintenance import list_versions
+    from shoplens.engine.operations import rollback as run_rollback
 
+    rows = list_versions(index_dir)
+    kept = any(row["version"] == version and not row["current"] for row in rows)
+    undone = [row for row in rows if row["version"] > version] if kept else []  # else the rollback says why not
+    if undone and not as_json:
+        err.print(f"rolling back to version {version} undoes {len(undone)} later version(s):", highlight=False)
+        for row in undone:
+            err.print(f"  {row['version']}: {row['description']}", highlight=False)
+    if not yes and sys.stdin.isatty() and undone and not typer.confirm("Roll back?", default=False, err=True):
+        err.print("nothing changed")
+        raise typer.Exit(1)
     new_version = run_rollback(index_dir, version)
     if as_json:
-        print_json({"version": new_version, "restored": version})
+        print_json({"version": new_version, "restored": version, "undone": [row["version"] for row in undone]})
         return
-    out.print(f"[bold green]version {new_version}[/]: restored version {version}")
+    out.print(f"[bold green]version {new_version}[/]: restored version {version} "
+              f"(`shoplens rollback {new_version - 1}` undoes this)")
 
 
 @app.command()
@@ -88,7 +89,7 @@ def check(
     as_json: bool = JsonOption,
 ):
     """Verify that every store holds the same products at the same version; non-zero exit on any difference."""
-    from shoplens.indexers.maintenance import check_index
+    from shoplens.engine.operations import check_index
 
     report = check_index(index_dir, deep=deep, version=version)
     if as_json:
@@ -109,12 +110,16 @@ def check(
 @app.command()
 @handle_errors
 def compact(index_dir: Path = IndexOption, as_json: bool = JsonOption):
-    """Rewrite the stores without deleted and replaced rows, reclaiming their space."""
+    """Rewrite the stores without deleted and replaced rows, reclaiming their space (nothing to reclaim: no change)."""
     from shoplens.indexers.maintenance import compact as run_compact
+    from shoplens.tui.reports import human_size
 
-    report = run_compact(index_dir)
+    report = run_compact(index_dir, force=False)
     if as_json:
         print_json(report.to_dict())
         return
+    if report.version is None:
+        out.print(f"nothing to reclaim: all {report.rows_before:,} stored rows are live; index unchanged")
+        return
     out.print(f"[bold green]version {report.version}[/]: {report.rows_before:,} rows -> {report.rows_after:,}; "
-              f"{report.bytes_before / 2 ** 20:.1f} MB -> {report.bytes_after / 2 ** 20:.1f} MB")
+              f"{human_size(report.bytes_before)} -> {human_size(report.bytes_after)}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import List, Optional
 
 import typer
 from rich.table import Table
@@ -34,8 +34,8 @@ def train_encoder(
     as_json: bool = JsonOption,
 ):
     """Train the default model's projection heads on a catalog's image-title pairs."""
-    from shoplens.indexers.encoders.training import TrainConfig
-    from shoplens.indexers.encoders.training import train_encoder as run_training
+    from shoplens.training.encoder import TrainConfig
+    from shoplens.training.encoder import train_encoder as run_training
 
     config = TrainConfig(holdout=holdout, validation=validation, epochs=epochs, head=head, embed_dim=embed_dim,
                          max_train=max_train, type_field=type_field, colour_field=colour_field)
@@ -73,31 +73,19 @@ def train_ranker(
     on) against the current order (the live model, or hybrid without one); it is
     committed only when its NDCG@10 is not more than 0.005 below, unless --force.
     """
+    from shoplens.engine.learning import train_ranker as run_training
     from shoplens.rerank.judgments import JudgmentsError, load_judgments
-    from shoplens.rerank.training import RankerConfig
-    from shoplens.rerank.training import train_ranker as run_training
+    from shoplens.rerank.training import RankerConfig, queries_from_events, queries_from_judgments
 
     if (judgments is None) == (from_events is None):
         raise JudgmentsError("give a judgments file or --from-events EVENTS (one of them)")
     config = RankerConfig(depth=depth, n_estimators=trees, use_behaviour=not no_behaviour, device=device)
-    extra: dict[str, Any] = {}
-    if from_events is not None:
-        from shoplens.rerank.behaviour import BehaviourStats, fold, read_events
-        from shoplens.rerank.labels import labels_from_behaviour
-
-        stats = fold(BehaviourStats.empty(), read_events(from_events))
-        labeled, model = labels_from_behaviour(stats)
-        if len(labeled) < 2:
-            raise JudgmentsError(f"{from_events.name} has clicks for {len(labeled)} quer(ies); at least two are needed")
-        judged, source = labeled, f"events:{from_events.name}"
-        extra["position_bias"] = {"model": "PBM fitted by EM", "examination": [round(float(x), 4) for x in model.examination[:20]],
-                                  "iterations": model.iterations}
-    else:
-        judged, source = load_judgments(judgments, topics), f"judgments:{judgments.name}"
+    queries = queries_from_events(from_events) if from_events is not None else queries_from_judgments(judgments, topics)
     validation_judgments = load_judgments(validation) if validation else None
     with RichProgress(enabled=not as_json) as progress:
-        report = run_training(index_dir, judged, config, validation_judgments, source, progress.reporter(),
-                              continue_training, extra, force=force, learn_fusion=not keep_fusion)
+        report = run_training(index_dir, queries.judgments, config, validation_judgments, queries.source,
+                              progress.reporter(), continue_training, queries.meta, force=force,
+                              learn_fusion=not keep_fusion)
     if as_json:
         print_json(report.to_dict())
         return
@@ -130,10 +118,13 @@ def eval_command(
     as_json: bool = JsonOption,
 ):
     """NDCG@10, MRR@10, P@10 and Recall@100 for BM25, dense, hybrid and hybrid + rerank on the same queries."""
+    from shoplens.engine.evaluation import SYSTEMS, evaluate
     from shoplens.engine.search import SearchEngine
-    from shoplens.rerank.evaluate import METRICS, evaluate, write_trec_runs
     from shoplens.rerank.judgments import load_judgments
+    from shoplens.rerank.metrics import METRICS, check_run_dir, write_trec_runs
 
+    if run_dir is not None:
+        check_run_dir(run_dir, SYSTEMS)  # before the work, not after it
     judged = load_judgments(judgments, topics)
     engine = SearchEngine(index_dir, device=device)
     with RichProgress(enabled=not as_json) as progress:

@@ -7,7 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, app, handle_errors, out, print_json)
+from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, RichProgress, WideOption, app, err,
+                                    handle_errors, json_text, out, print_json, show)
 
 
 # -- search ------------------------------------------------------------------------
@@ -30,7 +31,9 @@ def _weights(text: str | None) -> tuple[float, ...] | None:
 @app.command()
 @handle_errors
 def search(
-    query: Optional[str] = typer.Argument(None, help="Query text (optional with --image)."),
+    query: Optional[str] = typer.Argument(None, help="Query text (optional with --image or --queries)."),
+    queries: Optional[Path] = typer.Option(None, "--queries", help="Answer many queries in one process: a file of one query a line, or JSONL {text, image, filters, id, k, mode, fusion}; writes JSONL results."),
+    output: Optional[Path] = typer.Option(None, "--out", help="With --queries: write the JSONL results here instead of stdout."),
     image: Optional[Path] = typer.Option(None, "--image", help="Query photo: search by image, or by text and image together."),
     k: int = typer.Option(10, "-k", help="Results per page."),
     page: int = typer.Option(1, "--page", help="Page of results."),
@@ -52,32 +55,77 @@ def search(
     model: Optional[str] = typer.Option(None, "--model", help="Check that the index was built with this model."),
     pretrained: Optional[str] = typer.Option(None, "--pretrained", help="Check that the index was built with these weights."),
     device: str = DeviceOption,
+    wide: bool = WideOption,
     as_json: bool = JsonOption,
 ):
-    """Search the index by text, by image, or both."""
+    """Search the index by text, by image, or both; or many queries at once with --queries FILE."""
+    from shoplens.common.errors import QueryError
+    from shoplens.engine.batch import read_queries
     from shoplens.engine.query import SearchRequest
     from shoplens.engine.search import SearchEngine
 
     request = SearchRequest(text=query, image=image, k=k, page=page, filters=list(filters or []), mode=mode,
-                            fusion=fusion, rrf_k=rrf_k, weights=_weights(weights), normalization=normalization, adaptive=adaptive,
-                            candidates=candidates, rerank=False if no_rerank else None, explain=explain,
-                            collapse=not no_collapse, spell=not no_spell, intent=not no_intent,
+                            fusion=fusion, rrf_k=rrf_k, weights=_weights(weights), normalization=normalization,
+                            adaptive=adaptive, candidates=candidates, rerank=False if no_rerank else None,
+                            explain=explain, collapse=not no_collapse, spell=not no_spell, intent=not no_intent,
                             strict_intent=strict_intent)
-    request.validate()
-    engine = SearchEngine(index_dir, device=device, model=model, pretrained=pretrained)
+    if queries is None:
+        request.validate()
+    elif query:
+        raise QueryError("give query text or --queries FILE, not both")
+    else:
+        batch = read_queries(queries, request)  # read and checked whole before the model loads
+    engine = SearchEngine(index_dir, device=device, model=model, pretrained=pretrained, preload=False)
+    if queries is not None:
+        engine.warm()
+        _search_batch(engine, batch, output)
+        return
+    engine.check(request)  # unknown filter fields before the model loads
+    engine.warm()
     response = engine.search(request)
     if as_json:
         print_json(response.to_json())
         return
-    from shoplens.tui.display import explain_view, results_table
+    from shoplens.tui.display import describe_query, explain_view, generic_view, results_table
 
     if not response.results:
-        out.print("no results" + (" (try fewer filters)" if request.filters else ""))
+        out.print(f"no results for {describe_query(response.query)}" + (" (try fewer filters)" if request.filters else ""))
         return
-    out.print(results_table(response))
+    show(results_table(response, wide=wide, width=out.width if out.is_terminal else None))
     if explain:
-        for result in response.results:
-            out.print(explain_view(result))
+        show(*generic_view(getattr(response, "explain", None) or {}))
+        show(*[explain_view(result) for result in response.results])
+
+
+def _search_batch(engine, batch: list, output: Optional[Path]) -> None:
+    """`search --queries FILE`: JSONL results on stdout (or --out), a summary on stderr; exit 1 if any failed."""
+    import sys
+    import time
+
+    from shoplens.engine.batch import run_batch
+
+    started, failed = time.perf_counter(), 0
+    handle = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        with RichProgress(enabled=output is not None) as progress:
+            advance = progress.stage("queries", len(batch))
+            for record in run_batch(engine, batch):
+                failed += "error" in record
+                if "error" in record:
+                    err.print(f"[yellow]line {record['line']}:[/] {record['error']}", highlight=False)
+                handle.write(json_text(record, indent=None) + "\n")
+                advance(1)
+    finally:
+        if output:
+            handle.close()
+        else:
+            handle.flush()
+    seconds = time.perf_counter() - started
+    err.print(f"{len(batch) - failed:,} of {len(batch):,} queries answered in {seconds:.1f} s "
+              f"({seconds / len(batch) * 1000:.0f} ms a query)" + (f"; results in {output}" if output else ""),
+              highlight=False)
+    if failed:
+        raise typer.Exit(1)
 
 
 # -- shell -------------------------------------------------------------------------
@@ -88,12 +136,20 @@ def search(
 def shell(
     index_dir: Path = IndexOption,
     k: int = typer.Option(10, "-k", help="Results per page."),
-    thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails", help="Draw product thumbnails in the terminal."),
+    thumbs: str = typer.Option("off", "--thumbs", help="Product thumbnails: off, on (two text rows in the table) or grid (a gallery below it); :thumbs toggles."),
+    no_thumbnails: bool = typer.Option(False, "--no-thumbnails", hidden=True, help="Same as --thumbs off."),
+    wide: bool = WideOption,
+    history: Path = typer.Option(Path("~/.shoplens_history"), "--history", help="File that keeps the lines you type (Up arrow / Ctrl-R recall them)."),
     device: str = DeviceOption,
 ):
-    """Interactive search: type queries, refine with filters, page and explain. Type :help for commands."""
+    """Interactive search: type queries, refine with filters, page, explain, compare, save. Type :help for commands."""
+    from shoplens.common.errors import ConfigError
     from shoplens.engine.search import SearchEngine
+    from shoplens.tui.display import THUMB_MODES
     from shoplens.tui.shell import run_shell
 
+    if thumbs not in THUMB_MODES:
+        raise ConfigError(f"--thumbs takes {', '.join(THUMB_MODES)}, got {thumbs!r}")
     engine = SearchEngine(index_dir, device=device)
-    run_shell(engine, out, k=k, thumbnails=thumbnails, history_path=Path.home() / ".shoplens_history")
+    run_shell(engine, out, k=k, thumbnails="off" if no_thumbnails else thumbs, wide=wide,
+              history_path=history.expanduser())

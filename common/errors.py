@@ -24,6 +24,10 @@ class IndexLockedError(ShopLensError):
     """Another process is writing to the index."""
 
 
+class ConcurrentWriteError(IndexLockedError):
+    """The version a write was based on is no longer current; nothing was committed."""
+
+
 class IndexCorruptError(ShopLensError):
     """An index directory is damaged or stores disagree."""
 
@@ -54,3 +58,11 @@ class RankerError(ShopLensError):
 
 class EventsError(ShopLensError):
     """A behaviour events file cannot be read, or has bad lines in strict mode."""
+
+
+class JudgmentsError(ShopLensError):
+    """A judgments, qrels or topics file cannot be used."""
+
+
+class ImageError(ShopLensError, ValueError):
+    """An image file cannot be used: not a regular file, too large, too many pixels, or not an image."""

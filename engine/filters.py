@@ -12,14 +12,17 @@ whose values are numbers (such as a `year` stored as "2012").
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from shoplens.common.errors import FilterError
+from shoplens.indexers.lexical.base import FieldFilter
 
 OPERATORS = ("<=", ">=", "!=", "=", "<", ">")
+MAX_FILTER_CHARS = 10_000
 _PATTERN = re.compile(r"^\s*([^<>=!]+?)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$", re.S)
 
 
@@ -35,7 +38,9 @@ class Filter:
 
 def parse_filter(text: str) -> Filter:
     """Parse one filter expression; raises FilterError with an example on bad syntax."""
-    match = _PATTERN.match(text or "")
+    if not isinstance(text, str) or len(text) > MAX_FILTER_CHARS:
+        raise FilterError(f"a filter is text of at most {MAX_FILTER_CHARS:,} characters, e.g. price<=3000")
+    match = _PATTERN.match(text)
     if not match or not match.group(3):
         raise FilterError(
             f"cannot parse filter {text!r}; write FIELD OP VALUE with OP one of = != < <= > >=, e.g. price<=3000 or brand=Nike"
@@ -52,9 +57,11 @@ def parse_filter(text: str) -> Filter:
         if len(values) != 1:
             raise FilterError(f"filter {text!r}: {op} takes one number")
         try:
-            float(values[0].replace(",", ""))
+            bound = float(values[0].replace(",", ""))
         except ValueError:
             raise FilterError(f"filter {text!r}: {op} needs a number, got {values[0]!r}") from None
+        if not math.isfinite(bound):
+            raise FilterError(f"filter {text!r}: {op} needs a finite number, got {values[0]!r}")
     return Filter(field.strip(), op, values)
 
 
@@ -70,6 +77,22 @@ def filter_mask(products, filters: list[Filter]) -> np.ndarray | None:
     for flt in filters:
         mask &= _evaluate(products, flt)
     return mask
+
+
+def pushdown_filters(products, filters: list[Filter]) -> list[FieldFilter]:
+    """The filters resolved to product-store columns, for a store that filters natively (Elasticsearch).
+
+    Same semantics as `filter_mask`: the store must select exactly the rows the mask selects.
+    """
+    resolved = []
+    for flt in filters:
+        column = products.column_name(flt.field)
+        if column is None:
+            _evaluate(products, flt)  # raises the unknown-field error
+        numeric = flt.op in ("<", "<=", ">", ">=") or products.is_numeric(column)
+        values = tuple(v.replace(",", "") if numeric else v.strip().lower() for v in flt.values)
+        resolved.append(FieldFilter(column, flt.op, values, numeric))
+    return resolved
 
 
 def _evaluate(products, flt: Filter) -> np.ndarray:

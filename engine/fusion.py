@@ -6,6 +6,7 @@ rank order (best first), as a retriever returned it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Hashable, Mapping, Sequence
 
@@ -23,8 +24,8 @@ def rrf(runs: Sequence[Mapping[Hashable, float]], weights: Sequence[float] | Non
     A document missing from a run gets nothing from it.
     """
     weights = _weights(runs, weights)
-    if k < 0:
-        raise ConfigError(f"RRF k must be non-negative, got {k}")
+    if not math.isfinite(k) or k < 0:
+        raise ConfigError(f"RRF k must be a finite, non-negative number, got {k}")
     fused: dict = {}
     for run, weight in zip(runs, weights):
         ranked = sorted(run.items(), key=lambda item: -item[1])
@@ -79,8 +80,8 @@ def _weights(runs, weights):
     weights = [float(w) for w in weights]
     if len(weights) != len(runs):
         raise ConfigError(f"{len(weights)} fusion weights given for {len(runs)} retrievers")
-    if any(w < 0 for w in weights):
-        raise ConfigError("fusion weights must be non-negative")
+    if any(not math.isfinite(w) or w < 0 for w in weights):
+        raise ConfigError("fusion weights must be finite, non-negative numbers")
     return weights
 
 

@@ -9,6 +9,7 @@ from typing import Callable
 
 import numpy as np
 
+from shoplens.engine.filters import parse_filters, pushdown_filters
 from shoplens.engine.fusion import DEFAULT_PLAN, FusionPlan, fuse_channels
 from shoplens.engine.query import SearchRequest
 
@@ -103,9 +104,12 @@ def hybrid_search(snapshot, request: SearchRequest, encode: Callable[[SearchRequ
         else snapshot.products.live
     dense_allowed = allowed if allowed is not None else (None if snapshot.products.live.all() else snapshot.products.live)
 
+    # a server store applies the filters itself (the same rows as the mask, selected inside the server)
+    pushdown = pushdown_filters(snapshot.products, parse_filters(request.filters)) if request.filters else None
+
     def run_lexical():
         started = time.perf_counter()
-        result = snapshot.lexical.search(text, request.candidates, lexical_allowed)
+        result = snapshot.lexical.search(text, request.candidates, lexical_allowed, filters=pushdown)
         return result, (time.perf_counter() - started) * 1000
 
     future = executor.submit(run_lexical) if (use_lexical and executor is not None) else None

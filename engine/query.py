@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from PIL import Image, UnidentifiedImageError
+
 from shoplens.common.errors import QueryError
+from shoplens.engine.filters import parse_filters
 from shoplens.engine.fusion import CHANNELS, FUSION_METHODS, NORMALIZATIONS, FusionPlan
 
 MODES = ("hybrid", "lexical", "dense", "native")  # native: the text tower's own space alone
+MAX_QUERY_CHARS = 2000
+MAX_K = 1000
+RESULT_WINDOW = 10_000  # the deepest result a page can reach (page x k), as Elasticsearch's max_result_window
+MAX_CANDIDATES = 10_000
+MAX_RRF_K = 1e6
+MAX_WEIGHT = 1e6
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise QueryError(f"{name} must be a whole number from {low:,} to {high:,}, got {str(value)[:30]}")
 
 
 @dataclass
@@ -36,13 +56,22 @@ class SearchRequest:
     strict_intent: bool = False  # those as filters; otherwise a boost
 
     def validate(self) -> None:
+        """Check everything that needs no index and no model; QueryError/FilterError say what to fix."""
+        if self.text is not None and not isinstance(self.text, str):
+            raise QueryError("query text must be text")
+        if self.image is not None and not hasattr(self.image, "size"):
+            check_image_file(self.image)  # what is wrong with a photo comes before what a mode needs
         has_text = bool(self.text and self.text.strip())
         if not has_text and self.image is None:
             raise QueryError("empty query: give query text, --image PHOTO, or both")
-        if self.k < 1 or self.k > 1000:
-            raise QueryError(f"-k must be between 1 and 1000, got {self.k}")
-        if self.page < 1:
-            raise QueryError(f"--page must be 1 or more, got {self.page}")
+        if has_text and len(self.text) > MAX_QUERY_CHARS:
+            raise QueryError(f"query text is longer than {MAX_QUERY_CHARS:,} characters; shorten it")
+        _whole("-k", self.k, 1, MAX_K)
+        _whole("--page", self.page, 1, RESULT_WINDOW)
+        if self.page * self.k > RESULT_WINDOW:
+            raise QueryError(f"--page x -k may reach at most result {RESULT_WINDOW:,}, got page {self.page} of {self.k}")
+        _whole("--candidates", self.candidates, 1, MAX_CANDIDATES)
+        _whole("rerank depth", self.rerank_depth, 1, MAX_CANDIDATES)
         if self.mode not in MODES:
             raise QueryError(f"unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
         if self.fusion is not None and self.fusion not in FUSION_METHODS:
@@ -51,12 +80,15 @@ class SearchRequest:
             raise QueryError(f"unknown normalization {self.normalization!r}; use one of {', '.join(NORMALIZATIONS)}")
         if self.mode == "lexical" and not has_text:
             raise QueryError("lexical (BM25) search needs query text")
-        if self.candidates < 1:
-            raise QueryError(f"--candidates must be positive, got {self.candidates}")
-        if self.weights is not None and (len(self.weights) not in (2, 3) or any(w < 0 for w in self.weights)):
-            raise QueryError("fusion weights are two or three non-negative numbers: lexical,dense[,native]")
-        if self.rrf_k is not None and self.rrf_k < 0:
-            raise QueryError(f"--rrf-k must be non-negative, got {self.rrf_k}")
+        if self.rrf_k is not None and (not _finite(self.rrf_k) or not 0 <= self.rrf_k <= MAX_RRF_K):
+            raise QueryError(f"--rrf-k must be a number from 0 to {MAX_RRF_K:g}, got {self.rrf_k}")
+        if self.weights is not None:
+            weights = tuple(self.weights) if isinstance(self.weights, (tuple, list)) else ()
+            if len(weights) not in (2, 3) or not all(_finite(w) and 0 <= w <= MAX_WEIGHT for w in weights) \
+                    or not any(weights):
+                raise QueryError(f"fusion weights are two or three numbers lexical,dense[,native] from 0 to "
+                                 f"{MAX_WEIGHT:g}, not all 0; got {self.weights}")
+        parse_filters(self.filters)
 
     def plan(self, index_plan: FusionPlan) -> FusionPlan:
         """The fusion this request runs: the index's plan with whatever the request sets explicitly."""
@@ -79,6 +111,22 @@ class SearchRequest:
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.k
+
+
+def check_image_file(path: Any) -> None:
+    """A query photo path must name a readable image: "not found" and "not an image" are QueryErrors."""
+    path = Path(str(path)).expanduser()
+    if not path.exists():
+        raise QueryError(f"query image {path} not found; check the path")
+    if not path.is_file():
+        raise QueryError(f"query image {path} is not a regular file (a directory, pipe or device); "
+                         "give a JPEG or PNG photo")
+    try:
+        with Image.open(path) as image:  # reads the header only
+            image.format
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise QueryError(f"query image {path} is not an image (unreadable as JPEG, PNG, WebP...); "
+                         "give a photo file") from None
 
 
 @dataclass
@@ -114,6 +162,14 @@ class SearchResponse:
     notes: list[str] = field(default_factory=list)  # what the engine decided for the user to see
 
     def to_json(self) -> dict[str, Any]:
+        """The one JSON shape of a search answer: `shoplens search --json` prints it and the HTTP
+        service (`POST /search`, `GET /search`) returns it, so scripts read both the same way.
+
+        ``{"query", "took_ms", "stages_ms": {encode, lexical, vector, fuse, rerank}, "version",
+        "reranked", "total_candidates", "results": [{"rank", "id", "title", "brand", "price",
+        "score", "signals": {bm25, dense, fused, rerank}, "explain"?}]}``; the service's OpenAPI
+        schema (`shoplens.service.schemas.SearchResponseModel`) describes the same fields.
+        """
         return {
             "query": self.query,
             "took_ms": round(self.took_ms, 3),

@@ -3,8 +3,11 @@
 A `SearchEngine` holds one `Snapshot` (every store at one committed version).
 Before each query it checks the index's CURRENT file; when a newer version was
 committed it opens that one, and the query in flight keeps the snapshot it
-started with. The encoder is loaded once and checked against the model the
-index was built with.
+started with. With `follow_in_background=SECONDS` a daemon thread polls CURRENT
+instead, opens and warms a new version off the query path and then swaps it in
+(one attribute assignment), so no query waits for a version to open; queries
+already running finish on the snapshot they took. The encoder is loaded once
+and checked against the model the index was built with.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from shoplens.engine.filters import filter_mask, parse_filters
 from shoplens.engine.fusion import FusionPlan
 from shoplens.engine.hybrid import Candidates, QueryVectors, hybrid_search
 from shoplens.engine.query import SearchRequest, SearchResponse, SearchResult
-from shoplens.indexers.encoders import create_encoder
+from shoplens.indexers.encoders import create_encoder, open_image, weights_identity
 from shoplens.indexers.encoders.base import Encoder
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.snapshot import Snapshot
 from shoplens.indexers.vector.base import normalize_rows
+from shoplens.rerank.model import load_ranker
 
 STAGES = ("encode", "lexical", "vector", "fuse", "rerank")
 
@@ -36,7 +40,7 @@ class SearchEngine:
 
     def __init__(self, index_path: str | Path, device: str = "auto", model: str | None = None,
                  pretrained: str | None = None, encoder: Encoder | None = None, search_threads: int = 1,
-                 follow_updates: bool = True, preload: bool = True):
+                 follow_updates: bool = True, preload: bool = True, follow_in_background: float | None = None):
         self.index = IndexDirectory(index_path)
         self.index.require()
         self.device = device
@@ -49,10 +53,24 @@ class SearchEngine:
         self.snapshot = Snapshot.open(self.index, device=device)
         self._check_model(model, pretrained)
         self._ranker_cache: dict[int, Any] = {}
-        self._set_faiss_threads()
+        self._set_search_threads()
         if preload:  # now, so the first query's latency is the query's
-            self.load_encoder()
-            self._warm(self.snapshot)
+            self.warm()
+        self._follower: _Follower | None = None
+        if follow_updates and follow_in_background:
+            self.follow_updates = False  # queries no longer check CURRENT: the follower thread does
+            self._follower = _Follower(self, follow_in_background)
+
+    def warm(self) -> None:
+        """Load the encoder and the current version's reranker (done by __init__ unless preload=False)."""
+        self.load_encoder()
+        self._warm(self.snapshot)
+
+    def check(self, request: SearchRequest) -> None:
+        """Everything about a request that needs the index but not the model: options, filter syntax and
+        fields, the image file. A one-shot caller runs it before `warm()`, so a typo costs no model load."""
+        request.validate()
+        filter_mask(self.snapshot.products, parse_filters(request.filters))
 
     # -- versions ----------------------------------------------------------------
 
@@ -71,6 +89,11 @@ class SearchEngine:
                 return True
         return False
 
+    @property
+    def follow_error(self) -> str | None:
+        """Why the background follower could not open the newest version (None when it could)."""
+        return None if self._follower is None else self._follower.error
+
     # -- model ---------------------------------------------------------------------
 
     def _check_model(self, model: str | None, pretrained: str | None) -> None:
@@ -81,8 +104,6 @@ class SearchEngine:
                 f"or rebuild the index with --model {model}"
             )
         if pretrained is not None:
-            from shoplens.indexers.encoders.openclip_encoder import weights_identity
-
             _, weights_id = weights_identity(recorded["name"], pretrained)
             if weights_id != recorded["weights_id"]:
                 raise ModelMismatchError(
@@ -92,8 +113,6 @@ class SearchEngine:
         self._verify_model(recorded)
 
     def _verify_model(self, recorded: dict[str, Any]) -> None:
-        from shoplens.indexers.encoders.openclip_encoder import weights_identity
-
         if self._encoder is not None:
             if not self._encoder.info.same_model(recorded):
                 raise ModelMismatchError(
@@ -109,33 +128,29 @@ class SearchEngine:
             )
 
     def load_encoder(self) -> Encoder:
-        return self.encoder
-
-    @property
-    def encoder(self) -> Encoder:
+        """The query encoder: the index's model, loaded on first use (the constructor preloads it)."""
         if self._encoder is None:
             recorded = self.snapshot.manifest["model"]
             self._encoder = create_encoder(recorded["name"], recorded.get("pretrained"), self.device)
         return self._encoder
 
-    def _set_faiss_threads(self) -> None:
-        import faiss
-
-        faiss.omp_set_num_threads(self._search_threads)
+    def _set_search_threads(self) -> None:
+        self.snapshot.vectors.set_search_threads(self._search_threads)
 
     # -- searching -----------------------------------------------------------------
 
     def encode_query(self, request: SearchRequest) -> QueryVectors:
         """The query's embeddings; one text-tower pass gives both the joint and the text-native one."""
         text_vec = image_vec = native_vec = None
+        encoder = self.load_encoder()
         if request.text and request.text.strip():
             if self.snapshot.text_native is not None:
-                joint, native = self.encoder.encode_texts_native([request.text.strip()])
+                joint, native = encoder.encode_texts_native([request.text.strip()])
                 text_vec, native_vec = joint[0], None if native is None else native[0]
             else:
-                text_vec = self.encoder.encode_texts([request.text.strip()])[0]
+                text_vec = encoder.encode_texts([request.text.strip()])[0]
         if request.image is not None:
-            image_vec = self.encoder.encode_image_objects([load_query_image(request.image)])[0]
+            image_vec = encoder.encode_image_objects([load_query_image(request.image)])[0]
         parts = [v for v in (text_vec, image_vec) if v is not None]
         combined = normalize_rows(np.sum(parts, axis=0)[None, :])[0] if parts else None
         return QueryVectors(text_vec, image_vec, combined, native_vec)
@@ -284,14 +299,13 @@ class SearchEngine:
 
     def ranker(self, snapshot: Snapshot):
         """The snapshot's reranker, loaded once per version (None when the index has none)."""
-        if snapshot.version not in self._ranker_cache:
-            from shoplens.rerank.model import load_ranker
-
+        cache = self._ranker_cache  # read once: a follower thread may replace the dict meanwhile
+        if snapshot.version not in cache:
             ranker = load_ranker(snapshot)
-            newest = max(self._ranker_cache, default=None)  # keep the previous version's for queries in flight
-            self._ranker_cache = {**({newest: self._ranker_cache[newest]} if newest is not None else {}),
-                                  snapshot.version: ranker}
-        return self._ranker_cache[snapshot.version]
+            newest = max(cache, default=None)  # keep the previous version's for queries in flight
+            self._ranker_cache = {**({newest: cache[newest]} if newest is not None else {}), snapshot.version: ranker}
+            return ranker
+        return cache[snapshot.version]
 
     def _results(self, snapshot: Snapshot, request: SearchRequest, candidates: Candidates,
                  reranked: np.ndarray | None, contributions, boosts: np.ndarray | None = None) -> list[SearchResult]:
@@ -300,11 +314,12 @@ class SearchEngine:
         if len(page) == 0:
             return []
         records = snapshot.products.records(candidates.docnos[page])
+        bm25 = _page_bm25(snapshot, request, candidates, page)
         results = []
         for position, row, record in zip(page.tolist(), page.tolist(), records):
-            rerank_score = None if reranked is None else float(reranked[row])
+            rerank_score = None if reranked is None else _nan_to_none(reranked[row])  # NaN past the depth
             signals = {
-                "bm25": _nan_to_none(candidates.bm25[row]),
+                "bm25": _nan_to_none(bm25[position - start]),
                 "dense": _nan_to_none(candidates.dense[row]),
                 "text_native": _nan_to_none(candidates.native[row]),
                 "fused": float(candidates.fused[row]),
@@ -314,9 +329,9 @@ class SearchEngine:
                 signals["intent_boost"] = float(boosts[row])
             explain = None
             if request.explain:
-                explain = {"bm25_rank": _nan_to_none(candidates.bm25_rank[row]),
-                           "dense_rank": _nan_to_none(candidates.dense_rank[row]),
-                           "text_native_rank": _nan_to_none(candidates.native_rank[row]),
+                explain = {"bm25_rank": _rank(candidates.bm25_rank[row]),
+                           "dense_rank": _rank(candidates.dense_rank[row]),
+                           "text_native_rank": _rank(candidates.native_rank[row]),
                            "fusion_weights": {k: round(v, 3) for k, v in candidates.channel_weights.items()},
                            "fused_rank": int(candidates.fused_rank[row])}
                 if contributions is not None:
@@ -329,18 +344,49 @@ class SearchEngine:
         return results
 
     def close(self) -> None:
+        if self._follower is not None:
+            self._follower.stop()
         self._executor.shutdown(wait=False)
+
+
+class _Follower:
+    """A daemon thread that moves an engine to each newly committed version, off the query path.
+
+    Every `interval` seconds it reads CURRENT; a new version is opened and
+    warmed (reranker, per-version lookups) here, then `engine.snapshot` is
+    replaced in one assignment. A version that cannot be opened (a model
+    mismatch, a damaged commit) leaves the engine on the version it has and is
+    reported in `error`; the next poll tries again.
+    """
+
+    def __init__(self, engine: SearchEngine, interval: float):
+        self.engine, self.interval, self.error = engine, float(interval), None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shoplens-follower", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.engine.refresh()
+                self.error = None
+            except Exception as exc:  # noqa: BLE001 - keep serving the version we have; report why
+                self.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=max(1.0, self.interval * 2))
 
 
 def load_query_image(image: Any):
     """Open a query photo; a missing or unreadable file is a QueryError."""
     if hasattr(image, "size") and hasattr(image, "convert"):
         return image.convert("RGB")
-    from shoplens.indexers.encoders.openclip_encoder import open_image
-
     path = Path(str(image))
-    if not path.is_file():
+    if not path.exists():
         raise QueryError(f"query image {path} not found; check the path given to --image")
+    if not path.is_file():
+        raise QueryError(f"query image {path} is not a regular file; give --image a JPEG or PNG photo")
     try:
         opened = open_image(path)
     except (OSError, ValueError, SyntaxError) as exc:
@@ -375,6 +421,27 @@ def collapse_duplicates(snapshot: Snapshot, docnos: np.ndarray) -> np.ndarray:
             seen.add(key)
             keep.append(position)
     return np.array(keep, dtype=np.int64)
+
+
+def _page_bm25(snapshot: Snapshot, request: SearchRequest, candidates: Candidates, page: np.ndarray) -> np.ndarray:
+    """BM25 of a page's products whenever BM25 ran: a product only the vectors found gets its exact
+    score too (0 when it matches no query term), so a product has one BM25 value, whichever list found it."""
+    scores = candidates.bm25[page].astype(np.float64)
+    text = (request.text or "").strip()
+    missing = np.isnan(scores)
+    if request.mode in ("dense", "native") or not text or not missing.any():
+        return scores
+    docnos = candidates.docnos[page][missing]
+    allowed = np.zeros(int(docnos.max()) + 1, dtype=bool)
+    allowed[docnos] = True
+    found, found_scores = snapshot.lexical.search(text, len(docnos), allowed)
+    exact = dict(zip(found.tolist(), found_scores.tolist()))
+    scores[missing] = [exact.get(d, 0.0) for d in docnos.tolist()]
+    return scores
+
+
+def _rank(value: float) -> int | None:
+    return None if value is None or np.isnan(value) else int(value)
 
 
 def _nan_to_none(value: float) -> float | None:

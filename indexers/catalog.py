@@ -12,19 +12,17 @@ whole run in strict mode.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 from shoplens.common.errors import CatalogError
+from shoplens.indexers.rows import SUPPORTED_SUFFIXES, BrokenRow as _BrokenRow, ValueProblem, clean_value, iter_raw_rows
 
 CANONICAL_FIELDS = ("id", "title", "description", "brand", "category", "price", "image")
-SUPPORTED_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".csv", ".csv.gz", ".parquet")
+MAX_ID_CHARS = 512
 
 
 @dataclass
@@ -130,32 +128,28 @@ def read_catalog(path: str | Path, field_map: dict[str, list[str]] | None = None
     """
     path = Path(path)
     validator = _Validator(path.parent.resolve(), field_map or {}, existing)
-    for line, row, raw in iter_raw_rows(path):
+    for line, row, raw in iter_raw_rows(path, field_map):
         validator.add(line, row, raw)
+    hint = mapping_hint(path, validator.rejects, validator.columns, bool(validator.products))
+    if hint:
+        raise CatalogError(hint)
     return CatalogReadResult(validator.products, validator.rejects, path, validator.rows_read)
 
 
-def iter_raw_rows(path: str | Path) -> Iterator[tuple[int, Any, str]]:
-    """(line number, parsed row or a broken-row marker, raw text) for every row of a catalog file."""
-    path = Path(path)
-    if not path.exists():
-        raise CatalogError(f"catalog file {path} does not exist; check the path")
-    if path.is_dir():
-        raise CatalogError(f"{path} is a directory; pass the catalog file (.jsonl, .jsonl.gz, .csv or .parquet)")
-    name = path.name.lower()
-    if not name.endswith(SUPPORTED_SUFFIXES):
-        raise CatalogError(
-            f"cannot read {path.name}: unsupported format; use one of {', '.join(SUPPORTED_SUFFIXES)}"
-        )
-    try:
-        if name.endswith(".parquet"):
-            yield from _parquet_rows(path)
-        elif name.endswith((".csv", ".csv.gz")):
-            yield from _csv_rows(path)
-        else:
-            yield from _jsonl_rows(path)
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
-        raise CatalogError(f"cannot read {path}: {exc}") from exc
+def mapping_hint(path: Path, rejects: list["Reject"], columns: dict[str, None], any_valid: bool) -> str | None:
+    """When every row lacks the same required field, the file's own column names probably differ:
+    list them and suggest the --map that would read it."""
+    unmapped = [c for c in columns if c not in CANONICAL_FIELDS]
+    if any_valid or not rejects or not unmapped:
+        return None
+    for required in ("id", "title"):
+        if all(reject.reason == f"missing {required}" for reject in rejects):
+            words = {"id": ("id", "sku", "code"), "title": ("title", "name")}[required]
+            guess = next((c for c in unmapped if any(w in c.lower() for w in words)), None) or "COLUMN"
+            shown = ", ".join(list(columns)[:30]) + (" ..." if len(columns) > 30 else "")
+            return (f"{path.name} has no valid products: no row has {required!r}; its columns are: {shown}; "
+                    f"say which column holds it, e.g. --map {required}={guess}")
+    return None
 
 
 def is_broken(row: Any) -> str | None:
@@ -165,55 +159,6 @@ def is_broken(row: Any) -> str | None:
     if not isinstance(row, dict):
         return f"expected a JSON object, got {type(row).__name__}"
     return None
-
-
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.name.lower().endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
-
-
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any, str]]:
-    with _open_text(path) as handle:
-        for number, text in enumerate(handle, start=1):
-            stripped = text.strip()
-            if not stripped:
-                continue
-            try:
-                yield number, json.loads(stripped), stripped
-            except json.JSONDecodeError as exc:
-                yield number, _BrokenRow(f"invalid JSON: {exc.msg} at column {exc.colno}"), stripped
-
-
-def _csv_rows(path: Path) -> Iterator[tuple[int, Any, str]]:
-    with _open_text(path) as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None:
-            return
-        start = 2
-        for row in reader:
-            if None in row:  # more cells than header columns
-                yield start, _BrokenRow(f"row has {len(row) - 1 + len(row[None])} cells, header has {len(row) - 1}"), ""
-            else:
-                cleaned = {key: value for key, value in row.items() if value not in ("", None)}
-                yield start, cleaned, ",".join(str(v) for v in row.values())
-            start = reader.line_num + 1
-
-
-def _parquet_rows(path: Path) -> Iterator[tuple[int, Any, str]]:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for damaged files
-        raise CatalogError(f"cannot read Parquet file {path}: {exc}") from exc
-    for number, row in enumerate(table.to_pylist(), start=1):
-        yield number, row, ""
-
-
-class _BrokenRow:
-    def __init__(self, reason: str):
-        self.reason = reason
 
 
 class _Validator:
@@ -227,6 +172,7 @@ class _Validator:
         self.rejects: list[Reject] = []
         self.seen: dict[str, int] = {}
         self.rows_read = 0
+        self.columns: dict[str, None] = {}  # column names of the first rows, in order (for mapping hints)
 
     def add(self, line: int, row: Any, raw: str) -> None:
         self.rows_read += 1
@@ -236,8 +182,14 @@ class _Validator:
         if not isinstance(row, dict):
             self.rejects.append(Reject(line, f"expected a JSON object, got {type(row).__name__}", raw=raw))
             return
+        if self.rows_read <= 100:
+            self.columns.update(dict.fromkeys(str(key) for key in row))
         try:
+            row = {str(key): clean_value(str(key), value) for key, value in row.items()}
             product = normalize_row(row, self.field_map, self.base_dir, self.existing)
+        except ValueProblem as exc:
+            self.rejects.append(Reject(line, str(exc), raw=raw or _dump(row)))
+            return
         except _RowError as exc:
             self.rejects.append(Reject(line, str(exc), id=exc.product_id, raw=raw or _dump(row)))
             return
@@ -267,9 +219,45 @@ def _dump(row: dict[str, Any]) -> str:
 def normalize_row(row: dict[str, Any], field_map: dict[str, list[str]], base_dir: Path,
                   existing: Existing | None = None) -> Product:
     """Map, validate and normalize one raw row. Raises _RowError with the reason."""
+    mapped, named, rest = _map_fields(row, field_map)
+    product_id = _clean_id(mapped.get("id"))
+    if product_id is None:
+        raise _RowError("missing id")
+    if len(product_id) > MAX_ID_CHARS:
+        raise _RowError(f"id is longer than {MAX_ID_CHARS} characters")
+    stored = existing(product_id) if existing is not None else None
+    attributes: dict[str, Any] = {}
+    if stored is not None:  # a patch: fields the row does not name keep their stored values
+        for canonical in CANONICAL_FIELDS[1:]:
+            if canonical not in named:
+                mapped[canonical] = stored.get(canonical)
+        cleared = {key for key, value in rest.items() if value is None}
+        attributes = {k: v for k, v in (stored.get("attributes") or {}).items() if k not in cleared}
+        for key, value in rest.items():
+            _flatten_into(attributes, str(key), value)
+        rest = {}
+    try:
+        title = _text(mapped.get("title"), "title")
+        description = _text(mapped.get("description"), "description", lists=True)
+        brand = _text(mapped.get("brand"), "brand", lists=True)
+        category = [item for item in _as_list(mapped.get("category")) if item]
+    except ValueError as exc:
+        raise _RowError(str(exc), product_id) from None
+    if not title:
+        raise _RowError("missing title", product_id)
+    price = _clean_price(mapped.get("price"), product_id)
+    image_path = _image_path(mapped.get("image"), base_dir, product_id)
+    for key, value in rest.items():
+        _flatten_into(attributes, str(key), value)
+    return Product(id=product_id, title=" ".join(title.split()), description=description, brand=brand,
+                   category=category, price=price, image=image_path, attributes=attributes)
+
+
+def _map_fields(row: dict[str, Any], field_map: dict[str, list[str]]) -> tuple[dict[str, Any], set[str], dict[str, Any]]:
+    """(canonical values, canonical fields the row names even as null, the remaining columns)."""
     row = dict(row)
     mapped: dict[str, Any] = {}
-    named: set[str] = set()  # canonical fields the row names, even as null
+    named: set[str] = set()
     for canonical, sources in field_map.items():
         if any(source in row for source in sources):
             named.add(canonical)
@@ -282,50 +270,22 @@ def normalize_row(row: dict[str, Any], field_map: dict[str, list[str]], base_dir
         elif len(values) == 1:
             mapped[canonical] = values[0]
         else:
-            mapped[canonical] = " ".join(str(value) for value in values)
+            mapped[canonical] = " ".join(_text(value, canonical, lists=True) for value in values)
     for canonical in CANONICAL_FIELDS:
         if canonical not in mapped and canonical in row and canonical not in field_map:
             named.add(canonical)
             mapped[canonical] = row.pop(canonical)
+    return mapped, named, row
 
-    product_id = _clean_id(mapped.get("id"))
-    if product_id is None:
-        raise _RowError("missing id")
-    stored = existing(product_id) if existing is not None else None
-    if stored is not None:
-        for canonical in CANONICAL_FIELDS[1:]:
-            if canonical not in named:
-                mapped[canonical] = stored.get(canonical)
-        cleared = {key for key, value in row.items() if value is None}
-        attributes = {k: v for k, v in (stored.get("attributes") or {}).items() if k not in cleared}
-        for key, value in row.items():
-            _flatten_into(attributes, str(key), value)
-        row = {}
-    else:
-        attributes = {}
-    title = mapped.get("title")
-    if _is_missing(title) or not str(title).strip():
-        raise _RowError("missing title", product_id)
-    price = _clean_price(mapped.get("price"), product_id)
-    image = mapped.get("image")
+
+def _image_path(image: Any, base_dir: Path, product_id: str) -> str | None:
+    """An image path made absolute against the catalog's folder (None when the row has none)."""
     if _is_missing(image):
-        image_path = None
-    else:
-        candidate = Path(str(image))
-        image_path = str(candidate if candidate.is_absolute() else (base_dir / candidate))
-
-    for key, value in row.items():
-        _flatten_into(attributes, str(key), value)
-    return Product(
-        id=product_id,
-        title=" ".join(str(title).split()),
-        description=_text(mapped.get("description")),
-        brand=_text(mapped.get("brand")),
-        category=[item for item in _as_list(mapped.get("category")) if item],
-        price=price,
-        image=image_path,
-        attributes=attributes,
-    )
+        return None
+    if not isinstance(image, str) or "\0" in image:
+        raise _RowError(f"image must be a file path (text), got {_kind(image)}", product_id)
+    candidate = Path(image.strip())
+    return str(candidate if candidate.is_absolute() else (base_dir / candidate))
 
 
 def _is_missing(value: Any) -> bool:
@@ -337,14 +297,19 @@ def _is_missing(value: Any) -> bool:
 
 
 def _clean_id(value: Any) -> str | None:
+    """Ids are text or whole numbers (a float such as 12.0 is the id "12"); other types are not ids."""
     if _is_missing(value):
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, (dict, list)):
-        return None
+    if isinstance(value, (dict, list, bool)):
+        raise _RowError(f"id must be text or a number, got {_kind(value)}")
     text = str(value).strip()
     return text or None
+
+
+def _kind(value: Any) -> str:
+    return {bool: "true/false", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
 
 
 def _clean_price(value: Any, product_id: str) -> float | None:
@@ -363,11 +328,15 @@ def _clean_price(value: Any, product_id: str) -> float | None:
     return price
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, name: str = "", lists: bool = False) -> str:
+    """The text of a text field. Rule: text, or a number (its decimal form); description and brand
+    may also be a list of those (joined with spaces). True/false, objects and nested lists are refused."""
     if _is_missing(value):
         return ""
-    if isinstance(value, list):
-        return " ".join(str(item) for item in value if not _is_missing(item))
+    if isinstance(value, list) and lists:
+        return " ".join(_text(item, name) for item in value if not _is_missing(item)).strip()
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"{name or 'field'} must be text, got {_kind(value)}")
     return str(value).strip()
 
 
@@ -376,7 +345,9 @@ def _as_list(value: Any) -> list[str]:
     if _is_missing(value):
         return []
     if isinstance(value, (list, tuple)):
-        return [str(item).strip() for item in value if not _is_missing(item)]
+        return [_text(item, "category") for item in value if not _is_missing(item)]
+    if isinstance(value, (bool, dict)):
+        raise ValueError(f"category must be text or a list, got {_kind(value)}")
     text = str(value)
     for separator in (">", "|"):
         if separator in text:

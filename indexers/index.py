@@ -23,11 +23,12 @@ import datetime as _dt
 import fcntl
 import os
 import shutil
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from shoplens.common.errors import IndexCorruptError, IndexLockedError, IndexNotFoundError
+from shoplens.common.errors import ConcurrentWriteError, IndexCorruptError, IndexLockedError, IndexNotFoundError
 from shoplens.indexers.storage import atomic_write_bytes, atomic_write_json, fsync_dir, fsync_tree, link_tree, read_json
 
 FORMAT_VERSION = 1
@@ -39,6 +40,22 @@ def crash_point(name: str) -> None:
     """Die here, as `kill -9` would, when SHOPLENS_CRASH_AT names this point (crash-safety tests)."""
     if os.environ.get("SHOPLENS_CRASH_AT") == name:
         os._exit(137)
+
+
+def pause_point(name: str) -> None:
+    """Wait here when SHOPLENS_PAUSE_AT names this point (tests that interleave writers).
+
+    The process touches `$SHOPLENS_PAUSE_FILE.reached`, then waits (at most 120 s) until
+    `$SHOPLENS_PAUSE_FILE` exists. Every writer passes `base-read` right after it has read the
+    version it builds on, so a test can run other writers at exactly that moment.
+    """
+    if os.environ.get("SHOPLENS_PAUSE_AT") != name or not os.environ.get("SHOPLENS_PAUSE_FILE"):
+        return
+    release = Path(os.environ["SHOPLENS_PAUSE_FILE"])
+    Path(f"{release}.reached").touch()
+    deadline = time.monotonic() + 120
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def software_versions() -> dict[str, str]:
@@ -63,6 +80,7 @@ class IndexDirectory:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._lock_depth = 0  # lock() is re-entrant through this object
 
     @property
     def versions_dir(self) -> Path:
@@ -73,9 +91,11 @@ class IndexDirectory:
         return self.path / "cache"
 
     def exists(self) -> bool:
-        return (self.path / "CURRENT").is_file()
+        return self.path.is_dir() and (self.path / "CURRENT").is_file()
 
     def require(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise IndexNotFoundError(f"{self.path} is a file, not an index directory; pass --index with the index directory")
         if not self.exists():
             if self.path.exists() and any(self.path.iterdir()):
                 raise IndexNotFoundError(
@@ -101,7 +121,14 @@ class IndexDirectory:
         path = self.version_path(version) / "manifest.json"
         if not path.is_file():
             raise IndexCorruptError(f"version {version} of {self.path} has no manifest; run `shoplens check`")
-        return read_json(path)
+        try:
+            manifest = read_json(path)
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(f"the manifest of version {version} of {self.path} is unreadable ({exc}); "
+                                    "run `shoplens check`, or `shoplens rollback` to a good version") from None
+        if not isinstance(manifest, dict):
+            raise IndexCorruptError(f"the manifest of version {version} of {self.path} is not a JSON object")
+        return manifest
 
     def committed_versions(self) -> list[int]:
         """Version numbers on disk that were committed (not newer than CURRENT), oldest first."""
@@ -115,9 +142,27 @@ class IndexDirectory:
         return sorted(numbers)
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the single-writer lock; a second writer gets a clear error instead of waiting."""
-        self.path.mkdir(parents=True, exist_ok=True)
+    def lock(self, create: bool = False) -> Iterator[None]:
+        """Hold the single-writer lock; a second writer gets a clear error instead of waiting.
+
+        Every writer takes it before it reads the version it builds on, so no write can
+        commit on a stale base. Re-entrant through the same object (a delta's commit and the
+        compaction after it run under the lock its reader took); another object, like another
+        process, is refused. Only a build (`create`) may make the directory.
+        """
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        if create:
+            if self.path.exists() and not self.path.is_dir():
+                raise IndexNotFoundError(f"{self.path} is a file, not an index directory; pass another --index")
+            self.path.mkdir(parents=True, exist_ok=True)
+        else:
+            self.require()
         handle = open(self.path / "LOCK", "a+")
         try:
             try:
@@ -131,7 +176,11 @@ class IndexDirectory:
             handle.write(f"{os.getpid()}\n")
             handle.flush()
             self._remove_uncommitted()
-            yield
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
         finally:
             handle.close()
 
@@ -209,6 +258,7 @@ class Transaction:
         )
         atomic_write_json(self.tmp / "manifest.json", manifest)
         fsync_tree(self.tmp)
+        self._verify_base()
         crash_point("manifest-written")
         final = self.index.version_path(self.version)
         os.replace(self.tmp, final)
@@ -219,6 +269,16 @@ class Transaction:
         crash_point("current-replaced")
         self.index.prune(keep)
         return self.version
+
+    def _verify_base(self) -> None:
+        """Refuse to commit when CURRENT moved since this version's parent was read (a writer that
+        bypassed the lock, or a copied index written twice): committing would drop its changes."""
+        now = self.index.current_version() if self.index.exists() else None
+        if now != self.parent:
+            raise ConcurrentWriteError(
+                f"{self.index.path} moved from version {self.parent} to {now} while this write ran; "
+                "nothing was committed; run the command again"
+            )
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)

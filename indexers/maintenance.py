@@ -6,23 +6,27 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from shoplens.common.errors import ConfigError, IndexCorruptError
 from shoplens.indexers.catalog import Product
-from shoplens.indexers.encoders.base import bytes_digest, text_digest
+from shoplens.indexers.encoders.base import text_digest
+from shoplens.indexers.images import file_digest
 from shoplens.indexers.encoders.cache import EmbeddingCache
 from shoplens.indexers.index import COMPONENTS, IndexDirectory
 from shoplens.indexers.lexical import lexical_store_class
 from shoplens.indexers.lexical.base import lexical_document
-from shoplens.indexers.products import ProductStore
-from shoplens.indexers.storage import link_tree, read_json
+from shoplens.indexers.products import load_products, write_products
+from shoplens.indexers.snapshot import Snapshot
+from shoplens.indexers.storage import link_tree
 from shoplens.indexers.vector import vector_store_class
 from shoplens.indexers.writer import VERSION_KEYS, embedding_text
 
+# a check of a component another layer writes into a version; it adds what it finds to the report
+ComponentCheck = Callable[[Snapshot, "CheckReport"], None]
 DEFAULT_COMPACT_SHARE = 0.3  # compact automatically when dead rows exceed this share of all rows
 
 
@@ -32,15 +36,58 @@ def list_versions(index_path: str | Path) -> list[dict[str, Any]]:
     current = index.current_version()
     rows = []
     for number in reversed(index.committed_versions()):
-        manifest = index.manifest(number)
-        rows.append({"version": number, "current": number == current, "kind": manifest["kind"],
-                     "created_at": manifest["created_at"], "parent": manifest.get("parent"),
-                     "products": manifest["counts"]["products"], "change": manifest.get("change", {})})
+        try:  # one damaged old version must not hide the others
+            manifest = index.manifest(number)
+            rows.append({"version": number, "current": number == current, "kind": str(manifest["kind"]),
+                         "created_at": str(manifest["created_at"]), "parent": manifest.get("parent"),
+                         "products": int(manifest["counts"]["products"]), "change": dict(manifest.get("change") or {}),
+                         "description": describe_version(manifest)})
+        except (IndexCorruptError, KeyError, TypeError, ValueError) as exc:
+            reason = str(exc) if isinstance(exc, IndexCorruptError) else f"manifest lacks {exc}"
+            rows.append({"version": number, "current": number == current, "kind": "unreadable", "created_at": "",
+                         "parent": None, "products": None, "change": {}, "error": reason})
     return rows
 
 
-def rollback(index_path: str | Path, version: int) -> int:
-    """Make an earlier version current again, as a new version (history stays linear)."""
+def describe_version(manifest: dict[str, Any]) -> str:
+    """What a version did, in words: index / update N / delete N / events N / ranker trained / rollback / ..."""
+    kind, change = manifest["kind"], manifest.get("change") or {}
+
+    def count(key: str) -> int:
+        return int(change.get(key) or 0)
+
+    if kind == "build":
+        catalog = Path(change["catalog"]).name if change.get("catalog") else "a catalog"
+        return f"index {catalog}: {manifest['counts']['products']:,} products"
+    if kind in ("update", "delete"):
+        parts = [f"{count(k):,} {word}" for k, word in (("added", "added"), ("updated", "changed"),
+                                                        ("deleted", "deleted")) if count(k)]
+        source = Path(str(change.get("delta") or "")).name
+        head = f"update {count('added') + count('updated'):,} products" if kind == "update" else f"delete {count('deleted'):,}"
+        return head + (f" from {source}" if source else "") + f" ({', '.join(parts) or 'no change'})"
+    if kind == "events":
+        files = ", ".join(change.get("files") or [])
+        return f"events {count('events'):,}" + (f" from {files}" if files else "")
+    if kind == "ranker":
+        source = str((manifest.get("ranker") or {}).get("source") or "")
+        origin, _, name = source.partition(":")
+        what = {"judgments": "judgments", "events": "events"}.get(origin, origin or "unknown data")
+        return f"ranker trained from {what}" + (f" {name}" if name else "")
+    if kind == "rollback":
+        to, source = change.get("rolled_back_to"), change.get("rolled_back_from")
+        undone = f"{to + 1}" if source == to + 1 else f"{to + 1}-{source}"
+        return f"rollback to {to} (undoes version{'s' if source != to + 1 else ''} {undone})"
+    if kind == "compact":
+        return f"compaction: {count('rows_before'):,} rows -> {count('rows_after'):,}"
+    if kind == "settings":
+        return f"keep {change.get('keep_versions')} versions"
+    return kind
+
+
+def rollback(index_path: str | Path, version: int, component_checks: Sequence[ComponentCheck] = ()) -> int:
+    """Make an earlier version current again, as a new version (history stays linear).
+
+    The target must pass `check_index` (with `component_checks`, see there) first."""
     index = IndexDirectory(index_path)
     with index.lock():
         current = index.current_version()
@@ -49,6 +96,10 @@ def rollback(index_path: str | Path, version: int) -> int:
         if version not in index.committed_versions():
             kept = ", ".join(str(v) for v in index.committed_versions())
             raise ConfigError(f"version {version} is not kept in {index.path} (kept: {kept}); see `shoplens versions`")
+        target = check_index(index.path, version=version, component_checks=component_checks)
+        if not target.ok:
+            raise IndexCorruptError(f"version {version} fails its consistency check ({target.problems[0]}); "
+                                    "nothing restored; pick another version from `shoplens versions`")
         source = index.version_path(version)
         txn = index.begin("rollback")
         try:
@@ -65,8 +116,8 @@ def rollback(index_path: str | Path, version: int) -> int:
 
 def set_retention(index_path: str | Path, keep: int) -> int:
     """Keep the last `keep` versions from now on (recorded in a new version, which also prunes)."""
-    if keep < 1:
-        raise ConfigError(f"--keep must be at least 1, got {keep}")
+    if not 1 <= keep <= 1000:
+        raise ConfigError(f"--keep must be from 1 to 1000, got {keep}")
     index = IndexDirectory(index_path)
     with index.lock():
         txn = index.begin("settings")
@@ -99,21 +150,23 @@ def dead_share(index: IndexDirectory) -> float:
     return 1.0 - counts["products"] / counts["rows"] if counts["rows"] else 0.0
 
 
-def auto_compact(index_path: str | Path, share: float = DEFAULT_COMPACT_SHARE,
+def auto_compact(index_path: str | Path | IndexDirectory, share: float = DEFAULT_COMPACT_SHARE,
                  min_rows: int = 1000) -> CompactReport | None:
-    """Compact when dead rows exceed `share` of a store of at least `min_rows` rows."""
-    index = IndexDirectory(index_path)
-    counts = index.manifest()["counts"]
-    if counts["rows"] >= min_rows and dead_share(index) > share:
-        return compact(index_path)
+    """Compact when dead rows exceed `share` of a store of at least `min_rows` rows (under the caller's
+    lock when given the caller's IndexDirectory)."""
+    index = index_path if isinstance(index_path, IndexDirectory) else IndexDirectory(index_path)
+    with index.lock():
+        counts = index.manifest()["counts"]
+        if counts["rows"] >= min_rows and dead_share(index) > share:
+            return compact(index)
     return None
 
 
-def compact(index_path: str | Path, force: bool = True) -> CompactReport:
+def compact(index_path: str | Path | IndexDirectory, force: bool = True) -> CompactReport:
     """Rewrite every store from the live rows only (no encoding: stored vectors are reused)."""
     from shoplens.indexers.storage import directory_size
 
-    index = IndexDirectory(index_path)
+    index = index_path if isinstance(index_path, IndexDirectory) else IndexDirectory(index_path)
     with index.lock():
         manifest = index.manifest()
         rows_before = manifest["counts"]["rows"]
@@ -123,14 +176,14 @@ def compact(index_path: str | Path, force: bool = True) -> CompactReport:
         bytes_before = directory_size(parent)
         txn = index.begin("compact")
         try:
-            products = ProductStore.load(parent / "products")
+            products = load_products(parent / "products")
             live = products.live_docnos()
             table = products.table.take(live)
             table = table.set_column(table.column_names.index("docno"), "docno",
                                      pa.array(np.arange(len(live), dtype=np.int64)))
             segment = f"{txn.version:06d}"
-            ProductStore.write(txn.component_dir("products"), None, table, np.ones(len(live), bool),
-                               f"seg-{segment}.parquet")
+            write_products(txn.component_dir("products"), None, table, np.ones(len(live), bool),
+                           f"seg-{segment}.parquet")
             backends = manifest["backends"]
             vector_cls = vector_store_class(backends["vector"]["backend"])
             text, image, has_image = vector_cls.read_rows(parent / "vectors")
@@ -176,14 +229,20 @@ class CheckReport:
                 "facts": self.facts}
 
 
-def check_index(index_path: str | Path, deep: int = 0, version: int | None = None, seed: int = 0) -> CheckReport:
+def check_index(index_path: str | Path, deep: int = 0, version: int | None = None, seed: int = 0,
+                component_checks: Sequence[ComponentCheck] = ()) -> CheckReport:
     """Verify that every store of a version holds the same products, and that embeddings match content.
 
     `deep` re-encodes that many random products and compares with the stored vectors.
+    `component_checks` check the components other layers write into a version (the reranker's
+    behaviour aggregates and model); each adds what it finds to the report.
     """
-    from shoplens.indexers.snapshot import Snapshot
-
+    if deep < 0:
+        raise ConfigError(f"--deep must be 0 or more, got {deep}")
     index = IndexDirectory(index_path)
+    if version is not None and version not in index.committed_versions():
+        kept = ", ".join(str(v) for v in index.committed_versions())
+        raise ConfigError(f"version {version} is not kept in {index.path} (kept: {kept}); see `shoplens versions`")
     version = index.current_version() if version is None else version
     report = CheckReport(version)
     try:
@@ -226,7 +285,8 @@ def check_index(index_path: str | Path, deep: int = 0, version: int | None = Non
     _check_image_files(products, live, records, report)
     if deep:
         _check_by_reencoding(manifest, vectors, live, records, deep, seed, report)
-    _check_other_components(snapshot, report)
+    for check_component in component_checks:
+        check_component(snapshot, report)
     return report
 
 
@@ -267,9 +327,9 @@ def _check_image_files(products, live, records, report) -> None:
         if not digest or not record.get("image"):
             continue
         try:
-            if bytes_digest(Path(record["image"]).read_bytes()) != digest:
+            if file_digest(record["image"]) != digest:
                 changed += 1
-        except OSError:
+        except (OSError, ValueError):  # ImageError: no longer a regular file, or over the size limit
             missing += 1
     if changed:
         report.warnings.append(f"{changed} image file(s) changed on disk since indexing; `shoplens update` re-encodes them")
@@ -297,23 +357,3 @@ def _check_by_reencoding(manifest, vectors, live, records, sample, seed, report)
     report.facts["reencoded"] = {"texts": len(rows), "images": images_checked}
     if bad:
         report.problems.append(f"{bad} of {len(rows)} re-encoded product(s) do not match their stored embeddings")
-
-
-def _check_other_components(snapshot, report) -> None:
-    from shoplens.rerank import behaviour
-    from shoplens.rerank.model import check_meta
-
-    try:
-        stats = behaviour.load(snapshot.path / "behaviour")
-        report.facts["behaviour_events"] = stats.state["events"]
-    except (OSError, ValueError, KeyError) as exc:
-        report.problems.append(f"behaviour aggregates do not load: {exc}")
-    if snapshot.manifest.get("ranker"):
-        meta_path = snapshot.path / "ranker" / "meta.json"
-        if not meta_path.is_file() or not (snapshot.path / "ranker" / "model.json").is_file():
-            report.problems.append("the manifest names a reranker but its files are missing")
-        else:
-            try:
-                check_meta(read_json(meta_path), meta_path.parent)
-            except Exception as exc:  # RankerError: a stale model is worth a warning, not a corruption
-                report.warnings.append(str(exc))

@@ -260,68 +260,58 @@ def _parse_number(value: str | None) -> float:
         return np.nan
 
 
-class ProductStore:
-    """Reads and writes the `products/` component of a version directory."""
+STATE_FILE = "state.json"  # a products/ component's segments, row count and live count
 
-    STATE = "state.json"
 
-    @staticmethod
-    def load(directory: Path, previous: ProductTable | None = None) -> ProductTable:
-        """Load a version's rows; segments already held by `previous` (an earlier version) are not read again."""
-        state = read_json(directory / ProductStore.STATE)
-        segments = list(state["segments"])
-        files = _file_identities(directory, segments)
-        known = len(previous.segments) if previous is not None and previous.segments is not None else 0
-        # the same names and the same (hard-linked) files: a rebuilt index reuses names, never files
-        extends = bool(known) and segments[:known] == previous.segments \
-            and all(files.get(name) == previous.segment_files.get(name) for name in previous.segments)
-        if extends:
-            tables = [previous.table] + [pq.read_table(directory / name) for name in segments[known:]]
-        else:
-            tables = [pq.read_table(directory / name) for name in segments]
-        # one contiguous chunk per column: taking a few rows from a chunked column would copy it whole
-        table = (_concat(tables) if tables else products_table([], [], 0)).combine_chunks()
-        live = np.load(directory / "live.npy") if (directory / "live.npy").exists() else np.ones(table.num_rows, bool)
-        loaded = ProductTable(table, live, segments, previous if extends else None)
-        loaded.segment_files = files
-        return loaded
+def load_products(directory: Path, previous: ProductTable | None = None) -> ProductTable:
+    """Load a version's `products/` component; segments already held by `previous` (an earlier version)
+    are not read again."""
+    state = read_json(directory / STATE_FILE)
+    segments = list(state["segments"])
+    files = _file_identities(directory, segments)
+    known = len(previous.segments) if previous is not None and previous.segments is not None else 0
+    # the same names and the same (hard-linked) files: a rebuilt index reuses names, never files
+    extends = bool(known) and segments[:known] == previous.segments \
+        and all(files.get(name) == previous.segment_files.get(name) for name in previous.segments)
+    if extends:
+        tables = [previous.table] + [pq.read_table(directory / name) for name in segments[known:]]
+    else:
+        tables = [pq.read_table(directory / name) for name in segments]
+    # one contiguous chunk per column: taking a few rows from a chunked column would copy it whole
+    table = (_concat(tables) if tables else products_table([], [], 0)).combine_chunks()
+    live = np.load(directory / "live.npy") if (directory / "live.npy").exists() else np.ones(table.num_rows, bool)
+    loaded = ProductTable(table, live, segments, previous if extends else None)
+    loaded.segment_files = files
+    return loaded
 
-    @staticmethod
-    def state(directory: Path) -> dict[str, Any]:
-        return read_json(directory / ProductStore.STATE)
 
-    @staticmethod
-    def write(
-        target: Path,
-        parent: Path | None,
-        new_rows: pa.Table | None,
-        live: np.ndarray,
-        segment_name: str,
-    ) -> dict[str, Any]:
-        """Write a version: parent's segments (linked), an optional new segment, and the live mask."""
-        target.mkdir(parents=True, exist_ok=True)
-        segments: list[str] = []
-        rows = 0
-        if parent is not None:
-            parent_state = read_json(parent / ProductStore.STATE)
-            for name in parent_state["segments"]:
-                link_or_copy(parent / name, target / name)
-                segments.append(name)
-            rows = parent_state["rows"]
-        if new_rows is not None and new_rows.num_rows:
-            first = new_rows.column("docno")[0].as_py()
-            if first != rows:
-                raise IndexCorruptError(f"new product rows start at {first}, store has {rows}")
-            pq.write_table(new_rows, target / segment_name, compression="zstd")
-            segments.append(segment_name)
-            rows += new_rows.num_rows
-        if len(live) != rows:
-            raise IndexCorruptError(f"live mask has {len(live)} entries for {rows} rows")
-        with open(target / "live.npy", "wb") as handle:
-            np.save(handle, live.astype(bool))
-        state = {"segments": segments, "rows": rows, "live": int(live.sum())}
-        atomic_write_json(target / ProductStore.STATE, state)
-        return state
+def write_products(target: Path, parent: Path | None, new_rows: pa.Table | None, live: np.ndarray,
+                   segment_name: str) -> dict[str, Any]:
+    """Write a version's `products/` component: the parent's segments (linked), an optional new segment,
+    and the live mask."""
+    target.mkdir(parents=True, exist_ok=True)
+    segments: list[str] = []
+    rows = 0
+    if parent is not None:
+        parent_state = read_json(parent / STATE_FILE)
+        for name in parent_state["segments"]:
+            link_or_copy(parent / name, target / name)
+            segments.append(name)
+        rows = parent_state["rows"]
+    if new_rows is not None and new_rows.num_rows:
+        first = new_rows.column("docno")[0].as_py()
+        if first != rows:
+            raise IndexCorruptError(f"new product rows start at {first}, store has {rows}")
+        pq.write_table(new_rows, target / segment_name, compression="zstd")
+        segments.append(segment_name)
+        rows += new_rows.num_rows
+    if len(live) != rows:
+        raise IndexCorruptError(f"live mask has {len(live)} entries for {rows} rows")
+    with open(target / "live.npy", "wb") as handle:
+        np.save(handle, live.astype(bool))
+    state = {"segments": segments, "rows": rows, "live": int(live.sum())}
+    atomic_write_json(target / STATE_FILE, state)
+    return state
 
 
 def _file_identities(directory: Path, names: list[str]) -> dict[str, tuple[int, int]]:

@@ -10,7 +10,7 @@ from shoplens.common.errors import IndexCorruptError
 from shoplens.indexers.index import FORMAT_VERSION, IndexDirectory
 from shoplens.indexers.lexical import lexical_store_class
 from shoplens.indexers.lexical.base import LexicalStore
-from shoplens.indexers.products import ProductStore, ProductTable
+from shoplens.indexers.products import ProductTable, load_products
 from shoplens.indexers.vector import vector_store_class
 from shoplens.indexers.vector.base import VectorStore
 
@@ -25,7 +25,6 @@ class Snapshot:
     products: ProductTable
     vectors: VectorStore
     lexical: LexicalStore
-    behaviour: Any  # rerank.behaviour.BehaviourStats, loaded lazily by the reranker
     path: Path
     text_native: VectorStore | None = None  # text-native embeddings (absent for models without a text tower)
 
@@ -54,7 +53,7 @@ class Snapshot:
                                      or previous.manifest["backends"]["vector"]["backend"] != backends["vector"]["backend"]
                                      or previous.manifest["model"] != manifest["model"]):
             previous = None
-        products = ProductStore.load(path / "products", previous.products if previous else None)
+        products = load_products(path / "products", previous.products if previous else None)
         vector_cls = vector_store_class(backends["vector"]["backend"])
         vectors = vector_cls.open(path / "vectors", device=device, previous=previous.vectors if previous else None)
         lexical = lexical_store_class(backends["lexical"]["backend"]).open(path / "lexical", lexical_config)
@@ -72,4 +71,4 @@ class Snapshot:
                     f"version {version}: text-native store has {text_native.num_rows} rows, product store "
                     f"{products.num_rows}; run `shoplens check`"
                 )
-        return cls(index, version, manifest, products, vectors, lexical, None, path, text_native)
+        return cls(index, version, manifest, products, vectors, lexical, path, text_native)

@@ -15,11 +15,17 @@ once when it holds `max_batch_rows` rows. Price and availability changes (and
 deletes) have their own, shorter window, so they go live before description
 edits. Files whose changes are all committed move to `processed/`; a file
 that cannot be read moves to `failed/` with a `.error` note beside it.
+
+Events belong to the reranker's behaviour aggregates, which this layer does
+not know: the watcher folds them through the `fold_events` it is given
+(`engine.operations.create_watcher` passes `rerank.behaviour.apply_events`).
+Without one, events files fail with a note saying so.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import time
@@ -27,15 +33,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from shoplens.common.errors import ShopLensError
-from shoplens.indexers.catalog import CANONICAL_FIELDS, iter_raw_rows, is_broken, parse_field_map
+from shoplens.common.errors import ConfigError, ShopLensError
+from shoplens.indexers.catalog import CANONICAL_FIELDS, iter_raw_rows, is_broken
 from shoplens.indexers.index import IndexDirectory
-from shoplens.indexers.products import ProductStore
+from shoplens.indexers.products import load_products
+from shoplens.indexers.updates import apply_delta, delete_products, read_ids
 
 PRIORITY_PATTERN = re.compile(r"price|stock|avail|inventory|quantity|qty|discount|sizes", re.IGNORECASE)
 EVENT_SUFFIXES = (".events.jsonl", ".events.jsonl.gz")
 DELETE_SUFFIXES = (".delete.txt", ".deletes.txt", ".delete.jsonl", ".deletes.jsonl")
 DELTA_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".parquet")
+
+# Folds events files into an index as one commit; returns a report with `version`, `folded` and `rejects`.
+FoldEvents = Callable[[Path, list[Path]], Any]
 
 
 @dataclass
@@ -45,7 +55,18 @@ class WatchConfig:
     max_batch_rows: int = 5000  # a queue this full commits at once
     poll_seconds: float = 0.5
     settle_seconds: float = 0.5
-    field_map: list[str] = field(default_factory=list)
+    field_map: dict[str, list[str]] = field(default_factory=dict)  # parsed, as `catalog.parse_field_map` makes it
+
+    def validate(self) -> None:
+        """Windows and polling are finite, non-negative seconds (at most a day); a batch holds 1+ rows."""
+        for name, value in (("--window", self.window_seconds), ("--priority-window", self.priority_window_seconds),
+                            ("--poll", self.poll_seconds), ("settle", self.settle_seconds)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not 0 <= value <= 86400:
+                raise ConfigError(f"{name} must be a number of seconds from 0 to 86400, got {value}")
+        if isinstance(self.max_batch_rows, bool) or not isinstance(self.max_batch_rows, int) \
+                or not 1 <= self.max_batch_rows <= 10_000_000:
+            raise ConfigError(f"--max-rows must be a whole number from 1 to 10,000,000, got {self.max_batch_rows}")
 
 
 @dataclass
@@ -82,15 +103,18 @@ class Watcher:
     """Polls an inbox and turns what lands there into batched commits."""
 
     def __init__(self, index_path: str | Path, inbox: str | Path, config: WatchConfig | None = None,
-                 on_commit: Callable[[dict[str, Any]], None] | None = None, clock: Callable[[], float] = time.monotonic):
+                 on_commit: Callable[[dict[str, Any]], None] | None = None, clock: Callable[[], float] = time.monotonic,
+                 fold_events: FoldEvents | None = None):
+        (config or WatchConfig()).validate()
         self.index = IndexDirectory(index_path)
         self.index.require()
         self.inbox = Path(inbox)
         if not self.inbox.is_dir():
             raise ShopLensError(f"inbox {self.inbox} is not a directory; create it or pass another one")
         self.config = config or WatchConfig()
-        self.field_map = parse_field_map(self.config.field_map)
+        self.field_map = self.config.field_map
         self.on_commit = on_commit or (lambda report: None)
+        self.fold_events = fold_events
         self.clock = clock
         self.queues = {
             "priority": _Queue("priority", self.config.priority_window_seconds),
@@ -123,11 +147,11 @@ class Watcher:
     def ingest(self, path: Path) -> None:
         kind = classify(path.name)
         try:
-            if kind == "events":
+            if kind == "events" and self.fold_events is None:
+                self._fail(path, "this watcher folds no behaviour events; run `shoplens watch` to fold them")
+            elif kind == "events":
                 self._enqueue(self.queues["events"], path, files=[path])
             elif kind == "deletes":
-                from shoplens.indexers.updates import read_ids
-
                 self._enqueue(self.queues["deletes"], path, ids=read_ids(path))
             else:
                 self._ingest_upserts(path)
@@ -135,7 +159,7 @@ class Watcher:
             self._fail(path, str(exc))
 
     def _ingest_upserts(self, path: Path) -> None:
-        products = ProductStore.load(self.index.version_path(self.index.current_version()) / "products")
+        products = load_products(self.index.version_path(self.index.current_version()) / "products")
         priority, normal = {}, {}
         image_key = self.field_map.get("image", ["image"])[0]
         id_keys = self.field_map.get("id", ["id"])
@@ -192,14 +216,12 @@ class Watcher:
             or self.queues[name].size() >= self.config.max_batch_rows)]
 
     def flush(self, queue: _Queue) -> dict[str, Any]:
-        from shoplens.indexers.updates import apply_delta, delete_products
-        from shoplens.rerank.behaviour import apply_events
-
         started = self.clock()
-        record: dict[str, Any] = {"queue": queue.name, "waited_s": round(started - queue.first_at, 3)}
+        record: dict[str, Any] = {"queue": queue.name, "files": sorted(p.name for p in queue.sources),
+                                  "waited_s": round(started - queue.first_at, 3)}
         try:
             if queue.name == "events":
-                report = apply_events(self.index.path, list(queue.files))
+                report = self.fold_events(self.index.path, list(queue.files))
                 record.update(version=report.version, events=report.folded, rejected=len(report.rejects))
             elif queue.name == "deletes":
                 report = delete_products(self.index.path, list(queue.ids), source="deletes batch")
@@ -210,11 +232,13 @@ class Watcher:
                     for row in queue.rows.values():
                         handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
                 try:
-                    report = apply_delta(self.index.path, batch, field_map=self.config.field_map)
+                    report = apply_delta(self.index.path, batch, field_map=self.field_map)
                 finally:
                     batch.unlink(missing_ok=True)
                 record.update(version=report.version, added=report.added, updated=report.updated,
                               unchanged=report.unchanged, rejected=len(report.rejects))
+            if getattr(report, "rejects", None):
+                record["rejects_path"] = str(report.rejects_path)
         except ShopLensError as exc:
             record.update(version=None, error=str(exc))
         record["seconds"] = round(self.clock() - started, 3)

@@ -16,16 +16,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from shoplens.common.errors import CatalogError, ConfigError, ModelMismatchError
+from shoplens.common.errors import CatalogError, ConfigError, ImageError, ModelMismatchError
 from shoplens.indexers.catalog import Product, Reject, read_catalog, write_rejects
-from shoplens.indexers.encoders import DEFAULT_MODEL, create_encoder
-from shoplens.indexers.encoders.base import Encoder, EncoderInfo, bytes_digest, text_digest
+from shoplens.indexers.encoders import DEFAULT_MODEL, create_encoder, weights_identity
+from shoplens.indexers.encoders.base import Encoder, EncoderInfo, text_digest
 from shoplens.indexers.encoders.cache import EmbeddingCache
-from shoplens.indexers.encoders.openclip_encoder import weights_identity
+from shoplens.indexers.images import file_digest
 from shoplens.indexers.index import COMPONENTS, DEFAULT_KEEP_VERSIONS, IndexDirectory, Transaction, crash_point
 from shoplens.indexers.lexical import lexical_store_class
 from shoplens.indexers.lexical.base import lexical_document
-from shoplens.indexers.products import ProductStore, RowMeta, products_table
+from shoplens.indexers.products import RowMeta, load_products, products_table, write_products
 from shoplens.indexers.progress import NoProgress, Progress
 from shoplens.indexers.spelling import write_vocabulary
 from shoplens.indexers.vector import vector_store_class
@@ -61,7 +61,7 @@ class ImageProblem:
 class CommitReport:
     """What one write did."""
 
-    version: int
+    version: int | None  # None when nothing changed and no version was committed
     kind: str
     products: int  # live products after the commit
     added: int = 0
@@ -91,6 +91,7 @@ class CommitReport:
 
 
 CACHE_CHUNK = 2048
+MAX_KEEP_VERSIONS = 1000
 
 
 def embedding_text(product: Product) -> str:
@@ -126,9 +127,11 @@ def image_digest(path: str | None) -> tuple[str | None, str | None]:
     if not path:
         return None, None
     try:
-        return bytes_digest(Path(path).read_bytes()), None
+        return file_digest(path), None
     except FileNotFoundError:
         return None, "image file not found"
+    except ImageError as exc:
+        return None, str(exc)
     except OSError as exc:
         return None, f"cannot read image: {exc.strerror or exc}"
 
@@ -170,11 +173,13 @@ class IndexWriter:
         """Apply upserts and deletes as one new version (or build from scratch when rebuild)."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        with self.index.lock():
+        with self.index.lock(create=rebuild):
             parent_version = self.index.current_version() if self.index.exists() else None
             txn = self.index.begin(kind)
             try:
                 report = self._write(txn, upserts, delete_ids, kind, rebuild or parent_version is None, timings, summary)
+                if report.version is None:
+                    txn.abort()
                 timings["total"] = time.perf_counter() - started
                 report.seconds = timings
                 return report
@@ -202,7 +207,7 @@ class IndexWriter:
         step = time.perf_counter()
         parent_products = None
         if txn.parent is not None:
-            parent_products = ProductStore.load(txn.parent_dir("products"))
+            parent_products = load_products(txn.parent_dir("products"))
         base_rows = 0 if rebuild or parent_products is None else parent_products.num_rows
         live = np.zeros(0, bool) if rebuild or parent_products is None else parent_products.live.copy()
         report = CommitReport(version=txn.version, kind=kind, products=0)
@@ -254,6 +259,9 @@ class IndexWriter:
             new_ids = {p.id for p in new_products}
             report.deleted = sum(1 for i in parent_products.docno_by_id if i not in new_ids)
         timings["diff"] = time.perf_counter() - step
+        if not rebuild and not new_products and not deleted_docnos:  # nothing changed: no version
+            report.version, report.products = None, int(live.sum())
+            return report
 
         # embeddings: cache first, the encoder only for content never seen
         step = time.perf_counter()
@@ -274,8 +282,8 @@ class IndexWriter:
 
         step = time.perf_counter()
         table = products_table(new_products, metas, base_rows) if new_products else None
-        ProductStore.write(txn.component_dir("products"), None if rebuild else txn.parent_dir("products"),
-                           table, live, f"seg-{segment}.parquet")
+        write_products(txn.component_dir("products"), None if rebuild else txn.parent_dir("products"),
+                       table, live, f"seg-{segment}.parquet")
         timings["products"] = time.perf_counter() - step
         crash_point("products-written")
 
@@ -318,11 +326,10 @@ class IndexWriter:
             "backends": {
                 "vector": vector_cls.summarize(vector_state),
                 **({"textvec": vector_cls.summarize(textvec_state)} if textvec_state else {}),
-                "lexical": {k: v for k, v in {**backends["lexical"], "backend": lexical_cls.name}.items()
-                            if k != "url" or lexical_cls.name == "elasticsearch"},
+                "lexical": lexical_cls.manifest_config({**backends["lexical"], "backend": lexical_cls.name}),
             },
             "counts": {"products": int(live.sum()), "rows": int(len(live)),
-                       "with_image": int(self._count_images(txn, live))},
+                       "with_image": int((vector_cls.image_flags(txn.component_dir("vectors")) & live).sum())},
             "change": {"added": report.added, "updated": report.updated, "unchanged": report.unchanged,
                        "deleted": report.deleted, "texts_encoded": report.texts_encoded,
                        "images_encoded": report.images_encoded, **(summary or {})},
@@ -374,18 +381,6 @@ class IndexWriter:
         parent_dir = None if parent_for_stores is None else txn.parent_dir("textvec")
         return vector_cls.write(txn.component_dir("textvec"), parent_dir, native, np.zeros_like(native),
                                 np.zeros(len(native), bool), segment, config)
-
-    def _count_images(self, txn: Transaction, live: np.ndarray) -> int:
-        from shoplens.indexers.storage import read_json
-
-        state = read_json(txn.tmp / "vectors" / "state.json")
-        total = 0
-        offset = 0
-        for seg in state["segments"]:
-            flags = np.load(txn.tmp / "vectors" / f"hasimg-{seg['name']}.npy")
-            total += int((flags & live[offset:offset + len(flags)]).sum())
-            offset += len(flags)
-        return total
 
     def _backends(self, parent_manifest: dict[str, Any] | None, rebuild: bool) -> dict[str, dict[str, Any]]:
         """Backends and their settings: the parent's for incremental writes, the options' for builds."""
@@ -492,20 +487,26 @@ def build_index(catalog: str | Path, index_path: str | Path, options: WriteOptio
 VERSION_KEYS = ("format", "version", "parent", "kind", "created_at", "software", "change")
 
 
-def replace_component(index_path: str | Path, name: str, kind: str, write: Callable[[Path, Path | None], Any],
+def replace_component(index_path: str | Path | IndexDirectory, name: str, kind: str,
+                      write: Callable[[Path, Path | None], Any],
                       manifest_updates: dict[str, Any] | Callable[[], dict[str, Any]],
-                      change: dict[str, Any] | None = None) -> int:
+                      change: dict[str, Any] | None = None,
+                      expect: Callable[[dict[str, Any]], None] | None = None) -> int:
     """Commit a new version in which only component `name` changes; the others are carried over (hard links).
 
     `write(target, parent)` writes the component, reading the parent version's
     copy (under the writer lock, so concurrent writers cannot interleave).
-    `manifest_updates` may be a function called after `write`.
+    `manifest_updates` may be a function called after `write`. `expect(parent_manifest)`,
+    called under the lock before anything is written, may refuse the commit (a writer that
+    prepared its component from an older version checks here that its base still holds).
     """
-    index = IndexDirectory(index_path)
+    index = index_path if isinstance(index_path, IndexDirectory) else IndexDirectory(index_path)
     with index.lock():
         index.require()
         txn = index.begin(kind)
         try:
+            if expect is not None:
+                expect(txn.parent_manifest)
             for component in COMPONENTS:
                 if component != name:
                     txn.carry_over(component)
@@ -530,8 +531,10 @@ def check_options(options: WriteOptions) -> None:
     if kind not in INDEX_KINDS:
         raise ConfigError(f"unknown vector index kind {kind!r}; use one of {', '.join(INDEX_KINDS)}")
     weight = options.vector_config.get("image_weight")
-    if weight is not None and not 0.0 <= float(weight) <= 1.0:
+    if weight is not None and not 0.0 <= float(weight) <= 1.0:  # NaN fails this too
         raise ConfigError(f"--image-weight must be between 0 and 1, got {weight}")
+    if not 1 <= options.keep_versions <= MAX_KEEP_VERSIONS:
+        raise ConfigError(f"--keep-versions must be from 1 to {MAX_KEEP_VERSIONS}, got {options.keep_versions}")
     lexical_store_class(options.lexical_backend).check_backend(options.lexical_config)
 
 

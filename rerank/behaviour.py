@@ -22,6 +22,7 @@ import datetime as _dt
 import hashlib
 import json
 import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -75,81 +76,108 @@ class EventBatch:
         return len(self.ids)
 
 
-def _parse_ts(value: Any) -> float:
+MAX_FUTURE_SECONDS = 86400.0  # an event may be stamped at most a day ahead of this machine's clock
+MAX_QUERY_CHARS = 10_000
+
+
+def _parse_ts(value: Any, now: float) -> float:
+    """Unix seconds (a number or numeric text) or ISO-8601 text; finite, not before 1970-01-01 and
+    at most MAX_FUTURE_SECONDS after `now`, so no stamp can push decayed popularity to NaN or infinity."""
     if isinstance(value, bool):
         raise ValueError
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise ValueError
-        return float(value)
-    if isinstance(value, str):
+        stamp = float(value)  # OverflowError for integers beyond a float
+    elif isinstance(value, str) and len(value) <= 64:
         text = value.strip()
         try:
-            return float(text)
+            stamp = float(text)
         except ValueError:
             parsed = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=_dt.timezone.utc)
-            return parsed.timestamp()
-    raise ValueError
+            stamp = parsed.timestamp()
+    else:
+        raise ValueError
+    if not math.isfinite(stamp) or stamp < 0 or stamp > now + MAX_FUTURE_SECONDS:
+        raise ValueError
+    return stamp
+
+
+def _check_event(event: dict, kind_index: dict[str, int], known_ids: set[str] | None,
+                 now: float) -> tuple[float, int, str, str, int]:
+    """(ts, kind, id, normalized query, position) of a valid event, or ValueError with the reason."""
+    kind = event.get("type")
+    if not isinstance(kind, str) or kind not in kind_index:
+        raise ValueError(f"type must be one of {', '.join(EVENT_TYPES)}, got {_short(kind)}")
+    pid = event.get("id")
+    if isinstance(pid, float) and math.isfinite(pid) and pid.is_integer():
+        pid = int(pid)
+    if not isinstance(pid, (str, int)) or isinstance(pid, bool) or not str(pid).strip() or len(str(pid)) > 512:
+        raise ValueError("missing id" if pid is None else f"id must be text or a whole number, got {_short(pid)}")
+    try:
+        stamp = _parse_ts(event.get("ts"), now)
+    except (ValueError, TypeError, OverflowError):
+        raise ValueError(f"ts must be unix seconds or an ISO-8601 time between 1970 and one day from now, "
+                         f"got {_short(event.get('ts'))}") from None
+    position = event.get("position")
+    if position is not None and (isinstance(position, bool) or not isinstance(position, int) or position < 1):
+        raise ValueError(f"position must be a positive integer, got {_short(position)}")
+    query = event.get("query")
+    if query is not None and (not isinstance(query, str) or len(query) > MAX_QUERY_CHARS):
+        raise ValueError(f"query must be text of at most {MAX_QUERY_CHARS:,} characters, got {_short(query)}")
+    pid = str(pid).strip()
+    if known_ids is not None and pid not in known_ids:
+        raise ValueError(f"unknown product id {_short(pid)}")
+    return stamp, kind_index[kind], pid, normalize_query(query), min(position or 0, MAX_POSITION)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def read_events(path: str | Path, known_ids: set[str] | None = None) -> EventBatch:
-    """Parse and validate an events file; unknown product ids are rejected when known_ids is given."""
+    """Parse and validate an events file; unknown product ids are rejected when known_ids is given.
+
+    Every bad line is rejected with its number and reason, the others are kept. A file
+    that is not there, not a regular file, or compressed and cut short is an EventsError.
+    """
+    import time
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise EventsError(f"events file {path} does not exist; check the path")
+    if not path.is_file():
+        raise EventsError(f"{path} is not a regular file; pass an events file (JSONL)")
     loads = _json_loads()
-    ts, kinds, ids, queries, positions, rejects = [], [], [], [], [], []
+    rows: list[tuple[float, int, str, str, int]] = []
+    rejects: list[EventReject] = []
     digest = hashlib.sha1()
     kind_index = {name: i for i, name in enumerate(EVENT_TYPES)}
+    now = time.time()
     lines = 0
-    opener = _open(path)
-    with opener as handle:
-        for number, raw in enumerate(handle, start=1):
-            digest.update(raw)
-            lines = number
-            text = raw.strip()
-            if not text:
-                continue
-            try:
-                event = loads(text)
-            except ValueError as exc:
-                rejects.append(EventReject(number, f"invalid JSON: {exc}", text.decode("utf-8", "replace")))
-                continue
-            if not isinstance(event, dict):
-                rejects.append(EventReject(number, "expected a JSON object", text.decode("utf-8", "replace")))
-                continue
-            reason = None
-            kind = event.get("type")
-            if kind not in kind_index:
-                reason = f"type must be one of {', '.join(EVENT_TYPES)}, got {kind!r}"
-            pid = event.get("id")
-            if reason is None and (pid is None or isinstance(pid, (dict, list, bool)) or str(pid).strip() == ""):
-                reason = "missing id"
-            if reason is None:
+    try:
+        with _open(path) as handle:
+            for number, raw in enumerate(handle, start=1):
+                digest.update(raw)
+                lines = number
+                text = raw.strip()
+                if not text:
+                    continue
                 try:
-                    stamp = _parse_ts(event.get("ts"))
-                except (ValueError, TypeError):
-                    reason = f"ts must be unix seconds or an ISO-8601 time, got {event.get('ts')!r}"
-            position = event.get("position")
-            if reason is None and position is not None:
-                if isinstance(position, bool) or not isinstance(position, int) or position < 1:
-                    reason = f"position must be a positive integer, got {position!r}"
-            query = event.get("query")
-            if reason is None and query is not None and not isinstance(query, str):
-                reason = f"query must be text, got {type(query).__name__}"
-            pid = str(pid).strip() if reason is None else pid
-            if reason is None and known_ids is not None and pid not in known_ids:
-                reason = f"unknown product id {pid!r}"
-            if reason is not None:
-                rejects.append(EventReject(number, reason, text.decode("utf-8", "replace")))
-                continue
-            ts.append(stamp)
-            kinds.append(kind_index[kind])
-            ids.append(pid)
-            queries.append(normalize_query(query))
-            positions.append(min(position or 0, MAX_POSITION))
+                    event = loads(text)
+                    if not isinstance(event, dict):
+                        raise ValueError("expected a JSON object")
+                    rows.append(_check_event(event, kind_index, known_ids, now))
+                except (ValueError, RecursionError) as exc:  # orjson's JSONDecodeError is a ValueError
+                    reason = str(exc) if not isinstance(exc, RecursionError) else "nested too deeply"
+                    if type(exc).__name__ == "JSONDecodeError":
+                        reason = f"invalid JSON: {exc}"
+                    rejects.append(EventReject(number, reason, text.decode("utf-8", "replace")))
+    except (EOFError, zlib.error, OSError) as exc:
+        raise EventsError(f"{path.name} ends early or is damaged after line {lines} ({exc}); nothing folded; "
+                          "fix or re-create the file") from None
+    ts, kinds, ids, queries, positions = (list(column) for column in zip(*rows)) if rows else ([], [], [], [], [])
     return EventBatch(np.asarray(ts, dtype=np.float64), np.asarray(kinds, dtype=np.int8), ids, queries,
                       np.asarray(positions, dtype=np.int32), rejects, lines, digest.hexdigest())
 
@@ -363,6 +391,26 @@ def load(directory: Path | None) -> BehaviourStats:
                           columns("positions.parquet", {"query", "id"}), read_json(directory / "state.json"))
 
 
+def problems(stats: BehaviourStats) -> list[str]:
+    """What is wrong with loaded aggregates: non-finite or negative values (for `shoplens check`)."""
+    found = []
+    products = stats.products
+    for name in ("popularity", "first_ts", "last_ts"):
+        bad = int((~np.isfinite(np.asarray(products[name], dtype=np.float64))).sum())
+        if bad:
+            found.append(f"behaviour aggregate {name} is not finite for {bad} product(s)")
+    for table_name, table in (("products", products), ("query_products", stats.query_products),
+                              ("positions", stats.positions)):
+        for name in ("impressions", "clicks", "carts", "orders"):
+            if name in table and len(table[name]) and int(np.min(table[name])) < 0:
+                found.append(f"behaviour aggregate {table_name}.{name} holds negative counts")
+    for key in ("first_ts", "last_ts", "popularity_ts"):
+        value = stats.state.get(key)
+        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
+            found.append(f"behaviour state {key} is {value!r}, not a finite time")
+    return found
+
+
 def summary(stats: BehaviourStats) -> dict[str, Any]:
     """What the manifest and `info` say about behaviour."""
     state = stats.state
@@ -406,17 +454,27 @@ def apply_events(index_path: str | Path, events_paths: str | Path | list, strict
     """
     import time
 
-    from shoplens.indexers.index import IndexDirectory
-    from shoplens.indexers.products import ProductStore
-    from shoplens.indexers.writer import replace_component
+    from shoplens.indexers.index import IndexDirectory, pause_point
+    from shoplens.indexers.products import load_products
 
     started = time.perf_counter()
     paths = [Path(p) for p in (events_paths if isinstance(events_paths, list) else [events_paths])]
     index = IndexDirectory(index_path)
     index.require()
-    current = index.version_path(index.current_version())
-    known = set(ProductStore.load(current / "products").docno_by_id)
-    batches = [read_events(path, known_ids=known) for path in paths]
+    with index.lock():  # before reading the known ids: the fold commits on the version they came from
+        current = index.version_path(index.current_version())
+        known = set(load_products(current / "products").docno_by_id)
+        batches = [read_events(path, known_ids=known) for path in paths]
+        pause_point("base-read")
+        return _fold_and_commit(index, paths, batches, strict, force, started)
+
+
+def _fold_and_commit(index, paths: list[Path], batches: list[EventBatch], strict: bool, force: bool,
+                     started: float) -> EventsReport:
+    import time
+
+    from shoplens.indexers.writer import replace_component
+
     rejects = [r for b in batches for r in b.rejects]
     rejects_path = None
     if rejects:
@@ -444,7 +502,7 @@ def apply_events(index_path: str | Path, events_paths: str | Path | list, strict
         save(stats, target)
 
     try:
-        version = replace_component(index_path, "behaviour", "events", write,
+        version = replace_component(index, "behaviour", "events", write,
                                     lambda: {"behaviour": summary(result["stats"])},
                                     change={"events": sum(len(b) for b in batches), "rejected": len(rejects),
                                             "files": [p.name for p in paths]})

@@ -15,6 +15,7 @@ import numpy as np
 
 from shoplens.common.errors import RankerError
 from shoplens.indexers.storage import read_json
+from shoplens.rerank import behaviour
 from shoplens.rerank.features import FEATURE_NAMES, FEATURE_VERSION, FeatureContext, behaviour_columns, compute_features
 
 
@@ -71,12 +72,8 @@ class Ranker:
 
     def context(self, snapshot) -> FeatureContext:
         if self._context is None or self._context.snapshot is not snapshot:
-            from shoplens.indexers.lexical.tantivy_store import build_analyzer
-            from shoplens.rerank import behaviour
-
-            analyzer = build_analyzer().analyze
             stats = behaviour.load(snapshot.path / "behaviour")
-            self._context = FeatureContext(snapshot, stats, analyzer)
+            self._context = FeatureContext(snapshot, stats, snapshot.lexical.text_analyzer())
         return self._context
 
     def features(self, snapshot, text: str | None, candidates, use_behaviour: bool | None = None) -> np.ndarray:

@@ -10,6 +10,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# Property tests: a quick profile for every run, a long one for `make fuzz` (SHOPLENS_FUZZ_PROFILE=fuzz).
+# The deadline bounds the time of one example (a hang fails the test through tests.helpers.bounded).
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.register_profile("fuzz", max_examples=1000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.load_profile(os.environ.get("SHOPLENS_FUZZ_PROFILE", "ci"))
 
 from tests.helpers import SAMPLE, write_catalog, sample_products  # noqa: E402,F401
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,3 +33,23 @@ def copy_index(source: Path, target: Path) -> Path:
     """A private, writable copy of an index (hard links are not kept: a real copy)."""
     shutil.copytree(source, target)
     return target
+
+
+class Hang(Exception):
+    """Raised by `bounded` when a call runs past its time limit."""
+
+
+@contextmanager
+def bounded(seconds: float = 20.0):
+    """Fail a call that takes longer than `seconds` (a hang), on the main thread, by SIGALRM."""
+
+    def expire(signum, frame):
+        raise Hang(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -1,98 +1,304 @@
-"""Rich renderings of results, explanations and product thumbnails for the terminal."""
+"""Renderings for the terminal: result tables, explanations, comparisons, product details, thumbnails.
+
+Everything here builds Rich renderables. On a terminal they are printed as
+they are; without one (a pipe, a CI log) `plain_lines` turns them into
+tab-separated lines with no box drawing and no wrapping, so output stays
+greppable.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
+from rich.columns import Columns
+from rich.cells import cell_len
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from shoplens.engine.query import SearchResponse, SearchResult
 
+SIGNAL_DIGITS = {"bm25": 2, "dense": 3, "text_native": 3, "fused": 4, "rerank": 3}
+THUMB_MODES = ("off", "on", "grid")  # on: two text rows per result, in the table; grid: a gallery below it
+
 
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _price(value: float | None) -> str:
+def price_text(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
 
 
-def results_table(response: SearchResponse, thumbnails: bool = False) -> Table:
-    """Rank, title, brand, price and the per-signal scores of one page of results."""
-    stages = ", ".join(f"{name} {ms:.1f}" for name, ms in response.stages_ms.items() if ms is not None)
-    caption = f"{response.took_ms:.1f} ms ({stages}) · version {response.version}"
+def order_signal(response: SearchResponse) -> str:
+    """The signal the results are ordered by: rerank, fused, or the one retriever of a single mode."""
     if response.reranked:
-        caption += " · reranked"
+        return "rerank"
+    mode = response.query.get("mode", "hybrid")
+    return {"lexical": "bm25", "dense": "dense"}.get(mode, "fused")
+
+
+def _signal_columns(response: SearchResponse, wide: bool) -> list[str]:
+    """Signals worth a column: each once, and in a single mode not the fused copy of the one retriever."""
+    names = list(SIGNAL_DIGITS)
+    if not wide:
+        mode = response.query.get("mode", "hybrid")
+        if mode != "hybrid":
+            names.remove("fused")
+        names = [n for n in names if any(r.signals.get(n) is not None for r in response.results)]
+    return names
+
+
+def describe_query(query: dict[str, Any]) -> str:
+    """A query as one line: text, photo and filters."""
+    parts = []
+    if query.get("text"):
+        parts.append(repr(query["text"]))
+    if query.get("image"):
+        parts.append(f"photo {query['image']}")
+    if query.get("filters"):
+        parts.append("where " + " and ".join(query["filters"]))
+    return " ".join(parts) or "(empty)"
+
+
+def results_table(response: SearchResponse, thumbnails: str | bool = "off", wide: bool = False,
+                  width: int | None = None) -> Table:
+    """One page of results: rank, id, title, brand, price and the signals, one line per result.
+
+    Titles and brands are cut (with an ellipsis) so the table fits `width`
+    columns; `wide` shows them whole, with categories and every signal. The
+    column the results are ordered by is in bold, and named in the caption.
+    """
+    thumbs = {True: "on", False: "off"}.get(thumbnails, thumbnails)
+    order = order_signal(response)
+    caption = f"{response.took_ms:.0f} ms · version {response.version} · ordered by {order}"
+    caption += f" · {response.total_candidates:,} candidates"
     for note in response.notes:
         caption += f"\n{note}"
-    table = Table(caption=caption, caption_justify="left", show_lines=thumbnails)
-    table.add_column("#", justify="right", style="bold")
-    if thumbnails:
-        table.add_column("")
-    table.add_column("title", overflow="fold", ratio=3)
-    table.add_column("brand", overflow="fold")
-    table.add_column("price", justify="right")
-    table.add_column("score", justify="right")
-    table.add_column("bm25", justify="right", style="dim")
-    table.add_column("dense", justify="right", style="dim")
-    table.add_column("rerank", justify="right", style="dim")
+    if wide:
+        stages = ", ".join(f"{name} {ms:.1f}" for name, ms in response.stages_ms.items() if ms is not None)
+        caption += f" · stages ms: {stages}"
+    signals = _signal_columns(response, wide)
+    headers = ["#", "id", "title", "brand"] + (["category"] if wide else []) + ["price"] + signals
+    rows = []
     for result in response.results:
-        row: list[Any] = [str(result.rank)]
-        if thumbnails:
-            row.append(thumbnail(result.image) or Text("no image", style="dim"))
-        row += [result.title, result.brand, _price(result.price), _fmt(result.score, 4),
-                _fmt(result.signals.get("bm25"), 2), _fmt(result.signals.get("dense")), _fmt(result.signals.get("rerank"))]
+        rows.append([str(result.rank), result.id, result.title, result.brand]
+                    + ([" > ".join(result.category)] if wide else []) + [price_text(result.price)]
+                    + [_fmt(result.signals.get(name), SIGNAL_DIGITS[name]) for name in signals])
+    limits = {} if wide or not width else _text_limits(headers, rows, width - (7 if thumbs == "on" else 0))
+    table = Table(caption=caption, caption_justify="left", pad_edge=False)
+    for position, header in enumerate(headers):
+        if position == 1 and thumbs == "on":
+            table.add_column("", no_wrap=True, width=4)
+        numeric = header in ("#", "price") or header in SIGNAL_DIGITS
+        style = {"#": "bold", "id": "cyan"}.get(header, "bold" if header == order else ("dim" if numeric and header != "price" else ""))
+        if header in limits:
+            table.add_column(header, no_wrap=True, overflow="ellipsis", max_width=limits[header], style=style)
+        else:
+            table.add_column(header, justify="right" if numeric else "left", style=style,
+                             no_wrap=header not in ("title", "brand", "category"), overflow="fold")
+    for result, row in zip(response.results, rows):
+        if thumbs == "on":
+            row.insert(1, thumbnail(result.image, width=4, rows=2) or Text("", style="dim"))
         table.add_row(*row)
     return table
 
 
+def _text_limits(headers: list[str], rows: list[list[str]], width: int) -> dict[str, int]:
+    """Widest title and brand that let the whole table fit `width` columns (other columns keep theirs)."""
+    natural = [max([cell_len(h)] + [cell_len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    overhead = 3 * len(headers) + 1  # borders and padding
+    title, brand = headers.index("title"), headers.index("brand")
+    others = sum(w for i, w in enumerate(natural) if i not in (title, brand))
+    brand_width = min(natural[brand], 16)
+    room = width - overhead - others - brand_width
+    if room >= natural[title]:
+        return {} if natural[brand] <= brand_width else {"brand": brand_width}
+    return {"title": max(12, room), "brand": brand_width}
+
+
+def thumbnail_grid(response: SearchResponse, width: int = 10) -> Columns:
+    """The page's product images side by side, each labelled with its rank and id."""
+    cells = []
+    for result in response.results:
+        picture = thumbnail(result.image, width=width, rows=width // 2) or Text("no image\n", style="dim")
+        cells.append(Group(picture, Text(f"#{result.rank} {result.id}"[: width + 4], style="bold")))
+    return Columns(cells, padding=(0, 2))
+
+
 def explain_view(result: SearchResult) -> Group:
-    """Why a result ranked where it did: retrieval signals and, when reranked, each feature's contribution."""
+    """Why a result ranked where it did: retrieval signals, reranker contributions, and whatever else
+    the engine explains (rendered generically, so new explanations show without changes here)."""
     parts: list[Any] = [Text(f"#{result.rank} {result.title}  (id {result.id})", style="bold")]
-    signals = Table(title="retrieval signals", show_header=True)
+    explain = dict(result.explain or {})
+    signals = Table(title="retrieval signals", title_justify="left")
     for name in ("signal", "value", "rank"):
         signals.add_column(name, justify="right" if name != "signal" else "left")
-    explain = result.explain or {}
-    signals.add_row("bm25", _fmt(result.signals.get("bm25"), 3), _fmt(explain.get("bm25_rank"), 0))
-    signals.add_row("dense", _fmt(result.signals.get("dense"), 4), _fmt(explain.get("dense_rank"), 0))
-    signals.add_row("text-native", _fmt(result.signals.get("text_native"), 4), _fmt(explain.get("text_native_rank"), 0))
-    signals.add_row("fused", _fmt(result.signals.get("fused"), 5), str(explain.get("fused_rank", "-")))
-    signals.add_row("rerank", _fmt(result.signals.get("rerank"), 4), str(result.rank))
+    ranks = {"bm25": explain.pop("bm25_rank", None), "dense": explain.pop("dense_rank", None),
+             "text_native": explain.pop("text_native_rank", None), "fused": explain.pop("fused_rank", None), "rerank": result.rank if result.signals.get("rerank") is not None else None}
+    for name, digits in SIGNAL_DIGITS.items():
+        rank = ranks[name]
+        signals.add_row(name, _fmt(result.signals.get(name), digits + 1), "-" if rank is None else str(rank))
     parts.append(signals)
-    if explain.get("fusion_weights"):
-        parts.append(Text("fusion weights this query: " + ", ".join(f"{k} {v:g}" for k, v in explain["fusion_weights"].items())))
-    contributions = explain.get("rerank_contributions")
+    contributions = explain.pop("rerank_contributions", None)
     if contributions:
-        table = Table(title="reranker: feature contributions (SHAP, in model score units)")
-        table.add_column("feature")
-        table.add_column("value", justify="right")
-        table.add_column("contribution", justify="right")
-        items = sorted(contributions["features"].items(), key=lambda kv: -abs(kv[1]["contribution"]))
-        for name, item in items[:15]:
-            value = item["value"]
-            table.add_row(name, "missing" if value is None else f"{value:.4g}", f"{item['contribution']:+.4f}")
-        table.add_row("(bias)", "", f"{contributions['bias']:+.4f}")
-        parts.append(table)
+        parts.append(contributions_table(contributions))
+    parts += generic_view(explain)
     return Group(*parts)
 
 
-def thumbnail(path: str | None, width: int = 12) -> Text | None:
-    """A product image drawn with half-block characters (two pixels per character cell)."""
+def contributions_table(contributions: dict[str, Any], top: int = 15) -> Table:
+    table = Table(title="reranker: feature contributions (SHAP, in model score units)", title_justify="left")
+    table.add_column("feature")
+    table.add_column("value", justify="right")
+    table.add_column("contribution", justify="right")
+    items = sorted(contributions["features"].items(), key=lambda kv: -abs(kv[1]["contribution"]))
+    for name, item in items[:top]:
+        value = item["value"]
+        table.add_row(name, "missing" if value is None else f"{value:.4g}", f"{item['contribution']:+.4f}")
+    table.add_row("(bias)", "", f"{contributions['bias']:+.4f}")
+    return table
+
+
+def generic_view(data: dict[str, Any]) -> list[Any]:
+    """Explanations this module has no special view for: one `key: value` line each (nested as k=v)."""
+    lines = []
+    for key, value in data.items():
+        if value in (None, {}, []):
+            continue
+        lines.append(Text.assemble((f"{key}: ", "bold"), _inline(value)))
+    return lines
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_inline(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_inline(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def compare_table(left: SearchResponse, right: SearchResponse, left_label: str, right_label: str,
+                  wide: bool = False, width: int | None = None) -> Table:
+    """Two result lists for the same query side by side; the right one marks how each product moved."""
+    left_rank = {r.id: r.rank for r in left.results}
+    right_ids = {r.id for r in right.results}
+    table = Table(caption="move: ↑n / ↓n places against the left · new: not in the left list · "
+                          "✗: not in the right list", caption_justify="left", pad_edge=False)
+    table.add_column("#", justify="right", style="bold", no_wrap=True)
+    table.add_column(left_label, overflow="fold")
+    table.add_column("move", justify="right", no_wrap=True)
+    table.add_column(right_label, overflow="fold")
+    rows = max(len(left.results), len(right.results))
+    side = None if wide or not width else max(12, (width - 13 - len(str(rows)) - 4) // 2)
+    for i in range(rows):
+        a = left.results[i] if i < len(left.results) else None
+        b = right.results[i] if i < len(right.results) else None
+        rank = (a or b).rank
+        cells = [_cell(a, gone=a is not None and a.id not in right_ids), _cell(b)]
+        if side:
+            for cell in cells:
+                cell.truncate(side, overflow="ellipsis")
+        table.add_row(str(rank), cells[0], _movement(b, left_rank), cells[1])
+    return table
+
+
+def _cell(result: SearchResult | None, gone: bool = False) -> Text:
+    if result is None:
+        return Text("")
+    text = Text.assemble(("✗ " if gone else "", "red"), (result.id, "cyan"), " ", result.title)
+    return text
+
+
+def _movement(result: SearchResult | None, left_rank: dict[str, int]) -> Text:
+    if result is None:
+        return Text("")
+    before = left_rank.get(result.id)
+    if before is None:
+        return Text("new", style="yellow")
+    if before == result.rank:
+        return Text("=", style="dim")
+    delta = before - result.rank
+    return Text(f"↑{delta}", style="green") if delta > 0 else Text(f"↓{-delta}", style="red")
+
+
+def moved(left: SearchResponse, right: SearchResponse) -> dict[str, int]:
+    """Products of the right list whose rank differs from the left one: id -> places moved up (new: None)."""
+    left_rank = {r.id: r.rank for r in left.results}
+    return {r.id: (left_rank[r.id] - r.rank if r.id in left_rank else None) for r in right.results
+            if left_rank.get(r.id) != r.rank}
+
+
+def product_view(record: dict[str, Any], picture: bool = True) -> Group:
+    """One product: title, id, brand, category, price, attributes, description and image."""
+    parts: list[Any] = [Text(record.get("title", ""), style="bold")]
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    category = record.get("category") or []
+    rows = [("id", record.get("id")), ("brand", record.get("brand")),
+            ("category", " > ".join(category) if isinstance(category, list) else category),
+            ("price", price_text(record.get("price")) if record.get("price") is not None else None)]
+    for key, value in (record.get("attributes") or {}).items():
+        rows.append((key, _inline(value)))
+    rows += [("description", record.get("description")), ("image", record.get("image"))]
+    for key, value in rows:
+        if value not in (None, "", []):
+            table.add_row(key, str(value))
+    parts.append(table)
+    if picture and record.get("image"):
+        drawn = thumbnail(record["image"], width=24, rows=12)
+        if drawn is not None:
+            parts.append(drawn)
+    return Group(*parts)
+
+
+def fields_table(summaries: Iterable[Any], total: int) -> Table:
+    """Filterable fields: kind, how many products have a value, example values or the range."""
+    table = Table(title=f"filterable fields ({total:,} products); use them as :filter FIELD=VALUE, "
+                        "FIELD<=NUMBER, FIELD=A|B, FIELD!=VALUE", title_justify="left", pad_edge=False)
+    for name in ("field", "kind", "products", "values"):
+        table.add_column(name, justify="right" if name == "products" else "left",
+                         overflow="ellipsis", no_wrap=name != "values")
+    for summary in summaries:
+        if summary.kind == "number":
+            values = " to ".join(summary.examples) if summary.examples else "-"
+        else:
+            values = ", ".join(summary.examples)
+            if summary.distinct and summary.distinct > len(summary.examples) and summary.examples:
+                values += f" ... ({summary.distinct:,} values)"
+        table.add_row(summary.name, summary.kind, f"{summary.products:,}", values or "(free text)")
+    return table
+
+
+def thumbnail(path: str | None, width: int = 12, rows: int | None = None) -> Text | None:
+    """A product image drawn with half-block characters (two pixels per character cell).
+
+    With `rows`, the picture is fitted into width x rows cells on white, whatever its shape.
+    """
     if not path:
         return None
     try:
         from PIL import Image
 
-        with Image.open(path) as image:
-            image = image.convert("RGB")
+        from shoplens.indexers.images import open_image
+
+        image = open_image(path)
+        if rows is None:
             height = max(2, int(round(image.height / image.width * width / 2)) * 2)
             image = image.resize((width, height))
-            pixels = image.load()
-    except (OSError, ValueError):
+        else:
+            height = rows * 2
+            image.thumbnail((width, height))
+            canvas = Image.new("RGB", (width, height), "white")
+            canvas.paste(image, ((width - image.width) // 2, (height - image.height) // 2))
+            image = canvas
+        pixels = image.load()
+    except (OSError, ValueError):  # ImageError is a ValueError
         return None
     text = Text()
     for y in range(0, height, 2):
@@ -102,3 +308,41 @@ def thumbnail(path: str | None, width: int = 12) -> Text | None:
         if y + 2 < height:
             text.append("\n")
     return text
+
+
+# -- without a terminal ------------------------------------------------------------------
+
+
+def plain_lines(renderable: Any) -> list[str]:
+    """Greppable lines for a renderable: a table as a header and tab-separated rows, titles and
+    captions as `# ` lines, thumbnails left out; nothing wrapped or truncated."""
+    if isinstance(renderable, Table):
+        lines = []
+        if renderable.title:
+            lines.append("# " + _plain(renderable.title))
+        columns = [c for c in renderable.columns if not _is_picture_column(c)]
+        if renderable.show_header:
+            lines.append("\t".join(_plain(c.header) for c in columns))
+        for cells in zip(*[list(c.cells) for c in columns]):
+            lines.append("\t".join(_plain(cell) for cell in cells))
+        if renderable.caption:
+            lines.append("# " + _plain(renderable.caption))
+        return lines
+    if isinstance(renderable, Group):
+        return [line for part in renderable.renderables for line in plain_lines(part)]
+    if isinstance(renderable, Columns):
+        return []  # a thumbnail gallery says nothing without a terminal
+    if isinstance(renderable, Text):
+        return [] if "▀" in renderable.plain else renderable.plain.splitlines()
+    return Text.from_markup(str(renderable)).plain.splitlines()
+
+
+def _is_picture_column(column) -> bool:
+    cells = list(column.cells)
+    return column.header == "" and bool(cells) and all(
+        isinstance(cell, Text) and set(cell.plain) <= {"▀", "\n"} for cell in cells)
+
+
+def _plain(value: Any) -> str:
+    text = value.plain if isinstance(value, Text) else Text.from_markup(str(value)).plain
+    return " ".join(text.split())

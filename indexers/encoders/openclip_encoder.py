@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from shoplens.common.errors import ConfigError, ModelLoadError
+from shoplens.indexers import images
 from shoplens.indexers.encoders.base import Encoder, EncoderInfo, ImageFailure, file_identity
 from shoplens.indexers.encoders.default_model import DEFAULT_MODEL, DEFAULT_PRETRAINED, SHIPPED_HEADS, build_default_model
 
@@ -27,12 +28,8 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def open_image(path: str | Path):
-    """Open an image fully (decoding it) as RGB; raises OSError/ValueError on bad files."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        image.load()
-        return image.convert("RGB")
+    """Open an image fully (decoding it) as RGB within the limits of `indexers.images`; raises OSError/ValueError."""
+    return images.open_image(path)
 
 
 def weights_identity(model_name: str, pretrained: str | None) -> tuple[str | None, str]:

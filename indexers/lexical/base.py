@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -16,8 +17,58 @@ TEXT_FIELDS = tuple(FIELD_BOOSTS)
 MAX_ATTRIBUTE_CHARS = 2000
 
 
-def lexical_document(product: Product) -> dict[str, str]:
-    """The text fields a product is indexed with: canonical text plus its textual attributes."""
+@dataclass(frozen=True)
+class FieldFilter:
+    """A filter resolved against the product store's columns, for a store that filters natively.
+
+    `column` is a product-store column ("price", "brand", "a.colour"); `numeric` says whether the
+    comparison is on numbers (a number column, or `<`, `<=`, `>`, `>=` on any column) or on
+    lower-cased keywords; `values` are the wanted values (any of them matches; `!=` negates).
+    """
+
+    column: str
+    op: str
+    values: tuple[str, ...]
+    numeric: bool
+
+
+def filter_values(product: Product) -> dict[str, tuple[list[str], float | None]]:
+    """Per product-store column: (lower-cased keywords, number) as the product store's filters see them.
+
+    Keywords are the whole value and, for a list, each element; the number is the value itself, a
+    number written as text, or a list's first element (see `ProductTable.numeric`).
+    """
+    columns: dict[str, Any] = {"id": product.id, "title": product.title, "description": product.description,
+                               "brand": product.brand, "category": list(product.category), "price": product.price}
+    columns.update({"a." + key: value for key, value in product.attributes.items()})
+    return {column: _keywords_and_number(value) for column, value in columns.items() if value is not None}
+
+
+def _keywords_and_number(value: Any) -> tuple[list[str], float | None]:
+    if isinstance(value, bool):
+        return ["true" if value else "false"], None
+    if isinstance(value, (int, float)):
+        text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+        return [text.lower()], float(value)
+    if isinstance(value, list):
+        items = [str(item).strip().lower() for item in value]
+        whole = ", ".join(str(item) for item in value).strip().lower()
+        return list(dict.fromkeys([*items, whole])), (_number(items[0]) if items else None)
+    text = str(value).strip().lower()
+    return [text], _number(text)
+
+
+def _number(text: str) -> float | None:
+    try:
+        number = float(text.replace(",", ""))
+    except ValueError:
+        return None
+    return number if np.isfinite(number) else None
+
+
+def lexical_document(product: Product) -> dict[str, Any]:
+    """The text fields a product is indexed with (canonical text plus its textual attributes), and
+    under "filters" its filterable values (for stores that filter natively; others ignore them)."""
     values: list[str] = []
     for value in product.attributes.values():
         if isinstance(value, str):
@@ -30,6 +81,7 @@ def lexical_document(product: Product) -> dict[str, str]:
         "category": " ".join(product.category),
         "description": product.description,
         "attrs": " ".join(values)[:MAX_ATTRIBUTE_CHARS],
+        "filters": filter_values(product),
     }
 
 
@@ -60,6 +112,11 @@ class LexicalStore(ABC):
         """Write a version: the parent's documents, minus `deletes`, plus `adds` (docno, fields)."""
 
     @classmethod
+    def manifest_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """The settings a version's manifest records (a server address is kept only by server stores)."""
+        return {key: value for key, value in config.items() if key != "url"}
+
+    @classmethod
     def check_backend(cls, config: dict[str, Any] | None = None) -> None:
         """Fail fast, before any encoding, if the backend cannot be used (a server that does not answer)."""
         return None
@@ -72,6 +129,11 @@ class LexicalStore(ABC):
     @abstractmethod
     def analyze(self, text: str) -> list[str]:
         """The terms the store makes of a text (the same analysis as at index time)."""
+
+    def text_analyzer(self) -> Callable[[str], list[str]]:
+        """A function that analyzes text in process as this store does, for analyzing many texts at once
+        (the reranker's title and attribute terms); a server store returns its analyzer's local equivalent."""
+        return self.analyze
 
     def query_terms(self, text: str) -> list[str]:
         """What `_search` receives for a user's text: its distinct analyzed terms."""
@@ -98,8 +160,12 @@ class LexicalStore(ABC):
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "documents": self.num_docs(), "field_boosts": dict(FIELD_BOOSTS)}
 
-    def search(self, text: str, limit: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, text: str, limit: int, allowed: np.ndarray | None = None,
+               filters: list[FieldFilter] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top `limit` (docnos, BM25 scores) for a user's text, among `allowed` rows if given.
+
+        `filters`, when given, are the filters `allowed` was computed from: a store that can filter
+        natively (a server) applies them itself instead of the mask; the others use the mask.
 
         With a mask, the store first over-fetches and filters, which is cheap
         when most rows pass; when too few survive it asks the backend to

@@ -1,54 +1,100 @@
-"""BM25 with Elasticsearch, for shops that outgrow one machine.
+"""BM25 on an Elasticsearch cluster, for shops that outgrow one machine.
 
-Same behaviour as the tantivy store: the same fields and boosts, an English
-analyzer (lower-casing, ASCII folding, English stop words and stemmer), query
-text sent as a `multi_match` query (never parsed as query syntax).
+Same behaviour as the tantivy store: the same fields and boosts, the same
+analysis (split on non-alphanumerics, drop tokens of 40+ characters,
+lower-casing, ASCII folding, English stop words, Snowball English stemmer),
+query text sent as a `multi_match` query (never parsed as query syntax).
 
-Versions: an Elasticsearch index cannot be hard-linked, so ShopLens keeps one
-Elasticsearch index per ShopLens index generation and only ever adds rows to
-it (document id = docno). Which rows a version sees is decided by that
-version's live mask, which the engine passes with every search; a full
-rebuild or compaction starts a new Elasticsearch index. A version's
-`lexical/state.json` names the Elasticsearch index and how many rows it had.
+Versions without id lists. ShopLens keeps one Elasticsearch index per index
+generation (a full build or a compaction starts a new one). Each write of a
+version gets the next generation number G of that Elasticsearch index, and
+every document carries the generations in which it is live as an
+`integer_range` field (`live`, several ranges when history branched):
 
-The server is `SHOPLENS_ES_URL` (or the `url` option at build time).
+- a product added at G gets the range [G, open);
+- a product deleted at G has its open range closed at G;
+- so the view of generation G is one filter, `live` contains G, and a search
+  asks Elasticsearch for exactly `limit` hits of that view.
+
+A write never changes what an older generation sees, and the version's
+`lexical/state.json` (which names the generation) is only published by the
+index's commit after the write's single refresh: a reader sees the old version
+or the new one, never half. A write that fails leaves its generation
+unreferenced; the next write starts from its own parent's generation and
+repairs the ranges of every document whose liveness differs between the two
+(rollback works the same way: documents of abandoned generations are closed,
+documents they had deleted are reopened).
+
+Filters (`brand=Nike`, `price<=3000`, any attribute) run inside Elasticsearch:
+every document carries each product-store column as lower-cased keywords
+(`kw.*`) and as a number (`num.*`), and `FieldFilter`s become term / terms /
+range clauses beside the version filter, before the top-k.
+
+Scores: Elasticsearch's BM25 (Lucene) leaves out tantivy's constant (k1 + 1)
+factor, and its statistics count documents of every generation held in the
+shard (deleted or abandoned rows included, until a compaction rebuilds the
+index); with `dfs` (the default) the statistics are global, so on a fresh
+index the ranking equals tantivy's. The server is `SHOPLENS_ES_URL` (or the
+`url` option; several comma-separated addresses are allowed).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import time
 import uuid
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
-from shoplens.common.errors import ConfigError, IndexCorruptError
-from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, LexicalStore
+from shoplens.common.errors import ConfigError, IndexCorruptError, ShopLensError
+from shoplens.indexers.lexical.analysis import build_analyzer
+from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, FieldFilter, LexicalStore
 from shoplens.indexers.storage import atomic_write_json, read_json
 
+ANALYZER = "shoplens_en"
 INDEX_SETTINGS = {
     "analysis": {
+        "tokenizer": {"shoplens_simple": {"type": "pattern", "pattern": "[^\\p{L}\\p{N}]+"}},
         "filter": {
+            "shoplens_long": {"type": "length", "max": 39},
             "shoplens_stop": {"type": "stop", "stopwords": "_english_"},
-            "shoplens_stemmer": {"type": "stemmer", "language": "english"},
+            "shoplens_stemmer": {"type": "stemmer", "language": "porter2"},
         },
         "analyzer": {
-            "shoplens_en": {
+            ANALYZER: {
                 "type": "custom",
-                "tokenizer": "standard",
-                "filter": ["lowercase", "asciifolding", "shoplens_stop", "shoplens_stemmer"],
+                "tokenizer": "shoplens_simple",
+                "filter": ["shoplens_long", "lowercase", "asciifolding", "shoplens_stop", "shoplens_stemmer"],
             }
         },
-    }
+    },
+    "mapping": {"total_fields": {"limit": 20000}},
 }
 INDEX_MAPPINGS = {
     "dynamic": "strict",
+    "dynamic_templates": [
+        {"keywords": {"path_match": "kw.*", "mapping": {"type": "keyword", "ignore_above": 2048}}},
+        {"numbers": {"path_match": "num.*", "mapping": {"type": "double"}}},
+    ],
     "properties": {
         "docno": {"type": "long"},
-        **{field: {"type": "text", "analyzer": "shoplens_en"} for field in TEXT_FIELDS},
+        "live": {"type": "integer_range"},
+        "kw": {"type": "object", "dynamic": True},
+        "num": {"type": "object", "dynamic": True},
+        **{field: {"type": "text", "analyzer": ANALYZER} for field in TEXT_FIELDS},
     },
 }
-TERMS_MAX = 10_000  # Elasticsearch's default max terms in a terms query is 65,536; stay well below
+TERMS_MAX = 4096  # a mask this small (the reranker's candidates) is sent as a docno filter
+BULK_CHUNK = 500
+RETRY_STATUSES = (429, 502, 503, 504)
+RETRIES = 8  # backoff 0.5 s doubling to 8 s: about a minute for a node to come back or a replica to take over
+OPEN = 2**31 - 1  # an open range's end (integer_range's maximum)
+
+
+class ElasticsearchUnavailableError(ShopLensError):
+    """Elasticsearch did not answer or refused a request."""
 
 
 def es_url(config: dict[str, Any] | None = None) -> str:
@@ -58,35 +104,89 @@ def es_url(config: dict[str, Any] | None = None) -> str:
     return url
 
 
+def _es():
+    try:
+        import elasticsearch
+        import elasticsearch.helpers  # noqa: F401  (a submodule: not loaded by the package itself)
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise ConfigError("the elasticsearch backend needs `pip install 'elasticsearch>=7.17,<8'`") from exc
+    return elasticsearch
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
 def _client(url: str, check: bool = True):
     """A client for `url`; with `check`, fail now with a clear message if the server does not answer."""
-    try:
-        from elasticsearch import Elasticsearch
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise ConfigError("the elasticsearch backend needs `pip install elasticsearch`") from exc
-    client = Elasticsearch(url, request_timeout=60)
+    es = _es()
+    hosts = [host.strip() for host in url.split(",") if host.strip()]
+    client = es.Elasticsearch(hosts, timeout=30, max_retries=2, retry_on_timeout=True,
+                              retry_on_status=RETRY_STATUSES)
     if check:
         try:
             client.info()
-        except Exception as exc:  # the transport raises several types: refused, timeout, TLS, auth
-            reason = str(exc).splitlines()[0][:200]
-            raise ConfigError(f"cannot reach Elasticsearch at {url} ({type(exc).__name__}: {reason}); "
+        except Exception as exc:  # the transport raises several types: refused, timeout, TLS, auth, product check
+            raise ConfigError(f"cannot reach Elasticsearch at {url} ({_reason(exc)}); "
                               "check SHOPLENS_ES_URL and that the server is up") from None
     return client
 
 
+def field_key(column: str) -> str:
+    """A product-store column as an Elasticsearch field name (dots and odd characters escaped)."""
+    return re.sub(r"[^0-9A-Za-z_-]", lambda m: f"~{ord(m.group()):x}~", column)
+
+
+def filter_clause(flt: FieldFilter) -> dict[str, Any]:
+    """One filter as an Elasticsearch query clause (the same rows as `engine.filters.filter_mask`)."""
+    if flt.op in ("<", "<=", ">", ">="):
+        bound = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}[flt.op]
+        return {"range": {f"num.{field_key(flt.column)}": {bound: float(flt.values[0])}}}
+    if flt.numeric:
+        clause = {"terms": {f"num.{field_key(flt.column)}": [float(v) for v in flt.values]}}
+    else:
+        clause = {"terms": {f"kw.{field_key(flt.column)}": list(flt.values)}}
+    return {"bool": {"must_not": [clause]}} if flt.op == "!=" else clause
+
+
+def _source(docno: int, fields: dict[str, Any], generation: int) -> dict[str, Any]:
+    source: dict[str, Any] = {"docno": int(docno), "live": [{"gte": generation, "lte": OPEN}]}
+    source.update({field: fields.get(field) or "" for field in TEXT_FIELDS})
+    keywords, numbers = {}, {}
+    for column, (words, number) in (fields.get("filters") or {}).items():
+        keywords[field_key(column)] = words
+        if number is not None:
+            numbers[field_key(column)] = number
+    source["kw"], source["num"] = keywords, numbers
+    return source
+
+
 class ElasticsearchStore(LexicalStore):
     name = "elasticsearch"
-    physical_deletes = False  # rows stay until a rebuild; the live mask hides dead ones
+    physical_deletes = True  # a version's view (one range filter) holds only its live rows
 
     def __init__(self, state: dict[str, Any], url: str):
         self.state = state
         self.url = url
         self.client = _client(url)
         self.index_name = state["index"]
-        self._rows = int(state["rows"])
-        if not self.client.indices.exists(index=self.index_name):
+        self.generation = int(state["generation"])
+        self.dfs = bool(state.get("dfs", True))
+        self._view = {"term": {"live": self.generation}}
+        try:
+            exists = self.client.indices.exists(index=self.index_name)
+        except Exception as exc:
+            raise self._unavailable(exc) from None
+        if not exists:
             raise IndexCorruptError(f"Elasticsearch index {self.index_name} is missing on {url}; rebuild the index")
+        self._count = self._call(self.client.count, index=self.index_name, body={"query": self._view})["count"]
+
+    # ---- writing -------------------------------------------------------------------------------
+
+    @classmethod
+    def manifest_config(cls, config):
+        return dict(config)  # the server's address is part of where the index lives
 
     @classmethod
     def check_backend(cls, config: dict[str, Any] | None = None) -> None:
@@ -94,28 +194,43 @@ class ElasticsearchStore(LexicalStore):
 
     @classmethod
     def write(cls, target, parent, adds, deletes, config):
-        from elasticsearch import helpers
-
+        config = config or {}
         target.mkdir(parents=True, exist_ok=True)
         if parent is not None:
-            state = read_json(parent / "state.json")
-            url = (config or {}).get("url") or os.environ.get("SHOPLENS_ES_URL") or state["url"]
+            state = dict(read_json(parent / "state.json"))
+            url = config.get("url") or os.environ.get("SHOPLENS_ES_URL") or state["url"]
         else:
             url = es_url(config)
-            prefix = (config or {}).get("index_prefix", "shoplens")
-            state = {"backend": cls.name, "url": url, "index": f"{prefix}-{uuid.uuid4().hex[:12]}", "rows": 0}
+            prefix = config.get("index_prefix", "shoplens")
+            state = {"backend": cls.name, "url": url, "index": f"{prefix}-{uuid.uuid4().hex[:12]}",
+                     "shards": int(config.get("shards", 1)), "replicas": int(config.get("replicas", 1)),
+                     "dfs": bool(config.get("dfs", True))}
         client = _client(url)
-        if parent is None:
-            client.indices.create(index=state["index"], settings=INDEX_SETTINGS, mappings=INDEX_MAPPINGS)
-        actions = (
-            {"_index": state["index"], "_id": str(docno), "_source": {"docno": int(docno), **{f: fields.get(f) or "" for f in TEXT_FIELDS}}}
-            for docno, fields in adds
-        )
-        helpers.bulk(client, actions, chunk_size=1000, refresh="wait_for")
-        if adds:
-            state["rows"] = max(state["rows"], max(docno for docno, _ in adds) + 1)
+        try:
+            if parent is None:
+                settings = {**INDEX_SETTINGS, "number_of_shards": state["shards"],
+                            "number_of_replicas": state["replicas"]}
+                client.indices.create(index=state["index"], settings=settings,
+                                      mappings={**INDEX_MAPPINGS, "_meta": {"generation": 0}})
+            generation = _next_generation(client, state["index"])
+            if parent is not None:
+                _repair_branch(client, state["index"], int(state["generation"]), generation)
+                _close(client, state["index"], int(state["generation"]), generation, deletes)
+            _bulk(client, ({"_op_type": "index", "_index": state["index"], "_id": f"{docno}.{generation}",
+                            "_source": _source(docno, fields, generation)} for docno, fields in adds))
+            client.indices.refresh(index=state["index"])  # once per commit, before the version is published
+            documents = client.count(index=state["index"], body={"query": {"term": {"live": generation}}})["count"]
+        except ShopLensError:
+            raise
+        except Exception as exc:
+            raise ElasticsearchUnavailableError(
+                f"Elasticsearch failed during the update ({_reason(exc)}); nothing was committed and the "
+                f"previous version is still served; retry when {url} is healthy") from None
+        state.update(url=url, generation=generation, documents=int(documents))
         atomic_write_json(target / "state.json", state)
         return state
+
+    # ---- reading -------------------------------------------------------------------------------
 
     @classmethod
     def open(cls, directory, config=None):
@@ -124,51 +239,214 @@ class ElasticsearchStore(LexicalStore):
         return cls(state, url)
 
     def analyze(self, text: str) -> list[str]:
-        response = self.client.indices.analyze(index=self.index_name, analyzer="shoplens_en", text=text)
+        response = self._call(self.client.indices.analyze, index=self.index_name,
+                              body={"analyzer": ANALYZER, "text": text})
         return [token["token"] for token in response["tokens"]]
+
+    def text_analyzer(self):
+        # shoplens_en's chain run in process: reranker features analyze every candidate's title, no round trips
+        return build_analyzer().analyze
 
     def query_terms(self, text: str) -> list[str]:
         # Elasticsearch analyzes the text itself with the fields' analyzer: no extra round trip.
-        return [text.strip()] if text.strip() else []
+        # Repeated words count once, as tantivy's distinct terms do.
+        words = list(dict.fromkeys(word.lower() for word in text.split()))
+        return [" ".join(words)] if words else []
 
-    def search(self, text, limit, allowed=None):
-        # Rows added after this version must stay invisible: always mask to this version's rows.
+    def search(self, text, limit, allowed=None, filters=None):
+        terms = self.query_terms(text)
+        if not terms or limit <= 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        if filters is not None:  # the engine's filters, run inside Elasticsearch before the top-k
+            return self._top(terms, limit, [filter_clause(f) for f in filters])
         if allowed is None:
-            allowed = np.ones(self._rows, dtype=bool)
-        return super().search(text, limit, allowed)
+            return self._top(terms, limit, [])
+        allowed = np.asarray(allowed, dtype=bool)
+        return self._search(terms, limit, np.flatnonzero(allowed))
 
     def _search(self, terms, limit, restrict):
-        query: dict[str, Any] = {
-            "multi_match": {
-                "query": " ".join(terms),
-                "fields": [f"{field}^{boost}" for field, boost in FIELD_BOOSTS.items()],
-                "type": "most_fields",
-            }
-        }
-        if restrict is not None and len(restrict) <= TERMS_MAX:
-            query = {"bool": {"must": [query], "filter": [{"terms": {"docno": [int(d) for d in restrict]}}]}}
-        size = int(limit if restrict is None or len(restrict) <= TERMS_MAX else self.num_docs())
-        response = self.client.search(index=self.index_name, query=query, size=min(size, 10_000),
-                                      source=False, docvalue_fields=["docno"], track_total_hits=False)
-        hits = response["hits"]["hits"]
-        docnos = np.array([int(hit["_id"]) for hit in hits], dtype=np.int64)
-        scores = np.array([hit["_score"] for hit in hits], dtype=np.float32)
-        if restrict is not None and len(restrict) > TERMS_MAX:
-            keep = np.isin(docnos, restrict)
-            docnos, scores = docnos[keep][:limit], scores[keep][:limit]
-        return docnos, scores
+        if restrict is None:
+            return self._top(terms, limit, [])
+        if len(restrict) == 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        if len(restrict) <= TERMS_MAX:
+            return self._top(terms, limit, [{"terms": {"docno": [int(d) for d in restrict]}}])
+        return self._scan_masked(terms, limit, restrict)
+
+    def _query(self, terms: list[str], clauses: list[dict[str, Any]]) -> dict[str, Any]:
+        match = {"multi_match": {"query": " ".join(terms), "type": "most_fields",
+                                 "fields": [f"{field}^{boost}" for field, boost in FIELD_BOOSTS.items()]}}
+        return {"bool": {"must": [match], "filter": [self._view, *clauses]}}
+
+    def _top(self, terms, limit, clauses):
+        response = self._call(self.client.search, index=self.index_name, query=self._query(terms, clauses),
+                              size=int(limit), _source=False, docvalue_fields=["docno"], track_total_hits=False,
+                              search_type="dfs_query_then_fetch" if self.dfs else "query_then_fetch")
+        return _hits(response["hits"]["hits"])
+
+    def _scan_masked(self, terms, limit, restrict):
+        """A large mask without filters (not used by the engine): pages of hits, best first, masked here."""
+        helpers = _es().helpers
+        mask = np.zeros(int(restrict.max()) + 1, dtype=bool)
+        mask[restrict] = True
+        docnos, scores = [], []
+        try:
+            for hit in helpers.scan(self.client, index=self.index_name, preserve_order=True, size=1000,
+                                    query={"query": self._query(terms, []), "docvalue_fields": ["docno"],
+                                           "_source": False}):
+                docno = int(hit["fields"]["docno"][0])
+                if docno < len(mask) and mask[docno]:
+                    docnos.append(docno)
+                    scores.append(hit["_score"])
+                    if len(docnos) >= limit:
+                        break
+        except Exception as exc:
+            raise self._unavailable(exc) from None
+        return np.asarray(docnos, dtype=np.int64), np.asarray(scores, dtype=np.float32)
 
     def num_docs(self) -> int:
-        return int(self.client.count(index=self.index_name)["count"])
+        return int(self._count)
 
     def all_docnos(self) -> np.ndarray:
-        from elasticsearch import helpers
-
-        hits = helpers.scan(self.client, index=self.index_name, query={"query": {"match_all": {}}}, source=False)
-        docnos = [int(hit["_id"]) for hit in hits]
+        helpers = _es().helpers
+        try:
+            hits = helpers.scan(self.client, index=self.index_name, size=2000,
+                                query={"query": self._view, "docvalue_fields": ["docno"], "_source": False})
+            docnos = [int(hit["fields"]["docno"][0]) for hit in hits]
+        except Exception as exc:
+            raise self._unavailable(exc) from None
         return np.sort(np.asarray(docnos, dtype=np.int64))
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        info.update(url=self.url, index=self.index_name)
+        info.update(url=self.url, index=self.index_name, generation=self.generation,
+                    shards=self.state.get("shards"), replicas=self.state.get("replicas"))
         return info
+
+    def _call(self, method, **kwargs):
+        try:
+            return method(**kwargs)
+        except Exception as exc:
+            raise self._unavailable(exc) from None
+
+    def _unavailable(self, exc: Exception) -> ElasticsearchUnavailableError:
+        return ElasticsearchUnavailableError(
+            f"Elasticsearch at {self.url} failed ({_reason(exc)}); check that the cluster is up "
+            f"(GET {self.url.split(',')[0]}/_cluster/health)")
+
+
+def _hits(hits: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    docnos = np.array([int(hit["fields"]["docno"][0]) for hit in hits], dtype=np.int64)
+    scores = np.array([hit["_score"] for hit in hits], dtype=np.float32)
+    return docnos, scores
+
+
+# ---- generations and ranges ------------------------------------------------------------------------
+
+def _next_generation(client, index: str) -> int:
+    """Reserve the next generation number of `index` (kept in the mapping's _meta; one writer at a time)."""
+    mapping = client.indices.get_mapping(index=index)[index]["mappings"]
+    generation = int((mapping.get("_meta") or {}).get("generation", 0)) + 1
+    client.indices.put_mapping(index=index, body={"_meta": {"generation": generation}})
+    return generation
+
+
+def _ranges(source: dict[str, Any]) -> list[dict[str, int]]:
+    live = source.get("live") or []
+    return [live] if isinstance(live, dict) else list(live)
+
+
+def _update(index: str, hit: dict[str, Any], ranges: list[dict[str, int]]) -> dict[str, Any]:
+    return {"_op_type": "update", "_index": index, "_id": hit["_id"], "doc": {"live": ranges}}
+
+
+def _close_at(ranges: list[dict[str, int]], generation: int) -> list[dict[str, int]]:
+    """End every range that contains `generation` just before it."""
+    closed = []
+    for r in ranges:
+        if r["gte"] <= generation <= r["lte"]:
+            if r["gte"] < generation:
+                closed.append({"gte": r["gte"], "lte": generation - 1})
+        else:
+            closed.append(r)
+    return closed
+
+
+def _repair_branch(client, index: str, parent: int, generation: int) -> None:
+    """Make `generation` start from exactly the parent's view, whatever was written in between.
+
+    Open ranges carry every document live at the last written generation forward; when that is not
+    the parent (a rollback, or a failed write), documents live only in the abandoned generations are
+    closed and documents they deleted are reopened.
+    """
+    if parent == generation - 1:
+        return
+    helpers = _es().helpers
+    # a failed write may have left documents unrefreshed: make them visible to the scans (and so repairable);
+    # no version's view changes, since no version names the abandoned generations
+    client.indices.refresh(index=index)
+    lost = {"bool": {"filter": [{"term": {"live": parent}}], "must_not": [{"term": {"live": generation}}]}}
+    extra = {"bool": {"filter": [{"term": {"live": generation}}], "must_not": [{"term": {"live": parent}}]}}
+    actions = []
+    for hit in helpers.scan(client, index=index, query={"query": lost, "_source": ["live"]}):
+        actions.append(_update(index, hit, _ranges(hit["_source"]) + [{"gte": generation, "lte": OPEN}]))
+    for hit in helpers.scan(client, index=index, query={"query": extra, "_source": ["live"]}):
+        actions.append(_update(index, hit, _close_at(_ranges(hit["_source"]), generation)))
+    _bulk(client, actions)
+    client.indices.refresh(index=index)  # the deletes that follow read these ranges
+
+
+def _close(client, index: str, parent: int, generation: int, deletes: Iterable[int]) -> None:
+    """Close the ranges of the parent's documents for `deletes` at `generation`."""
+    deletes = [int(d) for d in deletes]
+    actions = []
+    for start in range(0, len(deletes), TERMS_MAX):
+        chunk = deletes[start:start + TERMS_MAX]
+        query = {"bool": {"filter": [{"terms": {"docno": chunk}}, {"term": {"live": parent}}]}}
+        hits = client.search(index=index, query=query, size=len(chunk), _source=["live"])["hits"]["hits"]
+        actions.extend(_update(index, hit, _close_at(_ranges(hit["_source"]), generation)) for hit in hits)
+    _bulk(client, actions)
+
+
+def _bulk(client, actions: Iterable[dict[str, Any]]) -> None:
+    """Send actions in chunks; retry what failed with 429 / node loss, with exponential backoff."""
+    chunk: list[dict[str, Any]] = []
+    for action in actions:
+        chunk.append(action)
+        if len(chunk) >= BULK_CHUNK:
+            _send(client, chunk)
+            chunk = []
+    if chunk:
+        _send(client, chunk)
+
+
+def _send(client, chunk: list[dict[str, Any]]) -> None:
+    es = _es()
+    pending = chunk
+    for attempt in range(RETRIES + 1):
+        try:
+            _, errors = es.helpers.bulk(client, pending, raise_on_error=False, raise_on_exception=True,
+                                        max_retries=0, chunk_size=len(pending))
+        except (es.ConnectionError, es.ConnectionTimeout) as exc:
+            failure, retry = exc, pending
+        except es.TransportError as exc:
+            if exc.status_code not in RETRY_STATUSES:
+                raise
+            failure, retry = exc, pending
+        else:
+            failed = {}
+            for item in errors:
+                result = next(iter(item.values()))
+                if result.get("status") not in RETRY_STATUSES:
+                    raise ElasticsearchUnavailableError(
+                        f"Elasticsearch refused document {result.get('_id')}: {str(result.get('error'))[:200]}")
+                failed[result["_id"]] = result
+            if not failed:
+                return
+            retry = [action for action in pending if action["_id"] in failed]
+            failure = RuntimeError(str(next(iter(failed.values())).get("error"))[:200])
+        if attempt == RETRIES:
+            raise ElasticsearchUnavailableError(
+                f"Elasticsearch kept refusing {len(retry)} document(s) after {RETRIES} retries ({_reason(failure)})")
+        time.sleep(min(0.5 * 2**attempt, 8.0))
+        pending = retry

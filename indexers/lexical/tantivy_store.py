@@ -10,11 +10,12 @@ and so their own view, which is what makes rollback and consistent reads work.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from shoplens.common.errors import IndexCorruptError
+from shoplens.indexers.lexical.analysis import build_analyzer
 from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, LexicalStore
 from shoplens.indexers.storage import atomic_write_json, link_tree, read_json
 
@@ -28,20 +29,6 @@ def _tantivy():
     import tantivy
 
     return tantivy
-
-
-def build_analyzer():
-    """Simple tokenizer, lower-casing, ASCII folding, English stop words and Snowball stemming."""
-    tantivy = _tantivy()
-    return (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-        .filter(tantivy.Filter.remove_long(40))
-        .filter(tantivy.Filter.lowercase())
-        .filter(tantivy.Filter.ascii_fold())
-        .filter(tantivy.Filter.stopword("english"))
-        .filter(tantivy.Filter.stemmer("english"))
-        .build()
-    )
 
 
 def build_schema():
@@ -112,6 +99,9 @@ class TantivyStore(LexicalStore):
     def analyze(self, text: str) -> list[str]:
         return self.analyzer.analyze(text)
 
+    def text_analyzer(self) -> Callable[[str], list[str]]:
+        return self.analyzer.analyze
+
     def _query(self, terms: list[str]):
         tantivy = self._tantivy
         clauses = []
@@ -127,7 +117,9 @@ class TantivyStore(LexicalStore):
         mask = None
         if restrict is not None:
             if len(restrict) <= TERM_SET_MAX:
-                docset = tantivy.Query.term_set_query(self.schema, "docno", [int(d) for d in restrict])
+                # scoring 0: a restriction must not change the BM25 score (a bare term set adds 1.0)
+                docset = tantivy.Query.const_score_query(
+                    tantivy.Query.term_set_query(self.schema, "docno", [int(d) for d in restrict]), 0.0)
                 query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, docset)])
             else:
                 mask = np.zeros(int(restrict.max()) + 1, dtype=bool)

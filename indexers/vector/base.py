@@ -40,6 +40,15 @@ class VectorStore(ABC):
         """Every row's stored (text, image, has_image), without building an index (compaction)."""
 
     @classmethod
+    def image_flags(cls, directory: Path) -> np.ndarray:
+        """Which stored rows have an image embedding, per row (a backend may read just these)."""
+        return cls.read_rows(directory)[2]
+
+    @classmethod
+    def set_search_threads(cls, threads: int) -> None:
+        """How many threads one search may use, process-wide (a backend without such a setting ignores it)."""
+
+    @classmethod
     @abstractmethod
     def open(cls, directory: Path, device: str = "auto", previous: "VectorStore | None" = None) -> "VectorStore":
         """Open a version for searching; `previous`, an open earlier version, may lend unchanged parts."""

@@ -205,6 +205,16 @@ class FaissStore(VectorStore):
         return _load_segments(directory, read_json(directory / "state.json"))
 
     @classmethod
+    def image_flags(cls, directory):
+        state = read_json(directory / "state.json")
+        flags = [np.load(directory / f"hasimg-{segment['name']}.npy") for segment in state["segments"]]
+        return np.concatenate(flags) if flags else np.zeros(0, bool)
+
+    @classmethod
+    def set_search_threads(cls, threads):
+        _faiss().omp_set_num_threads(threads)
+
+    @classmethod
     def open(cls, directory, device="auto", previous: "FaissStore | None" = None):
         """Open a version; `previous` (an open earlier version of the same store) lends what did not change.
 

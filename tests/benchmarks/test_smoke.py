@@ -25,11 +25,12 @@ def dev(sample_index, tmp_path_factory, encoder):
     import shutil
 
     from shoplens.benchmarks import devdata
+    from shoplens.engine.learning import train_ranker
     from shoplens.indexers.index import IndexDirectory
     from shoplens.indexers.writer import WriteOptions, build_index
     from shoplens.rerank.behaviour import apply_events
     from shoplens.rerank.judgments import load_judgments
-    from shoplens.rerank.training import RankerConfig, train_ranker
+    from shoplens.rerank.training import RankerConfig
 
     directory = tmp_path_factory.mktemp("bench")
     catalog = write_catalog(directory / "c.jsonl", sample_products(400))

@@ -19,6 +19,7 @@ import pytest
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.maintenance import check_index
 from shoplens.indexers.snapshot import Snapshot
+from shoplens.indexers.updates import apply_delta, delete_products
 from tests.helpers import REPO, sample_products, copy_index
 
 ROWS = sample_products(60)
@@ -127,3 +128,56 @@ def test_kill_9_at_random_moments(small_index, tmp_path):
         assert subprocess.run(args, cwd=REPO, env=env, capture_output=True, timeout=180).returncode == 0
         assert live_ids(index) == new_ids
     assert sum(outcomes.values()) == 16
+
+
+def live_records(index_path):
+    products = Snapshot.open(IndexDirectory(index_path), device="cpu").products
+    docnos = products.live_docnos()
+    return {record["id"]: record for record in products.records(docnos)}
+
+
+def test_three_interleaved_writers_lose_no_update(small_index, tmp_path):
+    """Writer A reads its base and pauses there (SHOPLENS_PAUSE_AT=base-read); B deletes a product A
+    patches and C changes a field A's patch leaves alone. Whatever order the lock lets them commit
+    in, the result must equal running them one after another: nothing resurrected, nothing reverted."""
+    x, y = ROWS[0]["id"], ROWS[1]["id"]
+    delta_a = tmp_path / "a.jsonl"
+    delta_a.write_text(json.dumps({"id": x, "price": 1.0}) + "\n" + json.dumps({"id": y, "brand": "Acme"}) + "\n")
+    delta_c = tmp_path / "c.jsonl"
+    delta_c.write_text(json.dumps({"id": y, "price": 5.0}) + "\n")
+    writers = {"A": ["update", str(delta_a)], "B": ["delete", "--ids", x], "C": ["update", str(delta_c)]}
+
+    serial = copy_index(small_index, tmp_path / "serial")  # the same three writes, one after another
+    apply_delta(serial, delta_a, device="cpu")
+    delete_products(serial, [x])
+    apply_delta(serial, delta_c, device="cpu")
+
+    release = tmp_path / "release"
+    args, env = command(small_index, *writers["A"])
+    env.update(SHOPLENS_PAUSE_AT="base-read", SHOPLENS_PAUSE_FILE=str(release))
+    first = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not release.with_name("release.reached").exists():
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline, "writer A never reached its pause point"
+        time.sleep(0.1)
+    refused = []
+    for name in "BC":  # while A holds its base, the others must not commit under it
+        args, env = command(small_index, *writers[name])
+        process = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+        if process.returncode != 0:
+            assert "another shoplens process is writing" in process.stderr, process.stderr
+            refused.append(name)
+    release.touch()
+    out, errors = first.communicate(timeout=180)
+    assert first.returncode == 0, errors
+    for name in refused:  # a refused writer retries once the lock is free
+        args, env = command(small_index, *writers[name])
+        subprocess.run(args, cwd=REPO, env=env, check=True, capture_output=True, timeout=180)
+
+    assert refused == ["B", "C"]
+    final = live_records(small_index)
+    assert x not in final
+    assert final[y]["brand"] == "Acme" and final[y]["price"] == 5.0
+    assert final == live_records(serial)
+    assert check_index(small_index).ok

@@ -7,7 +7,7 @@ from shoplens.indexers.index import IndexDirectory
 
 
 def commit(index, payload="x", keep=10):
-    with index.lock():
+    with index.lock(create=True):
         txn = index.begin("test")
         (txn.component_dir("products") / "data.txt").write_text(payload)
         return txn.commit({"payload": payload}, keep=keep)
@@ -35,6 +35,7 @@ def test_old_versions_are_pruned_but_never_the_current(tmp_path):
 
 def test_a_second_writer_gets_a_clear_error(tmp_path):
     index = IndexDirectory(tmp_path / "ix")
+    commit(index)
     with index.lock():
         with pytest.raises(IndexLockedError, match="another shoplens process"):
             with IndexDirectory(tmp_path / "ix").lock():

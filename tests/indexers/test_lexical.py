@@ -42,6 +42,17 @@ def backend(request):
     return request.param
 
 
+@pytest.fixture(autouse=True, scope="module")
+def drop_test_indices():
+    """Remove the Elasticsearch indices this suite created (the cluster outlives the test run)."""
+    yield
+    if os.environ.get("SHOPLENS_ES_URL"):
+        from shoplens.indexers.lexical.elasticsearch_store import _client
+
+        _client(os.environ["SHOPLENS_ES_URL"]).indices.delete(index="shoplens-test-*", ignore_unavailable=True,
+                                                               allow_no_indices=True)
+
+
 def config_for(backend):
     if backend == "elasticsearch":
         return {"index_prefix": f"shoplens-test-{uuid.uuid4().hex[:6]}"}
@@ -78,6 +89,15 @@ def test_stemming_and_case(store_dirs):
     assert set(ids(store.search("dresses", 10))) == {1}
 
 
+def test_the_local_analyzer_analyzes_as_the_store_does(store_dirs):
+    cls, v1 = store_dirs
+    store = cls.open(v1)
+    analyze = store.text_analyzer()
+    for text in ("Running Shoes for MEN", "Red DRESSES", "the and of"):
+        assert analyze(text) == store.analyze(text)
+    assert analyze("Running Shoes") == ["run", "shoe"]
+
+
 @pytest.mark.parametrize("text", ['nike AND "shoes', "title:nike", "-nike +shoes", "shoes*", "nike) OR (", "\\", "[a TO z]"])
 def test_query_syntax_is_never_parsed(store_dirs, text):
     cls, v1 = store_dirs
@@ -103,6 +123,19 @@ def test_allowed_mask_restricts_before_the_cut(store_dirs):
     docnos, _ = store.search("running shoes", 2, allowed)
     assert docnos.tolist() == [4, 2]  # both allowed matches, although three others score higher or equal
     assert len(store.search("running", 10, np.zeros(5, bool))[0]) == 0
+
+
+def test_a_restriction_does_not_change_bm25_scores(store_dirs):
+    """A filter (an allowed mask, however it is applied) keeps each product's BM25 score as it is."""
+    cls, v1 = store_dirs
+    store = cls.open(v1)
+    docnos, scores = store.search("running shoes", 10)
+    unfiltered = dict(zip(docnos.tolist(), scores.tolist()))
+    allowed = np.zeros(5, bool)
+    allowed[[2, 4]] = True
+    store.direct_restrict_max = 10  # the backend searches only the allowed rows
+    for docno, score in zip(*store.search("running shoes", 10, allowed)):
+        assert score == pytest.approx(unfiltered[int(docno)], rel=1e-6)
 
 
 def test_restricted_search_over_a_large_catalog_still_fills_k(tmp_path, backend):

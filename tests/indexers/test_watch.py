@@ -6,6 +6,7 @@ from shoplens.cli import app
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.snapshot import Snapshot
 from shoplens.indexers.watch import WatchConfig, Watcher, classify
+from shoplens.rerank.behaviour import apply_events
 from tests.helpers import sample_products
 
 ROWS = sample_products(60)
@@ -35,7 +36,7 @@ def test_batches_by_window_and_priority(small_index, tmp_path):
     inbox.mkdir()
     now = [0.0]
     config = WatchConfig(window_seconds=10, priority_window_seconds=1, settle_seconds=0)
-    watcher = Watcher(small_index, inbox, config, clock=lambda: now[0])
+    watcher = Watcher(small_index, inbox, config, clock=lambda: now[0], fold_events=apply_events)
     a, b = ROWS[0]["id"], ROWS[1]["id"]
     drop(inbox, "1-desc.jsonl", [{"id": a, "title": "Renamed By The Copy Team"}])
     drop(inbox, "2-price.jsonl", [{"id": a, "price": 11.0}, {"id": b, "discounted_price": 5}])

@@ -75,10 +75,10 @@ def test_priors_and_queries():
 
 def test_events_fold_into_a_new_version_once(small_index, tmp_path):
     from shoplens.indexers.index import IndexDirectory
-    from shoplens.indexers.products import ProductStore
+    from shoplens.indexers.products import load_products
 
     index = IndexDirectory(small_index)
-    ids = list(ProductStore.load(index.version_path(1) / "products").docno_by_id)[:3]
+    ids = list(load_products(index.version_path(1) / "products").docno_by_id)[:3]
     path = write_events(tmp_path / "e.jsonl", [{"ts": 10, "type": "click", "id": ids[0], "query": "q", "position": 1},
                                               {"ts": 11, "type": "impression", "id": "not-a-product"}])
     report = apply_events(small_index, path)

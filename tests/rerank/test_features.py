@@ -3,7 +3,7 @@ import pytest
 
 from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
-from shoplens.indexers.lexical.tantivy_store import build_analyzer
+from shoplens.indexers.lexical.analysis import build_analyzer
 from shoplens.rerank.behaviour import BehaviourStats, EventBatch, fold
 from shoplens.rerank.features import (BEHAVIOUR_FEATURES, COLUMN, FEATURE_GROUPS, FEATURE_NAMES, FeatureContext,
                              compute_features, price_limit, wants_cheap)

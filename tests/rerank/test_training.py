@@ -14,10 +14,12 @@ from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 from shoplens.indexers.index import IndexDirectory
 from shoplens.rerank.behaviour import apply_events
-from shoplens.rerank.evaluate import evaluate, write_trec_runs
+from shoplens.engine.evaluation import evaluate
+from shoplens.engine.learning import train_ranker
+from shoplens.rerank.metrics import write_trec_runs
 from shoplens.rerank.features import FEATURE_NAMES
 from shoplens.rerank.judgments import load_judgments
-from shoplens.rerank.training import RankerConfig, train_ranker
+from shoplens.rerank.training import RankerConfig
 from tests.helpers import SAMPLE, copy_index
 
 FAST = RankerConfig(n_estimators=150, early_stopping_rounds=20, depth=100)

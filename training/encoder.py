@@ -1,5 +1,9 @@
 """Train the default model's projection heads contrastively on catalog image-title pairs.
 
+This is training, kept apart from the library it trains (as open_clip keeps
+`open_clip_train` apart from `open_clip`): it imports `indexers`, nothing in
+the library imports it.
+
 The towers stay frozen, so their outputs (EfficientNet-Lite0 pooled features,
 MiniLM mean-pooled features) are computed once and cached by content hash;
 training then only runs the two small heads and is quick even on a CPU.
@@ -24,10 +28,11 @@ import numpy as np
 
 from shoplens.common.errors import CatalogError, ConfigError
 from shoplens.indexers.catalog import Product, read_catalog
-from shoplens.indexers.encoders.base import bytes_digest, text_digest
+from shoplens.indexers.encoders import open_image, resolve_device
+from shoplens.indexers.encoders.base import text_digest
 from shoplens.indexers.encoders.cache import EmbeddingCache
 from shoplens.indexers.encoders.default_model import DEFAULT_MODEL, build_default_model, head_state_dict
-from shoplens.indexers.encoders.openclip_encoder import open_image, resolve_device
+from shoplens.indexers.images import file_digest
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -138,8 +143,8 @@ class TowerFeatures:
         digests: list[str | None] = []
         for path in paths:
             try:
-                digests.append(bytes_digest(Path(path).read_bytes()))
-            except OSError:
+                digests.append(file_digest(path))
+            except (OSError, ValueError):  # ImageError: not a regular file, or over the size limit
                 digests.append(None)
         found = self.cache.get_many(self.namespace + ":image", [d for d in digests if d])
         todo = [i for i, d in enumerate(digests) if d and d not in found]
@@ -191,18 +196,59 @@ def train_encoder(catalog: str | Path, out: str | Path, config: TrainConfig | No
                   cache_dir: str | Path | None = None, progress: Progress | None = None) -> TrainReport:
     """Train heads on a catalog, evaluate on held-out products, save a heads file to `out`."""
     import torch
-    import torch.nn.functional as F
-    from open_clip.loss import ClipLoss
-    from safetensors.torch import save_file
 
     config = config or TrainConfig()
     if config.head not in ("mlp", "linear"):
         raise ConfigError(f"unknown head type {config.head!r}; use mlp or linear")
     device = resolve_device(device)
     torch.manual_seed(config.seed)
+    products, everything, sizes, skipped = split_products(catalog, config, field_map)
+
+    heads_meta = {"embed_dim": config.embed_dim, "image_proj": config.head, "text_proj": config.head}
+    model, model_cfg, _ = build_default_model(load_heads=False, head_overrides=heads_meta)
+    model.eval().to(device)
+    started = time.time()
+    cache = EmbeddingCache(Path(cache_dir) / "tower-features.sqlite" if cache_dir else None)
+    try:
+        towers = TowerFeatures(model, model_cfg, device, cache)
+        text_feats = towers.texts([p.title for p in everything], progress)
+        image_feats, ok = towers.images([p.image for p in everything], progress)
+    finally:
+        cache.close()
+    seconds_features = time.time() - started
+    keep = np.flatnonzero(ok)
+    index_of = {"heldout": [i for i in keep if i < sizes[0]],
+                "validation": [i for i in keep if sizes[0] <= i < sizes[0] + sizes[1]],
+                "train": [i for i in keep if i >= sizes[0] + sizes[1]]}
+    type_field = config.type_field or detect_field(products, "type")
+    colour_field = config.colour_field or detect_field(products, "colour")
+
+    started = time.time()
+    trainer = HeadTrainer(model, text_feats, image_feats, attribute_values(everything, type_field),
+                          attribute_values(everything, colour_field), config, device)
+    best_epoch, history = trainer.fit(index_of["train"], index_of["validation"], progress)
+    heldout_metrics = trainer.evaluate(index_of["heldout"])
+    seconds_training = time.time() - started
+
+    trained_on = {"catalog": Path(catalog).name, "pairs": len(index_of["train"]), "type_field": type_field,
+                  "colour_field": colour_field}
+    save_heads(Path(out), model, {**heads_meta, "image_size": model_cfg["vision_cfg"]["image_size"]}, trained_on,
+               heldout_metrics, best_epoch)
+    return TrainReport(
+        pairs_train=len(index_of["train"]), pairs_validation=len(index_of["validation"]),
+        pairs_heldout=len(index_of["heldout"]), best_epoch=best_epoch,
+        metrics={k: round(v, 4) for k, v in heldout_metrics.items()},
+        validation_history=[{k: round(v, 4) if isinstance(v, float) else v for k, v in h.items()} for h in history],
+        skipped_without_image=skipped, image_failures=int((~ok).sum()),
+        seconds_features=round(seconds_features, 1), seconds_training=round(seconds_training, 1), output=str(out),
+    )
+
+
+def split_products(catalog: str | Path, config: TrainConfig, field_map: dict[str, list[str]] | None = None):
+    """The catalog's products with images, and them ordered held out, validation, training (by a hash of the
+    id, so the split is stable); returns (products, ordered, (held out, validation) sizes, skipped without image)."""
     result = read_catalog(catalog, field_map)
     products = [p for p in result.products if p.image]
-    skipped = len(result.products) - len(products)
     if len(products) < config.holdout + config.validation + 100:
         raise CatalogError(
             f"{len(products)} products with images are too few to train on with {config.holdout} held out; "
@@ -214,107 +260,109 @@ def train_encoder(catalog: str | Path, out: str | Path, config: TrainConfig | No
     train = products[config.holdout + config.validation:]
     if config.max_train:
         train = train[:config.max_train]
+    return products, heldout + validation + train, (len(heldout), len(validation)), \
+        len(result.products) - len(products)
 
-    heads_meta = {"embed_dim": config.embed_dim, "image_proj": config.head, "text_proj": config.head}
-    model, model_cfg, _ = build_default_model(load_heads=False, head_overrides=heads_meta)
-    model.eval().to(device)
-    cache = EmbeddingCache(Path(cache_dir) / "tower-features.sqlite" if cache_dir else None)
-    towers = TowerFeatures(model, model_cfg, device, cache)
 
-    started = time.time()
-    everything = heldout + validation + train
-    text_feats = towers.texts([p.title for p in everything], progress)
-    image_feats, ok = towers.images([p.image for p in everything], progress)
-    seconds_features = time.time() - started
-    failures = int((~ok).sum())
-    keep = np.flatnonzero(ok)
-    sizes = (len(heldout), len(validation))
-    index_of = {"heldout": [i for i in keep if i < sizes[0]],
-                "validation": [i for i in keep if sizes[0] <= i < sizes[0] + sizes[1]],
-                "train": [i for i in keep if i >= sizes[0] + sizes[1]]}
+class HeadTrainer:
+    """The default model's two projection heads and logit scale, trained with open_clip's CLIP loss on
+    cached tower features (the towers stay frozen), early-stopped on validation retrieval."""
 
-    type_field = config.type_field or detect_field(products, "type")
-    colour_field = config.colour_field or detect_field(products, "colour")
-    types = attribute_values(everything, type_field)
-    colours = attribute_values(everything, colour_field)
+    def __init__(self, model, text_feats: np.ndarray, image_feats: np.ndarray, types: list, colours: list,
+                 config: TrainConfig, device: str):
+        import torch
 
-    heads = [model.visual.head, model.text.proj]
-    params = [p for module in heads for p in module.parameters()] + [model.logit_scale]
-    for module in heads:
-        module.train()
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    loss_fn = ClipLoss()
-    text_t = torch.from_numpy(text_feats).to(device)
-    image_t = torch.from_numpy(image_feats).to(device)
-    train_idx = torch.tensor(index_of["train"], device=device)
-    steps_per_epoch = max(1, len(train_idx) // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate,
-                                                    total_steps=steps_per_epoch * config.epochs, pct_start=0.1)
+        self.torch = torch
+        self.model, self.config, self.device = model, config, device
+        self.types, self.colours = types, colours
+        self.heads = [model.visual.head, model.text.proj]
+        self.text = torch.from_numpy(text_feats).to(device)
+        self.image = torch.from_numpy(image_feats).to(device)
 
-    def embed(indices):
-        with torch.no_grad():
-            for module in heads:
+    def embed(self, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Normalized (text, image) embeddings of the given products through the current heads."""
+        import torch.nn.functional as F
+
+        with self.torch.no_grad():
+            for module in self.heads:
                 module.eval()
-            idx = torch.tensor(indices, device=device)
-            t = F.normalize(model.text.proj(text_t[idx]), dim=-1).cpu().numpy()
-            v = F.normalize(model.visual.head(image_t[idx]), dim=-1).cpu().numpy()
-            for module in heads:
+            idx = self.torch.tensor(indices, device=self.device)
+            t = F.normalize(self.model.text.proj(self.text[idx]), dim=-1).cpu().numpy()
+            v = F.normalize(self.model.visual.head(self.image[idx]), dim=-1).cpu().numpy()
+            for module in self.heads:
                 module.train()
         return t, v
 
-    def evaluate(indices):
-        t, v = embed(indices)
-        return retrieval_metrics(t, v, [types[i] for i in indices], [colours[i] for i in indices])
+    def evaluate(self, indices: list[int]) -> dict[str, float]:
+        t, v = self.embed(indices)
+        return retrieval_metrics(t, v, [self.types[i] for i in indices], [self.colours[i] for i in indices])
 
-    started = time.time()
-    best, best_epoch, best_state, history, stale = -1.0, 0, None, [], 0
-    for epoch in range(1, config.epochs + 1):
-        order = train_idx[torch.randperm(len(train_idx), device=device)]
-        for step in range(steps_per_epoch):
-            batch = order[step * config.batch_size:(step + 1) * config.batch_size]
-            image_emb = F.normalize(model.visual.head(image_t[batch]), dim=-1)
-            text_emb = F.normalize(model.text.proj(text_t[batch]), dim=-1)
-            loss = loss_fn(image_emb, text_emb, model.logit_scale.exp().clamp(max=config.max_logit_scale))
+    def fit(self, train: list[int], validation: list[int], progress: Progress | None = None):
+        """Train until validation stops improving; the best epoch's heads are loaded back.
+
+        Returns (best epoch, validation metrics per epoch)."""
+        from open_clip.loss import ClipLoss
+
+        config, torch = self.config, self.torch
+        params = [p for module in self.heads for p in module.parameters()] + [self.model.logit_scale]
+        for module in self.heads:
+            module.train()
+        optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        train_idx = torch.tensor(train, device=self.device)
+        steps = max(1, len(train_idx) // config.batch_size)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate,
+                                                        total_steps=steps * config.epochs, pct_start=0.1)
+        loss_fn = ClipLoss()
+        best, best_epoch, best_state, history, stale = -1.0, 0, None, [], 0
+        for epoch in range(1, config.epochs + 1):
+            loss = self._epoch(train_idx, steps, optimizer, scheduler, loss_fn)
+            metrics = self.evaluate(validation)
+            metrics.update(epoch=epoch, loss=loss)
+            history.append(metrics)
+            if progress:
+                progress("training", epoch, config.epochs)
+            score = metrics["recall@10"] + metrics["type_precision@10"]
+            if score > best:
+                best, best_epoch, stale = score, epoch, 0
+                best_state = {k: v.clone() for k, v in head_state_dict(self.model).items()}
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    break
+        self.model.load_state_dict(best_state, strict=False)
+        return best_epoch, history
+
+    def _epoch(self, train_idx, steps: int, optimizer, scheduler, loss_fn) -> float:
+        """One pass over the training pairs in a random order; the last batch's loss."""
+        import torch.nn.functional as F
+
+        size = self.config.batch_size
+        order = train_idx[self.torch.randperm(len(train_idx), device=self.device)]
+        for step in range(steps):
+            batch = order[step * size:(step + 1) * size]
+            image_emb = F.normalize(self.model.visual.head(self.image[batch]), dim=-1)
+            text_emb = F.normalize(self.model.text.proj(self.text[batch]), dim=-1)
+            loss = loss_fn(image_emb, text_emb, self.model.logit_scale.exp().clamp(max=self.config.max_logit_scale))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             scheduler.step()
-        metrics = evaluate(index_of["validation"])
-        metrics.update(epoch=epoch, loss=float(loss.item()))
-        history.append(metrics)
-        if progress:
-            progress("training", epoch, config.epochs)
-        score = metrics["recall@10"] + metrics["type_precision@10"]
-        if score > best:
-            best, best_epoch, stale = score, epoch, 0
-            best_state = {k: v.clone() for k, v in head_state_dict(model).items()}
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
-    model.load_state_dict(best_state, strict=False)
-    heldout_metrics = evaluate(index_of["heldout"])
-    seconds_training = time.time() - started
+        return float(loss.item())
 
-    out = Path(out)
+
+def save_heads(out: Path, model, heads: dict[str, Any], trained_on: dict[str, Any], heldout_metrics: dict[str, float],
+               best_epoch: int) -> None:
+    """The trained heads as a safetensors file whose metadata says how they were made (written atomically)."""
+    from safetensors.torch import save_file
+
     out.parent.mkdir(parents=True, exist_ok=True)
     metadata = {
         "model": DEFAULT_MODEL,
-        "heads": json.dumps(dict(heads_meta, image_size=model_cfg["vision_cfg"]["image_size"])),
-        "trained_on": json.dumps({"catalog": Path(catalog).name, "pairs": len(index_of["train"]),
-                                  "type_field": type_field, "colour_field": colour_field}),
+        "heads": json.dumps(heads),
+        "trained_on": json.dumps(trained_on),
         "heldout_metrics": json.dumps(heldout_metrics),
         "best_epoch": str(best_epoch),
     }
     tmp = out.with_name(out.name + ".tmp")
     save_file(head_state_dict(model), str(tmp), metadata=metadata)
     tmp.replace(out)
-    cache.close()
-    return TrainReport(
-        pairs_train=len(index_of["train"]), pairs_validation=len(index_of["validation"]),
-        pairs_heldout=len(index_of["heldout"]), best_epoch=best_epoch,
-        metrics={k: round(v, 4) for k, v in heldout_metrics.items()},
-        validation_history=[{k: round(v, 4) if isinstance(v, float) else v for k, v in h.items()} for h in history],
-        skipped_without_image=skipped, image_failures=failures,
-        seconds_features=round(seconds_features, 1), seconds_training=round(seconds_training, 1), output=str(out),
-    )

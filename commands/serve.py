@@ -1,0 +1,55 @@
+"""`shoplens serve`: the HTTP search API and the workbench page over one index (code in service/)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from shoplens.commands.base import DeviceOption, IndexOption, JsonOption, app, err, handle_errors, out, print_json
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@app.command()
+@handle_errors
+def serve(
+    index_dir: Path = IndexOption,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default; 0.0.0.0 for all)."),
+    port: int = typer.Option(8080, "--port", help="TCP port."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="Worker processes (each opens the index)."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="SHOPLENS_API_KEY",
+                                          help="Require this key (X-API-Key header) on POST /events."),
+    protect_search: bool = typer.Option(False, "--protect-search", help="Require the API key on searches too."),
+    cors: Optional[List[str]] = typer.Option(None, "--cors", help="Allow browser calls from this origin (repeatable); off by default."),
+    events_inbox: Optional[Path] = typer.Option(None, "--events-inbox", help="Where POST /events writes (default INDEX.inbox)."),
+    follow: float = typer.Option(0.5, "--follow-seconds", min=0.05, help="How often to look for new index versions."),
+    device: str = DeviceOption,
+    as_json: bool = JsonOption,
+):
+    """Serve the HTTP search API (OpenAPI at /openapi.json, docs at /docs) and the workbench page at /."""
+    import uvicorn
+
+    from shoplens.common.errors import ConfigError
+    from shoplens.indexers.index import IndexDirectory
+    from shoplens.service.settings import SETTINGS_ENV, ServiceSettings
+
+    if protect_search and not api_key:
+        raise ConfigError("--protect-search needs --api-key KEY (or SHOPLENS_API_KEY)")
+    IndexDirectory(index_dir).require()  # a missing index is a one-line error, before binding
+    settings = ServiceSettings(index=index_dir.resolve(), api_key=api_key, protect_search=protect_search,
+                               cors_origins=list(cors or []), events_inbox=events_inbox, follow_seconds=follow,
+                               device=device)
+    url = f"http://{host}:{port}"
+    if as_json:
+        print_json({"url": url, "index": str(settings.index), "workers": workers, "events_inbox": str(settings.inbox),
+                    "api_key": bool(api_key), "cors": settings.cors_origins})
+    else:
+        out.print(f"serving {settings.index} at {url}/ (API docs {url}/docs), {workers} worker(s); Ctrl-C stops")
+    if host not in LOOPBACK and not api_key:
+        err.print(f"[yellow]warning:[/] listening on {host} without --api-key: anyone who reaches it can post events")
+    os.environ[SETTINGS_ENV] = settings.to_env()  # each worker process builds its app from this
+    uvicorn.run("shoplens.service.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False, timeout_graceful_shutdown=5)

@@ -1,0 +1,97 @@
+"""Many queries in one process: `shoplens search --queries FILE`.
+
+A queries file has one query a line: plain text, or a JSON object with
+`text`, `image` (a path, relative to the file), `filters` (a list or one
+expression), and optionally `id`, `k`, `page`, `mode`, `fusion`. The whole
+file is read and checked before the first query runs; a query that fails when
+it runs (an unknown filter field, an unreadable photo) gives an error line in
+the output and the others still run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterator
+
+from shoplens.common.errors import QueryError, ShopLensError
+from shoplens.engine.query import SearchRequest
+
+JSON_KEYS = {"id", "text", "query", "image", "filters", "k", "page", "mode", "fusion"}
+
+
+@dataclass
+class BatchQuery:
+    """One line of a queries file, as a request (the command's options fill what the line leaves out)."""
+
+    line: int
+    request: SearchRequest
+    query_id: str | None = None
+
+
+def read_queries(path: str | Path, defaults: SearchRequest) -> list[BatchQuery]:
+    """Every query of a queries file; a line that cannot be read is a QueryError naming its number."""
+    path = Path(path)
+    if not path.is_file():
+        raise QueryError(f"queries file {path} not found; give one query a line, or JSONL with text/image/filters")
+    queries = []
+    with open(path, encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.strip()
+            if not line:
+                continue
+            if line.startswith("{"):
+                queries.append(_json_query(path, number, line, defaults))
+            else:
+                queries.append(BatchQuery(number, replace(defaults, text=line)))
+    if not queries:
+        raise QueryError(f"{path} holds no queries; give one query a line")
+    return queries
+
+
+def _json_query(path: Path, number: int, line: str, defaults: SearchRequest) -> BatchQuery:
+    where = f"{path.name} line {number}"
+    try:
+        data = json.loads(line)
+    except ValueError as exc:
+        raise QueryError(f"{where}: not valid JSON ({exc.msg}); write one query a line or one JSON object a line") from None
+    if not isinstance(data, dict):
+        raise QueryError(f"{where}: a JSON line must be an object such as {{\"text\": \"red dress\"}}")
+    unknown = sorted(set(data) - JSON_KEYS)
+    if unknown:
+        raise QueryError(f"{where}: unknown key(s) {', '.join(unknown)}; use {', '.join(sorted(JSON_KEYS))}")
+    filters = data.get("filters") or []
+    if isinstance(filters, str):
+        filters = [filters]
+    if not isinstance(filters, list) or not all(isinstance(f, str) for f in filters):
+        raise QueryError(f"{where}: filters is a list of expressions such as [\"price<=3000\", \"brand=Nike\"]")
+    image = data.get("image")
+    if image is not None:
+        image = Path(str(image)).expanduser()
+        image = str(image if image.is_absolute() else path.parent / image)
+    changes: dict[str, Any] = {"text": data.get("text", data.get("query")), "image": image,
+                               "filters": list(defaults.filters) + filters}
+    for key in ("k", "page"):
+        if key in data:
+            if not isinstance(data[key], int) or isinstance(data[key], bool):
+                raise QueryError(f"{where}: {key} must be a whole number")
+            changes[key] = data[key]
+    for key in ("mode", "fusion"):
+        if key in data:
+            changes[key] = str(data[key])
+    query_id = None if data.get("id") is None else str(data["id"])
+    return BatchQuery(number, replace(defaults, **changes), query_id)
+
+
+def run_batch(engine, queries: list[BatchQuery]) -> Iterator[dict[str, Any]]:
+    """Answer each query in turn: its `search --json` object with `line` (and `id`), or an `error` line."""
+    for query in queries:
+        head: dict[str, Any] = {"line": query.line}
+        if query.query_id is not None:
+            head["id"] = query.query_id
+        asked = {"text": query.request.text, "image": query.request.image, "filters": list(query.request.filters)}
+        try:
+            yield {**head, **engine.search(replace(query.request)).to_json()}
+        except ShopLensError as exc:
+            yield {**head, "query": asked, "error": str(exc)}

@@ -1,0 +1,81 @@
+"""Opening image files safely: product images at index time, query photos, thumbnails.
+
+Limits (documented in the README): only regular files are opened (never a pipe,
+a device such as /dev/zero, or a directory), at most MAX_IMAGE_BYTES are read,
+and an image may have at most MAX_IMAGE_PIXELS pixels, checked from its header
+before anything is decoded (a decompression bomb is refused, not decoded).
+Content hashes are computed while reading, in chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import warnings
+from pathlib import Path
+
+from shoplens.common.errors import ImageError
+
+MAX_IMAGE_BYTES = 50 * 2 ** 20  # 50 MiB
+MAX_IMAGE_PIXELS = 40_000_000  # e.g. 8000 x 5000
+CHUNK = 1 << 20
+
+
+def read_image_bytes(path: str | Path) -> bytes:
+    """The bytes of an image file: a regular file of at most MAX_IMAGE_BYTES, or ImageError/OSError."""
+    with _open_regular(path) as handle:
+        data = handle.read(MAX_IMAGE_BYTES + 1)
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageError(f"image {path} is larger than {MAX_IMAGE_BYTES // 2 ** 20} MiB")
+    return data
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-1 of an image file's content, read in chunks (the same value as hashing its bytes at once)."""
+    digest = hashlib.sha1()
+    read = 0
+    with _open_regular(path) as handle:
+        while chunk := handle.read(CHUNK):
+            read += len(chunk)
+            if read > MAX_IMAGE_BYTES:
+                raise ImageError(f"image {path} is larger than {MAX_IMAGE_BYTES // 2 ** 20} MiB")
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def open_image(path: str | Path):
+    """Decode an image file as RGB within the limits; ImageError (a ValueError) or OSError otherwise."""
+    from PIL import Image
+
+    data = read_image_bytes(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise ImageError(f"image {path} has {width}x{height} pixels; the limit is "
+                                     f"{MAX_IMAGE_PIXELS:,} pixels")
+                image.load()
+                return image.convert("RGB")
+        except Image.UnidentifiedImageError:
+            raise ImageError(f"{path} is not an image PIL can read (use JPEG, PNG or WebP)") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(f"image {path} has more than {MAX_IMAGE_PIXELS:,} pixels") from None
+        except (SyntaxError, EOFError, MemoryError) as exc:  # PIL's errors for damaged files
+            raise ImageError(f"image {path} is damaged: {exc}") from None
+
+
+def _open_regular(path: str | Path):
+    """Open for reading without blocking on a pipe, and only if it is a regular file."""
+    fd = os.open(str(path), os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ImageError(f"{path} is not a regular file (a pipe, device or directory); use an image file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

@@ -1,0 +1,145 @@
+"""Request bodies into engine inputs: search bodies into `SearchRequest`s, photos into images,
+posted events into a validated inbox file. Every failure is a `QueryError` or `EventsError` with
+one line that says what to send instead; nothing here searches or ranks."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from shoplens.common.errors import EventsError, QueryError
+from shoplens.engine.query import SearchRequest
+from shoplens.rerank.behaviour import EventReject, read_events
+from shoplens.service.schemas import MAX_EVENTS, MAX_IMAGE_PIXELS, SearchBody
+
+
+class MalformedBody(QueryError):
+    """The body cannot be parsed at all (broken JSON, bad multipart): a 400 rather than a 422."""
+
+
+def validation_message(exc: ValidationError | list[dict[str, Any]]) -> str:
+    """The first problem of a pydantic validation, as `field: what is wrong`."""
+    errors = exc.errors() if isinstance(exc, ValidationError) else exc
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path"))
+    message = str(first.get("msg", "invalid value")).replace("\n", " ")
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return f"{where}: {message}{more}" if where else message + more
+
+
+def parse_body(data: dict[str, Any]) -> SearchBody:
+    try:
+        return SearchBody.model_validate(data)
+    except ValidationError as exc:
+        raise QueryError(validation_message(exc)) from None
+
+
+def parse_weights(text: str) -> tuple[float, float]:
+    """"lexical,dense" as the CLI's --weights takes it."""
+    try:
+        lexical, dense = (float(part) for part in str(text).split(","))
+    except ValueError:
+        raise QueryError(f"weights takes two numbers lexical,dense such as 1,1 or 0.3,0.7; got {text!r}") from None
+    return lexical, dense
+
+
+def decode_base64_image(text: str) -> bytes:
+    """URL-safe base64 (standard base64 and data: URLs too) into bytes."""
+    payload = text.split(",", 1)[1] if text.startswith("data:") and "," in text else text
+    payload = "".join(payload.split()).replace("+", "-").replace("/", "_")
+    try:
+        return base64.b64decode(payload.rstrip("=") + "=" * (-len(payload.rstrip("=")) % 4), altchars=b"-_",
+                                validate=True)
+    except (binascii.Error, ValueError):
+        raise QueryError("image is not valid base64; send the photo's bytes as URL-safe base64") from None
+
+
+def open_image_bytes(data: bytes, name: str = "<upload>"):
+    """Decode a query photo; anything that is not a readable image of a sane size is a QueryError."""
+    from PIL import Image
+
+    if not data:
+        raise QueryError("image is empty; send a JPEG, PNG or WebP photo")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise QueryError(f"image is {image.width}x{image.height} pixels; the limit is "
+                                 f"{MAX_IMAGE_PIXELS:,} pixels, send a smaller photo")
+            image.load()
+            opened = image.convert("RGB")
+    except QueryError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError):
+        raise QueryError("image is not a readable picture; send a JPEG, PNG or WebP photo") from None
+    opened.filename = name
+    return opened
+
+
+def search_request(body: SearchBody, image=None) -> SearchRequest:
+    """The engine request for a validated body; `image` is an opened photo (upload) if any."""
+    if image is None and body.image:
+        image = open_image_bytes(decode_base64_image(body.image), "<base64>")
+    if body.offset % body.k:
+        raise QueryError(f"offset must be a multiple of k (pages of k results); got offset {body.offset}, k {body.k}")
+    request = SearchRequest(text=body.q, image=image, k=body.k, page=body.offset // body.k + 1,
+                            filters=list(body.filters), mode=body.mode, fusion=body.fusion, rrf_k=body.rrf_k,
+                            weights=tuple(body.weights), normalization=body.normalization,
+                            candidates=body.candidates, rerank=body.rerank, explain=body.explain)
+    request.validate()
+    return request
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+def event_lines(raw: bytes, content_type: str) -> list[str]:
+    """Posted events as JSONL lines: a JSON array or object, or NDJSON (application/x-ndjson)."""
+    if "ndjson" in content_type or "jsonl" in content_type:
+        try:
+            lines = [line for line in raw.decode("utf-8").splitlines() if line.strip()]
+        except UnicodeDecodeError:
+            raise EventsError("events must be UTF-8 text") from None
+    else:
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedBody(f"malformed JSON: {str(exc).splitlines()[0]}; send a JSON array of events") from None
+        items = data if isinstance(data, list) else [data]
+        lines = [json.dumps(item, ensure_ascii=False) for item in items]
+    if not lines:
+        raise EventsError("no events; send a JSON array of {ts, type, id, query?, position?} objects")
+    if len(lines) > MAX_EVENTS:
+        raise EventsError(f"{len(lines):,} events in one request; the limit is {MAX_EVENTS:,}, send them in parts")
+    return lines
+
+
+def validate_events(lines: list[str], known_ids: set[str] | dict) -> list[EventReject]:
+    """Validate with `read_events`, the code `shoplens events` uses; returns the bad lines."""
+    with tempfile.TemporaryDirectory(prefix="shoplens-events-") as folder:
+        path = Path(folder) / "posted.events.jsonl"
+        path.write_text("".join(line.replace("\n", " ") + "\n" for line in lines), encoding="utf-8")
+        return read_events(path, known_ids=known_ids).rejects
+
+
+def append_to_inbox(inbox: Path, lines: list[str]) -> Path:
+    """Write events as one new `*.events.jsonl` file in the inbox, atomically (a watcher never sees half)."""
+    inbox.mkdir(parents=True, exist_ok=True)
+    name = f"api-{time.time_ns()}-{os.getpid()}.events.jsonl"
+    partial = inbox / (name + ".tmp")
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.writelines(line.replace("\n", " ") + "\n" for line in lines)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, inbox / name)
+    return inbox / name

@@ -1,0 +1,193 @@
+"""The endpoints. Each parses its input, calls the engine (or the indexers and rerank code the CLI
+calls) and returns plain JSON; searches return `SearchResponse.to_json()` unchanged."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any, Callable, List, Optional
+
+from fastapi import Depends, FastAPI, Path as PathParam, Query, Request
+from fastapi.responses import FileResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from shoplens.common.errors import QueryError
+from shoplens.engine.query import SearchRequest
+from shoplens.service import inputs
+from shoplens.service.limits import BodyTooLarge
+from shoplens.service.schemas import (MAX_CANDIDATES, MAX_FILTERS, MAX_K, MAX_OFFSET, MAX_QUERY_CHARS, ErrorModel,
+                                      EventsAccepted, Health, Mode, Fusion, Normalization, Ready, SearchResponseModel)
+from shoplens.service.state import JSON, ServiceState, error
+from shoplens.service.thumbnails import THUMBNAIL_SIZES, thumbnail_jpeg
+
+STATIC = resources.files("shoplens.service") / "static"
+ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorModel} for status in (400, 401, 404, 413, 415, 422, 503)}
+VERSION_HEADER = "X-ShopLens-Version"
+SEARCH_BODIES = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/SearchBody"}},
+    "multipart/form-data": {"schema": {"$ref": "#/components/schemas/SearchForm"}},
+}}}
+
+
+def add_routes(app: FastAPI, state: ServiceState, write_key: Callable, search_key: Callable) -> None:
+    """Register every endpoint on `app`."""
+    _add_pages(app, state)
+    _add_search(app, state, search_key)
+    _add_products(app, state)
+    _add_events(app, state, write_key)
+
+
+def _add_pages(app: FastAPI, state: ServiceState) -> None:
+    @app.get("/", include_in_schema=False)
+    def workbench():
+        return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+
+    @app.get("/health", response_model=Health, summary="Liveness: the process answers")
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/ready", response_model=Ready, responses={503: {"model": Ready}},
+             summary="Readiness: the index is open and warm")
+    def ready():
+        if state.engine is None:
+            return JSON({"status": "failed" if state.problem else "opening", "reason": state.problem},
+                        status_code=503, headers={"Retry-After": "2"})
+        return {"status": "ready", "version": state.engine.snapshot.version}
+
+    @app.get("/info", summary="The index: model, backends, counts, versions, reranker; and the serving state",
+             responses=ERRORS)
+    def info() -> dict[str, Any]:
+        from shoplens.indexers.describe import describe_index
+
+        engine = state.require()
+        details = describe_index(state.settings.index)
+        details["serving"] = {"version": engine.snapshot.version, "follow_error": engine.follow_error,
+                              "limits": {"k": MAX_K, "offset": MAX_OFFSET, "candidates": MAX_CANDIDATES,
+                                         "filters": MAX_FILTERS, "body_bytes": state.settings.max_body_bytes},
+                              "events_inbox": str(state.settings.inbox)}
+        return details
+
+
+async def _answer(state: ServiceState, request: SearchRequest) -> JSON:
+    engine = state.require()
+    response = await run_in_threadpool(engine.search, request)
+    return JSON(response.to_json(), headers={VERSION_HEADER: str(response.version)})
+
+
+def _add_search(app: FastAPI, state: ServiceState, search_key: Callable) -> None:
+    @app.get("/search", response_model=SearchResponseModel, responses=ERRORS, dependencies=[Depends(search_key)],
+             summary="Search by text (the shape `shoplens search --json` prints)")
+    async def search_get(
+        q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="Query text."),
+        k: int = Query(10, ge=1, le=MAX_K), offset: int = Query(0, ge=0, le=MAX_OFFSET, description="A multiple of k."),
+        filters: List[str] = Query([], alias="filter", max_length=MAX_FILTERS, description='Repeatable: "price<=3000".'),
+        mode: Mode = Query("hybrid"), fusion: Fusion = Query("rrf"), rrf_k: float = Query(60.0, gt=0, le=10_000),
+        weights: str = Query("1,1", description="lexical,dense"), norm: Normalization = Query("minmax"),
+        candidates: int = Query(200, ge=1, le=MAX_CANDIDATES), rerank: Optional[bool] = Query(None),
+        explain: bool = Query(False),
+    ):
+        body = inputs.parse_body(dict(q=q, k=k, offset=offset, filters=filters, mode=mode, fusion=fusion, rrf_k=rrf_k,
+                                      weights=inputs.parse_weights(weights), normalization=norm,
+                                      candidates=candidates, rerank=rerank, explain=explain))
+        return await _answer(state, inputs.search_request(body))
+
+    @app.post("/search", response_model=SearchResponseModel, responses=ERRORS, dependencies=[Depends(search_key)],
+              openapi_extra=SEARCH_BODIES, summary="Search by text, photo or both (JSON or multipart upload)")
+    async def search_post(request: Request):
+        content_type = request.headers.get("content-type", "application/json").lower()
+        if content_type.startswith("multipart/form-data"):
+            body, image = await _form_body(request)
+        elif content_type.startswith("application/json") or content_type.startswith("text/plain"):
+            body, image = inputs.parse_body(_json_object(await request.body())), None
+        else:
+            raise HTTPException(415, f"unsupported content type {content_type.split(';')[0]!r}; "
+                                     "send application/json or multipart/form-data")
+        search_request = await run_in_threadpool(inputs.search_request, body, image)
+        return await _answer(state, search_request)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    import orjson
+
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise inputs.MalformedBody(f"malformed JSON: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise QueryError("the body must be a JSON object such as {\"q\": \"red dress\", \"k\": 10}")
+    return data
+
+
+async def _form_body(request: Request):
+    try:
+        form = await request.form(max_files=1, max_fields=60)
+    except (HTTPException, BodyTooLarge):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the multipart parser's own errors
+        raise inputs.MalformedBody(f"malformed multipart body: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}") from None
+    fields: dict[str, Any] = {}
+    image = None
+    for name, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            if name != "image":
+                raise QueryError(f"unexpected file field {name!r}; send the photo as the field `image`")
+            image = inputs.open_image_bytes(await value.read(), value.filename or "<upload>")
+        elif name in ("filter", "filters"):
+            fields.setdefault("filters", []).append(value)
+        elif name == "weights":
+            fields["weights"] = inputs.parse_weights(value)
+        elif value != "":
+            fields[name] = value
+    return inputs.parse_body(fields), image
+
+
+def _add_products(app: FastAPI, state: ServiceState) -> None:
+    def record(product_id: str):
+        snapshot = state.require().snapshot
+        docno = snapshot.products.docno_by_id.get(product_id)
+        if docno is None:
+            raise HTTPException(404, f"no product {product_id!r} in version {snapshot.version} of the index")
+        return snapshot, snapshot.products.records([docno])[0]
+
+    @app.get("/products/{product_id}", responses=ERRORS, summary="One product's record")
+    def product(product_id: str = PathParam(..., max_length=500)) -> dict[str, Any]:
+        snapshot, found = record(product_id)
+        return JSON({"version": snapshot.version, "product": found}, headers={VERSION_HEADER: str(snapshot.version)})
+
+    @app.get("/products/{product_id}/image", responses={**ERRORS, 200: {"content": {"image/jpeg": {}}}},
+             response_class=Response, summary="The product's photo as a JPEG thumbnail")
+    def product_image(product_id: str = PathParam(..., max_length=500),
+                      size: int = Query(256, description=f"One of {', '.join(map(str, THUMBNAIL_SIZES))} pixels.")):
+        if size not in THUMBNAIL_SIZES:
+            raise QueryError(f"size must be one of {', '.join(map(str, THUMBNAIL_SIZES))}, got {size}")
+        _, found = record(product_id)
+        data = thumbnail_jpeg(found["image"], size) if found.get("image") else None
+        if data is None:
+            raise HTTPException(404, f"product {product_id!r} has no readable image")
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=3600"})
+
+
+def _add_events(app: FastAPI, state: ServiceState, write_key: Callable) -> None:
+    @app.post("/events", status_code=202, response_model=EventsAccepted, dependencies=[Depends(write_key)],
+              responses=ERRORS, summary="Append behaviour events to the index's event inbox",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                  "application/x-ndjson": {"schema": {"type": "string"}}}}})
+    async def events(request: Request):
+        """Events `{ts, type: impression|click|cart|order, id, query?, position?}` are validated like
+        `shoplens events` (unknown product ids too); any bad one rejects the request (422, the bad
+        events listed) and nothing is written. Good ones land in the inbox as one `*.events.jsonl`
+        file, which `shoplens watch INBOX` folds into the index."""
+        engine = state.require()
+        lines = inputs.event_lines(await request.body(), request.headers.get("content-type", "application/json"))
+        snapshot = engine.snapshot
+        rejects = await run_in_threadpool(inputs.validate_events, lines, snapshot.products.docno_by_id)
+        if rejects:
+            first = rejects[0]
+            return error(422, f"event {first.line}: {first.reason}" + (
+                f" (and {len(rejects) - 1} more bad event(s))" if len(rejects) > 1 else "") + "; nothing was written",
+                rejects=[{"event": r.line, "reason": r.reason} for r in rejects[:100]])
+        path = await run_in_threadpool(inputs.append_to_inbox, state.settings.inbox, lines)
+        return JSON({"accepted": len(lines), "file": str(path), "version": snapshot.version}, status_code=202)
+

@@ -1,0 +1,52 @@
+"""What every route shares: the engine once it is open, and the JSON error shape."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from shoplens.common.errors import ShopLensError
+from shoplens.engine.search import SearchEngine
+from shoplens.service.settings import ServiceSettings
+
+log = logging.getLogger("shoplens.service")
+
+
+class JSON(JSONResponse):
+    """orjson: NaN becomes null, numpy numbers serialize."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+def error(status: int, message: str, **extra) -> JSON:
+    return JSON({"error": message, "status": status, **extra}, status_code=status)
+
+
+class ServiceState:
+    """The engine once it is open, or why it is not (yet)."""
+
+    def __init__(self, settings: ServiceSettings, engine: SearchEngine | None = None):
+        self.settings = settings
+        self.engine = engine
+        self.problem: str | None = None  # why the index could not be opened
+
+    def open(self) -> None:
+        try:
+            self.engine = SearchEngine(self.settings.index, device=self.settings.device,
+                                       follow_in_background=self.settings.follow_seconds)
+        except ShopLensError as exc:
+            self.problem = str(exc)
+        except Exception as exc:  # noqa: BLE001 - reported by /ready, not as a crash of the server
+            log.exception("cannot open the index")
+            self.problem = f"cannot open the index: {type(exc).__name__}: {exc}".splitlines()[0]
+
+    def require(self) -> SearchEngine:
+        if self.engine is None:
+            reason = self.problem or "the index is still opening; retry in a moment"
+            raise HTTPException(503, reason, headers={"Retry-After": "2"})
+        return self.engine

@@ -1,0 +1,45 @@
+"""The image guard: regular files only, a byte cap, a pixel cap read from the header, streaming hashes."""
+
+import hashlib
+import os
+
+import pytest
+
+from shoplens.common.errors import ImageError
+from shoplens.indexers.images import MAX_IMAGE_PIXELS, file_digest, open_image
+from shoplens.indexers.writer import image_digest
+from tests.fuzzing import png_header
+from tests.helpers import SAMPLE, bounded
+
+PHOTO = SAMPLE.parent / "images" / "1528.jpg"
+
+
+def test_a_photo_opens_and_hashes_like_its_bytes():
+    assert open_image(PHOTO).mode == "RGB"
+    assert file_digest(PHOTO) == hashlib.sha1(PHOTO.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("size", [(15000, 15000), (10000, 10000), (7000, 7000)])
+def test_too_many_pixels_is_refused_before_decoding(tmp_path, size):
+    assert size[0] * size[1] > MAX_IMAGE_PIXELS
+    path = png_header(tmp_path / "big.png", *size)
+    with pytest.raises(ImageError, match="pixels"):
+        open_image(path)
+
+
+def test_pipes_devices_and_directories_are_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero", tmp_path):
+        with bounded(10):
+            with pytest.raises(ImageError, match="not a regular file"):
+                open_image(path)
+            digest, problem = image_digest(str(path))
+        assert digest is None and "not a regular file" in problem
+
+
+def test_not_an_image_is_an_image_error(tmp_path):
+    path = tmp_path / "x.jpg"
+    path.write_text("hello")
+    with pytest.raises(ImageError, match="not an image"):
+        open_image(path)

@@ -1,0 +1,78 @@
+"""Following new versions: commits land while requests run; the engine's background follower opens
+them off the query path, and each response comes from exactly one version."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from shoplens.engine.search import SearchEngine
+from shoplens.indexers.updates import apply_delta
+from tests.helpers import copy_index, sample_products
+from tests.service.conftest import make_client
+
+IDS = [p["id"] for p in sample_products(80)[:6]]
+
+
+def commit_prices(index, round_number: int, directory) -> tuple[int, dict[str, float]]:
+    """One update that gives each watched product a price that names the round."""
+    prices = {pid: float(1000 * round_number + i) for i, pid in enumerate(IDS)}
+    delta = directory / f"delta-{round_number}.jsonl"
+    delta.write_text("".join(json.dumps({"id": pid, "price": price}) + "\n" for pid, price in prices.items()))
+    return apply_delta(index, delta, device="cpu").version, prices
+
+
+def test_each_response_comes_from_exactly_one_version(served_index, encoder, tmp_path):
+    index = copy_index(served_index, tmp_path / "index")
+    engine = SearchEngine(index, device="cpu", encoder=encoder, follow_in_background=0.05)
+    assert engine.follow_updates is False  # queries never check CURRENT nor open a version themselves
+    first = engine.snapshot.version
+    records = engine.snapshot.products.records([engine.snapshot.products.docno_by_id[pid] for pid in IDS])
+    expected = {first: {r["id"]: r.get("price") for r in records}}
+    body = {"q": "shirt", "filters": ["id=" + "|".join(IDS)], "k": len(IDS), "rerank": False}
+    seen: list[list[dict]] = [[], []]
+    stop = threading.Event()
+    errors: list[str] = []
+
+    with make_client(index, engine) as client:
+        def load(log: list[dict]) -> None:
+            while not stop.is_set():
+                reply = client.post("/search", json=body)
+                if reply.status_code != 200:
+                    errors.append(reply.text)
+                    return
+                log.append({**reply.json(), "header": reply.headers["x-shoplens-version"]})
+
+        loaders = [threading.Thread(target=load, args=(log,)) for log in seen]
+        for loader in loaders:
+            loader.start()
+        try:
+            for round_number in (1, 2, 3):
+                while sum(map(len, seen)) < 2 * round_number and not errors:  # requests are running across each commit
+                    time.sleep(0.05)
+                version, prices = commit_prices(index, round_number, tmp_path)
+                expected[version] = prices
+        finally:
+            stop.set()
+            for loader in loaders:
+                loader.join(timeout=120)
+    assert not errors, errors[0]
+    last = max(expected)
+    deadline = time.time() + 120
+    while engine.snapshot.version != last and time.time() < deadline:  # no query needed to move on
+        time.sleep(0.05)
+    assert engine.snapshot.version == last and engine.follow_error is None
+    engine.close()
+
+    versions_seen = set()
+    for log in seen:
+        assert log
+        versions = [response["version"] for response in log]
+        assert versions == sorted(versions)  # a client never goes back to an older version
+        for response in log:
+            assert str(response["version"]) == response["header"]
+            prices = {r["id"]: r["price"] for r in response["results"]}
+            assert prices == expected[response["version"]], f"a response mixes versions: {response['version']}"
+            versions_seen.add(response["version"])
+    assert len(versions_seen) >= 2
