@@ -66,7 +66,8 @@ class ShellSession:
     def __init__(self, engine, k: int = 10, thumbnails: str | bool = "off", wide: bool = False,
                  history_path: Path | None = None):
         self.engine = engine
-        self.request = SearchRequest(k=k)
+        # the fusion the index's plan runs (learned by train-ranker, or the default), named so the status line shows it
+        self.request = SearchRequest(k=k, fusion=engine.fusion_plan(engine.snapshot).method)
         self.thumbnails = {True: "on", False: "off"}.get(thumbnails, thumbnails)
         self.wide = wide
         self.history_path = history_path

@@ -37,7 +37,7 @@ def test_search_without_a_terminal_prints_plain_lines(base_index):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert not BOX & set(result.stdout)
-    assert lines[0].split("\t") == ["#", "id", "title", "brand", "price", "bm25", "dense", "fused"]
+    assert lines[0].split("\t") == ["#", "id", "title", "brand", "price", "bm25", "dense", "text_native", "fused"]
     rows = [line.split("\t") for line in lines[1:5]]
     assert [row[0] for row in rows] == ["1", "2", "3", "4"]
     assert all(row[1] in {p["id"] for p in sample_products(40)} for row in rows)
@@ -51,9 +51,10 @@ def test_json_shape_and_types(base_index):
     assert isinstance(data["version"], int) and isinstance(data["total_candidates"], int)
     for result_ in data["results"]:
         assert set(result_) >= {"rank", "id", "title", "brand", "price", "score", "signals", "explain"}
-        assert set(result_["signals"]) == {"bm25", "dense", "fused", "rerank"}
+        assert {"bm25", "dense", "text_native", "fused", "rerank"} <= set(result_["signals"]) \
+            <= {"bm25", "dense", "text_native", "fused", "rerank", "intent_boost"}
         assert isinstance(result_["rank"], int) and isinstance(result_["explain"]["fused_rank"], int)
-        for key in ("bm25_rank", "dense_rank"):
+        for key in ("bm25_rank", "dense_rank", "text_native_rank"):
             assert result_["explain"][key] is None or isinstance(result_["explain"][key], int)
         assert result_["signals"]["bm25"] is not None  # hybrid with text: every result has its BM25 score
 

@@ -127,7 +127,7 @@ def test_bad_queries_are_clear_errors(engine, request_kwargs, error, message):
 def test_unreadable_query_image(engine, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_text("not an image")
-    with pytest.raises(QueryError, match="cannot read query image"):
+    with pytest.raises(QueryError, match="is not an image"):
         engine.search(SearchRequest(image=str(bad)))
 
 
