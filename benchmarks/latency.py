@@ -116,8 +116,8 @@ def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = Non
         other = _run(twin, queries, k, clients, threads, device, rerank, command, data)
     finally:
         shutil.rmtree(twin.parent, ignore_errors=True)
-    report.tables = [(f"[{backend}] {name}", columns, rows) for name, columns, rows in report.tables] + \
-                    [(f"[{lexical}] {name}", columns, rows) for name, columns, rows in other.tables]
+    report.tables = [(f"lexical on {backend}: {name}", columns, rows) for name, columns, rows in report.tables] + \
+                    [(f"lexical on {lexical}: {name}", columns, rows) for name, columns, rows in other.tables]
     report.extra = {"summary": {backend: report.extra["summary"], lexical: other.extra["summary"]},
                     "lexical_indexing": figures}
     report.notes.append(describe_twin(lexical, figures))

@@ -138,8 +138,8 @@ def run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = Tru
     backend = _lexical_backend(index)
     for row in report.extra["rows"]:
         if row[0].startswith("ShopLens"):
-            row[0] = f"{row[0]} [{backend}]"
-    rows = report.extra["rows"] + [[f"{r[0]} [{lexical}]", *r[1:]] for r in other.extra["rows"]]
+            row[0] = f"{row[0]} (lexical on {backend})"
+    rows = report.extra["rows"] + [[f"{r[0]} (lexical on {lexical})", *r[1:]] for r in other.extra["rows"]]
     report.tables.clear()
     report.table("quality on the same judged queries (one query at a time)",
                  ["system", *METRICS, "mean ms", "queries/s"], rows)
