@@ -24,7 +24,8 @@ from shoplens.common.errors import ModelMismatchError, QueryError, RankerError
 from shoplens.engine.filters import filter_mask, parse_filters
 from shoplens.engine.hybrid import Candidates, QueryVectors, hybrid_search
 from shoplens.engine.query import SearchRequest, SearchResponse, SearchResult
-from shoplens.indexers.encoders import create_encoder, open_image, weights_identity
+from shoplens.engine.query_cache import DEFAULT_CAPACITY, QueryCache, image_key, text_key
+from shoplens.indexers.encoders import open_image, open_query_encoder, resolve_runtime, weights_identity
 from shoplens.indexers.encoders.base import Encoder
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.snapshot import Snapshot
@@ -39,7 +40,8 @@ class SearchEngine:
 
     def __init__(self, index_path: str | Path, device: str = "auto", model: str | None = None,
                  pretrained: str | None = None, encoder: Encoder | None = None, search_threads: int = 1,
-                 follow_updates: bool = True, preload: bool = True, follow_in_background: float | None = None):
+                 follow_updates: bool = True, preload: bool = True, follow_in_background: float | None = None,
+                 encoder_runtime: str | None = None, query_cache_size: int = DEFAULT_CAPACITY):
         self.index = IndexDirectory(index_path)
         self.index.require()
         self.device = device
@@ -51,6 +53,10 @@ class SearchEngine:
         self._search_threads = search_threads
         self.snapshot = Snapshot.open(self.index, device=device)
         self._check_model(model, pretrained)
+        recorded_runtime = self.snapshot.manifest["backends"].get("encoder", {}).get("runtime")
+        self.encoder_runtime = encoder.runtime if encoder is not None and hasattr(encoder, "runtime") else \
+            resolve_runtime(encoder_runtime or recorded_runtime, self.snapshot.manifest["model"]["name"])
+        self.query_cache = QueryCache(query_cache_size)
         self._ranker_cache: dict[int, Any] = {}
         self._set_search_threads()
         if preload:  # now, so the first query's latency is the query's
@@ -129,8 +135,8 @@ class SearchEngine:
     def load_encoder(self) -> Encoder:
         """The query encoder: the index's model, loaded on first use (the constructor preloads it)."""
         if self._encoder is None:
-            recorded = self.snapshot.manifest["model"]
-            self._encoder = create_encoder(recorded["name"], recorded.get("pretrained"), self.device)
+            self._encoder = open_query_encoder(self.index.path, self.snapshot.manifest["model"],
+                                               self.encoder_runtime, self.device, threads=self._search_threads)
         return self._encoder
 
     def _set_search_threads(self) -> None:
@@ -139,15 +145,30 @@ class SearchEngine:
     # -- searching -----------------------------------------------------------------
 
     def encode_query(self, request: SearchRequest) -> QueryVectors:
+        """The query's text and photo embeddings (from the query cache when seen before) and their sum."""
         text_vec = image_vec = None
         encoder = self.load_encoder()
         if request.text and request.text.strip():
-            text_vec = encoder.encode_texts([request.text.strip()])[0]
+            text = request.text.strip()
+            text_vec = self.query_cache.get(text_key(text), lambda: encoder.encode_texts([text])[0])
         if request.image is not None:
-            image_vec = encoder.encode_image_objects([load_query_image(request.image)])[0]
+            image = load_query_image(request.image)
+            image_vec = self.query_cache.get(image_key(image), lambda: encoder.encode_image_objects([image])[0])
         parts = [v for v in (text_vec, image_vec) if v is not None]
         combined = normalize_rows(np.sum(parts, axis=0)[None, :])[0] if parts else None
         return QueryVectors(text_vec, image_vec, combined)
+
+    def prepare_queries(self, texts: list[str], batch_size: int = 256) -> int:
+        """Encode many query texts in batches into the query cache, so later searches for them skip
+        encoding (training, evaluation, benchmarks). Returns how many were encoded."""
+        todo = list(dict.fromkeys(" ".join(t.split()) for t in texts if t and t.strip()))
+        todo = [text for text in todo if not self.query_cache.contains(text_key(text))]
+        self.query_cache.grow(len(self.query_cache) + len(todo))
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            for text, vector in zip(batch, self.load_encoder().encode_texts(batch, batch_size=batch_size)):
+                self.query_cache.put(text_key(text), vector)
+        return len(todo)
 
     def retrieve(self, request: SearchRequest, stages: dict[str, float | None] | None = None,
                  for_rerank: bool = False) -> tuple[Snapshot, Candidates, list]:

@@ -55,6 +55,8 @@ def weights_identity(model_name: str, pretrained: str | None) -> tuple[str | Non
 class OpenClipEncoder(Encoder):
     """Any open_clip model; `shoplens-lite0-minilm` is the offline default."""
 
+    runtime = "torch"
+
     def __init__(self, model_name: str = DEFAULT_MODEL, pretrained: str | None = None, device: str = "auto"):
         import torch
 
@@ -82,6 +84,7 @@ class OpenClipEncoder(Encoder):
         self.model, config, metadata = build_default_model(heads)
         self.heads_metadata = metadata
         pre = config["preprocess_cfg"]
+        self.preprocess_config = {"image_size": int(config["vision_cfg"]["image_size"]), **pre}
         self.preprocess = open_clip.image_transform(
             config["vision_cfg"]["image_size"], is_train=False, mean=tuple(pre["mean"]), std=tuple(pre["std"]),
             interpolation=pre["interpolation"], resize_mode=pre["resize_mode"], fill_color=pre["fill_color"],
@@ -130,6 +133,29 @@ class OpenClipEncoder(Encoder):
         if not outputs:
             return np.zeros((0, self.info.dim), np.float32)
         return np.concatenate(outputs).astype(np.float32)
+
+    def encode_texts_and_tower(self, texts: Sequence[str], batch_size: int = 256,
+                               progress=None) -> tuple[np.ndarray, np.ndarray]:
+        """Joint embeddings and the text tower's L2-normalized sentence embeddings (before the
+        projection head) from one forward pass; Hugging Face text towers only."""
+        text = getattr(self.model, "text", None)
+        if text is None or not hasattr(text, "pooler"):
+            raise ModelLoadError(f"{self.info.name} has no separate text tower embedding")
+        torch = self._torch
+        joint, tower = [], []
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                batch = [t if t.strip() else "." for t in texts[start:start + batch_size]]
+                tokens = self._tokenize(batch).to(self.device)
+                mask = (tokens != text.config.pad_token_id).long()
+                pooled = text.pooler(text.transformer(input_ids=tokens, attention_mask=mask), mask)
+                joint.append(torch.nn.functional.normalize(text.proj(pooled), dim=-1).float().cpu().numpy())
+                tower.append(torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy())
+                if progress:
+                    progress(len(batch))
+        if not joint:
+            return np.zeros((0, self.info.dim), np.float32), np.zeros((0, 0), np.float32)
+        return np.concatenate(joint).astype(np.float32), np.concatenate(tower).astype(np.float32)
 
     def _image_batch(self, images):
         torch = self._torch
