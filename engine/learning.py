@@ -24,6 +24,7 @@ def log_features(engine: SearchEngine, judgments: Judgments, depth: int, use_beh
                  progress: Progress | None = None) -> TrainingData:
     """Run retrieval for every judged query and log its candidates' features and labels."""
     feature_source = Ranker(None, {"use_behaviour": use_behaviour}, engine.snapshot)
+    engine.prepare_queries(list(judgments))  # encoded in batches once, not one at a time below
     rows, labels, groups, queries = [], [], [], []
     missing = 0
     for number, (query, grades) in enumerate(judgments.items()):

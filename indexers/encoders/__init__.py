@@ -12,6 +12,7 @@ use, and kept in the index directory under its model identity.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +24,7 @@ from shoplens.indexers.encoders.openclip_encoder import weights_identity as _ope
 
 ENCODER_RUNTIMES = ("onnx", "torch")
 _LOADED: dict[tuple, Encoder] = {}
+_EXPORTED: dict[str, Path] = {}  # weights id -> an export this process made or used (linked into other indexes)
 
 
 def create_encoder(model: str = DEFAULT_MODEL, pretrained: str | None = None, device: str = "auto",
@@ -74,13 +76,37 @@ def ensure_export(index_path: str | Path, recorded: dict[str, Any], torch_encode
     from shoplens.indexers.encoders.onnx_export import export_encoder
 
     directory = export_path(index_path, recorded["weights_id"])
-    if not (directory / "meta.json").is_file():
-        encoder = torch_encoder()
-        if not encoder.info.same_model(recorded):
-            raise ModelMismatchError(f"cannot export {encoder.info.name} ({encoder.info.weights_id}) for an index "
-                                     f"built with {recorded['name']} ({recorded['weights_id']})")
-        export_encoder(encoder, directory)
+    if (directory / "meta.json").is_file():
+        return directory
+    earlier = _EXPORTED.get(recorded["weights_id"])
+    if earlier is not None and (earlier / "meta.json").is_file() and _link_export(earlier, directory):
+        return directory
+    encoder = torch_encoder()
+    if not encoder.info.same_model(recorded):
+        raise ModelMismatchError(f"cannot export {encoder.info.name} ({encoder.info.weights_id}) for an index "
+                                 f"built with {recorded['name']} ({recorded['weights_id']})")
+    export_encoder(encoder, directory)
+    _EXPORTED[recorded["weights_id"]] = directory
     return directory
+
+
+def _link_export(source: Path, directory: Path) -> bool:
+    """Reuse an export this process made for another index (hard links, or copies across file systems)."""
+    import shutil
+
+    from shoplens.indexers.storage import link_or_copy
+
+    staging = directory.parent / f"{directory.name}.tmp-link-{os.getpid()}"
+    try:
+        staging.mkdir(parents=True)
+        for item in source.iterdir():
+            link_or_copy(item, staging / item.name)
+        staging.rename(directory)
+        return True
+    except OSError:
+        return (directory / "meta.json").is_file()
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def open_query_encoder(index_path: str | Path, recorded: dict[str, Any], runtime: str, device: str = "auto",
