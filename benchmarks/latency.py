@@ -69,17 +69,19 @@ def replay_interleaved(engines: dict[str, Any], requests: list[SearchRequest], k
         for name in names:
             engines[name].search(replace(request, k=k))
     totals = {name: [] for name in names}
+    cpu = {name: [] for name in names}
     stages = {name: {stage: [] for stage in STAGES} for name in names}
     for number, request in enumerate(requests):
         for name in (names if number % 2 == 0 else names[::-1]):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             response = engines[name].search(replace(request, k=k))
             totals[name].append((time.perf_counter() - t0) * 1000)
+            cpu[name].append((time.process_time() - c0) * 1000)
             for stage in STAGES:
                 if response.stages_ms.get(stage) is not None:
                     stages[name][stage].append(response.stages_ms[stage])
     return {name: {"n": len(totals[name]), "qps": 1000 * len(totals[name]) / max(sum(totals[name]), 1e-9),
-                   "total": percentiles(totals[name]),
+                   "total": percentiles(totals[name]), "cpu_ms": percentiles(cpu[name]),
                    "stages": {stage: percentiles(v) for stage, v in stages[name].items() if v}} for name in names}
 
 
@@ -169,10 +171,11 @@ def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = No
     for kind, group in groups.items():
         results = replay_interleaved(engines, group, k)
         for name, result in results.items():
-            summary[f"{kind} [{name}]"] = result
-            rows.append([f"{kind}: end to end [{name}]", result["n"], *result["total"].values(), result["qps"]])
+            summary[f"{kind} ({name})"] = result
+            rows.append([f"{kind}: end to end ({name})", result["n"], *result["total"].values(), result["qps"]])
+            rows.append([f"{kind}: CPU time of the process ({name})", result["n"], *result["cpu_ms"].values(), None])
             for stage, values in result["stages"].items():
-                rows.append([f"{kind}: {stage} [{name}]", result["n"], *values.values(), None])
+                rows.append([f"{kind}: {stage} ({name})", result["n"], *values.values(), None])
         if compare:
             ratio_rows.extend(_ratios(kind, results, list(engines)))
     report.table(f"one client, {threads} thread(s), no query cache, ms", ["queries", "n", "p50", "p95", "p99",
@@ -188,7 +191,7 @@ def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = No
         result = replay_concurrent(engine, requests, count, k)
         summary[f"clients_{count}"] = result
         concurrent_rows.append([count, result["n"], *result["total"].values(), result["qps"]])
-    report.table(f"concurrent clients sharing one engine [{engine.encoder_runtime}] (all queries, no query cache), ms",
+    report.table(f"concurrent clients sharing one engine ({engine.encoder_runtime}; all queries, no query cache), ms",
                  ["clients", "n", "p50", "p95", "p99", "queries/s"], concurrent_rows)
     report.extra["summary"] = summary
     for item in engines.values():
@@ -199,7 +202,9 @@ def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = No
 def _ratios(kind: str, results: dict[str, dict[str, Any]], names: list[str]) -> list[list[Any]]:
     """Rows of the second engine's percentiles over the first's: end to end and per stage."""
     first, second = results[names[0]], results[names[1]]
-    rows = [[f"{kind}: end to end", *[second["total"][p] / first["total"][p] for p in first["total"]]]]
+    rows = [[f"{kind}: end to end", *[second["total"][p] / first["total"][p] for p in first["total"]]],
+            [f"{kind}: CPU time", *[second["cpu_ms"][p] / first["cpu_ms"][p] if first["cpu_ms"][p] else None
+                                    for p in first["cpu_ms"]]]]
     for stage, values in first["stages"].items():
         if stage in second["stages"]:
             rows.append([f"{kind}: {stage}", *[second["stages"][stage][p] / values[p] if values[p] else None
