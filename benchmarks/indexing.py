@@ -64,7 +64,7 @@ def run(catalog: Path, work_dir: Path, field_map: list[str], queries: int = 1000
     ])
 
     torch.set_num_threads(threads)
-    engine = SearchEngine(index_dir, device=device, search_threads=threads)
+    engine = SearchEngine(index_dir, device=device, search_threads=threads, query_cache_size=0)
     result = read_catalog(catalog, parsed_map)
     generated = generate_queries(Catalog(result.products), queries, seed=5)
     text_requests = [SearchRequest(text=q.text, k=10) for q, _ in generated]

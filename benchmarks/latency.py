@@ -13,6 +13,7 @@ from typing import Any
 from shoplens.benchmarks.common import Report, percentiles
 from shoplens.common.errors import QueryError
 from shoplens.engine.query import SearchRequest
+from shoplens.engine.query_cache import DEFAULT_CAPACITY
 
 STAGES = ("encode", "lexical", "vector", "fuse", "rerank")
 
@@ -56,20 +57,32 @@ def kind_of(request: SearchRequest) -> str:
 
 def replay(engine, requests: list[SearchRequest], k: int = 10, warmup: int = 10) -> dict[str, Any]:
     """Queries one after another: latencies by stage and end to end, and throughput."""
+    return replay_interleaved({"engine": engine}, requests, k, warmup)["engine"]
+
+
+def replay_interleaved(engines: dict[str, Any], requests: list[SearchRequest], k: int = 10,
+                       warmup: int = 10) -> dict[str, dict[str, Any]]:
+    """Each query on every engine in turn (the order alternating query by query), so that engines
+    compared in one run see the same machine noise. Per engine: latencies by stage and end to end."""
+    names = list(engines)
     for request in requests[:warmup]:
-        engine.search(replace(request, k=k))
-    totals, stages = [], {name: [] for name in STAGES}
-    started = time.perf_counter()
-    for request in requests:
-        t0 = time.perf_counter()
-        response = engine.search(replace(request, k=k))
-        totals.append((time.perf_counter() - t0) * 1000)
-        for name in STAGES:
-            if response.stages_ms.get(name) is not None:
-                stages[name].append(response.stages_ms[name])
-    wall = time.perf_counter() - started
-    return {"n": len(totals), "qps": len(totals) / wall if wall else 0.0, "total": percentiles(totals),
-            "stages": {name: percentiles(values) for name, values in stages.items() if values}}
+        for name in names:
+            engines[name].search(replace(request, k=k))
+    totals = {name: [] for name in names}
+    cpu = {name: [] for name in names}
+    stages = {name: {stage: [] for stage in STAGES} for name in names}
+    for number, request in enumerate(requests):
+        for name in (names if number % 2 == 0 else names[::-1]):
+            c0, t0 = time.process_time(), time.perf_counter()
+            response = engines[name].search(replace(request, k=k))
+            totals[name].append((time.perf_counter() - t0) * 1000)
+            cpu[name].append((time.process_time() - c0) * 1000)
+            for stage in STAGES:
+                if response.stages_ms.get(stage) is not None:
+                    stages[name][stage].append(response.stages_ms[stage])
+    return {name: {"n": len(totals[name]), "qps": 1000 * len(totals[name]) / max(sum(totals[name]), 1e-9),
+                   "total": percentiles(totals[name]), "cpu_ms": percentiles(cpu[name]),
+                   "stages": {stage: percentiles(v) for stage, v in stages[name].items() if v}} for name in names}
 
 
 def replay_concurrent(engine, requests: list[SearchRequest], clients: int, k: int = 10) -> dict[str, Any]:
@@ -99,11 +112,13 @@ def replay_concurrent(engine, requests: list[SearchRequest], clients: int, k: in
 
 def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = None, threads: int = 1,
         device: str = "auto", rerank: bool = True, command: str = "", data: str = "",
-        lexical: str | None = None) -> Report:
+        lexical: str | None = None, compare: bool = False, runtime: str | None = None,
+        cache_size: int = DEFAULT_CAPACITY) -> Report:
     """Latency on the index; with `lexical` (e.g. "elasticsearch") also on a copy whose lexical store
     lives on that backend, in the same run, same queries (tables prefixed by backend)."""
+    options = {"compare": compare, "runtime": runtime, "cache_size": cache_size}
     if not lexical:
-        return _run(index, queries, k, clients, threads, device, rerank, command, data)
+        return _run(index, queries, k, clients, threads, device, rerank, command, data, **options)
     import shutil
 
     from shoplens.benchmarks.lexical_twin import describe_twin, lexical_twin
@@ -112,8 +127,8 @@ def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = Non
     backend = IndexDirectory(index).manifest()["backends"]["lexical"]["backend"]
     twin, figures = lexical_twin(index, lexical)
     try:
-        report = _run(index, queries, k, clients, threads, device, rerank, command, data)
-        other = _run(twin, queries, k, clients, threads, device, rerank, command, data)
+        report = _run(index, queries, k, clients, threads, device, rerank, command, data, **options)
+        other = _run(twin, queries, k, clients, threads, device, rerank, command, data, **options)
     finally:
         shutil.rmtree(twin.parent, ignore_errors=True)
     report.tables = [(f"lexical on {backend}: {name}", columns, rows) for name, columns, rows in report.tables] + \
@@ -125,16 +140,25 @@ def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = Non
 
 
 def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = None, threads: int = 1,
-         device: str = "auto", rerank: bool = True, command: str = "", data: str = "") -> Report:
-    import torch
-
+         device: str = "auto", rerank: bool = True, command: str = "", data: str = "", compare: bool = False,
+         runtime: str | None = None, cache_size: int = DEFAULT_CAPACITY) -> Report:
+    """One client per query kind (stages, end to end), the query cache's hit rate and effect,
+    concurrent clients, and with `compare` the other encoder runtime on the same queries in the same run."""
     from shoplens.engine.search import SearchEngine
 
-    torch.set_num_threads(threads)
     requests = read_queries(queries)
     if not rerank:
         requests = [replace(r, rerank=False) for r in requests]
-    engine = SearchEngine(index, device=device, search_threads=threads)
+    engine = SearchEngine(index, device=device, search_threads=threads, encoder_runtime=runtime, query_cache_size=0)
+    engines = {engine.encoder_runtime: engine}
+    if compare:
+        other = "torch" if engine.encoder_runtime == "onnx" else "onnx"
+        engines[other] = SearchEngine(index, device=device, search_threads=threads, encoder_runtime=other,
+                                      query_cache_size=0)
+    if "torch" in engines:
+        import torch
+
+        torch.set_num_threads(threads)
     manifest = engine.snapshot.manifest
     report = Report(title="Search latency", data=data or f"index {index} ({manifest['counts']['products']:,} products, "
                     f"{manifest['backends']['vector']['kind']} vectors, reranker: {'yes' if manifest.get('ranker') else 'no'}); "
@@ -142,21 +166,68 @@ def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = No
     groups: dict[str, list[SearchRequest]] = {}
     for request in requests:
         groups.setdefault(kind_of(request), []).append(request)
-    rows, summary = [], {}
+    summary: dict[str, Any] = {"runtimes": list(engines)}
+    rows, ratio_rows = [], []
     for kind, group in groups.items():
-        result = replay(engine, group, k)
-        summary[kind] = result
-        rows.append([f"{kind}: end to end", result["n"], *result["total"].values(), result["qps"]])
-        for stage, values in result["stages"].items():
-            rows.append([f"{kind}: {stage}", result["n"], *values.values(), None])
-    report.table(f"one client, {threads} thread(s), ms", ["queries", "n", "p50", "p95", "p99", "queries/s"], rows)
+        results = replay_interleaved(engines, group, k)
+        for name, result in results.items():
+            summary[f"{kind} ({name})"] = result
+            rows.append([f"{kind}: end to end ({name})", result["n"], *result["total"].values(), result["qps"]])
+            rows.append([f"{kind}: CPU time of the process ({name})", result["n"], *result["cpu_ms"].values(), None])
+            for stage, values in result["stages"].items():
+                rows.append([f"{kind}: {stage} ({name})", result["n"], *values.values(), None])
+        if compare:
+            ratio_rows.extend(_ratios(kind, results, list(engines)))
+    report.table(f"one client, {threads} thread(s), no query cache, ms", ["queries", "n", "p50", "p95", "p99",
+                                                                          "queries/s"], rows)
+    if ratio_rows:
+        report.table(f"{list(engines)[1]} / {list(engines)[0]} (same queries, same run, interleaved)",
+                     ["queries", "p50 ratio", "p95 ratio", "p99 ratio"], ratio_rows)
+    report.table("query-embedding cache (LRU, all queries in file order, cache empty at the start), ms",
+                 ["setting", "n", "p50", "p95", "p99", "queries/s", "hit rate"], _cache_rows(engine, requests, k,
+                                                                                           cache_size, summary))
     concurrent_rows = []
     for count in clients or [1, 2, 4]:
         result = replay_concurrent(engine, requests, count, k)
         summary[f"clients_{count}"] = result
         concurrent_rows.append([count, result["n"], *result["total"].values(), result["qps"]])
-    report.table("concurrent clients sharing one engine (all queries), ms",
+    report.table(f"concurrent clients sharing one engine ({engine.encoder_runtime}; all queries, no query cache), ms",
                  ["clients", "n", "p50", "p95", "p99", "queries/s"], concurrent_rows)
     report.extra["summary"] = summary
-    engine.close()
+    for item in engines.values():
+        item.close()
     return report
+
+
+def _ratios(kind: str, results: dict[str, dict[str, Any]], names: list[str]) -> list[list[Any]]:
+    """Rows of the second engine's percentiles over the first's: end to end and per stage."""
+    first, second = results[names[0]], results[names[1]]
+    rows = [[f"{kind}: end to end", *[second["total"][p] / first["total"][p] for p in first["total"]]],
+            [f"{kind}: CPU time", *[second["cpu_ms"][p] / first["cpu_ms"][p] if first["cpu_ms"][p] else None
+                                    for p in first["cpu_ms"]]]]
+    for stage, values in first["stages"].items():
+        if stage in second["stages"]:
+            rows.append([f"{kind}: {stage}", *[second["stages"][stage][p] / values[p] if values[p] else None
+                                               for p in values]])
+    return rows
+
+
+def _cache_rows(engine, requests: list[SearchRequest], k: int, capacity: int, summary: dict[str, Any]) -> list[list]:
+    """Every query with and without the cache, alternating on one engine; the cache starts empty."""
+    from shoplens.engine.query_cache import QueryCache
+
+    cache = QueryCache(capacity)
+    off = QueryCache(0)
+    timings: dict[str, list[float]] = {"without cache": [], "with cache": []}
+    for number, request in enumerate(requests):
+        order = ("without cache", "with cache") if number % 2 == 0 else ("with cache", "without cache")
+        for setting in order:
+            engine.query_cache = cache if setting == "with cache" else off
+            t0 = time.perf_counter()
+            engine.search(replace(request, k=k))
+            timings[setting].append((time.perf_counter() - t0) * 1000)
+    engine.query_cache = off
+    stats = cache.stats()
+    summary["cache"] = {**stats, **{name: percentiles(values) for name, values in timings.items()}}
+    return [[name, len(values), *percentiles(values).values(), 1000 * len(values) / max(sum(values), 1e-9),
+             stats["hit_rate"] if name == "with cache" else None] for name, values in timings.items()]

@@ -110,7 +110,7 @@ def measure_serving(index_dir: Path, texts: list[str], device: str = "cpu") -> d
 
     torch.set_num_threads(1)
     started = time.perf_counter()
-    engine = SearchEngine(index_dir, device=device, search_threads=1)
+    engine = SearchEngine(index_dir, device=device, search_threads=1, query_cache_size=0)
     opened = time.perf_counter() - started
     result = replay(engine, [SearchRequest(text=t) for t in texts], warmup=10)
     return {"open_s": opened, "rss_serving_mb": psutil.Process().memory_info().rss / 2 ** 20,

@@ -30,6 +30,7 @@ def index(
     vector_index: str = typer.Option("auto", "--vector-index", help="auto (exact below 20,000 products, HNSW above), flat, hnsw, ivf or ivfpq."),
     image_weight: float = typer.Option(0.5, "--image-weight", help="Share of the image embedding in a product's vector (0..1)."),
     keep_versions: int = typer.Option(10, "--keep-versions", help="How many committed versions to keep for rollback."),
+    encoder_runtime: str = typer.Option("auto", "--encoder-runtime", help="What encodes queries: onnx (ONNX Runtime, exported now; the default where it is installed) or torch."),
     as_json: bool = JsonOption,
 ):
     """Index a catalog (a new version of INDEX; unchanged products reuse their embeddings)."""
@@ -37,7 +38,7 @@ def index(
 
     options = WriteOptions(model=model, pretrained=pretrained, device=device, lexical_backend=lexical,
                            vector_config={"kind": vector_index, "image_weight": image_weight},
-                           keep_versions=keep_versions)
+                           keep_versions=keep_versions, encoder_runtime=encoder_runtime)
     check_options(options)
     with RichProgress(enabled=not as_json) as progress:
         report = build_index(catalog, index_dir, options, parse_field_maps(field_map), strict=strict, progress=progress)

@@ -45,6 +45,7 @@ def evaluate(engine: SearchEngine, judgments: Judgments, systems: list[str] | No
     """Each system on the same queries, scored with ranx (hybrid + rerank only when the index has a reranker)."""
     systems = systems or [name for name in SYSTEMS if (name != "hybrid+rerank" or engine.ranker(engine.snapshot))
                           and (name != "text-native" or engine.snapshot.text_native is not None)]
+    engine.prepare_queries(list(judgments))  # query embeddings in batches, shared by every system
     metrics, runs, latency = {}, {}, {}
     for name in systems:
         run, mean_ms = run_system(engine, judgments, SYSTEMS[name], base=base,

@@ -39,6 +39,7 @@ def gather(engine: SearchEngine, judgments: Judgments, depth: int, progress: Pro
            label: str = "retrieving judged queries") -> list[QuerySample]:
     """Run every channel once for each judged query; fusion plans and features are then computed offline."""
     samples = []
+    engine.prepare_queries(list(judgments))  # encoded in batches once, not one at a time below
     for number, (query, grades) in enumerate(judgments.items()):
         request = SearchRequest(text=query, k=depth, candidates=depth, rerank_depth=depth, weights=(1.0, 1.0, 1.0))
         snapshot, candidates, _ = engine.retrieve(request, for_rerank=True)

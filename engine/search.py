@@ -25,7 +25,8 @@ from shoplens.engine.filters import filter_mask, parse_filters
 from shoplens.engine.fusion import FusionPlan
 from shoplens.engine.hybrid import Candidates, QueryVectors, hybrid_search
 from shoplens.engine.query import SearchRequest, SearchResponse, SearchResult
-from shoplens.indexers.encoders import create_encoder, open_image, weights_identity
+from shoplens.engine.query_cache import DEFAULT_CAPACITY, QueryCache, image_key, text_key
+from shoplens.indexers.encoders import open_image, open_query_encoder, resolve_runtime, weights_identity
 from shoplens.indexers.encoders.base import Encoder
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.snapshot import Snapshot
@@ -40,7 +41,8 @@ class SearchEngine:
 
     def __init__(self, index_path: str | Path, device: str = "auto", model: str | None = None,
                  pretrained: str | None = None, encoder: Encoder | None = None, search_threads: int = 1,
-                 follow_updates: bool = True, preload: bool = True, follow_in_background: float | None = None):
+                 follow_updates: bool = True, preload: bool = True, follow_in_background: float | None = None,
+                 encoder_runtime: str | None = None, query_cache_size: int = DEFAULT_CAPACITY):
         self.index = IndexDirectory(index_path)
         self.index.require()
         self.device = device
@@ -52,6 +54,10 @@ class SearchEngine:
         self._search_threads = search_threads
         self.snapshot = Snapshot.open(self.index, device=device)
         self._check_model(model, pretrained)
+        recorded_runtime = self.snapshot.manifest["backends"].get("encoder", {}).get("runtime")
+        self.encoder_runtime = encoder.runtime if encoder is not None and hasattr(encoder, "runtime") else \
+            resolve_runtime(encoder_runtime or recorded_runtime, self.snapshot.manifest["model"]["name"])
+        self.query_cache = QueryCache(query_cache_size)
         self._ranker_cache: dict[int, Any] = {}
         self._set_search_threads()
         if preload:  # now, so the first query's latency is the query's
@@ -130,8 +136,8 @@ class SearchEngine:
     def load_encoder(self) -> Encoder:
         """The query encoder: the index's model, loaded on first use (the constructor preloads it)."""
         if self._encoder is None:
-            recorded = self.snapshot.manifest["model"]
-            self._encoder = create_encoder(recorded["name"], recorded.get("pretrained"), self.device)
+            self._encoder = open_query_encoder(self.index.path, self.snapshot.manifest["model"],
+                                               self.encoder_runtime, self.device, threads=self._search_threads)
         return self._encoder
 
     def _set_search_threads(self) -> None:
@@ -140,17 +146,18 @@ class SearchEngine:
     # -- searching -----------------------------------------------------------------
 
     def encode_query(self, request: SearchRequest) -> QueryVectors:
-        """The query's embeddings; one text-tower pass gives both the joint and the text-native one."""
+        """The query's embeddings (from the query cache when seen before): one text-tower pass gives both
+        the joint and the text-native one; a photo's; and their sum."""
         text_vec = image_vec = native_vec = None
         encoder = self.load_encoder()
         if request.text and request.text.strip():
-            if self.snapshot.text_native is not None:
-                joint, native = encoder.encode_texts_native([request.text.strip()])
-                text_vec, native_vec = joint[0], None if native is None else native[0]
-            else:
-                text_vec = encoder.encode_texts([request.text.strip()])[0]
+            text = request.text.strip()
+            text_vec, native_vec = self.query_cache.get(text_key(text), lambda: _first_pair(encoder, [text]))
+            if self.snapshot.text_native is None:
+                native_vec = None
         if request.image is not None:
-            image_vec = encoder.encode_image_objects([load_query_image(request.image)])[0]
+            image = load_query_image(request.image)
+            image_vec = self.query_cache.get(image_key(image), lambda: encoder.encode_image_objects([image])[0])
         parts = [v for v in (text_vec, image_vec) if v is not None]
         combined = normalize_rows(np.sum(parts, axis=0)[None, :])[0] if parts else None
         return QueryVectors(text_vec, image_vec, combined, native_vec)
@@ -160,6 +167,19 @@ class SearchEngine:
         """The fusion a query runs: the plan recorded in the index (learned or default), then the request's overrides."""
         plan = FusionPlan.from_dict(snapshot.manifest.get("fusion"))
         return request.plan(plan) if request is not None else plan
+
+    def prepare_queries(self, texts: list[str], batch_size: int = 256) -> int:
+        """Encode many query texts in batches into the query cache, so later searches for them skip
+        encoding (training, evaluation, benchmarks). Returns how many were encoded."""
+        todo = list(dict.fromkeys(" ".join(t.split()) for t in texts if t and t.strip()))
+        todo = [text for text in todo if not self.query_cache.contains(text_key(text))]
+        self.query_cache.grow(len(self.query_cache) + len(todo))
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            joint, native = self.load_encoder().encode_texts_native(batch, batch_size=batch_size)
+            for row, text in enumerate(batch):
+                self.query_cache.put(text_key(text), (joint[row], None if native is None else native[row]))
+        return len(todo)
 
     def retrieve(self, request: SearchRequest, stages: dict[str, float | None] | None = None,
                  for_rerank: bool = False) -> tuple[Snapshot, Candidates, list]:
@@ -442,6 +462,12 @@ def _page_bm25(snapshot: Snapshot, request: SearchRequest, candidates: Candidate
 
 def _rank(value: float) -> int | None:
     return None if value is None or np.isnan(value) else int(value)
+
+
+def _first_pair(encoder: Encoder, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The joint and text-native embeddings of one query text (native None for models without a text tower)."""
+    joint, native = encoder.encode_texts_native(texts)
+    return joint[0], None if native is None else native[0]
 
 
 def _nan_to_none(value: float) -> float | None:

@@ -24,6 +24,7 @@ def describe_index(path: str | Path) -> dict[str, Any]:
         "dimensions": manifest["model"]["dim"],
         "vector": manifest["backends"]["vector"],
         "lexical": manifest["backends"]["lexical"],
+        "encoder": manifest["backends"].get("encoder") or {"runtime": "auto (not recorded: onnx where installed)"},
         "counts": manifest["counts"],
         "change": manifest.get("change", {}),
         "versions": index.committed_versions(),

@@ -241,11 +241,11 @@ class ProductTable:
         docnos = np.asarray(list(docnos), dtype=np.int64)
         if len(docnos) == 0:
             return []
-        texts = self.table.column("record").take(pa.array(docnos)).to_pylist()
+        texts = self.table.column("record").take(_indices(docnos)).to_pylist()
         return [json.loads(text) for text in texts]
 
     def column_values(self, column: str, docnos: np.ndarray) -> list[Any]:
-        return self.table.column(column).take(pa.array(np.asarray(docnos, dtype=np.int64))).to_pylist()
+        return self.table.column(column).take(_indices(docnos)).to_pylist()
 
     def live_docnos(self) -> np.ndarray:
         return np.flatnonzero(self.live)
@@ -274,9 +274,9 @@ def load_products(directory: Path, previous: ProductTable | None = None) -> Prod
     extends = bool(known) and segments[:known] == previous.segments \
         and all(files.get(name) == previous.segment_files.get(name) for name in previous.segments)
     if extends:
-        tables = [previous.table] + [pq.read_table(directory / name) for name in segments[known:]]
+        tables = [previous.table] + [pq.ParquetFile(directory / name).read() for name in segments[known:]]
     else:
-        tables = [pq.read_table(directory / name) for name in segments]
+        tables = [pq.ParquetFile(directory / name).read() for name in segments]
     # one contiguous chunk per column: taking a few rows from a chunked column would copy it whole
     table = (_concat(tables) if tables else products_table([], [], 0)).combine_chunks()
     live = np.load(directory / "live.npy") if (directory / "live.npy").exists() else np.ones(table.num_rows, bool)
@@ -359,3 +359,10 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
 def _list_to_text(column: pa.ChunkedArray) -> pa.Array:
     values = [None if v is None else ", ".join(v) for v in column.to_pylist()]
     return pa.array(values, type=pa.string())
+
+
+def _indices(docnos) -> pa.Array:
+    """Row numbers as an Arrow int64 array, built from the numpy buffer: `pa.array` would import
+    pandas (a second of a one-shot search's start-up) just to check the argument's type."""
+    values = np.ascontiguousarray(docnos, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])

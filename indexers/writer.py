@@ -18,7 +18,7 @@ import numpy as np
 
 from shoplens.common.errors import CatalogError, ConfigError, ImageError, ModelMismatchError
 from shoplens.indexers.catalog import Product, Reject, read_catalog, write_rejects
-from shoplens.indexers.encoders import DEFAULT_MODEL, create_encoder, weights_identity
+from shoplens.indexers.encoders import DEFAULT_MODEL, create_encoder, ensure_export, resolve_runtime, weights_identity
 from shoplens.indexers.encoders.base import Encoder, EncoderInfo, text_digest
 from shoplens.indexers.encoders.cache import EmbeddingCache
 from shoplens.indexers.images import file_digest
@@ -45,6 +45,7 @@ class WriteOptions:
     keep_versions: int = DEFAULT_KEEP_VERSIONS
     text_batch_size: int = 256
     image_batch_size: int = 64
+    encoder_runtime: str = "auto"  # what serves queries: onnx (exported at index time) or torch
 
 
 @dataclass
@@ -321,12 +322,14 @@ class IndexWriter:
         if same_model:  # a reranker learned another model's similarities: it does not survive a model change
             txn.carry_over("ranker")
 
+        encoder_backend = self._encoder_backend(backends, model_info)
         manifest = {
             "model": model_info,
             "backends": {
                 "vector": vector_cls.summarize(vector_state),
                 **({"textvec": vector_cls.summarize(textvec_state)} if textvec_state else {}),
                 "lexical": lexical_cls.manifest_config({**backends["lexical"], "backend": lexical_cls.name}),
+                "encoder": encoder_backend,
             },
             "counts": {"products": int(live.sum()), "rows": int(len(live)),
                        "with_image": int((vector_cls.image_flags(txn.component_dir("vectors")) & live).sum())},
@@ -382,13 +385,21 @@ class IndexWriter:
         return vector_cls.write(txn.component_dir("textvec"), parent_dir, native, np.zeros_like(native),
                                 np.zeros(len(native), bool), segment, config)
 
+    def _encoder_backend(self, backends: dict[str, dict[str, Any]], model_info: dict[str, Any]) -> dict[str, Any]:
+        """The query encoder's runtime; for onnx, the export is made now (once per model identity)."""
+        runtime = resolve_runtime(backends.get("encoder", {}).get("runtime"), model_info["name"])
+        if runtime != "onnx":
+            return {"runtime": runtime}
+        directory = ensure_export(self.index.path, model_info, self.encoder)
+        return {"runtime": runtime, "export": str(directory.relative_to(self.index.path))}
+
     def _backends(self, parent_manifest: dict[str, Any] | None, rebuild: bool) -> dict[str, dict[str, Any]]:
         """Backends and their settings: the parent's for incremental writes, the options' for builds."""
         if parent_manifest is not None and not rebuild:
             return {name: dict(cfg) for name, cfg in parent_manifest["backends"].items()}
         vector = {"backend": self.options.vector_backend, **self.options.vector_config}
         lexical = {"backend": self.options.lexical_backend, **self.options.lexical_config}
-        return {"vector": vector, "lexical": lexical}
+        return {"vector": vector, "lexical": lexical, "encoder": {"runtime": self.options.encoder_runtime}}
 
     def _embeddings(self, products: list[Product], metas: list[RowMeta], cache: EmbeddingCache, namespace: str,
                     report: CommitReport, problems: list[ImageProblem]):
@@ -536,6 +547,7 @@ def check_options(options: WriteOptions) -> None:
     if not 1 <= options.keep_versions <= MAX_KEEP_VERSIONS:
         raise ConfigError(f"--keep-versions must be from 1 to {MAX_KEEP_VERSIONS}, got {options.keep_versions}")
     lexical_store_class(options.lexical_backend).check_backend(options.lexical_config)
+    resolve_runtime(options.encoder_runtime, options.model)
 
 
 __all__ = ["IndexWriter", "WriteOptions", "CommitReport", "build_index", "embedding_text", "EncoderInfo"]

@@ -383,7 +383,7 @@ def load(directory: Path | None) -> BehaviourStats:
         return BehaviourStats.empty()
 
     def columns(name: str, strings: Iterable[str]) -> dict[str, np.ndarray]:
-        table = pq.read_table(directory / name)
+        table = pq.ParquetFile(directory / name).read()
         return {col: (np.array(table.column(col).to_pylist(), dtype=object) if col in strings
                       else table.column(col).to_numpy()) for col in table.column_names}
 

@@ -55,6 +55,8 @@ def weights_identity(model_name: str, pretrained: str | None) -> tuple[str | Non
 class OpenClipEncoder(Encoder):
     """Any open_clip model; `shoplens-lite0-minilm` is the offline default."""
 
+    runtime = "torch"
+
     def __init__(self, model_name: str = DEFAULT_MODEL, pretrained: str | None = None, device: str = "auto"):
         import torch
 
@@ -82,6 +84,7 @@ class OpenClipEncoder(Encoder):
         self.model, config, metadata = build_default_model(heads)
         self.heads_metadata = metadata
         pre = config["preprocess_cfg"]
+        self.preprocess_config = {"image_size": int(config["vision_cfg"]["image_size"]), **pre}
         self.preprocess = open_clip.image_transform(
             config["vision_cfg"]["image_size"], is_train=False, mean=tuple(pre["mean"]), std=tuple(pre["std"]),
             interpolation=pre["interpolation"], resize_mode=pre["resize_mode"], fill_color=pre["fill_color"],

@@ -71,10 +71,15 @@ def test_bench_latency(dev, tmp_path):
     image = SAMPLE.parent / sample_products(1)[0]["image"]
     queries.write_text('blue shirt\n{"text": "watch"}\n' + json.dumps({"image": str(image)}) + "\n"
                        + json.dumps({"text": "shoes", "image": str(image)}) + "\n")
-    report = bench("latency", "--queries", queries, "--index", index, "--clients", "1,2")
+    report = bench("latency", "--queries", queries, "--index", index, "--clients", "1,2", "--compare")
+    tables = {t["name"].split(" (")[0].split(",")[0]: t["rows"] for t in report["tables"]}
     rows = report["tables"][0]["rows"]
-    assert {row[0] for row in rows} >= {"text: end to end", "image: end to end", "text+image: end to end"}
-    assert [row[0] for row in report["tables"][1]["rows"]] == [1, 2]
+    assert {row[0] for row in rows} >= {f"{kind}: end to end ({runtime})" for kind in ("text", "image", "text+image")
+                                        for runtime in ("onnx", "torch")}
+    assert {row[0] for row in tables["torch / onnx"]} >= {"text: end to end", "text: encode"}
+    cache = {row[0]: row for row in tables["query-embedding cache"]}
+    assert cache["with cache"][-1] == 0.2  # 5 lookups; the photo is seen twice
+    assert [row[0] for row in report["tables"][-1]["rows"]] == [1, 2]
 
 
 def test_bench_recall(sample_index, tmp_path):
