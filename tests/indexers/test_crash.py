@@ -76,7 +76,9 @@ def test_killed_at_each_step_of_a_commit(small_index, tmp_path, point):
     args, env = command(small_index, "update", str(delta))
     assert subprocess.run(args, cwd=REPO, env=env, capture_output=True, timeout=180).returncode == 0
     assert live_ids(small_index) == new_ids
-    assert index.current_version() == expected_version + 1
+    # version 2 either way: after a crash past the commit the delta is already applied, and an update
+    # that changes nothing creates no version
+    assert index.current_version() == 2
     assert check_index(small_index).ok
 
 
