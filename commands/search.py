@@ -82,14 +82,19 @@ def search(
         return
     engine.check(request)  # unknown filter fields before the model loads
     engine.warm()
-    response = engine.search(request)
+    _print_response(engine.search(request), as_json, explain, wide)
+
+
+def _print_response(response, as_json: bool, explain: bool, wide: bool) -> None:
+    """One search's answer: JSON, or a results table (and the explanations with --explain)."""
     if as_json:
         print_json(response.to_json())
         return
     from shoplens.tui.display import describe_query, explain_view, generic_view, results_table
 
     if not response.results:
-        out.print(f"no results for {describe_query(response.query)}" + (" (try fewer filters)" if request.filters else ""))
+        out.print(f"no results for {describe_query(response.query)}"
+                  + (" (try fewer filters)" if response.query.get("filters") else ""))
         return
     show(results_table(response, wide=wide, width=out.width if out.is_terminal else None))
     if explain:
