@@ -287,76 +287,84 @@ def _group_sum(keys: list[tuple], columns: dict[str, np.ndarray]) -> tuple[list[
 
 def fold(stats: BehaviourStats, batch: EventBatch) -> BehaviourStats:
     """New aggregates: the old ones plus a batch of events (counts added in place of a recount)."""
-    kinds = batch.kind
-    onehot = {name: (kinds == i).astype(np.float64) for i, name in enumerate(EVENT_TYPES)}
-    half_life = stats.state["half_life_days"] * 86400.0
+    onehot = {name: (batch.kind == i).astype(np.float64) for i, name in enumerate(EVENT_TYPES)}
     reference = max([t for t in (stats.state.get("popularity_ts"), float(batch.ts.max()) if len(batch) else None)
                      if t is not None], default=None)
+    with_query = np.array([bool(q) for q in batch.queries], dtype=bool)
+    return BehaviourStats(_fold_products(stats, batch, onehot, reference),
+                          _fold_query_products(stats, batch, onehot, with_query),
+                          _fold_positions(stats, batch, onehot, with_query),
+                          _fold_state(stats, batch, reference))
 
-    # products
+
+def _fold_products(stats: BehaviourStats, batch: EventBatch, onehot: dict[str, np.ndarray],
+                   reference: float | None) -> dict[str, np.ndarray]:
+    """Per product: event counts, first and last event time, and popularity decayed to `reference`."""
+    half_life = stats.state["half_life_days"] * 86400.0
     weights = sum(POPULARITY_WEIGHTS[name] * onehot[name] for name in EVENT_TYPES)
     decayed = weights * np.power(2.0, -(reference - batch.ts) / half_life) if len(batch) else weights
     old = stats.products
     old_pop = old["popularity"] * (np.power(2.0, -(reference - stats.state["popularity_ts"]) / half_life)
                                    if stats.state.get("popularity_ts") is not None else 1.0)
     keys = [(pid,) for pid in old["id"].tolist()] + [(pid,) for pid in batch.ids]
-    cols = {
-        "impressions": np.concatenate([old["impressions"], onehot["impression"]]),
-        "clicks": np.concatenate([old["clicks"], onehot["click"]]),
-        "carts": np.concatenate([old["carts"], onehot["cart"]]),
-        "orders": np.concatenate([old["orders"], onehot["order"]]),
-        "popularity": np.concatenate([old_pop, decayed]),
-    }
+    cols = {name: np.concatenate([old[name], onehot[event]]) for name, event in zip(PRODUCT_COLUMNS, EVENT_TYPES)}
+    cols["popularity"] = np.concatenate([old_pop, decayed])
     product_keys, sums = _group_sum(keys, cols)
     position_of = {key: i for i, key in enumerate(product_keys)}
     first = np.full(len(product_keys), np.inf)
     last = np.full(len(product_keys), -np.inf)
-    all_first = np.concatenate([old["first_ts"], batch.ts])
-    all_last = np.concatenate([old["last_ts"], batch.ts])
     where = np.array([position_of[key] for key in keys], dtype=np.int64)
-    np.minimum.at(first, where, all_first)
-    np.maximum.at(last, where, all_last)
-    products = {"id": np.array([k[0] for k in product_keys], dtype=object),
-                **{name: sums[name].astype(np.int64) for name in PRODUCT_COLUMNS},
-                "first_ts": first, "last_ts": last, "popularity": sums["popularity"]}
+    np.minimum.at(first, where, np.concatenate([old["first_ts"], batch.ts]))
+    np.maximum.at(last, where, np.concatenate([old["last_ts"], batch.ts]))
+    return {"id": np.array([k[0] for k in product_keys], dtype=object),
+            **{name: sums[name].astype(np.int64) for name in PRODUCT_COLUMNS},
+            "first_ts": first, "last_ts": last, "popularity": sums["popularity"]}
 
-    # query and product
-    with_query = np.array([bool(q) for q in batch.queries], dtype=bool)
+
+def _fold_query_products(stats: BehaviourStats, batch: EventBatch, onehot: dict[str, np.ndarray],
+                         with_query: np.ndarray) -> dict[str, np.ndarray]:
+    """Per (query, product): event counts of the events that logged their query."""
     qp_old = stats.query_products
     keys = list(zip(qp_old["query"].tolist(), qp_old["id"].tolist()))
     keys += [(q, pid) for q, pid, keep in zip(batch.queries, batch.ids, with_query) if keep]
     cols = {name: np.concatenate([qp_old[name], onehot[event][with_query]])
             for name, event in zip(PRODUCT_COLUMNS, EVENT_TYPES)}
     qp_keys, qp_sums = _group_sum(keys, cols)
-    query_products = {"query": np.array([k[0] for k in qp_keys], dtype=object),
-                      "id": np.array([k[1] for k in qp_keys], dtype=object),
-                      **{name: qp_sums[name].astype(np.int64) for name in PRODUCT_COLUMNS}}
+    return {"query": np.array([k[0] for k in qp_keys], dtype=object),
+            "id": np.array([k[1] for k in qp_keys], dtype=object),
+            **{name: qp_sums[name].astype(np.int64) for name in PRODUCT_COLUMNS}}
 
-    # query, product and position: impressions and clicks where a position was logged
-    positioned = with_query & (batch.positions > 0) & ((kinds == 0) | (kinds == 1))
+
+def _fold_positions(stats: BehaviourStats, batch: EventBatch, onehot: dict[str, np.ndarray],
+                    with_query: np.ndarray) -> dict[str, np.ndarray]:
+    """Per (query, product, position): impressions and clicks where a position was logged."""
+    positioned = with_query & (batch.positions > 0) & ((batch.kind == 0) | (batch.kind == 1))
     pos_old = stats.positions
     keys = list(zip(pos_old["query"].tolist(), pos_old["id"].tolist(), pos_old["position"].tolist()))
     keys += [(q, pid, int(p)) for q, pid, p, keep in zip(batch.queries, batch.ids, batch.positions, positioned) if keep]
     cols = {"impressions": np.concatenate([pos_old["impressions"], onehot["impression"][positioned]]),
             "clicks": np.concatenate([pos_old["clicks"], onehot["click"][positioned]])}
     pos_keys, pos_sums = _group_sum(keys, cols)
-    positions = {"query": np.array([k[0] for k in pos_keys], dtype=object),
-                 "id": np.array([k[1] for k in pos_keys], dtype=object),
-                 "position": np.array([k[2] for k in pos_keys], dtype=np.int32),
-                 "impressions": pos_sums["impressions"].astype(np.int64),
-                 "clicks": pos_sums["clicks"].astype(np.int64)}
+    return {"query": np.array([k[0] for k in pos_keys], dtype=object),
+            "id": np.array([k[1] for k in pos_keys], dtype=object),
+            "position": np.array([k[2] for k in pos_keys], dtype=np.int32),
+            "impressions": pos_sums["impressions"].astype(np.int64),
+            "clicks": pos_sums["clicks"].astype(np.int64)}
 
+
+def _fold_state(stats: BehaviourStats, batch: EventBatch, reference: float | None) -> dict[str, Any]:
+    """Totals, time range, the popularity reference time and the digests of the files folded."""
     state = json.loads(json.dumps(stats.state))
     state["events"] += len(batch)
     for i, name in enumerate(EVENT_TYPES):
-        state["totals"][name] += int((kinds == i).sum())
+        state["totals"][name] += int((batch.kind == i).sum())
     if len(batch):
         state["first_ts"] = min(t for t in (state["first_ts"], float(batch.ts.min())) if t is not None)
         state["last_ts"] = max(t for t in (state["last_ts"], float(batch.ts.max())) if t is not None)
         state["popularity_ts"] = reference
     if batch.digest:
         state["files"].append(batch.digest)
-    return BehaviourStats(products, query_products, positions, state)
+    return state
 
 
 # -- persistence ----------------------------------------------------------------------
