@@ -42,16 +42,15 @@ CONFIGURATIONS: list[tuple[str, dict[str, Any]]] = [
 def corpus(snapshot, description: bool = True) -> tuple[list[str], list[str]]:
     """Ids and the searchable text of every live product (the fields tantivy indexes, joined)."""
     from shoplens.indexers.catalog import Product
-    from shoplens.indexers.lexical.base import lexical_document
+    from shoplens.indexers.lexical.base import TEXT_FIELDS, lexical_document
 
     live = snapshot.products.live_docnos()
     records = snapshot.products.records(live)
     texts = []
+    wanted = [name for name in TEXT_FIELDS if description or name != "description"]
     for record in records:
-        fields = lexical_document(Product.from_record(record))
-        if not description:
-            fields.pop("description")
-        texts.append(" ".join(fields.values()))
+        fields = lexical_document(Product.from_record(record))  # also holds filter values: text fields only
+        texts.append(" ".join(fields[name] for name in wanted))
     return [r["id"] for r in records], texts
 
 
