@@ -137,6 +137,19 @@ def image_digest(path: str | None) -> tuple[str | None, str | None]:
         return None, f"cannot read image: {exc.strerror or exc}"
 
 
+@dataclass
+class _Change:
+    """What a write changes against its parent version: rows that die, products that get a new row."""
+
+    report: "CommitReport"
+    live: np.ndarray
+    base_rows: int
+    deleted_docnos: list[int]
+    new_products: list[Product]
+    metas: list[RowMeta]
+    problems: list[ImageProblem]
+
+
 class IndexWriter:
     """Writes versions of one index. Holds the encoder lazily: a write that needs no encoding never loads it."""
 
@@ -205,7 +218,24 @@ class IndexWriter:
             cache.close()
 
     def _write_with_cache(self, txn, upserts, delete_ids, kind, rebuild, timings, summary, cache, namespace, model_info):
+        """One commit: diff against the parent, write every store, then the manifest."""
         step = time.perf_counter()
+        change = self._diff(txn, upserts, delete_ids, kind, rebuild)
+        timings["diff"] = time.perf_counter() - step
+        report, live = change.report, change.live
+        if not rebuild and not change.new_products and not change.deleted_docnos:  # nothing changed: no version
+            report.version, report.products = None, int(live.sum())
+            return report
+        stores = self._write_stores(txn, change, rebuild, timings, cache, namespace, model_info)
+        step = time.perf_counter()
+        report.version = txn.commit(self._manifest(txn, change, stores, model_info, summary),
+                                    keep=self.options.keep_versions)
+        timings["commit"] = time.perf_counter() - step
+        report.products = int(change.live.sum())
+        return report
+
+    def _diff(self, txn, upserts, delete_ids, kind, rebuild) -> "_Change":
+        """Which rows die and which products need a new row (with their content hashes)."""
         parent_products = None
         if txn.parent is not None:
             parent_products = load_products(txn.parent_dir("products"))
@@ -259,14 +289,14 @@ class IndexWriter:
         if rebuild and parent_products is not None:
             new_ids = {p.id for p in new_products}
             report.deleted = sum(1 for i in parent_products.docno_by_id if i not in new_ids)
-        timings["diff"] = time.perf_counter() - step
-        if not rebuild and not new_products and not deleted_docnos:  # nothing changed: no version
-            report.version, report.products = None, int(live.sum())
-            return report
+        return _Change(report, live, base_rows, deleted_docnos, new_products, metas, problems)
 
-        # embeddings: cache first, the encoder only for content never seen
+    def _write_stores(self, txn, change: "_Change", rebuild: bool, timings, cache, namespace, model_info) -> dict:
+        """Embeddings (cache first, the encoder only for content never seen), then every store's new segment."""
+        report, new_products, metas = change.report, change.new_products, change.metas
         step = time.perf_counter()
-        text_vectors, image_vectors, has_image = self._embeddings(new_products, metas, cache, namespace, report, problems)
+        text_vectors, image_vectors, has_image = self._embeddings(new_products, metas, cache, namespace, report,
+                                                                  change.problems)
         timings["encode"] = time.perf_counter() - step
         dim = int(model_info["dim"])
         if text_vectors.shape[0] == 0:
@@ -275,16 +305,16 @@ class IndexWriter:
         for meta, ok in zip(metas, has_image):
             if not ok:
                 meta.image_hash = None
-        report.image_problems = problems
+        report.image_problems = change.problems
 
         segment = f"{txn.version:06d}"
-        live = np.concatenate([live, np.ones(len(new_products), bool)])
+        change.live = np.concatenate([change.live, np.ones(len(new_products), bool)])
         parent_for_stores = None if rebuild else txn.parent
 
         step = time.perf_counter()
-        table = products_table(new_products, metas, base_rows) if new_products else None
+        table = products_table(new_products, metas, change.base_rows) if new_products else None
         write_products(txn.component_dir("products"), None if rebuild else txn.parent_dir("products"),
-                       table, live, f"seg-{segment}.parquet")
+                       table, change.live, f"seg-{segment}.parquet")
         timings["products"] = time.perf_counter() - step
         crash_point("products-written")
 
@@ -301,35 +331,42 @@ class IndexWriter:
         textvec_state = self._write_text_native(txn, new_products, cache, namespace, backends, rebuild,
                                                 parent_for_stores, segment, report)
         timings["textvec"] = time.perf_counter() - step
+        lexical_cls = self._write_lexical(txn, change, backends, parent_for_stores, timings)
+        write_vocabulary(txn.component_dir("spelling"), None if parent_for_stores is None else txn.parent_dir("spelling"),
+                         new_products)
+        return {"backends": backends, "vector_cls": vector_cls, "vector_state": vector_state,
+                "textvec_state": textvec_state, "lexical_cls": lexical_cls}
 
+    def _write_lexical(self, txn, change: "_Change", backends, parent_for_stores, timings):
         step = time.perf_counter()
         lexical_cls = lexical_store_class(backends["lexical"]["backend"])
-        adds = [(base_rows + i, lexical_document(p)) for i, p in enumerate(new_products)]
+        adds = [(change.base_rows + i, lexical_document(p)) for i, p in enumerate(change.new_products)]
         advance = self.progress.stage("lexical index", len(adds))
         lexical_cls.write(txn.component_dir("lexical"),
-                                          None if parent_for_stores is None else txn.parent_dir("lexical"),
-                                          adds, deleted_docnos, backends["lexical"])
+                          None if parent_for_stores is None else txn.parent_dir("lexical"),
+                          adds, change.deleted_docnos, backends["lexical"])
         advance(len(adds))
         timings["lexical"] = time.perf_counter() - step
         crash_point("lexical-written")
+        return lexical_cls
 
-        write_vocabulary(txn.component_dir("spelling"), None if parent_for_stores is None else txn.parent_dir("spelling"),
-                         new_products)
-
+    def _manifest(self, txn, change: "_Change", stores: dict, model_info, summary) -> dict[str, Any]:
+        """The new version's manifest; behaviour is carried over, the reranker only when the model is the same."""
+        report, live, backends = change.report, change.live, stores["backends"]
+        vector_cls, lexical_cls = stores["vector_cls"], stores["lexical_cls"]
         parent_model = (txn.parent_manifest or {}).get("model") or {}
         same_model = parent_model.get("weights_id") == model_info["weights_id"]
         txn.carry_over("behaviour")
         if same_model:  # a reranker learned another model's similarities: it does not survive a model change
             txn.carry_over("ranker")
-
-        encoder_backend = self._encoder_backend(backends, model_info)
-        manifest = {
+        textvec_state = stores["textvec_state"]
+        return {
             "model": model_info,
             "backends": {
-                "vector": vector_cls.summarize(vector_state),
+                "vector": vector_cls.summarize(stores["vector_state"]),
                 **({"textvec": vector_cls.summarize(textvec_state)} if textvec_state else {}),
                 "lexical": lexical_cls.manifest_config({**backends["lexical"], "backend": lexical_cls.name}),
-                "encoder": encoder_backend,
+                "encoder": self._encoder_backend(backends, model_info),
             },
             "counts": {"products": int(live.sum()), "rows": int(len(live)),
                        "with_image": int((vector_cls.image_flags(txn.component_dir("vectors")) & live).sum())},
@@ -340,11 +377,6 @@ class IndexWriter:
             "ranker": (txn.parent_manifest or {}).get("ranker") if same_model else None,
             "behaviour": (txn.parent_manifest or {}).get("behaviour"),
         }
-        step = time.perf_counter()
-        report.version = txn.commit(manifest, keep=self.options.keep_versions)
-        timings["commit"] = time.perf_counter() - step
-        report.products = int(live.sum())
-        return report
 
     def _text_native_enabled(self, backends: dict[str, Any], rebuild: bool) -> bool:
         """An index keeps the text-native store it was built with; a build adds one when the model has a text tower."""
@@ -375,7 +407,7 @@ class IndexWriter:
                 fresh = {digests[i]: v for i, v in zip(part, vectors)}
                 cache.put_many(native_ns, fresh.items())
                 cached.update(fresh)
-            report.texts_encoded += len(todo)
+            # not added to report.texts_encoded, which counts the joint-space texts a change re-encodes
         dim = len(next(iter(cached.values()))) if cached else int(backends.get("textvec", {}).get("dim") or
                                                                      self.encoder().native_dim)
         native = np.stack([cached[d] for d in digests]).astype(np.float32) if products else np.zeros((0, dim), np.float32)
