@@ -102,7 +102,7 @@ def test_retrieval_features_on_the_sample(engine):
     assert np.all(column(matrix, "fused_rank") == np.arange(1, len(ids) + 1))
     assert np.all(column(matrix, "bm25") >= 0) and np.isfinite(column(matrix, "bm25")).all()
     assert np.nanmax(column(matrix, "bm25_norm")) == 1.0
-    found = column(matrix, "found_by_lexical") + column(matrix, "found_by_dense")
+    found = column(matrix, "found_by_lexical") + column(matrix, "found_by_dense") + column(matrix, "found_by_native")
     assert found.min() >= 1  # every candidate came from at least one retriever
     assert np.isfinite(column(matrix, "age_days")).all()
 
@@ -159,6 +159,7 @@ def test_text_native_and_field_features_are_present(engine):
     matrix, ids = features_for(engine, text="navy blue shirt for men")
     assert np.isfinite(column(matrix, "native")).all()
     assert np.nanmax(column(matrix, "bm25_title")) > 0
-    assert set(np.unique(column(matrix, "title_bigram_share"))) <= {0.0, 0.5, 1.0}
+    shares = column(matrix, "title_bigram_share")  # share of the query's bigrams found in the title
+    assert np.all((shares >= 0) & (shares <= 1)) and shares.max() > 0
     best = int(np.argmax(column(matrix, "title_term_share")))
     assert column(matrix, "doc_term_share")[best] >= column(matrix, "title_term_share")[best]
