@@ -257,8 +257,7 @@ class SearchEngine:
         took = (time.perf_counter() - started) * 1000
         image_name = None if request.image is None else str(getattr(request.image, "filename", "") or "<image>")
         query = {"text": original_text, "image": image_name, "filters": [str(f) for f in filters], "mode": request.mode,
-                 "fusion": self.fusion_plan(snapshot, request).method,  # the plan's when the request names none
-                 "k": request.k, "page": request.page}
+                 "fusion": self.fusion_plan(snapshot, request).method, "k": request.k, "page": request.page}
         notes = [skipped] if skipped else []
         if intent is not None:
             query["intent"] = {**intent.to_dict(), "applied": "filters" if request.strict_intent else "boost"}

@@ -45,13 +45,18 @@ def parse_body(data: dict[str, Any]) -> SearchBody:
         raise QueryError(validation_message(exc)) from None
 
 
-def parse_weights(text: str) -> tuple[float, float]:
-    """"lexical,dense" as the CLI's --weights takes it."""
+def parse_weights(text: str | None) -> tuple[float, ...] | None:
+    """"lexical,dense[,native]" as the CLI's --weights takes it; None (or empty): the index's plan."""
+    if text is None or not str(text).strip():
+        return None
     try:
-        lexical, dense = (float(part) for part in str(text).split(","))
+        weights = tuple(float(part) for part in str(text).split(","))
     except ValueError:
-        raise QueryError(f"weights takes two numbers lexical,dense such as 1,1 or 0.3,0.7; got {text!r}") from None
-    return lexical, dense
+        weights = ()
+    if len(weights) not in (2, 3):
+        raise QueryError(f"weights takes two or three numbers lexical,dense[,native] such as 1,1 or 1,0.5,1; "
+                         f"got {text!r}")
+    return weights
 
 
 def decode_base64_image(text: str) -> bytes:
@@ -94,7 +99,8 @@ def search_request(body: SearchBody, image=None) -> SearchRequest:
         raise QueryError(f"offset must be a multiple of k (pages of k results); got offset {body.offset}, k {body.k}")
     request = SearchRequest(text=body.q, image=image, k=body.k, page=body.offset // body.k + 1,
                             filters=list(body.filters), mode=body.mode, fusion=body.fusion, rrf_k=body.rrf_k,
-                            weights=tuple(body.weights), normalization=body.normalization,
+                            weights=None if body.weights is None else tuple(body.weights),
+                            normalization=body.normalization,
                             candidates=body.candidates, rerank=body.rerank, explain=body.explain)
     request.validate()
     return request

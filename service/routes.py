@@ -82,8 +82,10 @@ def _add_search(app: FastAPI, state: ServiceState, search_key: Callable) -> None
         q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="Query text."),
         k: int = Query(10, ge=1, le=MAX_K), offset: int = Query(0, ge=0, le=MAX_OFFSET, description="A multiple of k."),
         filters: List[str] = Query([], alias="filter", max_length=MAX_FILTERS, description='Repeatable: "price<=3000".'),
-        mode: Mode = Query("hybrid"), fusion: Fusion = Query("rrf"), rrf_k: float = Query(60.0, gt=0, le=10_000),
-        weights: str = Query("1,1", description="lexical,dense"), norm: Normalization = Query("minmax"),
+        mode: Mode = Query("hybrid"), fusion: Optional[Fusion] = Query(None),
+        rrf_k: Optional[float] = Query(None, gt=0, le=10_000),
+        weights: Optional[str] = Query(None, description="lexical,dense[,native]"),
+        norm: Optional[Normalization] = Query(None),
         candidates: int = Query(200, ge=1, le=MAX_CANDIDATES), rerank: Optional[bool] = Query(None),
         explain: bool = Query(False),
     ):

@@ -44,10 +44,13 @@ class SearchBody(BaseModel):
     filters: list[str] = Field(default_factory=list, max_length=MAX_FILTERS,
                                description='CLI filter syntax, ANDed: "price<=3000", "brand=Nike", "category=Shoes|Sandals".')
     mode: Mode = Field("hybrid", description="hybrid, lexical (BM25 only) or dense (vectors only).")
-    fusion: Fusion = Field("rrf", description="rrf (reciprocal rank fusion) or wsum (weighted sum of normalized scores).")
-    rrf_k: float = Field(60.0, gt=0, le=10_000, description="k of reciprocal rank fusion.")
-    weights: tuple[Weight, Weight] = Field((1.0, 1.0), description="Fusion weights [lexical, dense], each 0 to 100.")
-    normalization: Normalization = Field("minmax", description="Score normalization for wsum.")
+    fusion: Optional[Fusion] = Field(None, description="rrf (reciprocal rank fusion) or wsum (weighted sum of "
+                                     "normalized scores); default: the index's fusion plan.")
+    rrf_k: Optional[float] = Field(None, gt=0, le=10_000, description="k of reciprocal rank fusion (default: the plan's).")
+    weights: Optional[tuple[Weight, Weight] | tuple[Weight, Weight, Weight]] = Field(
+        None, description="Fusion weights [lexical, dense] or [lexical, dense, native], each 0 to 100 "
+                          "(default: the plan's).")
+    normalization: Optional[Normalization] = Field(None, description="Score normalization for wsum (default: the plan's).")
     candidates: int = Field(200, ge=1, le=MAX_CANDIDATES, description="Candidates fetched from each retriever.")
     rerank: Optional[bool] = Field(None, description="Learned reranker on or off; null: on when the index has one.")
     explain: bool = Field(False, description="Add ranks per signal and the reranker's per-feature contributions.")
