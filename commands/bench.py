@@ -48,23 +48,27 @@ def bench_devdata(
     catalog: Optional[Path] = typer.Option(None, "--catalog", help="The catalog the index was built from (default: Myntra in ../shared)."),
     field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
     out_dir: Path = typer.Option(BENCH_DIR / "devdata", "--out", help="Where to write queries, judgments and events."),
-    queries: int = typer.Option(1000, "--queries", help="Derived queries (split train/validation/test/log)."),
+    queries: int = typer.Option(1000, "--queries", min=1, help="Derived text queries (split train/validation/test/log)."),
+    photo_queries: Optional[int] = typer.Option(None, "--photo-queries", min=0, help="Photo queries: a product's own photo (default: a third of --queries; 0: none)."),
+    text_photo_queries: Optional[int] = typer.Option(None, "--text-photo-queries", min=0, help="Text + photo queries: derived words and a product's photo (default: a third of --queries)."),
     sessions: int = typer.Option(20000, "--sessions", help="Simulated search sessions."),
     seed: int = typer.Option(1, "--seed"),
     as_json: bool = JsonOption,
 ):
-    """Write DERIVED queries and graded judgments and SIMULATED behaviour events for an indexed catalog."""
+    """Write DERIVED queries and graded judgments (text, photo, text + photo) and SIMULATED behaviour events
+    for an indexed catalog."""
     from shoplens.benchmarks import devdata, myntra
 
     if catalog is None:
         catalog = myntra.prepare(BENCH_DIR / "myntra")
         field_map = field_map or myntra.FIELD_MAP
-    summary = devdata.build(catalog, index_dir, out_dir, field_map, queries, sessions, seed)
+    summary = devdata.build(catalog, index_dir, out_dir, field_map, queries, sessions, seed,
+                            photo_queries=photo_queries, text_photo_queries=text_photo_queries)
     if as_json:
         print_json(summary)
     else:
-        out.print(f"wrote {out_dir}: queries {summary['queries']}, {summary['events']:,} simulated events "
-                  f"from {summary['sessions']:,} sessions")
+        out.print(f"wrote {out_dir}: queries {summary['queries']} (by kind {summary['kinds']}), "
+                  f"{summary['events']:,} simulated events from {summary['sessions']:,} sessions")
 
 
 @bench_app.command("latency")

@@ -121,7 +121,7 @@ def eval_command(
     from shoplens.engine.evaluation import SYSTEMS, evaluate
     from shoplens.engine.search import SearchEngine
     from shoplens.rerank.judgments import load_judgments
-    from shoplens.rerank.metrics import METRICS, check_run_dir, write_trec_runs
+    from shoplens.rerank.metrics import check_run_dir, write_trec_runs
 
     if run_dir is not None:
         check_run_dir(run_dir, SYSTEMS)  # before the work, not after it
@@ -133,13 +133,39 @@ def eval_command(
     if as_json:
         print_json({**evaluation.to_dict(), "run_files": [str(p) for p in paths]})
         return
-    table = Table(title=f"{evaluation.queries} queries, {judgments.name}", title_justify="left")
-    table.add_column("system")
-    for metric in METRICS:
-        table.add_column(metric, justify="right")
-    table.add_column("mean ms", justify="right")
-    for system, values in evaluation.metrics.items():
-        table.add_row(system, *[f"{values[m]:.4f}" for m in METRICS], f"{evaluation.latency_ms[system]:.1f}")
-    out.print(table)
+    for table in evaluation_tables(evaluation, judgments.name):
+        out.print(table)
     for path in paths:
         out.print(f"wrote {path}")
+
+
+def evaluation_tables(evaluation, name: str) -> list[Table]:
+    """The overall table, then one per query kind when the judgments mix kinds (photo kinds add hit@1, hit@10);
+    titles say where the judgments came from, as the file records it."""
+    from shoplens.rerank.metrics import HIT_METRICS, METRICS
+
+    origin = f"judgments: {', '.join(evaluation.sources)}" if evaluation.sources else "judgments' source not recorded"
+    kinds = ", ".join(f"{count} {kind}" for kind, count in evaluation.queries_by_kind.items())
+    tables = [_metrics_table(f"{evaluation.queries} queries ({kinds}), {name}; {origin}", evaluation.metrics,
+                             METRICS, evaluation.latency_ms)]
+    if len(evaluation.by_kind) > 1 or set(evaluation.by_kind) - {"text"}:
+        for kind, systems in evaluation.by_kind.items():
+            columns = METRICS + (HIT_METRICS if kind != "text" else ())
+            skipped = [s for s in evaluation.metrics if s not in systems]
+            note = f" ({', '.join(skipped)}: n/a, no query text)" if skipped else ""
+            tables.append(_metrics_table(f"{kind} queries: {evaluation.queries_by_kind.get(kind, 0)}{note}",
+                                         systems, columns, None))
+    return tables
+
+
+def _metrics_table(title: str, rows: dict, columns, latency: dict | None) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("system")
+    for metric in columns:
+        table.add_column(metric, justify="right")
+    if latency is not None:
+        table.add_column("mean ms", justify="right")
+    for system, values in rows.items():
+        table.add_row(system, *[f"{values[m]:.4f}" for m in columns],
+                      *([f"{latency[system]:.1f}"] if latency is not None else []))
+    return table

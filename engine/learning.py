@@ -1,7 +1,12 @@
 """Training the reranker through the real retrieval: run every judged query's channels once, learn the
 fusion plan on them, log the fused candidates' features exactly as serving computes them, fit
 (`rerank.training`), check the model on held-out queries against the current order, and commit it
-only when it is not worse."""
+only when it is not worse.
+
+Judged queries may be text, a photo, or both (`rerank.judgments`). The held-out check runs per query
+kind: the model is recorded to cover (and at serving time reranks) only the kinds whose held-out
+NDCG@10 is not worse than the fused order's by more than GUARD_MARGIN and, for kinds with a photo,
+whose best-judged-product hit@1 is not lower; every other kind keeps the fused order."""
 
 from __future__ import annotations
 
@@ -14,10 +19,11 @@ import numpy as np
 
 from shoplens.common.errors import RankerError
 from shoplens.engine.fusion_learning import ChannelRanks, ideal_dcg, ndcg_at_10, select_plan
+from shoplens.engine.hybrid import photo_plan
 from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 from shoplens.rerank import behaviour
-from shoplens.rerank.judgments import Judgments
+from shoplens.rerank.judgments import QUERY_KINDS, Judgments, judged_query
 from shoplens.rerank.model import Ranker
 from shoplens.rerank.training import (GUARD_MARGIN, GUARD_SHARE, Progress, RankerConfig, RankerReport, TrainingData,
                                       fit_ranker, halve, ranker_meta, ranker_report, save_ranker, split_samples)
@@ -28,24 +34,33 @@ from shoplens.rerank.training_checks import check_config, check_known_products
 class QuerySample:
     """One judged query's retrieved candidates (every channel, not yet fused) and its grades."""
 
-    query: str
+    query: str  # the judgments' key
     candidates: Any  # engine.hybrid.Candidates, unfused union of the channels' lists
     grades: dict[str, float]
     ids: list[str]
     snapshot: Any
+    text: str | None = None  # the query text (None for a photo alone)
+    kind: str = "text"
+
+    def plan(self, plan):
+        """The fusion serving runs for this query: a query with a photo fuses with `photo_plan`."""
+        return plan if self.kind == "text" else photo_plan(plan)
 
 
 def gather(engine: SearchEngine, judgments: Judgments, depth: int, progress: Progress | None = None,
            label: str = "retrieving judged queries") -> list[QuerySample]:
     """Run every channel once for each judged query; fusion plans and features are then computed offline."""
     samples = []
-    engine.prepare_queries(list(judgments))  # encoded in batches once, not one at a time below
-    for number, (query, grades) in enumerate(judgments.items()):
-        request = SearchRequest(text=query, k=depth, candidates=depth, rerank_depth=depth, weights=(1.0, 1.0, 1.0))
+    asked = {key: judged_query(judgments, key) for key in judgments}
+    engine.prepare_queries([q.text for q in asked.values() if q.text])  # encoded in batches once
+    for number, (key, grades) in enumerate(judgments.items()):
+        query = asked[key]
+        request = SearchRequest(text=query.text, image=query.image, k=depth, candidates=depth, rerank_depth=depth,
+                                weights=(1.0, 1.0, 1.0))
         snapshot, candidates, _ = engine.retrieve(request, for_rerank=True)
         if len(candidates):
             ids = snapshot.products.column_values("id", candidates.docnos)
-            samples.append(QuerySample(query, candidates, grades, ids, snapshot))
+            samples.append(QuerySample(key, candidates, grades, ids, snapshot, query.text, query.kind))
         if progress:
             progress(label, number + 1, len(judgments))
     if not samples:
@@ -68,10 +83,10 @@ def features_for(samples: list[QuerySample], plan, depth: int, use_behaviour: bo
     rows, labels, groups, queries = [], [], [], []
     missing = 0
     for number, sample in enumerate(samples):
-        fused = sample.candidates.refused(plan)
+        fused = sample.candidates.refused(sample.plan(plan))
         candidates = fused.take(np.arange(min(depth, len(fused))))
         ids = sample.snapshot.products.column_values("id", candidates.docnos)
-        features = feature_source.features(sample.snapshot, sample.query, candidates, use_behaviour=use_behaviour)
+        features = feature_source.features(sample.snapshot, sample.text, candidates, use_behaviour=use_behaviour)
         found = set(ids)
         missing += sum(1 for pid, grade in sample.grades.items() if grade > 0 and pid not in found)
         rows.append(features)
@@ -90,36 +105,80 @@ def log_features(engine: SearchEngine, judgments: Judgments, depth: int, use_beh
     return features_for(samples, plan or engine.fusion_plan(engine.snapshot), depth, use_behaviour, progress)
 
 
-def _ndcg_of(sample: QuerySample, candidates, scores: np.ndarray | None) -> float:
+def _order_metrics(sample: QuerySample, candidates, scores: np.ndarray | None) -> tuple[float, float]:
+    """(NDCG@10, hit@1 of a best-judged product) of the candidates in score order (fused order without scores)."""
     order = np.arange(len(candidates)) if scores is None else np.lexsort((np.arange(len(scores)), -scores))
     ids = sample.snapshot.products.column_values("id", candidates.docnos[order[:10]])
     grades = np.array([float(sample.grades.get(pid, 0)) for pid in ids])
-    return ndcg_at_10(grades, ideal_dcg(list(sample.grades.values())))
+    best = max(sample.grades.values(), default=0)
+    hit = float(len(ids) > 0 and best > 0 and sample.grades.get(ids[0], 0) == best)
+    return ndcg_at_10(grades, ideal_dcg(list(sample.grades.values()))), hit
 
 
-def guard_metrics(samples: list[QuerySample], booster, plan, current_plan, live, config: RankerConfig) -> dict:
-    """Held-out NDCG@10 of the new model, of its fusion alone, and of the current order (live model or hybrid)."""
+def _guard_row(sample: QuerySample, source: Ranker, plan, current_plan, live, depth: int) -> dict[str, float]:
+    """One held-out query: the new model's order, its fusion alone, and the current order (live model where it
+    covers the query's kind, else fused with the current plan)."""
+    head = sample.candidates.refused(sample.plan(plan)).take(np.arange(min(depth, len(sample.candidates))))
+    new = _order_metrics(sample, head, source.score(source.features(sample.snapshot, sample.text, head)))
+    fused = _order_metrics(sample, head, None)
+    old = sample.candidates.refused(sample.plan(current_plan)).take(np.arange(min(depth, len(sample.candidates))))
+    live_covers = live is not None and sample.kind in live.query_kinds
+    current = _order_metrics(sample, old, live.score(live.features(sample.snapshot, sample.text, old))
+                             if live_covers else None)
+    return {"new": new[0], "new_fusion_only": fused[0], "current": current[0],
+            "new_hit@1": new[1], "new_fusion_only_hit@1": fused[1], "current_hit@1": current[1]}
+
+
+def kind_covered(kind: str, metrics: dict[str, float]) -> bool:
+    """Whether the model may rerank a query kind: held-out NDCG@10 not below its fusion alone by more than
+    GUARD_MARGIN and, for a kind with a photo, the best-judged product at #1 no less often."""
+    if metrics["new"] < metrics["new_fusion_only"] - GUARD_MARGIN:
+        return False
+    return kind == "text" or metrics["new_hit@1"] >= metrics["new_fusion_only_hit@1"]
+
+
+def guard_metrics(samples: list[QuerySample], booster, plan, current_plan, live, config: RankerConfig,
+                  trained_kinds: list[str] | None = None) -> dict:
+    """Held-out figures per query kind and overall: the new model's order, its fusion alone, the current order.
+
+    `covered` lists the kinds the model may rerank (trained on and `kind_covered`); overall, `new` is what
+    serving would show with it: reranked for those kinds, the new fusion alone for the others.
+    """
     source = Ranker(booster, {"use_behaviour": config.use_behaviour}, samples[0].snapshot)
-    new, fusion_only, current = [], [], []
+    rows: dict[str, list[dict[str, float]]] = {}
     for sample in samples:
-        head = sample.candidates.refused(plan).take(np.arange(min(config.depth, len(sample.candidates))))
-        new.append(_ndcg_of(sample, head, source.score(source.features(sample.snapshot, sample.query, head))))
-        fusion_only.append(_ndcg_of(sample, head, None))
-        old = sample.candidates.refused(current_plan).take(np.arange(min(config.depth, len(sample.candidates))))
-        scores = live.score(live.features(sample.snapshot, sample.query, old)) if live is not None else None
-        current.append(_ndcg_of(sample, old, scores))
-    return {"queries": len(samples), "new": float(np.mean(new)), "new_fusion_only": float(np.mean(fusion_only)),
-            "current": float(np.mean(current)), "current_system": "live model" if live is not None else "hybrid",
-            "margin": GUARD_MARGIN}
+        rows.setdefault(sample.kind, []).append(_guard_row(sample, source, plan, current_plan, live, config.depth))
+    kinds = {kind: {"queries": len(rows[kind]), **{name: float(np.mean([r[name] for r in rows[kind]]))
+                                                   for name in rows[kind][0]}}
+             for kind in QUERY_KINDS if kind in rows}
+    trained = trained_kinds if trained_kinds is not None else list(kinds)
+    covered = [kind for kind in kinds if kind in trained and kind_covered(kind, kinds[kind])]
+    served = [row["new" if kind in covered else "new_fusion_only"] for kind in kinds for row in rows[kind]]
+    every = [row for kind in kinds for row in rows[kind]]
+    return {"queries": len(samples), "new": float(np.mean(served)),
+            "new_fusion_only": float(np.mean([r["new_fusion_only"] for r in every])),
+            "current": float(np.mean([r["current"] for r in every])),
+            "current_system": "live model" if live is not None else "hybrid", "margin": GUARD_MARGIN,
+            "kinds": kinds, "covered": covered}
 
 
 def _live_ranker(engine: SearchEngine):
-    """The index's current reranker when it can score text queries with this feature set, else None."""
+    """The index's current reranker when it loads with this feature set, else None."""
     try:
-        ranker = engine.ranker(engine.snapshot)
+        return engine.ranker(engine.snapshot)
     except RankerError:
         return None
-    return ranker if ranker is not None and "text" in ranker.query_kinds else None
+
+
+def _by_kind(samples: list[QuerySample], split, parts: int) -> tuple[list, ...]:
+    """`split` applied to each query kind's samples on its own, the `parts` joined: every part holds each kind
+    in proportion (a kind with fewer than three queries goes to the first part only)."""
+    joined: list[list] = [[] for _ in range(parts)]
+    for kind in QUERY_KINDS:
+        group = [s for s in samples if s.kind == kind]
+        pieces = split(group) if len(group) >= 3 else (group, *([[]] * (parts - 1)))
+        joined = [a + list(b) for a, b in zip(joined, pieces)]
+    return tuple(joined)
 
 
 def _split(engine: SearchEngine, judgments: Judgments, validation: Judgments | None, config: RankerConfig,
@@ -127,18 +186,29 @@ def _split(engine: SearchEngine, judgments: Judgments, validation: Judgments | N
     """(train, early-stopping, held-out guard) samples: the guard's queries are never trained or stopped on."""
     samples = gather(engine, judgments, config.depth, progress)
     if validation:
-        stop, guard = halve(gather(engine, validation, config.depth, progress, "retrieving validation queries"),
-                            config.seed)
-        return samples, stop, guard
-    return split_samples(samples, GUARD_SHARE, config.seed)
+        held = gather(engine, validation, config.depth, progress, "retrieving validation queries")
+        stop, guard = _by_kind(held, lambda group: halve(group, config.seed), 2)
+        return (samples, stop, guard) if guard else (samples, *halve(held, config.seed))
+    train, stop, guard = _by_kind(samples, lambda group: split_samples(group, GUARD_SHARE, config.seed), 3)
+    if not guard:
+        raise RankerError("training needs at least three judged queries of one kind that retrieve candidates "
+                          "(train, early stopping, held-out check)")
+    return train, stop, guard
+
+
+def _decide(holdout: dict, trained_kinds: list[str], force: bool) -> tuple[bool, list[str]]:
+    """(commit?, the kinds the model reranks): committed when it covers a kind and what serving would show is not
+    worse than the current order; forced, it covers every kind it was trained on."""
+    accepted = bool(holdout["covered"]) and holdout["new"] >= holdout["current"] - GUARD_MARGIN
+    return accepted, (holdout["covered"] if accepted or not force else list(trained_kinds))
 
 
 def train_ranker(index_path: str | Path, judgments: Judgments, config: RankerConfig | None = None,
                  validation: Judgments | None = None, source: str = "judgments", progress: Progress | None = None,
                  continue_training: bool = False, extra_meta: dict[str, Any] | None = None, force: bool = False,
                  learn_fusion: bool = True) -> RankerReport:
-    """Learn the fusion plan, log features, fit, check on held-out queries, and commit when not worse
-    (or with `force`). With `continue_training` the live model is boosted further and its history kept."""
+    """Learn the fusion plan, log features, fit, check on held-out queries per query kind, and commit when not
+    worse (or with `force`). With `continue_training` the live model is boosted further and its history kept."""
     config = config or RankerConfig()
     check_config(config)
     engine = SearchEngine(index_path, device="cpu" if config.device != "cuda" else "cuda")
@@ -153,22 +223,26 @@ def train_ranker(index_path: str | Path, judgments: Judgments, config: RankerCon
             base_model, previous = live.booster, live.meta
         started = time.perf_counter()
         train_s, stop_s, guard_s = _split(engine, judgments, validation, config, progress)
+        trained = [kind for kind in QUERY_KINDS if any(s.kind == kind for s in train_s)]
         current_plan = engine.fusion_plan(engine.snapshot)
         plan, fusion_train, fusion_before = current_plan, None, None
-        if learn_fusion and not continue_training:
-            plan, fusion_train, fusion_before = select_plan(channel_ranks(train_s), current_plan, seed=config.seed)
+        text_train = [s for s in train_s if s.kind == "text"]  # a query with a photo fuses with photo_plan
+        if learn_fusion and not continue_training and text_train:
+            plan, fusion_train, fusion_before = select_plan(channel_ranks(text_train), current_plan, seed=config.seed)
         train_data = features_for(train_s, plan, config.depth, config.use_behaviour, progress)
         stop_data = features_for(stop_s, plan, config.depth, config.use_behaviour, progress)
         seconds_features = time.perf_counter() - started
         fitted = fit_ranker(train_data, stop_data, config, base_model)
-        holdout = guard_metrics(guard_s, fitted.booster, plan, current_plan, live, config)
+        holdout = guard_metrics(guard_s, fitted.booster, plan, current_plan, live, config, trained)
         holdout["fusion"] = {"train_ndcg@10": fusion_train, "train_ndcg@10_before": fusion_before}
+        accepted, kinds = _decide(holdout, trained, force)
         stats = behaviour.load(engine.snapshot.path / "behaviour")
-        extra = {**(extra_meta or {}), "query_kinds": ["text"], "holdout": holdout, "fusion": plan.to_dict()}
+        extra = {**(extra_meta or {}), "query_kinds": kinds, "query_kinds_trained": trained, "holdout": holdout,
+                 "fusion": plan.to_dict(),
+                 "queries_by_kind": {kind: sum(1 for s in train_s if s.kind == kind) for kind in trained}}
         meta = ranker_meta(fitted, config, source, stats, engine.snapshot.version, previous, extra)
         meta["queries"]["holdout"] = holdout["queries"]
     finally:
         engine.close()
-    accepted = holdout["new"] >= holdout["current"] - GUARD_MARGIN
     version = save_ranker(index_path, fitted.booster, meta, base_manifest) if (accepted or force) else None
     return ranker_report(version, meta, fitted, seconds_features, forced=bool(force and not accepted))

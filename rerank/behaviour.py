@@ -5,8 +5,12 @@ Events arrive as JSONL, one object a line::
     {"ts": 1760000000.5, "type": "click", "id": "1163", "query": "blue shirt", "position": 3}
 
 `ts` is unix seconds (or an ISO-8601 string), `type` one of impression,
-click, cart, order; `query` and `position` are optional. Bad lines are
-reported with their line numbers, like a bad catalog.
+click, cart, order; `query` and `position` are optional. A search with a photo
+names it in an optional `image` (the photo's path or any text that identifies
+it): such an event counts for its product (impressions, clicks, popularity)
+but is kept out of the per-query tables, which are keyed by query text and
+would otherwise mix what a photo search showed into the text query's history.
+Bad lines are reported with their line numbers, like a bad catalog.
 
 Aggregates live in each version's `behaviour/` directory and are updated in
 place by adding counts: per product (counts, first and last event, a
@@ -125,10 +129,15 @@ def _check_event(event: dict, kind_index: dict[str, int], known_ids: set[str] | 
     query = event.get("query")
     if query is not None and (not isinstance(query, str) or len(query) > MAX_QUERY_CHARS):
         raise ValueError(f"query must be text of at most {MAX_QUERY_CHARS:,} characters, got {_short(query)}")
+    image = event.get("image")
+    if image is not None and (not isinstance(image, str) or not image.strip() or len(image) > MAX_QUERY_CHARS):
+        raise ValueError(f"image must be a photo's path or name (text of at most {MAX_QUERY_CHARS:,} characters), "
+                         f"got {_short(image)}")
     pid = str(pid).strip()
     if known_ids is not None and pid not in known_ids:
         raise ValueError(f"unknown product id {_short(pid)}")
-    return stamp, kind_index[kind], pid, normalize_query(query), min(position or 0, MAX_POSITION)
+    query_key = "" if image is not None else normalize_query(query)  # a photo search: product-level counts only
+    return stamp, kind_index[kind], pid, query_key, min(position or 0, MAX_POSITION)
 
 
 def _short(value: Any) -> str:

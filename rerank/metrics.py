@@ -2,8 +2,10 @@
 
 A run is `{query id: {product id: score}}` (higher is better). NDCG@10,
 MRR@10, P@10 and Recall@100; a product with grade >= 1 counts as relevant for
-MRR, precision and recall. Running the searches that produce runs is the
-engine's job (`engine/evaluation.py`).
+MRR, precision and recall. Queries with a photo also get hit@1 and hit@10: the
+share of queries whose best-judged product (the highest grade; for a derived
+photo query, the product in the photo) is in the top 1 or 10. Running the
+searches that produce runs is the engine's job (`engine/evaluation.py`).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from shoplens.common.errors import ConfigError
-from shoplens.rerank.judgments import Judgments
+from shoplens.rerank.judgments import Judgments, split_by_kind
 
 METRICS = ("ndcg@10", "mrr@10", "precision@10", "recall@100")
+HIT_METRICS = ("hit@1", "hit@10")  # for queries with a photo: the best-judged product in the top 1 / 10
 
 Run = dict[str, dict[str, float]]
 
@@ -28,9 +31,13 @@ class Evaluation:
     metrics: dict[str, dict[str, float]]  # system -> metric -> value
     runs: dict[str, Run] = field(default_factory=dict, repr=False)
     latency_ms: dict[str, float] = field(default_factory=dict)
+    by_kind: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # kind -> system -> metric
+    queries_by_kind: dict[str, int] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)  # where the judgments came from, as they say
 
     def to_dict(self) -> dict[str, Any]:
-        return {"queries": self.queries, "metrics": self.metrics, "latency_ms_mean": self.latency_ms}
+        return {"queries": self.queries, "metrics": self.metrics, "latency_ms_mean": self.latency_ms,
+                "queries_by_kind": self.queries_by_kind, "by_kind": self.by_kind, "sources": self.sources}
 
 
 def query_ids(judgments: Judgments) -> dict[str, str]:
@@ -56,6 +63,33 @@ def score_run(judgments: Judgments, run: Run) -> dict[str, float]:
     answered = {qid: docs for qid, docs in run.items() if docs}
     scores = ranx_evaluate(qrels, RanxRun.from_dict(answered), list(METRICS), make_comparable=True)
     return {metric: float(scores[metric]) for metric in METRICS}
+
+
+def hit_rate(judgments: Judgments, run: Run, k: int) -> float:
+    """Share of judged queries whose best-judged product (highest grade, above 0) is in the run's top k."""
+    qids = query_ids(judgments)
+    hits = 0
+    for query, grades in judgments.items():
+        best = max(grades.values(), default=0)
+        ranked = sorted((run.get(qids[query]) or {}).items(), key=lambda kv: -kv[1])[:k]
+        hits += best > 0 and any(grades.get(pid, 0) == best for pid, _ in ranked)
+    return hits / max(len(judgments), 1)
+
+
+def score_by_kind(judgments: Judgments, run: Run) -> dict[str, dict[str, float]]:
+    """METRICS for each query kind's queries in a run keyed like `query_ids(judgments)`; HIT_METRICS too for
+    kinds with a photo. A kind whose queries the run does not answer at all is left out (not applicable)."""
+    whole = query_ids(judgments)
+    out = {}
+    for kind, part in split_by_kind(judgments).items():
+        local = query_ids(part)
+        sub = {local[key]: run[whole[key]] for key in part if whole[key] in run}
+        if not sub:
+            continue
+        out[kind] = score_run(part, sub)
+        if kind != "text":
+            out[kind].update({f"hit@{k}": hit_rate(part, sub, k) for k in (1, 10)})
+    return out
 
 
 def run_file(directory: Path, system: str) -> Path:

@@ -292,6 +292,12 @@ def save_ranker(index_path: str | Path, booster, meta: dict[str, Any], base_mani
         booster.save_model(str(directory / "model.json"))
         (directory / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
 
-    summary = {k: meta[k] for k in ("trained_at", "source", "use_behaviour", "queries", "validation",
-                                    "best_iteration", "device", "feature_version")}
-    return replace_component(index_path, "ranker", "ranker", write, {"ranker": summary}, expect=expect)
+    summary = {k: meta.get(k) for k in ("trained_at", "source", "use_behaviour", "queries", "validation",
+                                        "best_iteration", "device", "feature_version", "query_kinds")}
+    holdout = meta.get("holdout") or {}
+    summary["holdout"] = {k: holdout.get(k) for k in ("queries", "new", "new_fusion_only", "current", "current_system",
+                                                      "kinds")}
+    updates: dict[str, Any] = {"ranker": summary}
+    if meta.get("fusion"):  # the learned fusion plan is what serving fuses with from this version on
+        updates["fusion"] = {**meta["fusion"], "source": meta.get("source"), "trained_at": meta.get("trained_at")}
+    return replace_component(index_path, "ranker", "ranker", write, updates, expect=expect)

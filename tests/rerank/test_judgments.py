@@ -1,0 +1,70 @@
+"""Judged queries with a photo: read, checked where they enter, written back; text-only files read as before."""
+
+import json
+
+import pytest
+
+from shoplens.common.errors import JudgmentsError
+from shoplens.rerank.judgments import (JudgedQuery, Judgments, judged_query, load_judgments, sources, split_by_kind,
+                                       write_judgments)
+from tests.helpers import SAMPLE
+
+PHOTO = SAMPLE.parent / "images" / "10183.jpg"
+
+
+def write(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_text_photo_and_text_photo_lines_are_told_apart(tmp_path):
+    path = write(tmp_path / "j.jsonl", [
+        {"query": "black wallet", "id": "1", "grade": 2},
+        {"image": str(PHOTO), "id": "10183", "grade": 4, "kind": "photo", "source": "derived"},
+        {"image": str(PHOTO), "id": "2", "grade": 1, "kind": "photo", "source": "derived"},
+        {"query": "wallet", "image": str(PHOTO), "id": "10183", "grade": 4, "kind": "text+photo"},
+    ])
+    judgments = load_judgments(path)
+    assert judgments["black wallet"] == {"1": 2}  # a text query's key is still its text
+    kinds = {kind: list(part) for kind, part in split_by_kind(judgments).items()}
+    assert list(kinds) == ["text", "photo", "text+photo"]
+    photo = judged_query(judgments, kinds["photo"][0])
+    assert photo == JudgedQuery(None, str(PHOTO), "derived") and photo.kind == "photo"
+    assert judgments[photo.key] == {"10183": 4, "2": 1}
+    assert judged_query(judgments, kinds["text+photo"][0]).text == "wallet"
+    assert sources(judgments) == ["derived"]
+
+
+def test_a_relative_photo_path_is_read_against_the_file_and_written_back(tmp_path):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "p.jpg").write_bytes(PHOTO.read_bytes())
+    path = write(tmp_path / "j.jsonl", [{"query": "", "image": "img/p.jpg", "id": "7", "grade": 3}])
+    judgments = load_judgments(path)
+    query = judged_query(judgments, next(iter(judgments)))
+    assert query.image == str(tmp_path / "img" / "p.jpg") and query.kind == "photo"
+    write_judgments(tmp_path / "out.jsonl", judgments)
+    row = json.loads((tmp_path / "out.jsonl").read_text())
+    assert row == {"image": str(tmp_path / "img" / "p.jpg"), "id": "7", "grade": 3, "kind": "photo"}
+    assert load_judgments(tmp_path / "out.jsonl") == judgments
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"image": "missing.jpg", "id": "1", "grade": 1}, "image missing.jpg not found"),
+    ({"image": 5, "id": "1", "grade": 1}, "image must be a photo's path"),
+    ({"query": "shoes", "id": "1", "grade": 1, "kind": "photo"}, "kind 'photo' does not match the line"),
+    ({"image": str(PHOTO), "id": "1", "grade": 1, "kind": "video"}, "kinds are text, photo, text+photo"),
+    ({"id": "1", "grade": 1}, "expected an object with query (or image), id and grade"),
+    ({"query": "shoes", "id": "1", "grade": 1, "source": ""}, "source must be text"),
+])
+def test_bad_photo_lines_are_one_line_errors_naming_the_line(tmp_path, row, message):
+    path = write(tmp_path / "j.jsonl", [{"query": "ok", "id": "0", "grade": 1}, row])
+    with pytest.raises(JudgmentsError) as caught:
+        load_judgments(path)
+    assert "line 2" in str(caught.value) and message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_plain_dicts_and_subsets_keep_what_each_query_asks():
+    judgments = Judgments({"a": {"1": 1}, "[photo x]": {"2": 4}}, queries={"[photo x]": JudgedQuery(None, "x")})
+    assert judged_query({"a": {}}, "a") == JudgedQuery("a")
+    part = judgments.subset(["[photo x]", "missing"])
+    assert list(part) == ["[photo x]"] and judged_query(part, "[photo x]").kind == "photo"
