@@ -189,7 +189,7 @@ def _run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = Tr
     report.table("quality on the same judged queries (one query at a time)",
                  ["system", *METRICS, "mean ms", "queries/s"], rows)
     if set(kinds) != {"text"}:
-        for kind, kind_rows in by_kind.items():
+        for kind, kind_rows in ((kind, by_kind[kind]) for kind in kinds if kind in by_kind):
             report.table(f"{kind} queries ({kinds[kind]}; systems that read no photo are left out of photo)",
                          ["system", *METRICS, *(HIT_METRICS if kind != "text" else ())], kind_rows)
     report.notes.extend(_NOTES)

@@ -72,6 +72,9 @@ def train_ranker(
     The new model is checked on held-out queries (never trained or early-stopped
     on) against the current order (the live model, or hybrid without one); it is
     committed only when its NDCG@10 is not more than 0.005 below, unless --force.
+    Judgments may mix text, photo and text + photo queries: each kind is checked
+    on its own, and the model reranks only the kinds where it is not worse than
+    the fused order (for photo kinds, also the best-judged product's hit@1).
     """
     from shoplens.engine.learning import train_ranker as run_training
     from shoplens.rerank.judgments import JudgmentsError, load_judgments
@@ -97,12 +100,19 @@ def train_ranker(
     out.print(f"held-out NDCG@10 on {held['queries']} queries: new model {held['new']:.4f} "
               f"(its fusion alone {held['new_fusion_only']:.4f}); current order ({held['current_system']}) "
               f"{held['current']:.4f}")
+    for kind, figures in (held.get("kinds") or {}).items():
+        hits = (f"; hit@1 {figures['new_hit@1']:.3f} vs fused {figures['new_fusion_only_hit@1']:.3f}"
+                if kind != "text" else "")
+        verdict = "reranked" if kind in held.get("covered", []) else "not reranked: the fused order stands"
+        out.print(f"  {kind} ({figures['queries']} queries): NDCG@10 {figures['new']:.4f} vs fused "
+                  f"{figures['new_fusion_only']:.4f}{hits}; {verdict}")
     summary = (f"reranker trained on {report.queries_train} queries ({report.rows:,} rows), early-stopped on "
                f"{report.queries_validation}; best round {report.best_iteration}, device {report.device}; "
                f"features {report.seconds_features:.1f} s, training {report.seconds_training:.1f} s")
     if not report.committed:
-        out.print(f"[bold yellow]not committed[/]: the new model ranks held-out queries worse than the current order "
-                  f"by more than {held['margin']}; the index is unchanged (--force commits it anyway). {summary}")
+        why = ("it ranks no query kind's held-out queries at least as well as the fused order" if not held.get("covered")
+               else f"it ranks held-out queries worse than the current order by more than {held['margin']}")
+        out.print(f"[bold yellow]not committed[/]: {why}; the index is unchanged (--force commits it anyway). {summary}")
         return
     out.print(f"[bold green]version {report.version}[/]{' (forced)' if report.forced else ''}: {summary}")
 

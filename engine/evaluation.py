@@ -67,6 +67,7 @@ def evaluate(engine: SearchEngine, judgments: Judgments, systems: list[str] | No
         for kind, values in score_by_kind(judgments, run).items():
             by_kind.setdefault(kind, {})[name] = values
     kinds = {kind: len(part) for kind, part in split_by_kind(judgments).items()}
+    by_kind = {kind: by_kind[kind] for kind in kinds if kind in by_kind}  # text, photo, text+photo
     return Evaluation(len(judgments), metrics, runs, latency, by_kind, kinds, sources(judgments))
 
 

@@ -30,7 +30,8 @@ def trained(sample_index, tmp_path_factory):
     directory = tmp_path_factory.mktemp("trained")
     index = copy_index(sample_index, directory / "index")
     dev = directory / "dev"
-    devdata.build(SAMPLE, index, dev, queries=160, sessions=3000, seed=3)
+    # text queries only: the reranker these tests check was trained on text (tests/engine/test_learning.py mixes kinds)
+    devdata.build(SAMPLE, index, dev, queries=160, sessions=3000, seed=3, photo_queries=0, text_photo_queries=0)
     apply_events(index, dev / "events.simulated.jsonl")
     report = train_ranker(index, load_judgments(dev / "judgments.train.jsonl"), FAST,
                           validation=load_judgments(dev / "judgments.validation.jsonl"))

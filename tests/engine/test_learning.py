@@ -1,0 +1,80 @@
+"""Training on text, photo and text + photo judgments derived from the sample: the guard decides per query kind,
+evaluation reports each kind (with the exact product's hit rate for photos), and a photo search keeps the product
+in the photo first. Real stores, the real model, derived judgments and simulated behaviour (benchmarks/devdata.py)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from shoplens.benchmarks import devdata
+from shoplens.cli import app
+from shoplens.engine.evaluation import evaluate
+from shoplens.engine.learning import kind_covered, train_ranker
+from shoplens.engine.query import SearchRequest
+from shoplens.engine.search import SearchEngine
+from shoplens.indexers.index import IndexDirectory
+from shoplens.rerank.behaviour import apply_events
+from shoplens.rerank.judgments import load_judgments, split_by_kind
+from shoplens.rerank.training import RankerConfig
+from tests.helpers import SAMPLE, copy_index
+
+FAST = RankerConfig(n_estimators=150, early_stopping_rounds=20, depth=100)
+
+
+@pytest.fixture(scope="module")
+def mixed(sample_index, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("mixed")
+    index = copy_index(sample_index, directory / "index")
+    dev = directory / "dev"
+    devdata.build(SAMPLE, index, dev, queries=120, photo_queries=100, text_photo_queries=60, sessions=1500, seed=4)
+    apply_events(index, dev / "events.simulated.jsonl")
+    report = train_ranker(index, load_judgments(dev / "judgments.train.jsonl"), FAST,
+                          validation=load_judgments(dev / "judgments.validation.jsonl"))
+    return index, dev, report
+
+
+def test_the_guard_decides_each_query_kind_and_the_model_records_it(mixed):
+    index, _, report = mixed
+    held = report.holdout
+    assert set(held["kinds"]) == {"text", "photo", "text+photo"}
+    assert all(held["kinds"][kind]["queries"] > 0 for kind in held["kinds"])
+    for kind, figures in held["kinds"].items():
+        assert (kind in held["covered"]) == kind_covered(kind, figures)
+    assert report.committed, held
+    meta = json.loads((IndexDirectory(index).version_path(report.version) / "ranker" / "meta.json").read_text())
+    assert meta["query_kinds_trained"] == ["text", "photo", "text+photo"]
+    assert meta["query_kinds"] == held["covered"] and meta["queries_by_kind"]["photo"] > 0
+    engine = SearchEngine(index, device="cpu")
+    assert engine.ranker(engine.snapshot).query_kinds == held["covered"]
+
+
+def test_photo_queries_are_no_worse_with_the_reranker(mixed, encoder):
+    index, dev, _ = mixed
+    engine = SearchEngine(index, device="cpu", encoder=encoder)
+    evaluation = evaluate(engine, load_judgments(dev / "judgments.test.jsonl"))
+    assert set(evaluation.by_kind) == {"text", "photo", "text+photo"}
+    photo = evaluation.by_kind["photo"]
+    assert set(photo) == {"dense", "hybrid", "hybrid+rerank"}  # BM25 and the text-native space read no photo
+    assert photo["hybrid+rerank"]["hit@1"] >= photo["hybrid"]["hit@1"]
+    assert photo["hybrid+rerank"]["hit@10"] >= photo["hybrid"]["hit@10"] > 0.5
+    assert "hit@1" in evaluation.by_kind["text+photo"]["bm25"] and "hit@1" not in evaluation.by_kind["text"]["bm25"]
+    kinds = {kind: len(part) for kind, part in split_by_kind(load_judgments(dev / "judgments.test.jsonl")).items()}
+    assert evaluation.queries_by_kind == kinds and evaluation.sources == ["derived"]
+    response = engine.search(SearchRequest(image=str(SAMPLE.parent / "images" / "10183.jpg"), k=5))
+    assert response.results[0].id == "10183"  # the product in the photo, reranked or not
+
+
+def test_eval_prints_each_kind_and_where_the_judgments_came_from(mixed):
+    index, dev, _ = mixed
+    result = CliRunner().invoke(app, ["eval", str(dev / "judgments.test.jsonl"), "--index", str(index)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "judgments: derived" in result.stdout
+    for title in ("text queries:", "photo queries:", "text+photo queries:", "hit@1", "hit@10"):
+        assert title in result.stdout
+    assert "bm25, text-native: n/a" in result.stdout
+    data = json.loads(CliRunner().invoke(app, ["eval", str(dev / "judgments.test.jsonl"), "--index", str(index),
+                                               "--json"]).stdout)
+    assert set(data["by_kind"]["photo"]["hybrid"]) == {"ndcg@10", "mrr@10", "precision@10", "recall@100",
+                                                      "hit@1", "hit@10"}
