@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/shoplens search "navy blue casual shirt for men" --index $(DEMO_INDEX) -k 5
 	$(BIN)/shoplens search "running shoes" --filter "price<=3000" --index $(DEMO_INDEX) -k 5
 	$(BIN)/shoplens search --image data/myntra-sample/images/10183.jpg --index $(DEMO_INDEX) -k 5
-	@echo "--- a reranker, trained on queries derived from the sample and simulated behaviour (not real data) ---"
+	@echo "--- a reranker, trained on text, photo and text+photo queries derived from the sample and simulated behaviour (not real data) ---"
 	$(BIN)/shoplens bench devdata --index $(DEMO_INDEX) --catalog data/myntra-sample/products.jsonl --out .demo/devdata --queries 300 --sessions 4000
 	$(BIN)/shoplens events .demo/devdata/events.simulated.jsonl --index $(DEMO_INDEX)
 	$(BIN)/shoplens train-ranker .demo/devdata/judgments.train.jsonl --validation .demo/devdata/judgments.validation.jsonl --index $(DEMO_INDEX)
@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(BIN)/shoplens search "black leather wallet" --image data/myntra-sample/images/41259.jpg --filter "price<=1500" --index $(DEMO_INDEX) -k 3 --explain
 	@echo "--- stated intent: a price ceiling and a colour read from the query (a preference; --strict-intent filters) ---"
 	$(BIN)/shoplens search "white sneakers under 2000" --index $(DEMO_INDEX) -k 5
-	@echo "--- a photo search after training: the exact product (id 10183) is #1 ---"
+	@echo "--- a photo search after training (the reranker covers the photo kinds it passed the held-out check on): the exact product (id 10183) is #1 ---"
 	$(BIN)/shoplens search --image data/myntra-sample/images/10183.jpg --index $(DEMO_INDEX) -k 5
 
 # Debian's chromium for the workbench's browser test (Playwright drives it; no browser download).

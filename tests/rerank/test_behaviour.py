@@ -92,3 +92,19 @@ def test_events_fold_into_a_new_version_once(small_index, tmp_path):
     assert index.current_version() == 2
     report = apply_events(small_index, path, force=True)
     assert load(index.version_path(3) / "behaviour").products["clicks"].sum() == 2
+
+
+def test_a_photo_search_counts_for_its_product_but_not_under_any_query_text(tmp_path):
+    path = write_events(tmp_path / "e.jsonl", [
+        {"ts": 1, "type": "impression", "id": "a", "query": "wallet", "image": "images/1.jpg", "position": 1},
+        {"ts": 2, "type": "click", "id": "a", "image": "images/1.jpg", "position": 1},
+        {"ts": 3, "type": "click", "id": "a", "query": "wallet", "position": 1},
+        {"ts": 4, "type": "click", "id": "a", "image": 7},
+    ])
+    batch = read_events(path)
+    assert batch.queries == ["", "", "wallet"]  # the photo searches: product-level only
+    assert len(batch.rejects) == 1 and "image must be" in batch.rejects[0].reason
+    stats = fold(BehaviourStats.empty(), batch)
+    products = dict(zip(stats.products["id"].tolist(), stats.products["clicks"].tolist()))
+    assert products["a"] == 2
+    assert stats.query_products["clicks"].tolist() == [1] and stats.query_products["query"].tolist() == ["wallet"]
