@@ -86,6 +86,8 @@ def ranker_rows(ranker: Any) -> list[tuple[str, str]]:
     if metrics:
         rows.append(("  held-out metrics", ", ".join(f"{k} {v:.3f}" if isinstance(v, (int, float)) else f"{k} {v}"
                                                     for k, v in metrics.items())))
+    if ranker.get("query_kinds"):
+        rows.append(("  query kinds reranked", f"{', '.join(ranker['query_kinds'])} (others keep the fused order)"))
     rows.append(("  model", f"best round {ranker.get('best_iteration')}, device {ranker.get('device')}, behaviour "
                             f"features {'used' if ranker.get('use_behaviour') else 'not used'}"))
     return rows
