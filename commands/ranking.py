@@ -92,6 +92,11 @@ def train_ranker(
     if as_json:
         print_json(report.to_dict())
         return
+    print_ranker_report(report)
+
+
+def print_ranker_report(report) -> None:
+    """The fusion, the held-out figures overall and per query kind, and whether the model was committed."""
     held = report.holdout
     fusion = report.fusion
     out.print(f"fusion: {fusion['method']} k={fusion['k']:g}, weights "
