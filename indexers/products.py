@@ -141,7 +141,7 @@ class ProductTable:
         if column not in self._numeric:
             array = self.table.column(column)
             if pa.types.is_floating(array.type):
-                values = array.to_numpy(zero_copy_only=False).astype(np.float64)
+                values = arrow_numpy(array, np.nan).astype(np.float64)
             else:
                 codes, _, vocab = self.keyword(column)
                 parsed = np.array([_parse_number(v) for v in vocab] + [np.nan], dtype=np.float64)
@@ -170,18 +170,18 @@ class ProductTable:
                 return extended
             array = self.table.column(column).combine_chunks()
             if pa.types.is_list(array.type):
-                offsets = np.asarray(array.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
+                offsets = arrow_numpy(array.offsets).astype(np.int64)
                 offsets = offsets - offsets[0]
                 flat = array.flatten()
                 encoded = pc.dictionary_encode(pc.utf8_lower(pc.utf8_trim_whitespace(flat)))
-                flat_codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+                flat_codes = arrow_numpy(encoded.indices, -1).astype(np.int64)
                 # a null list gives equal offsets, so it simply has no values
                 self._keyword[column] = ((offsets, flat_codes), "list", encoded.dictionary.to_pylist())
             else:
                 if not pa.types.is_string(array.type):
                     array = pc.cast(array, pa.string())
                 encoded = pc.dictionary_encode(pc.utf8_lower(pc.utf8_trim_whitespace(array)))
-                codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+                codes = arrow_numpy(encoded.indices, -1).astype(np.int64)
                 self._keyword[column] = (codes, "scalar", encoded.dictionary.to_pylist())
         return self._keyword[column]
 
@@ -226,7 +226,7 @@ class ProductTable:
 
         if kind == "list":
             offsets, flat_codes = codes
-            new_offsets = np.asarray(added.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
+            new_offsets = arrow_numpy(added.offsets).astype(np.int64)
             new_offsets = new_offsets - new_offsets[0]
             flat = pc.utf8_lower(pc.utf8_trim_whitespace(added.flatten())).to_pylist()
             return ((np.concatenate([offsets, offsets[-1] + new_offsets[1:]]),
@@ -359,6 +359,33 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
 def _list_to_text(column: pa.ChunkedArray) -> pa.Array:
     values = [None if v is None else ", ".join(v) for v in column.to_pylist()]
     return pa.array(values, type=pa.string())
+
+
+def arrow_numpy(array, fill=None) -> np.ndarray:
+    """A numeric Arrow array (or chunked array) as a read-only numpy view, nulls replaced by `fill`.
+
+    pyarrow's own `to_numpy` imports pandas (about a second of a one-shot search's start-up), even for
+    a zero-copy conversion; a numeric array's data buffer is all numpy needs.
+    """
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
+    dtype = np.dtype(_NUMPY_TYPES[str(array.type)])
+    if len(array) == 0:
+        return np.empty(0, dtype=dtype)
+    validity, data = array.buffers()[:2]
+    start, stop = array.offset, array.offset + len(array)
+    values = np.frombuffer(data, dtype=dtype)[start:stop]
+    if array.null_count:
+        if fill is None:
+            raise ValueError("an Arrow array with nulls needs a fill value")
+        valid = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")[start:stop].astype(bool)
+        values = np.where(valid, values, np.asarray(fill).astype(dtype))
+    return values
+
+
+_NUMPY_TYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64, "uint8": np.uint8,
+                "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64, "float": np.float32,
+                "double": np.float64, "halffloat": np.float16}
 
 
 def _indices(docnos) -> pa.Array:

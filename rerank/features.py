@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from shoplens.indexers.products import arrow_numpy
+
 FEATURE_VERSION = 2
 FEATURE_GROUPS: dict[str, list[str]] = {
     "retrieval": ["bm25", "bm25_norm", "bm25_rank", "dense", "dense_rank", "fused", "fused_rank",
@@ -192,7 +194,7 @@ class FeatureContext:
             self.discount = np.full(n, np.nan)
         listed_col = _first_column(products, _LISTED_FIELDS)
         listed = products.numeric(listed_col) if listed_col else np.full(n, np.nan)
-        first_seen = products.table.column("first_seen").to_numpy(zero_copy_only=False).astype(float) \
+        first_seen = arrow_numpy(products.table.column("first_seen"), np.nan).astype(float) \
             if "first_seen" in products.table.column_names else np.full(n, np.nan)
         self.listed_ts = np.where(np.isfinite(listed) & (listed > 1e8), listed, first_seen)
         rating_col = _first_column(products, _RATING_FIELDS)

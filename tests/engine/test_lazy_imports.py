@@ -1,4 +1,6 @@
-"""A one-shot search served by ONNX Runtime imports neither torch nor what the query does not need."""
+"""A one-shot search served by ONNX Runtime imports neither torch nor what the query does not need
+(pandas included: pyarrow's `to_numpy` and `pa.array`/`pa.scalar` import it, so the engine reads Arrow
+buffers with numpy instead)."""
 
 import json
 import subprocess
@@ -10,8 +12,7 @@ from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 engine = SearchEngine(sys.argv[1], device="cpu")
 response = engine.search(SearchRequest(text="red dress", k=3))
-# (not pandas: pyarrow's array conversions import it once the query-intent facets are read)
-heavy = ["torch", "open_clip", "transformers", "xgboost", "matplotlib", "txtai"]
+heavy = ["torch", "open_clip", "transformers", "xgboost", "matplotlib", "txtai", "pandas"]
 print(json.dumps({"runtime": engine.encoder_runtime, "results": len(response.results),
                   "imported": [name for name in heavy if name in sys.modules]}))
 """
