@@ -162,9 +162,12 @@ class _Vocabulary:
         if self.kind == "scalar":
             return np.isin(self.row_codes[docnos], wanted)
         offsets, flat = self.row_codes
-        hits = np.isin(flat, wanted).astype(np.int64)
-        cumulative = np.concatenate([[0], np.cumsum(hits)])
-        return (cumulative[offsets[docnos + 1]] - cumulative[offsets[docnos]]) > 0
+        starts, lengths = offsets[docnos], offsets[docnos + 1] - offsets[docnos]
+        # the positions of the asked rows' codes in `flat`, row after row (only these rows are read)
+        positions = np.arange(int(lengths.sum())) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        hits = np.isin(flat[positions], wanted)
+        owner = np.repeat(np.arange(len(docnos)), lengths)
+        return np.bincount(owner[hits], minlength=len(docnos)) > 0
 
 
 class FeatureContext:
@@ -182,6 +185,7 @@ class FeatureContext:
         self._title_terms: dict[int, list[str]] = {}
         self._doc_terms: dict[int, set[str]] = {}
         self._quantities: dict[int, set[tuple[str, str]]] = {}
+        self._title_sets: dict[int, tuple[set[str], set[tuple[str, str]], str]] = {}  # terms, bigrams, joined
         n = products.num_rows
         self.price = products.numeric("price")
         self.log_price = np.log1p(self.price)
@@ -211,6 +215,10 @@ class FeatureContext:
                 vocab = self._vocabulary(name, limit=_MAX_KEYWORD_VALUES)
                 if vocab is not None:
                     self.attributes.append(vocab)
+        self._attributes_by_first: dict[str, list[int]] = {}  # a phrase's first term -> attributes that have it
+        for position, vocab in enumerate(self.attributes):
+            for first in vocab.by_first:
+                self._attributes_by_first.setdefault(first, []).append(position)
         self.price_pct = self._price_percentile_in_category()
 
         ids = products.table.column("id").to_pylist()
@@ -225,10 +233,20 @@ class FeatureContext:
         else:
             self.behaviour_row = None
 
+    def attributes_for(self, terms: list[str]) -> list[_Vocabulary]:
+        """The attribute vocabularies that have a value starting with one of the terms (the others mention none)."""
+        positions = sorted({p for term in set(terms) for p in self._attributes_by_first.get(term, ())})
+        return [self.attributes[p] for p in positions]
+
     def title_terms(self, docnos: np.ndarray) -> list[list[str]]:
         """Analyzed title terms of rows in order, computed once per row and version."""
         self._fill(docnos)
         return [self._title_terms[d] for d in docnos.tolist()]
+
+    def title_sets(self, docnos: np.ndarray) -> list[tuple[set[str], set[tuple[str, str]], str]]:
+        """Each row's title as (term set, bigram set, terms joined by spaces), once per row and version."""
+        self._fill(docnos)
+        return [self._title_sets[d] for d in docnos.tolist()]
 
     def doc_terms(self, docnos: np.ndarray) -> list[set[str]]:
         """Analyzed terms of each row's whole text (every text field), once per row and version."""
@@ -249,7 +267,8 @@ class FeatureContext:
             record = json.loads(raw) if isinstance(raw, str) else (raw or {})
             title = str(record.get("title") or "")
             text = " ".join(_strings(record))
-            self._title_terms[docno] = self.analyze(title)
+            terms = self._title_terms[docno] = self.analyze(title)
+            self._title_sets[docno] = (set(terms), set(zip(terms, terms[1:])), " ".join(terms))
             self._doc_terms[docno] = set(self.analyze(text))
             self._quantities[docno] = quantities(text)
 
@@ -383,16 +402,17 @@ def _text_match_features(context: FeatureContext, text: str | None, terms: list[
     if not terms:
         return
     query_set = set(terms)
-    titles = context.title_terms(docnos)
+    titles = context.title_sets(docnos)
     put("query_terms", len(query_set))
-    put("title_terms", [len(t) for t in titles])
-    put("title_term_share", [len(query_set & set(t)) / len(query_set) for t in titles])
-    put("doc_term_share", [len(query_set & t) / len(query_set) for t in context.doc_terms(docnos)])
+    put("title_terms", [len(t) for t in context.title_terms(docnos)])
+    put("title_term_share", np.array([len(query_set & t) for t, _, _ in titles], dtype=np.float64) / len(query_set))
+    put("doc_term_share", np.array([len(query_set & t) for t in context.doc_terms(docnos)],
+                                   dtype=np.float64) / len(query_set))
     bigrams = set(zip(terms, terms[1:]))
     if bigrams:
-        put("title_bigram_share", [len(bigrams & set(zip(t, t[1:]))) / len(bigrams) for t in titles])
+        put("title_bigram_share", np.array([len(bigrams & b) for _, b, _ in titles], dtype=np.float64) / len(bigrams))
         phrase = " ".join(terms)
-        put("title_phrase", [float(phrase in " ".join(t)) for t in titles])
+        put("title_phrase", [float(phrase in joined) for _, _, joined in titles])
     _quantity_features(context, text, docnos, put)
     _mention_features(context, terms, docnos, put)
 
@@ -424,7 +444,7 @@ def _mention_features(context: FeatureContext, terms: list[str], docnos: np.ndar
         if mentioned:
             put(name, vocab.has_any(docnos, mentioned).astype(np.float32))
     matched, asked = np.zeros(n), 0
-    for vocab in context.attributes:
+    for vocab in context.attributes_for(terms):
         mentioned = vocab.mentioned(terms)
         if mentioned:
             asked += 1

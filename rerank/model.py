@@ -139,11 +139,7 @@ def candidate_bm25(snapshot, text: str | None, docnos: np.ndarray) -> np.ndarray
     """Exact BM25 of every candidate (0 where it matches no query term); None without query text."""
     if not text or not text.strip() or len(docnos) == 0:
         return None
-    allowed = np.zeros(int(docnos.max()) + 1, dtype=bool)
-    allowed[docnos] = True
-    found, scores = snapshot.lexical.search(text, len(docnos), allowed)
-    by_docno = dict(zip(found.tolist(), scores.tolist()))
-    return np.array([by_docno.get(d, 0.0) for d in docnos.tolist()], dtype=np.float64)
+    return snapshot.lexical.scores_of(text, docnos)
 
 
 def query_kind(request) -> str:

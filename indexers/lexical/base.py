@@ -150,6 +150,17 @@ class LexicalStore(ABC):
         """
         return None
 
+    def scores_of(self, text: str, docnos: np.ndarray) -> np.ndarray:
+        """BM25 of each given row for the whole query (0 where it matches no term): the rows' own search."""
+        docnos = np.asarray(docnos, dtype=np.int64)
+        if not len(docnos):
+            return np.zeros(0)
+        allowed = np.zeros(int(docnos.max()) + 1, dtype=bool)
+        allowed[docnos] = True
+        found, scores = self.search(text, len(docnos), allowed)
+        by_docno = dict(zip(found.tolist(), scores.tolist()))
+        return np.array([by_docno.get(d, 0.0) for d in docnos.tolist()], dtype=np.float64)
+
     @abstractmethod
     def num_docs(self) -> int: ...
 

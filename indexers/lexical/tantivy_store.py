@@ -23,6 +23,7 @@ ANALYZER = "shoplens_en"
 META_FILES = ("meta.json", ".managed.json")
 LOCK_FILES = (".tantivy-writer.lock", ".tantivy-meta.lock")
 TERM_SET_MAX = 4096  # above this many allowed rows, scan all matches and mask instead
+ALL_MATCHES_MAX = 512  # scoring given rows: fetch every match when at most this many documents can match
 
 
 def _tantivy():
@@ -140,29 +141,58 @@ class TantivyStore(LexicalStore):
         return docnos, scores
 
     def field_scores(self, text, docnos, fields):
-        """Per-field BM25 of the given rows: one query per field, restricted to those rows."""
+        """Per-field BM25 of the given rows: one query per field (see `_row_scores`)."""
         tantivy = self._tantivy
         terms = self.query_terms(text)
         docnos = np.asarray(docnos, dtype=np.int64)
         result = {field: np.zeros(len(docnos)) for field in fields}
         if not terms or not len(docnos):
             return result
-        docset = tantivy.Query.const_score_query(
-            tantivy.Query.term_set_query(self.schema, "docno", [int(d) for d in np.unique(docnos)]), 0.0)
-        position = {d: i for i, d in enumerate(docnos.tolist())}
         for field in fields:
             clauses = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, field, term)) for term in terms]
-            query = tantivy.Query.boolean_query([(tantivy.Occur.Must, tantivy.Query.boolean_query(clauses)),
-                                                 (tantivy.Occur.Must, docset)])
-            hits = self.searcher.search(query, len(docnos), count=False).hits
-            if not hits:
-                continue
-            found = self.searcher.fast_field_values("docno", [address for _, address in hits])
-            for (score, _), docno in zip(hits, found):
-                row = position.get(int(docno))
-                if row is not None:
-                    result[field][row] = score
+            matches = sum(self.searcher.doc_freq(field, term) for term in terms)
+            result[field] = self._row_scores(tantivy.Query.boolean_query(clauses), docnos, matches)
         return result
+
+    def scores_of(self, text, docnos):
+        """BM25 of the given rows for the whole (field-boosted) query, 0 where a row matches no term."""
+        terms = self.query_terms(text)
+        docnos = np.asarray(docnos, dtype=np.int64)
+        if not terms or not len(docnos):
+            return np.zeros(len(docnos))
+        matches = sum(self.searcher.doc_freq(field, term) for field in FIELD_BOOSTS for term in terms)
+        return self._row_scores(self._query(terms), docnos, matches)
+
+    def _row_scores(self, query, docnos: np.ndarray, matches: int) -> np.ndarray:
+        """Each row's score for `query` (0 where it does not match).
+
+        `matches` bounds how many documents match (the terms' document frequencies). When that is
+        small, every match is fetched and the rows picked out, which is ten times cheaper than
+        restricting the search to the rows (a term-set query looks each row up); otherwise the
+        search is restricted. The scores are the same either way: the restriction scores 0.
+        """
+        tantivy = self._tantivy
+        if matches <= 0:
+            return np.zeros(len(docnos))
+        if matches <= ALL_MATCHES_MAX:
+            limit = matches
+        else:
+            limit = len(docnos)
+            docset = tantivy.Query.const_score_query(
+                tantivy.Query.term_set_query(self.schema, "docno", [int(d) for d in np.unique(docnos)]), 0.0)
+            query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, docset)])
+        hits = self.searcher.search(query, int(limit), count=False).hits
+        if not hits:
+            return np.zeros(len(docnos))
+        found = np.asarray(self.searcher.fast_field_values("docno", [address for _, address in hits]), dtype=np.int64)
+        values = np.fromiter((score for score, _ in hits), dtype=np.float32, count=len(hits))
+        unique, inverse = np.unique(docnos, return_inverse=True)
+        at = np.searchsorted(unique, found)
+        wanted = at < len(unique)
+        wanted[wanted] = unique[at[wanted]] == found[wanted]
+        per_row = np.zeros(len(unique))
+        per_row[at[wanted]] = values[wanted]
+        return per_row[inverse]
 
     def num_docs(self) -> int:
         return int(self.searcher.num_docs)
