@@ -8,15 +8,19 @@ feature names or version differ from `rerank.features` refuses to load.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shoplens.common.errors import RankerError
+from shoplens.indexers.encoders.onnx_encoder import onnx_available
 from shoplens.indexers.storage import read_json
 from shoplens.rerank import behaviour
 from shoplens.rerank.features import FEATURE_NAMES, FEATURE_VERSION, FeatureContext, behaviour_columns, compute_features
+from shoplens.rerank.tree_onnx import INPUT, keep, onnx_bytes
 
 
 def _xgboost():
@@ -38,10 +42,17 @@ def check_meta(meta: dict[str, Any], where: Path) -> None:
 
 
 class Ranker:
-    """An XGBoost LambdaMART model plus the per-version feature lookups it needs."""
+    """An XGBoost LambdaMART model plus the per-version feature lookups it needs.
 
-    def __init__(self, booster, meta: dict[str, Any], snapshot):
-        self.booster = booster
+    A loaded model predicts with ONNX Runtime (`predictor`, the trees converted once per model file);
+    the XGBoost booster is loaded only when something needs it (explanations, continued training) or
+    when the trees cannot be converted.
+    """
+
+    def __init__(self, booster, meta: dict[str, Any], snapshot, model_path: Path | None = None, predictor=None):
+        self._booster = booster
+        self._model_path = model_path
+        self.predictor = predictor
         self.meta = meta
         self.use_behaviour = bool(meta.get("use_behaviour", True))
         self._snapshot = snapshot
@@ -49,7 +60,6 @@ class Ranker:
 
     @classmethod
     def load(cls, directory: Path, snapshot) -> "Ranker":
-        xgboost = _xgboost()
         meta_path, model_path = directory / "meta.json", directory / "model.json"
         if not meta_path.is_file() or not model_path.is_file():
             raise RankerError(f"the reranker in {directory} is incomplete; retrain it with `shoplens train-ranker`")
@@ -57,18 +67,21 @@ class Ranker:
         check_meta(meta, directory)
         stat = model_path.stat()
         identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, str(meta.get("trained_at")))
-        booster = _BOOSTERS.get(identity)
-        if booster is None:
-            booster = xgboost.Booster()
-            booster.load_model(str(model_path))
-            booster.set_param({"nthread": 1})
+        if identity not in _PREDICTORS:
             # versions that carry the ranker over hard-link its file: the next version finds it here
-            while len(_BOOSTERS) >= 4:
-                _BOOSTERS.pop(next(iter(_BOOSTERS)))
-            _BOOSTERS[identity] = booster
-        if booster.feature_names and list(booster.feature_names) != FEATURE_NAMES:
-            raise RankerError(f"the reranker in {directory} names other features than its meta.json")
-        return cls(booster, meta, snapshot)
+            while len(_PREDICTORS) >= 4:
+                _PREDICTORS.pop(next(iter(_PREDICTORS)))
+            _PREDICTORS[identity] = onnx_predictor(model_path, snapshot.index.path / "cache" / "ranker", identity)
+        predictor = _PREDICTORS[identity]
+        booster = None if predictor is not None else _load_booster(model_path, identity)
+        return cls(booster, meta, snapshot, model_path=model_path, predictor=predictor)
+
+    @property
+    def booster(self):
+        """The XGBoost booster (loaded on first use when ONNX Runtime serves the predictions)."""
+        if self._booster is None:
+            self._booster = _load_booster(self._model_path, ("booster", str(self._model_path)))
+        return self._booster
 
     def context(self, snapshot) -> FeatureContext:
         if self._context is None or self._context.snapshot is not snapshot:
@@ -83,6 +96,9 @@ class Ranker:
         return compute_features(self.context(snapshot), text, candidates, lexical_scores, use_behaviour=use)
 
     def score(self, features: np.ndarray) -> np.ndarray:
+        """The model's score of each row (float32 features, NaN where missing)."""
+        if self.predictor is not None:
+            return self.predictor.run(None, {INPUT: features})[0][:, 0].astype(np.float64)
         return self.booster.inplace_predict(features, validate_features=False).astype(np.float64)
 
     def contributions(self, features: np.ndarray) -> list[dict[str, Any]]:
@@ -133,6 +149,47 @@ class Ranker:
 
 
 _BOOSTERS: dict[tuple, Any] = {}  # model file identity (and training time) -> the booster loaded from it
+_PREDICTORS: dict[tuple, Any] = {}  # the same identity -> its ONNX Runtime session (None: XGBoost predicts)
+
+
+def _load_booster(model_path: Path, identity: tuple):
+    booster = _BOOSTERS.get(identity)
+    if booster is None:
+        booster = _xgboost().Booster()
+        booster.load_model(str(model_path))
+        booster.set_param({"nthread": 1})
+        while len(_BOOSTERS) >= 4:
+            _BOOSTERS.pop(next(iter(_BOOSTERS)))
+        _BOOSTERS[identity] = booster
+    if booster.feature_names and list(booster.feature_names) != FEATURE_NAMES:
+        raise RankerError(f"the reranker in {model_path.parent} names other features than its meta.json")
+    return booster
+
+
+def onnx_predictor(model_path: Path, cache_dir: Path, identity: tuple):
+    """An ONNX Runtime session of the model's trees (one operator thread), converted once per model file
+    and kept in the index's cache; None when onnxruntime is missing or the trees cannot be converted."""
+    if not onnx_available():
+        return None
+    key = hashlib.blake2b(repr(identity).encode(), digest_size=10).hexdigest()
+    target = cache_dir / f"ranker-{key}.onnx"
+    source: str | bytes = str(target)
+    if not target.is_file():
+        model = json.loads(model_path.read_text(encoding="utf-8"))
+        names = model["learner"].get("feature_names") or []
+        if names and names != FEATURE_NAMES:
+            raise RankerError(f"the reranker in {model_path.parent} names other features than its meta.json")
+        data = onnx_bytes(model)
+        if data is None:
+            return None
+        source = keep(target, data)
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
 def candidate_bm25(snapshot, text: str | None, docnos: np.ndarray) -> np.ndarray | None:
