@@ -383,6 +383,14 @@ def arrow_numpy(array, fill=None) -> np.ndarray:
     return values
 
 
+def column_numpy(column) -> np.ndarray:
+    """A writable numpy copy of a column, as pyarrow's `to_numpy` gives, read from the buffers (no pandas)
+    when the column is numeric and has no nulls."""
+    if str(column.type) in _NUMPY_TYPES and column.null_count == 0:
+        return arrow_numpy(column).copy()
+    return column.to_numpy()
+
+
 _NUMPY_TYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64, "uint8": np.uint8,
                 "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64, "float": np.float32,
                 "double": np.float64, "halffloat": np.float16}

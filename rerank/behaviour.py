@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shoplens.common.errors import EventsError
+from shoplens.indexers.products import column_numpy
 from shoplens.indexers.storage import atomic_write_json, read_json
 
 EVENT_TYPES = ("impression", "click", "cart", "order")
@@ -402,7 +403,7 @@ def load(directory: Path | None) -> BehaviourStats:
     def columns(name: str, strings: Iterable[str]) -> dict[str, np.ndarray]:
         table = pq.ParquetFile(directory / name).read()
         return {col: (np.array(table.column(col).to_pylist(), dtype=object) if col in strings
-                      else table.column(col).to_numpy()) for col in table.column_names}
+                      else column_numpy(table.column(col))) for col in table.column_names}
 
     return BehaviourStats(columns("products.parquet", {"id"}), columns("query_products.parquet", {"query", "id"}),
                           columns("positions.parquet", {"query", "id"}), read_json(directory / "state.json"))
