@@ -183,6 +183,9 @@ def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = No
     if ratio_rows:
         report.table(f"{list(engines)[1]} / {list(engines)[0]} (same queries, same run, interleaved)",
                      ["queries", "p50 ratio", "p95 ratio", "p99 ratio"], ratio_rows)
+    if compare:
+        report.table(f"dense retrieval, {list(engines)[1]} against {list(engines)[0]}: top-10 overlap",
+                     ["queries", "n", "mean overlap@10", "min overlap@10"], _overlap_rows(engines, groups, summary))
     report.table("query-embedding cache (LRU, all queries in file order, cache empty at the start), ms",
                  ["setting", "n", "p50", "p95", "p99", "queries/s", "hit rate"], _cache_rows(engine, requests, k,
                                                                                            cache_size, summary))
@@ -209,6 +212,22 @@ def _ratios(kind: str, results: dict[str, dict[str, Any]], names: list[str]) -> 
         if stage in second["stages"]:
             rows.append([f"{kind}: {stage}", *[second["stages"][stage][p] / values[p] if values[p] else None
                                                for p in values]])
+    return rows
+
+
+def _overlap_rows(engines: dict[str, Any], groups: dict[str, list[SearchRequest]],
+                  summary: dict[str, Any]) -> list[list[Any]]:
+    """Per query kind, the share of the first engine's dense top 10 that the second engine also returns."""
+    first, second = list(engines.values())
+    rows = []
+    for kind, group in groups.items():
+        shares = []
+        for request in group:
+            dense = replace(request, mode="dense", k=10, rerank=False)
+            ids = [{r.id for r in engine.search(dense).results} for engine in (first, second)]
+            shares.append(len(ids[0] & ids[1]) / max(len(ids[0]), 1))
+        summary[f"{kind} dense overlap@10"] = {"mean": sum(shares) / len(shares), "min": min(shares)}
+        rows.append([kind, len(shares), sum(shares) / len(shares), min(shares)])
     return rows
 
 
