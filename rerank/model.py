@@ -79,7 +79,7 @@ class Ranker:
     @property
     def booster(self):
         """The XGBoost booster (loaded on first use when ONNX Runtime serves the predictions)."""
-        if self._booster is None:
+        if self._booster is None and self._model_path is not None:
             self._booster = _load_booster(self._model_path, ("booster", str(self._model_path)))
         return self._booster
 
