@@ -144,10 +144,10 @@ def fit(train: TrainingData, validation: TrainingData, config: RankerConfig, bas
     ranker.fit(train.features[order], train.labels[order], qid=train.groups[order],
                eval_set=[(validation.features[val_order], validation.labels[val_order])],
                eval_qid=[validation.groups[val_order]], verbose=False, xgb_model=base_model)
-    booster = ranker.get_booster()
-    booster.feature_names = list(FEATURE_NAMES)
     history = ranker.evals_result()["validation_0"]["ndcg@10"]
     best = int(ranker.best_iteration) if getattr(ranker, "best_iteration", None) is not None else base_rounds + len(history) - 1
+    booster = ranker.get_booster()[: best + 1]  # serve the early-stopped model: the rounds after the best one only cost time
+    booster.feature_names = list(FEATURE_NAMES)
     new_best = min(max(best - base_rounds, 0), len(history) - 1)  # rounds of this fit, after the base model's
     return booster, {"ndcg@10": float(history[new_best]), "ndcg@10_first_round": float(history[0])}, best, device
 

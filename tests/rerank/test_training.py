@@ -47,6 +47,9 @@ def test_training_commits_a_model_with_its_metadata(trained):
     assert meta["queries"]["train"] > 50 and meta["validation"]["ndcg@10"] > 0
     assert meta["behaviour_seen"]["events"] > 0 and meta["device"] == "cpu"
     assert manifest["ranker"]["validation"]["ndcg@10"] == meta["validation"]["ndcg@10"]
+    import xgboost  # the served model ends at the early-stopping round: later trees only cost time
+    booster = xgboost.Booster(model_file=str(IndexDirectory(index).version_path(3) / "ranker" / "model.json"))
+    assert booster.num_boosted_rounds() == meta["best_iteration"] + 1
 
 
 def test_searches_rerank_and_explain(trained, encoder):
