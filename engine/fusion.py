@@ -89,9 +89,11 @@ def _weights(runs, weights):
 
 CHANNELS = ("lexical", "dense", "native")  # BM25, the joint image-text space, the text tower's own space
 PLAN_METHODS = ("rrf", "wsum")
-AGREEMENT_TOP = 20  # a dense channel's head compared with the lexical list
+AGREEMENT_TOP = 20  # a dense channel's head compared with the lexical list's head
+AGREEMENT_LEXICAL = 50  # how deep the lexical head goes (the whole candidate list is no test: most heads meet it)
 AGREEMENT_FULL = 0.3  # overlap at which a dense channel keeps its full weight
 AGREEMENT_FLOOR = 0.15  # the least share of its weight a disagreeing channel keeps
+AGREEMENT_MIN_LEXICAL = 20  # with fewer lexical results than this, there is nothing to agree with: full weight
 
 
 @dataclass(frozen=True)
@@ -138,13 +140,14 @@ def channel_confidence(lexical: Sequence[Hashable], other: Sequence[Hashable]) -
 
     1.0 when the lexical list is short (few or no term matches: a typo, a
     query in other words, a photo) or when at least AGREEMENT_FULL of the
-    dense channel's top AGREEMENT_TOP are also among the lexical results;
-    falling linearly to AGREEMENT_FLOOR when they share nothing.
+    dense channel's top AGREEMENT_TOP are also among the lexical head;
+    falling linearly to AGREEMENT_FLOOR when they share nothing. `lexical`
+    is in rank order; only its first AGREEMENT_LEXICAL count.
     """
-    if len(lexical) < AGREEMENT_TOP or not other:
+    if len(lexical) < AGREEMENT_MIN_LEXICAL or not other:
         return 1.0
     head = list(other)[:AGREEMENT_TOP]
-    overlap = len(set(head) & set(lexical)) / len(head)
+    overlap = len(set(head) & set(list(lexical)[:AGREEMENT_LEXICAL])) / len(head)
     return float(max(AGREEMENT_FLOOR, min(1.0, overlap / AGREEMENT_FULL)))
 
 
