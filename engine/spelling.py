@@ -62,6 +62,7 @@ class SpellCorrector:
         for word, count in vocabulary.items():
             if len(word) >= 2:
                 self._symspell.create_dictionary_entry(word, int(count))
+        english_counts()  # read once when the speller is built, not on a query
 
     def correct_word(self, word: str) -> str | None:
         """The catalog word to use instead, or None to keep the word as typed."""
