@@ -121,7 +121,7 @@ def test_learning_from_events_alone_and_continuing(trained, tmp_path):
     assert examination[0] == 1.0 and examination[4] < examination[0]
     refreshed = train_ranker(copy, load_judgments(dev / "judgments.validation.jsonl"),
                              RankerConfig(n_estimators=20, early_stopping_rounds=5, depth=100),
-                             continue_training=True)
+                             continue_training=True, force=True)  # the history is checked here, the guard below
     assert refreshed.continued_from == meta["trained_at"]
     refreshed_meta = json.loads((IndexDirectory(copy).version_path(refreshed.version) / "ranker" / "meta.json").read_text())
     assert [h["source"] for h in refreshed_meta["history"]] == ["events:events.simulated.jsonl", "judgments"]
