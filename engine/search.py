@@ -165,8 +165,7 @@ class SearchEngine:
     @staticmethod
     def fusion_plan(snapshot: Snapshot, request: SearchRequest | None = None) -> FusionPlan:
         """The fusion a query runs: the plan recorded in the index (learned or default), then the request's overrides."""
-        recorded = snapshot.manifest.get("fusion") or (snapshot.manifest.get("ranker") or {}).get("fusion")
-        plan = FusionPlan.from_dict(recorded, default_plan(snapshot.manifest))
+        plan = FusionPlan.from_dict(snapshot.manifest.get("fusion"), default_plan(snapshot.manifest))
         return request.plan(plan) if request is not None else plan
 
     def prepare_queries(self, texts: list[str], batch_size: int = 256) -> int:
