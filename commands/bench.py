@@ -258,3 +258,36 @@ def bench_serve(
         raise ConfigError("--clients, --requests and --seconds must be positive")
     report = serve.run(index_dir, work_dir, requests, seconds, count, interval, queries, device, command_line(), levels)
     finish_report(report, as_json, save)
+
+
+@bench_app.command("textonly")
+@handle_errors
+def bench_textonly(
+    catalog: Optional[Path] = typer.Option(None, "--catalog", help="JSONL catalog (default: the bundled sample data/myntra-sample; 'myntra' for ../shared)."),
+    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
+    work_dir: Path = typer.Option(BENCH_DIR / "textonly", "--work-dir", help="Where the text-only catalog and index go."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N products."),
+    heads: Optional[Path] = typer.Option(None, "--heads", help="Projection heads to index with (e.g. from `train-encoder --text-only`)."),
+    queries: int = typer.Option(400, "--queries", help="Derived queries (split train/validation/test)."),
+    trees: int = typer.Option(600, "--trees", help="Most boosting rounds for the reranker."),
+    seed: int = typer.Option(1, "--seed"),
+    device: str = DeviceOption,
+    save: Optional[Path] = typer.Option(None, "--save"),
+    as_json: bool = JsonOption,
+):
+    """A shop without photos: images withheld, indexed, derived judgments, reranker trained; NDCG@10 of
+    BM25, dense, default hybrid, learned-fusion hybrid and hybrid + rerank on held-out queries."""
+    from shoplens.benchmarks import myntra, textonly
+
+    label = ""
+    if catalog is None:
+        catalog = Path(__file__).resolve().parent.parent / "data" / "myntra-sample" / "products.jsonl"
+    elif str(catalog) == "myntra":
+        catalog = myntra.SHARED / "products.jsonl.gz"
+        field_map = field_map or myntra.FIELD_MAP
+        label = myntra.ATTRIBUTION
+    with RichProgress(enabled=not as_json) as progress:
+        report = textonly.run(catalog, work_dir, field_map, limit, heads, queries, trees, seed=seed,
+                              device="cpu" if device == "auto" else device, command=command_line(), label=label,
+                              progress=progress)
+    finish_report(report, as_json, save)

@@ -18,7 +18,7 @@ from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, RichP
 @app.command("train-encoder")
 @handle_errors
 def train_encoder(
-    catalog: Path = typer.Argument(..., help="Catalog with images and titles to train on."),
+    catalog: Path = typer.Argument(..., help="Catalog to train on: image-title pairs, or text-only pairs when it has no images."),
     out_path: Path = typer.Option(Path("shoplens-heads.safetensors"), "--out", help="Where to save the trained heads."),
     field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
     holdout: int = typer.Option(1000, "--holdout", help="Products held out for the reported metrics."),
@@ -30,23 +30,27 @@ def train_encoder(
     type_field: Optional[str] = typer.Option(None, "--type-field", help="Attribute holding the product type (auto-detected)."),
     colour_field: Optional[str] = typer.Option(None, "--colour-field", help="Attribute holding the colour (auto-detected)."),
     cache_dir: Path = typer.Option(Path(".shoplens-cache"), "--cache-dir", help="Cache of tower features (reruns are quick)."),
+    text_only: bool = typer.Option(False, "--text-only", help="Adapt the text head on pairs of each product's title and its other fields (automatic for a catalog without images)."),
     device: str = DeviceOption,
     as_json: bool = JsonOption,
 ):
-    """Train the default model's projection heads on a catalog's image-title pairs."""
+    """Train the default model's projection heads on a catalog's image-title pairs, or, for a catalog without
+    photos, adapt the text head on (title, category + attributes + description) pairs."""
     from shoplens.training.encoder import TrainConfig
     from shoplens.training.encoder import train_encoder as run_training
 
     config = TrainConfig(holdout=holdout, validation=validation, epochs=epochs, head=head, embed_dim=embed_dim,
-                         max_train=max_train, type_field=type_field, colour_field=colour_field)
+                         max_train=max_train, type_field=type_field, colour_field=colour_field, text_only=text_only)
     with RichProgress(enabled=not as_json) as progress:
         result = run_training(catalog, out_path, config, parse_field_maps(field_map), device, cache_dir,
                               progress.reporter())
     if as_json:
         print_json(result.to_dict())
         return
-    out.print(f"trained on {result.pairs_train:,} pairs (best epoch {result.best_epoch}), saved {result.output}")
+    out.print(f"trained on {result.pairs_train:,} {result.pairs} pairs (best epoch {result.best_epoch}), saved {result.output}")
     out.print(f"held-out ({result.pairs_heldout:,} products): " + ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items()))
+    if result.metrics_before:
+        out.print("held-out with the shipped heads: " + ", ".join(f"{k} {v:.3f}" for k, v in result.metrics_before.items()))
     out.print(f"use it with: shoplens index CATALOG --pretrained {result.output}")
 
 

@@ -89,9 +89,11 @@ def _weights(runs, weights):
 
 CHANNELS = ("lexical", "dense", "native")  # BM25, the joint image-text space, the text tower's own space
 PLAN_METHODS = ("rrf", "wsum")
-AGREEMENT_TOP = 20  # a dense channel's head compared with the lexical list
-AGREEMENT_FULL = 0.3  # overlap at which a dense channel keeps its full weight
-AGREEMENT_FLOOR = 0.15  # the least share of its weight a disagreeing channel keeps
+AGREEMENT_TOP = 20  # a dense channel's head compared with the lexical list's head
+AGREEMENT_LEXICAL = 50  # how deep the lexical head goes (the whole candidate list is no test: most heads meet it)
+AGREEMENT_FULL = 0.5  # overlap at which a dense channel keeps its full weight
+AGREEMENT_FLOOR = 0.05  # the least share of its weight a disagreeing channel keeps
+AGREEMENT_MIN_LEXICAL = 20  # with fewer lexical results than this, there is nothing to agree with: full weight
 
 
 @dataclass(frozen=True)
@@ -119,10 +121,12 @@ class FusionPlan:
                 "normalization": self.normalization, "adaptive": self.adaptive}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "FusionPlan":
+    def from_dict(cls, data: Mapping[str, Any] | None, default: "FusionPlan | None" = None) -> "FusionPlan":
+        """A recorded plan; `default` (else DEFAULT_PLAN) when none is recorded."""
+        default = default or DEFAULT_PLAN
         if not data:
-            return DEFAULT_PLAN
-        weights = data.get("weights") or dict(DEFAULT_PLAN.weights)
+            return default
+        weights = data.get("weights") or dict(default.weights)
         if data.get("method", "rrf") not in PLAN_METHODS:
             raise ConfigError(f"unknown fusion method {data.get('method')!r}; use one of {', '.join(PLAN_METHODS)}")
         return cls(method=data.get("method", "rrf"), k=float(data.get("k", 60.0)),
@@ -131,6 +135,24 @@ class FusionPlan:
 
 
 DEFAULT_PLAN = FusionPlan()
+# a catalog without photos, indexed with heads trained on another shop's photos: the joint space then holds
+# only the title read through a head made for pictures it never saw (a weaker copy of the text-native
+# channel), so it gives reranker features but no fused weight; the text-native channel counts half as much
+# as BM25, so a text model that reads the shop's language badly cannot pull the list far below BM25
+TEXT_ONLY_PLAN = FusionPlan(weights=(("lexical", 1.0), ("dense", 0.0), ("native", 0.5)))
+SHIPPED_HEADS_TAG = "shoplens-myntra"  # the `pretrained` tag of the heads the default model ships with
+PHOTO_SHARE = 0.05  # below this share of products with a photo, a catalog counts as text-only
+
+
+def default_plan(manifest: Mapping[str, Any]) -> FusionPlan:
+    """The plan of an index with no learned plan: DEFAULT_PLAN, or TEXT_ONLY_PLAN for a catalog (almost)
+    without photos whose joint space uses the shipped heads (heads adapted to the catalog's own text,
+    `train-encoder --text-only`, keep the joint space's weight)."""
+    counts = manifest.get("counts") or {}
+    products = counts.get("products") or 0
+    photos = (counts.get("with_image") or 0) / products if products else 1.0
+    shipped = (manifest.get("model") or {}).get("pretrained") in (None, SHIPPED_HEADS_TAG)
+    return TEXT_ONLY_PLAN if photos < PHOTO_SHARE and shipped else DEFAULT_PLAN
 
 
 def channel_confidence(lexical: Sequence[Hashable], other: Sequence[Hashable]) -> float:
@@ -138,13 +160,14 @@ def channel_confidence(lexical: Sequence[Hashable], other: Sequence[Hashable]) -
 
     1.0 when the lexical list is short (few or no term matches: a typo, a
     query in other words, a photo) or when at least AGREEMENT_FULL of the
-    dense channel's top AGREEMENT_TOP are also among the lexical results;
-    falling linearly to AGREEMENT_FLOOR when they share nothing.
+    dense channel's top AGREEMENT_TOP are also among the lexical head;
+    falling linearly to AGREEMENT_FLOOR when they share nothing. `lexical`
+    is in rank order; only its first AGREEMENT_LEXICAL count.
     """
-    if len(lexical) < AGREEMENT_TOP or not other:
+    if len(lexical) < AGREEMENT_MIN_LEXICAL or not other:
         return 1.0
     head = list(other)[:AGREEMENT_TOP]
-    overlap = len(set(head) & set(lexical)) / len(head)
+    overlap = len(set(head) & set(list(lexical)[:AGREEMENT_LEXICAL])) / len(head)
     return float(max(AGREEMENT_FLOOR, min(1.0, overlap / AGREEMENT_FULL)))
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shoplens.engine.fusion import AGREEMENT_FLOOR, AGREEMENT_FULL, AGREEMENT_TOP, CHANNELS, FusionPlan
+from shoplens.engine import fusion
+from shoplens.engine.fusion import CHANNELS, FusionPlan
 
 GRID_WEIGHTS = {"lexical": (0.0, 0.5, 1.0), "dense": (0.0, 0.25, 0.5, 1.0), "native": (0.0, 0.5, 1.0, 2.0)}
 GRID_K = (10.0, 30.0, 60.0, 100.0)
@@ -39,14 +40,15 @@ class ChannelRanks:
         """Per channel, the share of its weight an adaptive plan keeps (engine.fusion.channel_confidence)."""
         conf = np.ones(len(CHANNELS))
         lexical = np.isfinite(self.ranks[0])
-        if lexical.sum() < AGREEMENT_TOP:
+        if lexical.sum() < fusion.AGREEMENT_MIN_LEXICAL:
             return conf
+        lexical_head = lexical & (np.nan_to_num(self.ranks[0], nan=np.inf) <= fusion.AGREEMENT_LEXICAL)
         for c in range(1, len(CHANNELS)):
-            head = np.isfinite(self.ranks[c]) & (self.ranks[c] <= AGREEMENT_TOP)
+            head = np.isfinite(self.ranks[c]) & (np.nan_to_num(self.ranks[c], nan=np.inf) <= fusion.AGREEMENT_TOP)
             if head.sum() == 0:
                 continue
-            overlap = (head & lexical).sum() / head.sum()
-            conf[c] = max(AGREEMENT_FLOOR, min(1.0, overlap / AGREEMENT_FULL))
+            overlap = (head & lexical_head).sum() / head.sum()
+            conf[c] = max(fusion.AGREEMENT_FLOOR, min(1.0, overlap / fusion.AGREEMENT_FULL))
         return conf
 
 

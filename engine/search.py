@@ -22,7 +22,7 @@ import numpy as np
 
 from shoplens.common.errors import ModelMismatchError, QueryError, RankerError
 from shoplens.engine.filters import filter_mask, parse_filters
-from shoplens.engine.fusion import FusionPlan
+from shoplens.engine.fusion import FusionPlan, default_plan
 from shoplens.engine.hybrid import Candidates, QueryVectors, hybrid_search
 from shoplens.engine.query import SearchRequest, SearchResponse, SearchResult
 from shoplens.engine.query_cache import DEFAULT_CAPACITY, QueryCache, image_key, text_key
@@ -165,7 +165,7 @@ class SearchEngine:
     @staticmethod
     def fusion_plan(snapshot: Snapshot, request: SearchRequest | None = None) -> FusionPlan:
         """The fusion a query runs: the plan recorded in the index (learned or default), then the request's overrides."""
-        plan = FusionPlan.from_dict(snapshot.manifest.get("fusion"))
+        plan = FusionPlan.from_dict(snapshot.manifest.get("fusion"), default_plan(snapshot.manifest))
         return request.plan(plan) if request is not None else plan
 
     def prepare_queries(self, texts: list[str], batch_size: int = 256) -> int:

@@ -1,19 +1,52 @@
 """Correcting misspelled query terms against the catalog's own vocabulary (symspellpy).
 
-A term is corrected only when the catalog never uses it and a catalog word is
-within two edits; numbers, short words and the words of price and audience
-phrases ("under", "kids") are left alone. The rewritten query is shown to the
+A term is corrected only when it is confidently a typo:
+
+- the catalog never uses it, and it is not a word query understanding reads
+  (price, audience and colour words: "under", "kids", "white");
+- it is not a common English word (symspellpy's English frequency list): a
+  small catalog lacks most of English, and "school" absent from a fashion
+  sample is a real word, not a typo of "scoop";
+- a catalog word used by at least MIN_SUGGESTION_COUNT products is within
+  one edit (words of up to LONG_WORD letters) or two edits (longer words).
+
+Numbers and short words are left alone. The rewritten query is shown to the
 user, who can search the original instead (--no-spell).
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from importlib import resources
+
+from shoplens.engine.intent import AUDIENCE, COLOURS
 
 PROTECTED = {"under", "below", "above", "over", "between", "less", "than", "upto", "within", "cheap", "budget",
              "for", "with", "and", "the", "kids", "kid", "children", "mens", "womens", "ladies", "boys", "girls",
              "men", "women", "rs", "inr", "from", "without", "size", "pack", "set", "pair", "best", "new", "sale"}
+PROTECTED |= {word for words in AUDIENCE.values() for word in words} | set(COLOURS)
 MIN_LENGTH = 4  # shorter terms are too ambiguous to correct
+LONG_WORD = 7  # words up to this long are corrected within one edit, longer ones within two
+COMMON_ENGLISH = 1_000_000  # an English word used this often (symspellpy's corpus counts) is never a typo
+MIN_SUGGESTION_COUNT = 2  # a correction must be a word at least this many products use
+
+
+@functools.lru_cache(maxsize=1)
+def english_counts() -> dict[str, int]:
+    """symspellpy's English word frequencies (shipped in its wheel), read once."""
+    text = resources.files("symspellpy").joinpath("frequency_dictionary_en_82_765.txt").read_text(encoding="utf-8")
+    counts = {}
+    for line in text.splitlines():
+        word, _, count = line.partition(" ")
+        if count.strip().isdigit():
+            counts[word] = int(count)
+    return counts
+
+
+def is_common_english(word: str) -> bool:
+    """Whether a lower-cased word is a common English word (so not a typo, even when a catalog lacks it)."""
+    return english_counts().get(word, 0) >= COMMON_ENGLISH
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'\-]*|[^A-Za-z]+")
 
 
@@ -29,6 +62,7 @@ class SpellCorrector:
         for word, count in vocabulary.items():
             if len(word) >= 2:
                 self._symspell.create_dictionary_entry(word, int(count))
+        english_counts()  # read once when the speller is built, not on a query
 
     def correct_word(self, word: str) -> str | None:
         """The catalog word to use instead, or None to keep the word as typed."""
@@ -40,8 +74,11 @@ class SpellCorrector:
         plain = lowered.replace("-", "").replace("'", "")
         if plain in self.vocabulary or (lowered.endswith("s") and lowered[:-1] in self.vocabulary):
             return None
-        edit = 1 if len(lowered) <= 5 else self.max_edit
-        suggestions = self._symspell.lookup(lowered, Verbosity.CLOSEST, max_edit_distance=edit)
+        if is_common_english(lowered) or is_common_english(plain):
+            return None
+        edit = 1 if len(lowered) <= LONG_WORD else self.max_edit
+        suggestions = [s for s in self._symspell.lookup(lowered, Verbosity.CLOSEST, max_edit_distance=edit)
+                       if s.count >= MIN_SUGGESTION_COUNT]
         if not suggestions:
             return None
         best = max(suggestions, key=lambda s: (-s.distance, s.count))

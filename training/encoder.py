@@ -53,6 +53,7 @@ class TrainConfig:
     seed: int = 0
     type_field: str | None = None
     colour_field: str | None = None
+    text_only: bool = False  # pairs from a product's own fields (title <-> category, attributes, description)
 
 
 @dataclass
@@ -68,6 +69,8 @@ class TrainReport:
     seconds_features: float = 0.0
     seconds_training: float = 0.0
     output: str = ""
+    pairs: str = "image-title"  # or "text-only" (title <-> the product's other fields)
+    metrics_before: dict[str, float] = field(default_factory=dict)  # held out, with the heads training started from
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -200,6 +203,10 @@ def train_encoder(catalog: str | Path, out: str | Path, config: TrainConfig | No
     config = config or TrainConfig()
     if config.head not in ("mlp", "linear"):
         raise ConfigError(f"unknown head type {config.head!r}; use mlp or linear")
+    if config.text_only or not has_images(catalog, field_map):
+        from shoplens.training.text_pairs import train_text_heads
+
+        return train_text_heads(catalog, out, config, field_map, device, cache_dir, progress)
     device = resolve_device(device)
     torch.manual_seed(config.seed)
     products, everything, sizes, skipped = split_products(catalog, config, field_map)
@@ -244,6 +251,11 @@ def train_encoder(catalog: str | Path, out: str | Path, config: TrainConfig | No
     )
 
 
+def has_images(catalog: str | Path, field_map: dict[str, list[str]] | None = None) -> bool:
+    """Whether any product of the catalog names an image (a catalog without any trains on text-only pairs)."""
+    return any(p.image for p in read_catalog(catalog, field_map).products)
+
+
 def split_products(catalog: str | Path, config: TrainConfig, field_map: dict[str, list[str]] | None = None):
     """The catalog's products with images, and them ordered held out, validation, training (by a hash of the
     id, so the split is stable); returns (products, ordered, (held out, validation) sizes, skipped without image)."""
@@ -276,6 +288,7 @@ class HeadTrainer:
         self.model, self.config, self.device = model, config, device
         self.types, self.colours = types, colours
         self.heads = [model.visual.head, model.text.proj]
+        self.other = model.visual.head  # the head of the second side of a pair (a text head for text-only pairs)
         self.text = torch.from_numpy(text_feats).to(device)
         self.image = torch.from_numpy(image_feats).to(device)
 
@@ -288,7 +301,7 @@ class HeadTrainer:
                 module.eval()
             idx = self.torch.tensor(indices, device=self.device)
             t = F.normalize(self.model.text.proj(self.text[idx]), dim=-1).cpu().numpy()
-            v = F.normalize(self.model.visual.head(self.image[idx]), dim=-1).cpu().numpy()
+            v = F.normalize(self.other(self.image[idx]), dim=-1).cpu().numpy()
             for module in self.heads:
                 module.train()
         return t, v
@@ -340,7 +353,7 @@ class HeadTrainer:
         order = train_idx[self.torch.randperm(len(train_idx), device=self.device)]
         for step in range(steps):
             batch = order[step * size:(step + 1) * size]
-            image_emb = F.normalize(self.model.visual.head(self.image[batch]), dim=-1)
+            image_emb = F.normalize(self.other(self.image[batch]), dim=-1)
             text_emb = F.normalize(self.model.text.proj(self.text[batch]), dim=-1)
             loss = loss_fn(image_emb, text_emb, self.model.logit_scale.exp().clamp(max=self.config.max_logit_scale))
             optimizer.zero_grad()

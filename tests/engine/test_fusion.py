@@ -73,11 +73,40 @@ from shoplens.engine.hybrid import Candidates, QueryVectors
 def test_channel_confidence_by_hand():
     lexical = list(range(100))
     assert channel_confidence(lexical[:10], [500, 501]) == 1.0  # short lexical list: full trust in the dense side
-    agreeing = list(range(6)) + list(range(200, 214))  # 6 of its top 20 among the lexical results: 0.3
+    agreeing = list(range(10)) + list(range(200, 210))  # 10 of its top 20 in the lexical head: 0.5
     assert channel_confidence(lexical, agreeing) == 1.0
-    half = list(range(3)) + list(range(200, 217))  # 3 of 20 = 0.15 -> 0.15 / 0.3 = 0.5
+    half = list(range(5)) + list(range(200, 215))  # 5 of 20 = 0.25 -> 0.25 / 0.5 = 0.5
     assert channel_confidence(lexical, half) == pytest.approx(0.5)
-    assert channel_confidence(lexical, list(range(200, 220))) == pytest.approx(0.15)  # the floor
+    assert channel_confidence(lexical, list(range(200, 220))) == pytest.approx(0.05)  # the floor
+    # agreeing only with the lexical list's tail (ranks 51-100) is no agreement: a candidate list's tail
+    # holds most of what any channel finds
+    assert channel_confidence(lexical, list(range(60, 80))) == pytest.approx(0.05)
+
+
+def test_a_channel_answering_another_query_cannot_pull_the_list_far_below_bm25():
+    """A dense channel whose head is some other query's (it read this catalog badly) against the old rule:
+    the confidence now drops it to the floor, so BM25's order survives fusion."""
+    lexical = {d: 100.0 - d for d in range(100)}
+    wrong = {d: 1.0 - d / 1000 for d in [*range(60, 75), *range(300, 305)]}  # meets only the lexical tail
+    plan = FusionPlan(k=60, weights=(("lexical", 1.0), ("dense", 0.5), ("native", 1.0)), adaptive=True)
+    fused, weights = fuse_channels({"lexical": lexical, "dense": wrong, "native": wrong}, plan)
+    assert weights["native"] == pytest.approx(0.05) and weights["dense"] == pytest.approx(0.025)
+    top10 = sorted(fused, key=lambda d: -fused[d])[:10]
+    assert top10 == list(range(10))
+
+
+def test_the_default_plan_of_a_catalog_without_photos():
+    from shoplens.engine.fusion import DEFAULT_PLAN, TEXT_ONLY_PLAN, default_plan
+
+    def manifest(with_image, pretrained="shoplens-myntra"):
+        return {"counts": {"products": 1000, "with_image": with_image}, "model": {"pretrained": pretrained}}
+
+    assert default_plan(manifest(1000)) == DEFAULT_PLAN
+    assert default_plan(manifest(0)) == TEXT_ONLY_PLAN and TEXT_ONLY_PLAN.weight("dense") == 0.0
+    assert default_plan(manifest(0, "/shops/hardware/text-heads.safetensors")) == DEFAULT_PLAN  # adapted heads
+    assert FusionPlan.from_dict(None, TEXT_ONLY_PLAN) == TEXT_ONLY_PLAN
+    learned = {"method": "rrf", "k": 30.0, "weights": {"lexical": 1.0, "dense": 1.0, "native": 0.0}}
+    assert FusionPlan.from_dict(learned, TEXT_ONLY_PLAN).weight("dense") == 1.0  # a learned plan wins
 
 
 def test_fuse_channels_adaptive_weights_by_hand():
@@ -85,9 +114,9 @@ def test_fuse_channels_adaptive_weights_by_hand():
     dense = {d: 1.0 - d / 100 for d in range(100, 130)}  # shares nothing with lexical
     plan = FusionPlan(k=60, weights=(("lexical", 1.0), ("dense", 1.0), ("native", 0.0)), adaptive=True)
     fused, weights = fuse_channels({"lexical": lexical, "dense": dense, "native": {}}, plan)
-    assert weights == {"lexical": 1.0, "dense": pytest.approx(0.15)}
+    assert weights == {"lexical": 1.0, "dense": pytest.approx(0.05)}
     assert fused[0] == pytest.approx(1 / 61)
-    assert fused[100] == pytest.approx(0.15 / 61)
+    assert fused[100] == pytest.approx(0.05 / 61)
     fixed, _ = fuse_channels({"lexical": lexical, "dense": dense}, FusionPlan(k=60, weights=plan.weights, adaptive=False))
     assert fixed[100] == pytest.approx(1 / 61)
 

@@ -29,3 +29,34 @@ def test_product_words_and_vocabulary_counts(tmp_path):
     write_vocabulary(second, first, [product])  # an update adds its products' words to the parent's counts
     assert read_vocabulary(second)["nike"] == 2
     assert read_vocabulary(tmp_path / "none") is None
+
+
+def _sample_corrector() -> SpellCorrector:
+    from collections import Counter
+
+    from tests.helpers import sample_products
+
+    counts: Counter = Counter()
+    for row in sample_products():
+        counts.update(product_words(Product.from_record(row)))
+    return SpellCorrector(dict(counts))
+
+
+def test_on_the_sample_typos_are_corrected_and_real_words_it_lacks_are_kept():
+    corrector = _sample_corrector()
+    assert "school" not in corrector.vocabulary  # the 1,500-product sample never says "school"...
+    assert corrector.correct("kids school bag") is None  # ...but it is English, not a typo of "scoop"
+    assert corrector.correct("snekers") == "sneakers"
+    assert corrector.correct("addidas tshirt") == "adidas tshirt"
+    assert corrector.correct("lipstik") == "lipstick" and corrector.correct("earings") == "earrings"
+    assert corrector.correct("backpak for kids") == "backpack for kids"
+    assert corrector.correct("gents wallet") is None  # an audience word query understanding reads
+    assert corrector.correct("maroon kurta") is None  # a colour word
+
+
+def test_a_correction_must_be_close_for_its_length_and_used_by_more_than_one_product():
+    corrector = SpellCorrector({"scoop": 40, "shoes": 90, "sneakers": 50, "zamberlan": 1})
+    assert corrector.correct("schoo") is None  # two edits from "scoop" in a short word: not confident
+    assert corrector.correct("shoez") == "shoes"  # one edit
+    assert corrector.correct("snneakerss") == "sneakers"  # two edits in a long word
+    assert corrector.correct("zamberlam") is None  # the only near word is used by a single product

@@ -50,6 +50,14 @@ def test_training_commits_a_model_with_its_metadata(trained):
     import xgboost  # the served model ends at the early-stopping round: later trees only cost time
     booster = xgboost.Booster(model_file=str(IndexDirectory(index).version_path(3) / "ranker" / "model.json"))
     assert booster.num_boosted_rounds() == meta["best_iteration"] + 1
+    # the fusion plan the model was trained under is what serving fuses with
+    from shoplens.engine.fusion import FusionPlan
+
+    engine = SearchEngine(index, device="cpu")
+    try:
+        assert engine.fusion_plan(engine.snapshot) == FusionPlan.from_dict(meta["fusion"])
+    finally:
+        engine.close()
 
 
 def test_searches_rerank_and_explain(trained, encoder):
@@ -115,7 +123,7 @@ def test_learning_from_events_alone_and_continuing(trained, tmp_path):
     assert examination[0] == 1.0 and examination[4] < examination[0]
     refreshed = train_ranker(copy, load_judgments(dev / "judgments.validation.jsonl"),
                              RankerConfig(n_estimators=20, early_stopping_rounds=5, depth=100),
-                             continue_training=True)
+                             continue_training=True, force=True)  # the history is checked here, the guard below
     assert refreshed.continued_from == meta["trained_at"]
     refreshed_meta = json.loads((IndexDirectory(copy).version_path(refreshed.version) / "ranker" / "meta.json").read_text())
     assert [h["source"] for h in refreshed_meta["history"]] == ["events:events.simulated.jsonl", "judgments"]

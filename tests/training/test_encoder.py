@@ -43,3 +43,40 @@ def test_the_split_is_stable_and_too_small_catalogs_fail(tmp_path):
         split_products(catalog, TrainConfig(holdout=100, validation=100))
     with pytest.raises(ConfigError, match="use mlp or linear"):
         train_encoder(catalog, tmp_path / "x.safetensors", TrainConfig(head="transformer"), device="cpu")
+
+
+def _without_images(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "image"} for row in rows]
+
+
+def test_a_catalog_without_images_trains_the_text_head_on_its_own_fields(tmp_path):
+    catalog = write_catalog(tmp_path / "text.jsonl", _without_images(sample_products(160)))
+    out = tmp_path / "text-heads.safetensors"
+    report = train_encoder(catalog, out, SMALL, device="cpu", cache_dir=tmp_path / "cache")
+    assert report.pairs == "text-only" and report.pairs_heldout == 20 and report.pairs_train == 120
+    assert set(report.metrics_before) == set(report.metrics) == {"recall@10", "type_precision@10",
+                                                                   "type_colour_precision@10"}
+    with safe_open(str(out), "pt") as handle:
+        metadata = handle.metadata()
+        image_head = {k: handle.get_tensor(k) for k in handle.keys() if k.startswith("visual.")}
+    assert json.loads(metadata["trained_on"])["pair_kind"].startswith("text-only")
+    shipped = create_encoder(device="cpu", reuse=False)
+    adapted = create_encoder(pretrained=str(out), device="cpu", reuse=False)
+    assert adapted.encode_texts(["blue shirt"]).shape == shipped.encode_texts(["blue shirt"]).shape
+    assert not np.allclose(adapted.encode_texts(["blue shirt"]), shipped.encode_texts(["blue shirt"]))
+    from shoplens.indexers.encoders.default_model import SHIPPED_HEADS, read_heads
+
+    tensors, _ = read_heads(SHIPPED_HEADS)
+    assert image_head and all(np.allclose(image_head[k].numpy(), tensors[k].numpy()) for k in image_head)
+
+
+def test_text_only_training_refuses_a_catalog_without_images_or_enough_text(tmp_path):
+    rows = [{"id": str(i), "title": f"item {i}"} for i in range(300)]  # titles only: no facts to pair them with
+    catalog = write_catalog(tmp_path / "bare.jsonl", rows)
+    with pytest.raises(CatalogError, match="no product images and only 0 products") as caught:
+        train_encoder(catalog, tmp_path / "x.safetensors", SMALL, device="cpu")
+    assert "\n" not in str(caught.value)
+    forced = write_catalog(tmp_path / "some.jsonl", sample_products(160))
+    report = train_encoder(forced, tmp_path / "y.safetensors", TrainConfig(**{**SMALL.__dict__, "text_only": True}),
+                           device="cpu", cache_dir=tmp_path / "cache")
+    assert report.pairs == "text-only"
