@@ -36,7 +36,7 @@ CLIENTS = (1, 2, 4, 8)
 
 def run(index: Path, work: Path, requests: int = 200, seconds: float = 60.0, count: int = 1000,
         interval: float = 3.0, queries: int = 200, device: str = "auto", command: str = "",
-        clients: tuple[int, ...] = CLIENTS, warm_queries: tuple[int, ...] = (3,)) -> Report:
+        clients: tuple[int, ...] = CLIENTS, warm_queries: tuple[int, ...] = (0,)) -> Report:
     """The report; with several `warm_queries` settings (e.g. 0 and 3) the server runs once per setting,
     one after the other on the same copy, queries and update batches, and the tables say which is which."""
     IndexDirectory(index).require()
@@ -115,7 +115,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _start_server(index: Path, device: str, work: Path, warm: int = 3) -> tuple[subprocess.Popen, str]:
+def _start_server(index: Path, device: str, work: Path, warm: int = 0) -> tuple[subprocess.Popen, str]:
     """`shoplens serve` as a subprocess; returns once /ready says the index is open and warm."""
     import httpx
 

@@ -242,7 +242,7 @@ def bench_serve(
     interval: float = typer.Option(3.0, "--interval", help="Seconds between update commits."),
     queries: int = typer.Option(200, "--queries", help="Derived queries replayed."),
     clients: str = typer.Option("1,2,4,8", "--clients", help="Concurrent clients per level, comma-separated."),
-    warm_queries: str = typer.Option("3", "--warm-queries", help="The server's --warm-queries; several (0,3) run the server once each, to compare in one run."),
+    warm_queries: str = typer.Option("0", "--warm-queries", help="The server's --warm-queries; several (0,3) run the server once each, to compare in one run."),
     device: str = DeviceOption,
     save: Optional[Path] = typer.Option(None, "--save"),
     as_json: bool = JsonOption,

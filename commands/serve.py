@@ -26,7 +26,7 @@ def serve(
     cors: Optional[List[str]] = typer.Option(None, "--cors", help="Allow browser calls from this origin (repeatable); off by default."),
     events_inbox: Optional[Path] = typer.Option(None, "--events-inbox", help="Where POST /events writes (default INDEX.inbox)."),
     follow: float = typer.Option(0.5, "--follow-seconds", min=0.05, help="How often to look for new index versions."),
-    warm_queries: int = typer.Option(3, "--warm-queries", min=0, max=20, help="Latest text queries a new version answers (results dropped) before it is swapped in; 0: none."),
+    warm_queries: int = typer.Option(0, "--warm-queries", min=0, max=20, help="Latest text queries a new version answers (results dropped) before it is swapped in (default 0: none)."),
     device: str = DeviceOption,
     as_json: bool = JsonOption,
 ):

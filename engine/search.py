@@ -38,7 +38,7 @@ from shoplens.rerank.model import load_ranker
 
 STAGES = ("encode", "lexical", "vector", "fuse", "rerank")
 _MISSING = object()
-REHEARSALS = 3  # recent text queries a new version answers (results dropped) before it is swapped in
+REHEARSALS = 0  # latest text queries the background follower asks a new version (results dropped) before the swap
 
 
 class SearchEngine:
@@ -90,8 +90,9 @@ class SearchEngine:
 
     # -- versions ----------------------------------------------------------------
 
-    def refresh(self) -> bool:
-        """Open the newest committed version if there is one. Returns True when it changed."""
+    def refresh(self, rehearse: bool = False) -> bool:
+        """Open the newest committed version if there is one. Returns True when it changed. With
+        `rehearse` (the background follower) the new version first answers the latest text queries."""
         current = self.index.current_version()
         if current == self.snapshot.version:
             return False
@@ -100,7 +101,8 @@ class SearchEngine:
                 snapshot = Snapshot.open(self.index, current, device=self.device, previous=self.snapshot)
                 self._verify_model(snapshot.manifest["model"])
                 self._warm(snapshot)
-                self._rehearse(snapshot)
+                if rehearse:
+                    self._rehearse(snapshot)
                 snapshot.products.release_inherited()  # what the reranker needed is extended by now
                 self.snapshot = snapshot
                 return True
@@ -418,7 +420,7 @@ class _Follower:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.engine.refresh()
+                self.engine.refresh(rehearse=True)
                 self.error = None
             except Exception as exc:  # noqa: BLE001 - keep serving the version we have; report why
                 self.error = f"{type(exc).__name__}: {exc}".splitlines()[0]

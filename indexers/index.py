@@ -326,5 +326,8 @@ class Transaction:
     def abort(self) -> None:
         """Drop the version being written, and what its stores wrote outside the index (best effort)."""
         if self.tmp.exists():
-            self.index.release_external([self.tmp], self.index.committed_versions())
+            try:
+                self.index.release_external([self.tmp], self.index.committed_versions())
+            except (ShopLensError, OSError) as exc:  # the write's own error is the one to report
+                log.warning("could not free what the aborted write held: %s", exc)
         shutil.rmtree(self.tmp, ignore_errors=True)
