@@ -119,9 +119,7 @@ def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = Non
     options = {"compare": compare, "runtime": runtime, "cache_size": cache_size}
     if not lexical:
         return _run(index, queries, k, clients, threads, device, rerank, command, data, **options)
-    import shutil
-
-    from shoplens.benchmarks.lexical_twin import describe_twin, lexical_twin
+    from shoplens.benchmarks.lexical_twin import describe_twin, lexical_twin, remove_twin
     from shoplens.indexers.index import IndexDirectory
 
     backend = IndexDirectory(index).manifest()["backends"]["lexical"]["backend"]
@@ -130,7 +128,7 @@ def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = Non
         report = _run(index, queries, k, clients, threads, device, rerank, command, data, **options)
         other = _run(twin, queries, k, clients, threads, device, rerank, command, data, **options)
     finally:
-        shutil.rmtree(twin.parent, ignore_errors=True)
+        remove_twin(twin)
     report.tables = [(f"lexical on {backend}: {name}", columns, rows) for name, columns, rows in report.tables] + \
                     [(f"lexical on {lexical}: {name}", columns, rows) for name, columns, rows in other.tables]
     report.extra = {"summary": {backend: report.extra["summary"], lexical: other.extra["summary"]},

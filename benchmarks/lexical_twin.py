@@ -24,7 +24,7 @@ def lexical_twin(index: Path, backend: str, config: dict[str, Any] | None = None
     """Copy `index` to a temporary folder and commit a version whose lexical store is rebuilt on `backend`.
 
     Returns the copy's path and indexing figures (documents, seconds, documents/s). The caller
-    removes the copy (`shutil.rmtree(path.parent)`).
+    removes the copy with `remove_twin(path)` (which also deletes its Elasticsearch index).
     """
     if backend not in LEXICAL_BACKENDS:
         raise ConfigError(f"unknown lexical backend {backend!r}; use one of {', '.join(LEXICAL_BACKENDS)}")
@@ -61,9 +61,17 @@ def lexical_twin(index: Path, backend: str, config: dict[str, Any] | None = None
     return target, figures
 
 
+def remove_twin(twin: Path) -> None:
+    """Delete a twin made by `lexical_twin`: its folder and what its stores hold on a server."""
+    copy = IndexDirectory(twin)
+    if copy.exists():
+        copy.release_external([copy.version_path(n) for n in copy.committed_versions()], [])
+    shutil.rmtree(twin.parent, ignore_errors=True)
+
+
 def describe_twin(backend: str, figures: dict[str, Any]) -> str:
     return (f"{backend}: {figures['documents']:,} documents indexed in {figures['seconds']:.1f} s "
             f"({figures['documents_per_s']:,.0f} documents/s, bulk + one refresh)")
 
 
-__all__ = ["lexical_twin", "describe_twin", "json"]
+__all__ = ["lexical_twin", "remove_twin", "describe_twin", "json"]

@@ -128,16 +128,14 @@ def run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = Tru
     lexical store lives on that backend, in the same run, same judgments."""
     if not lexical:
         return _run(index, judgments_path, peers, txtai, limit, command, device)
-    import shutil
-
-    from shoplens.benchmarks.lexical_twin import describe_twin, lexical_twin
+    from shoplens.benchmarks.lexical_twin import describe_twin, lexical_twin, remove_twin
 
     twin, figures = lexical_twin(index, lexical)
     try:
         report = _run(index, judgments_path, peers, txtai, limit, command, device)
         other = _run(twin, judgments_path, False, False, limit, command, device)
     finally:
-        shutil.rmtree(twin.parent, ignore_errors=True)
+        remove_twin(twin)
     backend = _lexical_backend(index)
     for row in report.extra["rows"]:
         if row[0].startswith("ShopLens"):

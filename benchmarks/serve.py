@@ -36,7 +36,9 @@ CLIENTS = (1, 2, 4, 8)
 
 def run(index: Path, work: Path, requests: int = 200, seconds: float = 60.0, count: int = 1000,
         interval: float = 3.0, queries: int = 200, device: str = "auto", command: str = "",
-        clients: tuple[int, ...] = CLIENTS) -> Report:
+        clients: tuple[int, ...] = CLIENTS, warm_queries: tuple[int, ...] = (0,)) -> Report:
+    """The report; with several `warm_queries` settings (e.g. 0 and 3) the server runs once per setting,
+    one after the other on the same copy, queries and update batches, and the tables say which is which."""
     IndexDirectory(index).require()
     work.mkdir(parents=True, exist_ok=True)
     copy = work / "index"
@@ -46,17 +48,21 @@ def run(index: Path, work: Path, requests: int = 200, seconds: float = 60.0, cou
     report = Report("HTTP service under load (loopback)", f"{index} ({len(records):,} products), {len(texts)} derived "
                     f"queries, k=10, reranker {'on' if _has_ranker(copy) else 'absent'}", command)
     in_process = _in_process(copy, texts, min(requests, len(texts)), device)
-    server, url = _start_server(copy, device, work)
-    try:
-        idle = {n: asyncio.run(_load(url, texts, n, requests, seconds)) for n in clients}
-        busy, commits = _under_updates(url, copy, records, texts, clients, requests, seconds, count, interval, work,
-                                       device)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    _tables(report, in_process, idle, busy, commits, count, interval)
-    report.extra["raw"] = {"idle": {n: _summary(r) for n, r in idle.items()},
-                           "busy": {n: _summary(r) for n, r in busy.items()}}
+    runs = {}
+    for warm in warm_queries:
+        server, url = _start_server(copy, device, work, warm)
+        try:
+            idle = {n: asyncio.run(_load(url, texts, n, requests, seconds)) for n in clients}
+            busy, commits = _under_updates(url, copy, records, texts, clients, requests, seconds, count, interval,
+                                           work, device)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        runs[warm] = (idle, busy, commits)
+    _tables(report, in_process, runs, count, interval)
+    report.extra["raw"] = {warm: {"idle": {n: _summary(r) for n, r in idle.items()},
+                                  "busy": {n: _summary(r) for n, r in busy.items()}}
+                           for warm, (idle, busy, _) in runs.items()}
     return report
 
 
@@ -109,14 +115,14 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _start_server(index: Path, device: str, work: Path) -> tuple[subprocess.Popen, str]:
+def _start_server(index: Path, device: str, work: Path, warm: int = 0) -> tuple[subprocess.Popen, str]:
     """`shoplens serve` as a subprocess; returns once /ready says the index is open and warm."""
     import httpx
 
     port = _free_port()
     log = open(work / "server.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "shoplens", "serve", "--index", str(index), "--port", str(port),
-                               "--device", device, "--follow-seconds", "0.2"], stdout=log, stderr=subprocess.STDOUT,
+                               "--device", device, "--follow-seconds", "0.2", "--warm-queries", str(warm)], stdout=log, stderr=subprocess.STDOUT,
                               env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 900
@@ -213,12 +219,24 @@ def _summary(run: dict[str, Any]) -> dict[str, Any]:
     return {"requests": len(run["results"]), "errors": len(run["results"]) - len(ok),
             "per_second": len(ok) / run["wall"] if run["wall"] else float("nan"), **percentiles(latencies),
             "overhead_p50": float(np.median(overhead)) if overhead else float("nan"),
-            "versions": len({r[3] for r in ok})}
+            "versions": len({r[3] for r in ok}), "first_on_version_p50": _first_on_version(ok)}
 
 
-def _tables(report: Report, in_process, idle, busy, commits: int, count: int, interval: float) -> None:
+def _first_on_version(ok: list[tuple[float, float, int, int]]) -> float:
+    """Median latency of the first answer from each newly seen version (NaN when the version never changed)."""
+    seen, firsts = set(), []
+    for elapsed, _, _, version in ok:
+        if version not in seen:
+            if seen:
+                firsts.append(elapsed)
+            seen.add(version)
+    return float(np.median(firsts)) if firsts else float("nan")
+
+
+def _tables(report: Report, in_process, runs, count: int, interval: float) -> None:
     local = percentiles(in_process["latencies"])
-    http1 = _summary(idle[min(idle)])
+    first_idle = next(iter(runs.values()))[0]
+    http1 = _summary(first_idle[min(first_idle)])
     report.table("in-process engine against HTTP, one client (ms)",
                  ["path", "searches", "searches/s", "p50", "p95", "p99", "HTTP overhead p50"],
                  [["in-process SearchEngine.search (worker thread)", len(in_process["latencies"]),
@@ -226,16 +244,20 @@ def _tables(report: Report, in_process, idle, busy, commits: int, count: int, in
                   ["POST /search on loopback", http1["requests"], http1["per_second"], http1["p50"], http1["p95"],
                    http1["p99"], http1["overhead_p50"]]])
     rows = []
-    for clients in idle:
-        quiet, loaded = _summary(idle[clients]), _summary(busy[clients])
-        rows.append([clients, "idle", quiet["requests"], quiet["errors"], quiet["per_second"], quiet["p50"],
-                     quiet["p95"], quiet["p99"], quiet["versions"], None])
-        rows.append([clients, "updating", loaded["requests"], loaded["errors"], loaded["per_second"], loaded["p50"],
-                     loaded["p95"], loaded["p99"], loaded["versions"], loaded["p99"] / quiet["p99"]])
+    for warm, (idle, busy, _) in runs.items():
+        for clients in idle:
+            quiet, loaded = _summary(idle[clients]), _summary(busy[clients])
+            rows.append([clients, "idle", quiet["requests"], quiet["errors"], quiet["per_second"], quiet["p50"],
+                         quiet["p95"], quiet["p99"], quiet["versions"], None, None, warm])
+            rows.append([clients, "updating", loaded["requests"], loaded["errors"], loaded["per_second"],
+                         loaded["p50"], loaded["p95"], loaded["p99"], loaded["versions"],
+                         loaded["first_on_version_p50"], loaded["p99"] / quiet["p99"], warm])
     report.table(f"POST /search by concurrent clients, idle and while another process commits {count:,}-product "
                  f"price updates every {interval:g} s (ms)",
                  ["clients", "condition", "requests", "errors", "searches/s", "p50", "p95", "p99", "versions seen",
-                  "p99 / idle p99"], rows)
-    report.notes.append(f"{commits} commits landed during the 'updating' runs; the server follows them in a "
-                        "background thread, so no request opens a version")
+                  "first answer of a new version p50", "p99 / idle p99", "warm queries"], rows)
+    commits = ", ".join(f"{run[2]} (warm queries {warm})" for warm, run in runs.items())
+    report.notes.append(f"commits that landed during the 'updating' runs: {commits}; the server follows them in a "
+                        "background thread (open, warm, answer the latest `--warm-queries` text queries, swap), so "
+                        "no request opens a version")
     report.notes.append("HTTP overhead p50: the median of (client-observed latency - the engine's took_ms) per request")

@@ -242,6 +242,7 @@ def bench_serve(
     interval: float = typer.Option(3.0, "--interval", help="Seconds between update commits."),
     queries: int = typer.Option(200, "--queries", help="Derived queries replayed."),
     clients: str = typer.Option("1,2,4,8", "--clients", help="Concurrent clients per level, comma-separated."),
+    warm_queries: str = typer.Option("0", "--warm-queries", help="The server's --warm-queries; several (0,3) run the server once each, to compare in one run."),
     device: str = DeviceOption,
     save: Optional[Path] = typer.Option(None, "--save"),
     as_json: bool = JsonOption,
@@ -256,7 +257,14 @@ def bench_serve(
         raise ConfigError(f"--clients takes numbers such as 1,2,4,8; got {clients!r}") from None
     if not levels or min(levels) < 1 or requests < 1 or seconds <= 0:
         raise ConfigError("--clients, --requests and --seconds must be positive")
-    report = serve.run(index_dir, work_dir, requests, seconds, count, interval, queries, device, command_line(), levels)
+    try:
+        warm = tuple(int(part) for part in warm_queries.split(","))
+    except ValueError:
+        raise ConfigError(f"--warm-queries takes numbers such as 0,3; got {warm_queries!r}") from None
+    if not warm or min(warm) < 0 or max(warm) > 20:
+        raise ConfigError("--warm-queries takes numbers from 0 to 20, such as 0,3")
+    report = serve.run(index_dir, work_dir, requests, seconds, count, interval, queries, device, command_line(), levels,
+                       warm)
     finish_report(report, as_json, save)
 
 

@@ -11,6 +11,7 @@ import typer
 
 from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, RichProgress, app, err, handle_errors,
                                     json_text, out, parse_field_maps, print_commit, print_json)
+from shoplens.common.errors import ConfigError
 
 
 # -- index -------------------------------------------------------------------------
@@ -29,6 +30,8 @@ def index(
     lexical: str = typer.Option("tantivy", "--lexical", help="Lexical backend: tantivy (embedded) or elasticsearch (SHOPLENS_ES_URL)."),
     vector_index: str = typer.Option("auto", "--vector-index", help="auto (exact below 20,000 products, HNSW above), flat, hnsw, ivf or ivfpq."),
     image_weight: float = typer.Option(0.5, "--image-weight", help="Share of the image embedding in a product's vector (0..1)."),
+    es_shards: Optional[int] = typer.Option(None, "--es-shards", help="With --lexical elasticsearch: primary shards of the new Elasticsearch index (default 1)."),
+    es_replicas: Optional[int] = typer.Option(None, "--es-replicas", help="With --lexical elasticsearch: replicas of each shard (default 1; 0 on a one-node cluster)."),
     keep_versions: int = typer.Option(10, "--keep-versions", help="How many committed versions to keep for rollback."),
     encoder_runtime: str = typer.Option("auto", "--encoder-runtime", help="What encodes queries: onnx (ONNX Runtime, exported now; the default where it is installed) or torch."),
     as_json: bool = JsonOption,
@@ -37,6 +40,7 @@ def index(
     from shoplens.indexers.writer import WriteOptions, build_index, check_options
 
     options = WriteOptions(model=model, pretrained=pretrained, device=device, lexical_backend=lexical,
+                           lexical_config=lexical_layout(lexical, es_shards, es_replicas),
                            vector_config={"kind": vector_index, "image_weight": image_weight},
                            keep_versions=keep_versions, encoder_runtime=encoder_runtime)
     check_options(options)
@@ -46,6 +50,15 @@ def index(
         print_json(report.to_dict())
         return
     print_commit(report, index_dir)
+
+
+def lexical_layout(lexical: str, shards: int | None, replicas: int | None) -> dict:
+    """The lexical store's settings from --es-shards / --es-replicas (recorded in the manifest, shown by `info`)."""
+    if lexical != "elasticsearch":
+        if shards is not None or replicas is not None:
+            raise ConfigError("--es-shards and --es-replicas need --lexical elasticsearch")
+        return {}
+    return {"shards": 1 if shards is None else shards, "replicas": 1 if replicas is None else replicas}
 
 
 # -- incremental updates ------------------------------------------------------------

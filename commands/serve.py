@@ -26,6 +26,7 @@ def serve(
     cors: Optional[List[str]] = typer.Option(None, "--cors", help="Allow browser calls from this origin (repeatable); off by default."),
     events_inbox: Optional[Path] = typer.Option(None, "--events-inbox", help="Where POST /events writes (default INDEX.inbox)."),
     follow: float = typer.Option(0.5, "--follow-seconds", min=0.05, help="How often to look for new index versions."),
+    warm_queries: int = typer.Option(0, "--warm-queries", min=0, max=20, help="Latest text queries a new version answers (results dropped) before it is swapped in (default 0: none)."),
     device: str = DeviceOption,
     as_json: bool = JsonOption,
 ):
@@ -41,7 +42,7 @@ def serve(
     IndexDirectory(index_dir).require()  # a missing index is a one-line error, before binding
     settings = ServiceSettings(index=index_dir.resolve(), api_key=api_key, protect_search=protect_search,
                                cors_origins=list(cors or []), events_inbox=events_inbox, follow_seconds=follow,
-                               device=device)
+                               device=device, warm_queries=warm_queries)
     url = f"http://{host}:{port}"
     if as_json:
         print_json({"url": url, "index": str(settings.index), "workers": workers, "events_inbox": str(settings.inbox),

@@ -4,7 +4,8 @@ A `SearchEngine` holds one `Snapshot` (every store at one committed version).
 Before each query it checks the index's CURRENT file; when a newer version was
 committed it opens that one, and the query in flight keeps the snapshot it
 started with. With `follow_in_background=SECONDS` a daemon thread polls CURRENT
-instead, opens and warms a new version off the query path and then swaps it in
+instead, opens and warms a new version off the query path (answering the latest
+few text queries on it, results dropped) and then swaps it in
 (one attribute assignment), so no query waits for a version to open; queries
 already running finish on the snapshot they took. The encoder is loaded once
 and checked against the model the index was built with.
@@ -12,8 +13,10 @@ and checked against the model the index was built with.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,8 @@ from shoplens.indexers.vector.base import normalize_rows
 from shoplens.rerank.model import load_ranker
 
 STAGES = ("encode", "lexical", "vector", "fuse", "rerank")
+_MISSING = object()
+REHEARSALS = 0  # latest text queries the background follower asks a new version (results dropped) before the swap
 
 
 class SearchEngine:
@@ -42,7 +47,8 @@ class SearchEngine:
     def __init__(self, index_path: str | Path, device: str = "auto", model: str | None = None,
                  pretrained: str | None = None, encoder: Encoder | None = None, search_threads: int = 1,
                  follow_updates: bool = True, preload: bool = True, follow_in_background: float | None = None,
-                 encoder_runtime: str | None = None, query_cache_size: int = DEFAULT_CAPACITY):
+                 encoder_runtime: str | None = None, query_cache_size: int = DEFAULT_CAPACITY,
+                 rehearsals: int = REHEARSALS):
         self.index = IndexDirectory(index_path)
         self.index.require()
         self.device = device
@@ -59,6 +65,10 @@ class SearchEngine:
             resolve_runtime(encoder_runtime or recorded_runtime, self.snapshot.manifest["model"]["name"])
         self.query_cache = QueryCache(query_cache_size)
         self._ranker_cache: dict[int, Any] = {}
+        # per-version lookups, kept for the newest two versions (queries in flight keep the older one)
+        self._spellers: dict[int, Any] = {}
+        self._facets: dict[int, Any] = {}
+        self._recent: deque[SearchRequest] = deque(maxlen=max(0, int(rehearsals)))
         self._set_search_threads()
         if preload:  # now, so the first query's latency is the query's
             self.warm()
@@ -80,8 +90,9 @@ class SearchEngine:
 
     # -- versions ----------------------------------------------------------------
 
-    def refresh(self) -> bool:
-        """Open the newest committed version if there is one. Returns True when it changed."""
+    def refresh(self, rehearse: bool = False) -> bool:
+        """Open the newest committed version if there is one. Returns True when it changed. With
+        `rehearse` (the background follower) the new version first answers the latest text queries."""
         current = self.index.current_version()
         if current == self.snapshot.version:
             return False
@@ -90,6 +101,8 @@ class SearchEngine:
                 snapshot = Snapshot.open(self.index, current, device=self.device, previous=self.snapshot)
                 self._verify_model(snapshot.manifest["model"])
                 self._warm(snapshot)
+                if rehearse:
+                    self._rehearse(snapshot)
                 snapshot.products.release_inherited()  # what the reranker needed is extended by now
                 self.snapshot = snapshot
                 return True
@@ -185,6 +198,8 @@ class SearchEngine:
                  for_rerank: bool = False) -> tuple[Snapshot, Candidates, list]:
         """Filters, hybrid retrieval and fusion: the candidates a reranker would see, in fused order."""
         request.validate()
+        if request.image is None and request.text and request.text.strip():
+            self._recent.append(request)  # rehearsed on the next version before it is swapped in
         if self.follow_updates:
             self.refresh()
         snapshot = self.snapshot
@@ -272,28 +287,30 @@ class SearchEngine:
         """What the query text states (price, audience, colour, type) on this version's fields; None when nothing."""
         if not request.intent or not request.text or not request.text.strip():
             return None
-        from shoplens.engine.intent import facet_values, parse_intent
+        from shoplens.engine.intent import parse_intent
 
-        cached = getattr(self, "_facets", None)
-        if cached is None or cached[0] != snapshot.version:
-            self._facets = cached = (snapshot.version, facet_values(snapshot.products))
-        intent = parse_intent(request.text, cached[1])
+        intent = parse_intent(request.text, self.facets(snapshot))
         return None if intent.empty else intent
+
+    def facets(self, snapshot: Snapshot):
+        """The version's facet values that stated intent is read against, computed once per version."""
+        from shoplens.engine.intent import facet_values
+
+        return _per_version(self._facets, snapshot.version, lambda: facet_values(snapshot.products))
 
     def speller(self, snapshot: Snapshot):
         """The version's spelling corrector (None when the index has no vocabulary), built once per version."""
-        cached = getattr(self, "_speller", None)
-        if cached is None or cached[0] != snapshot.version:
+        def build():
             from shoplens.indexers.spelling import read_vocabulary
 
             vocabulary = read_vocabulary(snapshot.path / "spelling")
-            corrector = None
-            if vocabulary:
-                from shoplens.engine.spelling import SpellCorrector
+            if not vocabulary:
+                return None
+            from shoplens.engine.spelling import SpellCorrector
 
-                corrector = SpellCorrector(vocabulary)
-            self._speller = cached = (snapshot.version, corrector)
-        return cached[1]
+            return SpellCorrector(vocabulary)
+
+        return _per_version(self._spellers, snapshot.version, build)
 
     def spell_checked(self, request: SearchRequest) -> SearchRequest:
         """The request with misspelled terms corrected from the catalog's vocabulary (unless spell is off)."""
@@ -310,12 +327,26 @@ class SearchEngine:
         --no-rerank still work, and one that reranks reports it.
         """
         self.speller(snapshot)
+        self.facets(snapshot)
         try:
             ranker = self.ranker(snapshot)
         except RankerError:
             return
         if ranker is not None:
             ranker.context(snapshot)
+
+    def _rehearse(self, snapshot: Snapshot) -> None:
+        """Answer the latest text queries on a version before it is swapped in (results dropped), so
+        what a version loads on first use (columns, vector pages, reranker inputs) is paid here, off the
+        query path. A query that fails here is left to fail, if it does, where it is asked."""
+        view = copy.copy(self)  # shares the encoder, caches and executor; sees only `snapshot`
+        view.snapshot, view.follow_updates, view._follower = snapshot, False, None
+        view._recent = deque(maxlen=0)
+        for request in list(self._recent):
+            try:
+                view.search(request)
+            except Exception:  # noqa: BLE001 - a rehearsal never breaks following
+                continue
 
     def ranker(self, snapshot: Snapshot):
         """The snapshot's reranker, loaded once per version (None when the index has none)."""
@@ -373,8 +404,9 @@ class _Follower:
     """A daemon thread that moves an engine to each newly committed version, off the query path.
 
     Every `interval` seconds it reads CURRENT; a new version is opened and
-    warmed (reranker, per-version lookups) here, then `engine.snapshot` is
-    replaced in one assignment. A version that cannot be opened (a model
+    warmed (reranker, per-version lookups) here, answers the engine's latest
+    text queries (results dropped, so what it loads on first use is loaded
+    here), then `engine.snapshot` is replaced in one assignment. A version that cannot be opened (a model
     mismatch, a damaged commit) leaves the engine on the version it has and is
     reported in `error`; the next poll tries again.
     """
@@ -388,7 +420,7 @@ class _Follower:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.engine.refresh()
+                self.engine.refresh(rehearse=True)
                 self.error = None
             except Exception as exc:  # noqa: BLE001 - keep serving the version we have; report why
                 self.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -396,6 +428,17 @@ class _Follower:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=max(1.0, self.interval * 2))
+
+
+def _per_version(cache: dict[int, Any], version: int, build) -> Any:
+    """`cache[version]`, built on first use; only the newest two versions are kept. The dict is changed
+    in place, so a rehearsal's view of the engine (a shallow copy) fills the engine's own cache."""
+    value = cache.get(version, _MISSING)
+    if value is _MISSING:
+        value = cache[version] = build()
+        for old in sorted(cache)[:-2]:
+            cache.pop(old, None)
+    return value
 
 
 def load_query_image(image: Any):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import fcntl
+import logging
 import os
 import shutil
 import time
@@ -28,12 +29,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from shoplens.common.errors import ConcurrentWriteError, IndexCorruptError, IndexLockedError, IndexNotFoundError
+from shoplens.common.errors import (ConcurrentWriteError, IndexCorruptError, IndexLockedError, IndexNotFoundError,
+                                    ShopLensError)
+from shoplens.indexers.lexical import lexical_store_class
 from shoplens.indexers.storage import atomic_write_bytes, atomic_write_json, fsync_dir, fsync_tree, link_tree, read_json
 
 FORMAT_VERSION = 1
 COMPONENTS = ("products", "vectors", "textvec", "lexical", "spelling", "behaviour", "ranker")
 DEFAULT_KEEP_VERSIONS = 10
+log = logging.getLogger("shoplens.index")
 
 
 def crash_point(name: str) -> None:
@@ -69,6 +73,15 @@ def software_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def _lexical_backend(version_folder: Path) -> str:
+    """The lexical backend a version (or a version being written) used, from its store's state file."""
+    try:
+        state = read_json(version_folder / "lexical" / "state.json")
+    except (OSError, ValueError):
+        return "tantivy"
+    return str(state.get("backend") or "tantivy") if isinstance(state, dict) else "tantivy"
 
 
 def _format_version(number: int) -> str:
@@ -203,15 +216,45 @@ class IndexDirectory:
         return Transaction(self, kind, parent)
 
     def prune(self, keep: int) -> list[int]:
-        """Remove the oldest committed versions beyond `keep`; never the current one."""
+        """Remove the oldest committed versions beyond `keep`; never the current one.
+
+        What a removed version holds outside the folder (an Elasticsearch index, or the documents only
+        it still saw) is freed first; a version whose server cannot be reached now is kept for the next prune.
+        """
         versions = self.committed_versions()
         current = self.current_version()
+        doomed = [number for number in (versions[:-keep] if keep > 0 else []) if number != current]
+        if not doomed:
+            return []
+        kept = [number for number in versions if number not in doomed]
         removed = []
-        for number in versions[:-keep] if keep > 0 else []:
-            if number != current:
-                shutil.rmtree(self.version_path(number), ignore_errors=True)
-                removed.append(number)
+        for number in self.release_external([self.version_path(n) for n in doomed], kept):
+            shutil.rmtree(number, ignore_errors=True)
+            removed.append(int(number.name))
         return removed
+
+    def release_external(self, doomed: list[Path], kept: list[int]) -> list[Path]:
+        """Free what the version folders in `doomed` hold outside the index that no `kept` version needs
+        (see `LexicalStore.release`). Returns the folders it could free (the others keep their data)."""
+        by_backend: dict[str, list[Path]] = {}
+        for folder in doomed:
+            by_backend.setdefault(_lexical_backend(folder), []).append(folder)
+        freed = []
+        for backend, folders in by_backend.items():
+            kept_dirs = [self.version_path(n) / "lexical" for n in kept
+                         if _lexical_backend(self.version_path(n)) == backend]
+            try:
+                store = lexical_store_class(backend)
+            except ShopLensError:  # a backend this ShopLens does not know holds nothing it could free
+                freed.extend(folders)
+                continue
+            try:
+                store.release([folder / "lexical" for folder in folders], kept_dirs)
+            except ShopLensError as exc:
+                log.warning("%s", exc)
+                continue
+            freed.extend(folders)
+        return freed
 
 
 class Transaction:
@@ -281,4 +324,10 @@ class Transaction:
             )
 
     def abort(self) -> None:
+        """Drop the version being written, and what its stores wrote outside the index (best effort)."""
+        if self.tmp.exists():
+            try:
+                self.index.release_external([self.tmp], self.index.committed_versions())
+            except (ShopLensError, OSError) as exc:  # the write's own error is the one to report
+                log.warning("could not free what the aborted write held: %s", exc)
         shutil.rmtree(self.tmp, ignore_errors=True)

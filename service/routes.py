@@ -3,6 +3,7 @@ calls) and returns plain JSON; searches return `SearchResponse.to_json()` unchan
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from typing import Any, Callable, List, Optional
 
@@ -19,7 +20,7 @@ from shoplens.service.limits import BodyTooLarge
 from shoplens.service.schemas import (MAX_CANDIDATES, MAX_FILTERS, MAX_K, MAX_OFFSET, MAX_QUERY_CHARS, ErrorModel,
                                       EventsAccepted, Health, Mode, Fusion, Normalization, Ready, SearchResponseModel)
 from shoplens.service.state import JSON, ServiceState, error
-from shoplens.service.thumbnails import THUMBNAIL_SIZES, thumbnail_jpeg
+from shoplens.service.thumbnails import PLACEHOLDER_HEADER, THUMBNAIL_SIZES, placeholder_png, thumbnail_jpeg
 
 STATIC = resources.files("shoplens.service") / "static"
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorModel} for status in (400, 401, 404, 413, 415, 422, 503)}
@@ -51,9 +52,9 @@ def _add_pages(app: FastAPI, state: ServiceState) -> None:
              summary="Readiness: the index is open and warm")
     def ready():
         if state.engine is None:
-            return JSON({"status": "failed" if state.problem else "opening", "reason": state.problem},
-                        status_code=503, headers={"Retry-After": "2"})
-        return {"status": "ready", "version": state.engine.snapshot.version}
+            return JSON({"status": "failed" if state.problem else "opening", "reason": state.problem,
+                         "worker": os.getpid()}, status_code=503, headers={"Retry-After": "2"})
+        return {"status": "ready", "version": state.engine.snapshot.version, "worker": os.getpid()}
 
     @app.get("/info", summary="The index: model, backends, counts, versions, reranker; and the serving state",
              responses=ERRORS)
@@ -157,16 +158,21 @@ def _add_products(app: FastAPI, state: ServiceState) -> None:
         snapshot, found = record(product_id)
         return JSON({"version": snapshot.version, "product": found}, headers={VERSION_HEADER: str(snapshot.version)})
 
-    @app.get("/products/{product_id}/image", responses={**ERRORS, 200: {"content": {"image/jpeg": {}}}},
-             response_class=Response, summary="The product's photo as a JPEG thumbnail")
+    @app.get("/products/{product_id}/image", responses={**ERRORS, 200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+             response_class=Response, summary="The product's photo as a JPEG thumbnail (a PNG placeholder without one)")
     def product_image(product_id: str = PathParam(..., max_length=500),
                       size: int = Query(256, description=f"One of {', '.join(map(str, THUMBNAIL_SIZES))} pixels.")):
+        """The photo fitted into size x size pixels. A known product without a readable photo gets a
+        generated size x size PNG placeholder (200, header `X-ShopLens-Placeholder: no-image` or
+        `unreadable-image`), so a results grid keeps its layout; an unknown product is a 404."""
         if size not in THUMBNAIL_SIZES:
             raise QueryError(f"size must be one of {', '.join(map(str, THUMBNAIL_SIZES))}, got {size}")
         _, found = record(product_id)
         data = thumbnail_jpeg(found["image"], size) if found.get("image") else None
         if data is None:
-            raise HTTPException(404, f"product {product_id!r} has no readable image")
+            reason = "unreadable-image" if found.get("image") else "no-image"
+            return Response(placeholder_png(size), media_type="image/png",
+                            headers={"Cache-Control": "public, max-age=300", PLACEHOLDER_HEADER: reason})
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=3600"})
 
 

@@ -132,3 +132,4 @@ class Ready(BaseModel):
     status: str
     version: Optional[int] = None
     reason: Optional[str] = None
+    worker: Optional[int] = None  # the process id of the worker that answered (one of `--workers N`)

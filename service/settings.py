@@ -20,6 +20,7 @@ class ServiceSettings:
     cors_origins: list[str] = field(default_factory=list)  # CORS is off unless origins are given
     events_inbox: Path | None = None  # default: <index>.inbox next to the index
     follow_seconds: float = 0.5  # how often the background follower reads CURRENT
+    warm_queries: int = 0  # latest text queries a new version answers (results dropped) before the swap
     device: str = "auto"
     max_body_bytes: int = MAX_BODY_BYTES
 

@@ -38,7 +38,8 @@ class ServiceState:
     def open(self) -> None:
         try:
             self.engine = SearchEngine(self.settings.index, device=self.settings.device,
-                                       follow_in_background=self.settings.follow_seconds)
+                                       follow_in_background=self.settings.follow_seconds,
+                                       rehearsals=self.settings.warm_queries)
         except ShopLensError as exc:
             self.problem = str(exc)
         except Exception as exc:  # noqa: BLE001 - reported by /ready, not as a crash of the server

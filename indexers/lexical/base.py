@@ -122,6 +122,17 @@ class LexicalStore(ABC):
         return None
 
     @classmethod
+    def release(cls, removed: list[Path], kept: list[Path]) -> None:
+        """Free what the versions in `removed` (their store folders, about to be deleted) hold outside
+        the index directory and no version in `kept` still needs: a server's index or its documents.
+
+        Called by pruning, compaction's pruning and aborted writes; an embedded store holds nothing
+        outside its folder. Raises a ShopLensError when the server cannot be reached (the caller then
+        keeps those versions, to try again at the next prune).
+        """
+        return None
+
+    @classmethod
     @abstractmethod
     def open(cls, directory: Path, config: dict[str, Any] | None = None) -> "LexicalStore":
         """Open a version for searching."""

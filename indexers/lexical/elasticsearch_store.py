@@ -104,6 +104,24 @@ def es_url(config: dict[str, Any] | None = None) -> str:
     return url
 
 
+MAX_SHARDS = 1024  # Elasticsearch's own limit per index
+MAX_REPLICAS = 64
+
+
+def index_layout(config: dict[str, Any] | None = None) -> tuple[int, int]:
+    """(shards, replicas) of a new Elasticsearch index from the `shards` / `replicas` options (1 and 1)."""
+    config = config or {}
+    layout = []
+    for name, low, high, default in (("shards", 1, MAX_SHARDS, 1), ("replicas", 0, MAX_REPLICAS, 1)):
+        value = config.get(name, default)
+        whole = value if isinstance(value, int) and not isinstance(value, bool) else \
+            int(value) if isinstance(value, str) and value.strip().isdigit() else None
+        if whole is None or not low <= whole <= high:
+            raise ConfigError(f"--es-{name} must be a whole number from {low} to {high}, got {value!r}")
+        layout.append(whole)
+    return layout[0], layout[1]
+
+
 def _es():
     try:
         import elasticsearch
@@ -190,7 +208,33 @@ class ElasticsearchStore(LexicalStore):
 
     @classmethod
     def check_backend(cls, config: dict[str, Any] | None = None) -> None:
+        index_layout(config)
         _client(es_url(config))
+
+    @classmethod
+    def release(cls, removed, kept):
+        """Delete the Elasticsearch indices only `removed` versions use, and in the indices that kept
+        versions still use, the documents live in none of the kept versions' generations (rows deleted
+        before the oldest kept version, and rows of abandoned or failed writes)."""
+        kept_states = [_read_state(directory) for directory in kept]
+        generations: dict[str, set[int]] = {}
+        for state in filter(None, kept_states):
+            generations.setdefault(state["index"], set()).add(int(state["generation"]))
+        doomed = {(state["index"], state["url"]) for state in map(_read_state, removed) if state}
+        for index, url in sorted(doomed):
+            url = os.environ.get("SHOPLENS_ES_URL") or url
+            try:
+                client = _client(url, check=False)
+                if index not in generations:
+                    client.indices.delete(index=index, ignore_unavailable=True)
+                    continue
+                views = [{"term": {"live": generation}} for generation in sorted(generations[index])]
+                client.delete_by_query(index=index, body={"query": {"bool": {"must_not": views}}},
+                                       conflicts="proceed", refresh=True, wait_for_completion=True)
+            except Exception as exc:
+                raise ElasticsearchUnavailableError(
+                    f"cannot free Elasticsearch index {index} on {url} ({_reason(exc)}); "
+                    "the versions that use it are kept until the next prune") from None
 
     @classmethod
     def write(cls, target, parent, adds, deletes, config):
@@ -202,9 +246,9 @@ class ElasticsearchStore(LexicalStore):
         else:
             url = es_url(config)
             prefix = config.get("index_prefix", "shoplens")
+            shards, replicas = index_layout(config)
             state = {"backend": cls.name, "url": url, "index": f"{prefix}-{uuid.uuid4().hex[:12]}",
-                     "shards": int(config.get("shards", 1)), "replicas": int(config.get("replicas", 1)),
-                     "dfs": bool(config.get("dfs", True))}
+                     "shards": shards, "replicas": replicas, "dfs": bool(config.get("dfs", True))}
         client = _client(url)
         try:
             if parent is None:
@@ -220,9 +264,11 @@ class ElasticsearchStore(LexicalStore):
                             "_source": _source(docno, fields, generation)} for docno, fields in adds))
             client.indices.refresh(index=state["index"])  # once per commit, before the version is published
             documents = client.count(index=state["index"], body={"query": {"term": {"live": generation}}})["count"]
-        except ShopLensError:
-            raise
-        except Exception as exc:
+        except BaseException as exc:
+            if parent is None:  # a new index no version names: nothing else would ever delete it
+                _drop_quietly(client, state["index"])
+            if isinstance(exc, ShopLensError) or not isinstance(exc, Exception):
+                raise
             raise ElasticsearchUnavailableError(
                 f"Elasticsearch failed during the update ({_reason(exc)}); nothing was committed and the "
                 f"previous version is still served; retry when {url} is healthy") from None
@@ -333,6 +379,22 @@ class ElasticsearchStore(LexicalStore):
         return ElasticsearchUnavailableError(
             f"Elasticsearch at {self.url} failed ({_reason(exc)}); check that the cluster is up "
             f"(GET {self.url.split(',')[0]}/_cluster/health)")
+
+
+def _read_state(directory) -> dict[str, Any] | None:
+    """A version's lexical/state.json, or None where it has none (a write that failed before it)."""
+    try:
+        state = read_json(directory / "state.json")
+    except (OSError, ValueError, IndexCorruptError):
+        return None
+    return state if state.get("backend") == ElasticsearchStore.name else None
+
+
+def _drop_quietly(client, index: str) -> None:
+    try:
+        client.indices.delete(index=index, ignore_unavailable=True)
+    except Exception:  # noqa: BLE001 - the write's own error is the one to report
+        pass
 
 
 def _hits(hits: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:

@@ -212,12 +212,40 @@ def test_products_and_thumbnails(client):
     error_of(client.get("/products/no-such-id/image"), 404)
 
 
-def test_a_missing_image_file_is_a_404(tmp_path):
+def test_an_unreadable_image_file_gives_no_thumbnail(tmp_path):
     from shoplens.service.thumbnails import thumbnail_jpeg
 
     assert thumbnail_jpeg(str(tmp_path / "gone.jpg"), 128) is None
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
     assert thumbnail_jpeg(str(tmp_path / "broken.jpg"), 128) is None
+
+
+def test_a_product_without_a_photo_gets_a_placeholder(served_index, encoder, tmp_path):
+    from PIL import Image
+
+    from shoplens.engine.search import SearchEngine
+    from shoplens.indexers.updates import apply_delta
+    from tests.helpers import copy_index
+
+    index = copy_index(served_index, tmp_path / "index")
+    delta = tmp_path / "delta.jsonl"
+    delta.write_text(json.dumps({"id": "no-photo-1", "title": "Plain canvas tote bag", "price": 499}) + "\n")
+    apply_delta(index, delta, device="cpu")
+    engine = SearchEngine(index, device="cpu", encoder=encoder)
+    with make_client(index, engine) as client:
+        sizes = []
+        for size in (64, 256):
+            reply = client.get("/products/no-photo-1/image", params={"size": size})
+            assert reply.status_code == 200 and reply.headers["content-type"] == "image/png"
+            assert reply.headers["x-shoplens-placeholder"] == "no-image"
+            with Image.open(io.BytesIO(reply.content)) as image:
+                sizes.append(image.size)
+                assert len(image.getcolors(maxcolors=2 ** 16)) > 1  # a drawing, not a blank square
+        assert sizes == [(64, 64), (256, 256)]
+        photo = client.get(f"/products/{WITH_IMAGE['id']}/image")
+        assert photo.headers["content-type"] == "image/jpeg" and "x-shoplens-placeholder" not in photo.headers
+        error_of(client.get("/products/no-such-id/image"), 404)  # unknown products stay a 404
+    engine.close()
 
 
 # -- events --------------------------------------------------------------------------------------

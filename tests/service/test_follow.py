@@ -76,3 +76,30 @@ def test_each_response_comes_from_exactly_one_version(served_index, encoder, tmp
             assert prices == expected[response["version"]], f"a response mixes versions: {response['version']}"
             versions_seen.add(response["version"])
     assert len(versions_seen) >= 2
+
+
+def test_a_new_version_is_warmed_and_rehearsed_before_the_swap(served_index, encoder, tmp_path, monkeypatch):
+    from shoplens.engine.query import SearchRequest
+
+    index = copy_index(served_index, tmp_path / "index")
+    engine = SearchEngine(index, device="cpu", encoder=encoder, follow_in_background=0.05, rehearsals=2)
+    old = engine.snapshot.version
+    engine.search(SearchRequest(text="blue shirt under 1000", k=5))
+    seen = []
+    real_search = SearchEngine.search
+
+    def spy(self, request):  # the real search, noting which version answered and which one was being served
+        seen.append((self.snapshot.version, engine.snapshot.version, request.text,
+                     self.snapshot.version in engine._facets, self.snapshot.version in engine._spellers))
+        return real_search(self, request)
+
+    monkeypatch.setattr(SearchEngine, "search", spy)
+    new, _ = commit_prices(index, 1, tmp_path)
+    deadline = time.time() + 120
+    while engine.snapshot.version != new and time.time() < deadline:
+        time.sleep(0.05)
+    engine.close()
+    assert engine.snapshot.version == new and engine.follow_error is None
+    # the follower asked the new version the latest query while the old one was still served, with the
+    # new version's facets and spelling corrector already built
+    assert (new, old, "blue shirt under 1000", True, True) in seen
