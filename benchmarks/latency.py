@@ -142,21 +142,11 @@ def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = No
          runtime: str | None = None, cache_size: int = DEFAULT_CAPACITY) -> Report:
     """One client per query kind (stages, end to end), the query cache's hit rate and effect,
     concurrent clients, and with `compare` the other encoder runtime on the same queries in the same run."""
-    from shoplens.engine.search import SearchEngine
-
     requests = read_queries(queries)
     if not rerank:
         requests = [replace(r, rerank=False) for r in requests]
-    engine = SearchEngine(index, device=device, search_threads=threads, encoder_runtime=runtime, query_cache_size=0)
-    engines = {engine.encoder_runtime: engine}
-    if compare:
-        other = "torch" if engine.encoder_runtime == "onnx" else "onnx"
-        engines[other] = SearchEngine(index, device=device, search_threads=threads, encoder_runtime=other,
-                                      query_cache_size=0)
-    if "torch" in engines:
-        import torch
-
-        torch.set_num_threads(threads)
+    engines = _open_engines(index, device, threads, runtime, compare)
+    engine = next(iter(engines.values()))
     manifest = engine.snapshot.manifest
     report = Report(title="Search latency", data=data or f"index {index} ({manifest['counts']['products']:,} products, "
                     f"{manifest['backends']['vector']['kind']} vectors, reranker: {'yes' if manifest.get('ranker') else 'no'}); "
@@ -198,6 +188,23 @@ def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = No
     for item in engines.values():
         item.close()
     return report
+
+
+def _open_engines(index: Path, device: str, threads: int, runtime: str | None, compare: bool) -> dict[str, Any]:
+    """The engine of the requested runtime and, with `compare`, one of the other runtime (no query cache)."""
+    from shoplens.engine.search import SearchEngine
+
+    engine = SearchEngine(index, device=device, search_threads=threads, encoder_runtime=runtime, query_cache_size=0)
+    engines = {engine.encoder_runtime: engine}
+    if compare:
+        other = "torch" if engine.encoder_runtime == "onnx" else "onnx"
+        engines[other] = SearchEngine(index, device=device, search_threads=threads, encoder_runtime=other,
+                                      query_cache_size=0)
+    if "torch" in engines:
+        import torch
+
+        torch.set_num_threads(threads)
+    return engines
 
 
 def _ratios(kind: str, results: dict[str, dict[str, Any]], names: list[str]) -> list[list[Any]]:
