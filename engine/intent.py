@@ -21,6 +21,7 @@ matches nothing useful, "under" matches the brand Under Armour).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,8 +154,15 @@ def _singular(word: str) -> str:
     return word
 
 
-def _value_words(value: str) -> set[str]:
-    return set(_tokens(value.replace("-", " ")))
+@functools.lru_cache(maxsize=1 << 17)
+def _value_words(value: str) -> frozenset[str]:
+    """A facet value's words, once per value (facets hold tens of thousands of values; queries scan them)."""
+    return frozenset(_tokens(value.replace("-", " ")))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _singular_phrase(value: str) -> str:
+    return " ".join(_singular(w) for w in _tokens(value))
 
 
 def _best_field(facets: dict[str, dict[str, int]], wanted: set[str], required: set[str] | None = None,
@@ -208,7 +216,7 @@ def _types(tokens: list[str], facets: dict[str, dict[str, int]]) -> list[Constra
         return []
     by_singular: dict[str, list[str]] = {}
     for value in categories:
-        by_singular.setdefault(" ".join(_singular(w) for w in _tokens(value)), []).append(value)
+        by_singular.setdefault(_singular_phrase(value), []).append(value)
     singular = [_singular(t) for t in tokens]
     for size in (2, 1):  # "sports shoes" before "shoes"
         for start in range(len(singular) - size, -1, -1):  # the last noun names the type

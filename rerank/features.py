@@ -254,23 +254,28 @@ class FeatureContext:
         return [self._doc_terms[d] for d in docnos.tolist()]
 
     def quantities(self, docnos: np.ndarray) -> list[set[tuple[str, str]]]:
-        """Numbers with units ("1/2 in", "60 w") stated anywhere in each row's text."""
-        self._fill(docnos)
+        """Numbers with units ("1/2 in", "60 w") stated anywhere in each row's text (only queries with a
+        number ask, so rows are parsed on that first ask, once per row and version)."""
+        missing = [d for d in docnos.tolist() if d not in self._quantities]
+        for docno, _, text in self._records(missing):
+            self._quantities[docno] = quantities(text)
         return [self._quantities[d] for d in docnos.tolist()]
 
     def _fill(self, docnos: np.ndarray) -> None:
         missing = [d for d in docnos.tolist() if d not in self._title_terms]
-        if not missing:
-            return
-        records = self.snapshot.products.column_values("record", np.array(missing, dtype=np.int64))
-        for docno, raw in zip(missing, records):
-            record = json.loads(raw) if isinstance(raw, str) else (raw or {})
-            title = str(record.get("title") or "")
-            text = " ".join(_strings(record))
-            terms = self._title_terms[docno] = self.analyze(title)
+        for docno, record, text in self._records(missing):
+            terms = self._title_terms[docno] = self.analyze(str(record.get("title") or ""))
             self._title_sets[docno] = (set(terms), set(zip(terms, terms[1:])), " ".join(terms))
             self._doc_terms[docno] = set(self.analyze(text))
-            self._quantities[docno] = quantities(text)
+
+    def _records(self, docnos: list[int]):
+        """(docno, record, every string of the record joined) of rows."""
+        if not docnos:
+            return
+        records = self.snapshot.products.column_values("record", np.array(docnos, dtype=np.int64))
+        for docno, raw in zip(docnos, records):
+            record = json.loads(raw) if isinstance(raw, str) else (raw or {})
+            yield docno, record, " ".join(_strings(record))
 
     def _vocabulary(self, field: str, limit: int | None = None) -> _Vocabulary | None:
         products = self.snapshot.products
