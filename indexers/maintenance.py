@@ -62,7 +62,7 @@ def describe_version(manifest: dict[str, Any]) -> str:
     if kind in ("update", "delete"):
         parts = [f"{count(k):,} {word}" for k, word in (("added", "added"), ("updated", "changed"),
                                                         ("deleted", "deleted")) if count(k)]
-        source = Path(str(change.get("delta") or "")).name
+        source = Path(str(change.get("delta") or "")).name or ", ".join(change.get("files") or [])
         head = f"update {count('added') + count('updated'):,} products" if kind == "update" else f"delete {count('deleted'):,}"
         return head + (f" from {source}" if source else "") + f" ({', '.join(parts) or 'no change'})"
     if kind == "events":
