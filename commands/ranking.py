@@ -8,8 +8,8 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, RichProgress, app, handle_errors, out,
-                                    parse_field_maps, print_json)
+from shoplens.commands.base import (DeviceOption, FieldMapOption, IndexOption, JsonOption, RichProgress, app,
+                                    handle_errors, out, parse_field_maps, print_json)
 
 
 # -- train-encoder -----------------------------------------------------------------
@@ -20,7 +20,7 @@ from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, RichP
 def train_encoder(
     catalog: Path = typer.Argument(..., help="Catalog to train on: image-title pairs, or text-only pairs when it has no images."),
     out_path: Path = typer.Option(Path("shoplens-heads.safetensors"), "--out", help="Where to save the trained heads."),
-    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
+    field_map: Optional[List[str]] = FieldMapOption,
     holdout: int = typer.Option(1000, "--holdout", help="Products held out for the reported metrics."),
     validation: int = typer.Option(1000, "--validation", help="Products for early stopping."),
     epochs: int = typer.Option(40, "--epochs", help="Most epochs (early stopping on validation)."),
