@@ -194,7 +194,7 @@ def finish_report(report, as_json: bool, save: Optional[Path]) -> None:
     if as_json:
         print_json(report.to_json())
     else:
-        report.render(out)
+        show(*report.renderables())
 
 
 def command_line() -> str:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from shoplens.commands.base import (DeviceOption, FieldMapOption, IndexOption, JsonOption, RichProgress, app,
-                                    handle_errors, out, parse_field_maps, print_json)
+                                    handle_errors, out, parse_field_maps, print_json, show)
 
 
 # -- train-encoder -----------------------------------------------------------------
@@ -152,8 +152,7 @@ def eval_command(
     if as_json:
         print_json({**evaluation.to_dict(), "run_files": [str(p) for p in paths]})
         return
-    for table in evaluation_tables(evaluation, judgments.name):
-        out.print(table)
+    show(*evaluation_tables(evaluation, judgments.name))
     for path in paths:
         out.print(f"wrote {path}")
 

@@ -56,8 +56,12 @@ def info_table(details: dict[str, Any], title: str, wide: bool = False) -> Table
                            f"{model.get('pretrained') or 'default'})")
     table.add_row("vector index", _settings(details.get("vector")))
     table.add_row("lexical index", _settings(details.get("lexical")))
+    encoder = details.get("encoder") or {}
+    table.add_row("query encoder", str(encoder.get("runtime")) + (f" (exported to {encoder['export']})"
+                                                                  if encoder.get("export") else ""))
     total = sizes.pop("total", None)
-    table.add_row("size", f"{human_size(total)} (" + ", ".join(f"{k} {human_size(v)}" for k, v in sizes.items()) + ")")
+    table.add_row("size", f"{human_size(total)} (" + ", ".join(f"{k.replace('_', ' ')} {human_size(v)}"
+                                                           for k, v in sizes.items()) + ")")
     versions = details.get("versions") or []
     table.add_row("versions kept", ", ".join(str(v) for v in versions) + "  (see `shoplens versions`)")
     for key, value in ranker_rows(details.get("ranker")):
