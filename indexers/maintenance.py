@@ -72,7 +72,7 @@ def describe_version(manifest: dict[str, Any]) -> str:
         source = str((manifest.get("ranker") or {}).get("source") or "")
         origin, _, name = source.partition(":")
         what = {"judgments": "judgments", "events": "events"}.get(origin, origin or "unknown data")
-        return f"ranker trained from {what}" + (f" {name}" if name else "")
+        return f"ranker trained from {what}" + (f" in {name}" if name else "")
     if kind == "rollback":
         to, source = change.get("rolled_back_to"), change.get("rolled_back_from")
         undone = f"{to + 1}" if source == to + 1 else f"{to + 1}-{source}"

@@ -110,13 +110,15 @@ def results_table(response: SearchResponse, thumbnails: str | bool = "off", wide
 def _results_caption(response: SearchResponse, order: str, wide: bool, hidden: list[str]) -> str:
     """Time, version, order and candidates on the first line (stage times with --wide, the signals left
     out to fit), then one line per note of the engine (spelling, intent)."""
+    boosted = order != "rerank" and any((r.signals.get("intent_boost") or 1) > 1 for r in response.results)
     caption = f"{response.took_ms:.0f} ms · version {response.version} · ordered by {order}"
+    caption += " with intent boosts" if boosted else ""  # a product that meets the query's intent moves up
     caption += f" · {response.total_candidates:,} candidates"
     if wide:
         stages = ", ".join(f"{name} {ms:.1f}" for name, ms in response.stages_ms.items() if ms is not None)
         caption += f" · stages ms: {stages}"
     if hidden:
-        caption += f" · {', '.join(hidden)} not shown to fit (--wide shows them)"
+        caption += f" · {', '.join(hidden)} not shown to fit (--wide shows every column)"
     return "\n".join([caption, *response.notes])
 
 
@@ -135,7 +137,8 @@ def _results_columns(headers: list[str], limits: dict[str, int], order: str, thu
     return table
 
 
-MIN_TITLE = 12  # a title cut shorter than this says too little: signal columns give way first
+MIN_TITLE = 12  # titles are never cut shorter than this
+FAIR_TITLE = 20  # a title cut shorter says too little: signal columns give way first
 MAX_BRAND = 16
 
 
@@ -155,9 +158,11 @@ def _title_room(headers: list[str], rows: list[list[str]], width: int) -> int:
 def _fit_columns(headers: list[str], rows: list[list[str]], width: int,
                  order: str) -> tuple[list[str], list[list[str]], list[str]]:
     """Drop signal columns (never the one the results are ordered by), rightmost first, until the title
-    gets MIN_TITLE cells: ids, prices and scores are never squeezed. Returns headers, rows, and what was dropped."""
+    gets FAIR_TITLE cells (or its whole length): ids, prices and scores are never squeezed. Returns
+    headers, rows, and what was dropped."""
     hidden: list[str] = []
-    while _title_room(headers, rows, width) < MIN_TITLE:
+    longest = max([cell_len(row[headers.index("title")]) for row in rows], default=0)
+    while _title_room(headers, rows, width) < min(FAIR_TITLE, longest):
         droppable = [i for i, h in enumerate(headers) if h in SIGNAL_DIGITS and h != order]
         if not droppable:
             break

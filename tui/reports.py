@@ -92,7 +92,7 @@ def ranker_rows(ranker: Any) -> list[tuple[str, str]]:
                                                     for k, v in metrics.items())))
     if ranker.get("query_kinds"):
         rows.append(("  query kinds reranked", f"{', '.join(ranker['query_kinds'])} (others keep the fused order)"))
-    rows.append(("  model", f"best round {ranker.get('best_iteration')}, device {ranker.get('device')}, behaviour "
+    rows.append(("  training run", f"best round {ranker.get('best_iteration')}, device {ranker.get('device')}, behaviour "
                             f"features {'used' if ranker.get('use_behaviour') else 'not used'}"))
     return rows
 
@@ -105,7 +105,7 @@ def behaviour_rows(behaviour: Any) -> list[tuple[str, str]]:
     kinds = ", ".join(f"{int(v):,} {k}s" for k, v in totals.items())
     return [("behaviour", f"{int(behaviour.get('events') or 0):,} events ({kinds})"),
             ("  coverage", f"{int(behaviour.get('products_with_events') or 0):,} products, "
-                           f"{int(behaviour.get('queries') or 0):,} queries, {behaviour.get('files_folded', 0)} files"),
+                           f"{int(behaviour.get('queries') or 0):,} queries, {behaviour.get('files_folded', 0)} file(s) folded"),
             ("  period", f"{human_time(behaviour.get('first_ts'))} to {human_time(behaviour.get('last_ts'))}")]
 
 

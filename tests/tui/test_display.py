@@ -36,7 +36,7 @@ def test_a_narrow_terminal_cuts_titles_then_drops_signals_but_never_squeezes_ids
     assert all(f"4{i}024" in row and "12,995" in row for i, row in enumerate(rows))
     assert all(f"{0.0396 - i / 1000:.4f}" in row for i, row in enumerate(rows))  # the order's column stays whole
     assert "…" in rows[1]  # the title was cut
-    assert "bm25, dense, text_native not shown to fit (--wide shows them)" in " ".join(text.split())
+    assert "bm25, dense, text_native not shown to fit (--wide shows every column)" in " ".join(text.split())
 
 
 def test_a_wide_enough_terminal_keeps_every_signal():
@@ -57,6 +57,13 @@ def test_a_photo_query_shows_no_fused_copy_of_its_one_retriever():
     lines = plain_lines(results_table(photo))
     assert lines[0].split("\t") == ["#", "id", "title", "brand", "price", "dense"]
     assert "ordered by dense" in lines[-1]
+
+
+def test_the_caption_says_when_intent_boosts_moved_products():
+    boosted = response()
+    boosted.results[1].signals["intent_boost"] = 12.0
+    assert "ordered by fused with intent boosts" in plain_lines(results_table(boosted))[-1]
+    assert "with intent boosts" not in plain_lines(results_table(response()))[-1]
 
 
 def test_plain_lines_keep_every_column_and_one_comment_line_per_caption_line():
