@@ -136,7 +136,7 @@ def watch(
         head = "no change" if record["version"] is None else f"[bold green]version {record['version']}[/]"
         out.print(f"{stamp} {files} ({record['queue']}): {head}: {details}", highlight=False)
         if record.get("rejects_path"):
-            err.print(f"{stamp} {files}: {record['rejected']} rejected row(s) written to {record['rejects_path']}",
+            err.print(f"{stamp} {files}: {record['rejected']} rejected, written to {record['rejects_path']}",
                       highlight=False)
 
     config = WatchConfig(window_seconds=window, priority_window_seconds=priority_window, max_batch_rows=max_rows,

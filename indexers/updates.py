@@ -144,7 +144,8 @@ def _commit(index: IndexDirectory, upserts, deletes, kind: str, rejects: list[Re
         raise CatalogError(f"{len(rejects)} bad row(s) in {source} (first: {rejects[0].describe()}); "
                            f"index left unchanged; see {rejects_path}")
     if not upserts and not deletes:
-        raise CatalogError(f"{source} changes nothing ({len(rejects)} row(s) rejected); index left unchanged")
+        where = f"; the rejected rows are in {rejects_path}" if rejects else ""
+        raise CatalogError(f"{source} changes nothing ({len(rejects)} row(s) rejected); index left unchanged{where}")
     from shoplens.indexers.maintenance import auto_compact
 
     writer = IndexWriter(index, options_of(index, device), progress)
