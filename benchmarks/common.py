@@ -93,25 +93,31 @@ class Report:
             "notes": self.notes, **self.extra,
         }
 
-    def render(self, console) -> None:
+    def renderables(self) -> list[Any]:
+        """What `render` prints: context lines (markup text) and one Rich table per measured table."""
         from rich.table import Table
+        from rich.text import Text
 
         machine = machine_info()
-        console.print(f"[bold]{self.title}[/]")
-        console.print(f"data: {self.data}")
         gpu = machine["gpu"] or "none"
-        console.print(f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB, GPU: {gpu}")
-        console.print("libraries: " + ", ".join(f"{k} {v}" for k, v in library_versions().items()))
+        parts: list[Any] = [f"[bold]{self.title}[/]", f"data: {self.data}",
+                            f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB, GPU: {gpu}",
+                            "libraries: " + ", ".join(f"{k} {v}" for k, v in library_versions().items())]
         for name, columns, rows in self.tables:
             table = Table(title=name, title_justify="left")
             for column in columns:
                 table.add_column(column, justify="left" if column == columns[0] else "right")
             for row in rows:
                 table.add_row(*[_cell(v) for v in row])
-            console.print(table)
-        for note in self.notes:
-            console.print(f"note: {note}")
-        console.print(f"command: {self.command}", highlight=False)
+            parts.append(table)
+        parts += [f"note: {note}" for note in self.notes]
+        parts.append(Text(f"command: {self.command}"))
+        return parts
+
+    def render(self, console) -> None:
+        """Print the report on a Rich console (a terminal); `shoplens bench` prints plain lines in a pipe."""
+        for part in self.renderables():
+            console.print(part)
 
     def markdown(self) -> str:
         """The tables as Markdown, for the README's Performance section."""

@@ -25,7 +25,7 @@ from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.writer import replace_component
-from shoplens.rerank.behaviour import apply_events
+from shoplens.rerank.folding import apply_events
 from shoplens.rerank.judgments import judged_query, load_judgments
 from shoplens.rerank.metrics import METRICS, Evaluation
 from shoplens.rerank.training import RankerConfig, xgboost_device

@@ -30,7 +30,7 @@ from shoplens.indexers.encoders import create_encoder
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.updates import apply_delta
 from shoplens.indexers.writer import WriteOptions, build_index
-from shoplens.rerank.behaviour import apply_events
+from shoplens.rerank.folding import apply_events
 
 
 def cold_build_seconds(report_path: Path) -> float:

@@ -35,6 +35,10 @@ IndexOption = typer.Option(DEFAULT_INDEX, "--index", envvar="SHOPLENS_INDEX",
                            help="Index directory (or set SHOPLENS_INDEX).")
 DeviceOption = typer.Option("auto", "--device", help="auto (GPU when there is one), cpu or cuda.")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+FieldMapOption = typer.Option(None, "--map", help="canonical=column[,column]: map the file's column names onto "
+                              "ShopLens's, e.g. --map title=productDisplayName --map category=masterCategory,subCategory.")
+StrictOption = typer.Option(False, "--strict", help="Fail on any rejected row, line or id, and change nothing.")
+SaveOption = typer.Option(None, "--save", help="Also write the report as JSON here.")
 
 
 def handle_errors(function: Callable) -> Callable:
@@ -154,22 +158,28 @@ def print_commit(report, index_dir: Path) -> None:
                   f"{report.deleted:,} deleted) in {seconds:.1f} s")
         out.print(f"encoded {report.texts_encoded:,} texts and {report.images_encoded:,} images; "
                   f"{report.embeddings_reused:,} embeddings reused from the cache")
-    if report.rejects:
-        err.print(f"[yellow]{len(report.rejects)} bad row(s) skipped[/], written to {report.rejects_path}:")
-        for reject in report.rejects[:5]:
-            err.print(f"  {reject.describe()}", highlight=False)
-        if len(report.rejects) > 5:
-            err.print(f"  ... and {len(report.rejects) - 5} more")
+    print_rejects(report.rejects, report.rejects_path, "id" if report.kind == "delete" else "row")
     if report.image_problems:
         err.print(f"[yellow]{len(report.image_problems)} image(s) could not be used[/]; those products are indexed from their text:")
-        for problem in report.image_problems[:5]:
-            err.print(f"  id {problem.id}: {problem.reason} ({problem.path})", highlight=False)
-        if len(report.image_problems) > 5:
-            err.print(f"  ... and {len(report.image_problems) - 5} more")
+        print_some([f"id {p.id}: {p.reason} ({p.path})" for p in report.image_problems])
     if report.compacted:
         compacted = report.compacted
         out.print(f"compacted into version {compacted.version}: {compacted.rows_before:,} rows -> "
                   f"{compacted.rows_after:,}")
+
+
+def print_rejects(rejects: list, path: str | None, what: str) -> None:
+    """The rejected rows (lines, ids) of a write on stderr: how many, where they were written, the first five."""
+    if rejects:
+        err.print(f"[yellow]{len(rejects)} bad {what}(s) skipped[/], written to {path}:")
+        print_some([reject.describe() for reject in rejects])
+
+
+def print_some(lines: list[str], limit: int = 5) -> None:
+    for line in lines[:limit]:
+        err.print(f"  {line}", highlight=False)
+    if len(lines) > limit:
+        err.print(f"  ... and {len(lines) - limit} more")
 
 
 bench_app = typer.Typer(help="Benchmarks: measured figures printed as tables (code in benchmarks/).",
@@ -184,7 +194,7 @@ def finish_report(report, as_json: bool, save: Optional[Path]) -> None:
     if as_json:
         print_json(report.to_json())
     else:
-        report.render(out)
+        show(*report.renderables())
 
 
 def command_line() -> str:

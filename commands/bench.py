@@ -7,22 +7,22 @@ from typing import List, Optional
 
 import typer
 
-from shoplens.commands.base import (BENCH_DIR, DeviceOption, IndexOption, JsonOption, RichProgress, bench_app, command_line,
-                                    finish_report, handle_errors, out, print_json)
+from shoplens.commands.base import (BENCH_DIR, DeviceOption, FieldMapOption, IndexOption, JsonOption, RichProgress,
+                                    SaveOption, bench_app, command_line, finish_report, handle_errors, out, print_json)
 
 
 @bench_app.command("index")
 @handle_errors
 def bench_index(
     catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog to index (default: the Myntra catalog in ../shared)."),
-    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
+    field_map: Optional[List[str]] = FieldMapOption,
     work_dir: Path = typer.Option(BENCH_DIR / "index", "--work-dir", help="Where the benchmark index is built."),
     queries: int = typer.Option(1000, "--queries", help="Text queries to time."),
     image_queries: int = typer.Option(200, "--image-queries", help="Image queries to time."),
     threads: int = typer.Option(1, "--threads", help="Threads for query encoding and FAISS."),
     vector_index: str = typer.Option("auto", "--vector-index", help="Vector index kind."),
     device: str = DeviceOption,
-    save: Optional[Path] = typer.Option(None, "--save", help="Also write the report as JSON here."),
+    save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
 ):
     """Index a whole catalog cold, then time searches: products/s, size on disk, p50/p99 per stage."""
@@ -46,7 +46,7 @@ def bench_index(
 def bench_devdata(
     index_dir: Path = IndexOption,
     catalog: Optional[Path] = typer.Option(None, "--catalog", help="The catalog the index was built from (default: Myntra in ../shared)."),
-    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
+    field_map: Optional[List[str]] = FieldMapOption,
     out_dir: Path = typer.Option(BENCH_DIR / "devdata", "--out", help="Where to write queries, judgments and events."),
     queries: int = typer.Option(1000, "--queries", min=1, help="Derived text queries (split train/validation/test/log)."),
     photo_queries: Optional[int] = typer.Option(None, "--photo-queries", min=0, help="Photo queries: a product's own photo (default: a third of --queries; 0: none)."),
@@ -85,7 +85,7 @@ def bench_latency(
     compare: bool = typer.Option(False, "--compare", help="Also run the other encoder runtime on the same queries in the same run."),
     cache_size: int = typer.Option(10_000, "--cache-size", help="Query-embedding cache entries for the cache measurement."),
     device: str = DeviceOption,
-    save: Optional[Path] = typer.Option(None, "--save", help="Also write the report as JSON here."),
+    save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
 ):
     """Replay queries: per-stage and end-to-end p50/p95/p99 and throughput, one and several clients,
@@ -107,7 +107,7 @@ def bench_recall(
     dim: Optional[int] = typer.Option(None, "--dim", help="Synthetic dimension (default: the index's, else 256)."),
     plot: Optional[Path] = typer.Option(BENCH_DIR / "recall.png", "--plot", help="Recall-vs-throughput PNG."),
     no_peers: bool = typer.Option(False, "--no-peers", help="Skip hnswlib."),
-    save: Optional[Path] = typer.Option(None, "--save"),
+    save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
 ):
     """Approximate vs exact search: recall@10/@100 and queries/s for HNSW, IVF and IVF-PQ settings, and hnswlib."""
@@ -131,7 +131,7 @@ def bench_quality(
     limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N queries."),
     lexical: Optional[str] = typer.Option(None, "--lexical", help="Also run on a copy whose lexical store is on this backend (elasticsearch: SHOPLENS_ES_URL), side by side."),
     device: str = DeviceOption,
-    save: Optional[Path] = typer.Option(None, "--save"),
+    save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
 ):
     """NDCG@10, MRR@10, P@10, R@100 for every ShopLens configuration and for bm25s, rank_bm25 and txtai."""
@@ -149,7 +149,7 @@ def bench_shoppers(
     write_judgments: Optional[Path] = typer.Option(None, "--write-judgments", help="First regenerate the judgments from benchmarks/shopper_queries.jsonl against this catalog."),
     rerank: bool = typer.Option(False, "--rerank", help="Let the index's reranker run too."),
     device: str = DeviceOption,
-    save: Optional[Path] = typer.Option(None, "--save"),
+    save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
 ):
     """NDCG@10 and each query's top 5 for the hand-written shopper queries: as typed, with spelling, with intent."""
@@ -176,7 +176,7 @@ def bench_scale(
     work_dir: Path = typer.Option(BENCH_DIR / "scale", "--work-dir"),
     queries: int = typer.Option(200, "--queries"),
     plot: Optional[Path] = typer.Option(BENCH_DIR / "scale.png", "--plot"),
-    save: Optional[Path] = typer.Option(None, "--save"),
+    save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
 ):
     """Build time, memory, size and latency at growing catalog sizes (synthetic products derived from INDEX)."""
@@ -195,7 +195,7 @@ def bench_rerank(
     trees: int = typer.Option(600, "--trees"),
     depth: int = typer.Option(200, "--depth", help="Candidates reranked per query."),
     device: str = DeviceOption,
-    save: Optional[Path] = typer.Option(None, "--save"),
+    save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
 ):
     """The reranker with and without behaviour, on a shop without behaviour, and its cost per query."""
@@ -212,13 +212,13 @@ def bench_updates(
     count: int = typer.Option(1000, "--count", help="Products changed per update."),
     events_file: Optional[Path] = typer.Option(None, "--events", help="An events file to fold (e.g. .bench/devdata/events.simulated.jsonl)."),
     catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog to rebuild from, for the comparison."),
-    field_map: Optional[List[str]] = typer.Option(None, "--map"),
+    field_map: Optional[List[str]] = FieldMapOption,
     cold_rebuild: Optional[float] = typer.Option(None, "--cold-rebuild-seconds", help="Cold build time from `bench index`, for the ratio."),
     cold_report: Optional[Path] = typer.Option(None, "--cold-rebuild-from", help="Or: the saved `bench index --save` report to take it from."),
     work_dir: Path = typer.Option(BENCH_DIR / "updates", "--work-dir"),
     searches: int = typer.Option(300, "--searches", help="Queries replayed idle and while updates are committed."),
     device: str = DeviceOption,
-    save: Optional[Path] = typer.Option(None, "--save"),
+    save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
 ):
     """Update-to-searchable time by kind of change vs a rebuild; events/s; search latency during writes."""
@@ -244,7 +244,7 @@ def bench_serve(
     clients: str = typer.Option("1,2,4,8", "--clients", help="Concurrent clients per level, comma-separated."),
     warm_queries: str = typer.Option("0", "--warm-queries", help="The server's --warm-queries; several (0,3) run the server once each, to compare in one run."),
     device: str = DeviceOption,
-    save: Optional[Path] = typer.Option(None, "--save"),
+    save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
 ):
     """`shoplens serve` under loopback load: searches/s and p50/p95/p99 by clients, idle and during updates."""

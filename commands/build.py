@@ -9,8 +9,9 @@ from typing import List, Optional
 
 import typer
 
-from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, RichProgress, app, err, handle_errors,
-                                    json_text, out, parse_field_maps, print_commit, print_json)
+from shoplens.commands.base import (DeviceOption, FieldMapOption, IndexOption, JsonOption, RichProgress, StrictOption, app,
+                                    err, handle_errors, json_text, out, parse_field_maps, print_commit, print_json,
+                                    print_rejects)
 from shoplens.common.errors import ConfigError
 
 
@@ -22,8 +23,8 @@ from shoplens.common.errors import ConfigError
 def index(
     catalog: Path = typer.Argument(..., help="Catalog file: .jsonl, .jsonl.gz, .csv or .parquet."),
     index_dir: Path = IndexOption,
-    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column[,column]: map a catalog's column names, e.g. --map title=productDisplayName --map category=masterCategory,subCategory."),
-    strict: bool = typer.Option(False, "--strict", help="Fail on any bad row and leave the previous index untouched."),
+    field_map: Optional[List[str]] = FieldMapOption,
+    strict: bool = StrictOption,
     model: str = typer.Option("shoplens-lite0-minilm", "--model", help="open_clip model name (default: the offline ShopLens model)."),
     pretrained: Optional[str] = typer.Option(None, "--pretrained", help="open_clip weights tag or checkpoint path (heads file for the default model)."),
     device: str = DeviceOption,
@@ -69,8 +70,8 @@ def lexical_layout(lexical: str, shards: int | None, replicas: int | None) -> di
 def update(
     delta: Path = typer.Argument(..., help="Products to add or change (.jsonl, .csv, .parquet); rows for known ids are patches."),
     index_dir: Path = IndexOption,
-    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
-    strict: bool = typer.Option(False, "--strict", help="Fail on any bad row and change nothing."),
+    field_map: Optional[List[str]] = FieldMapOption,
+    strict: bool = StrictOption,
     device: str = DeviceOption,
     as_json: bool = JsonOption,
 ):
@@ -89,7 +90,7 @@ def delete(
     ids: Optional[str] = typer.Option(None, "--ids", help="Comma-separated product ids."),
     ids_file: Optional[Path] = typer.Option(None, "--file", help="File of ids, one a line (or JSONL with an id)."),
     index_dir: Path = IndexOption,
-    strict: bool = typer.Option(False, "--strict", help="Fail if any id is unknown, and delete nothing."),
+    strict: bool = StrictOption,
     as_json: bool = JsonOption,
 ):
     """Delete products from every store at once (one new version)."""
@@ -112,7 +113,7 @@ def watch(
     priority_window: float = typer.Option(1.0, "--priority-window", help="Seconds price/availability changes and deletes may wait."),
     max_rows: int = typer.Option(5000, "--max-rows", help="A batch this large commits at once."),
     poll: float = typer.Option(0.5, "--poll", help="Seconds between looks at the inbox."),
-    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
+    field_map: Optional[List[str]] = FieldMapOption,
     once: bool = typer.Option(False, "--once", help="Apply what is in the inbox now, then exit."),
     as_json: bool = JsonOption,
 ):
@@ -135,7 +136,7 @@ def watch(
         head = "no change" if record["version"] is None else f"[bold green]version {record['version']}[/]"
         out.print(f"{stamp} {files} ({record['queue']}): {head}: {details}", highlight=False)
         if record.get("rejects_path"):
-            err.print(f"{stamp} {files}: {record['rejected']} rejected row(s) written to {record['rejects_path']}",
+            err.print(f"{stamp} {files}: {record['rejected']} rejected, written to {record['rejects_path']}",
                       highlight=False)
 
     config = WatchConfig(window_seconds=window, priority_window_seconds=priority_window, max_batch_rows=max_rows,
@@ -157,12 +158,12 @@ def watch(
 def events(
     events_file: Path = typer.Argument(..., help="Behaviour events, JSONL: {ts, type: impression|click|cart|order, id, query?, position?}."),
     index_dir: Path = IndexOption,
-    strict: bool = typer.Option(False, "--strict", help="Fail on any bad line and fold nothing."),
+    strict: bool = StrictOption,
     force: bool = typer.Option(False, "--force", help="Fold a file even if it was folded before."),
     as_json: bool = JsonOption,
 ):
     """Validate behaviour events and fold them into the index's aggregates (one new version)."""
-    from shoplens.rerank.behaviour import apply_events
+    from shoplens.rerank.folding import apply_events
 
     report = apply_events(index_dir, events_file, strict=strict, force=force)
     if as_json:
@@ -174,7 +175,4 @@ def events(
         kinds = ", ".join(f"{count:,} {name}s" for name, count in report.by_type.items())
         out.print(f"[bold green]version {report.version}[/]: folded {report.folded:,} events ({kinds}) "
                   f"in {report.seconds:.2f} s, {report.events_per_second:,.0f} events/s")
-    if report.rejects:
-        err.print(f"[yellow]{len(report.rejects)} bad line(s) skipped[/], written to {report.rejects_path}:")
-        for reject in report.rejects[:5]:
-            err.print(f"  {reject.describe()}", highlight=False)
+    print_rejects(report.rejects, report.rejects_path, "line")

@@ -8,8 +8,8 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, RichProgress, app, handle_errors, out,
-                                    parse_field_maps, print_json)
+from shoplens.commands.base import (DeviceOption, FieldMapOption, IndexOption, JsonOption, RichProgress, app,
+                                    handle_errors, out, parse_field_maps, print_json, show)
 
 
 # -- train-encoder -----------------------------------------------------------------
@@ -20,7 +20,7 @@ from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, RichP
 def train_encoder(
     catalog: Path = typer.Argument(..., help="Catalog to train on: image-title pairs, or text-only pairs when it has no images."),
     out_path: Path = typer.Option(Path("shoplens-heads.safetensors"), "--out", help="Where to save the trained heads."),
-    field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
+    field_map: Optional[List[str]] = FieldMapOption,
     holdout: int = typer.Option(1000, "--holdout", help="Products held out for the reported metrics."),
     validation: int = typer.Option(1000, "--validation", help="Products for early stopping."),
     epochs: int = typer.Option(40, "--epochs", help="Most epochs (early stopping on validation)."),
@@ -152,8 +152,7 @@ def eval_command(
     if as_json:
         print_json({**evaluation.to_dict(), "run_files": [str(p) for p in paths]})
         return
-    for table in evaluation_tables(evaluation, judgments.name):
-        out.print(table)
+    show(*evaluation_tables(evaluation, judgments.name))
     for path in paths:
         out.print(f"wrote {path}")
 

@@ -22,7 +22,7 @@ from shoplens.engine.fusion_learning import ChannelRanks, ideal_dcg, ndcg_at_10,
 from shoplens.engine.hybrid import photo_plan
 from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
-from shoplens.rerank import behaviour
+from shoplens.rerank import behaviour_store
 from shoplens.rerank.judgments import QUERY_KINDS, Judgments, judged_query
 from shoplens.rerank.model import Ranker
 from shoplens.rerank.training import (GUARD_MARGIN, GUARD_SHARE, Progress, RankerConfig, RankerReport, TrainingData,
@@ -236,7 +236,7 @@ def train_ranker(index_path: str | Path, judgments: Judgments, config: RankerCon
         holdout = guard_metrics(guard_s, fitted.booster, plan, current_plan, live, config, trained)
         holdout["fusion"] = {"train_ndcg@10": fusion_train, "train_ndcg@10_before": fusion_before}
         accepted, kinds = _decide(holdout, trained, force)
-        stats = behaviour.load(engine.snapshot.path / "behaviour")
+        stats = behaviour_store.load(engine.snapshot.path / "behaviour")
         extra = {**(extra_meta or {}), "query_kinds": kinds, "query_kinds_trained": trained, "holdout": holdout,
                  "fusion": plan.to_dict(),
                  "queries_by_kind": {kind: sum(1 for s in train_s if s.kind == kind) for kind in trained}}

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from shoplens.indexers import maintenance
 from shoplens.indexers.maintenance import CheckReport
 from shoplens.indexers.watch import WatchConfig, Watcher
-from shoplens.rerank.behaviour import apply_events
+from shoplens.rerank.folding import apply_events
 from shoplens.rerank.checks import COMPONENT_CHECKS
 
 

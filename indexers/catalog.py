@@ -74,13 +74,16 @@ class Reject:
     reason: str
     id: str | None = None
     raw: str = ""
+    source: str | None = None  # the file the row came from, when rows of several files are validated together
 
     def to_json(self) -> dict[str, Any]:
-        return {"line": self.line, "id": self.id, "reason": self.reason, "raw": self.raw[:500]}
+        data = {"line": self.line, "id": self.id, "reason": self.reason, "raw": self.raw[:500]}
+        return {"source": self.source, **data} if self.source else data
 
     def describe(self) -> str:
         who = f" (id {self.id})" if self.id else ""
-        return f"line {self.line}{who}: {self.reason}"
+        where = f"{self.source} line {self.line}" if self.source else f"line {self.line}"
+        return f"{where}{who}: {self.reason}"
 
 
 @dataclass
@@ -116,6 +119,9 @@ def parse_field_map(pairs: Iterable[str]) -> dict[str, list[str]]:
 
 
 Existing = Callable[[str], "dict[str, Any] | None"]
+# A raw row as `rows.iter_raw_rows` yields it, (line, row, raw text), optionally with the name of its file
+# as a fourth item (rows of several files validated together, as `watch` does).
+RawRow = tuple
 
 
 def read_catalog(path: str | Path, field_map: dict[str, list[str]] | None = None,
@@ -127,16 +133,25 @@ def read_catalog(path: str | Path, field_map: dict[str, list[str]] | None = None
     (null clears a field), fields it leaves out keep their stored values.
     """
     path = Path(path)
-    validator = _Validator(path.parent.resolve(), field_map or {}, existing)
-    for line, row, raw in iter_raw_rows(path, field_map):
-        validator.add(line, row, raw)
-    hint = mapping_hint(path, validator.rejects, validator.columns, bool(validator.products))
+    result = validate_rows(iter_raw_rows(path, field_map), path.name, path.parent.resolve(), field_map, existing)
+    result.path = path
+    return result
+
+
+def validate_rows(rows: Iterable[RawRow], name: str, base_dir: Path, field_map: dict[str, list[str]] | None = None,
+                  existing: Existing | None = None) -> CatalogReadResult:
+    """Validate raw rows, `(line, row, raw[, source file])`, into products and rejects, as `read_catalog`
+    does for a file. `name` names the rows in errors; relative image paths are read from `base_dir`."""
+    validator = _Validator(base_dir, field_map or {}, existing)
+    for row in rows:
+        validator.add(*row)
+    hint = mapping_hint(name, validator.rejects, validator.columns, bool(validator.products))
     if hint:
         raise CatalogError(hint)
-    return CatalogReadResult(validator.products, validator.rejects, path, validator.rows_read)
+    return CatalogReadResult(validator.products, validator.rejects, Path(name), validator.rows_read)
 
 
-def mapping_hint(path: Path, rejects: list["Reject"], columns: dict[str, None], any_valid: bool) -> str | None:
+def mapping_hint(name: str, rejects: list["Reject"], columns: dict[str, None], any_valid: bool) -> str | None:
     """When every row lacks the same required field, the file's own column names probably differ:
     list them and suggest the --map that would read it."""
     unmapped = [c for c in columns if c not in CANONICAL_FIELDS]
@@ -147,7 +162,7 @@ def mapping_hint(path: Path, rejects: list["Reject"], columns: dict[str, None], 
             words = {"id": ("id", "sku", "code"), "title": ("title", "name")}[required]
             guess = next((c for c in unmapped if any(w in c.lower() for w in words)), None) or "COLUMN"
             shown = ", ".join(list(columns)[:30]) + (" ..." if len(columns) > 30 else "")
-            return (f"{path.name} has no valid products: no row has {required!r}; its columns are: {shown}; "
+            return (f"{name} has no valid products: no row has {required!r}; its columns are: {shown}; "
                     f"say which column holds it, e.g. --map {required}={guess}")
     return None
 
@@ -174,33 +189,35 @@ class _Validator:
         self.rows_read = 0
         self.columns: dict[str, None] = {}  # column names of the first rows, in order (for mapping hints)
 
-    def add(self, line: int, row: Any, raw: str) -> None:
+    def add(self, line: int, row: Any, raw: str, source: str | None = None) -> None:
         self.rows_read += 1
+        reject = self._check(line, row, raw)
+        if reject is not None:
+            reject.source = source
+            self.rejects.append(reject)
+
+    def _check(self, line: int, row: Any, raw: str) -> Reject | None:
+        """Adds the row's product, or returns the row's Reject."""
         if isinstance(row, _BrokenRow):
-            self.rejects.append(Reject(line, row.reason, raw=raw))
-            return
+            return Reject(line, row.reason, raw=raw)
         if not isinstance(row, dict):
-            self.rejects.append(Reject(line, f"expected a JSON object, got {type(row).__name__}", raw=raw))
-            return
+            return Reject(line, f"expected a JSON object, got {type(row).__name__}", raw=raw)
         if self.rows_read <= 100:
             self.columns.update(dict.fromkeys(str(key) for key in row))
         try:
             row = {str(key): clean_value(str(key), value) for key, value in row.items()}
             product = normalize_row(row, self.field_map, self.base_dir, self.existing)
         except ValueProblem as exc:
-            self.rejects.append(Reject(line, str(exc), raw=raw or _dump(row)))
-            return
+            return Reject(line, str(exc), raw=raw or _dump(row))
         except _RowError as exc:
-            self.rejects.append(Reject(line, str(exc), id=exc.product_id, raw=raw or _dump(row)))
-            return
+            return Reject(line, str(exc), id=exc.product_id, raw=raw or _dump(row))
         if product.id in self.seen:
-            self.rejects.append(
-                Reject(line, f"duplicate id (first seen on line {self.seen[product.id]})", id=product.id, raw=raw or _dump(row))
-            )
-            return
+            return Reject(line, f"duplicate id (first seen on line {self.seen[product.id]})", id=product.id,
+                          raw=raw or _dump(row))
         product.line = line
         self.seen[product.id] = line
         self.products.append(product)
+        return None
 
 
 class _RowError(ValueError):

@@ -28,9 +28,19 @@ def describe_index(path: str | Path) -> dict[str, Any]:
         "counts": manifest["counts"],
         "change": manifest.get("change", {}),
         "versions": index.committed_versions(),
-        "size_bytes": {"total": directory_size(index.path), **sizes},
+        "size_bytes": {"total": directory_size(index.path), **sizes, **_shared_sizes(index, version_path)},
         "software": manifest.get("software", {}),
         "ranker": manifest.get("ranker") or "none (searches use hybrid fusion order)",
         "behaviour": manifest.get("behaviour") or "none",
     }
     return details
+
+
+def _shared_sizes(index: IndexDirectory, version_path: Path) -> dict[str, int]:
+    """What the index holds beside the current version: older versions (what they do not share with it),
+    the exported query encoders and the embedding cache."""
+    sizes = {"older_versions": max(0, directory_size(index.versions_dir) - directory_size(version_path))}
+    for name, path in (("encoders", index.path / "encoders"), ("cache", index.cache_dir)):
+        if path.exists():
+            sizes[name] = directory_size(path)
+    return sizes

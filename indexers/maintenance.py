@@ -62,7 +62,7 @@ def describe_version(manifest: dict[str, Any]) -> str:
     if kind in ("update", "delete"):
         parts = [f"{count(k):,} {word}" for k, word in (("added", "added"), ("updated", "changed"),
                                                         ("deleted", "deleted")) if count(k)]
-        source = Path(str(change.get("delta") or "")).name
+        source = Path(str(change.get("delta") or "")).name or ", ".join(change.get("files") or [])
         head = f"update {count('added') + count('updated'):,} products" if kind == "update" else f"delete {count('deleted'):,}"
         return head + (f" from {source}" if source else "") + f" ({', '.join(parts) or 'no change'})"
     if kind == "events":
@@ -72,7 +72,7 @@ def describe_version(manifest: dict[str, Any]) -> str:
         source = str((manifest.get("ranker") or {}).get("source") or "")
         origin, _, name = source.partition(":")
         what = {"judgments": "judgments", "events": "events"}.get(origin, origin or "unknown data")
-        return f"ranker trained from {what}" + (f" {name}" if name else "")
+        return f"ranker trained from {what}" + (f" in {name}" if name else "")
     if kind == "rollback":
         to, source = change.get("rolled_back_to"), change.get("rolled_back_from")
         undone = f"{to + 1}" if source == to + 1 else f"{to + 1}-{source}"

@@ -18,13 +18,12 @@ that cannot be read moves to `failed/` with a `.error` note beside it.
 
 Events belong to the reranker's behaviour aggregates, which this layer does
 not know: the watcher folds them through the `fold_events` it is given
-(`engine.operations.create_watcher` passes `rerank.behaviour.apply_events`).
+(`engine.operations.create_watcher` passes `rerank.folding.apply_events`).
 Without one, events files fail with a note saying so.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shutil
@@ -37,7 +36,7 @@ from shoplens.common.errors import ConfigError, ShopLensError
 from shoplens.indexers.catalog import CANONICAL_FIELDS, iter_raw_rows, is_broken
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.products import load_products
-from shoplens.indexers.updates import apply_delta, delete_products, read_ids
+from shoplens.indexers.updates import apply_rows, delete_products, read_id_lines
 
 PRIORITY_PATTERN = re.compile(r"price|stock|avail|inventory|quantity|qty|discount|sizes", re.IGNORECASE)
 EVENT_SUFFIXES = (".events.jsonl", ".events.jsonl.gz")
@@ -73,7 +72,8 @@ class WatchConfig:
 class _Queue:
     name: str
     window: float
-    rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> merged raw row (upserts)
+    rows: dict[str, Any] = field(default_factory=dict)  # id -> merged raw row, or a broken row (upserts)
+    origins: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # id -> (file name, line, raw text)
     ids: dict[str, None] = field(default_factory=dict)  # deletes
     files: list[Path] = field(default_factory=list)  # events files
     first_at: float | None = None
@@ -83,7 +83,7 @@ class _Queue:
         return len(self.rows) + len(self.ids) + len(self.files)
 
     def clear(self) -> None:
-        self.rows, self.ids, self.files, self.first_at, self.sources = {}, {}, [], None, set()
+        self.rows, self.origins, self.ids, self.files, self.first_at, self.sources = {}, {}, {}, [], None, set()
 
 
 def classify(name: str) -> str | None:
@@ -127,8 +127,6 @@ class Watcher:
         self.commits: list[dict[str, Any]] = []
         (self.inbox / "processed").mkdir(exist_ok=True)
         (self.inbox / "failed").mkdir(exist_ok=True)
-        self.batch_dir = self.inbox / ".shoplens-batches"
-        self.batch_dir.mkdir(exist_ok=True)
 
     # -- discovering files --------------------------------------------------------------
 
@@ -152,7 +150,7 @@ class Watcher:
             elif kind == "events":
                 self._enqueue(self.queues["events"], path, files=[path])
             elif kind == "deletes":
-                self._enqueue(self.queues["deletes"], path, ids=read_ids(path))
+                self._enqueue(self.queues["deletes"], path, ids=read_id_lines(path))
             else:
                 self._ingest_upserts(path)
         except ShopLensError as exc:
@@ -160,31 +158,34 @@ class Watcher:
 
     def _ingest_upserts(self, path: Path) -> None:
         products = load_products(self.index.version_path(self.index.current_version()) / "products")
-        priority, normal = {}, {}
+        priority, normal, broken = {}, {}, {}
         image_key = self.field_map.get("image", ["image"])[0]
         id_keys = self.field_map.get("id", ["id"])
-        for line, row, _ in iter_raw_rows(path):
+        for line, row, raw in iter_raw_rows(path, self.field_map):
             if is_broken(row):
-                continue  # reported with its line number when the batch is applied
+                broken[f"\0{path}:{line}"] = (row, (path.name, line, raw))  # rejected with its line at commit
+                continue
             row = dict(row)
             image = row.get(image_key)
             if isinstance(image, str) and image and not Path(image).is_absolute():
                 row[image_key] = str((path.parent / image).resolve())
             product_id = next((str(row[k]).strip() for k in id_keys if row.get(k) is not None), None)
             if product_id is None:
-                normal[f"\0{path}:{line}"] = row  # let validation report it
+                normal[f"\0{path}:{line}"] = (row, (path.name, line, ""))  # let validation report it
                 continue
             named = self._canonical_names(row) - {"id"}
             is_priority = product_id in products.docno_by_id and named and all(
                 name == "price" or (name not in CANONICAL_FIELDS and PRIORITY_PATTERN.search(name)) for name in named)
             target = priority if is_priority else normal
-            target[product_id] = {**target.get(product_id, {}), **row}
+            target[product_id] = ({**target.get(product_id, ({}, None))[0], **row}, (path.name, line, ""))
+        if not priority and not normal:
+            first = next(iter(broken.values()), None)
+            self._fail(path, "no usable rows" + (f" (line {first[1][1]}: {is_broken(first[0])})" if first else ""))
+            return
         if priority:
             self._enqueue(self.queues["priority"], path, rows=priority)
-        if normal:
-            self._enqueue(self.queues["normal"], path, rows=normal)
-        if not priority and not normal:
-            self._fail(path, "no usable rows")
+        if normal or broken:
+            self._enqueue(self.queues["normal"], path, rows={**normal, **broken})
 
     def _canonical_names(self, row: dict[str, Any]) -> set[str]:
         names = set()
@@ -196,10 +197,12 @@ class Watcher:
         return names
 
     def _enqueue(self, queue: _Queue, path: Path, rows=None, ids=None, files=None) -> None:
-        for key, row in (rows or {}).items():
-            queue.rows[key] = {**queue.rows.get(key, {}), **row}
-        for pid in ids or []:
+        for key, (row, origin) in (rows or {}).items():
+            queue.rows[key] = {**queue.rows.get(key, {}), **row} if isinstance(row, dict) else row
+            queue.origins[key] = origin  # (file name, line, raw text): the last file to change the row
+        for line, pid in ids or []:
             queue.ids[pid] = None
+            queue.origins[pid] = (path.name, line, "")
         queue.files.extend(files or [])
         if queue.first_at is None:
             queue.first_at = self.clock()
@@ -224,17 +227,11 @@ class Watcher:
                 report = self.fold_events(self.index.path, list(queue.files))
                 record.update(version=report.version, events=report.folded, rejected=len(report.rejects))
             elif queue.name == "deletes":
-                report = delete_products(self.index.path, list(queue.ids), source="deletes batch")
+                report = delete_products(self.index.path, list(queue.ids), source=", ".join(record["files"]),
+                                         origins={pid: queue.origins[pid][:2] for pid in queue.ids})
                 record.update(version=report.version, deleted=report.deleted, rejected=len(report.rejects))
             else:
-                batch = self.batch_dir / f"{queue.name}-{time.time_ns()}.jsonl"
-                with open(batch, "w", encoding="utf-8") as handle:
-                    for row in queue.rows.values():
-                        handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-                try:
-                    report = apply_delta(self.index.path, batch, field_map=self.field_map)
-                finally:
-                    batch.unlink(missing_ok=True)
+                report = self._apply_upserts(queue, record["files"])
                 record.update(version=report.version, added=report.added, updated=report.updated,
                               unchanged=report.unchanged, rejected=len(report.rejects))
             if getattr(report, "rejects", None):
@@ -251,6 +248,13 @@ class Watcher:
         self.commits.append(record)
         self.on_commit(record)
         return record
+
+    def _apply_upserts(self, queue: _Queue, files: list[str]):
+        """One commit of the queue's rows, each naming the file and line it came from (no file in between)."""
+        rows = [(queue.origins[key][1], row, queue.origins[key][2], queue.origins[key][0])
+                for key, row in queue.rows.items()]
+        return apply_rows(self.index.path, rows, ", ".join(files), self.inbox, field_map=self.field_map,
+                          summary={"files": files})
 
     def _move(self, path: Path, folder: str) -> None:
         if path.exists():

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from shoplens.common.errors import CatalogError, ConfigError, ImageError, ModelMismatchError
-from shoplens.indexers.catalog import Product, Reject, read_catalog, write_rejects
+from shoplens.indexers.catalog import Product, Reject, read_catalog
 from shoplens.indexers.encoders import DEFAULT_MODEL, create_encoder, ensure_export, resolve_runtime, weights_identity
 from shoplens.indexers.encoders.base import Encoder, EncoderInfo, text_digest
 from shoplens.indexers.encoders.cache import EmbeddingCache
@@ -27,6 +27,7 @@ from shoplens.indexers.lexical import lexical_store_class
 from shoplens.indexers.lexical.base import lexical_document
 from shoplens.indexers.products import RowMeta, load_products, products_table, write_products
 from shoplens.indexers.progress import NoProgress, Progress
+from shoplens.indexers.rejects import record_rejects
 from shoplens.indexers.spelling import write_vocabulary
 from shoplens.indexers.vector import vector_store_class
 
@@ -499,17 +500,13 @@ def build_index(catalog: str | Path, index_path: str | Path, options: WriteOptio
                 progress: Progress | None = None, encoder: Encoder | None = None) -> CommitReport:
     """Index a whole catalog as a new version (a fresh build, or a rebuild replacing the current version).
 
-    Bad rows are skipped and written to `<index>.rejects.jsonl` next to the
-    index; with `strict`, any bad row fails the run and the index is untouched.
+    Bad rows are skipped and appended to `<index>.rejects.jsonl` next to the index
+    (`indexers.rejects`); with `strict`, any bad row fails the run and the index is untouched.
     """
     index = IndexDirectory(index_path)
     progress = progress or NoProgress()
     result = read_catalog(catalog, field_map)
-    rejects_path = Path(str(index.path).rstrip("/") + ".rejects.jsonl")
-    if result.rejects:
-        write_rejects(rejects_path, result.rejects)
-    elif rejects_path.exists():
-        rejects_path.unlink()
+    rejects_path = record_rejects(index.path, "catalog", result.path.name, result.rejects)
     if strict and result.rejects:
         first = result.rejects[0]
         raise CatalogError(

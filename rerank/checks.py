@@ -9,14 +9,14 @@ from __future__ import annotations
 from shoplens.indexers.maintenance import CheckReport
 from shoplens.indexers.snapshot import Snapshot
 from shoplens.indexers.storage import read_json
-from shoplens.rerank import behaviour
+from shoplens.rerank import behaviour, behaviour_store
 from shoplens.rerank.model import check_meta
 
 
 def check_behaviour(snapshot: Snapshot, report: CheckReport) -> None:
     """The behaviour aggregates load and hold finite, non-negative values; records how many events they hold."""
     try:
-        stats = behaviour.load(snapshot.path / "behaviour")
+        stats = behaviour_store.load(snapshot.path / "behaviour")
         report.facts["behaviour_events"] = stats.state["events"]
         report.problems.extend(behaviour.problems(stats))
     except (OSError, ValueError, KeyError) as exc:

@@ -56,7 +56,9 @@ def score_run(judgments: Judgments, run: Run) -> dict[str, float]:
     from ranx import Run as RanxRun
     from ranx import evaluate as ranx_evaluate
 
-    warnings.filterwarnings("ignore", module="ranx")  # numba's cast warnings say nothing about the results
+    # numba's cast warnings say nothing about the results; numba names ranx's files by path, so the
+    # module pattern matches the path as well as the module name
+    warnings.filterwarnings("ignore", module=r"(.*[/\\])?ranx([./\\]|$)")
     qids = query_ids(judgments)
     qrels = Qrels.from_dict({qids[q]: {pid: int(g) for pid, g in grades.items()} for q, grades in judgments.items()})
     # ranx cannot hold a query with no results; make_comparable scores missing queries as zero

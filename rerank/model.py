@@ -18,7 +18,7 @@ import numpy as np
 from shoplens.common.errors import RankerError
 from shoplens.indexers.encoders.onnx_encoder import onnx_available
 from shoplens.indexers.storage import read_json
-from shoplens.rerank import behaviour
+from shoplens.rerank import behaviour_store
 from shoplens.rerank.features import FEATURE_NAMES, FEATURE_VERSION, FeatureContext, behaviour_columns, compute_features
 from shoplens.rerank.tree_onnx import INPUT, keep, onnx_bytes
 
@@ -85,7 +85,7 @@ class Ranker:
 
     def context(self, snapshot) -> FeatureContext:
         if self._context is None or self._context.snapshot is not snapshot:
-            stats = behaviour.load(snapshot.path / "behaviour")
+            stats = behaviour_store.load(snapshot.path / "behaviour")
             self._context = FeatureContext(snapshot, stats, snapshot.lexical.text_analyzer())
         return self._context
 

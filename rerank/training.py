@@ -25,6 +25,7 @@ import numpy as np
 from shoplens.common.errors import RankerError
 from shoplens.indexers.writer import replace_component
 from shoplens.rerank import behaviour
+from shoplens.rerank.events import read_events
 from shoplens.rerank.features import FEATURE_NAMES, FEATURE_VERSION, behaviour_columns
 from shoplens.rerank.judgments import Judgments, JudgmentsError, load_judgments
 from shoplens.rerank.labels import labels_from_behaviour
@@ -196,7 +197,7 @@ def queries_from_judgments(path: Path, topics: Path | None = None) -> TrainingQu
 
 def queries_from_events(path: Path) -> TrainingQueries:
     """Labels from a behaviour log alone: events folded, then a position-based click model fitted by EM."""
-    stats = behaviour.fold(behaviour.BehaviourStats.empty(), behaviour.read_events(path))
+    stats = behaviour.fold(behaviour.BehaviourStats.empty(), read_events(path))
     labeled, model = labels_from_behaviour(stats)
     if len(labeled) < 2:
         raise JudgmentsError(f"{path.name} has clicks for {len(labeled)} quer(ies); at least two are needed")

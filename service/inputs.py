@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from shoplens.common.errors import EventsError, QueryError
 from shoplens.engine.query import SearchRequest
-from shoplens.rerank.behaviour import EventReject, read_events
+from shoplens.rerank.events import EventReject, read_events
 from shoplens.service.schemas import MAX_EVENTS, MAX_IMAGE_PIXELS, SearchBody
 
 

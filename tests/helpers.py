@@ -29,6 +29,12 @@ def write_catalog(path: Path, rows: list[dict], absolute_images: bool = True) ->
     return path
 
 
+def write_events(path: Path, events: list) -> Path:
+    """An events file: dicts as JSON lines, strings as they are (broken lines)."""
+    path.write_text("\n".join(e if isinstance(e, str) else json.dumps(e) for e in events) + "\n")
+    return path
+
+
 def copy_index(source: Path, target: Path) -> Path:
     """A private, writable copy of an index (hard links are not kept: a real copy)."""
     shutil.copytree(source, target)

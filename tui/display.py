@@ -32,20 +32,34 @@ def price_text(value: float | None) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
 
 
+RETRIEVERS = ("bm25", "dense", "text_native")
+
+
 def order_signal(response: SearchResponse) -> str:
-    """The signal the results are ordered by: rerank, fused, or the one retriever of a single mode."""
+    """The signal the results are ordered by: rerank, fused, or the one retriever of a single mode (or of a
+    hybrid query only one retriever answered, such as a photo: fusing one list keeps its order)."""
     if response.reranked:
         return "rerank"
     mode = response.query.get("mode", "hybrid")
-    return {"lexical": "bm25", "dense": "dense"}.get(mode, "fused")
+    single = {"lexical": "bm25", "dense": "dense", "native": "text_native"}.get(mode) or _sole_retriever(response)
+    return single or "fused"
+
+
+def _sole_retriever(response: SearchResponse) -> str | None:
+    """The one retriever that scored the results, when the results are in its order; else None."""
+    present = [n for n in RETRIEVERS if any(r.signals.get(n) is not None for r in response.results)]
+    if len(present) != 1:
+        return None
+    values = [r.signals.get(present[0]) for r in response.results]
+    in_order = None not in values and all(a >= b for a, b in zip(values, values[1:]))
+    return present[0] if in_order else None
 
 
 def _signal_columns(response: SearchResponse, wide: bool) -> list[str]:
-    """Signals worth a column: each once, and in a single mode not the fused copy of the one retriever."""
+    """Signals worth a column: each once, and not the fused copy of a sole retriever (a single mode, a photo)."""
     names = list(SIGNAL_DIGITS)
     if not wide:
-        mode = response.query.get("mode", "hybrid")
-        if mode != "hybrid":
+        if order_signal(response) in RETRIEVERS:
             names.remove("fused")
         names = [n for n in names if any(r.signals.get(n) is not None for r in response.results)]
     return names
@@ -73,13 +87,6 @@ def results_table(response: SearchResponse, thumbnails: str | bool = "off", wide
     """
     thumbs = {True: "on", False: "off"}.get(thumbnails, thumbnails)
     order = order_signal(response)
-    caption = f"{response.took_ms:.0f} ms · version {response.version} · ordered by {order}"
-    caption += f" · {response.total_candidates:,} candidates"
-    for note in response.notes:
-        caption += f"\n{note}"
-    if wide:
-        stages = ", ".join(f"{name} {ms:.1f}" for name, ms in response.stages_ms.items() if ms is not None)
-        caption += f" · stages ms: {stages}"
     signals = _signal_columns(response, wide)
     headers = ["#", "id", "title", "brand"] + (["category"] if wide else []) + ["price"] + signals
     rows = []
@@ -87,7 +94,35 @@ def results_table(response: SearchResponse, thumbnails: str | bool = "off", wide
         rows.append([str(result.rank), result.id, result.title, result.brand]
                     + ([" > ".join(result.category)] if wide else []) + [price_text(result.price)]
                     + [_fmt(result.signals.get(name), SIGNAL_DIGITS[name]) for name in signals])
-    limits = {} if wide or not width else _text_limits(headers, rows, width - (7 if thumbs == "on" else 0))
+    room = (width or 0) - (7 if thumbs == "on" else 0)  # a thumbnail column: 4 cells and its padding
+    hidden: list[str] = []
+    if width and not wide:
+        headers, rows, hidden = _fit_columns(headers, rows, room, order)
+    limits = {} if wide or not width else _text_limits(headers, rows, room)
+    table = _results_columns(headers, limits, order, thumbs, _results_caption(response, order, wide, hidden))
+    for result, row in zip(response.results, rows):
+        if thumbs == "on":
+            row.insert(1, thumbnail(result.image, width=4, rows=2) or Text("", style="dim"))
+        table.add_row(*row)
+    return table
+
+
+def _results_caption(response: SearchResponse, order: str, wide: bool, hidden: list[str]) -> str:
+    """Time, version, order and candidates on the first line (stage times with --wide, the signals left
+    out to fit), then one line per note of the engine (spelling, intent)."""
+    boosted = order != "rerank" and any((r.signals.get("intent_boost") or 1) > 1 for r in response.results)
+    caption = f"{response.took_ms:.0f} ms · version {response.version} · ordered by {order}"
+    caption += " with intent boosts" if boosted else ""  # a product that meets the query's intent moves up
+    caption += f" · {response.total_candidates:,} candidates"
+    if wide:
+        stages = ", ".join(f"{name} {ms:.1f}" for name, ms in response.stages_ms.items() if ms is not None)
+        caption += f" · stages ms: {stages}"
+    if hidden:
+        caption += f" · {', '.join(hidden)} not shown to fit (--wide shows every column)"
+    return "\n".join([caption, *response.notes])
+
+
+def _results_columns(headers: list[str], limits: dict[str, int], order: str, thumbs: str, caption: str) -> Table:
     table = Table(caption=caption, caption_justify="left", pad_edge=False)
     for position, header in enumerate(headers):
         if position == 1 and thumbs == "on":
@@ -99,24 +134,54 @@ def results_table(response: SearchResponse, thumbnails: str | bool = "off", wide
         else:
             table.add_column(header, justify="right" if numeric else "left", style=style,
                              no_wrap=header not in ("title", "brand", "category"), overflow="fold")
-    for result, row in zip(response.results, rows):
-        if thumbs == "on":
-            row.insert(1, thumbnail(result.image, width=4, rows=2) or Text("", style="dim"))
-        table.add_row(*row)
     return table
+
+
+MIN_TITLE = 12  # titles are never cut shorter than this
+FAIR_TITLE = 20  # a title cut shorter says too little: signal columns give way first
+MAX_BRAND = 16
+
+
+def _natural_widths(headers: list[str], rows: list[list[str]]) -> list[int]:
+    return [max([cell_len(h)] + [cell_len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+
+
+def _title_room(headers: list[str], rows: list[list[str]], width: int) -> int:
+    """Cells left for the title when every other column keeps its natural width (brand at most MAX_BRAND)."""
+    natural = _natural_widths(headers, rows)
+    overhead = 3 * len(headers) + 1  # borders and padding
+    title, brand = headers.index("title"), headers.index("brand")
+    others = sum(w for i, w in enumerate(natural) if i not in (title, brand))
+    return width - overhead - others - min(natural[brand], MAX_BRAND)
+
+
+def _fit_columns(headers: list[str], rows: list[list[str]], width: int,
+                 order: str) -> tuple[list[str], list[list[str]], list[str]]:
+    """Drop signal columns (never the one the results are ordered by), rightmost first, until the title
+    gets FAIR_TITLE cells (or its whole length): ids, prices and scores are never squeezed. Returns
+    headers, rows, and what was dropped."""
+    hidden: list[str] = []
+    longest = max([cell_len(row[headers.index("title")]) for row in rows], default=0)
+    while _title_room(headers, rows, width) < min(FAIR_TITLE, longest):
+        droppable = [i for i, h in enumerate(headers) if h in SIGNAL_DIGITS and h != order]
+        if not droppable:
+            break
+        position = droppable[-1]
+        hidden.insert(0, headers[position])
+        headers = headers[:position] + headers[position + 1:]
+        rows = [row[:position] + row[position + 1:] for row in rows]
+    return headers, rows, hidden
 
 
 def _text_limits(headers: list[str], rows: list[list[str]], width: int) -> dict[str, int]:
     """Widest title and brand that let the whole table fit `width` columns (other columns keep theirs)."""
-    natural = [max([cell_len(h)] + [cell_len(row[i]) for row in rows]) for i, h in enumerate(headers)]
-    overhead = 3 * len(headers) + 1  # borders and padding
+    natural = _natural_widths(headers, rows)
     title, brand = headers.index("title"), headers.index("brand")
-    others = sum(w for i, w in enumerate(natural) if i not in (title, brand))
-    brand_width = min(natural[brand], 16)
-    room = width - overhead - others - brand_width
+    brand_width = min(natural[brand], MAX_BRAND)
+    room = _title_room(headers, rows, width)
     if room >= natural[title]:
         return {} if natural[brand] <= brand_width else {"brand": brand_width}
-    return {"title": max(12, room), "brand": brand_width}
+    return {"title": max(MIN_TITLE, room), "brand": brand_width}
 
 
 def thumbnail_grid(response: SearchResponse, width: int = 10) -> Columns:
@@ -326,7 +391,8 @@ def plain_lines(renderable: Any) -> list[str]:
         for cells in zip(*[list(c.cells) for c in columns]):
             lines.append("\t".join(_plain(cell) for cell in cells))
         if renderable.caption:
-            lines.append("# " + _plain(renderable.caption))
+            caption = renderable.caption.plain if isinstance(renderable.caption, Text) else str(renderable.caption)
+            lines.extend("# " + _plain(line) for line in caption.splitlines() if line.strip())
         return lines
     if isinstance(renderable, Group):
         return [line for part in renderable.renderables for line in plain_lines(part)]

@@ -56,8 +56,12 @@ def info_table(details: dict[str, Any], title: str, wide: bool = False) -> Table
                            f"{model.get('pretrained') or 'default'})")
     table.add_row("vector index", _settings(details.get("vector")))
     table.add_row("lexical index", _settings(details.get("lexical")))
+    encoder = details.get("encoder") or {}
+    table.add_row("query encoder", str(encoder.get("runtime")) + (f" (exported to {encoder['export']})"
+                                                                  if encoder.get("export") else ""))
     total = sizes.pop("total", None)
-    table.add_row("size", f"{human_size(total)} (" + ", ".join(f"{k} {human_size(v)}" for k, v in sizes.items()) + ")")
+    table.add_row("size", f"{human_size(total)} (" + ", ".join(f"{k.replace('_', ' ')} {human_size(v)}"
+                                                           for k, v in sizes.items()) + ")")
     versions = details.get("versions") or []
     table.add_row("versions kept", ", ".join(str(v) for v in versions) + "  (see `shoplens versions`)")
     for key, value in ranker_rows(details.get("ranker")):
@@ -88,7 +92,7 @@ def ranker_rows(ranker: Any) -> list[tuple[str, str]]:
                                                     for k, v in metrics.items())))
     if ranker.get("query_kinds"):
         rows.append(("  query kinds reranked", f"{', '.join(ranker['query_kinds'])} (others keep the fused order)"))
-    rows.append(("  model", f"best round {ranker.get('best_iteration')}, device {ranker.get('device')}, behaviour "
+    rows.append(("  training run", f"best round {ranker.get('best_iteration')}, device {ranker.get('device')}, behaviour "
                             f"features {'used' if ranker.get('use_behaviour') else 'not used'}"))
     return rows
 
@@ -101,7 +105,7 @@ def behaviour_rows(behaviour: Any) -> list[tuple[str, str]]:
     kinds = ", ".join(f"{int(v):,} {k}s" for k, v in totals.items())
     return [("behaviour", f"{int(behaviour.get('events') or 0):,} events ({kinds})"),
             ("  coverage", f"{int(behaviour.get('products_with_events') or 0):,} products, "
-                           f"{int(behaviour.get('queries') or 0):,} queries, {behaviour.get('files_folded', 0)} files"),
+                           f"{int(behaviour.get('queries') or 0):,} queries, {behaviour.get('files_folded', 0)} file(s) folded"),
             ("  period", f"{human_time(behaviour.get('first_ts'))} to {human_time(behaviour.get('last_ts'))}")]
 
 

@@ -10,6 +10,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from shoplens.indexers.images import open_image
+
 ProgressCallback = Callable[[int], None]  # called with the number of items just finished
 
 
@@ -69,14 +71,33 @@ class Encoder(ABC):
         """Dimension of the text-native embedding, or None when the model has none."""
         return None
 
-    @abstractmethod
     def encode_images(self, paths: Sequence[str | Path], batch_size: int = 64,
                       progress: ProgressCallback | None = None) -> tuple[np.ndarray, list[ImageFailure]]:
-        """(n, dim) float32, L2-normalized; rows of failed images are zero and listed in failures."""
+        """(n, dim) float32, L2-normalized; rows of failed images are zero and listed in failures.
+
+        Opens each batch's files within the limits of `indexers.images` and encodes the ones that
+        open with `encode_image_objects`; a missing or unreadable file is a failure, not an error."""
+        failures: list[ImageFailure] = []
+        result = np.zeros((len(paths), self.info.dim), dtype=np.float32)
+        for start in range(0, len(paths), batch_size):
+            images, positions = [], []
+            for offset, path in enumerate(paths[start:start + batch_size]):
+                try:
+                    images.append(open_image(path))
+                    positions.append(start + offset)
+                except FileNotFoundError:
+                    failures.append(ImageFailure(start + offset, str(path), "image file not found"))
+                except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for truncated or non-image files
+                    failures.append(ImageFailure(start + offset, str(path), f"unreadable image: {exc}"))
+            if images:
+                result[positions] = self.encode_image_objects(images)
+            if progress:
+                progress(min(batch_size, len(paths) - start))
+        return result, failures
 
     @abstractmethod
     def encode_image_objects(self, images: Sequence) -> np.ndarray:
-        """Encode already-opened PIL images (query photos)."""
+        """Encode already-opened PIL images (RGB): (n, dim) float32, L2-normalized."""
 
 
 def text_digest(text: str) -> str:

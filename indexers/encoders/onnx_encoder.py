@@ -147,27 +147,6 @@ class OnnxEncoder(Encoder):
         batch = np.stack([self.preprocess(image) for image in images])
         return self._session("image").run(None, {"pixels": batch})[0].astype(np.float32)
 
-    def encode_images(self, paths, batch_size: int = 64, progress=None):
-        from shoplens.indexers.encoders.openclip_encoder import open_image
-
-        failures: list[ImageFailure] = []
-        result = np.zeros((len(paths), self.info.dim), dtype=np.float32)
-        for start in range(0, len(paths), batch_size):
-            images, positions = [], []
-            for offset, path in enumerate(paths[start:start + batch_size]):
-                try:
-                    images.append(open_image(path))
-                    positions.append(start + offset)
-                except FileNotFoundError:
-                    failures.append(ImageFailure(start + offset, str(path), "image file not found"))
-                except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for bad files
-                    failures.append(ImageFailure(start + offset, str(path), f"unreadable image: {exc}"))
-            if images:
-                result[positions] = self.encode_image_objects(images)
-            if progress:
-                progress(min(batch_size, len(paths) - start))
-        return result, failures
-
 
 def preprocess_image(image, config: dict) -> np.ndarray:
     """Resize keeping the ratio so the longest side fits, pad to a square with the fill colour,

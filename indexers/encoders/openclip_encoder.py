@@ -10,7 +10,7 @@ import numpy as np
 
 from shoplens.common.errors import ConfigError, ModelLoadError
 from shoplens.indexers import images
-from shoplens.indexers.encoders.base import Encoder, EncoderInfo, ImageFailure, file_identity
+from shoplens.indexers.encoders.base import Encoder, EncoderInfo, file_identity
 from shoplens.indexers.encoders.default_model import DEFAULT_MODEL, DEFAULT_PRETRAINED, SHIPPED_HEADS, build_default_model
 
 
@@ -177,22 +177,3 @@ class OpenClipEncoder(Encoder):
         with self._torch.inference_mode():
             features = self.model.encode_image(self._image_batch(images), normalize=True)
         return features.float().cpu().numpy().astype(np.float32)
-
-    def encode_images(self, paths, batch_size: int = 64, progress=None):
-        failures: list[ImageFailure] = []
-        result = np.zeros((len(paths), self.info.dim), dtype=np.float32)
-        for start in range(0, len(paths), batch_size):
-            images, positions = [], []
-            for offset, path in enumerate(paths[start:start + batch_size]):
-                try:
-                    images.append(open_image(path))
-                    positions.append(start + offset)
-                except FileNotFoundError:
-                    failures.append(ImageFailure(start + offset, str(path), "image file not found"))
-                except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for truncated or non-image files
-                    failures.append(ImageFailure(start + offset, str(path), f"unreadable image: {exc}"))
-            if images:
-                result[positions] = self.encode_image_objects(images)
-            if progress:
-                progress(min(batch_size, len(paths) - start))
-        return result, failures

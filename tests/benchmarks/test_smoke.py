@@ -28,7 +28,7 @@ def dev(sample_index, tmp_path_factory, encoder):
     from shoplens.engine.learning import train_ranker
     from shoplens.indexers.index import IndexDirectory
     from shoplens.indexers.writer import WriteOptions, build_index
-    from shoplens.rerank.behaviour import apply_events
+    from shoplens.rerank.folding import apply_events
     from shoplens.rerank.judgments import load_judgments
     from shoplens.rerank.training import RankerConfig
 

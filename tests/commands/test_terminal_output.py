@@ -41,7 +41,8 @@ def test_search_without_a_terminal_prints_plain_lines(base_index):
     rows = [line.split("\t") for line in lines[1:5]]
     assert [row[0] for row in rows] == ["1", "2", "3", "4"]
     assert all(row[1] in {p["id"] for p in sample_products(40)} for row in rows)
-    assert lines[-1].startswith("# ") and "ordered by fused" in lines[-1]
+    captions = [line for line in lines[5:] if line.startswith("# ")]
+    assert captions == lines[5:] and "ordered by fused" in captions[0]  # each caption line its own comment
 
 
 def test_json_shape_and_types(base_index):
@@ -107,6 +108,8 @@ def test_info_spells_out_sizes_dates_and_the_reranker(base_index):
     facts = dict(line.split("\t", 1) for line in result.stdout.splitlines() if "\t" in line)
     assert facts["products"].startswith("40 ")
     assert facts["size"].split()[1] in ("KB", "MB")
+    assert "older versions 0 B" in facts["size"] and "cache " in facts["size"]  # every part of the total
+    assert facts["query encoder"].split()[0] in ("onnx", "torch")
     assert facts["version"].startswith("1 (build, 20")  # a date, not an ISO timestamp
     assert facts["reranker"].startswith("none") and facts["behaviour"].startswith("none")
 

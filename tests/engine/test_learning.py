@@ -14,7 +14,7 @@ from shoplens.engine.learning import kind_covered, train_ranker
 from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 from shoplens.indexers.index import IndexDirectory
-from shoplens.rerank.behaviour import apply_events
+from shoplens.rerank.folding import apply_events
 from shoplens.rerank.judgments import load_judgments, split_by_kind
 from shoplens.rerank.training import RankerConfig
 from tests.helpers import SAMPLE, copy_index

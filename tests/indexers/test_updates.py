@@ -12,7 +12,7 @@ from shoplens.engine.search import SearchEngine
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.maintenance import check_index, compact, list_versions, rollback
 from shoplens.indexers.snapshot import Snapshot
-from shoplens.indexers.updates import apply_delta, delete_products
+from shoplens.indexers.updates import apply_delta, apply_rows, delete_products
 from tests.helpers import SAMPLE, sample_products
 
 ROWS = sample_products(60)
@@ -86,6 +86,28 @@ def test_strict_mode_changes_nothing(small_index, tmp_path):
     assert IndexDirectory(small_index).current_version() == 1
     report = apply_delta(small_index, bad)  # default: the good row goes in, the bad one is reported
     assert report.updated == 1 and len(report.rejects) == 1 and report.rejects[0].line == 2
+
+
+def test_apply_rows_takes_parsed_rows_and_names_their_files(small_index, tmp_path):
+    rows = [(3, {"id": ROWS[0]["id"], "price": 7.5}, "", "prices.jsonl"),
+            (9, {"id": "brand-new"}, '{"id": "brand-new"}', "copy.csv")]
+    report = apply_rows(small_index, rows, "prices.jsonl, copy.csv", tmp_path, summary={"files": ["prices.jsonl", "copy.csv"]})
+    assert report.version == 2 and report.updated == 1 and report.added == 0
+    assert [r.describe() for r in report.rejects] == ["copy.csv line 9 (id brand-new): missing title"]
+    assert list_versions(small_index)[0]["description"] == "update 1 products from prices.jsonl, copy.csv (1 changed)"
+    logged = [json.loads(line) for line in open(report.rejects_path, encoding="utf-8")]
+    assert [(r["kind"], r["source"], r["line"], r["id"]) for r in logged] == [("update", "copy.csv", 9, "brand-new")]
+
+
+def test_update_and_delete_rejects_append_to_one_file(small_index, tmp_path):
+    with pytest.raises(CatalogError, match="changes nothing"):  # the rejects are written all the same
+        apply_delta(small_index, delta(tmp_path, [{"id": "no-title"}]))
+    with pytest.raises(CatalogError, match="changes nothing"):
+        delete_products(small_index, ["ghost"], source="ids.txt")
+    logged = [json.loads(line) for line in open(str(small_index) + ".rejects.jsonl", encoding="utf-8")]
+    assert [(r["kind"], r["source"], r["line"], r["reason"]) for r in logged] == [
+        ("update", "delta.jsonl", 1, "missing title"), ("delete", "ids.txt", 1, "unknown product id")]
+    assert all(r["at"].endswith("Z") for r in logged)
 
 
 def test_versions_and_rollback(small_index, tmp_path, encoder):

@@ -6,7 +6,7 @@ from shoplens.cli import app
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.snapshot import Snapshot
 from shoplens.indexers.watch import WatchConfig, Watcher, classify
-from shoplens.rerank.behaviour import apply_events
+from shoplens.rerank.folding import apply_events
 from tests.helpers import sample_products
 
 ROWS = sample_products(60)
@@ -80,3 +80,23 @@ def test_watch_once_from_the_command_line(small_index, tmp_path):
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines == [{**lines[0], "queue": "priority", "version": 2, "updated": 1}]
     assert record(small_index, ROWS[4]["id"])["price"] == 42
+
+
+def test_rejects_of_every_kind_go_to_the_index_rejects_file_with_their_file(small_index, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    watcher = Watcher(small_index, inbox, WatchConfig(settle_seconds=0), fold_events=apply_events)
+    drop(inbox, "copy.jsonl", [{"id": ROWS[0]["id"], "description": "new copy"}, "{not json", {"id": "x"}])
+    drop(inbox, "gone.delete.txt", [ROWS[1]["id"], "ghost"])
+    drop(inbox, "clicks.events.jsonl", [{"ts": 1, "type": "click", "id": ROWS[2]["id"]}, {"ts": 1, "type": "click"}])
+    commits = watcher.step(force=True)
+    assert [c["queue"] for c in commits] == ["deletes", "normal", "events"]
+    assert all(c["version"] and c["rejected"] == (2 if c["queue"] == "normal" else 1) for c in commits)
+    assert {c["rejects_path"] for c in commits} == {str(small_index) + ".rejects.jsonl"}
+    logged = [json.loads(line) for line in open(str(small_index) + ".rejects.jsonl", encoding="utf-8")]
+    assert sorted((r["kind"], r["source"], r["line"]) for r in logged) == [
+        ("delete", "gone.delete.txt", 2), ("events", "clicks.events.jsonl", 2),
+        ("update", "copy.jsonl", 2), ("update", "copy.jsonl", 3)]
+    assert not list(inbox.glob("*.rejects.jsonl")) and not (inbox / ".shoplens-batches").exists()
+    assert sorted(p.name for p in (inbox / "processed").iterdir()) == ["clicks.events.jsonl", "copy.jsonl",
+                                                                      "gone.delete.txt"]

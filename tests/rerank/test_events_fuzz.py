@@ -10,7 +10,8 @@ import numpy as np
 from hypothesis import given, strategies as st
 
 from shoplens.common.errors import EventsError
-from shoplens.rerank.behaviour import EVENT_TYPES, MAX_FUTURE_SECONDS, BehaviourStats, fold, problems, read_events
+from shoplens.rerank.behaviour import BehaviourStats, fold, problems
+from shoplens.rerank.events import EVENT_TYPES, MAX_FUTURE_SECONDS, read_events
 from tests.helpers import bounded
 
 field_values = st.one_of(

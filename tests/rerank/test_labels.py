@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from shoplens.rerank.behaviour import BehaviourStats, EventBatch, fold
+from shoplens.rerank.behaviour import BehaviourStats, fold
+from shoplens.rerank.events import EventBatch
 from shoplens.rerank.labels import fit_position_model, labels_from_behaviour
 
 

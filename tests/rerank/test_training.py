@@ -13,7 +13,7 @@ from shoplens.common.errors import RankerError
 from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 from shoplens.indexers.index import IndexDirectory
-from shoplens.rerank.behaviour import apply_events
+from shoplens.rerank.folding import apply_events
 from shoplens.engine.evaluation import evaluate
 from shoplens.engine.learning import train_ranker
 from shoplens.rerank.metrics import write_trec_runs

@@ -15,7 +15,7 @@ def served_index(tmp_path_factory, encoder) -> Path:
     from shoplens.benchmarks import devdata
     from shoplens.engine.learning import train_ranker
     from shoplens.indexers.writer import WriteOptions, build_index
-    from shoplens.rerank.behaviour import apply_events
+    from shoplens.rerank.folding import apply_events
     from shoplens.rerank.judgments import load_judgments
     from shoplens.rerank.training import RankerConfig
     from tests.helpers import sample_products, write_catalog

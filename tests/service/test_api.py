@@ -9,7 +9,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from shoplens.rerank.behaviour import read_events
+from shoplens.rerank.events import read_events
 from shoplens.rerank.features import FEATURE_NAMES
 from shoplens.service.schemas import MAX_K, SearchResponseModel
 from tests.helpers import SAMPLE, sample_products

@@ -1,0 +1,25 @@
+import pytest
+
+from shoplens.rerank.events import read_events
+from tests.helpers import write_events
+
+
+def test_bad_lines_are_reported_with_line_numbers(tmp_path):
+    path = write_events(tmp_path / "e.jsonl", [
+        {"ts": 1, "type": "click", "id": "a", "query": "Blue  Shirt", "position": 2},
+        {"ts": 2, "type": "purchase", "id": "a"},
+        {"ts": "yesterday", "type": "click", "id": "a"},
+        {"ts": 3, "type": "click"},
+        "{nope",
+        {"ts": 4, "type": "click", "id": "a", "position": 0},
+        {"ts": "2026-01-01T00:00:00Z", "type": "order", "id": 7},
+        {"ts": 5, "type": "click", "id": "zzz"},
+    ])
+    batch = read_events(path, known_ids={"a", "7"})
+    assert len(batch) == 2
+    assert batch.queries[0] == "blue shirt" and batch.ids[1] == "7"
+    assert batch.ts[1] == pytest.approx(1767225600.0)
+    reasons = {r.line: r.reason for r in batch.rejects}
+    assert sorted(reasons) == [2, 3, 4, 5, 6, 8]
+    assert "type must be one of" in reasons[2] and "ts must be" in reasons[3] and reasons[4] == "missing id"
+    assert reasons[5].startswith("invalid JSON") and "position" in reasons[6] and "unknown product id" in reasons[8]
