@@ -113,10 +113,10 @@ def replay_concurrent(engine, requests: list[SearchRequest], clients: int, k: in
 def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = None, threads: int = 1,
         device: str = "auto", rerank: bool = True, command: str = "", data: str = "",
         lexical: str | None = None, compare: bool = False, runtime: str | None = None,
-        cache_size: int = DEFAULT_CAPACITY) -> Report:
+        cache_size: int = DEFAULT_CAPACITY, warm_rows: bool = False) -> Report:
     """Latency on the index; with `lexical` (e.g. "elasticsearch") also on a copy whose lexical store
     lives on that backend, in the same run, same queries (tables prefixed by backend)."""
-    options = {"compare": compare, "runtime": runtime, "cache_size": cache_size}
+    options = {"compare": compare, "runtime": runtime, "cache_size": cache_size, "warm_rows": warm_rows}
     if not lexical:
         return _run(index, queries, k, clients, threads, device, rerank, command, data, **options)
     from shoplens.benchmarks.lexical_twin import describe_twin, lexical_twin, remove_twin
@@ -139,7 +139,7 @@ def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = Non
 
 def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = None, threads: int = 1,
          device: str = "auto", rerank: bool = True, command: str = "", data: str = "", compare: bool = False,
-         runtime: str | None = None, cache_size: int = DEFAULT_CAPACITY) -> Report:
+         runtime: str | None = None, cache_size: int = DEFAULT_CAPACITY, warm_rows: bool = False) -> Report:
     """One client per query kind (stages, end to end), the query cache's hit rate and effect,
     concurrent clients, and with `compare` the other encoder runtime on the same queries in the same run."""
     requests = read_queries(queries)
@@ -147,6 +147,9 @@ def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = No
         requests = [replace(r, rerank=False) for r in requests]
     engines = _open_engines(index, device, threads, runtime, compare)
     engine = next(iter(engines.values()))
+    if warm_rows:  # as `shoplens serve` does in the background after it opens a version
+        for item in engines.values():
+            item.warm_rows()
     manifest = engine.snapshot.manifest
     report = Report(title="Search latency", data=data or f"index {index} ({manifest['counts']['products']:,} products, "
                     f"{manifest['backends']['vector']['kind']} vectors, reranker: {'yes' if manifest.get('ranker') else 'no'}); "

@@ -84,6 +84,7 @@ def bench_latency(
     encoder_runtime: Optional[str] = typer.Option(None, "--encoder-runtime", help="onnx or torch (default: what the index records)."),
     compare: bool = typer.Option(False, "--compare", help="Also run the other encoder runtime on the same queries in the same run."),
     cache_size: int = typer.Option(10_000, "--cache-size", help="Query-embedding cache entries for the cache measurement."),
+    warm_rows: bool = typer.Option(False, "--warm-rows", help="First analyze every product for the reranker, as `serve` does in the background."),
     device: str = DeviceOption,
     save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
@@ -94,7 +95,7 @@ def bench_latency(
 
     counts = [int(c) for c in clients.split(",") if c.strip()]
     report = latency.run(index_dir, queries, k, counts, threads, device, not no_rerank, command_line(), lexical=lexical,
-                         compare=compare, runtime=encoder_runtime, cache_size=cache_size)
+                         compare=compare, runtime=encoder_runtime, cache_size=cache_size, warm_rows=warm_rows)
     finish_report(report, as_json, save)
 
 

@@ -82,6 +82,15 @@ class SearchEngine:
         self.load_encoder()
         self._warm(self.snapshot)
 
+    def warm_rows(self, stop=None) -> int:
+        """Analyze every product of the current version for the reranker's text features (seconds on a
+        large catalog: long-running callers run it in a background thread). Returns the rows done."""
+        try:
+            ranker = self.ranker(self.snapshot)
+        except RankerError:
+            return 0
+        return 0 if ranker is None else ranker.context(self.snapshot).fill_all(stop=stop)
+
     def check(self, request: SearchRequest) -> None:
         """Everything about a request that needs the index but not the model: options, filter syntax and
         fields, the image file. A one-shot caller runs it before `warm()`, so a typo costs no model load."""

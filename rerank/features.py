@@ -261,12 +261,24 @@ class FeatureContext:
             self._quantities[docno] = quantities(text)
         return [self._quantities[d] for d in docnos.tolist()]
 
+    def fill_all(self, chunk: int = 512, stop=None) -> int:
+        """Analyze every row's title and text now (a long-running server does this in the background after
+        it opens a version, so queries do not pay for the first sight of a product). Returns rows filled."""
+        n = self.snapshot.products.num_rows
+        for start in range(0, n, chunk):
+            if stop is not None and stop():
+                return start
+            self._fill(np.arange(start, min(n, start + chunk), dtype=np.int64))
+            time.sleep(0)  # let query threads in between chunks
+        return n
+
     def _fill(self, docnos: np.ndarray) -> None:
         missing = [d for d in docnos.tolist() if d not in self._title_terms]
         for docno, record, text in self._records(missing):
-            terms = self._title_terms[docno] = self.analyze(str(record.get("title") or ""))
+            terms = self.analyze(str(record.get("title") or ""))
             self._title_sets[docno] = (set(terms), set(zip(terms, terms[1:])), " ".join(terms))
             self._doc_terms[docno] = set(self.analyze(text))
+            self._title_terms[docno] = terms  # last: a row in _title_terms is complete (another thread may fill)
 
     def _records(self, docnos: list[int]):
         """(docno, record, every string of the record joined) of rows."""

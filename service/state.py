@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import orjson
@@ -40,6 +41,7 @@ class ServiceState:
             self.engine = SearchEngine(self.settings.index, device=self.settings.device,
                                        follow_in_background=self.settings.follow_seconds,
                                        rehearsals=self.settings.warm_queries)
+            threading.Thread(target=self.engine.warm_rows, name="shoplens-warm-rows", daemon=True).start()
         except ShopLensError as exc:
             self.problem = str(exc)
         except Exception as exc:  # noqa: BLE001 - reported by /ready, not as a crash of the server

@@ -119,3 +119,17 @@ def test_scores_of_many_matches_takes_the_restricted_search_and_agrees(engine, m
     repeated = np.concatenate([docnos[:5], docnos[:5]])
     np.testing.assert_array_equal(store.scores_of("navy blue casual shirt for men", repeated),
                                   np.concatenate([every_match[0][:5]] * 2))
+
+
+def test_rows_filled_ahead_give_the_same_features(engine):
+    """`fill_all` (what `serve` runs in the background) analyzes every row, and features do not change."""
+    snapshot, candidates = candidates_for(engine, "navy blue casual shirt for men")
+    text, docnos = "navy blue casual shirt for men", candidates.docnos
+    lexical = candidate_bm25(snapshot, text, docnos)
+    cold = FeatureContext(snapshot, None, build_analyzer().analyze)
+    expected = compute_features(cold, text, candidates, lexical, now=1.8e9)
+    warm = FeatureContext(snapshot, None, build_analyzer().analyze)
+    stopped = warm.fill_all(chunk=100, stop=lambda: True)
+    assert stopped == 0 and not warm._title_terms
+    assert warm.fill_all(chunk=100) == snapshot.products.num_rows == len(warm._title_terms)
+    np.testing.assert_array_equal(compute_features(warm, text, candidates, lexical, now=1.8e9), expected)
