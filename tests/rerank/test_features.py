@@ -4,7 +4,8 @@ import pytest
 from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 from shoplens.indexers.lexical.analysis import build_analyzer
-from shoplens.rerank.behaviour import BehaviourStats, EventBatch, fold
+from shoplens.rerank.behaviour import BehaviourStats, fold
+from shoplens.rerank.events import EventBatch
 from shoplens.rerank.features import (BEHAVIOUR_FEATURES, COLUMN, FEATURE_GROUPS, FEATURE_NAMES, FeatureContext,
                              compute_features, price_limit, wants_cheap)
 from shoplens.rerank.model import candidate_bm25
