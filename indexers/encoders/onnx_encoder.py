@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from shoplens.common.errors import ModelLoadError
-from shoplens.indexers.encoders.base import Encoder, EncoderInfo, ImageFailure
+from shoplens.indexers.encoders.base import Encoder, EncoderInfo
 
 
 def _onnxruntime():
