@@ -59,3 +59,20 @@ def bounded(seconds: float = 20.0):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def trained_copy(sample_index: Path, directory: Path, config, **devdata_options):
+    """A copy of the sample index with derived devdata, its simulated events folded and a reranker trained
+    on the train split (validation for early stopping): (index, devdata folder, training report)."""
+    from shoplens.benchmarks import devdata
+    from shoplens.engine.learning import train_ranker
+    from shoplens.rerank.folding import apply_events
+    from shoplens.rerank.judgments import load_judgments
+
+    index = copy_index(sample_index, directory / "index")
+    dev = directory / "dev"
+    devdata.build(SAMPLE, index, dev, **devdata_options)
+    apply_events(index, dev / "events.simulated.jsonl")
+    report = train_ranker(index, load_judgments(dev / "judgments.train.jsonl"), config,
+                          validation=load_judgments(dev / "judgments.validation.jsonl"))
+    return index, dev, report

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -100,6 +101,16 @@ def attribute_values(products: list[Product], name: str | None) -> list[str | No
     if name == "category":
         return [p.category[-1].lower() if p.category else None for p in products]
     return [str(p.attributes[name]).lower() if name in p.attributes else None for p in products]
+
+
+@contextmanager
+def tower_features(model, config: dict[str, Any], device: str, cache_dir: str | Path | None):
+    """TowerFeatures over a cache file in `cache_dir` (none: in memory), closed on the way out."""
+    cache = EmbeddingCache(Path(cache_dir) / "tower-features.sqlite" if cache_dir else None)
+    try:
+        yield TowerFeatures(model, config, device, cache)
+    finally:
+        cache.close()
 
 
 class TowerFeatures:
@@ -215,13 +226,9 @@ def train_encoder(catalog: str | Path, out: str | Path, config: TrainConfig | No
     model, model_cfg, _ = build_default_model(load_heads=False, head_overrides=heads_meta)
     model.eval().to(device)
     started = time.time()
-    cache = EmbeddingCache(Path(cache_dir) / "tower-features.sqlite" if cache_dir else None)
-    try:
-        towers = TowerFeatures(model, model_cfg, device, cache)
+    with tower_features(model, model_cfg, device, cache_dir) as towers:
         text_feats = towers.texts([p.title for p in everything], progress)
         image_feats, ok = towers.images([p.image for p in everything], progress)
-    finally:
-        cache.close()
     seconds_features = time.time() - started
     keep = np.flatnonzero(ok)
     index_of = {"heldout": [i for i in keep if i < sizes[0]],

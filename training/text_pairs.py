@@ -24,9 +24,8 @@ import numpy as np
 from shoplens.common.errors import CatalogError
 from shoplens.indexers.catalog import Product, read_catalog
 from shoplens.indexers.encoders import resolve_device
-from shoplens.indexers.encoders.cache import EmbeddingCache
 from shoplens.indexers.encoders.default_model import build_default_model
-from shoplens.training.encoder import (HeadTrainer, Progress, TowerFeatures, TrainConfig, TrainReport, attribute_values,
+from shoplens.training.encoder import (HeadTrainer, Progress, tower_features, TrainConfig, TrainReport, attribute_values,
                                        detect_field, save_heads, split_key)
 
 CONTEXT_CHARS = 400  # the tower reads a short text; key facts come first
@@ -83,13 +82,9 @@ def train_text_heads(catalog: str | Path, out: str | Path, config: TrainConfig,
     model, model_cfg, metadata = build_default_model()
     model.eval().to(device)
     started = time.time()
-    cache = EmbeddingCache(Path(cache_dir) / "tower-features.sqlite" if cache_dir else None)
-    try:
-        towers = TowerFeatures(model, model_cfg, device, cache)
+    with tower_features(model, model_cfg, device, cache_dir) as towers:
         titles = towers.texts([p.title for p in ordered], progress)
         facts = towers.texts([facts_text(p) for p in ordered], progress)
-    finally:
-        cache.close()
     seconds_features = time.time() - started
     heldout, validation = list(range(sizes[0])), list(range(sizes[0], sum(sizes)))
     train = list(range(sum(sizes), len(ordered)))

@@ -7,31 +7,23 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from shoplens.benchmarks import devdata
 from shoplens.cli import app
 from shoplens.engine.evaluation import evaluate
-from shoplens.engine.learning import kind_covered, train_ranker
+from shoplens.engine.learning import kind_covered
 from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 from shoplens.indexers.index import IndexDirectory
-from shoplens.rerank.folding import apply_events
 from shoplens.rerank.judgments import load_judgments, split_by_kind
 from shoplens.rerank.training import RankerConfig
-from tests.helpers import SAMPLE, copy_index
+from tests.helpers import SAMPLE, trained_copy
 
 FAST = RankerConfig(n_estimators=150, early_stopping_rounds=20, depth=100)
 
 
 @pytest.fixture(scope="module")
 def mixed(sample_index, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("mixed")
-    index = copy_index(sample_index, directory / "index")
-    dev = directory / "dev"
-    devdata.build(SAMPLE, index, dev, queries=120, photo_queries=100, text_photo_queries=60, sessions=1500, seed=4)
-    apply_events(index, dev / "events.simulated.jsonl")
-    report = train_ranker(index, load_judgments(dev / "judgments.train.jsonl"), FAST,
-                          validation=load_judgments(dev / "judgments.validation.jsonl"))
-    return index, dev, report
+    return trained_copy(sample_index, tmp_path_factory.mktemp("mixed"), FAST,
+                        queries=120, photo_queries=100, text_photo_queries=60, sessions=1500, seed=4)
 
 
 def test_the_guard_decides_each_query_kind_and_the_model_records_it(mixed):

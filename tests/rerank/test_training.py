@@ -7,35 +7,27 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from shoplens.benchmarks import devdata
 from shoplens.cli import app
 from shoplens.common.errors import RankerError
 from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 from shoplens.indexers.index import IndexDirectory
-from shoplens.rerank.folding import apply_events
 from shoplens.engine.evaluation import evaluate
 from shoplens.engine.learning import train_ranker
 from shoplens.rerank.metrics import write_trec_runs
 from shoplens.rerank.features import FEATURE_NAMES
 from shoplens.rerank.judgments import load_judgments
 from shoplens.rerank.training import RankerConfig
-from tests.helpers import SAMPLE, copy_index
+from tests.helpers import SAMPLE, copy_index, trained_copy
 
 FAST = RankerConfig(n_estimators=150, early_stopping_rounds=20, depth=100)
 
 
 @pytest.fixture(scope="module")
 def trained(sample_index, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("trained")
-    index = copy_index(sample_index, directory / "index")
-    dev = directory / "dev"
     # text queries only: the reranker these tests check was trained on text (tests/engine/test_learning.py mixes kinds)
-    devdata.build(SAMPLE, index, dev, queries=160, sessions=3000, seed=3, photo_queries=0, text_photo_queries=0)
-    apply_events(index, dev / "events.simulated.jsonl")
-    report = train_ranker(index, load_judgments(dev / "judgments.train.jsonl"), FAST,
-                          validation=load_judgments(dev / "judgments.validation.jsonl"))
-    return index, dev, report
+    return trained_copy(sample_index, tmp_path_factory.mktemp("trained"), FAST,
+                        queries=160, sessions=3000, seed=3, photo_queries=0, text_photo_queries=0)
 
 
 def test_training_commits_a_model_with_its_metadata(trained):
