@@ -61,6 +61,13 @@ def bounded(seconds: float = 20.0):
         signal.signal(signal.SIGALRM, previous)
 
 
+def fast_ranker():
+    """A reranker configuration small enough for tests (150 rounds at most, early stopping after 20)."""
+    from shoplens.rerank.training import RankerConfig
+
+    return RankerConfig(n_estimators=150, early_stopping_rounds=20, depth=100)
+
+
 def trained_copy(sample_index: Path, directory: Path, config, **devdata_options):
     """A copy of the sample index with derived devdata, its simulated events folded and a reranker trained
     on the train split (validation for early stopping): (index, devdata folder, training report)."""

@@ -14,10 +14,9 @@ from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 from shoplens.indexers.index import IndexDirectory
 from shoplens.rerank.judgments import load_judgments, split_by_kind
-from shoplens.rerank.training import RankerConfig
-from tests.helpers import SAMPLE, trained_copy
+from tests.helpers import SAMPLE, trained_copy, fast_ranker
 
-FAST = RankerConfig(n_estimators=150, early_stopping_rounds=20, depth=100)
+FAST = fast_ranker()
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ from shoplens.rerank.metrics import write_trec_runs
 from shoplens.rerank.features import FEATURE_NAMES
 from shoplens.rerank.judgments import load_judgments
 from shoplens.rerank.training import RankerConfig
-from tests.helpers import SAMPLE, copy_index, trained_copy
+from tests.helpers import SAMPLE, copy_index, trained_copy, fast_ranker
 
-FAST = RankerConfig(n_estimators=150, early_stopping_rounds=20, depth=100)
+FAST = fast_ranker()
 
 
 @pytest.fixture(scope="module")
