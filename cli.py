@@ -8,6 +8,7 @@ with a non-zero exit code, never as a traceback.
 from __future__ import annotations
 
 import os
+import sys
 
 import typer
 
@@ -31,10 +32,30 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Multimodal product search: index a catalog, search it by text or image, benchmark it."""
 
 
+# Click's error base class; typer >= 0.29 vendors Click, so it is found through typer's own exception.
+CLICK_ERROR = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
+
+
+def usage_error_line(exc: Exception) -> str:
+    """A usage error (unknown option, missing argument, value out of range) as one line with a pointer to --help."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    context = getattr(exc, "ctx", None)
+    command = context.command_path if context is not None else "shoplens"
+    return f"error: {message}; see `{command} --help`"
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: usage errors end as one line on stderr and exit 2, like every other error."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except CLICK_ERROR as exc:
+        typer.echo(usage_error_line(exc), err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

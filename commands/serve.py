@@ -18,7 +18,7 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 def serve(
     index_dir: Path = IndexOption,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default; 0.0.0.0 for all)."),
-    port: int = typer.Option(8080, "--port", help="TCP port."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="TCP port (1-65535)."),
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="Worker processes (each opens the index)."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="SHOPLENS_API_KEY",
                                           help="Require this key (X-API-Key header) on POST /events."),

@@ -93,6 +93,24 @@ def test_console_script_exits_non_zero_without_traceback(tmp_path):
     assert "Traceback" not in process.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (["search", "shoes", "--no-such-option"], "No such option: --no-such-option"),
+    (["search", "shoes", "-k", "many"], "Invalid value for '-k'"),
+    (["serve", "--port", "99999"], "Invalid value for '--port'"),
+    (["no-such-command"], "No such command"),
+    (["eval"], "Missing argument"),
+])
+def test_usage_errors_are_one_line_in_a_real_process(tmp_path, args, message):
+    """Click's usage errors (unknown option, bad value, missing argument) end as one line too, exit 2."""
+    env = dict(os.environ, SHOPLENS_INDEX=str(tmp_path / "none"))
+    process = subprocess.run([sys.executable, "-m", "shoplens", *args], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=120)
+    lines = [line for line in process.stderr.splitlines() if line.strip()]
+    assert process.returncode == 2, process.stderr
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], process.stderr
+    assert "--help" in lines[0] and process.stdout == ""
+
+
 def test_search_with_a_different_model_is_an_error(tmp_path):
     catalog = write_catalog(tmp_path / "c.jsonl", sample_products(5))
     assert invoke("index", catalog, "--index", tmp_path / "ix").exit_code == 0
