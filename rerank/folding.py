@@ -57,7 +57,17 @@ def apply_events(index_path: str | Path, events_paths: str | Path | list, strict
         known = set(load_products(current / "products").docno_by_id)
         batches = [read_events(path, known_ids=known) for path in paths]
         pause_point("base-read")
-        return _fold_and_commit(index, paths, batches, strict, force, started)
+        report = _fold_and_commit(index, paths, batches, strict, force, started)
+    if report.version is None and not isinstance(events_paths, list):  # one file, as the CLI gives
+        raise EventsError(_nothing_valid(paths[0], report))
+    return report
+
+
+def _nothing_valid(path: Path, report: EventsReport) -> str:
+    if not report.rejects:
+        return f"{path.name} has no events; nothing folded (one JSON event per line: {{ts, type, id, ...}})"
+    return (f"{path.name} has no valid events ({len(report.rejects)} line(s) rejected, first: "
+            f"{report.rejects[0].describe()}); nothing folded; see {report.rejects_path}")
 
 
 def _fold_and_commit(index: IndexDirectory, paths: list[Path], batches: list[EventBatch], strict: bool, force: bool,

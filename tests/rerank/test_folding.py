@@ -45,3 +45,16 @@ def test_rejected_lines_go_to_the_index_rejects_file_naming_their_file(small_ind
     assert [(r["kind"], r["source"], r["line"]) for r in lines] == [("events", "a.events.jsonl", 2),
                                                                     ("events", "b.events.jsonl", 1)]
     assert lines[0]["reason"].startswith("invalid JSON") and "type must be" in lines[1]["reason"]
+
+
+def test_a_file_without_one_valid_event_is_an_error_and_commits_nothing(small_index, tmp_path):
+    index = IndexDirectory(small_index)
+    before = index.current_version()
+    bad = write_events(tmp_path / "bad.jsonl", [{"ts": 1, "type": "buy", "id": "x"}, "{broken"])
+    with pytest.raises(EventsError, match="no valid events .2 line.s. rejected"):
+        apply_events(small_index, bad)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(EventsError, match="has no events"):
+        apply_events(small_index, empty)
+    assert index.current_version() == before
