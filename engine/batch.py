@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from shoplens.common.errors import QueryError, ShopLensError
+from shoplens.common.textfile import text_lines
 from shoplens.engine.query import SearchRequest
 
 JSON_KEYS = {"id", "text", "query", "image", "filters", "k", "page", "mode", "fusion"}
@@ -36,15 +37,14 @@ def read_queries(path: str | Path, defaults: SearchRequest) -> list[BatchQuery]:
     if not path.is_file():
         raise QueryError(f"queries file {path} not found; give one query a line, or JSONL with text/image/filters")
     queries = []
-    with open(path, encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            line = raw.strip()
-            if not line:
-                continue
-            if line.startswith("{"):
-                queries.append(_json_query(path, number, line, defaults))
-            else:
-                queries.append(BatchQuery(number, replace(defaults, text=line)))
+    for number, raw in text_lines(path, QueryError, "give one query a line as UTF-8 text"):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            queries.append(_json_query(path, number, line, defaults))
+        else:
+            queries.append(BatchQuery(number, replace(defaults, text=line)))
     if not queries:
         raise QueryError(f"{path} holds no queries; give one query a line")
     return queries

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from shoplens.common.errors import CatalogError
+from shoplens.common.textfile import text_lines
 from shoplens.indexers.catalog import RawRow, Reject, validate_rows
 from shoplens.indexers.index import IndexDirectory, pause_point
 from shoplens.indexers.products import ProductTable, load_products
@@ -113,17 +114,13 @@ def read_id_lines(path: str | Path) -> list[tuple[int, str]]:
     if not path.is_file():
         raise CatalogError(f"{path} is not a regular file; pass a text file of ids")
     ids = []
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
-            except UnicodeDecodeError:
-                raise CatalogError(f"{path.name} line {number} is not UTF-8 text; give one id a line") from None
-            if not line:
-                continue
-            if "\0" in line or len(line) > 512:
-                raise CatalogError(f"{path.name} line {number} is not an id (binary data or over 512 characters)")
-            ids.append((number, _id_from_json(line, path, number) if line.startswith("{") else line))
+    for number, raw in text_lines(path, CatalogError, "give one id a line"):
+        line = raw.strip()
+        if not line:
+            continue
+        if "\0" in line or len(line) > 512:
+            raise CatalogError(f"{path.name} line {number} is not an id (binary data or over 512 characters)")
+        ids.append((number, _id_from_json(line, path, number) if line.startswith("{") else line))
     return ids
 
 

@@ -21,15 +21,14 @@ Rules (every file is read line by line; the first bad line is named in the error
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from shoplens.common.errors import JudgmentsError
+from shoplens.common.textfile import text_lines
 
 MIN_GRADE, MAX_GRADE = -10, 10
 MAX_QUERY_CHARS = 2000
@@ -223,16 +222,7 @@ def _require_file(path: Path, what: str) -> None:
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """(number, text) of every line; a line that is not UTF-8, or a damaged .gz, is a JudgmentsError."""
-    number = 0
-    try:
-        with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as handle:
-            for number, raw in enumerate(handle, start=1):
-                try:
-                    yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
-                except UnicodeDecodeError:
-                    raise JudgmentsError(f"{path.name} line {number} is not UTF-8 text; save the file as UTF-8") from None
-    except (EOFError, zlib.error, OSError) as exc:
-        raise JudgmentsError(f"cannot read {path.name} after line {number}: {exc}") from None
+    return text_lines(path, JudgmentsError)
 
 
 def _load_topics(path: Path) -> dict[str, str]:
