@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -301,6 +302,8 @@ def _image_path(image: Any, base_dir: Path, product_id: str) -> str | None:
         return None
     if not isinstance(image, str) or "\0" in image:
         raise _RowError(f"image must be a file path (text), got {_kind(image)}", product_id)
+    if URL.match(image.strip()):
+        return image.strip()  # kept as written: encoding reports it as an image it does not download
     candidate = Path(image.strip())
     return str(candidate if candidate.is_absolute() else (base_dir / candidate))
 
@@ -329,13 +332,31 @@ def _kind(value: Any) -> str:
     return {bool: "true/false", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
 
 
+_MONEY = r"(?:[$€£¥₹]|rs\.?|inr|usd|eur|gbp|aud|cad|chf|jpy|cny|sek|nok|dkk|pln|brl|mxn|zar)"
+CURRENCY = re.compile(rf"^{_MONEY}?\s*(.*?)\s*{_MONEY}?$", re.IGNORECASE)
+URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+DECIMAL_COMMA = re.compile(r"^\d+,\d{1,2}$")
+
+
+def price_number(text: str) -> float:
+    """A price written as text: "1299", "1,299.50", "$19.99", "Rs. 999", "19,99 EUR" (a decimal comma);
+    ValueError for anything else."""
+    number = CURRENCY.match(text.strip()).group(1)
+    if THOUSANDS.match(number):
+        number = number.replace(",", "")
+    elif DECIMAL_COMMA.match(number):
+        number = number.replace(",", ".")
+    return float(number)
+
+
 def _clean_price(value: Any, product_id: str) -> float | None:
     if _is_missing(value):
         return None
     if isinstance(value, bool):
         raise _RowError(f"price {value!r} is not a number", product_id)
     try:
-        price = float(str(value).strip().replace(",", "")) if isinstance(value, str) else float(value)
+        price = price_number(value) if isinstance(value, str) else float(value)
     except (TypeError, ValueError):
         raise _RowError(f"price {value!r} is not a number", product_id) from None
     if not math.isfinite(price):

@@ -45,6 +45,13 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def not_found_reason(path: str) -> str:
+    """Why a product image could not be found: an image URL is named as such (nothing is downloaded)."""
+    if "://" in path:
+        return "an image URL: ShopLens reads images from files and downloads nothing; give a local path"
+    return "image file not found"
+
+
 def open_image(path: str | Path):
     """Decode an image file as RGB within the limits; ImageError (a ValueError) or OSError otherwise."""
     from PIL import Image

@@ -126,10 +126,22 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any, str]]:
                 yield number, BrokenRow(f"invalid JSON: {str(exc).split(';')[0]}"), stripped[:500]
 
 
+def csv_delimiter(header_line: str) -> str:
+    """The header's separator: a comma, or else whichever of ; tab | it uses most (a CSV saved in a locale
+    whose decimal mark is the comma is separated by semicolons)."""
+    if "," in header_line:
+        return ","
+    counts = {sep: header_line.count(sep) for sep in (";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
 def _csv_rows(path: Path, short_columns: set[str]) -> Iterator[tuple[int, Any, str]]:
     with _open_text(path) as handle:
+        delimiter = csv_delimiter(handle.readline())
+    with _open_text(path) as handle:
         read = [0]  # physical lines handed to the CSV reader so far
-        reader = csv.DictReader(_counted(handle, read), strict=True)
+        reader = csv.DictReader(_counted(handle, read), delimiter=delimiter, strict=True)
         try:
             header = reader.fieldnames
         except csv.Error as exc:

@@ -21,7 +21,7 @@ from shoplens.indexers.catalog import Product, Reject, read_catalog
 from shoplens.indexers.encoders import DEFAULT_MODEL, create_encoder, ensure_export, resolve_runtime, weights_identity
 from shoplens.indexers.encoders.base import Encoder, EncoderInfo, text_digest
 from shoplens.indexers.encoders.cache import EmbeddingCache
-from shoplens.indexers.images import file_digest
+from shoplens.indexers.images import file_digest, not_found_reason
 from shoplens.indexers.index import COMPONENTS, DEFAULT_KEEP_VERSIONS, IndexDirectory, Transaction, crash_point
 from shoplens.indexers.lexical import lexical_store_class
 from shoplens.indexers.lexical.base import lexical_document
@@ -131,7 +131,7 @@ def image_digest(path: str | None) -> tuple[str | None, str | None]:
     try:
         return file_digest(path), None
     except FileNotFoundError:
-        return None, "image file not found"
+        return None, not_found_reason(path)
     except ImageError as exc:
         return None, str(exc)
     except OSError as exc:

@@ -23,7 +23,7 @@ def write_catalog(path: Path, rows: list[dict], absolute_images: bool = True) ->
     with open(path, "w", encoding="utf-8") as handle:
         for row in rows:
             row = dict(row)
-            if absolute_images and row.get("image") and not os.path.isabs(row["image"]):
+            if absolute_images and row.get("image") and not os.path.isabs(row["image"]) and "://" not in row["image"]:
                 row["image"] = str(SAMPLE.parent / row["image"])
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     return path

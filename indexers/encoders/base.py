@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from shoplens.indexers.images import open_image
+from shoplens.indexers.images import not_found_reason, open_image
 
 ProgressCallback = Callable[[int], None]  # called with the number of items just finished
 
@@ -86,7 +86,7 @@ class Encoder(ABC):
                     images.append(open_image(path))
                     positions.append(start + offset)
                 except FileNotFoundError:
-                    failures.append(ImageFailure(start + offset, str(path), "image file not found"))
+                    failures.append(ImageFailure(start + offset, str(path), not_found_reason(str(path))))
                 except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for truncated or non-image files
                     failures.append(ImageFailure(start + offset, str(path), f"unreadable image: {exc}"))
             if images:

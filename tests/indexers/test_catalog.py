@@ -95,6 +95,29 @@ def test_csv_with_field_map_and_line_numbers(tmp_path):
     assert {r.line: r.reason for r in result.rejects} == {4: "missing title", 5: "price 'abc' is not a number"}
 
 
+def test_csv_separated_by_semicolons_or_tabs(tmp_path):
+    for name, sep in (("semi.csv", ";"), ("tabs.csv", "\t")):
+        path = tmp_path / name
+        path.write_text(sep.join(["id", "title", "price"]) + "\n" + sep.join(["1", "Red Shirt", "19,99"]) + "\n",
+                        encoding="utf-8")
+        product, = read_catalog(path).products
+        assert (product.id, product.title, product.price) == ("1", "Red Shirt", 19.99)
+
+
+@pytest.mark.parametrize("text, price", [("1,299", 1299.0), ("1,299.50", 1299.5), ("$19.99", 19.99),
+                                         ("Rs. 999", 999.0), ("₹ 999", 999.0), ("19,99 EUR", 19.99), ("12 €", 12.0)])
+def test_prices_written_with_currency_and_separators(tmp_path, text, price):
+    path = write_lines(tmp_path / "c.jsonl", [json.dumps({"id": "1", "title": "Lamp", "price": text})])
+    assert read_catalog(path).products[0].price == price
+
+
+@pytest.mark.parametrize("text", ["abc", "EUR", "10-20", "1.2.3", "NaN"])
+def test_prices_that_are_not_one_number_are_rejected(tmp_path, text):
+    path = write_lines(tmp_path / "c.jsonl", [json.dumps({"id": "1", "title": "Lamp", "price": text})])
+    result = read_catalog(path)
+    assert not result.products and "price" in result.rejects[0].reason
+
+
 def test_parquet(tmp_path):
     rows = sample_products(4)
     table = pa.table({

@@ -58,21 +58,23 @@ def test_strict_mode_fails_and_leaves_the_previous_version(small_index, tmp_path
 
 
 def test_missing_and_unreadable_images_index_the_product_from_text(tmp_path, encoder):
-    rows = sample_products(3)
+    rows = sample_products(4)
+    rows[3] = dict(rows[3], image="https://cdn.example.com/p/4.jpg")
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image at all")
     rows[1] = dict(rows[1], image=str(broken))
     rows[2] = dict(rows[2], image=str(tmp_path / "nowhere.jpg"))
     catalog = write_catalog(tmp_path / "c.jsonl", rows)
     report = build_index(catalog, tmp_path / "ix", WriteOptions(device="cpu"), encoder=encoder)
-    assert report.products == 3
+    assert report.products == 4
     problems = {p.id: p.reason for p in report.image_problems}
+    assert problems[rows[3]["id"]].startswith("an image URL") and "downloads nothing" in problems[rows[3]["id"]]
     assert problems[rows[1]["id"]].startswith("unreadable image")
     assert problems[rows[2]["id"]] == "image file not found"
     snapshot = Snapshot.open(IndexDirectory(tmp_path / "ix"), device="cpu")
     assert snapshot.manifest["counts"]["with_image"] == 1
-    flags = snapshot.vectors.vectors(np.arange(3))["has_image"]
-    assert flags.tolist() == [True, False, False]
+    flags = snapshot.vectors.vectors(np.arange(4))["has_image"]
+    assert flags.tolist() == [True, False, False, False]
     # the text-only products are still found through their text embedding
     vectors = snapshot.vectors.vectors(np.arange(3))
     np.testing.assert_allclose(vectors["fused"][1], vectors["text"][1], rtol=1e-5)
