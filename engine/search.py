@@ -83,8 +83,12 @@ class SearchEngine:
         self._warm(self.snapshot)
 
     def warm_rows(self, stop=None) -> int:
-        """Analyze every product of the current version for the reranker's text features (seconds on a
-        large catalog: long-running callers run it in a background thread). Returns the rows done."""
+        """Build the version's spelling dictionary and analyze every product for the reranker's text
+        features (seconds on a large catalog: long-running callers run it in a background thread, and a
+        one-shot search skips it). Returns the rows analyzed."""
+        speller = self.speller(self.snapshot)
+        if speller is not None:
+            speller.prepare()
         try:
             ranker = self.ranker(self.snapshot)
         except RankerError:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from importlib import resources
 
 from shoplens.engine.intent import AUDIENCE, COLOURS
@@ -54,15 +55,27 @@ class SpellCorrector:
     """Corrects unknown query words to the nearest frequent catalog word."""
 
     def __init__(self, vocabulary: dict[str, int], max_edit: int = 2):
-        from symspellpy import SymSpell
-
         self.vocabulary = vocabulary
         self.max_edit = max_edit
-        self._symspell = SymSpell(max_dictionary_edit_distance=max_edit, prefix_length=7)
-        for word, count in vocabulary.items():
-            if len(word) >= 2:
-                self._symspell.create_dictionary_entry(word, int(count))
-        english_counts()  # read once when the speller is built, not on a query
+        self._symspell = None
+        self._lock = threading.Lock()
+
+    def prepare(self):
+        """Build the symspell dictionary and read the English list (a second or so on a large catalog).
+
+        Done on the first query with a word the catalog does not know, so a one-shot search whose words
+        are all known never pays it; a long-running server calls it ahead, off the query path."""
+        with self._lock:
+            if self._symspell is None:
+                from symspellpy import SymSpell
+
+                symspell = SymSpell(max_dictionary_edit_distance=self.max_edit, prefix_length=7)
+                for word, count in self.vocabulary.items():
+                    if len(word) >= 2:
+                        symspell.create_dictionary_entry(word, int(count))
+                english_counts()
+                self._symspell = symspell
+        return self._symspell
 
     def correct_word(self, word: str) -> str | None:
         """The catalog word to use instead, or None to keep the word as typed."""
@@ -77,7 +90,7 @@ class SpellCorrector:
         if is_common_english(lowered) or is_common_english(plain):
             return None
         edit = 1 if len(lowered) <= LONG_WORD else self.max_edit
-        suggestions = [s for s in self._symspell.lookup(lowered, Verbosity.CLOSEST, max_edit_distance=edit)
+        suggestions = [s for s in self.prepare().lookup(lowered, Verbosity.CLOSEST, max_edit_distance=edit)
                        if s.count >= MIN_SUGGESTION_COUNT]
         if not suggestions:
             return None

@@ -97,6 +97,8 @@ class ProductTable:
                 f"product store has {table.num_rows} rows but its live mask has {len(live)}; run `shoplens check`"
             )
         self.table = table
+        self._columns = frozenset(table.column_names) - {"docno", "record", "text_hash", "image_hash", "added_at",
+                                                          "first_seen"}  # resolvable by column_name
         self.live = live
         self.segments = segments  # the segment files the rows came from, when loaded from a store
         self.segment_files: dict[str, tuple[int, ...]] = {}  # their (device, inode, size, mtime)
@@ -124,8 +126,7 @@ class ProductTable:
     def column_name(self, field: str) -> str | None:
         """Resolve a user's field name to a column (exact, then case-insensitive)."""
         for candidate in (field, ATTRIBUTE_PREFIX + field):
-            if candidate in self.table.column_names and candidate not in ("docno", "record", "text_hash",
-                                                                            "image_hash", "added_at", "first_seen"):
+            if candidate in self._columns:
                 return candidate
         lowered = field.lower()
         matches = [name for name in self.field_names() if name.lower() == lowered]
@@ -274,9 +275,9 @@ def load_products(directory: Path, previous: ProductTable | None = None) -> Prod
     extends = bool(known) and segments[:known] == previous.segments \
         and all(files.get(name) == previous.segment_files.get(name) for name in previous.segments)
     if extends:
-        tables = [previous.table] + [pq.ParquetFile(directory / name).read() for name in segments[known:]]
+        tables = [previous.table] + [_read_segment(directory / name) for name in segments[known:]]
     else:
-        tables = [pq.ParquetFile(directory / name).read() for name in segments]
+        tables = [_read_segment(directory / name) for name in segments]
     # one contiguous chunk per column: taking a few rows from a chunked column would copy it whole
     table = (_concat(tables) if tables else products_table([], [], 0)).combine_chunks()
     live = np.load(directory / "live.npy") if (directory / "live.npy").exists() else np.ones(table.num_rows, bool)
@@ -296,6 +297,8 @@ def write_products(target: Path, parent: Path | None, new_rows: pa.Table | None,
         parent_state = read_json(parent / STATE_FILE)
         for name in parent_state["segments"]:
             link_or_copy(parent / name, target / name)
+            if _mapped_copy(parent / name).exists():  # absent in stores written before it existed
+                link_or_copy(_mapped_copy(parent / name), _mapped_copy(target / name))
             segments.append(name)
         rows = parent_state["rows"]
     if new_rows is not None and new_rows.num_rows:
@@ -303,6 +306,7 @@ def write_products(target: Path, parent: Path | None, new_rows: pa.Table | None,
         if first != rows:
             raise IndexCorruptError(f"new product rows start at {first}, store has {rows}")
         pq.write_table(new_rows, target / segment_name, compression="zstd")
+        _write_mapped_copy(new_rows, _mapped_copy(target / segment_name))
         segments.append(segment_name)
         rows += new_rows.num_rows
     if len(live) != rows:
@@ -312,6 +316,24 @@ def write_products(target: Path, parent: Path | None, new_rows: pa.Table | None,
     state = {"segments": segments, "rows": rows, "live": int(live.sum())}
     atomic_write_json(target / STATE_FILE, state)
     return state
+
+
+def _mapped_copy(segment: Path) -> Path:
+    """The segment's uncompressed Arrow IPC twin, which opens by memory-mapping instead of decoding."""
+    return segment.with_suffix(".arrow")
+
+
+def _write_mapped_copy(table: pa.Table, path: Path) -> None:
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def _read_segment(path: Path) -> pa.Table:
+    """A segment's rows: memory-mapped from its Arrow twin (milliseconds), else decoded from the Parquet file."""
+    mapped = _mapped_copy(path)
+    if mapped.exists():
+        return pa.ipc.open_file(pa.memory_map(str(mapped), "r")).read_all()
+    return pq.ParquetFile(path).read()
 
 
 def _file_identities(directory: Path, names: list[str]) -> dict[str, tuple[int, int]]:

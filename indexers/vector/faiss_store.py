@@ -6,6 +6,7 @@ Files of one version (`vectors/`)::
     text-SEG.npy           text embeddings of the rows a segment added
     image-SEG.npy          image embeddings (zeros where has_image is false)
     hasimg-SEG.npy         which rows have an image embedding
+    fused-SEG.npy          the rows' searched vectors (text and image fused), so opening computes nothing
     faiss-VER.index        FAISS index over the fused vectors of rows [0, base_rows)
 
 FAISS ids are docnos: rows are added in docno order and never removed, so the
@@ -161,8 +162,10 @@ class FaissStore(VectorStore):
         if parent is not None:
             state = read_json(parent / "state.json")
             for segment in state["segments"]:
-                for prefix in ("text", "image", "hasimg"):
-                    link_or_copy(parent / f"{prefix}-{segment['name']}.npy", target / f"{prefix}-{segment['name']}.npy")
+                for prefix in ("text", "image", "hasimg", "fused"):
+                    source = parent / f"{prefix}-{segment['name']}.npy"
+                    if prefix != "fused" or source.exists():  # stores written before fused files lack them
+                        link_or_copy(source, target / f"{prefix}-{segment['name']}.npy")
             link_or_copy(parent / state["base_file"], target / state["base_file"])
             if text.shape[0] and text.shape[1] != state["dim"]:
                 raise IndexCorruptError(f"new vectors have dimension {text.shape[1]}, the store has {state['dim']}")
@@ -175,6 +178,8 @@ class FaissStore(VectorStore):
             np.save(target / f"text-{segment_name}.npy", text.astype(np.float32))
             np.save(target / f"image-{segment_name}.npy", image.astype(np.float32))
             np.save(target / f"hasimg-{segment_name}.npy", has_image)
+            np.save(target / f"fused-{segment_name}.npy",
+                    fuse_vectors(text, image, has_image, float(state["params"]["image_weight"])))
             state["segments"].append({"name": segment_name, "rows": int(len(text))})
             state["rows"] += int(len(text))
 
@@ -378,21 +383,43 @@ class RowBuffer:
 
     @classmethod
     def load(cls, directory: Path, state: dict[str, Any], weight: float) -> "RowBuffer":
-        """Every segment of a store, read straight into a new buffer (no intermediate copy of the whole store)."""
+        """Every segment of a store. One segment with its fused file (a fresh index) is mapped, not read:
+        opening costs no copy and no arithmetic; otherwise the segments are read into a new buffer."""
+        segments = state["segments"]
+        if len(segments) == 1 and (directory / f"fused-{segments[0]['name']}.npy").exists():
+            return cls.mapped(directory, segments[0]["name"], int(state["rows"]))
         buffer = cls(int(state["dim"]), _capacity(int(state["rows"])))
         start = 0
-        for segment in state["segments"]:
+        for segment in segments:
             name = segment["name"]
             text = np.load(directory / f"text-{name}.npy", mmap_mode="r")
             image = np.load(directory / f"image-{name}.npy", mmap_mode="r")
             flags = np.load(directory / f"hasimg-{name}.npy")
+            fused_file = directory / f"fused-{name}.npy"
+            fused = np.load(fused_file, mmap_mode="r") if fused_file.exists() else None
             for offset in range(0, len(text), 65536):  # fused in slices: bounded temporary memory
                 chunk = slice(offset, offset + 65536)
                 buffer._put(start + offset, text[chunk], image[chunk], flags[chunk],
+                            fused[chunk] if fused is not None else
                             fuse_vectors(text[chunk], image[chunk], flags[chunk], weight))
             start += len(text)
         if start != int(state["rows"]):
             raise IndexCorruptError(f"vector segments hold {start} rows, state says {state['rows']}; run `shoplens check`")
+        return buffer
+
+    @classmethod
+    def mapped(cls, directory: Path, name: str, rows: int) -> "RowBuffer":
+        """A full buffer over one segment's files, memory-mapped read-only (extending it makes a new buffer)."""
+        buffer = cls.__new__(cls)
+        buffer.text = np.load(directory / f"text-{name}.npy", mmap_mode="r")
+        buffer.image = np.load(directory / f"image-{name}.npy", mmap_mode="r")
+        buffer.fused = np.load(directory / f"fused-{name}.npy", mmap_mode="r")
+        buffer.has_image = np.load(directory / f"hasimg-{name}.npy")
+        buffer.filled = len(buffer.text)
+        buffer._lock = threading.Lock()
+        if buffer.filled != rows or len(buffer.fused) != rows:
+            raise IndexCorruptError(f"vector segment {name} holds {buffer.filled} rows, state says {rows}; "
+                                    "run `shoplens check`")
         return buffer
 
     def _put(self, start: int, text, image, has_image, fused) -> None:

@@ -126,7 +126,14 @@ def test_opening_a_newer_version_reuses_the_previous_one(tmp_path, kind):
     np.testing.assert_array_equal(reused.fused, fresh.fused)
     np.testing.assert_array_equal(reused.text, fresh.text)
     np.testing.assert_array_equal(reused.has_image, fresh.has_image)
-    assert np.shares_memory(reused.fused, old.fused) and len(old.fused) == 2000  # appended, not copied
+    # a fresh one-segment store is mapped from its files (opening computes and copies nothing) ...
+    assert isinstance(old.fused, np.memmap) and len(old.fused) == 2000
+    np.testing.assert_allclose(old.fused, fuse_vectors(text1, image1, flags1, 0.5), atol=1e-6)
+    # ... the first newer version copies it once into a growable buffer, and later ones append in place
+    write(tmp_path, "v3", 30, kind, parent=tmp_path / "v2", seed=9)
+    newer = FaissStore.open(tmp_path / "v3", device="cpu", previous=reused)
+    assert np.shares_memory(newer.fused, reused.fused) and len(newer.fused) == 2070
+    np.testing.assert_array_equal(newer.fused, FaissStore.open(tmp_path / "v3", device="cpu").fused)
     # another version branching from v1 must not overwrite the rows v2 reads
     write(tmp_path, "v2b", 40, kind, parent=tmp_path / "v1", seed=77)
     branch = FaissStore.open(tmp_path / "v2b", device="cpu", previous=old)
