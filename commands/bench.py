@@ -300,3 +300,21 @@ def bench_textonly(
                               device="cpu" if device == "auto" else device, command=command_line(), label=label,
                               progress=progress)
     finish_report(report, as_json, save)
+
+
+@bench_app.command("startup")
+@handle_errors
+def bench_startup(
+    index_dir: Path = IndexOption,
+    query: str = typer.Option("red dress", "--query", help="The query each fresh process searches."),
+    runs: int = typer.Option(5, "--runs", min=1, max=100, help="Fresh processes to time (after one to warm the page cache)."),
+    save: Optional[Path] = SaveOption,
+    as_json: bool = JsonOption,
+):
+    """A one-shot `shoplens search` as a fresh process: wall seconds, and import / open / warm / search stages."""
+    from shoplens.benchmarks import startup
+    from shoplens.indexers.index import IndexDirectory
+
+    IndexDirectory(index_dir).require()
+    report = startup.run(index_dir, query, runs, command_line())
+    finish_report(report, as_json, save)

@@ -111,3 +111,11 @@ def test_bench_updates(dev, tmp_path):
     assert kinds == ["5 price changes", "5 title changes", "5 image changes"]
     price, title, image = report["tables"][0]["rows"]
     assert price[2:4] == [0, 0] and title[2:4] == [5, 0] and image[2:4] == [0, 5]  # only what changed is encoded
+
+
+def test_bench_startup(sample_index):
+    report = bench("startup", "--index", sample_index, "--runs", 1, "--query", "blue jeans")
+    wall, stages = report["tables"]
+    assert wall["rows"][0][0] == "shoplens search 'blue jeans' -k 10" and wall["rows"][0][1] == 1
+    assert [row[0] for row in stages["rows"]] == ["import", "open", "warm", "search"]
+    assert all(row[1] > 0 for row in stages["rows"]) and len(report["startup"]["wall_s"]) == 1
