@@ -429,9 +429,12 @@ class RowBuffer:
         self.filled = stop
 
     def extended(self, rows: int, text, image, has_image, fused) -> "RowBuffer":
-        """This buffer with rows appended after the first `rows`, or a new buffer when that would overwrite rows."""
+        """This buffer with rows appended after the first `rows`, or a new buffer when that would overwrite rows
+        (or write into a read-only mapped buffer)."""
         with self._lock:
-            if self.filled == rows and rows + len(text) <= len(self.text):
+            if not len(text) and self.filled >= rows:
+                return self  # nothing added (an update that only deleted or re-weighted): the same rows serve
+            if self.filled == rows and rows + len(text) <= len(self.text) and self.text.flags.writeable:
                 self._put(rows, text, image, has_image, fused)
                 return self
         buffer = RowBuffer(self.text.shape[1], _capacity(rows + len(text)))
