@@ -9,14 +9,17 @@ and so their own view, which is what makes rollback and consistent reads work.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from shoplens.common.errors import IndexCorruptError
+from shoplens.indexers.catalog import Product
 from shoplens.indexers.lexical.analysis import build_analyzer
-from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, LexicalStore
+from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, LexicalStore, lexical_fields
+from shoplens.indexers.lexical.row_bm25 import FieldStatistics, RowTerms, build_row_terms, row_field_scores
 from shoplens.indexers.storage import atomic_write_json, link_tree, read_json
 
 ANALYZER = "shoplens_en"
@@ -57,6 +60,7 @@ class TantivyStore(LexicalStore):
         self.schema = self.index.schema
         self.analyzer = build_analyzer()
         self._tantivy = tantivy
+        self._rows: tuple[RowTerms, FieldStatistics] | None = None  # set by prepare_rows: rows scored in numpy
 
     @classmethod
     def write(cls, target, parent, adds, deletes, config):
@@ -141,13 +145,19 @@ class TantivyStore(LexicalStore):
         return docnos, scores
 
     def field_scores(self, text, docnos, fields):
-        """Per-field BM25 of the given rows: one query per field (see `_row_scores`)."""
+        """Per-field BM25 of the given rows: from the rows' terms in memory once `prepare_rows` has run,
+        otherwise one query per field (see `_row_scores`)."""
         tantivy = self._tantivy
         terms = self.query_terms(text)
         docnos = np.asarray(docnos, dtype=np.int64)
         result = {field: np.zeros(len(docnos)) for field in fields}
         if not terms or not len(docnos):
             return result
+        prepared = self._prepared(docnos)
+        if prepared is not None:
+            rows, stats = prepared
+            scores = row_field_scores(rows, stats, terms, docnos)
+            return {field: scores[:, rows.fields.index(field)].astype(np.float64) for field in fields}
         for field in fields:
             clauses = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, field, term)) for term in terms]
             matches = sum(self.searcher.doc_freq(field, term) for term in terms)
@@ -160,8 +170,56 @@ class TantivyStore(LexicalStore):
         docnos = np.asarray(docnos, dtype=np.int64)
         if not terms or not len(docnos):
             return np.zeros(len(docnos))
+        prepared = self._prepared(docnos)
+        if prepared is not None:
+            rows, stats = prepared
+            boosts = np.array([FIELD_BOOSTS[field] for field in rows.fields], dtype=np.float32)
+            return (row_field_scores(rows, stats, terms, docnos) * boosts).sum(axis=1, dtype=np.float32).astype(np.float64)
         matches = sum(self.searcher.doc_freq(field, term) for field in FIELD_BOOSTS for term in terms)
         return self._row_scores(self._query(terms), docnos, matches)
+
+    def prepare_rows(self, products, stop=None) -> bool:
+        """Analyze every live row's fields once (seconds on a large catalog: a long-running caller does it in
+        the background), so `field_scores` and `scores_of` score rows in numpy instead of searching."""
+        if self._rows is not None:
+            return True
+        live = products.live_docnos()
+        column = products.table.column("record")
+
+        def documents():
+            for start in range(0, len(live), 512):
+                chunk = live[start:start + 512]
+                for docno, raw in zip(chunk.tolist(), column.take(chunk).to_pylist()):
+                    yield docno, lexical_fields(Product.from_record(json.loads(raw)))
+
+        rows = build_row_terms(documents(), products.num_rows, TEXT_FIELDS, self.analyzer.analyze, stop)
+        if rows is None:
+            return False
+        self._rows = (rows, self._statistics(rows))
+        return True
+
+    def _prepared(self, docnos: np.ndarray) -> tuple[RowTerms, FieldStatistics] | None:
+        prepared = self._rows
+        if prepared is None or int(docnos.max()) >= prepared[0].num_rows:
+            return None
+        return prepared
+
+    def _statistics(self, rows: RowTerms) -> FieldStatistics:
+        """The searcher's N and average field lengths (read from its explanation of one term per field, so
+        they are the ones its scores use, deleted documents included), and its document frequencies."""
+        tantivy = self._tantivy
+        documents, average = int(self.searcher.num_docs), {}
+        for field in rows.fields:
+            term = rows.term_in_field(field)
+            if term is None:
+                continue
+            query = tantivy.Query.term_query(self.schema, field, term)
+            hits = self.searcher.search(query, 1, count=False).hits
+            if hits:
+                found = _explained(json.loads(query.explain(self.searcher, hits[0][1]).to_json()))
+                documents = int(found.get("N, total number of docs", documents))
+                average[field] = float(found.get("avgdl, average length of field", 1.0))
+        return FieldStatistics(documents, average, self.searcher.doc_freq)
 
     def _row_scores(self, query, docnos: np.ndarray, matches: int) -> np.ndarray:
         """Each row's score for `query` (0 where it does not match).
@@ -207,6 +265,15 @@ class TantivyStore(LexicalStore):
         info["segments"] = int(self.searcher.num_segments)
         info["analyzer"] = "simple tokenizer, lowercase, ASCII folding, English stop words, English stemmer"
         return info
+
+
+def _explained(node: dict[str, Any], found: dict[str, float] | None = None) -> dict[str, float]:
+    """Every (description -> value) of a tantivy score explanation, depth first."""
+    found = {} if found is None else found
+    found.setdefault(node.get("description", ""), node.get("value"))
+    for child in node.get("details") or []:
+        _explained(child, found)
+    return found
 
 
 def read_state(directory: Path) -> dict[str, Any]:
