@@ -49,15 +49,16 @@ def quantized_lengths(lengths: np.ndarray) -> np.ndarray:
 
 @dataclass
 class RowTerms:
-    """Every row's analyzed terms per field: entries `offsets[row]:offsets[row + 1]` of `codes` (term id
-    times the number of fields plus the field's position) and `counts` (term frequency), and each row's
-    quantized field lengths. Rows not given (deleted ones) have no entries."""
+    """Every row's analyzed terms per field: entries `offsets[row]:offsets[row + 1]` of `terms` (term ids),
+    `fields` (the field's position) and `counts` (term frequency), and each row's quantized field lengths.
+    Rows not given (deleted ones) have no entries."""
 
-    fields: tuple[str, ...]
+    names: tuple[str, ...]
     vocabulary: dict[str, int]
     offsets: np.ndarray
-    codes: np.ndarray
-    counts: np.ndarray
+    terms: np.ndarray  # int32
+    fields: np.ndarray  # uint8
+    counts: np.ndarray  # float32
     lengths: np.ndarray  # (rows, fields) float32
 
     @property
@@ -66,37 +67,37 @@ class RowTerms:
 
     def term_in_field(self, field: str) -> str | None:
         """One term some row has in `field` (to ask the searcher for the field's statistics)."""
-        position = self.fields.index(field)
-        hits = np.flatnonzero(self.codes % len(self.fields) == position)
+        hits = np.flatnonzero(self.fields == self.names.index(field))
         if not len(hits):
             return None
-        term_id = int(self.codes[hits[0]]) // len(self.fields)
+        term_id = int(self.terms[hits[0]])
         return next(term for term, number in self.vocabulary.items() if number == term_id)
 
 
-def build_row_terms(documents: Iterable[tuple[int, dict[str, str]]], rows: int, fields: tuple[str, ...],
+def build_row_terms(documents: Iterable[tuple[int, dict[str, str]]], rows: int, names: tuple[str, ...],
                     analyze: Callable[[str], list[str]], stop: Callable[[], bool] | None = None) -> RowTerms | None:
     """RowTerms of `rows` rows from (docno, {field: text}) documents (docnos ascending; missing rows stay
     empty). None when `stop()` turned true before the end."""
     vocabulary: dict[str, int] = {}
     sizes = np.zeros(rows, dtype=np.int64)
-    lengths = np.zeros((rows, len(fields)), dtype=np.int64)
-    codes: list[int] = []
+    lengths = np.zeros((rows, len(names)), dtype=np.int64)
+    terms: list[int] = []
+    fields: list[int] = []
     counts: list[int] = []
-    width = len(fields)
     for number, (docno, document) in enumerate(documents):
         if stop is not None and number % 512 == 0 and stop():
             return None
-        before = len(codes)
-        for position, field in enumerate(fields):
-            terms = analyze(document.get(field) or "")
-            lengths[docno, position] = len(terms)
-            for term, count in Counter(terms).items():
-                codes.append(vocabulary.setdefault(term, len(vocabulary)) * width + position)
+        before = len(terms)
+        for position, field in enumerate(names):
+            analyzed = analyze(document.get(field) or "")
+            lengths[docno, position] = len(analyzed)
+            for term, count in Counter(analyzed).items():
+                terms.append(vocabulary.setdefault(term, len(vocabulary)))
+                fields.append(position)
                 counts.append(count)
-        sizes[docno] = len(codes) - before
+        sizes[docno] = len(terms) - before
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    return RowTerms(fields, vocabulary, offsets, np.array(codes, dtype=np.int64),
+    return RowTerms(names, vocabulary, offsets, np.array(terms, dtype=np.int32), np.array(fields, dtype=np.uint8),
                     np.array(counts, dtype=np.float32), quantized_lengths(lengths).astype(np.float32))
 
 
@@ -119,31 +120,28 @@ def idf(doc_freq: np.ndarray, documents: int) -> np.ndarray:
 
 def row_field_scores(rows: RowTerms, stats: FieldStatistics, terms: list[str], docnos: np.ndarray) -> np.ndarray:
     """(len(docnos), fields) float32: each row's BM25 within each field alone for the distinct `terms`."""
-    width = len(rows.fields)
+    width = len(rows.names)
     docnos = np.asarray(docnos, dtype=np.int64)
-    out = np.zeros((len(docnos), width), dtype=np.float64)
     known = [(term, rows.vocabulary[term]) for term in terms if term in rows.vocabulary]
     if not known or not len(docnos):
-        return out.astype(np.float32)
-    term_ids = np.array([number for _, number in known], dtype=np.int64)
-    frequencies = np.array([[stats.doc_freq(field, term) for term, _ in known] for field in rows.fields])
-    weights = idf(frequencies, stats.documents) * (np.float32(1.0) + K1)  # (fields, terms)
-    average = np.array([stats.average_length.get(field, 1.0) or 1.0 for field in rows.fields], dtype=np.float32)
-    wanted = np.sort((term_ids[:, None] * width + np.arange(width)[None, :]).ravel())
+        return np.zeros((len(docnos), width), dtype=np.float32)
+    frequencies = np.array([[stats.doc_freq(field, term) for term, _ in known] for field in rows.names])
+    weights = idf(frequencies, stats.documents) * (np.float32(1.0) + K1)  # (fields, query terms)
+    average = np.array([stats.average_length.get(field) or 1.0 for field in rows.names], dtype=np.float32)
+    slot = np.full(len(rows.vocabulary), -1, dtype=np.int32)  # term id -> its position among the query's terms
+    slot[[number for _, number in known]] = np.arange(len(known))
     starts, sizes = rows.offsets[docnos], rows.offsets[docnos + 1] - rows.offsets[docnos]
     positions = np.arange(int(sizes.sum())) + np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
-    codes = rows.codes[positions]
-    at = np.minimum(np.searchsorted(wanted, codes), len(wanted) - 1)
-    hit = wanted[at] == codes
+    term = slot[rows.terms[positions]]
+    hit = term >= 0
+    positions, term = positions[hit], term[hit]
     owner = np.repeat(np.arange(len(docnos)), sizes)[hit]
-    codes, tf = codes[hit], rows.counts[positions[hit]]
-    field = codes % width
-    term = np.searchsorted(np.sort(term_ids), codes // width)
-    weights = weights[:, np.argsort(term_ids)]  # columns in the order of the sorted term ids
+    field = rows.fields[positions].astype(np.int64)
+    tf = rows.counts[positions]
     norm = K1 * (np.float32(1.0) - B + B * rows.lengths[docnos[owner], field] / average[field])
     scores = weights[field, term] * (tf / (tf + norm))
-    np.add.at(out, (owner, field), scores)
-    return out.astype(np.float32)
+    out = np.bincount(owner * width + field, weights=scores, minlength=len(docnos) * width)
+    return out.reshape(len(docnos), width).astype(np.float32)
 
 
 __all__ = ["FIELDNORMS", "FieldStatistics", "RowTerms", "build_row_terms", "idf", "quantized_lengths",

@@ -61,6 +61,7 @@ class TantivyStore(LexicalStore):
         self.analyzer = build_analyzer()
         self._tantivy = tantivy
         self._rows: tuple[RowTerms, FieldStatistics] | None = None  # set by prepare_rows: rows scored in numpy
+        self._last_scores: tuple[tuple, np.ndarray] | None = None
 
     @classmethod
     def write(cls, target, parent, adds, deletes, config):
@@ -155,9 +156,9 @@ class TantivyStore(LexicalStore):
             return result
         prepared = self._prepared(docnos)
         if prepared is not None:
-            rows, stats = prepared
-            scores = row_field_scores(rows, stats, terms, docnos)
-            return {field: scores[:, rows.fields.index(field)].astype(np.float64) for field in fields}
+            rows = prepared[0]
+            scores = self._prepared_scores(prepared, terms, docnos)
+            return {field: scores[:, rows.names.index(field)].astype(np.float64) for field in fields}
         for field in fields:
             clauses = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, field, term)) for term in terms]
             matches = sum(self.searcher.doc_freq(field, term) for term in terms)
@@ -172,9 +173,9 @@ class TantivyStore(LexicalStore):
             return np.zeros(len(docnos))
         prepared = self._prepared(docnos)
         if prepared is not None:
-            rows, stats = prepared
-            boosts = np.array([FIELD_BOOSTS[field] for field in rows.fields], dtype=np.float32)
-            return (row_field_scores(rows, stats, terms, docnos) * boosts).sum(axis=1, dtype=np.float32).astype(np.float64)
+            boosts = np.array([FIELD_BOOSTS[field] for field in prepared[0].names], dtype=np.float32)
+            scores = self._prepared_scores(prepared, terms, docnos)
+            return (scores * boosts).sum(axis=1, dtype=np.float32).astype(np.float64)
         matches = sum(self.searcher.doc_freq(field, term) for field in FIELD_BOOSTS for term in terms)
         return self._row_scores(self._query(terms), docnos, matches)
 
@@ -204,12 +205,23 @@ class TantivyStore(LexicalStore):
             return None
         return prepared
 
+    def _prepared_scores(self, prepared, terms: list[str], docnos: np.ndarray) -> np.ndarray:
+        """`row_field_scores`, kept for the last (terms, rows) asked: the reranker asks for the whole query's
+        score and the per-field scores of the same candidates one after the other."""
+        key = (tuple(terms), docnos.tobytes())
+        last = self._last_scores
+        if last is not None and last[0] == key:
+            return last[1]
+        scores = row_field_scores(prepared[0], prepared[1], terms, docnos)
+        self._last_scores = (key, scores)
+        return scores
+
     def _statistics(self, rows: RowTerms) -> FieldStatistics:
         """The searcher's N and average field lengths (read from its explanation of one term per field, so
         they are the ones its scores use, deleted documents included), and its document frequencies."""
         tantivy = self._tantivy
         documents, average = int(self.searcher.num_docs), {}
-        for field in rows.fields:
+        for field in rows.names:
             term = rows.term_in_field(field)
             if term is None:
                 continue
