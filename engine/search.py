@@ -120,6 +120,8 @@ class SearchEngine:
                 snapshot = Snapshot.open(self.index, current, device=self.device, previous=self.snapshot)
                 self._verify_model(snapshot.manifest["model"])
                 self._warm(snapshot)
+                # the rows' BM25 terms the open version holds, extended by the rows the new one added
+                snapshot.lexical.prepare_rows(snapshot.products, previous=self.snapshot.lexical)
                 if rehearse:
                     self._rehearse(snapshot)
                 snapshot.products.release_inherited()  # what the reranker needed is extended by now

@@ -165,10 +165,11 @@ class LexicalStore(ABC):
         """
         return None
 
-    def prepare_rows(self, products, stop=None) -> bool:
+    def prepare_rows(self, products, stop=None, previous: "LexicalStore | None" = None) -> bool:
         """Keep what scoring given rows needs in memory (run once per opened version, off the query path),
         so `field_scores` and `scores_of` need no search. True when the store now has it; the default
-        keeps searching. `stop()` true abandons the work."""
+        keeps searching. `stop()` true abandons the work; with `previous` (an earlier version's store)
+        only what it holds is extended by the rows added since (cheap enough for following updates)."""
         return False
 
     def scores_of(self, text: str, docnos: np.ndarray) -> np.ndarray:

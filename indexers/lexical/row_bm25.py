@@ -60,6 +60,7 @@ class RowTerms:
     fields: np.ndarray  # uint8
     counts: np.ndarray  # float32
     lengths: np.ndarray  # (rows, fields) float32
+    records: object = None  # what the rows were read from (a store uses it to tell a later version extends them)
 
     @property
     def num_rows(self) -> int:
@@ -75,12 +76,15 @@ class RowTerms:
 
 
 def build_row_terms(documents: Iterable[tuple[int, dict[str, str]]], rows: int, names: tuple[str, ...],
-                    analyze: Callable[[str], list[str]], stop: Callable[[], bool] | None = None) -> RowTerms | None:
+                    analyze: Callable[[str], list[str]], stop: Callable[[], bool] | None = None,
+                    base: RowTerms | None = None) -> RowTerms | None:
     """RowTerms of `rows` rows from (docno, {field: text}) documents (docnos ascending; missing rows stay
-    empty). None when `stop()` turned true before the end."""
-    vocabulary: dict[str, int] = {}
-    sizes = np.zeros(rows, dtype=np.int64)
-    lengths = np.zeros((rows, len(names)), dtype=np.int64)
+    empty); with `base`, its rows followed by the documents' (docnos from `base.num_rows` on). None when
+    `stop()` turned true before the end."""
+    first = 0 if base is None else base.num_rows
+    vocabulary: dict[str, int] = {} if base is None else dict(base.vocabulary)
+    sizes = np.zeros(rows - first, dtype=np.int64)
+    lengths = np.zeros((rows - first, len(names)), dtype=np.int64)
     terms: list[int] = []
     fields: list[int] = []
     counts: list[int] = []
@@ -90,15 +94,23 @@ def build_row_terms(documents: Iterable[tuple[int, dict[str, str]]], rows: int, 
         before = len(terms)
         for position, field in enumerate(names):
             analyzed = analyze(document.get(field) or "")
-            lengths[docno, position] = len(analyzed)
+            lengths[docno - first, position] = len(analyzed)
             for term, count in Counter(analyzed).items():
                 terms.append(vocabulary.setdefault(term, len(vocabulary)))
                 fields.append(position)
                 counts.append(count)
-        sizes[docno] = len(terms) - before
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    return RowTerms(names, vocabulary, offsets, np.array(terms, dtype=np.int32), np.array(fields, dtype=np.uint8),
-                    np.array(counts, dtype=np.float32), quantized_lengths(lengths).astype(np.float32))
+        sizes[docno - first] = len(terms) - before
+    added = RowTerms(names, vocabulary, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+                     np.array(terms, dtype=np.int32), np.array(fields, dtype=np.uint8),
+                     np.array(counts, dtype=np.float32), quantized_lengths(lengths).astype(np.float32))
+    return added if base is None else _appended(base, added)
+
+
+def _appended(base: RowTerms, added: RowTerms) -> RowTerms:
+    """`base`'s rows followed by `added`'s (whose vocabulary extends base's)."""
+    return RowTerms(base.names, added.vocabulary, np.concatenate([base.offsets, base.offsets[-1] + added.offsets[1:]]),
+                    np.concatenate([base.terms, added.terms]), np.concatenate([base.fields, added.fields]),
+                    np.concatenate([base.counts, added.counts]), np.concatenate([base.lengths, added.lengths]))
 
 
 @dataclass(frozen=True)

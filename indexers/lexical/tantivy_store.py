@@ -179,12 +179,21 @@ class TantivyStore(LexicalStore):
         matches = sum(self.searcher.doc_freq(field, term) for field in FIELD_BOOSTS for term in terms)
         return self._row_scores(self._query(terms), docnos, matches)
 
-    def prepare_rows(self, products, stop=None) -> bool:
+    def prepare_rows(self, products, stop=None, previous=None) -> bool:
         """Analyze every live row's fields once (seconds on a large catalog: a long-running caller does it in
-        the background), so `field_scores` and `scores_of` score rows in numpy instead of searching."""
+        the background), so `field_scores` and `scores_of` score rows in numpy instead of searching. With
+        `previous` (the store of an earlier version whose rows this version's rows start with), only extend
+        what it holds by the rows added since; nothing when it holds none or its rows differ."""
         if self._rows is not None:
             return True
+        base = None
+        if previous is not None:
+            held = getattr(previous, "_rows", None)
+            base = held[0] if held is not None and _starts_with(products, held[0]) else None
+            if base is None:
+                return False
         live = products.live_docnos()
+        live = live[live >= (0 if base is None else base.num_rows)]
         column = products.table.column("record")
 
         def documents():
@@ -193,9 +202,10 @@ class TantivyStore(LexicalStore):
                 for docno, raw in zip(chunk.tolist(), column.take(chunk).to_pylist()):
                     yield docno, lexical_fields(Product.from_record(json.loads(raw)))
 
-        rows = build_row_terms(documents(), products.num_rows, TEXT_FIELDS, self.analyzer.analyze, stop)
+        rows = build_row_terms(documents(), products.num_rows, TEXT_FIELDS, self.analyzer.analyze, stop, base)
         if rows is None:
             return False
+        rows.records = column
         self._rows = (rows, self._statistics(rows))
         return True
 
@@ -277,6 +287,15 @@ class TantivyStore(LexicalStore):
         info["segments"] = int(self.searcher.num_segments)
         info["analyzer"] = "simple tokenizer, lowercase, ASCII folding, English stop words, English stemmer"
         return info
+
+
+def _starts_with(products, rows: RowTerms) -> bool:
+    """Whether the product table's first rows are the ones `rows` was built from (not renumbered by a
+    compaction or a rebuild)."""
+    records = rows.records
+    column = products.table.column("record")
+    return records is not None and len(column) >= len(records) == rows.num_rows \
+        and column.slice(0, len(records)).equals(records)
 
 
 def _explained(node: dict[str, Any], found: dict[str, float] | None = None) -> dict[str, float]:

@@ -3,11 +3,14 @@
 import numpy as np
 import pytest
 
+import json
+
 from shoplens.indexers.index import IndexDirectory
+from shoplens.indexers.maintenance import compact
 from shoplens.indexers.lexical.base import TEXT_FIELDS
 from shoplens.indexers.lexical.row_bm25 import FIELDNORMS, idf, quantized_lengths
 from shoplens.indexers.snapshot import Snapshot
-from shoplens.indexers.updates import delete_products
+from shoplens.indexers.updates import apply_delta, delete_products
 
 from tests.helpers import sample_products
 
@@ -62,6 +65,31 @@ def test_prepared_rows_score_as_tantivy_after_deletes(small_index):
         docnos = rows_for(searched, text, rng)
         np.testing.assert_allclose(prepared.lexical.scores_of(text, docnos), searched.lexical.scores_of(text, docnos),
                                    rtol=1e-5, atol=1e-6, err_msg=text)
+
+
+def test_a_new_version_extends_the_previous_versions_rows(small_index, tmp_path):
+    """Following an update analyzes only the rows it added; a renumbered (compacted) version is not extended."""
+    index = IndexDirectory(small_index)
+    old = Snapshot.open(index, device="cpu")
+    assert old.lexical.prepare_rows(old.products)
+    rows = sample_products(60)
+    changed = [{**rows[0], "title": "Navy Blue Casual Shirt Shirt"}, {**rows[1], "description": "black leather wallet"}]
+    delta = tmp_path / "delta.jsonl"
+    delta.write_text("".join(json.dumps(row) + "\n" for row in changed))
+    apply_delta(small_index, delta, device="cpu")
+    new, searched = Snapshot.open(index, device="cpu", previous=old), Snapshot.open(index, device="cpu")
+    assert new.products.num_rows == 62 and new.lexical.prepare_rows(new.products, previous=old.lexical)
+    assert new.lexical._rows[0].num_rows == 62 and new.lexical._rows[0].terms[:10].tolist() == \
+        old.lexical._rows[0].terms[:10].tolist()
+    rng = np.random.default_rng(2)
+    for text in ("navy shirt", "black leather wallet", "men casual"):
+        docnos = np.concatenate([rows_for(searched, text, rng), [60, 61]]).astype(np.int64)
+        np.testing.assert_allclose(new.lexical.scores_of(text, docnos), searched.lexical.scores_of(text, docnos),
+                                   rtol=1e-5, atol=1e-6, err_msg=text)
+    compact(small_index)
+    renumbered = Snapshot.open(index, device="cpu")
+    assert not renumbered.lexical.prepare_rows(renumbered.products, previous=new.lexical)
+    assert renumbered.lexical._rows is None
 
 
 def test_prepare_stops_when_asked(sample_index):
