@@ -16,6 +16,7 @@ from shoplens.engine.query import SearchRequest
 from shoplens.engine.query_cache import DEFAULT_CAPACITY
 
 STAGES = ("encode", "lexical", "vector", "fuse", "rerank")
+SEARCHED = ", BM25 by search"  # the name suffix of the engine whose candidates' BM25 is searched for
 
 
 def read_queries(path: str | Path, base_dir: Path | None = None) -> list[SearchRequest]:
@@ -113,10 +114,11 @@ def replay_concurrent(engine, requests: list[SearchRequest], clients: int, k: in
 def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = None, threads: int = 1,
         device: str = "auto", rerank: bool = True, command: str = "", data: str = "",
         lexical: str | None = None, compare: bool = False, runtime: str | None = None,
-        cache_size: int = DEFAULT_CAPACITY, warm_rows: bool = False) -> Report:
+        cache_size: int = DEFAULT_CAPACITY, warm_rows: bool = False, compare_bm25: bool = False) -> Report:
     """Latency on the index; with `lexical` (e.g. "elasticsearch") also on a copy whose lexical store
     lives on that backend, in the same run, same queries (tables prefixed by backend)."""
-    options = {"compare": compare, "runtime": runtime, "cache_size": cache_size, "warm_rows": warm_rows}
+    options = {"compare": compare, "runtime": runtime, "cache_size": cache_size, "warm_rows": warm_rows,
+               "compare_bm25": compare_bm25}
     if not lexical:
         return _run(index, queries, k, clients, threads, device, rerank, command, data, **options)
     from shoplens.benchmarks.lexical_twin import describe_twin, lexical_twin, remove_twin
@@ -139,17 +141,19 @@ def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = Non
 
 def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = None, threads: int = 1,
          device: str = "auto", rerank: bool = True, command: str = "", data: str = "", compare: bool = False,
-         runtime: str | None = None, cache_size: int = DEFAULT_CAPACITY, warm_rows: bool = False) -> Report:
+         runtime: str | None = None, cache_size: int = DEFAULT_CAPACITY, warm_rows: bool = False,
+         compare_bm25: bool = False) -> Report:
     """One client per query kind (stages, end to end), the query cache's hit rate and effect,
-    concurrent clients, and with `compare` the other encoder runtime on the same queries in the same run."""
+    concurrent clients; with `compare` the other encoder runtime, with `compare_bm25` an engine that scores
+    candidates' BM25 by searching, on the same queries in the same run."""
     requests = read_queries(queries)
     if not rerank:
         requests = [replace(r, rerank=False) for r in requests]
-    engines = _open_engines(index, device, threads, runtime, compare)
+    engines = _open_engines(index, device, threads, runtime, compare, compare_bm25)
     engine = next(iter(engines.values()))
     if warm_rows:  # as `shoplens serve` does in the background after it opens a version
-        for item in engines.values():
-            item.warm_rows()
+        for name, item in engines.items():
+            item.warm_rows(lexical=not name.endswith(SEARCHED))
     manifest = engine.snapshot.manifest
     report = Report(title="Search latency", data=data or f"index {index} ({manifest['counts']['products']:,} products, "
                     f"{manifest['backends']['vector']['kind']} vectors, reranker: {'yes' if manifest.get('ranker') else 'no'}); "
@@ -167,16 +171,17 @@ def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = No
             rows.append([f"{kind}: CPU time of the process ({name})", result["n"], *result["cpu_ms"].values(), None])
             for stage, values in result["stages"].items():
                 rows.append([f"{kind}: {stage} ({name})", result["n"], *values.values(), None])
-        if compare:
-            ratio_rows.extend(_ratios(kind, results, list(engines)))
+        for other in list(engines)[1:]:
+            ratio_rows.extend(_ratios(kind, results, [list(engines)[0], other]))
     report.table(f"one client, {threads} thread(s), no query cache, ms", ["queries", "n", "p50", "p95", "p99",
                                                                           "queries/s"], rows)
     if ratio_rows:
-        report.table(f"{list(engines)[1]} / {list(engines)[0]} (same queries, same run, interleaved)",
+        report.table(f"each other engine / {list(engines)[0]} (same queries, same run, interleaved)",
                      ["queries", "p50 ratio", "p95 ratio", "p99 ratio"], ratio_rows)
     if compare:
+        pair = {name: engines[name] for name in list(engines)[:2]}
         report.table(f"dense retrieval, {list(engines)[1]} against {list(engines)[0]}: top-10 overlap",
-                     ["queries", "n", "mean overlap@10", "min overlap@10"], _overlap_rows(engines, groups, summary))
+                     ["queries", "n", "mean overlap@10", "min overlap@10"], _overlap_rows(pair, groups, summary))
     report.table("query-embedding cache (LRU, all queries in file order, cache empty at the start), ms",
                  ["setting", "n", "p50", "p95", "p99", "queries/s", "hit rate"], _cache_rows(engine, requests, k,
                                                                                            cache_size, summary))
@@ -193,16 +198,23 @@ def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = No
     return report
 
 
-def _open_engines(index: Path, device: str, threads: int, runtime: str | None, compare: bool) -> dict[str, Any]:
-    """The engine of the requested runtime and, with `compare`, one of the other runtime (no query cache)."""
+def _open_engines(index: Path, device: str, threads: int, runtime: str | None, compare: bool,
+                  compare_bm25: bool = False) -> dict[str, Any]:
+    """The engine of the requested runtime; with `compare` one of the other runtime (onnx for onnx-int8,
+    torch for onnx, onnx for torch), with `compare_bm25` one of the same runtime whose lexical store keeps
+    scoring candidates by searching (named "... BM25 by search"). No query cache."""
     from shoplens.engine.search import SearchEngine
 
-    engine = SearchEngine(index, device=device, search_threads=threads, encoder_runtime=runtime, query_cache_size=0)
+    def open_engine(name: str):
+        return SearchEngine(index, device=device, search_threads=threads, encoder_runtime=name, query_cache_size=0)
+
+    engine = open_engine(runtime)
     engines = {engine.encoder_runtime: engine}
     if compare:
-        other = "torch" if engine.encoder_runtime == "onnx" else "onnx"
-        engines[other] = SearchEngine(index, device=device, search_threads=threads, encoder_runtime=other,
-                                      query_cache_size=0)
+        other = {"onnx": "torch", "onnx-int8": "onnx"}.get(engine.encoder_runtime, "onnx")
+        engines[other] = open_engine(other)
+    if compare_bm25:
+        engines[f"{engine.encoder_runtime}{SEARCHED}"] = open_engine(engine.encoder_runtime)
     if "torch" in engines:
         import torch
 
@@ -213,13 +225,13 @@ def _open_engines(index: Path, device: str, threads: int, runtime: str | None, c
 def _ratios(kind: str, results: dict[str, dict[str, Any]], names: list[str]) -> list[list[Any]]:
     """Rows of the second engine's percentiles over the first's: end to end and per stage."""
     first, second = results[names[0]], results[names[1]]
-    rows = [[f"{kind}: end to end", *[second["total"][p] / first["total"][p] for p in first["total"]]],
-            [f"{kind}: CPU time", *[second["cpu_ms"][p] / first["cpu_ms"][p] if first["cpu_ms"][p] else None
-                                    for p in first["cpu_ms"]]]]
+    rows = [[f"{kind}: end to end ({names[1]})", *[second["total"][p] / first["total"][p] for p in first["total"]]],
+            [f"{kind}: CPU time ({names[1]})", *[second["cpu_ms"][p] / first["cpu_ms"][p] if first["cpu_ms"][p]
+                                                 else None for p in first["cpu_ms"]]]]
     for stage, values in first["stages"].items():
         if stage in second["stages"]:
-            rows.append([f"{kind}: {stage}", *[second["stages"][stage][p] / values[p] if values[p] else None
-                                               for p in values]])
+            rows.append([f"{kind}: {stage} ({names[1]})", *[second["stages"][stage][p] / values[p] if values[p]
+                                                            else None for p in values]])
     return rows
 
 

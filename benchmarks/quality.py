@@ -164,6 +164,7 @@ def _run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = Tr
     if limit:
         judgments = judgments.subset(list(judgments)[:limit])
     engine = SearchEngine(index, device=device)
+    engine.warm_rows()  # as `serve` does: the reranker's rows analyzed and their BM25 terms kept in memory
     has_ranker = engine.ranker(engine.snapshot) is not None
     kinds = {kind: len(part) for kind, part in split_by_kind(judgments).items()}
     origin = ", ".join(sources(judgments)) or "source not recorded"

@@ -81,21 +81,24 @@ def bench_latency(
     threads: int = typer.Option(1, "--threads", help="Threads for query encoding and FAISS."),
     no_rerank: bool = typer.Option(False, "--no-rerank"),
     lexical: Optional[str] = typer.Option(None, "--lexical", help="Also run on a copy whose lexical store is on this backend (elasticsearch: SHOPLENS_ES_URL), side by side."),
-    encoder_runtime: Optional[str] = typer.Option(None, "--encoder-runtime", help="onnx or torch (default: what the index records)."),
+    encoder_runtime: Optional[str] = typer.Option(None, "--encoder-runtime", help="onnx, onnx-int8 or torch (default: what the index records)."),
     compare: bool = typer.Option(False, "--compare", help="Also run the other encoder runtime on the same queries in the same run."),
     cache_size: int = typer.Option(10_000, "--cache-size", help="Query-embedding cache entries for the cache measurement."),
     warm_rows: bool = typer.Option(False, "--warm-rows", help="First analyze every product for the reranker, as `serve` does in the background."),
+    compare_bm25: bool = typer.Option(False, "--compare-bm25", help="Also run an engine that scores the candidates' BM25 by searching (no rows in memory), same queries, same run."),
     device: str = DeviceOption,
     save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
 ):
     """Replay queries: per-stage and end-to-end p50/p95/p99 and throughput, one and several clients,
-    with and without the query cache; --compare runs the onnx and torch encoders side by side."""
+    with and without the query cache; --compare runs two encoder runtimes side by side (onnx and torch,
+    or onnx-int8 and onnx), --compare-bm25 the candidates' BM25 from rows in memory and by searching."""
     from shoplens.benchmarks import latency
 
     counts = [int(c) for c in clients.split(",") if c.strip()]
     report = latency.run(index_dir, queries, k, counts, threads, device, not no_rerank, command_line(), lexical=lexical,
-                         compare=compare, runtime=encoder_runtime, cache_size=cache_size, warm_rows=warm_rows)
+                         compare=compare, runtime=encoder_runtime, cache_size=cache_size, warm_rows=warm_rows,
+                         compare_bm25=compare_bm25)
     finish_report(report, as_json, save)
 
 

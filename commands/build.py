@@ -34,7 +34,7 @@ def index(
     es_shards: Optional[int] = typer.Option(None, "--es-shards", help="With --lexical elasticsearch: primary shards of the new Elasticsearch index (default 1)."),
     es_replicas: Optional[int] = typer.Option(None, "--es-replicas", help="With --lexical elasticsearch: replicas of each shard (default 1; 0 on a one-node cluster)."),
     keep_versions: int = typer.Option(10, "--keep-versions", help="How many committed versions to keep for rollback."),
-    encoder_runtime: str = typer.Option("auto", "--encoder-runtime", help="What encodes queries: onnx (ONNX Runtime, exported now; the default where it is installed) or torch."),
+    encoder_runtime: str = typer.Option("auto", "--encoder-runtime", help="What encodes queries: onnx (ONNX Runtime, exported now; the default where it is installed), onnx-int8 (its text graph with int8 weights: faster, less exact) or torch."),
     as_json: bool = JsonOption,
 ):
     """Index a catalog (a new version of INDEX; unchanged products reuse their embeddings)."""

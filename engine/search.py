@@ -82,18 +82,24 @@ class SearchEngine:
         self.load_encoder()
         self._warm(self.snapshot)
 
-    def warm_rows(self, stop=None) -> int:
-        """Build the version's spelling dictionary and analyze every product for the reranker's text
-        features (seconds on a large catalog: long-running callers run it in a background thread, and a
-        one-shot search skips it). Returns the rows analyzed."""
-        speller = self.speller(self.snapshot)
+    def warm_rows(self, stop=None, lexical: bool = True) -> int:
+        """Build the version's spelling dictionary and analyze every product for the reranker: its text
+        features, and (unless `lexical` is false) the rows' terms the lexical store scores candidates' BM25
+        from without searching (seconds on a large catalog: long-running callers run it in a background
+        thread, and a one-shot search skips it). Returns the rows analyzed."""
+        snapshot = self.snapshot
+        speller = self.speller(snapshot)
         if speller is not None:
             speller.prepare()
         try:
-            ranker = self.ranker(self.snapshot)
+            ranker = self.ranker(snapshot)
         except RankerError:
             return 0
-        return 0 if ranker is None else ranker.context(self.snapshot).fill_all(stop=stop)
+        if ranker is None:
+            return 0
+        if lexical:
+            snapshot.lexical.prepare_rows(snapshot.products, stop=stop)
+        return ranker.context(snapshot).fill_all(stop=stop)
 
     def check(self, request: SearchRequest) -> None:
         """Everything about a request that needs the index but not the model: options, filter syntax and
@@ -114,6 +120,8 @@ class SearchEngine:
                 snapshot = Snapshot.open(self.index, current, device=self.device, previous=self.snapshot)
                 self._verify_model(snapshot.manifest["model"])
                 self._warm(snapshot)
+                # the rows' BM25 terms the open version holds, extended by the rows the new one added
+                snapshot.lexical.prepare_rows(snapshot.products, previous=self.snapshot.lexical)
                 if rehearse:
                     self._rehearse(snapshot)
                 snapshot.products.release_inherited()  # what the reranker needed is extended by now

@@ -419,9 +419,9 @@ class IndexWriter:
                                 np.zeros(len(native), bool), segment, config)
 
     def _encoder_backend(self, backends: dict[str, dict[str, Any]], model_info: dict[str, Any]) -> dict[str, Any]:
-        """The query encoder's runtime; for onnx, the export is made now (once per model identity)."""
+        """The query encoder's runtime; for onnx (and onnx-int8), the export is made now (once per model identity)."""
         runtime = resolve_runtime(backends.get("encoder", {}).get("runtime"), model_info["name"])
-        if runtime != "onnx":
+        if not runtime.startswith("onnx"):
             return {"runtime": runtime}
         directory = ensure_export(self.index.path, model_info, self.encoder)
         return {"runtime": runtime, "export": str(directory.relative_to(self.index.path))}

@@ -22,7 +22,7 @@ from shoplens.indexers.encoders.default_model import DEFAULT_MODEL, DEFAULT_PRET
 from shoplens.indexers.encoders.openclip_encoder import OpenClipEncoder, open_image, resolve_device
 from shoplens.indexers.encoders.openclip_encoder import weights_identity as _openclip_weights_identity
 
-ENCODER_RUNTIMES = ("onnx", "torch")
+ENCODER_RUNTIMES = ("onnx", "onnx-int8", "torch")  # onnx-int8: the text graph with int8 weights (an option)
 _LOADED: dict[tuple, Encoder] = {}
 _EXPORTED: dict[str, Path] = {}  # weights id -> an export this process made or used (linked into other indexes)
 
@@ -57,9 +57,9 @@ def resolve_runtime(requested: str | None, model_name: str) -> str:
     if requested in (None, "", "auto"):
         return "onnx" if can_export(model_name) and onnx_available() else "torch"
     if requested not in ENCODER_RUNTIMES:
-        raise ConfigError(f"unknown encoder runtime {requested!r}; use auto, onnx or torch")
-    if requested == "onnx" and not can_export(model_name):
-        raise ConfigError(f"--encoder-runtime onnx supports {DEFAULT_MODEL} only, not {model_name}; "
+        raise ConfigError(f"unknown encoder runtime {requested!r}; use auto, onnx, onnx-int8 or torch")
+    if requested.startswith("onnx") and not can_export(model_name):
+        raise ConfigError(f"--encoder-runtime {requested} supports {DEFAULT_MODEL} only, not {model_name}; "
                           "use --encoder-runtime torch")
     return requested
 
@@ -119,9 +119,9 @@ def open_query_encoder(index_path: str | Path, recorded: dict[str, Any], runtime
 
         directory = ensure_export(index_path, recorded,
                                   lambda: create_encoder(recorded["name"], recorded.get("pretrained"), "cpu"))
-        key = ("onnx", str(directory.resolve()), threads)
+        key = (runtime, str(directory.resolve()), threads)
         if key not in _LOADED:
-            _LOADED[key] = OnnxEncoder(directory, threads=threads)
+            _LOADED[key] = OnnxEncoder(directory, threads=threads, int8=runtime == "onnx-int8")
         encoder = _LOADED[key]
     if not encoder.info.same_model(recorded):
         raise ModelMismatchError(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -30,6 +31,7 @@ from shoplens.indexers.storage import fsync_dir
 
 EXPORT_FORMAT = 1
 OPSET = 17
+INT8_TEXT = "text-int8"  # the text graph with int8 weights (`quantize_text`), beside text.onnx
 
 
 def export_dir_name(weights_id: str) -> str:
@@ -83,6 +85,27 @@ def export_encoder(encoder, directory: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return directory
+
+
+def quantize_text(directory: Path) -> Path:
+    """`text-int8.onnx` beside an export's `text.onnx`: ONNX Runtime's dynamic quantization of the
+    transformer's matrix multiplications (int8 weights per output channel, activations quantized per
+    call), made once and renamed into place. Needs onnxruntime only (no torch)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = Path(directory) / f"{INT8_TEXT}.onnx"
+    if target.is_file():
+        return target
+    staging = target.with_name(f"{INT8_TEXT}.tmp-{os.getpid()}.onnx")
+    logging.disable(logging.WARNING)  # its advice to pre-process the graph, printed on every call
+    try:
+        quantize_dynamic(str(Path(directory) / "text.onnx"), str(staging), op_types_to_quantize=["MatMul"],
+                         per_channel=True, weight_type=QuantType.QInt8)
+        staging.rename(target)
+    finally:
+        logging.disable(logging.NOTSET)
+        staging.unlink(missing_ok=True)
+    return target
 
 
 def _export_text(encoder, path: Path) -> int:

@@ -66,9 +66,8 @@ def _number(text: str) -> float | None:
     return number if np.isfinite(number) else None
 
 
-def lexical_document(product: Product) -> dict[str, Any]:
-    """The text fields a product is indexed with (canonical text plus its textual attributes), and
-    under "filters" its filterable values (for stores that filter natively; others ignore them)."""
+def lexical_fields(product: Product) -> dict[str, str]:
+    """The text fields a product is indexed with: canonical text plus its textual attributes."""
     values: list[str] = []
     for value in product.attributes.values():
         if isinstance(value, str):
@@ -81,8 +80,13 @@ def lexical_document(product: Product) -> dict[str, Any]:
         "category": " ".join(product.category),
         "description": product.description,
         "attrs": " ".join(values)[:MAX_ATTRIBUTE_CHARS],
-        "filters": filter_values(product),
     }
+
+
+def lexical_document(product: Product) -> dict[str, Any]:
+    """The text fields a product is indexed with (`lexical_fields`), and under "filters" its filterable
+    values (for stores that filter natively; others ignore them)."""
+    return {**lexical_fields(product), "filters": filter_values(product)}
 
 
 class LexicalStore(ABC):
@@ -160,6 +164,13 @@ class LexicalStore(ABC):
         None when the backend cannot score fields separately (the features are then missing).
         """
         return None
+
+    def prepare_rows(self, products, stop=None, previous: "LexicalStore | None" = None) -> bool:
+        """Keep what scoring given rows needs in memory (run once per opened version, off the query path),
+        so `field_scores` and `scores_of` need no search. True when the store now has it; the default
+        keeps searching. `stop()` true abandons the work; with `previous` (an earlier version's store)
+        only what it holds is extended by the rows added since (cheap enough for following updates)."""
+        return False
 
     def scores_of(self, text: str, docnos: np.ndarray) -> np.ndarray:
         """BM25 of each given row for the whole query (0 where it matches no term): the rows' own search."""

@@ -9,14 +9,17 @@ and so their own view, which is what makes rollback and consistent reads work.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from shoplens.common.errors import IndexCorruptError
+from shoplens.indexers.catalog import Product
 from shoplens.indexers.lexical.analysis import build_analyzer
-from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, LexicalStore
+from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, LexicalStore, lexical_fields
+from shoplens.indexers.lexical.row_bm25 import FieldStatistics, RowTerms, build_row_terms, row_field_scores
 from shoplens.indexers.storage import atomic_write_json, link_tree, read_json
 
 ANALYZER = "shoplens_en"
@@ -57,6 +60,8 @@ class TantivyStore(LexicalStore):
         self.schema = self.index.schema
         self.analyzer = build_analyzer()
         self._tantivy = tantivy
+        self._rows: tuple[RowTerms, FieldStatistics] | None = None  # set by prepare_rows: rows scored in numpy
+        self._last_scores: tuple[tuple, np.ndarray] | None = None
 
     @classmethod
     def write(cls, target, parent, adds, deletes, config):
@@ -141,13 +146,19 @@ class TantivyStore(LexicalStore):
         return docnos, scores
 
     def field_scores(self, text, docnos, fields):
-        """Per-field BM25 of the given rows: one query per field (see `_row_scores`)."""
+        """Per-field BM25 of the given rows: from the rows' terms in memory once `prepare_rows` has run,
+        otherwise one query per field (see `_row_scores`)."""
         tantivy = self._tantivy
         terms = self.query_terms(text)
         docnos = np.asarray(docnos, dtype=np.int64)
         result = {field: np.zeros(len(docnos)) for field in fields}
         if not terms or not len(docnos):
             return result
+        prepared = self._prepared(docnos)
+        if prepared is not None:
+            rows = prepared[0]
+            scores = self._prepared_scores(prepared, terms, docnos)
+            return {field: scores[:, rows.names.index(field)].astype(np.float64) for field in fields}
         for field in fields:
             clauses = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, field, term)) for term in terms]
             matches = sum(self.searcher.doc_freq(field, term) for term in terms)
@@ -160,8 +171,77 @@ class TantivyStore(LexicalStore):
         docnos = np.asarray(docnos, dtype=np.int64)
         if not terms or not len(docnos):
             return np.zeros(len(docnos))
+        prepared = self._prepared(docnos)
+        if prepared is not None:
+            boosts = np.array([FIELD_BOOSTS[field] for field in prepared[0].names], dtype=np.float32)
+            scores = self._prepared_scores(prepared, terms, docnos)
+            return (scores * boosts).sum(axis=1, dtype=np.float32).astype(np.float64)
         matches = sum(self.searcher.doc_freq(field, term) for field in FIELD_BOOSTS for term in terms)
         return self._row_scores(self._query(terms), docnos, matches)
+
+    def prepare_rows(self, products, stop=None, previous=None) -> bool:
+        """Analyze every live row's fields once (seconds on a large catalog: a long-running caller does it in
+        the background), so `field_scores` and `scores_of` score rows in numpy instead of searching. With
+        `previous` (the store of an earlier version whose rows this version's rows start with), only extend
+        what it holds by the rows added since; nothing when it holds none or its rows differ."""
+        if self._rows is not None:
+            return True
+        base = None
+        if previous is not None:
+            held = getattr(previous, "_rows", None)
+            base = held[0] if held is not None and _starts_with(products, held[0]) else None
+            if base is None:
+                return False
+        live = products.live_docnos()
+        live = live[live >= (0 if base is None else base.num_rows)]
+        column = products.table.column("record")
+
+        def documents():
+            for start in range(0, len(live), 512):
+                chunk = live[start:start + 512]
+                for docno, raw in zip(chunk.tolist(), column.take(chunk).to_pylist()):
+                    yield docno, lexical_fields(Product.from_record(json.loads(raw)))
+
+        rows = build_row_terms(documents(), products.num_rows, TEXT_FIELDS, self.analyzer.analyze, stop, base)
+        if rows is None:
+            return False
+        rows.records = column
+        self._rows = (rows, self._statistics(rows))
+        return True
+
+    def _prepared(self, docnos: np.ndarray) -> tuple[RowTerms, FieldStatistics] | None:
+        prepared = self._rows
+        if prepared is None or int(docnos.max()) >= prepared[0].num_rows:
+            return None
+        return prepared
+
+    def _prepared_scores(self, prepared, terms: list[str], docnos: np.ndarray) -> np.ndarray:
+        """`row_field_scores`, kept for the last (terms, rows) asked: the reranker asks for the whole query's
+        score and the per-field scores of the same candidates one after the other."""
+        key = (tuple(terms), docnos.tobytes())
+        last = self._last_scores
+        if last is not None and last[0] == key:
+            return last[1]
+        scores = row_field_scores(prepared[0], prepared[1], terms, docnos)
+        self._last_scores = (key, scores)
+        return scores
+
+    def _statistics(self, rows: RowTerms) -> FieldStatistics:
+        """The searcher's N and average field lengths (read from its explanation of one term per field, so
+        they are the ones its scores use, deleted documents included), and its document frequencies."""
+        tantivy = self._tantivy
+        documents, average = int(self.searcher.num_docs), {}
+        for field in rows.names:
+            term = rows.term_in_field(field)
+            if term is None:
+                continue
+            query = tantivy.Query.term_query(self.schema, field, term)
+            hits = self.searcher.search(query, 1, count=False).hits
+            if hits:
+                found = _explained(json.loads(query.explain(self.searcher, hits[0][1]).to_json()))
+                documents = int(found.get("N, total number of docs", documents))
+                average[field] = float(found.get("avgdl, average length of field", 1.0))
+        return FieldStatistics(documents, average, self.searcher.doc_freq)
 
     def _row_scores(self, query, docnos: np.ndarray, matches: int) -> np.ndarray:
         """Each row's score for `query` (0 where it does not match).
@@ -207,6 +287,24 @@ class TantivyStore(LexicalStore):
         info["segments"] = int(self.searcher.num_segments)
         info["analyzer"] = "simple tokenizer, lowercase, ASCII folding, English stop words, English stemmer"
         return info
+
+
+def _starts_with(products, rows: RowTerms) -> bool:
+    """Whether the product table's first rows are the ones `rows` was built from (not renumbered by a
+    compaction or a rebuild)."""
+    records = rows.records
+    column = products.table.column("record")
+    return records is not None and len(column) >= len(records) == rows.num_rows \
+        and column.slice(0, len(records)).equals(records)
+
+
+def _explained(node: dict[str, Any], found: dict[str, float] | None = None) -> dict[str, float]:
+    """Every (description -> value) of a tantivy score explanation, depth first."""
+    found = {} if found is None else found
+    found.setdefault(node.get("description", ""), node.get("value"))
+    for child in node.get("details") or []:
+        _explained(child, found)
+    return found
 
 
 def read_state(directory: Path) -> dict[str, Any]:

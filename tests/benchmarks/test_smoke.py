@@ -71,12 +71,14 @@ def test_bench_latency(dev, tmp_path):
     image = SAMPLE.parent / sample_products(1)[0]["image"]
     queries.write_text('blue shirt\n{"text": "watch"}\n' + json.dumps({"image": str(image)}) + "\n"
                        + json.dumps({"text": "shoes", "image": str(image)}) + "\n")
-    report = bench("latency", "--queries", queries, "--index", index, "--clients", "1,2", "--compare")
+    report = bench("latency", "--queries", queries, "--index", index, "--clients", "1,2", "--compare", "--warm-rows",
+                   "--compare-bm25")
     tables = {t["name"].split(" (")[0].split(",")[0]: t["rows"] for t in report["tables"]}
     rows = report["tables"][0]["rows"]
     assert {row[0] for row in rows} >= {f"{kind}: end to end ({runtime})" for kind in ("text", "image", "text+image")
-                                        for runtime in ("onnx", "torch")}
-    assert {row[0] for row in tables["torch / onnx"]} >= {"text: end to end", "text: encode"}
+                                        for runtime in ("onnx", "torch", "onnx, BM25 by search")}
+    assert {row[0] for row in tables["each other engine / onnx"]} >= {
+        "text: end to end (torch)", "text: encode (torch)", "text: rerank (onnx, BM25 by search)"}
     cache = {row[0]: row for row in tables["query-embedding cache"]}
     assert cache["with cache"][-1] == 0.2  # 5 lookups; the photo is seen twice
     assert [row[0] for row in report["tables"][-1]["rows"]] == [1, 2]

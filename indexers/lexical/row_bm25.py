@@ -1,0 +1,160 @@
+"""Exact BM25 of given rows without a search: per-row term counts kept in memory, scored in numpy.
+
+The reranker asks for the BM25 of its ~200 candidates, once for the whole field-boosted query and once
+per text field. Searching for that costs one search per field; here each row's analyzed terms (term
+counts and field lengths, row-major like a CSR matrix) are kept once per opened version, and a query
+scores the rows with tantivy's own formula and statistics:
+
+    score(term, field, row) = idf * (1 + k1) * tf / (tf + k1 * (1 - b + b * dl / avgdl))
+    idf = ln(1 + (N - n + 0.5) / (n + 0.5)),  k1 = 1.2, b = 0.75
+
+in float32 as tantivy computes it, with `dl` the row's field length quantized as tantivy stores it
+(its fieldnorm code) and N, n and avgdl the searcher's (`FieldStatistics`), so the scores equal the
+searches' up to float32 summation order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+
+K1 = np.float32(1.2)
+B = np.float32(0.75)
+
+
+def _fieldnorm_table() -> np.ndarray:
+    """tantivy's 256 field lengths a fieldnorm byte decodes to (exact up to 40, then 4 significant bits)."""
+    identity = 24
+    values = []
+    for code in range(256):
+        if code < identity:
+            values.append(code)
+            continue
+        part = code - identity
+        bits, shift = part & 0b111, part >> 3
+        values.append(identity + (bits if shift == 0 else (bits | 8) << (shift - 1)))
+    return np.array(values, dtype=np.int64)
+
+
+FIELDNORMS = _fieldnorm_table()
+
+
+def quantized_lengths(lengths: np.ndarray) -> np.ndarray:
+    """Field lengths as tantivy scores them: rounded down to the nearest length its fieldnorm byte holds."""
+    return FIELDNORMS[np.searchsorted(FIELDNORMS, np.asarray(lengths, dtype=np.int64), side="right") - 1]
+
+
+@dataclass
+class RowTerms:
+    """Every row's analyzed terms per field: entries `offsets[row]:offsets[row + 1]` of `terms` (term ids),
+    `fields` (the field's position) and `counts` (term frequency), and each row's quantized field lengths.
+    Rows not given (deleted ones) have no entries."""
+
+    names: tuple[str, ...]
+    vocabulary: dict[str, int]
+    offsets: np.ndarray
+    terms: np.ndarray  # int32
+    fields: np.ndarray  # uint8
+    counts: np.ndarray  # float32
+    lengths: np.ndarray  # (rows, fields) float32
+    records: object = None  # what the rows were read from (a store uses it to tell a later version extends them)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.offsets) - 1
+
+    def term_in_field(self, field: str) -> str | None:
+        """One term some row has in `field` (to ask the searcher for the field's statistics)."""
+        hits = np.flatnonzero(self.fields == self.names.index(field))
+        if not len(hits):
+            return None
+        term_id = int(self.terms[hits[0]])
+        return next(term for term, number in self.vocabulary.items() if number == term_id)
+
+
+def build_row_terms(documents: Iterable[tuple[int, dict[str, str]]], rows: int, names: tuple[str, ...],
+                    analyze: Callable[[str], list[str]], stop: Callable[[], bool] | None = None,
+                    base: RowTerms | None = None) -> RowTerms | None:
+    """RowTerms of `rows` rows from (docno, {field: text}) documents (docnos ascending; missing rows stay
+    empty); with `base`, its rows followed by the documents' (docnos from `base.num_rows` on). None when
+    `stop()` turned true before the end."""
+    first = 0 if base is None else base.num_rows
+    vocabulary: dict[str, int] = {} if base is None else dict(base.vocabulary)
+    sizes = np.zeros(rows - first, dtype=np.int64)
+    lengths = np.zeros((rows - first, len(names)), dtype=np.int64)
+    terms: list[int] = []
+    fields: list[int] = []
+    counts: list[int] = []
+    for number, (docno, document) in enumerate(documents):
+        if stop is not None and number % 512 == 0 and stop():
+            return None
+        before = len(terms)
+        for position, field in enumerate(names):
+            analyzed = analyze(document.get(field) or "")
+            lengths[docno - first, position] = len(analyzed)
+            for term, count in Counter(analyzed).items():
+                terms.append(vocabulary.setdefault(term, len(vocabulary)))
+                fields.append(position)
+                counts.append(count)
+        sizes[docno - first] = len(terms) - before
+    added = RowTerms(names, vocabulary, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+                     np.array(terms, dtype=np.int32), np.array(fields, dtype=np.uint8),
+                     np.array(counts, dtype=np.float32), quantized_lengths(lengths).astype(np.float32))
+    return added if base is None else _appended(base, added)
+
+
+def _appended(base: RowTerms, added: RowTerms) -> RowTerms:
+    """`base`'s rows followed by `added`'s (whose vocabulary extends base's)."""
+    return RowTerms(base.names, added.vocabulary, np.concatenate([base.offsets, base.offsets[-1] + added.offsets[1:]]),
+                    np.concatenate([base.terms, added.terms]), np.concatenate([base.fields, added.fields]),
+                    np.concatenate([base.counts, added.counts]), np.concatenate([base.lengths, added.lengths]))
+
+
+@dataclass(frozen=True)
+class FieldStatistics:
+    """The searcher's statistics BM25 uses: documents (N), each field's average length, and a function
+    giving a term's document frequency in a field (n)."""
+
+    documents: int
+    average_length: dict[str, float]
+    doc_freq: Callable[[str, str], int]
+
+
+def idf(doc_freq: np.ndarray, documents: int) -> np.ndarray:
+    """tantivy's inverse document frequency, in float32."""
+    doc_freq = np.asarray(doc_freq, dtype=np.float32)
+    ratio = (np.float32(documents) - doc_freq + np.float32(0.5)) / (doc_freq + np.float32(0.5))
+    return np.log(np.float32(1.0) + ratio).astype(np.float32)
+
+
+def row_field_scores(rows: RowTerms, stats: FieldStatistics, terms: list[str], docnos: np.ndarray) -> np.ndarray:
+    """(len(docnos), fields) float32: each row's BM25 within each field alone for the distinct `terms`."""
+    width = len(rows.names)
+    docnos = np.asarray(docnos, dtype=np.int64)
+    known = [(term, rows.vocabulary[term]) for term in terms if term in rows.vocabulary]
+    if not known or not len(docnos):
+        return np.zeros((len(docnos), width), dtype=np.float32)
+    frequencies = np.array([[stats.doc_freq(field, term) for term, _ in known] for field in rows.names])
+    weights = idf(frequencies, stats.documents) * (np.float32(1.0) + K1)  # (fields, query terms)
+    average = np.array([stats.average_length.get(field) or 1.0 for field in rows.names], dtype=np.float32)
+    slot = np.full(len(rows.vocabulary), -1, dtype=np.int32)  # term id -> its position among the query's terms
+    slot[[number for _, number in known]] = np.arange(len(known))
+    starts, sizes = rows.offsets[docnos], rows.offsets[docnos + 1] - rows.offsets[docnos]
+    positions = np.arange(int(sizes.sum())) + np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
+    term = slot[rows.terms[positions]]
+    hit = term >= 0
+    positions, term = positions[hit], term[hit]
+    owner = np.repeat(np.arange(len(docnos)), sizes)[hit]
+    field = rows.fields[positions].astype(np.int64)
+    tf = rows.counts[positions]
+    norm = K1 * (np.float32(1.0) - B + B * rows.lengths[docnos[owner], field] / average[field])
+    scores = weights[field, term] * (tf / (tf + norm))
+    out = np.bincount(owner * width + field, weights=scores, minlength=len(docnos) * width)
+    return out.reshape(len(docnos), width).astype(np.float32)
+
+
+__all__ = ["FIELDNORMS", "FieldStatistics", "RowTerms", "build_row_terms", "idf", "quantized_lengths",
+           "row_field_scores"]

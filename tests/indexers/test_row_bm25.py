@@ -1,0 +1,108 @@
+"""BM25 of given rows from the rows' terms in memory equals tantivy's own scores."""
+
+import numpy as np
+import pytest
+
+import json
+
+from shoplens.indexers.index import IndexDirectory
+from shoplens.indexers.maintenance import compact
+from shoplens.indexers.lexical.base import TEXT_FIELDS
+from shoplens.indexers.lexical.row_bm25 import FIELDNORMS, idf, quantized_lengths
+from shoplens.indexers.snapshot import Snapshot
+from shoplens.indexers.updates import apply_delta, delete_products
+
+from tests.helpers import sample_products
+
+QUERIES = ["red dress", "navy blue casual shirt for men", "black leather wallet", "white sneakers under 2000",
+           "nike running shoes size 10", "puma t shirt", "blue jeans", "women watches", "zzzz unknownword"]
+
+
+def searched_and_prepared(index_path):
+    """Two stores of the same version: one scores by searching, one from prepared rows."""
+    index = IndexDirectory(index_path)
+    searched, prepared = Snapshot.open(index, device="cpu"), Snapshot.open(index, device="cpu")
+    assert prepared.lexical.prepare_rows(prepared.products)
+    return searched, prepared
+
+
+def rows_for(snapshot, text, rng):
+    """The query's top BM25 rows plus random live rows (most of which match no term)."""
+    found, _ = snapshot.lexical.search(text, 150)
+    live = snapshot.products.live_docnos()
+    return np.concatenate([found, rng.choice(live, 50)]).astype(np.int64)
+
+
+def assert_same_scores(searched, prepared, rng):
+    matched = 0
+    for text in QUERIES:
+        docnos = rows_for(searched, text, rng)
+        expected = searched.lexical.scores_of(text, docnos)
+        np.testing.assert_allclose(prepared.lexical.scores_of(text, docnos), expected, rtol=1e-5, atol=1e-6,
+                                   err_msg=text)
+        fields_expected = searched.lexical.field_scores(text, docnos, TEXT_FIELDS)
+        fields_prepared = prepared.lexical.field_scores(text, docnos, TEXT_FIELDS)
+        for field in TEXT_FIELDS:
+            np.testing.assert_allclose(fields_prepared[field], fields_expected[field], rtol=1e-5, atol=1e-6,
+                                       err_msg=f"{text}: {field}")
+            matched += int((fields_expected[field] > 0).sum())
+    assert matched > 500  # the queries match many rows in every field, so the comparison means something
+
+
+def test_prepared_rows_score_as_tantivy_searches(sample_index):
+    searched, prepared = searched_and_prepared(sample_index)
+    assert prepared.lexical._rows is not None and searched.lexical._rows is None
+    assert_same_scores(searched, prepared, np.random.default_rng(0))
+
+
+def test_prepared_rows_score_as_tantivy_after_deletes(small_index):
+    """Deleted documents still count in tantivy's statistics until a merge; the prepared scores follow."""
+    delete_products(small_index, [row["id"] for row in sample_products(60)[:15]])
+    searched, prepared = searched_and_prepared(small_index)
+    assert prepared.products.num_live == 45
+    rng = np.random.default_rng(1)
+    for text in ("shirt", "men black", "women watch casual"):
+        docnos = rows_for(searched, text, rng)
+        np.testing.assert_allclose(prepared.lexical.scores_of(text, docnos), searched.lexical.scores_of(text, docnos),
+                                   rtol=1e-5, atol=1e-6, err_msg=text)
+
+
+def test_a_new_version_extends_the_previous_versions_rows(small_index, tmp_path):
+    """Following an update analyzes only the rows it added; a renumbered (compacted) version is not extended."""
+    index = IndexDirectory(small_index)
+    old = Snapshot.open(index, device="cpu")
+    assert old.lexical.prepare_rows(old.products)
+    rows = sample_products(60)
+    changed = [{**rows[0], "title": "Navy Blue Casual Shirt Shirt"}, {**rows[1], "description": "black leather wallet"}]
+    delta = tmp_path / "delta.jsonl"
+    delta.write_text("".join(json.dumps(row) + "\n" for row in changed))
+    apply_delta(small_index, delta, device="cpu")
+    new, searched = Snapshot.open(index, device="cpu", previous=old), Snapshot.open(index, device="cpu")
+    assert new.products.num_rows == 62 and new.lexical.prepare_rows(new.products, previous=old.lexical)
+    assert new.lexical._rows[0].num_rows == 62 and new.lexical._rows[0].terms[:10].tolist() == \
+        old.lexical._rows[0].terms[:10].tolist()
+    rng = np.random.default_rng(2)
+    for text in ("navy shirt", "black leather wallet", "men casual"):
+        docnos = np.concatenate([rows_for(searched, text, rng), [60, 61]]).astype(np.int64)
+        np.testing.assert_allclose(new.lexical.scores_of(text, docnos), searched.lexical.scores_of(text, docnos),
+                                   rtol=1e-5, atol=1e-6, err_msg=text)
+    compact(small_index)
+    renumbered = Snapshot.open(index, device="cpu")
+    assert not renumbered.lexical.prepare_rows(renumbered.products, previous=new.lexical)
+    assert renumbered.lexical._rows is None
+
+
+def test_prepare_stops_when_asked(sample_index):
+    snapshot = Snapshot.open(IndexDirectory(sample_index), device="cpu")
+    assert not snapshot.lexical.prepare_rows(snapshot.products, stop=lambda: True)
+    assert snapshot.lexical._rows is None
+
+
+def test_fieldnorm_table_and_idf_by_hand():
+    # exact lengths up to 40, then buckets of two, four, ... (tantivy's fieldnorm byte)
+    assert FIELDNORMS[:41].tolist() == list(range(41))
+    assert FIELDNORMS[41:47].tolist() == [42, 44, 46, 48, 50, 52]
+    assert FIELDNORMS[-1] == 2_013_265_944 and np.all(np.diff(FIELDNORMS) > 0)
+    assert quantized_lengths(np.array([0, 7, 40, 41, 43, 57, 100])).tolist() == [0, 7, 40, 40, 42, 56, 96]
+    # ln(1 + (N - n + 0.5) / (n + 0.5)): N = 44441, n = 8653 gives tantivy's explained 1.6362212
+    assert idf(np.array([8653]), 44441)[0] == pytest.approx(1.6362212, abs=1e-6)
