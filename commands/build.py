@@ -29,6 +29,7 @@ def index(
     pretrained: Optional[str] = typer.Option(None, "--pretrained", help="open_clip weights tag or checkpoint path (heads file for the default model)."),
     device: str = DeviceOption,
     lexical: str = typer.Option("tantivy", "--lexical", help="Lexical backend: tantivy (embedded) or elasticsearch (SHOPLENS_ES_URL)."),
+    vectors: str = typer.Option("faiss", "--vectors", help="Where product vectors are searched: faiss (embedded) or elasticsearch (exact kNN in the lexical store's documents; needs --lexical elasticsearch)."),
     vector_index: str = typer.Option("auto", "--vector-index", help="auto (exact below 20,000 products, HNSW above), flat, hnsw, ivf or ivfpq."),
     image_weight: float = typer.Option(0.5, "--image-weight", help="Share of the image embedding in a product's vector (0..1)."),
     es_shards: Optional[int] = typer.Option(None, "--es-shards", help="With --lexical elasticsearch: primary shards of the new Elasticsearch index (default 1)."),
@@ -42,7 +43,7 @@ def index(
 
     options = WriteOptions(model=model, pretrained=pretrained, device=device, lexical_backend=lexical,
                            lexical_config=lexical_layout(lexical, es_shards, es_replicas),
-                           vector_config={"kind": vector_index, "image_weight": image_weight},
+                           vector_backend=vectors, vector_config={"kind": vector_index, "image_weight": image_weight},
                            keep_versions=keep_versions, encoder_runtime=encoder_runtime)
     check_options(options)
     with RichProgress(enabled=not as_json) as progress:

@@ -102,7 +102,8 @@ def hybrid_search(snapshot, request: SearchRequest, encode: Callable[[SearchRequ
     use_native = request.mode in ("hybrid", "native") and bool(text) and snapshot.text_native is not None
     lexical_allowed = allowed if (allowed is not None or snapshot.lexical.physical_deletes) \
         else snapshot.products.live
-    dense_allowed = allowed if allowed is not None else (None if snapshot.products.live.all() else snapshot.products.live)
+    dense_allowed = allowed if allowed is not None else \
+        (None if snapshot.vectors.physical_deletes or snapshot.products.live.all() else snapshot.products.live)
 
     # a server store applies the filters itself (the same rows as the mask, selected inside the server)
     pushdown = pushdown_filters(snapshot.products, parse_filters(request.filters)) if request.filters else None
@@ -124,9 +125,9 @@ def hybrid_search(snapshot, request: SearchRequest, encode: Callable[[SearchRequ
         vectors = encode(request)
         stages["encode"] = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
-    dense = snapshot.vectors.search(vectors.combined, request.candidates, dense_allowed) \
+    dense = snapshot.vectors.search(vectors.combined, request.candidates, dense_allowed, filters=pushdown) \
         if use_dense and vectors.combined is not None else empty
-    native = snapshot.text_native.search(vectors.native, request.candidates, dense_allowed) \
+    native = snapshot.text_native.search(vectors.native, request.candidates, dense_allowed, filters=pushdown) \
         if use_native and vectors.native is not None else empty
     if use_dense or use_native:
         stages["vector"] = (time.perf_counter() - started) * 1000

@@ -23,7 +23,7 @@ from shoplens.indexers.products import load_products, write_products
 from shoplens.indexers.snapshot import Snapshot
 from shoplens.indexers.storage import link_tree
 from shoplens.indexers.vector import vector_store_class
-from shoplens.indexers.writer import VERSION_KEYS, embedding_text
+from shoplens.indexers.writer import VERSION_KEYS, document_vectors, embedding_text
 
 # a check of a component another layer writes into a version; it adds what it finds to the report
 ComponentCheck = Callable[[Snapshot, "CheckReport"], None]
@@ -189,15 +189,18 @@ def compact(index_path: str | Path | IndexDirectory, force: bool = True) -> Comp
             text, image, has_image = vector_cls.read_rows(parent / "vectors")
             vector_state = vector_cls.write(txn.component_dir("vectors"), None, text[live], image[live], has_image[live],
                                             segment, dict(backends["vector"]))
-            textvec_summary = {}
+            textvec_summary, stores = {}, [(vector_state, text[live], image[live], has_image[live])]
             if "textvec" in backends and (parent / "textvec").is_dir():
                 native, native_image, native_has = vector_cls.read_rows(parent / "textvec")
                 textvec_state = vector_cls.write(txn.component_dir("textvec"), None, native[live], native_image[live],
                                                  native_has[live], segment, dict(backends["textvec"]))
                 textvec_summary = {"textvec": vector_cls.summarize(textvec_state)}
+                stores.append((textvec_state, native[live], native_image[live], native_has[live]))
             lexical_cls = lexical_store_class(backends["lexical"]["backend"])
             records = [json.loads(r) for r in table.column("record").to_pylist()]
             adds = [(i, lexical_document(Product.from_record(r))) for i, r in enumerate(records)]
+            for (_, fields), vectors in zip(adds, document_vectors(vector_cls, stores)):
+                fields["vectors"] = vectors
             lexical_cls.write(txn.component_dir("lexical"), None, adds, [], dict(backends["lexical"]))
             for component in ("spelling", "behaviour", "ranker"):
                 txn.carry_over(component)
@@ -274,6 +277,8 @@ def check_index(index_path: str | Path, deep: int = 0, version: int | None = Non
                                    f"missing, {len(extra)} dead or unknown row(s) present")
     elif len(np.setdiff1d(live, held)):
         report.problems.append(f"lexical store lacks {len(np.setdiff1d(live, held))} live product(s)")
+    for store in filter(None, (vectors, snapshot.text_native)):  # vectors kept on a server: do they match?
+        report.problems.extend(store.check_documents(live))
 
     records = products.records(live)
     text_hashes = products.column_values("text_hash", live)

@@ -329,19 +329,24 @@ class IndexWriter:
         crash_point("vectors-written")
 
         step = time.perf_counter()
-        textvec_state = self._write_text_native(txn, new_products, cache, namespace, backends, rebuild,
-                                                parent_for_stores, segment, report)
+        textvec_state, native = self._write_text_native(txn, new_products, cache, namespace, backends, rebuild,
+                                                        parent_for_stores, segment, report)
         timings["textvec"] = time.perf_counter() - step
-        lexical_cls = self._write_lexical(txn, change, backends, parent_for_stores, timings)
+        carried = document_vectors(vector_cls, [(vector_state, text_vectors, image_vectors, has_image),
+                                                (textvec_state, native, None, None)])
+        lexical_cls = self._write_lexical(txn, change, backends, parent_for_stores, timings, carried)
         write_vocabulary(txn.component_dir("spelling"), None if parent_for_stores is None else txn.parent_dir("spelling"),
                          new_products)
         return {"backends": backends, "vector_cls": vector_cls, "vector_state": vector_state,
                 "textvec_state": textvec_state, "lexical_cls": lexical_cls}
 
-    def _write_lexical(self, txn, change: "_Change", backends, parent_for_stores, timings):
+    def _write_lexical(self, txn, change: "_Change", backends, parent_for_stores, timings, carried=None):
+        """The lexical store's new documents; `carried`, per new row, the vectors its document holds too."""
         step = time.perf_counter()
         lexical_cls = lexical_store_class(backends["lexical"]["backend"])
         adds = [(change.base_rows + i, lexical_document(p)) for i, p in enumerate(change.new_products)]
+        for (_, fields), vectors in zip(adds, carried or ()):
+            fields["vectors"] = vectors
         advance = self.progress.stage("lexical index", len(adds))
         lexical_cls.write(txn.component_dir("lexical"),
                           None if parent_for_stores is None else txn.parent_dir("lexical"),
@@ -389,10 +394,11 @@ class IndexWriter:
 
     def _write_text_native(self, txn: Transaction, products: list[Product], cache: EmbeddingCache, namespace: str,
                            backends: dict[str, Any], rebuild: bool, parent_for_stores, segment: str,
-                           report: CommitReport) -> dict[str, Any] | None:
-        """The third store: each product's text-native embedding, same rows, versions and deletes as `vectors`."""
+                           report: CommitReport) -> tuple[dict[str, Any] | None, np.ndarray | None]:
+        """The third store: each product's text-native embedding, same rows, versions and deletes as `vectors`.
+        Returns its state and the new rows' embeddings (None, None for a model without a text tower)."""
         if not self._text_native_enabled(backends, rebuild):
-            return None
+            return None, None
         native_ns = namespace + "|native"
         texts = [native_text(p) for p in products]
         digests = [text_digest(t) for t in texts]
@@ -412,11 +418,12 @@ class IndexWriter:
         dim = len(next(iter(cached.values()))) if cached else int(backends.get("textvec", {}).get("dim") or
                                                                      self.encoder().native_dim)
         native = np.stack([cached[d] for d in digests]).astype(np.float32) if products else np.zeros((0, dim), np.float32)
-        config = {**backends["vector"], **backends.get("textvec", {}), "image_weight": 0.0}
+        config = {**backends["vector"], **backends.get("textvec", {}), "image_weight": 0.0, "channel": "native"}
         vector_cls = vector_store_class(config["backend"])
         parent_dir = None if parent_for_stores is None else txn.parent_dir("textvec")
-        return vector_cls.write(txn.component_dir("textvec"), parent_dir, native, np.zeros_like(native),
-                                np.zeros(len(native), bool), segment, config)
+        state = vector_cls.write(txn.component_dir("textvec"), parent_dir, native, np.zeros_like(native),
+                                 np.zeros(len(native), bool), segment, config)
+        return state, native
 
     def _encoder_backend(self, backends: dict[str, dict[str, Any]], model_info: dict[str, Any]) -> dict[str, Any]:
         """The query encoder's runtime; for onnx (and onnx-int8), the export is made now (once per model identity)."""
@@ -560,13 +567,36 @@ def replace_component(index_path: str | Path | IndexDirectory, name: str, kind: 
             raise
 
 
+def document_vectors(vector_cls, stores: list[tuple[dict[str, Any] | None, Any, Any, Any]]) -> list[dict[str, Any]]:
+    """Per new row, the vectors its lexical document carries (`VectorStore.lexical_fields`): [] for stores
+    that keep their own files. `stores`: (state, text, image, has_image) of the joint and text-native
+    stores; a None state is skipped, None image rows are zeros."""
+    columns: dict[str, np.ndarray] = {}
+    for state, text, image, has_image in stores:
+        if state is None or text is None:
+            continue
+        image = np.zeros_like(text) if image is None else image
+        has_image = np.zeros(len(text), bool) if has_image is None else has_image
+        columns.update(vector_cls.lexical_fields(state, text, image, has_image))
+    if not columns:
+        return []
+    rows = len(next(iter(columns.values())))
+    return [{name: matrix[row] for name, matrix in columns.items()} for row in range(rows)]
+
+
 def check_options(options: WriteOptions) -> None:
     """Fail fast on option values a build would only trip over after encoding."""
     from shoplens.indexers.lexical import LEXICAL_BACKENDS
+    from shoplens.indexers.vector import VECTOR_BACKENDS
     from shoplens.indexers.vector.faiss_store import INDEX_KINDS
 
     if options.lexical_backend not in LEXICAL_BACKENDS:
         raise ConfigError(f"unknown lexical backend {options.lexical_backend!r}; use one of {', '.join(LEXICAL_BACKENDS)}")
+    if options.vector_backend not in VECTOR_BACKENDS:
+        raise ConfigError(f"unknown vector backend {options.vector_backend!r}; use one of {', '.join(VECTOR_BACKENDS)}")
+    if options.vector_backend == "elasticsearch" and options.lexical_backend != "elasticsearch":
+        raise ConfigError("--vectors elasticsearch keeps the vectors in the lexical store's Elasticsearch documents; "
+                          "add --lexical elasticsearch")
     kind = options.vector_config.get("kind", "auto")
     if kind not in INDEX_KINDS:
         raise ConfigError(f"unknown vector index kind {kind!r}; use one of {', '.join(INDEX_KINDS)}")

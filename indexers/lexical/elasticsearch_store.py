@@ -31,15 +31,27 @@ every document carries each product-store column as lower-cased keywords
 range clauses beside the version filter, before the top-k.
 
 Scores: Elasticsearch's BM25 (Lucene) leaves out tantivy's constant (k1 + 1)
-factor, and its statistics count documents of every generation held in the
-shard (deleted or abandoned rows included, until a compaction rebuilds the
-index); with `dfs` (the default) the statistics are global, so on a fresh
-index the ranking equals tantivy's. The server is `SHOPLENS_ES_URL` (or the
+factor; the store multiplies it back (`TANTIVY_SCALE`), so scores are on
+tantivy's scale (a reranker trained on one backend reads the other's alike).
+Its statistics count documents of every generation held in the shard (deleted
+or abandoned rows included, until a compaction rebuilds the index) and Lucene
+keeps document lengths in one lossy byte as tantivy does but with its own
+table; with `dfs` (the default) the statistics are global, so on a fresh index
+the ranking equals tantivy's and the scores agree to a few percent.
+
+Per-field scores for the reranker (`field_scores`, `scores_of`): the query's
+terms analyzed in process (the same chain, distinct terms, as tantivy) and sent
+as `term` queries per field, restricted to the candidates, all fields in one
+`_msearch`.
+
+Vectors (optional, `indexers/vector/elasticsearch_store.py`): a document may
+carry its product's vectors as float32 binary doc values (`vec`, `nvec`). The server is `SHOPLENS_ES_URL` (or the
 `url` option; several comma-separated addresses are allowed).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import time
@@ -54,6 +66,8 @@ from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, FieldFilte
 from shoplens.indexers.storage import atomic_write_json, read_json
 
 ANALYZER = "shoplens_en"
+VECTOR_FIELDS = ("vec", "nvec")  # the joint and the text-native vector, when vectors live on the cluster
+TANTIVY_SCALE = 1.0 + 1.2  # tantivy's BM25 keeps the (k1 + 1) factor Lucene drops; k1 = 1.2 in both
 INDEX_SETTINGS = {
     "analysis": {
         "tokenizer": {"shoplens_simple": {"type": "pattern", "pattern": "[^\\p{L}\\p{N}]+"}},
@@ -83,6 +97,7 @@ INDEX_MAPPINGS = {
         "live": {"type": "integer_range"},
         "kw": {"type": "object", "dynamic": True},
         "num": {"type": "object", "dynamic": True},
+        **{field: {"type": "binary", "doc_values": True} for field in VECTOR_FIELDS},
         **{field: {"type": "text", "analyzer": ANALYZER} for field in TEXT_FIELDS},
     },
 }
@@ -177,7 +192,18 @@ def _source(docno: int, fields: dict[str, Any], generation: int) -> dict[str, An
         if number is not None:
             numbers[field_key(column)] = number
     source["kw"], source["num"] = keywords, numbers
+    for name, vector in (fields.get("vectors") or {}).items():
+        source[name] = encode_vector(vector)
     return source
+
+
+def encode_vector(vector: np.ndarray) -> str:
+    """A vector as a binary field's value: float32, big-endian, base64 (what the painless scorer decodes)."""
+    return base64.b64encode(np.asarray(vector, dtype=">f4").tobytes()).decode("ascii")
+
+
+def decode_vector(value: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(value), dtype=">f4").astype(np.float32)
 
 
 class ElasticsearchStore(LexicalStore):
@@ -343,12 +369,55 @@ class ElasticsearchStore(LexicalStore):
                 docno = int(hit["fields"]["docno"][0])
                 if docno < len(mask) and mask[docno]:
                     docnos.append(docno)
-                    scores.append(hit["_score"])
+                    scores.append(hit["_score"] * TANTIVY_SCALE)
                     if len(docnos) >= limit:
                         break
         except Exception as exc:
             raise self._unavailable(exc) from None
         return np.asarray(docnos, dtype=np.int64), np.asarray(scores, dtype=np.float32)
+
+    def field_scores(self, text, docnos, fields):
+        """BM25 of each row within each single field (0 where the field matches no term), on tantivy's scale:
+        one `_msearch`, one sub-query per field restricted to the rows."""
+        docnos = np.asarray(docnos, dtype=np.int64)
+        terms = list(dict.fromkeys(self.text_analyzer()(text or "")))
+        if not terms or not len(docnos):
+            return {field: np.zeros(len(docnos)) for field in fields}
+        queries = [{"bool": {"should": [{"term": {field: term}} for term in terms]}} for field in fields]
+        return dict(zip(fields, self._row_scores(queries, docnos)))
+
+    def scores_of(self, text, docnos):
+        """BM25 of each row for the whole field-boosted query (0 where it matches no term), tantivy's scale."""
+        docnos = np.asarray(docnos, dtype=np.int64)
+        terms = list(dict.fromkeys(self.text_analyzer()(text or "")))
+        if not terms or not len(docnos):
+            return np.zeros(len(docnos))
+        query = {"bool": {"should": [{"term": {field: {"value": term, "boost": boost}}}
+                                     for field, boost in FIELD_BOOSTS.items() for term in terms]}}
+        return self._row_scores([query], docnos)[0]
+
+    def _row_scores(self, queries: list[dict[str, Any]], docnos: np.ndarray) -> list[np.ndarray]:
+        """Each query's score of each row, from one `_msearch` per chunk of at most TERMS_MAX rows."""
+        unique, inverse = np.unique(docnos, return_inverse=True)
+        per_query = [np.zeros(len(unique)) for _ in queries]
+        search_type = "dfs_query_then_fetch" if self.dfs else "query_then_fetch"
+        for start in range(0, len(unique), TERMS_MAX):
+            chunk = unique[start:start + TERMS_MAX]
+            restrict = {"terms": {"docno": chunk.tolist()}}
+            body: list[dict[str, Any]] = []
+            for query in queries:
+                body.append({})
+                body.append({"query": {"bool": {"must": [query], "filter": [self._view, restrict]}},
+                             "size": len(chunk), "_source": False, "docvalue_fields": ["docno"],
+                             "track_total_hits": False})
+            responses = self._call(self.client.msearch, index=self.index_name, body=body,
+                                   search_type=search_type)["responses"]
+            for scores, response in zip(per_query, responses):
+                if "error" in response:
+                    raise self._unavailable(RuntimeError(str(response["error"])[:200]))
+                found, values = _hits(response["hits"]["hits"])
+                scores[np.searchsorted(unique, found)] = values
+        return [scores[inverse] for scores in per_query]
 
     def num_docs(self) -> int:
         return int(self._count)
@@ -368,6 +437,15 @@ class ElasticsearchStore(LexicalStore):
         info.update(url=self.url, index=self.index_name, generation=self.generation,
                     shards=self.state.get("shards"), replicas=self.state.get("replicas"))
         return info
+
+    @property
+    def view(self) -> dict[str, Any]:
+        """The query clause that selects this version's documents (`live` contains its generation)."""
+        return self._view
+
+    def call(self, method: str, **kwargs):
+        """A client method by name (`search`, `count`, ...); a failure is one ElasticsearchUnavailableError."""
+        return self._call(getattr(self.client, method), **kwargs)
 
     def _call(self, method, **kwargs):
         try:
@@ -399,7 +477,7 @@ def _drop_quietly(client, index: str) -> None:
 
 def _hits(hits: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
     docnos = np.array([int(hit["fields"]["docno"][0]) for hit in hits], dtype=np.int64)
-    scores = np.array([hit["_score"] for hit in hits], dtype=np.float32)
+    scores = np.array([hit["_score"] * TANTIVY_SCALE for hit in hits], dtype=np.float32)
     return docnos, scores
 
 

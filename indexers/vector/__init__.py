@@ -5,7 +5,7 @@ from __future__ import annotations
 from shoplens.common.errors import ConfigError
 from shoplens.indexers.vector.base import VectorStore
 
-VECTOR_BACKENDS = ("faiss",)
+VECTOR_BACKENDS = ("faiss", "elasticsearch")
 
 
 def vector_store_class(name: str = "faiss") -> type[VectorStore]:
@@ -14,4 +14,8 @@ def vector_store_class(name: str = "faiss") -> type[VectorStore]:
         from shoplens.indexers.vector.faiss_store import FaissStore
 
         return FaissStore
+    if name == "elasticsearch":
+        from shoplens.indexers.vector.elasticsearch_store import ElasticsearchVectorStore
+
+        return ElasticsearchVectorStore
     raise ConfigError(f"unknown vector backend {name!r}; use one of {', '.join(VECTOR_BACKENDS)}")

@@ -19,6 +19,8 @@ class VectorStore(ABC):
     """
 
     name: str = "base"
+    # True when a version's search sees only its live rows by itself (no live mask needed)
+    physical_deletes: bool = False
 
     @classmethod
     @abstractmethod
@@ -33,6 +35,13 @@ class VectorStore(ABC):
         config: dict[str, Any],
     ) -> dict[str, Any]:
         """Write a version of the store: the parent's rows plus the new ones."""
+
+    @classmethod
+    def lexical_fields(cls, state: dict[str, Any], text: np.ndarray, image: np.ndarray,
+                       has_image: np.ndarray) -> dict[str, np.ndarray]:
+        """Per field, the vectors of the given new rows that the lexical store's documents must carry
+        (a store kept on a search server with the text); {} for a store that keeps its own files."""
+        return {}
 
     @classmethod
     @abstractmethod
@@ -62,8 +71,12 @@ class VectorStore(ABC):
     def dim(self) -> int: ...
 
     @abstractmethod
-    def search(self, query: np.ndarray, limit: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top `limit` rows by inner product with `query` among allowed rows: (docnos, scores)."""
+    def search(self, query: np.ndarray, limit: int, allowed: np.ndarray | None = None,
+               filters: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top `limit` rows by inner product with `query` among allowed rows: (docnos, scores).
+
+        `filters` (FieldFilters), when given, are what `allowed` was computed from: a store on a server
+        applies them there instead of the mask; the others use the mask."""
 
     @abstractmethod
     def vectors(self, docnos: np.ndarray) -> dict[str, np.ndarray]:
@@ -73,6 +86,10 @@ class VectorStore(ABC):
     @abstractmethod
     def summarize(cls, state: dict[str, Any]) -> dict[str, Any]:
         """The settings a written state records, for the manifest."""
+
+    def check_documents(self, live: np.ndarray) -> list[str]:
+        """Problems between what the store holds outside the index directory and the folder (none here)."""
+        return []
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

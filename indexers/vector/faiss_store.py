@@ -289,7 +289,7 @@ class FaissStore(VectorStore):
             return faiss.SearchParametersIVF(sel=selector, nprobe=int(self.params["nprobe"]))
         return faiss.SearchParameters(sel=selector) if selector is not None else None
 
-    def search(self, query, limit, allowed=None):
+    def search(self, query, limit, allowed=None, filters=None):
         query = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
         if query.shape[1] != self.dim:
             raise IndexCorruptError(f"query vector has dimension {query.shape[1]}, the index {self.dim}")

@@ -1,0 +1,270 @@
+"""Product vectors on the Elasticsearch cluster: the dense retriever as one filtered query there.
+
+Where the vectors live. With `--vectors elasticsearch` (which needs `--lexical
+elasticsearch`) each product's joint vector (field `vec`) and, for a model with
+a text tower, its text-native vector (`nvec`) are written into the same
+Elasticsearch documents the lexical store writes (`indexers/lexical/
+elasticsearch_store.py`), as float32 binary doc values. So the vectors share
+everything the lexical store does per version: the `live` generation range (a
+deleted or superseded product is never found), the `kw.*` / `num.*` filter
+fields, bulk retries, the one refresh per commit, rollback repair, and the
+release of what pruned versions held. This store's folder names no server: it
+opens the version's lexical store to reach the documents.
+
+Exact, not approximate. Elasticsearch 7.10.2, the newest version whose server
+modules Maven Central serves (`org.codelibs:elasticsearch-cluster-runner`),
+has no HNSW kNN (Elasticsearch 8.0 and later) and no `dense_vector` field in
+its Apache-2.0 modules (that field is x-pack's). A search is a `script_score`
+query: the version filter and the user's filters select the documents, and a
+painless script computes each one's inner product with the query (float32
+vectors, summed in double): brute force over the matching documents of every
+shard, the same order as FAISS's exact search, at a cost linear in the
+catalog. Fine for tests and moderate catalogs; a cluster with HNSW (ES >= 8 or
+OpenSearch's k-NN plugin) would replace the script with a `knn` clause.
+
+What stays in the index directory: every row's raw text and image embeddings as
+segment files (`text-SEG.npy`, `image-SEG.npy`, `hasimg-SEG.npy`, FAISS's
+format), memory-mapped; only the rows asked for are read (the reranker's
+similarities of its candidates) and compaction rewrites from them. Nothing of
+them is loaded at open.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shoplens.common.errors import IndexCorruptError
+from shoplens.indexers.lexical.elasticsearch_store import (TERMS_MAX, ElasticsearchStore, decode_vector,
+                                                           filter_clause)
+from shoplens.indexers.storage import atomic_write_json, link_or_copy, read_json
+from shoplens.indexers.vector.base import VectorStore, fuse_vectors, normalize_rows
+from shoplens.indexers.vector.faiss_store import DEFAULTS
+
+FIELDS = {"joint": "vec", "native": "nvec"}  # a store's channel -> its documents' field
+LEXICAL_COMPONENT = "lexical"  # the sibling folder of a version whose documents carry the vectors
+# The inner product of the document's vector (big-endian float32 bytes) with params.q (unit length), plus 1:
+# script_score needs scores >= 0 and both vectors have length 1 (or 0), so the sum lies in [0, 2].
+SCRIPT = """
+def values = doc[params.f];
+if (values.size() == 0) { return 0.0; }
+BytesRef b = values.value; byte[] a = b.bytes; int j = b.offset; double s = 0; List q = params.q;
+int n = q.size();
+for (int i = 0; i < n; ++i) {
+  int b0 = a[j]; int b1 = a[j + 1]; int b2 = a[j + 2]; int b3 = a[j + 3];
+  s += Float.intBitsToFloat((b0 << 24) | ((b1 & 255) << 16) | ((b2 & 255) << 8) | (b3 & 255)) * (double) q.get(i);
+  j += 4;
+}
+return s + 1.0;
+"""
+
+
+class ElasticsearchVectorStore(VectorStore):
+    """Fused product vectors searched inside Elasticsearch; raw embeddings memory-mapped from the folder."""
+
+    name = "elasticsearch"
+    physical_deletes = True  # the version's view (one range filter) holds only its live rows
+
+    def __init__(self, state: dict[str, Any], directory: Path, documents: ElasticsearchStore):
+        self.state = state
+        self.documents = documents
+        self.field = state["field"]
+        self.weight = float(state["params"]["image_weight"])
+        self._starts, self._segments = _map_segments(directory, state)
+
+    # -- writing -----------------------------------------------------------------
+
+    @classmethod
+    def write(cls, target, parent, text, image, has_image, segment_name, config):
+        """The parent's segments (hard links) plus one for the new rows; their vectors reach Elasticsearch
+        through the lexical store's write (`lexical_fields`)."""
+        target.mkdir(parents=True, exist_ok=True)
+        text, image = normalize_rows(text), normalize_rows(image)
+        if parent is not None:
+            state = read_json(parent / "state.json")
+            for segment in state["segments"]:
+                for prefix in ("text", "image", "hasimg"):
+                    name = f"{prefix}-{segment['name']}.npy"
+                    link_or_copy(parent / name, target / name)
+            if text.shape[0] and text.shape[1] != state["dim"]:
+                raise IndexCorruptError(f"new vectors have dimension {text.shape[1]}, the store has {state['dim']}")
+        else:
+            config = config or {}
+            weight = config.get("image_weight")
+            state = {"backend": cls.name, "dim": int(text.shape[1]), "segments": [], "rows": 0,
+                     "field": config.get("field") or FIELDS[config.get("channel", "joint")],
+                     "params": {"image_weight": float(DEFAULTS["image_weight"] if weight is None else weight)}}
+        if len(text):
+            np.save(target / f"text-{segment_name}.npy", text.astype(np.float32))
+            np.save(target / f"image-{segment_name}.npy", image.astype(np.float32))
+            np.save(target / f"hasimg-{segment_name}.npy", np.asarray(has_image, dtype=bool))
+            state["segments"].append({"name": segment_name, "rows": int(len(text))})
+            state["rows"] += int(len(text))
+        atomic_write_json(target / "state.json", state)
+        return state
+
+    @classmethod
+    def lexical_fields(cls, state, text, image, has_image):
+        weight = float(state["params"]["image_weight"])
+        return {state["field"]: fuse_vectors(normalize_rows(text), normalize_rows(image),
+                                             np.asarray(has_image, dtype=bool), weight)}
+
+    # -- reading -----------------------------------------------------------------
+
+    @classmethod
+    def read_rows(cls, directory):
+        state = read_json(directory / "state.json")
+        _, segments = _map_segments(directory, state)
+        if not segments:
+            empty = np.zeros((0, int(state["dim"])), np.float32)
+            return empty, empty.copy(), np.zeros(0, bool)
+        return tuple(np.concatenate([segment[part] for segment in segments]) for part in range(3))
+
+    @classmethod
+    def image_flags(cls, directory):
+        return cls.read_rows(directory)[2]
+
+    @classmethod
+    def open(cls, directory, device="auto", previous=None):
+        state = read_json(directory / "state.json")
+        lexical = directory.parent / LEXICAL_COMPONENT
+        try:
+            backend = read_json(lexical / "state.json").get("backend")
+        except (OSError, ValueError, IndexCorruptError):
+            backend = None
+        if backend != ElasticsearchStore.name:
+            raise IndexCorruptError(f"{directory} keeps its vectors in Elasticsearch documents, but the version's "
+                                    "lexical store is not on Elasticsearch; rebuild with --lexical elasticsearch")
+        return cls(state, directory, ElasticsearchStore.open(lexical))
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.state["rows"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.state["dim"])
+
+    @classmethod
+    def summarize(cls, state):
+        return {"backend": cls.name, "kind": "exact", "dim": state["dim"], "field": state["field"],
+                "image_weight": state["params"]["image_weight"]}
+
+    def describe(self):
+        return {**self.summarize(self.state), "device": "elasticsearch", "rows": self.num_rows,
+                "url": self.documents.url, "index": self.documents.index_name,
+                "generation": self.documents.generation}
+
+    def vectors(self, docnos):
+        docnos = np.asarray(docnos, dtype=np.int64)
+        text, image, has_image = (self._gather(part, docnos) for part in range(3))
+        return {"text": text, "image": image, "has_image": has_image,
+                "fused": fuse_vectors(text, image, has_image, self.weight)}
+
+    def _gather(self, part: int, docnos: np.ndarray) -> np.ndarray:
+        if len(docnos) and (docnos.min() < 0 or docnos.max() >= self.num_rows):
+            raise IndexCorruptError(f"row {int(docnos.max())} is beyond the vector store's {self.num_rows} rows")
+        shape = (len(docnos),) if part == 2 else (len(docnos), self.dim)
+        out = np.zeros(shape, bool if part == 2 else np.float32)
+        segment_of = np.searchsorted(self._starts, docnos, side="right") - 1
+        for segment in np.unique(segment_of):
+            rows = segment_of == segment
+            out[rows] = self._segments[segment][part][docnos[rows] - self._starts[segment]]
+        return out
+
+    # -- searching ---------------------------------------------------------------
+
+    def search(self, query, limit, allowed=None, filters=None):
+        """Top `limit` rows of this version by inner product, among the rows `filters` (run inside
+        Elasticsearch, as the lexical store does) or else `allowed` select; exactly `limit` hits asked for."""
+        query = np.asarray(query, dtype=np.float32).reshape(-1)
+        if query.shape[0] != self.dim:
+            raise IndexCorruptError(f"query vector has dimension {query.shape[0]}, the index {self.dim}")
+        limit = int(min(limit, self.num_rows))
+        if limit <= 0:
+            return _empty()
+        if filters is not None:
+            return self._top(query, limit, [filter_clause(f) for f in filters])
+        if allowed is None:
+            return self._top(query, limit, [])
+        restrict = np.flatnonzero(np.asarray(allowed, dtype=bool)[: self.num_rows])
+        if len(restrict) == 0:
+            return _empty()
+        if len(restrict) <= TERMS_MAX:
+            return self._top(query, limit, [{"terms": {"docno": restrict.tolist()}}])
+        return self._masked(query, limit, np.asarray(allowed, dtype=bool), len(restrict))
+
+    def _top(self, query: np.ndarray, limit: int, clauses: list[dict[str, Any]]):
+        norm = float(np.linalg.norm(query))
+        unit = query / norm if norm > 0 else query
+        body = {"script_score": {"query": {"bool": {"filter": [self.documents.view, *clauses]}},
+                                 "script": {"source": SCRIPT, "params": {"f": self.field, "q": unit.tolist()}}}}
+        response = self.documents.call("search", index=self.documents.index_name, query=body, size=int(limit),
+                                       _source=False, docvalue_fields=["docno"], track_total_hits=False)
+        hits = response["hits"]["hits"]
+        docnos = np.array([int(hit["fields"]["docno"][0]) for hit in hits], dtype=np.int64)
+        scores = np.array([(hit["_score"] - 1.0) * norm for hit in hits], dtype=np.float32)
+        return docnos, scores
+
+    def _masked(self, query: np.ndarray, limit: int, allowed: np.ndarray, allowed_rows: int):
+        """A large mask without filters (not what the engine sends): over-fetch, keep the allowed, widen."""
+        fetch = int(min(self.num_rows, max(2 * limit, limit * self.num_rows / allowed_rows * 1.5 + 10)))
+        while True:
+            docnos, scores = self._top(query, fetch, [])
+            inside = docnos < len(allowed)
+            keep = np.zeros(len(docnos), dtype=bool)
+            keep[inside] = allowed[docnos[inside]]
+            if keep.sum() >= limit or len(docnos) < fetch or fetch >= self.num_rows:
+                return docnos[keep][:limit], scores[keep][:limit]
+            fetch = min(self.num_rows, fetch * 4)
+
+    def check_documents(self, live: np.ndarray, sample: int = 20) -> list[str]:
+        """Problems between the cluster's documents and this folder: live rows without a vector, and (on a
+        sample) a document's vector that differs from the stored embeddings'."""
+        problems = []
+        lacking = {"bool": {"filter": [self.documents.view], "must_not": [{"exists": {"field": self.field}}]}}
+        missing = self.documents.call("count", index=self.documents.index_name, body={"query": lacking})["count"]
+        if missing:
+            problems.append(f"{missing} live Elasticsearch document(s) lack their `{self.field}` vector; rebuild")
+        rows = np.asarray(live, dtype=np.int64)[:: max(1, len(live) // sample)][:sample]
+        if not len(rows):
+            return problems
+        query = {"bool": {"filter": [self.documents.view, {"terms": {"docno": rows.tolist()}}]}}
+        response = self.documents.call("search", index=self.documents.index_name, query=query, size=len(rows),
+                                       _source=["docno", self.field])
+        expected = self.vectors(rows)["fused"]
+        for hit in response["hits"]["hits"]:
+            row = int(np.searchsorted(rows, hit["_source"]["docno"]))
+            stored = decode_vector(hit["_source"].get(self.field) or "")
+            if stored.shape != expected[row].shape or not np.allclose(stored, expected[row], atol=1e-6):
+                problems.append(f"row {rows[row]}: its Elasticsearch `{self.field}` vector differs from the "
+                                "stored embeddings; rebuild")
+                break
+        return problems
+
+
+def _empty() -> tuple[np.ndarray, np.ndarray]:
+    return np.empty(0, np.int64), np.empty(0, np.float32)
+
+
+def _map_segments(directory: Path, state: dict[str, Any]) -> tuple[np.ndarray, list[tuple[np.ndarray, ...]]]:
+    """Each segment's (text, image, has_image), memory-mapped, and the first row of each."""
+    segments, starts, row = [], [], 0
+    for segment in state["segments"]:
+        name = segment["name"]
+        try:
+            parts = (np.load(directory / f"text-{name}.npy", mmap_mode="r"),
+                     np.load(directory / f"image-{name}.npy", mmap_mode="r"),
+                     np.load(directory / f"hasimg-{name}.npy"))
+        except OSError as exc:
+            raise IndexCorruptError(f"vector segment {name} of {directory} is unreadable ({exc}); "
+                                    "run `shoplens check`") from None
+        segments.append(parts)
+        starts.append(row)
+        row += len(parts[0])
+    if row != int(state["rows"]):
+        raise IndexCorruptError(f"vector segments of {directory} hold {row} rows, state says {state['rows']}; "
+                                "run `shoplens check`")
+    return np.asarray(starts, dtype=np.int64), segments
