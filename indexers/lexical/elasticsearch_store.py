@@ -30,14 +30,12 @@ every document carries each product-store column as lower-cased keywords
 (`kw.*`) and as a number (`num.*`), and `FieldFilter`s become term / terms /
 range clauses beside the version filter, before the top-k.
 
-Scores: Elasticsearch's BM25 (Lucene) leaves out tantivy's constant (k1 + 1)
-factor; the store multiplies it back (`TANTIVY_SCALE`), so scores are on
-tantivy's scale (a reranker trained on one backend reads the other's alike).
-Its statistics count documents of every generation held in the shard (deleted
-or abandoned rows included, until a compaction rebuilds the index) and Lucene
-keeps document lengths in one lossy byte as tantivy does but with its own
+Scores: Elasticsearch 7's BM25 (Lucene's, with the (k1 + 1) factor kept, as
+tantivy keeps it) counts documents of every generation held in the shard
+(deleted or abandoned rows included, until a compaction rebuilds the index), and
+Lucene keeps document lengths in one lossy byte as tantivy does, with its own
 table; with `dfs` (the default) the statistics are global, so on a fresh index
-the ranking equals tantivy's and the scores agree to a few percent.
+the ranking equals tantivy's and the scores agree closely (the tests allow 3 %).
 
 Per-field scores for the reranker (`field_scores`, `scores_of`): the query's
 terms analyzed in process (the same chain, distinct terms, as tantivy) and sent
@@ -67,7 +65,6 @@ from shoplens.indexers.storage import atomic_write_json, read_json
 
 ANALYZER = "shoplens_en"
 VECTOR_FIELDS = ("vec", "nvec")  # the joint and the text-native vector, when vectors live on the cluster
-TANTIVY_SCALE = 1.0 + 1.2  # tantivy's BM25 keeps the (k1 + 1) factor Lucene drops; k1 = 1.2 in both
 INDEX_SETTINGS = {
     "analysis": {
         "tokenizer": {"shoplens_simple": {"type": "pattern", "pattern": "[^\\p{L}\\p{N}]+"}},
@@ -369,7 +366,7 @@ class ElasticsearchStore(LexicalStore):
                 docno = int(hit["fields"]["docno"][0])
                 if docno < len(mask) and mask[docno]:
                     docnos.append(docno)
-                    scores.append(hit["_score"] * TANTIVY_SCALE)
+                    scores.append(hit["_score"])
                     if len(docnos) >= limit:
                         break
         except Exception as exc:
@@ -377,8 +374,8 @@ class ElasticsearchStore(LexicalStore):
         return np.asarray(docnos, dtype=np.int64), np.asarray(scores, dtype=np.float32)
 
     def field_scores(self, text, docnos, fields):
-        """BM25 of each row within each single field (0 where the field matches no term), on tantivy's scale:
-        one `_msearch`, one sub-query per field restricted to the rows."""
+        """BM25 of each row within each single field (0 where the field matches no term), as tantivy's: the
+        query's distinct terms analyzed in process, one `_msearch`, one sub-query per field restricted to the rows."""
         docnos = np.asarray(docnos, dtype=np.int64)
         terms = list(dict.fromkeys(self.text_analyzer()(text or "")))
         if not terms or not len(docnos):
@@ -387,7 +384,7 @@ class ElasticsearchStore(LexicalStore):
         return dict(zip(fields, self._row_scores(queries, docnos)))
 
     def scores_of(self, text, docnos):
-        """BM25 of each row for the whole field-boosted query (0 where it matches no term), tantivy's scale."""
+        """BM25 of each row for the whole field-boosted query (0 where it matches no term): one request."""
         docnos = np.asarray(docnos, dtype=np.int64)
         terms = list(dict.fromkeys(self.text_analyzer()(text or "")))
         if not terms or not len(docnos):
@@ -477,7 +474,7 @@ def _drop_quietly(client, index: str) -> None:
 
 def _hits(hits: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
     docnos = np.array([int(hit["fields"]["docno"][0]) for hit in hits], dtype=np.int64)
-    scores = np.array([hit["_score"] * TANTIVY_SCALE for hit in hits], dtype=np.float32)
+    scores = np.array([hit["_score"] for hit in hits], dtype=np.float32)
     return docnos, scores
 
 
