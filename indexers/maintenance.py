@@ -277,8 +277,7 @@ def check_index(index_path: str | Path, deep: int = 0, version: int | None = Non
                                    f"missing, {len(extra)} dead or unknown row(s) present")
     elif len(np.setdiff1d(live, held)):
         report.problems.append(f"lexical store lacks {len(np.setdiff1d(live, held))} live product(s)")
-    for store in filter(None, (vectors, snapshot.text_native)):  # vectors kept on a server: do they match?
-        report.problems.extend(store.check_documents(live))
+    report.problems.extend(p for store in (vectors, snapshot.text_native) if store for p in store.check_documents(live))
 
     records = products.records(live)
     text_hashes = products.column_values("text_hash", live)
