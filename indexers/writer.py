@@ -439,6 +439,9 @@ class IndexWriter:
             return {name: dict(cfg) for name, cfg in parent_manifest["backends"].items()}
         vector = {"backend": self.options.vector_backend, **self.options.vector_config}
         lexical = {"backend": self.options.lexical_backend, **self.options.lexical_config}
+        if vector["backend"] == "elasticsearch" and lexical["backend"] != "elasticsearch":
+            raise ConfigError("vectors on Elasticsearch live in the lexical store's documents; "
+                              "use lexical_backend='elasticsearch' (--lexical elasticsearch)")
         return {"vector": vector, "lexical": lexical, "encoder": {"runtime": self.options.encoder_runtime}}
 
     def _embeddings(self, products: list[Product], metas: list[RowMeta], cache: EmbeddingCache, namespace: str,
