@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -47,6 +47,8 @@ class Candidates:
     native: np.ndarray | None = None  # text-native similarity of every candidate; NaN where not computable
     native_rank: np.ndarray | None = None
     channel_weights: dict[str, float] = field(default_factory=dict)  # the weights fusion used for this query
+    text: str | None = None  # the query text retrieval searched with (spelling corrected, price phrase taken out)
+    intent: Any = None  # engine.intent.Intent: what the query states (price, audience, colour, type), or None
 
     def __post_init__(self) -> None:
         if self.fused_rank is None:
@@ -62,7 +64,8 @@ class Candidates:
     def take(self, order: np.ndarray) -> "Candidates":
         return Candidates(self.docnos[order], self.fused[order], self.bm25[order], self.bm25_rank[order],
                           self.dense[order], self.dense_rank[order], self.query, self.fused_rank[order],
-                          self.native[order], self.native_rank[order], dict(self.channel_weights))
+                          self.native[order], self.native_rank[order], dict(self.channel_weights), self.text,
+                          self.intent)
 
     def channel_runs(self) -> dict[str, dict[int, float]]:
         """Each channel's list (docno -> score, best first), rebuilt from the ranks."""
@@ -89,11 +92,12 @@ class Candidates:
 
 def hybrid_search(snapshot, request: SearchRequest, encode: Callable[[SearchRequest], QueryVectors],
                   allowed: np.ndarray | None, executor: Executor | None, stages: dict[str, float],
-                  plan: FusionPlan = DEFAULT_PLAN) -> Candidates:
+                  plan: FusionPlan = DEFAULT_PLAN, intent: Any = None) -> Candidates:
     """Run the retrievers the request's mode asks for and fuse their lists.
 
     The lexical search starts first on the executor's thread, so it runs while
-    the query is being encoded and the vector indexes searched.
+    the query is being encoded and the vector indexes searched. `intent` (what
+    the query states, engine.intent) travels with the candidates to the reranker.
     """
     text = (request.text or "").strip()
     use_lexical = request.mode in ("hybrid", "lexical") and bool(text)
@@ -136,13 +140,18 @@ def hybrid_search(snapshot, request: SearchRequest, encode: Callable[[SearchRequ
     lexical = lexical_result if lexical_result is not None else empty
     started = time.perf_counter()
     candidates = union_candidates(snapshot, vectors, {"lexical": lexical, "dense": dense, "native": native})
-    if request.mode != "hybrid":
-        plan = FusionPlan(weights=((_MODE_CHANNEL[request.mode], 1.0),), adaptive=False)
-    elif request.image is not None:
-        plan = photo_plan(plan)
-    candidates = candidates.refused(plan)
+    candidates.text, candidates.intent = text or None, intent
+    candidates = candidates.refused(query_plan(request, plan))
     stages["fuse"] = (time.perf_counter() - started) * 1000
     return candidates
+
+
+def query_plan(request: SearchRequest, plan: FusionPlan) -> FusionPlan:
+    """The fusion one request runs: one channel alone outside hybrid mode, the photo plan for a query with a
+    photo, else `plan`."""
+    if request.mode != "hybrid":
+        return FusionPlan(weights=((_MODE_CHANNEL[request.mode], 1.0),), adaptive=False)
+    return photo_plan(plan) if request.image is not None else plan
 
 
 def photo_plan(plan: FusionPlan) -> FusionPlan:

@@ -39,7 +39,7 @@ class QuerySample:
     grades: dict[str, float]
     ids: list[str]
     snapshot: Any
-    text: str | None = None  # the query text (None for a photo alone)
+    text: str | None = None  # the query text as retrieval searched it (None for a photo alone)
     kind: str = "text"
 
     def plan(self, plan):
@@ -60,7 +60,8 @@ def gather(engine: SearchEngine, judgments: Judgments, depth: int, progress: Pro
         snapshot, candidates, _ = engine.retrieve(request, for_rerank=True)
         if len(candidates):
             ids = snapshot.products.column_values("id", candidates.docnos)
-            samples.append(QuerySample(key, candidates, grades, ids, snapshot, query.text, query.kind))
+            # features read the text retrieval searched with (spelling corrected, price phrase out), as serving does
+            samples.append(QuerySample(key, candidates, grades, ids, snapshot, candidates.text, query.kind))
         if progress:
             progress(label, number + 1, len(judgments))
     if not samples:

@@ -240,7 +240,7 @@ class SearchEngine:
                 mask = filter_mask(snapshot.products, filters)
                 mask &= snapshot.products.live
         candidates = hybrid_search(snapshot, effective, self.encode_query, mask, self._executor, stages,
-                                   self.fusion_plan(snapshot, request))
+                                   self.fusion_plan(snapshot, request), intent=intent)
         return snapshot, candidates, filters
 
     def search(self, request: SearchRequest) -> SearchResponse:
