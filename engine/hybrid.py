@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from shoplens.engine.filters import parse_filters, pushdown_filters
-from shoplens.engine.fusion import DEFAULT_PLAN, FusionPlan, fuse_channels
+from shoplens.engine.fusion import DEFAULT_PLAN, FusionPlan, fuse_channels, photo_leads
 from shoplens.engine.query import SearchRequest
 
 
@@ -49,6 +49,7 @@ class Candidates:
     channel_weights: dict[str, float] = field(default_factory=dict)  # the weights fusion used for this query
     text: str | None = None  # the query text retrieval searched with (spelling corrected, price phrase taken out)
     intent: Any = None  # engine.intent.Intent: what the query states (price, audience, colour, type), or None
+    photo: np.ndarray | None = None  # query photo to product photo similarity; NaN without either photo
 
     def __post_init__(self) -> None:
         if self.fused_rank is None:
@@ -57,6 +58,8 @@ class Candidates:
             self.native = _nan(len(self.docnos))
         if self.native_rank is None:
             self.native_rank = _nan(len(self.docnos))
+        if self.photo is None:
+            self.photo = _nan(len(self.docnos))
 
     def __len__(self) -> int:
         return len(self.docnos)
@@ -65,7 +68,7 @@ class Candidates:
         return Candidates(self.docnos[order], self.fused[order], self.bm25[order], self.bm25_rank[order],
                           self.dense[order], self.dense_rank[order], self.query, self.fused_rank[order],
                           self.native[order], self.native_rank[order], dict(self.channel_weights), self.text,
-                          self.intent)
+                          self.intent, self.photo[order])
 
     def channel_runs(self) -> dict[str, dict[int, float]]:
         """Each channel's list (docno -> score, best first), rebuilt from the ranks."""
@@ -82,7 +85,7 @@ class Candidates:
         """The same candidates fused again with another plan (training tries plans without retrieving again)."""
         fused, weights = fuse_channels(self.channel_runs(), plan)
         scores = np.array([fused.get(int(d), -np.inf) for d in self.docnos.tolist()], dtype=np.float64)
-        order = np.lexsort((self.docnos, -scores))
+        order = np.lexsort((self.docnos, -scores, ~photo_leads(self.photo, plan.photo_match)))
         out = self.take(order)
         out.fused = np.where(np.isfinite(scores[order]), scores[order], 0.0)
         out.fused_rank = np.arange(1, len(order) + 1)
@@ -154,13 +157,19 @@ def query_plan(request: SearchRequest, plan: FusionPlan) -> FusionPlan:
     return photo_plan(plan) if request.image is not None else plan
 
 
-def photo_plan(plan: FusionPlan) -> FusionPlan:
-    """The fusion of a query with a photo: the joint space carries the photo, so it is not scaled down by its
-    agreement with BM25 (which never saw the photo), weighs as much as the text, and the text-native list,
-    which reads the text a second time, only gives reranker features."""
-    from dataclasses import replace
+def photo_lead_order(candidates: Candidates, plan: FusionPlan) -> np.ndarray | None:
+    """A stable order that puts the product in the query photo (`plan.photo_match`) first again after a reranker
+    or intent boosts moved the list; None when nothing leads or the leads are first already."""
+    leads = photo_leads(candidates.photo, plan.photo_match)
+    if leads[:int(leads.sum())].all():
+        return None
+    return np.argsort(~leads, kind="stable")
 
-    return replace(plan, adaptive=False, weights=(("lexical", 1.0), ("dense", 1.0), ("native", 0.0)))
+
+def photo_plan(plan: FusionPlan) -> FusionPlan:
+    """The fusion of a query with a photo: the plan's photo plan (learned by train-ranker from judged queries
+    with a photo), else engine.fusion.DEFAULT_PHOTO_PLAN."""
+    return plan.for_photo()
 
 
 _MODE_CHANNEL = {"lexical": "lexical", "dense": "dense", "native": "native"}
@@ -178,11 +187,14 @@ def union_candidates(snapshot, vectors: QueryVectors, lists: dict[str, tuple[np.
             score[rows] = scores
             rank[rows] = np.arange(1, len(found) + 1)
         signals[name] = (score, rank)
-    dense = _nan(n)
-    if vectors.combined is not None and n:
-        dense = np.asarray(snapshot.vectors.vectors(docnos)["fused"] @ vectors.combined, dtype=np.float64)
+    dense, photo = _nan(n), _nan(n)
+    stored = snapshot.vectors.vectors(docnos) if n and vectors.combined is not None else None
+    if stored is not None:
+        dense = np.asarray(stored["fused"] @ vectors.combined, dtype=np.float64)
+    if stored is not None and vectors.image is not None:
+        photo = np.where(stored["has_image"], stored["image"] @ vectors.image, np.nan).astype(np.float64)
     native = _nan(n)
     if vectors.native is not None and snapshot.text_native is not None and n:
         native = np.asarray(snapshot.text_native.vectors(docnos)["text"] @ vectors.native, dtype=np.float64)
     return Candidates(docnos, np.zeros(n), signals["lexical"][0], signals["lexical"][1], dense, signals["dense"][1],
-                      vectors, native=native, native_rank=signals["native"][1])
+                      vectors, native=native, native_rank=signals["native"][1], photo=photo)
