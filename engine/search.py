@@ -268,10 +268,7 @@ class SearchEngine:
         reranked_scores = None
         if ranker is not None and len(candidates):
             t0 = time.perf_counter()
-            understood = self.intent_of(snapshot, request)
-            rank_request = request if understood is None else _replace(request, text=understood.text)
-            candidates, reranked_scores, contributions = ranker.rerank(snapshot, rank_request, candidates,
-                                                                        explain=request.explain)
+            candidates, reranked_scores, contributions = self._rerank(ranker, snapshot, request, candidates)
             stages["rerank"] = (time.perf_counter() - t0) * 1000
         intent = self.intent_of(snapshot, request)
         boosts = None
@@ -303,6 +300,15 @@ class SearchEngine:
             notes.insert(0, f"showing results for \"{request.text}\"; search for \"{original_text}\" with --no-spell")
         return SearchResponse(query, took, stages, results, snapshot.version, len(candidates),
                               reranked=ranker is not None, notes=notes)
+
+    def _rerank(self, ranker, snapshot: Snapshot, request: SearchRequest, candidates: Candidates):
+        """The ranker's order of the candidates: (candidates, scores, contributions). It reads a query as it was
+        trained to (price phrase out, stated intent as features), also with --no-intent, which turns off only
+        the boost and the rewrite of the retrieval text."""
+        understood = self.intent_of(snapshot, _replace(request, intent=True))
+        rank_request = request if understood is None else _replace(request, text=understood.text)
+        candidates.intent = understood
+        return ranker.rerank(snapshot, rank_request, candidates, explain=request.explain)
 
     def intent_of(self, snapshot: Snapshot, request: SearchRequest):
         """What the query text states (price, audience, colour, type) on this version's fields; None when nothing."""
