@@ -4,6 +4,7 @@ in the photo first. Real stores, the real model, derived judgments and simulated
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -54,6 +55,33 @@ def test_photo_queries_are_no_worse_with_the_reranker(mixed, encoder):
     assert evaluation.queries_by_kind == kinds and evaluation.sources == ["derived"]
     response = engine.search(SearchRequest(image=str(SAMPLE.parent / "images" / "10183.jpg"), k=5))
     assert response.results[0].id == "10183"  # the product in the photo, reranked or not
+    both = evaluation.by_kind["text+photo"]  # derived: words and a product's own photo; it leads, reranked or not
+    assert both["hybrid+rerank"]["hit@1"] >= both["hybrid"]["hit@1"] >= 0.9 > both["bm25"]["hit@1"]
+    meta = json.loads((IndexDirectory(index).version_path(engine.snapshot.version) / "manifest.json").read_text())
+    assert meta["fusion"]["photo"]["adaptive"] is False  # train-ranker learned a photo plan and recorded it
+
+
+def test_training_reads_a_query_as_serving_does(sample_index, encoder):
+    """Features are logged with the text retrieval searched (spelling corrected, price phrase out) and the
+    parsed intent, exactly as serving computes them for the reranker."""
+    from shoplens.engine.learning import features_for, gather
+    from shoplens.rerank.features import COLUMN
+    from shoplens.rerank.judgments import Judgments
+    from shoplens.rerank.model import Ranker
+
+    engine = SearchEngine(sample_index, device="cpu", encoder=encoder)
+    judgments = Judgments({"white snekers under 2000": {"1571": 3}})
+    samples = gather(engine, judgments, depth=50)
+    assert samples[0].text == "white sneakers"  # corrected, and "under 2000" went to the intent
+    logged = features_for(samples, engine.fusion_plan(engine.snapshot), 50, use_behaviour=False).features
+    request = engine.spell_checked(SearchRequest(text="white snekers under 2000", k=50, candidates=50,
+                                                 rerank_depth=50))
+    snapshot, candidates, _ = engine.retrieve(request, for_rerank=True)
+    served = Ranker(None, {"use_behaviour": False}, snapshot).features(snapshot, candidates.text, candidates.take(
+        np.arange(min(50, len(candidates)))), use_behaviour=False)
+    assert np.array_equal(logged, served, equal_nan=True)
+    assert (logged[:, COLUMN["intent_stated"]] == 2).all()  # colour white, price at most 2000
+    assert np.nanmax(logged[:, COLUMN["query_price_limit_ok"]]) == 1.0
 
 
 def test_eval_prints_each_kind_and_where_the_judgments_came_from(mixed):
