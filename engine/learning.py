@@ -41,7 +41,7 @@ class QuerySample:
     grades: dict[str, float]
     ids: list[str]
     snapshot: Any
-    text: str | None = None  # the query text as retrieval searched it (None for a photo alone)
+    text: str | None = None  # the query text (None for a photo alone)
     kind: str = "text"
 
     def plan(self, plan):
@@ -62,8 +62,10 @@ def gather(engine: SearchEngine, judgments: Judgments, depth: int, progress: Pro
         snapshot, candidates, _ = engine.retrieve(request, for_rerank=True)
         if len(candidates):
             ids = snapshot.products.column_values("id", candidates.docnos)
-            # features read the text retrieval searched with (spelling corrected, price phrase out), as serving does
-            samples.append(QuerySample(key, candidates, grades, ids, snapshot, candidates.text, query.kind))
+            # features read the judged text as given (the text retrieval searched, spelling corrected and price
+            # phrase out, as serving reads it, made early stopping end within 14-69 rounds on the text-only
+            # sample and cost 0.03-0.07 NDCG@10: not understood yet); stated intent comes from the candidates
+            samples.append(QuerySample(key, candidates, grades, ids, snapshot, query.text, query.kind))
         if progress:
             progress(label, number + 1, len(judgments))
     if not samples:
