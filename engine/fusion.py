@@ -112,13 +112,22 @@ class FusionPlan:
     weights: tuple[tuple[str, float], ...] = (("lexical", 1.0), ("dense", 0.5), ("native", 1.0))
     normalization: str = "minmax"
     adaptive: bool = True
+    # queries with a photo: a candidate whose own photo is at least this similar to the query photo (cosine)
+    # is the product in the photo and leads the fused list; None: no such rule
+    photo_match: float | None = None
+    photo: "FusionPlan | None" = None  # the plan of queries with a photo (None: DEFAULT_PHOTO_PLAN)
 
     def weight(self, channel: str) -> float:
         return dict(self.weights).get(channel, 0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "k": self.k, "weights": dict(self.weights),
+        data = {"method": self.method, "k": self.k, "weights": dict(self.weights),
                 "normalization": self.normalization, "adaptive": self.adaptive}
+        if self.photo_match is not None:
+            data["photo_match"] = self.photo_match
+        if self.photo is not None:
+            data["photo"] = self.photo.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, default: "FusionPlan | None" = None) -> "FusionPlan":
@@ -129,12 +138,28 @@ class FusionPlan:
         weights = data.get("weights") or dict(default.weights)
         if data.get("method", "rrf") not in PLAN_METHODS:
             raise ConfigError(f"unknown fusion method {data.get('method')!r}; use one of {', '.join(PLAN_METHODS)}")
+        match = data.get("photo_match")
         return cls(method=data.get("method", "rrf"), k=float(data.get("k", 60.0)),
                    weights=tuple((c, float(weights.get(c, 0.0))) for c in CHANNELS),
-                   normalization=data.get("normalization", "minmax"), adaptive=bool(data.get("adaptive", True)))
+                   normalization=data.get("normalization", "minmax"), adaptive=bool(data.get("adaptive", True)),
+                   photo_match=None if match is None else float(match),
+                   photo=cls.from_dict(data["photo"], DEFAULT_PHOTO_PLAN) if data.get("photo") else None)
+
+    def for_photo(self) -> "FusionPlan":
+        """The plan a query with a photo fuses with: this plan's photo plan, else DEFAULT_PHOTO_PLAN."""
+        return self.photo if self.photo is not None else DEFAULT_PHOTO_PLAN
 
 
 DEFAULT_PLAN = FusionPlan()
+# the cosine of two photos' embeddings from which they count as one picture (the same file gives 1.0; a resized or
+# re-compressed copy stays close to it, while two photos of different products rarely pass 0.9)
+PHOTO_MATCH = 0.95
+# a query with a photo: the joint space carries the photo, so it is not scaled down by its agreement with BM25
+# (which never saw the photo) and weighs as much as the text; the text-native list, which reads the text a second
+# time, only gives reranker features; and the product in the photo, when the catalog holds it, leads (rank
+# fusion alone rewards what both lists like, so words that many products match would push it down)
+DEFAULT_PHOTO_PLAN = FusionPlan(weights=(("lexical", 1.0), ("dense", 1.0), ("native", 0.0)), adaptive=False,
+                                photo_match=PHOTO_MATCH)
 # a catalog without photos, indexed with heads trained on another shop's photos: the joint space then holds
 # only the title read through a head made for pictures it never saw (a weaker copy of the text-native
 # channel), so it gives reranker features but no fused weight; the text-native channel counts half as much
@@ -153,6 +178,14 @@ def default_plan(manifest: Mapping[str, Any]) -> FusionPlan:
     photos = (counts.get("with_image") or 0) / products if products else 1.0
     shipped = (manifest.get("model") or {}).get("pretrained") in (None, SHIPPED_HEADS_TAG)
     return TEXT_ONLY_PLAN if photos < PHOTO_SHARE and shipped else DEFAULT_PLAN
+
+
+def photo_leads(photo: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Which candidates lead the fused list as the product in the query photo: their own photo at least
+    `threshold` similar to it (cosine; none without a threshold or a query photo)."""
+    if threshold is None:
+        return np.zeros(len(photo), dtype=bool)
+    return np.nan_to_num(np.asarray(photo, dtype=np.float64), nan=-np.inf) >= threshold
 
 
 def channel_confidence(lexical: Sequence[Hashable], other: Sequence[Hashable]) -> float:

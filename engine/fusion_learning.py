@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from shoplens.engine import fusion
-from shoplens.engine.fusion import CHANNELS, FusionPlan
+from shoplens.engine.fusion import CHANNELS, PHOTO_MATCH, FusionPlan, photo_leads
 
 GRID_WEIGHTS = {"lexical": (0.0, 0.5, 1.0), "dense": (0.0, 0.25, 0.5, 1.0), "native": (0.0, 0.5, 1.0, 2.0)}
 GRID_K = (10.0, 30.0, 60.0, 100.0)
+PHOTO_GRID_WEIGHTS = {"lexical": (0.0, 0.5, 1.0), "dense": (0.5, 1.0, 2.0), "native": (0.0, 0.5)}
 
 
 @dataclass
@@ -29,12 +30,14 @@ class ChannelRanks:
     ranks: np.ndarray  # (len(CHANNELS), n)
     grades: np.ndarray
     ideal_dcg: float
+    photo: np.ndarray | None = None  # query photo to product photo similarity (NaN: no photo), for photo_match
 
     @classmethod
     def from_candidates(cls, candidates, grades_by_docno: dict[int, float], all_grades: list[float]) -> "ChannelRanks":
         ranks = np.vstack([candidates.bm25_rank, candidates.dense_rank, candidates.native_rank]).astype(np.float64)
         grades = np.array([grades_by_docno.get(int(d), 0.0) for d in candidates.docnos.tolist()])
-        return cls(candidates.docnos.astype(np.int64), ranks, grades, ideal_dcg(all_grades))
+        return cls(candidates.docnos.astype(np.int64), ranks, grades, ideal_dcg(all_grades),
+                   np.asarray(candidates.photo, dtype=np.float64))
 
     def confidence(self) -> np.ndarray:
         """Per channel, the share of its weight an adaptive plan keeps (engine.fusion.channel_confidence)."""
@@ -76,8 +79,10 @@ def plan_ndcg(samples: list[ChannelRanks], plan: FusionPlan) -> float:
         scores = contrib.sum(axis=0)
         present = (np.isfinite(sample.ranks) & (w[:, None] > 0)).any(axis=0)
         scores = np.where(present, scores, -np.inf)
-        order = np.lexsort((sample.docnos, -scores))
-        order = order[np.isfinite(scores[order])]
+        leads = photo_leads(sample.photo if sample.photo is not None else np.full(len(scores), np.nan),
+                            plan.photo_match)
+        order = np.lexsort((sample.docnos, -scores, ~leads))
+        order = order[np.isfinite(scores[order]) | leads[order]]
         total += ndcg_at_10(sample.grades[order], sample.ideal_dcg)
     return total / max(len(samples), 1)
 
@@ -94,9 +99,21 @@ def candidate_plans() -> list[FusionPlan]:
     return plans
 
 
+def candidate_photo_plans() -> list[FusionPlan]:
+    """The grid for queries with a photo: weights (the joint space carries the photo), RRF k, and whether the
+    product in the photo leads; never adaptive (BM25 never saw the photo)."""
+    plans = []
+    for lexical, dense, native in itertools.product(*(PHOTO_GRID_WEIGHTS[c] for c in CHANNELS)):
+        weights = (("lexical", lexical), ("dense", dense), ("native", native))
+        for k, match in itertools.product(GRID_K, (None, PHOTO_MATCH)):
+            plans.append(FusionPlan(method="rrf", k=k, weights=weights, adaptive=False, photo_match=match))
+    return plans
+
+
 def select_plan(samples: list[ChannelRanks], baseline: FusionPlan, max_queries: int = 1500,
-                seed: int = 0) -> tuple[FusionPlan, float, float]:
-    """The grid plan with the best mean NDCG@10 on (a sample of) the queries: (plan, its NDCG, baseline's NDCG).
+                seed: int = 0, plans: list[FusionPlan] | None = None) -> tuple[FusionPlan, float, float]:
+    """The grid plan (`plans`, else `candidate_plans()`) with the best mean NDCG@10 on (a sample of) the queries:
+    (plan, its NDCG, baseline's NDCG).
 
     The baseline (the index's current plan) wins ties, so nothing changes without a gain.
     """
@@ -105,7 +122,7 @@ def select_plan(samples: list[ChannelRanks], baseline: FusionPlan, max_queries: 
         samples = [samples[i] for i in sorted(chosen)]
     best_plan, best = baseline, plan_ndcg(samples, baseline)
     base_score = best
-    for plan in candidate_plans():
+    for plan in candidate_plans() if plans is None else plans:
         score = plan_ndcg(samples, plan)
         if score > best + 1e-9:
             best_plan, best = plan, score

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from shoplens.engine.filters import parse_filters, pushdown_filters
-from shoplens.engine.fusion import DEFAULT_PLAN, FusionPlan, fuse_channels
+from shoplens.engine.fusion import DEFAULT_PLAN, FusionPlan, fuse_channels, photo_leads
 from shoplens.engine.query import SearchRequest
 
 
@@ -47,6 +47,9 @@ class Candidates:
     native: np.ndarray | None = None  # text-native similarity of every candidate; NaN where not computable
     native_rank: np.ndarray | None = None
     channel_weights: dict[str, float] = field(default_factory=dict)  # the weights fusion used for this query
+    text: str | None = None  # the query text retrieval searched with (spelling corrected, price phrase taken out)
+    intent: Any = None  # engine.intent.Intent: what the query states (price, audience, colour, type), or None
+    photo: np.ndarray | None = None  # query photo to product photo similarity; NaN without either photo
 
     def __post_init__(self) -> None:
         if self.fused_rank is None:
@@ -55,6 +58,8 @@ class Candidates:
             self.native = _nan(len(self.docnos))
         if self.native_rank is None:
             self.native_rank = _nan(len(self.docnos))
+        if self.photo is None:
+            self.photo = _nan(len(self.docnos))
 
     def __len__(self) -> int:
         return len(self.docnos)
@@ -62,7 +67,8 @@ class Candidates:
     def take(self, order: np.ndarray) -> "Candidates":
         return Candidates(self.docnos[order], self.fused[order], self.bm25[order], self.bm25_rank[order],
                           self.dense[order], self.dense_rank[order], self.query, self.fused_rank[order],
-                          self.native[order], self.native_rank[order], dict(self.channel_weights))
+                          self.native[order], self.native_rank[order], dict(self.channel_weights), self.text,
+                          self.intent, self.photo[order])
 
     def channel_runs(self) -> dict[str, dict[int, float]]:
         """Each channel's list (docno -> score, best first), rebuilt from the ranks."""
@@ -79,7 +85,7 @@ class Candidates:
         """The same candidates fused again with another plan (training tries plans without retrieving again)."""
         fused, weights = fuse_channels(self.channel_runs(), plan)
         scores = np.array([fused.get(int(d), -np.inf) for d in self.docnos.tolist()], dtype=np.float64)
-        order = np.lexsort((self.docnos, -scores))
+        order = np.lexsort((self.docnos, -scores, ~photo_leads(self.photo, plan.photo_match)))
         out = self.take(order)
         out.fused = np.where(np.isfinite(scores[order]), scores[order], 0.0)
         out.fused_rank = np.arange(1, len(order) + 1)
@@ -89,11 +95,12 @@ class Candidates:
 
 def hybrid_search(snapshot, request: SearchRequest, encode: Callable[[SearchRequest], QueryVectors],
                   allowed: np.ndarray | None, executor: Executor | None, stages: dict[str, float],
-                  plan: FusionPlan = DEFAULT_PLAN) -> Candidates:
+                  plan: FusionPlan = DEFAULT_PLAN, intent: Any = None) -> Candidates:
     """Run the retrievers the request's mode asks for and fuse their lists.
 
     The lexical search starts first on the executor's thread, so it runs while
-    the query is being encoded and the vector indexes searched.
+    the query is being encoded and the vector indexes searched. `intent` (what
+    the query states, engine.intent) travels with the candidates to the reranker.
     """
     text = (request.text or "").strip()
     use_lexical = request.mode in ("hybrid", "lexical") and bool(text)
@@ -137,22 +144,33 @@ def hybrid_search(snapshot, request: SearchRequest, encode: Callable[[SearchRequ
     lexical = lexical_result if lexical_result is not None else empty
     started = time.perf_counter()
     candidates = union_candidates(snapshot, vectors, {"lexical": lexical, "dense": dense, "native": native})
-    if request.mode != "hybrid":
-        plan = FusionPlan(weights=((_MODE_CHANNEL[request.mode], 1.0),), adaptive=False)
-    elif request.image is not None:
-        plan = photo_plan(plan)
-    candidates = candidates.refused(plan)
+    candidates.text, candidates.intent = text or None, intent
+    candidates = candidates.refused(query_plan(request, plan))
     stages["fuse"] = (time.perf_counter() - started) * 1000
     return candidates
 
 
-def photo_plan(plan: FusionPlan) -> FusionPlan:
-    """The fusion of a query with a photo: the joint space carries the photo, so it is not scaled down by its
-    agreement with BM25 (which never saw the photo), weighs as much as the text, and the text-native list,
-    which reads the text a second time, only gives reranker features."""
-    from dataclasses import replace
+def query_plan(request: SearchRequest, plan: FusionPlan) -> FusionPlan:
+    """The fusion one request runs: one channel alone outside hybrid mode, the photo plan for a query with a
+    photo, else `plan`."""
+    if request.mode != "hybrid":
+        return FusionPlan(weights=((_MODE_CHANNEL[request.mode], 1.0),), adaptive=False)
+    return photo_plan(plan) if request.image is not None else plan
 
-    return replace(plan, adaptive=False, weights=(("lexical", 1.0), ("dense", 1.0), ("native", 0.0)))
+
+def photo_lead_order(candidates: Candidates, plan: FusionPlan) -> np.ndarray | None:
+    """A stable order that puts the product in the query photo (`plan.photo_match`) first again after a reranker
+    or intent boosts moved the list; None when nothing leads or the leads are first already."""
+    leads = photo_leads(candidates.photo, plan.photo_match)
+    if leads[:int(leads.sum())].all():
+        return None
+    return np.argsort(~leads, kind="stable")
+
+
+def photo_plan(plan: FusionPlan) -> FusionPlan:
+    """The fusion of a query with a photo: the plan's photo plan (learned by train-ranker from judged queries
+    with a photo), else engine.fusion.DEFAULT_PHOTO_PLAN."""
+    return plan.for_photo()
 
 
 _MODE_CHANNEL = {"lexical": "lexical", "dense": "dense", "native": "native"}
@@ -170,11 +188,14 @@ def union_candidates(snapshot, vectors: QueryVectors, lists: dict[str, tuple[np.
             score[rows] = scores
             rank[rows] = np.arange(1, len(found) + 1)
         signals[name] = (score, rank)
-    dense = _nan(n)
-    if vectors.combined is not None and n:
-        dense = np.asarray(snapshot.vectors.vectors(docnos)["fused"] @ vectors.combined, dtype=np.float64)
+    dense, photo = _nan(n), _nan(n)
+    stored = snapshot.vectors.vectors(docnos) if n and vectors.combined is not None else None
+    if stored is not None:
+        dense = np.asarray(stored["fused"] @ vectors.combined, dtype=np.float64)
+    if stored is not None and vectors.image is not None:
+        photo = np.where(stored["has_image"], stored["image"] @ vectors.image, np.nan).astype(np.float64)
     native = _nan(n)
     if vectors.native is not None and snapshot.text_native is not None and n:
         native = np.asarray(snapshot.text_native.vectors(docnos)["text"] @ vectors.native, dtype=np.float64)
     return Candidates(docnos, np.zeros(n), signals["lexical"][0], signals["lexical"][1], dense, signals["dense"][1],
-                      vectors, native=native, native_rank=signals["native"][1])
+                      vectors, native=native, native_rank=signals["native"][1], photo=photo)

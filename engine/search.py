@@ -26,7 +26,7 @@ import numpy as np
 from shoplens.common.errors import ModelMismatchError, QueryError, RankerError
 from shoplens.engine.filters import filter_mask, parse_filters
 from shoplens.engine.fusion import FusionPlan, default_plan
-from shoplens.engine.hybrid import Candidates, QueryVectors, hybrid_search
+from shoplens.engine.hybrid import Candidates, QueryVectors, hybrid_search, photo_lead_order, query_plan
 from shoplens.engine.query import SearchRequest, SearchResponse, SearchResult
 from shoplens.engine.query_cache import DEFAULT_CAPACITY, QueryCache, image_key, text_key
 from shoplens.indexers.encoders import open_image, open_query_encoder, resolve_runtime, weights_identity
@@ -240,7 +240,7 @@ class SearchEngine:
                 mask = filter_mask(snapshot.products, filters)
                 mask &= snapshot.products.live
         candidates = hybrid_search(snapshot, effective, self.encode_query, mask, self._executor, stages,
-                                   self.fusion_plan(snapshot, request))
+                                   self.fusion_plan(snapshot, request), intent=intent)
         return snapshot, candidates, filters
 
     def search(self, request: SearchRequest) -> SearchResponse:
@@ -268,10 +268,7 @@ class SearchEngine:
         reranked_scores = None
         if ranker is not None and len(candidates):
             t0 = time.perf_counter()
-            understood = self.intent_of(snapshot, request)
-            rank_request = request if understood is None else _replace(request, text=understood.text)
-            candidates, reranked_scores, contributions = ranker.rerank(snapshot, rank_request, candidates,
-                                                                        explain=request.explain)
+            candidates, reranked_scores, contributions = self._rerank(ranker, snapshot, request, candidates)
             stages["rerank"] = (time.perf_counter() - t0) * 1000
         intent = self.intent_of(snapshot, request)
         boosts = None
@@ -280,15 +277,15 @@ class SearchEngine:
 
             order, boosts = boosted_order(constraint_matches(snapshot.products, intent, candidates.docnos),
                                           len(candidates))
-            candidates, boosts = candidates.take(order), boosts[order]
-            reranked_scores = None if reranked_scores is None else reranked_scores[order]
-            contributions = None if contributions is None else [contributions[i] for i in order]
+            candidates, reranked_scores, contributions, _ = _take(order, candidates, reranked_scores, contributions)
+            boosts = boosts[order]
+        lead = photo_lead_order(candidates, query_plan(request, self.fusion_plan(snapshot, request)))
+        if lead is not None:  # the product in the query photo stays first, whatever reranking and boosts did
+            candidates, reranked_scores, contributions, boosts = _take(lead, candidates, reranked_scores,
+                                                                       contributions, boosts)
         if request.collapse and len(candidates) > 1:
-            keep = collapse_duplicates(snapshot, candidates.docnos)
-            candidates = candidates.take(keep)
-            reranked_scores = None if reranked_scores is None else reranked_scores[keep]
-            contributions = None if contributions is None else [contributions[i] for i in keep]
-            boosts = None if boosts is None else boosts[keep]
+            candidates, reranked_scores, contributions, boosts = _take(
+                collapse_duplicates(snapshot, candidates.docnos), candidates, reranked_scores, contributions, boosts)
         results = self._results(snapshot, request, candidates, reranked_scores, contributions, boosts)
         took = (time.perf_counter() - started) * 1000
         image_name = None if request.image is None else str(getattr(request.image, "filename", "") or "<image>")
@@ -303,6 +300,15 @@ class SearchEngine:
             notes.insert(0, f"showing results for \"{request.text}\"; search for \"{original_text}\" with --no-spell")
         return SearchResponse(query, took, stages, results, snapshot.version, len(candidates),
                               reranked=ranker is not None, notes=notes)
+
+    def _rerank(self, ranker, snapshot: Snapshot, request: SearchRequest, candidates: Candidates):
+        """The ranker's order of the candidates: (candidates, scores, contributions). It reads a query as it was
+        trained to (price phrase out, stated intent as features), also with --no-intent, which turns off only
+        the boost and the rewrite of the retrieval text."""
+        understood = self.intent_of(snapshot, _replace(request, intent=True))
+        rank_request = request if understood is None else _replace(request, text=understood.text)
+        candidates.intent = understood
+        return ranker.rerank(snapshot, rank_request, candidates, explain=request.explain)
 
     def intent_of(self, snapshot: Snapshot, request: SearchRequest):
         """What the query text states (price, audience, colour, type) on this version's fields; None when nothing."""
@@ -522,6 +528,13 @@ def _page_bm25(snapshot: Snapshot, request: SearchRequest, candidates: Candidate
     exact = dict(zip(found.tolist(), found_scores.tolist()))
     scores[missing] = [exact.get(d, 0.0) for d in docnos.tolist()]
     return scores
+
+
+def _take(order: np.ndarray, candidates: Candidates, scores: np.ndarray | None, contributions, boosts=None):
+    """Candidates and what is aligned with them (reranker scores, contributions, boosts) in a new order."""
+    return (candidates.take(order), None if scores is None else scores[order],
+            None if contributions is None else [contributions[i] for i in order],
+            None if boosts is None else boosts[order])
 
 
 def _rank(value: float) -> int | None:

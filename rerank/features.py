@@ -21,7 +21,7 @@ import numpy as np
 
 from shoplens.indexers.products import arrow_numpy
 
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 FEATURE_GROUPS: dict[str, list[str]] = {
     "retrieval": ["bm25", "bm25_norm", "bm25_rank", "dense", "dense_rank", "fused", "fused_rank",
                   "found_by_lexical", "found_by_dense", "sim_text_text", "sim_text_image", "sim_image_image",
@@ -33,6 +33,8 @@ FEATURE_GROUPS: dict[str, list[str]] = {
                    "query_terms", "title_terms"],
     "price": ["log_price", "discount_share", "price_to_median", "price_zscore", "price_pct_in_category",
               "query_price_limit_ok", "query_price_floor_ok", "query_wants_cheap"],
+    "intent": ["intent_stated", "intent_met_share", "intent_audience_match", "intent_colour_match",
+               "intent_type_match", "intent_price_ratio"],
     "behaviour": ["impressions", "clicks", "carts", "orders", "ctr_smoothed", "cart_rate_smoothed",
                   "order_rate_smoothed", "popularity_decayed", "rating", "query_seen", "qp_impressions", "qp_clicks",
                   "qp_ctr_smoothed"],
@@ -158,16 +160,20 @@ class _Vocabulary:
         return found
 
     def has_any(self, docnos: np.ndarray, codes: set[int]) -> np.ndarray:
-        wanted = np.fromiter(codes, dtype=np.int64)
-        if self.kind == "scalar":
-            return np.isin(self.row_codes[docnos], wanted)
-        offsets, flat = self.row_codes
-        starts, lengths = offsets[docnos], offsets[docnos + 1] - offsets[docnos]
-        # the positions of the asked rows' codes in `flat`, row after row (only these rows are read)
-        positions = np.arange(int(lengths.sum())) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-        hits = np.isin(flat[positions], wanted)
-        owner = np.repeat(np.arange(len(docnos)), lengths)
-        return np.bincount(owner[hits], minlength=len(docnos)) > 0
+        return rows_have_codes(self.row_codes, self.kind, docnos, np.fromiter(codes, dtype=np.int64))
+
+
+def rows_have_codes(row_codes, kind: str, docnos: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Whether each of `docnos` has one of the `wanted` keyword codes (scalar codes, or list (offsets, flat))."""
+    if kind == "scalar":
+        return np.isin(row_codes[docnos], wanted)
+    offsets, flat = row_codes
+    starts, lengths = offsets[docnos], offsets[docnos + 1] - offsets[docnos]
+    # the positions of the asked rows' codes in `flat`, row after row (only these rows are read)
+    positions = np.arange(int(lengths.sum())) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    hits = np.isin(flat[positions], wanted)
+    owner = np.repeat(np.arange(len(docnos)), lengths)
+    return np.bincount(owner[hits], minlength=len(docnos)) > 0
 
 
 class FeatureContext:
@@ -186,6 +192,7 @@ class FeatureContext:
         self._doc_terms: dict[int, set[str]] = {}
         self._quantities: dict[int, set[tuple[str, str]]] = {}
         self._title_sets: dict[int, tuple[set[str], set[tuple[str, str]], str]] = {}  # terms, bigrams, joined
+        self._value_codes: dict[str, dict[str, int]] = {}  # keyword column -> lower-cased value -> code
         n = products.num_rows
         self.price = products.numeric("price")
         self.log_price = np.log1p(self.price)
@@ -237,6 +244,20 @@ class FeatureContext:
         """The attribute vocabularies that have a value starting with one of the terms (the others mention none)."""
         positions = sorted({p for term in set(terms) for p in self._attributes_by_first.get(term, ())})
         return [self.attributes[p] for p in positions]
+
+    def has_value(self, field: str, values, docnos: np.ndarray) -> np.ndarray | None:
+        """Whether each of `docnos` has one of `values` in a keyword field (case-insensitive, as filters match;
+        a list field when any element does); None when the index has no such field."""
+        products = self.snapshot.products
+        column = products.column_name(field)
+        if column is None or products.is_numeric(column):
+            return None
+        codes, kind, vocab = products.keyword(column)
+        lookup = self._value_codes.get(column)
+        if lookup is None or len(lookup) != len(vocab):
+            lookup = self._value_codes[column] = {value: code for code, value in enumerate(vocab) if value}
+        wanted = np.array([lookup[v] for v in {str(v).strip().lower() for v in values} if v in lookup], dtype=np.int64)
+        return rows_have_codes(codes, kind, docnos, wanted)
 
     def title_terms(self, docnos: np.ndarray) -> list[list[str]]:
         """Analyzed title terms of rows in order, computed once per row and version."""
@@ -360,7 +381,9 @@ def compute_features(context: FeatureContext, text: str | None, candidates, lexi
     _retrieval_features(context, candidates, lexical_scores, put)
     _field_features(context, text, docnos, put)
     _text_match_features(context, text, terms, docnos, put)
-    _price_features(context, text, docnos, put)
+    intent = getattr(candidates, "intent", None)
+    _price_features(context, text, docnos, put, stated_price(intent, text))
+    _intent_features(context, intent, docnos, put)
     if use_behaviour and context.behaviour_row is not None:
         _behaviour_features(context, text, docnos, put)
     now = time.time() if now is None else now
@@ -470,8 +493,9 @@ def _mention_features(context: FeatureContext, terms: list[str], docnos: np.ndar
         put("attribute_match_share", matched / asked)
 
 
-def _price_features(context: FeatureContext, text: str | None, docnos: np.ndarray, put) -> None:
-    """Price level, discount, price among the candidates and in its category, and stated price limits."""
+def _price_features(context: FeatureContext, text: str | None, docnos: np.ndarray, put,
+                    stated: tuple[float | None, float | None] = (None, None)) -> None:
+    """Price level, discount, price among the candidates and in its category, and the `stated` price limits."""
     price = context.price[docnos]
     put("log_price", context.log_price[docnos])
     put("discount_share", context.discount[docnos])
@@ -482,13 +506,51 @@ def _price_features(context: FeatureContext, text: str | None, docnos: np.ndarra
         std = float(finite.std())
         put("price_zscore", (price - finite.mean()) / std if std > 0 else 0.0)
     put("price_pct_in_category", context.price_pct[docnos])
-    floor, ceiling = price_range(text or "")
+    floor, ceiling = stated
     if ceiling is not None:
         put("query_price_limit_ok", np.where(np.isfinite(price), (price <= ceiling).astype(np.float32), np.nan))
     if floor is not None:
         put("query_price_floor_ok", np.where(np.isfinite(price), (price >= floor).astype(np.float32), np.nan))
     put("query_wants_cheap", float(wants_cheap(text or "")))
     put("rating", context.rating[docnos])
+
+
+def stated_price(intent, text: str | None) -> tuple[float | None, float | None]:
+    """(floor, ceiling) the query states: the parsed intent's (whose text has the price phrase taken out), else
+    read from the text itself (a search with intent off)."""
+    if intent is not None and (intent.price_min is not None or intent.price_max is not None):
+        return intent.price_min, intent.price_max
+    return price_range(text or "")
+
+
+def _intent_features(context: FeatureContext, intent, docnos: np.ndarray, put) -> None:
+    """What the query states (engine.intent.Intent: a price range, audience, colour, type mapped onto the
+    catalog's fields) against each product's own fields: 1 met, 0 not, missing when the query states nothing
+    of that kind or the product has no price. `intent_stated` counts the stated constraints (0: none)."""
+    put("intent_stated", 0.0)
+    if intent is None:
+        return
+    met, stated = np.zeros(len(docnos)), 0
+    for constraint in intent.constraints:
+        has = context.has_value(constraint.field, constraint.values, docnos)
+        if has is None:
+            continue
+        stated += 1
+        met += has
+        name = f"intent_{constraint.kind}_match"
+        if name in COLUMN:
+            put(name, has.astype(np.float32))
+    if intent.price_min is not None or intent.price_max is not None:
+        price = context.price[docnos]
+        low = -np.inf if intent.price_min is None else intent.price_min
+        high = np.inf if intent.price_max is None else intent.price_max
+        stated += 1
+        met += (price >= low) & (price <= high)
+        bound = intent.price_max if intent.price_max is not None else intent.price_min
+        put("intent_price_ratio", price / bound if bound else np.nan)
+    if stated:
+        put("intent_stated", float(stated))
+        put("intent_met_share", met / stated)
 
 
 def _behaviour_features(context: FeatureContext, text: str | None, docnos: np.ndarray, put) -> None:
@@ -530,4 +592,4 @@ def behaviour_columns() -> np.ndarray:
 
 
 __all__ = ["FEATURE_NAMES", "FEATURE_VERSION", "FEATURE_GROUPS", "FeatureContext", "compute_features",
-           "behaviour_columns", "price_limit", "price_range", "quantities", "wants_cheap"]
+           "behaviour_columns", "price_limit", "price_range", "quantities", "stated_price", "wants_cheap"]

@@ -63,10 +63,13 @@ def test_fuse_dispatch_and_errors():
 
 # -- fusion plans, channel confidence, learned plans ---------------------------------
 
+from dataclasses import replace
+
 import numpy as np
 
 from shoplens.engine.fusion import FusionPlan, channel_confidence, fuse_channels
-from shoplens.engine.fusion_learning import ChannelRanks, ideal_dcg, ndcg_at_10, plan_ndcg, select_plan
+from shoplens.engine.fusion_learning import (ChannelRanks, candidate_photo_plans, ideal_dcg, ndcg_at_10, plan_ndcg,
+                                             select_plan)
 from shoplens.engine.hybrid import Candidates, QueryVectors
 
 
@@ -164,3 +167,49 @@ def test_select_plan_prefers_the_channel_that_finds_relevant_products():
 def test_ideal_and_ndcg_by_hand():
     assert ideal_dcg([3, 0, 1]) == pytest.approx(3 + 1 / np.log2(3))
     assert ndcg_at_10(np.array([1.0, 3.0]), ideal_dcg([3, 1])) == pytest.approx((1 + 3 / np.log2(3)) / (3 + 1 / np.log2(3)))
+
+
+def test_the_product_in_the_photo_leads_and_the_rest_keep_their_fused_order():
+    from shoplens.engine.fusion import DEFAULT_PHOTO_PLAN, PHOTO_MATCH, photo_leads
+
+    assert photo_leads(np.array([0.2, np.nan, 0.95, 0.999]), 0.95).tolist() == [False, False, True, True]
+    assert not photo_leads(np.array([1.0]), None).any()  # a plan without the rule
+    # words put products 0..29 first in BM25 (dense orders them the other way round); the photo's product (40)
+    # is only dense #1, and photo-identical
+    lexical = {d: 100.0 - d for d in range(30)}
+    dense = {40: 0.9, **{d: 0.5 + d / 100 for d in range(30)}}
+    docnos = np.array(sorted(set(lexical) | set(dense)))
+    bm25_rank = np.array([d + 1.0 if d in lexical else np.nan for d in docnos])
+    dense_rank = np.array([1.0 if d == 40 else 31.0 - d for d in docnos])
+    photo = np.where(docnos == 40, 1.0, 0.6)
+    candidates = Candidates(docnos, np.zeros(len(docnos)), np.where(np.isfinite(bm25_rank), 100.0 - docnos, np.nan),
+                            bm25_rank, np.array([dense[d] for d in docnos]), dense_rank,
+                            QueryVectors(None, None, None), photo=photo)
+    plain = candidates.refused(replace(DEFAULT_PHOTO_PLAN, photo_match=None))
+    assert list(plain.docnos).index(40) > 0  # rank fusion alone: the words' consensus wins
+    led = candidates.refused(DEFAULT_PHOTO_PLAN)
+    assert DEFAULT_PHOTO_PLAN.photo_match == PHOTO_MATCH
+    assert led.docnos[0] == 40 and list(led.docnos[1:]) == [d for d in plain.docnos if d != 40]
+    # training scores the same order (plan_ndcg with the photo similarities)
+    grades = {int(d): (4.0 if d == 40 else 1.0 if d < 5 else 0.0) for d in docnos}
+    sample = ChannelRanks.from_candidates(candidates, grades, list(grades.values()))
+    for plan in (DEFAULT_PHOTO_PLAN, replace(DEFAULT_PHOTO_PLAN, photo_match=None)):
+        served = candidates.refused(plan)
+        expected = ndcg_at_10(np.array([grades[int(d)] for d in served.docnos]), ideal_dcg(list(grades.values())))
+        assert plan_ndcg([sample], plan) == pytest.approx(expected)
+    chosen, best, before = select_plan([sample], replace(DEFAULT_PHOTO_PLAN, photo_match=None),
+                                       plans=candidate_photo_plans())
+    assert chosen.photo_match == PHOTO_MATCH and best > before
+
+
+def test_a_plan_records_its_photo_plan():
+    from shoplens.engine.fusion import DEFAULT_PHOTO_PLAN
+
+    photo = FusionPlan(k=10.0, weights=(("lexical", 0.5), ("dense", 2.0), ("native", 0.0)), adaptive=False,
+                       photo_match=0.97)
+    plan = FusionPlan(k=30.0, photo=photo)
+    assert FusionPlan.from_dict(plan.to_dict()) == plan
+    assert FusionPlan.from_dict(plan.to_dict()).for_photo() == photo
+    assert FusionPlan().for_photo() == DEFAULT_PHOTO_PLAN  # no recorded photo plan: the default one
+    older = {"method": "rrf", "k": 30.0, "weights": {"lexical": 1.0, "dense": 1.0, "native": 0.0}}  # before photo plans
+    assert FusionPlan.from_dict(older).for_photo() == DEFAULT_PHOTO_PLAN

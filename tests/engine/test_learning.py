@@ -4,6 +4,7 @@ in the photo first. Real stores, the real model, derived judgments and simulated
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -54,6 +55,32 @@ def test_photo_queries_are_no_worse_with_the_reranker(mixed, encoder):
     assert evaluation.queries_by_kind == kinds and evaluation.sources == ["derived"]
     response = engine.search(SearchRequest(image=str(SAMPLE.parent / "images" / "10183.jpg"), k=5))
     assert response.results[0].id == "10183"  # the product in the photo, reranked or not
+    both = evaluation.by_kind["text+photo"]  # derived: words and a product's own photo; it leads, reranked or not
+    assert both["hybrid+rerank"]["hit@1"] >= both["hybrid"]["hit@1"] >= 0.9 > both["bm25"]["hit@1"]
+    meta = json.loads((IndexDirectory(index).version_path(engine.snapshot.version) / "manifest.json").read_text())
+    assert meta["fusion"]["photo"]["adaptive"] is False  # train-ranker learned a photo plan and recorded it
+
+
+def test_training_logs_the_stated_intent_serving_reads(sample_index, encoder):
+    """Training logs the intent features from the same parsed intent serving hands the reranker (the price phrase
+    is taken out of the retrieval text, and the ceiling still reaches the price features)."""
+    from shoplens.engine.learning import features_for, gather
+    from shoplens.rerank.features import COLUMN, FEATURE_GROUPS
+    from shoplens.rerank.judgments import Judgments
+    from shoplens.rerank.model import Ranker
+
+    engine = SearchEngine(sample_index, device="cpu", encoder=encoder)
+    samples = gather(engine, Judgments({"white snekers under 2000": {"1571": 3}}), depth=50)
+    assert samples[0].candidates.text == "white sneakers" and samples[0].candidates.intent.price_max == 2000
+    logged = features_for(samples, engine.fusion_plan(engine.snapshot), 50, use_behaviour=False).features
+    request = engine.spell_checked(SearchRequest(text="white snekers under 2000", k=50, candidates=50))
+    snapshot, candidates, _ = engine.retrieve(request, for_rerank=True)
+    served = Ranker(None, {"use_behaviour": False}, snapshot).features(snapshot, candidates.text, candidates.take(
+        np.arange(min(50, len(candidates)))), use_behaviour=False)
+    columns = [COLUMN[name] for name in FEATURE_GROUPS["intent"] + ["query_price_limit_ok"]]
+    assert np.array_equal(logged[:, columns], served[:, columns], equal_nan=True)
+    assert (logged[:, COLUMN["intent_stated"]] == 2).all()  # colour white, price at most 2000
+    assert np.nanmax(logged[:, COLUMN["query_price_limit_ok"]]) == 1.0
 
 
 def test_eval_prints_each_kind_and_where_the_judgments_came_from(mixed):

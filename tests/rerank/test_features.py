@@ -164,3 +164,26 @@ def test_text_native_and_field_features_are_present(engine):
     assert np.all((shares >= 0) & (shares <= 1)) and shares.max() > 0
     best = int(np.argmax(column(matrix, "title_term_share")))
     assert column(matrix, "doc_term_share")[best] >= column(matrix, "title_term_share")[best]
+
+
+def test_intent_features_by_hand(tiny):
+    # "red dress for women under 1000": audience women (gender), colour red, type dress, price at most 1000
+    matrix, ids = features_for(tiny, "red dress for women under 1000")
+    assert by_id(matrix, ids, "intent_stated") == dict.fromkeys(ids, 4.0)
+    assert by_id(matrix, ids, "intent_audience_match") == {"d1": 1.0, "d2": 1.0, "s1": 0.0, "s2": 0.0}
+    assert by_id(matrix, ids, "intent_colour_match") == {"d1": 1.0, "d2": 0.0, "s1": 1.0, "s2": 0.0}
+    assert by_id(matrix, ids, "intent_type_match") == {"d1": 1.0, "d2": 1.0, "s1": 0.0, "s2": 0.0}
+    # price 900 / 2500 / 800 / none against the ceiling 1000 (a product without a price does not meet it)
+    assert by_id(matrix, ids, "intent_price_ratio") == {"d1": 0.9, "d2": 2.5, "s1": 0.8, "s2": None}
+    assert by_id(matrix, ids, "intent_met_share") == {"d1": 1.0, "d2": 0.5, "s1": 0.5, "s2": 0.0}
+    # the price phrase is out of the retrieval text, but the stated ceiling still reaches the price features
+    assert by_id(matrix, ids, "query_price_limit_ok") == {"d1": 1.0, "d2": 0.0, "s1": 1.0, "s2": None}
+    matrix, ids = features_for(tiny, "linen party wear")  # states nothing: 0 stated, every match missing
+    assert by_id(matrix, ids, "intent_stated") == dict.fromkeys(ids, 0.0)
+    for name in ("intent_met_share", "intent_audience_match", "intent_colour_match", "intent_type_match",
+                 "intent_price_ratio", "query_price_limit_ok"):
+        assert by_id(matrix, ids, name) == dict.fromkeys(ids), name
+    matrix, ids = features_for(tiny, "shirts over 850")  # a floor alone: the ratio is to the floor
+    assert by_id(matrix, ids, "intent_stated") == dict.fromkeys(ids, 2.0)
+    assert by_id(matrix, ids, "intent_price_ratio")["s1"] == pytest.approx(800 / 850, rel=1e-5)
+    assert by_id(matrix, ids, "intent_met_share") == {"d1": 0.5, "d2": 0.5, "s1": 0.5, "s2": 0.5}
