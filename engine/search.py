@@ -69,6 +69,7 @@ class SearchEngine:
         self._spellers: dict[int, Any] = {}
         self._facets: dict[int, Any] = {}
         self._recent: deque[SearchRequest] = deque(maxlen=max(0, int(rehearsals)))
+        self._rows_ahead = False  # warm_rows was asked: each new version's rows are analyzed before its swap
         self._set_search_threads()
         if preload:  # now, so the first query's latency is the query's
             self.warm()
@@ -86,7 +87,9 @@ class SearchEngine:
         """Build the version's spelling dictionary and analyze every product for the reranker: its text
         features, and (unless `lexical` is false) the rows' terms the lexical store scores candidates' BM25
         from without searching (seconds on a large catalog: long-running callers run it in a background
-        thread, and a one-shot search skips it). Returns the rows analyzed."""
+        thread, and a one-shot search skips it). Each version followed after this is prepared the same way
+        before its swap. Returns the rows analyzed."""
+        self._rows_ahead = True
         snapshot = self.snapshot
         speller = self.speller(snapshot)
         if speller is not None:
@@ -99,7 +102,8 @@ class SearchEngine:
             return 0
         if lexical:
             snapshot.lexical.prepare_rows(snapshot.products, stop=stop)
-        return ranker.context(snapshot).fill_all(stop=stop)
+        # a newer version swapped in meanwhile was analyzed by the follower (taking these rows): stop here
+        return ranker.context(snapshot).fill_all(stop=lambda: self.snapshot is not snapshot or (stop and stop()))
 
     def check(self, request: SearchRequest) -> None:
         """Everything about a request that needs the index but not the model: options, filter syntax and
@@ -119,7 +123,7 @@ class SearchEngine:
             if current != self.snapshot.version:
                 snapshot = Snapshot.open(self.index, current, device=self.device, previous=self.snapshot)
                 self._verify_model(snapshot.manifest["model"])
-                self._warm(snapshot)
+                self._warm(snapshot, previous=self.snapshot)
                 # the rows' BM25 terms the open version holds, extended by the rows the new one added
                 snapshot.lexical.prepare_rows(snapshot.products, previous=self.snapshot.lexical)
                 if rehearse:
@@ -335,7 +339,9 @@ class SearchEngine:
                 return None
             from shoplens.engine.spelling import SpellCorrector
 
-            return SpellCorrector(vocabulary)
+            # an earlier version's corrector is rebuilt only when the words changed, not their counts
+            earlier = [c for v, c in sorted(dict(self._spellers).items()) if v < snapshot.version and c is not None]
+            return earlier[-1].for_vocabulary(vocabulary) if earlier else SpellCorrector(vocabulary)
 
         return _per_version(self._spellers, snapshot.version, build)
 
@@ -347,20 +353,38 @@ class SearchEngine:
         corrected = corrector.correct(request.text) if corrector is not None else None
         return _replace(request, text=corrected, spell=False) if corrected else request
 
-    def _warm(self, snapshot: Snapshot) -> None:
-        """Load a version's reranker and its per-version lookups before any query needs them.
+    def _warm(self, snapshot: Snapshot, previous: Snapshot | None = None) -> None:
+        """Load a version's reranker and its per-version lookups before any query needs them. With
+        `previous` (the version being served), what the new version shares with it is carried over.
 
         A reranker that cannot load is not an error here: searches with
         --no-rerank still work, and one that reranks reports it.
         """
-        self.speller(snapshot)
+        speller = self.speller(snapshot)
+        if speller is not None and self._rows_ahead:  # serving: its dictionary too, not on a query
+            speller.prepare()
         self.facets(snapshot)
         try:
             ranker = self.ranker(snapshot)
         except RankerError:
             return
         if ranker is not None:
-            ranker.context(snapshot)
+            context = ranker.context(snapshot)
+            if previous is not None:
+                self._carry_rows(previous, snapshot, context)
+
+    def _carry_rows(self, previous: Snapshot, snapshot: Snapshot, context) -> None:
+        """The reranker's analyzed rows that `snapshot` shares with `previous` are taken from the previous
+        context; with rows kept analyzed ahead (`warm_rows`), the rest (an update's rows) are analyzed now,
+        before the swap, so queries on the new version find every row analyzed as they did on the old one."""
+        try:
+            old = self._ranker_cache.get(previous.version)
+            if old is not None and snapshot.products.shared_rows:
+                context.adopt_rows(old.context(previous), snapshot.products.shared_rows)
+        except RankerError:
+            pass
+        if self._rows_ahead:
+            context.fill_all()
 
     def _rehearse(self, snapshot: Snapshot) -> None:
         """Answer the latest text queries on a version before it is swapped in (results dropped), so

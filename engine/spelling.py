@@ -16,6 +16,7 @@ user, who can search the original instead (--no-spell).
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 import threading
@@ -76,6 +77,21 @@ class SpellCorrector:
                 english_counts()
                 self._symspell = symspell
         return self._symspell
+
+    def for_vocabulary(self, vocabulary: dict[str, int]) -> "SpellCorrector":
+        """A corrector for another vocabulary (a newer version's). When this one is built (`prepare`) and the
+        other holds the same words with other counts (price or stock updates), the new one shares this one's
+        symspell deletes, which are what building costs (seconds on a large catalog), and takes the new
+        counts; otherwise it is a new corrector, built on first use."""
+        words = {word: int(count) for word, count in vocabulary.items() if len(word) >= 2 and int(count) > 0}
+        twin = SpellCorrector(vocabulary, self.max_edit)
+        built = self._symspell
+        current = getattr(built, "_words", None)
+        if isinstance(current, dict) and words.keys() == current.keys():
+            symspell = copy.copy(built)  # the deletes, shared: read-only once built
+            symspell._words = words
+            twin._symspell = symspell
+        return twin
 
     def correct_word(self, word: str) -> str | None:
         """The catalog word to use instead, or None to keep the word as typed."""

@@ -108,6 +108,8 @@ class ProductTable:
         self._keyword: dict[str, tuple[Any, str, list[str]]] = {}
         # an earlier version whose rows are this one's first rows: its keyword codes are extended, not redone
         self._inherited = None if extends is None else (extends.num_rows, extends.table.schema, extends._keyword)
+        # how many first rows are exactly that earlier version's (what was derived from them can be reused)
+        self.shared_rows = 0 if extends is None else extends.num_rows
 
     @property
     def num_rows(self) -> int:

@@ -293,6 +293,19 @@ class FeatureContext:
             time.sleep(0)  # let query threads in between chunks
         return n
 
+    def adopt_rows(self, previous: "FeatureContext", rows: int) -> int:
+        """Take the analyzed rows below `rows` from an earlier version's context: rows a newer version shares
+        with an older one (`ProductTable.shared_rows`) are the same records, so their analysis is too.
+        Returns the rows taken. Safe while other threads fill `previous` (each dict is copied at once)."""
+        if rows <= 0 or previous is self:
+            return 0
+        terms = {d: v for d, v in dict(previous._title_terms).items() if d < rows}  # first: a row there is complete
+        for name in ("_title_sets", "_doc_terms", "_quantities"):
+            mine, theirs = getattr(self, name), dict(getattr(previous, name))
+            mine.update((d, v) for d, v in theirs.items() if d < rows and (name == "_quantities" or d in terms))
+        self._title_terms.update(terms)
+        return len(terms)
+
     def _fill(self, docnos: np.ndarray) -> None:
         missing = [d for d in docnos.tolist() if d not in self._title_terms]
         for docno, record, text in self._records(missing):

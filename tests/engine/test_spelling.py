@@ -60,3 +60,16 @@ def test_a_correction_must_be_close_for_its_length_and_used_by_more_than_one_pro
     assert corrector.correct("shoez") == "shoes"  # one edit
     assert corrector.correct("snneakerss") == "sneakers"  # two edits in a long word
     assert corrector.correct("zamberlam") is None  # the only near word is used by a single product
+
+
+def test_a_newer_vocabulary_with_the_same_words_shares_the_built_deletes_and_takes_the_new_counts():
+    older = SpellCorrector({"shirts": 50, "skirts": 5, "jeans": 80})
+    assert older.for_vocabulary({"shirts": 5, "skirts": 50, "jeans": 80})._symspell is None  # unbuilt: built on use
+    assert older.correct("sxirts") == "shirts"  # one edit from both: the word more products use wins
+    newer = older.for_vocabulary({"shirts": 5, "skirts": 50, "jeans": 80})  # counts changed, words did not
+    assert newer._symspell._deletes is older._symspell._deletes
+    assert newer.correct("sxirts") == "skirts" == SpellCorrector(newer.vocabulary).correct("sxirts")
+    assert older.correct("sxirts") == "shirts"  # the older version's corrector is unchanged
+    grown = older.for_vocabulary({"shirts": 50, "skirts": 5, "jeans": 80, "sweaters": 9})  # a new word
+    assert grown._symspell._deletes is not older._symspell._deletes
+    assert grown.correct("sweaterz") == "sweaters" and older.correct("sweaterz") is None

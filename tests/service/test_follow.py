@@ -103,3 +103,33 @@ def test_a_new_version_is_warmed_and_rehearsed_before_the_swap(served_index, enc
     # the follower asked the new version the latest query while the old one was still served, with the
     # new version's facets and spelling corrector already built
     assert (new, old, "blue shirt under 1000", True, True) in seen
+
+
+def test_a_new_version_takes_what_it_shares_with_the_old_one_and_analyzes_the_rest_before_the_swap(
+        served_index, encoder, tmp_path):
+    import numpy as np
+
+    from shoplens.rerank.features import FeatureContext
+
+    index = copy_index(served_index, tmp_path / "index")
+    engine = SearchEngine(index, device="cpu", encoder=encoder, follow_in_background=0.05)
+    old = engine.snapshot
+    assert engine.warm_rows() == old.products.num_rows  # as `serve` does after opening
+    old_context = engine.ranker(old).context(old)
+    new_version, _ = commit_prices(index, 1, tmp_path)
+    deadline = time.time() + 120
+    while engine.snapshot.version != new_version and time.time() < deadline:
+        time.sleep(0.05)
+    engine.close()
+    new = engine.snapshot
+    assert new.version == new_version and engine.follow_error is None
+    assert new.products.shared_rows == old.products.num_rows < new.products.num_rows  # the update appended rows
+    context = engine.ranker(new).context(new)
+    rows = np.arange(new.products.num_rows)
+    assert sorted(context._title_terms) == rows.tolist()  # every row analyzed before any query asked
+    assert context._title_terms[0] is old_context._title_terms[0]  # a shared row was taken, not analyzed again
+    fresh = FeatureContext(new, None, new.lexical.text_analyzer())
+    assert context.title_sets(rows) == fresh.title_sets(rows) and context.doc_terms(rows) == fresh.doc_terms(rows)
+    # a price update changes no words: the new version's spelling corrector shares the old one's deletes
+    assert engine.speller(new)._symspell._deletes is engine.speller(old)._symspell._deletes
+    assert engine.speller(new).vocabulary != engine.speller(old).vocabulary  # with the new version's counts
