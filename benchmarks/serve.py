@@ -36,9 +36,10 @@ CLIENTS = (1, 2, 4, 8)
 
 def run(index: Path, work: Path, requests: int = 200, seconds: float = 60.0, count: int = 1000,
         interval: float = 3.0, queries: int = 200, device: str = "auto", command: str = "",
-        clients: tuple[int, ...] = CLIENTS, warm_queries: tuple[int, ...] = (0,)) -> Report:
-    """The report; with several `warm_queries` settings (e.g. 0 and 3) the server runs once per setting,
-    one after the other on the same copy, queries and update batches, and the tables say which is which."""
+        clients: tuple[int, ...] = CLIENTS, warm_queries: tuple[int, ...] = (0,), before: str | None = None) -> Report:
+    """The report. The server runs once per setting, one after the other on the same copy, queries and
+    update batches: per `warm_queries` value (e.g. 0 and 3), and with `before` (another checkout's Python,
+    e.g. main's venv) first under that interpreter too, so old and new code are compared in one run."""
     IndexDirectory(index).require()
     work.mkdir(parents=True, exist_ok=True)
     copy = work / "index"
@@ -48,22 +49,41 @@ def run(index: Path, work: Path, requests: int = 200, seconds: float = 60.0, cou
     report = Report("HTTP service under load (loopback)", f"{index} ({len(records):,} products), {len(texts)} derived "
                     f"queries, k=10, reranker {'on' if _has_ranker(copy) else 'absent'}", command)
     in_process = _in_process(copy, texts, min(requests, len(texts)), device)
+    settings = [(f"before, warm {w}", before, w) for w in warm_queries] if before else []
+    settings += [(f"{'now, ' if before else ''}warm {w}", sys.executable, w) for w in warm_queries]
     runs = {}
-    for warm in warm_queries:
-        server, url = _start_server(copy, device, work, warm)
+    for label, python, warm in settings:
+        server, url = _start_server(copy, device, work, warm, python)
         try:
-            idle = {n: asyncio.run(_load(url, texts, n, requests, seconds)) for n in clients}
-            busy, commits = _under_updates(url, copy, records, texts, clients, requests, seconds, count, interval,
-                                           work, device)
+            idle = {n: _measured(server, _load(url, texts, n, requests, seconds)) for n in clients}
+            busy, writer = _under_updates(server, url, copy, records, texts, clients, requests, seconds, count,
+                                          interval, work, device)
         finally:
             server.terminate()
             server.wait(timeout=30)
-        runs[warm] = (idle, busy, commits)
+        runs[label] = (idle, busy, writer)
     _tables(report, in_process, runs, count, interval)
-    report.extra["raw"] = {warm: {"idle": {n: _summary(r) for n, r in idle.items()},
-                                  "busy": {n: _summary(r) for n, r in busy.items()}}
-                           for warm, (idle, busy, _) in runs.items()}
+    report.extra["raw"] = {label: {"idle": {n: _summary(r) for n, r in idle.items()},
+                                   "busy": {n: _summary(r) for n, r in busy.items()}, "writer": writer}
+                           for label, (idle, busy, writer) in runs.items()}
     return report
+
+
+def _measured(server: subprocess.Popen, load) -> dict[str, Any]:
+    """Run one load level (a coroutine), noting the server process's CPU seconds it took."""
+    cpu = _cpu_seconds(server.pid)
+    result = asyncio.run(load)
+    result["server_cpu"] = _cpu_seconds(server.pid) - cpu
+    return result
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def _has_ranker(index: Path) -> bool:
@@ -115,13 +135,15 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _start_server(index: Path, device: str, work: Path, warm: int = 0) -> tuple[subprocess.Popen, str]:
-    """`shoplens serve` as a subprocess; returns once /ready says the index is open and warm."""
+def _start_server(index: Path, device: str, work: Path, warm: int = 0,
+                  python: str | None = None) -> tuple[subprocess.Popen, str]:
+    """`shoplens serve` as a subprocess (under `python`, this one by default); returns once /ready says the
+    index is open and warm."""
     import httpx
 
     port = _free_port()
     log = open(work / "server.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "shoplens", "serve", "--index", str(index), "--port", str(port),
+    server = subprocess.Popen([python or sys.executable, "-m", "shoplens", "serve", "--index", str(index), "--port", str(port),
                                "--device", device, "--follow-seconds", "0.2", "--warm-queries", str(warm)], stdout=log, stderr=subprocess.STDOUT,
                               env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     url = f"http://127.0.0.1:{port}"
@@ -131,6 +153,7 @@ def _start_server(index: Path, device: str, work: Path, warm: int = 0) -> tuple[
             raise ConfigError(f"`shoplens serve` exited with code {server.returncode}; see {work / 'server.log'}")
         try:
             if httpx.get(url + "/ready", timeout=2).status_code == 200:
+                _settle(server, deadline)
                 return server, url
         except httpx.HTTPError:
             pass
@@ -139,11 +162,21 @@ def _start_server(index: Path, device: str, work: Path, warm: int = 0) -> tuple[
     raise ConfigError(f"`shoplens serve` was not ready within 15 minutes; see {work / 'server.log'}")
 
 
+def _settle(server: subprocess.Popen, deadline: float) -> None:
+    """Wait until the ready server's background work (rows analyzed ahead) is done: under 0.1 s of CPU
+    over a second, so idle levels measure the steady state."""
+    while time.time() < deadline:
+        cpu = _cpu_seconds(server.pid)
+        time.sleep(1.0)
+        if not _cpu_seconds(server.pid) - cpu >= 0.1:  # NaN (no /proc) counts as settled
+            return
+
+
 async def _load(url: str, texts: list[str], clients: int, requests: int, seconds: float) -> dict[str, Any]:
     """`clients` concurrent loops over the queries until `requests` are answered or `seconds` pass."""
     import httpx
 
-    results: list[tuple[float, float, int, int]] = []  # (client ms, engine took_ms, status, version)
+    results: list[dict[str, Any]] = []
     issued = iter(range(10 ** 9))
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -159,8 +192,7 @@ async def _load(url: str, texts: list[str], clients: int, requests: int, seconds
                 t0 = time.perf_counter()
                 reply = await client.post("/search", json={"q": texts[number % len(texts)], "k": 10})
                 elapsed = (time.perf_counter() - t0) * 1000
-                body = reply.json() if reply.status_code == 200 else {}
-                results.append((elapsed, body.get("took_ms", float("nan")), reply.status_code, body.get("version", -1)))
+                results.append(_observed(reply, elapsed))
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
@@ -168,10 +200,43 @@ async def _load(url: str, texts: list[str], clients: int, requests: int, seconds
     return {"results": results, "wall": wall}
 
 
-def _under_updates(url, index, records, texts, clients, requests, seconds, count, interval, work, device):
-    rng = np.random.default_rng(7)
+def _observed(reply, elapsed: float) -> dict[str, Any]:
+    """One answer: client ms, status, version, and the server's split of its time (NaN where not given):
+    `queue` (waiting for a worker thread, from the Server-Timing header), `engine` (took_ms) and its stages."""
+    body = reply.json() if reply.status_code == 200 else {}
+    timing = {}
+    for part in reply.headers.get("server-timing", "").split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        timing[name] = float(duration) if duration else float("nan")
+    stages = {name: float("nan") if value is None else value for name, value in (body.get("stages_ms") or {}).items()}
+    return {"client": elapsed, "status": reply.status_code, "version": body.get("version", -1),
+            "engine": body.get("took_ms", float("nan")), "queue": timing.get("queue", float("nan")), **stages}
+
+
+def _under_updates(server, url, index, records, texts, clients, requests, seconds, count, interval, work, device):
+    """The load levels again while a writer process commits price batches; returns them and what the writer
+    did meanwhile: commits, and its CPU seconds against the phase's wall seconds (its share of the cores)."""
     context = multiprocessing.get_context("spawn")
-    stop, commits = context.Event(), context.Value("i", 0)
+    stop, commits, cpu = context.Event(), context.Value("i", 0), context.Value("d", 0.0)
+    deltas = _price_batches(records, count, work)
+    writer = context.Process(target=_commit_every, args=(str(index), deltas, interval, device, stop, commits, cpu))
+    writer.start()
+    try:
+        while commits.value == 0 and writer.is_alive():  # its imports and first commit are done
+            time.sleep(0.1)
+        first_commits, first_cpu, started = commits.value, cpu.value, time.perf_counter()
+        busy = {n: _measured(server, _load(url, texts, n, requests, seconds)) for n in clients}
+        wall = time.perf_counter() - started
+        done = {"commits": commits.value - first_commits, "cpu_s": cpu.value - first_cpu, "wall_s": wall}
+    finally:
+        stop.set()
+        writer.join()
+    return busy, done
+
+
+def _price_batches(records: list[dict[str, Any]], count: int, work: Path) -> list[str]:
+    """Five files of `count` products' prices, the writer's templates."""
+    rng = np.random.default_rng(7)
     ids = [r["id"] for r in records]
     prices = {r["id"]: r.get("price") or 100.0 for r in records}
     deltas = []
@@ -180,25 +245,17 @@ def _under_updates(url, index, records, texts, clients, requests, seconds, count
         path = work / f"serve-delta-{batch}.jsonl"
         path.write_text("".join(json.dumps({"id": ids[i], "price": prices[ids[i]]}) + "\n" for i in picks.tolist()))
         deltas.append(str(path))
-    writer = context.Process(target=_commit_every, args=(str(index), deltas, interval, device, stop, commits))
-    writer.start()
-    try:
-        while commits.value == 0 and writer.is_alive():  # its imports and first commit are done
-            time.sleep(0.1)
-        busy = {n: asyncio.run(_load(url, texts, n, requests, seconds)) for n in clients}
-    finally:
-        stop.set()
-        writer.join()
-    return busy, commits.value
+    return deltas
 
 
-def _commit_every(index: str, deltas: list[str], interval: float, device: str, stop, commits) -> None:
-    """The writer process: one commit of a price-change batch every `interval` seconds until stopped."""
+def _commit_every(index: str, deltas: list[str], interval: float, device: str, stop, commits, cpu) -> None:
+    """The writer process: one commit of a price-change batch every `interval` seconds until stopped
+    (counting commits and its CPU seconds in the shared values)."""
     from shoplens.indexers.updates import apply_delta
 
     turn = 0
     while not stop.is_set():
-        started = time.time()
+        started, cpu_started = time.time(), time.process_time()
         template = Path(deltas[turn % len(deltas)])
         rows = [json.loads(line) for line in template.read_text().splitlines()]
         for row in rows:  # a new cent each turn, so no commit repeats an earlier one
@@ -209,27 +266,40 @@ def _commit_every(index: str, deltas: list[str], interval: float, device: str, s
         turn += 1
         with commits.get_lock():
             commits.value += 1
+        with cpu.get_lock():
+            cpu.value += time.process_time() - cpu_started
         stop.wait(max(0.0, interval - (time.time() - started)))
 
 
+PARTS = ("outside", "queue", "engine", "encode", "lexical", "vector", "rerank")
+
+
 def _summary(run: dict[str, Any]) -> dict[str, Any]:
-    ok = [r for r in run["results"] if r[2] == 200]
-    latencies = [r[0] for r in ok]
-    overhead = [r[0] - r[1] for r in ok]
+    """Counts, throughput, percentiles, the server's CPU per search, and the mean of each part of the
+    server's time over the slowest 5% of answers (`outside`: the client's time outside the handler's
+    queue and engine: HTTP, the event loop)."""
+    ok = [r for r in run["results"] if r["status"] == 200]
+    latencies = [r["client"] for r in ok]
+    for r in ok:
+        r["outside"] = r["client"] - r["engine"] - (0.0 if np.isnan(r["queue"]) else r["queue"])
+    slowest = sorted(ok, key=lambda r: r["client"])[-max(1, len(ok) // 20):] if ok else []
+    tail = {part: float(np.nanmean([r.get(part, np.nan) for r in slowest])) if slowest and
+            not all(np.isnan(r.get(part, np.nan)) for r in slowest) else float("nan") for part in PARTS}
     return {"requests": len(run["results"]), "errors": len(run["results"]) - len(ok),
             "per_second": len(ok) / run["wall"] if run["wall"] else float("nan"), **percentiles(latencies),
-            "overhead_p50": float(np.median(overhead)) if overhead else float("nan"),
-            "versions": len({r[3] for r in ok}), "first_on_version_p50": _first_on_version(ok)}
+            "overhead_p50": float(np.median([r["client"] - r["engine"] for r in ok])) if ok else float("nan"),
+            "versions": len({r["version"] for r in ok}), "first_on_version_p50": _first_on_version(ok),
+            "cpu_per_search_ms": 1000 * run.get("server_cpu", float("nan")) / max(1, len(ok)), "tail": tail}
 
 
-def _first_on_version(ok: list[tuple[float, float, int, int]]) -> float:
+def _first_on_version(ok: list[dict[str, Any]]) -> float:
     """Median latency of the first answer from each newly seen version (NaN when the version never changed)."""
     seen, firsts = set(), []
-    for elapsed, _, _, version in ok:
-        if version not in seen:
+    for answer in ok:
+        if answer["version"] not in seen:
             if seen:
-                firsts.append(elapsed)
-            seen.add(version)
+                firsts.append(answer["client"])
+            seen.add(answer["version"])
     return float(np.median(firsts)) if firsts else float("nan")
 
 
@@ -243,21 +313,37 @@ def _tables(report: Report, in_process, runs, count: int, interval: float) -> No
                    len(in_process["latencies"]) / in_process["wall"], *local.values(), None],
                   ["POST /search on loopback", http1["requests"], http1["per_second"], http1["p50"], http1["p95"],
                    http1["p99"], http1["overhead_p50"]]])
-    rows = []
-    for warm, (idle, busy, _) in runs.items():
+    rows, parts = [], []
+    for label, (idle, busy, _) in runs.items():
         for clients in idle:
             quiet, loaded = _summary(idle[clients]), _summary(busy[clients])
-            rows.append([clients, "idle", quiet["requests"], quiet["errors"], quiet["per_second"], quiet["p50"],
-                         quiet["p95"], quiet["p99"], quiet["versions"], None, None, warm])
-            rows.append([clients, "updating", loaded["requests"], loaded["errors"], loaded["per_second"],
-                         loaded["p50"], loaded["p95"], loaded["p99"], loaded["versions"],
-                         loaded["first_on_version_p50"], loaded["p99"] / quiet["p99"], warm])
+            for condition, summary in (("idle", quiet), ("updating", loaded)):
+                updating = condition == "updating"
+                rows.append([clients, condition, label, summary["requests"], summary["errors"], summary["per_second"],
+                             summary["p50"], summary["p95"], summary["p99"], summary["versions"],
+                             summary["first_on_version_p50"] if updating else None,
+                             summary["p99"] / quiet["p99"] if updating else None, summary["cpu_per_search_ms"]])
+                parts.append([clients, condition, label, summary["p99"], *summary["tail"].values()])
     report.table(f"POST /search by concurrent clients, idle and while another process commits {count:,}-product "
                  f"price updates every {interval:g} s (ms)",
-                 ["clients", "condition", "requests", "errors", "searches/s", "p50", "p95", "p99", "versions seen",
-                  "first answer of a new version p50", "p99 / idle p99", "warm queries"], rows)
-    commits = ", ".join(f"{run[2]} (warm queries {warm})" for warm, run in runs.items())
-    report.notes.append(f"commits that landed during the 'updating' runs: {commits}; the server follows them in a "
-                        "background thread (open, warm, answer the latest `--warm-queries` text queries, swap), so "
-                        "no request opens a version")
-    report.notes.append("HTTP overhead p50: the median of (client-observed latency - the engine's took_ms) per request")
+                 ["clients", "condition", "server", "requests", "errors", "searches/s", "p50", "p95", "p99",
+                  "versions seen", "first answer of a new version p50", "p99 / idle p99",
+                  "server CPU ms per search"], rows)
+    report.table("where the slowest 5% of answers spent their time (mean ms of each part)",
+                 ["clients", "condition", "server", "p99", *PARTS], parts)
+    _writer_table(report, runs, count)
+    report.notes.append("the server follows commits in a background thread (open, warm, answer the latest "
+                        "`--warm-queries` text queries, swap), so no request opens a version")
+    report.notes.append("HTTP overhead p50: the median of (client-observed latency - the engine's took_ms) per "
+                        "request; parts: `outside` = client latency - queue - engine (HTTP, the event loop), `queue` "
+                        "= waiting for a worker thread (the Server-Timing header; NaN from a server without it), "
+                        "`engine` = took_ms, then its stages")
+
+
+def _writer_table(report: Report, runs, count: int) -> None:
+    rows = []
+    for label, (_, _, writer) in runs.items():
+        wall = writer["wall_s"] or float("nan")
+        rows.append([label, writer["commits"], wall, writer["cpu_s"], writer["cpu_s"] / wall])
+    report.table(f"the writer process during the 'updating' levels ({count:,}-product commits)",
+                 ["server", "commits", "seconds", "writer CPU s", "writer cores busy"], rows)

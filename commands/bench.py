@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -247,6 +248,7 @@ def bench_serve(
     queries: int = typer.Option(200, "--queries", help="Derived queries replayed."),
     clients: str = typer.Option("1,2,4,8", "--clients", help="Concurrent clients per level, comma-separated."),
     warm_queries: str = typer.Option("0", "--warm-queries", help="The server's --warm-queries; several (0,3) run the server once each, to compare in one run."),
+    before: Optional[Path] = typer.Option(None, "--before", help="Also run the server under this Python first (another checkout's venv, e.g. ../main/.venv/bin/python), to compare old and new code in one run."),
     device: str = DeviceOption,
     save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
@@ -267,8 +269,10 @@ def bench_serve(
         raise ConfigError(f"--warm-queries takes numbers such as 0,3; got {warm_queries!r}") from None
     if not warm or min(warm) < 0 or max(warm) > 20:
         raise ConfigError("--warm-queries takes numbers from 0 to 20, such as 0,3")
+    if before is not None and not (before.is_file() and os.access(before, os.X_OK)):
+        raise ConfigError(f"--before {before} is not an executable Python; give another checkout's .venv/bin/python")
     report = serve.run(index_dir, work_dir, requests, seconds, count, interval, queries, device, command_line(), levels,
-                       warm)
+                       warm, None if before is None else str(before))
     finish_report(report, as_json, save)
 
 

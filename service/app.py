@@ -61,7 +61,7 @@ def create_app(settings: ServiceSettings, engine: SearchEngine | None = None) ->
 
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type", "X-API-Key", "Authorization"],
-                           expose_headers=["X-ShopLens-Version"])
+                           expose_headers=["X-ShopLens-Version", "Server-Timing"])
     routes.add_routes(app, state, _key_check(settings, always=True), _key_check(settings, always=False))
     app.mount("/static", StaticFiles(directory=str(routes.STATIC)), name="static")
     app.openapi = lambda: _openapi(app)

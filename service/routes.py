@@ -4,6 +4,7 @@ calls) and returns plain JSON; searches return `SearchResponse.to_json()` unchan
 from __future__ import annotations
 
 import os
+import time
 from importlib import resources
 from typing import Any, Callable, List, Optional
 
@@ -25,6 +26,7 @@ from shoplens.service.thumbnails import PLACEHOLDER_HEADER, THUMBNAIL_SIZES, pla
 STATIC = resources.files("shoplens.service") / "static"
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorModel} for status in (400, 401, 404, 413, 415, 422, 503)}
 VERSION_HEADER = "X-ShopLens-Version"
+TIMING_HEADER = "Server-Timing"
 SEARCH_BODIES = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"$ref": "#/components/schemas/SearchBody"}},
     "multipart/form-data": {"schema": {"$ref": "#/components/schemas/SearchForm"}},
@@ -71,9 +73,20 @@ def _add_pages(app: FastAPI, state: ServiceState) -> None:
 
 
 async def _answer(state: ServiceState, request: SearchRequest) -> JSON:
+    """The search's JSON; the `Server-Timing` header splits the server's time into the wait for a worker
+    thread (`queue`) and the engine's own `took_ms` (`engine`), so a slow answer says where it waited."""
     engine = state.require()
-    response = await run_in_threadpool(engine.search, request)
-    return JSON(response.to_json(), headers={VERSION_HEADER: str(response.version)})
+    submitted = time.perf_counter()
+    started: list[float] = []
+
+    def search():
+        started.append(time.perf_counter())
+        return engine.search(request)
+
+    response = await run_in_threadpool(search)
+    queued = (started[0] - submitted) * 1000
+    return JSON(response.to_json(), headers={VERSION_HEADER: str(response.version),
+                                             TIMING_HEADER: f"queue;dur={queued:.2f}, engine;dur={response.took_ms:.2f}"})
 
 
 def _add_search(app: FastAPI, state: ServiceState, search_key: Callable) -> None:

@@ -26,6 +26,9 @@ def search_ok(client, method="post", **kwargs) -> dict:
     data = reply.json()
     SearchResponseModel.model_validate(data)
     assert reply.headers["x-shoplens-version"] == str(data["version"])
+    timing = dict(part.strip().split(";dur=") for part in reply.headers["server-timing"].split(","))
+    assert set(timing) == {"queue", "engine"} and float(timing["queue"]) >= 0  # where the server's time went
+    assert abs(float(timing["engine"]) - data["took_ms"]) <= 0.01
     return data
 
 
