@@ -39,6 +39,8 @@ from shoplens.rerank.model import load_ranker
 STAGES = ("encode", "lexical", "vector", "fuse", "rerank")
 _MISSING = object()
 REHEARSALS = 0  # latest text queries the background follower asks a new version (results dropped) before the swap
+FOLLOW_ROWS_STEP = 64  # rows the follower analyzes between pauses (a new version's rows, before its swap)
+FOLLOW_PAUSE_S = 0.002  # the pause: a request thread waiting for the GIL takes it at once
 
 
 class SearchEngine:
@@ -377,14 +379,19 @@ class SearchEngine:
         """The reranker's analyzed rows that `snapshot` shares with `previous` are taken from the previous
         context; with rows kept analyzed ahead (`warm_rows`), the rest (an update's rows) are analyzed now,
         before the swap, so queries on the new version find every row analyzed as they did on the old one."""
+        shared = snapshot.products.shared_rows
         try:
             old = self._ranker_cache.get(previous.version)
-            if old is not None and snapshot.products.shared_rows:
-                context.adopt_rows(old.context(previous), snapshot.products.shared_rows)
+            taken = context.adopt_rows(old.context(previous), shared) if old is not None and shared else 0
         except RankerError:
-            pass
-        if self._rows_ahead:
-            context.fill_all()
+            taken = 0
+        if not self._rows_ahead:
+            return
+        rows = snapshot.products.num_rows
+        # small steps with a pause between: this thread shares the GIL with the request threads
+        for start in range(0 if taken < shared else shared, rows, FOLLOW_ROWS_STEP):
+            context.title_terms(np.arange(start, min(rows, start + FOLLOW_ROWS_STEP), dtype=np.int64))
+            time.sleep(FOLLOW_PAUSE_S)
 
     def _rehearse(self, snapshot: Snapshot) -> None:
         """Answer the latest text queries on a version before it is swapped in (results dropped), so
