@@ -356,7 +356,7 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     types: dict[str, set[pa.DataType]] = {}
     for table in tables:
         for fld in table.schema:
-            types.setdefault(fld.name, set()).add(fld.type)
+            types.setdefault(fld.name, set()).add(_plain_type(fld.type))
     target_types = {}
     for name, seen in types.items():
         if len(seen) == 1:
@@ -371,13 +371,20 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
         for name, kind in target_types.items():
             if name in table.column_names:
                 column = table.column(name)
-                if column.type != kind:
+                if _plain_type(column.type) == kind != column.type:  # the same list, its item named otherwise
+                    column = column.cast(kind)
+                elif column.type != kind:
                     column = pc.cast(_list_to_text(column), kind) if pa.types.is_list(column.type) else pc.cast(column, kind)
                 columns.append(column)
             else:
                 columns.append(pa.nulls(table.num_rows, type=kind))
         aligned.append(pa.table(columns, names=list(target_types)))
     return pa.concat_tables(aligned)
+
+
+def _plain_type(kind: pa.DataType) -> pa.DataType:
+    """A type without its list item's field name: Parquet names it "element", Arrow IPC "item"; the same list."""
+    return pa.list_(kind.value_type) if pa.types.is_list(kind) else kind
 
 
 def _list_to_text(column: pa.ChunkedArray) -> pa.Array:

@@ -53,3 +53,19 @@ def test_arrow_numpy_imports_no_pandas(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_segments_from_parquet_and_arrow_concatenate_keeping_list_columns(tmp_path):
+    """An index written before the Arrow twins (Parquet names a list's item "element") updated by a build that
+    writes them ("item"): the category lists stay lists, not text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from shoplens.indexers.products import _concat
+
+    fresh = pa.table({"category": pa.array([["Apparel", "Shirts"]]), "price": [10.0]})
+    pq.write_table(fresh, tmp_path / "old.parquet")
+    old = pq.read_table(tmp_path / "old.parquet")
+    joined = _concat([old, fresh])
+    assert pa.types.is_list(joined.schema.field("category").type)
+    assert joined.column("category").to_pylist() == [["Apparel", "Shirts"], ["Apparel", "Shirts"]]
