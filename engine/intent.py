@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from shoplens.rerank.prices import parse_price  # noqa: F401  (re-exported: engine callers read it here)
+
 # who it is for: a query word -> the words a catalog value may use for it
 AUDIENCE = {
     "men": ("men", "man", "mens", "male", "gents", "gent", "him", "gentlemen"),
@@ -50,17 +52,6 @@ MAX_FACET_VALUES = 100  # a keyword field with more distinct values than this is
 # how strongly a met constraint moves a product up: its position is divided by this factor
 BOOST = {"price": 50.0, "audience": 10.0, "type": 4.0, "colour": 3.0}
 
-_NUMBER = r"(\d[\d,]*(?:\.\d+)?\s*k?)"
-_CURRENCY = r"(?:rs\.?|inr|₹|\$|usd|eur|€|£)?\s*"
-_UNITS = r"(?!\s*(?:years?|yrs?|y\b|months?|cm|mm|ml|l\b|kg|g\b|gb|tb|inch|in\b|inches|\"|w\b|watt|%|pcs|pieces|pack))"
-_PRICE_PATTERNS = (
-    ("range", re.compile(rf"\b(?:between|from)\s+{_CURRENCY}{_NUMBER}\s*(?:and|to|-)\s*{_CURRENCY}{_NUMBER}{_UNITS}")),
-    ("range", re.compile(rf"(?<![\w.]){_CURRENCY}{_NUMBER}\s*(?:-|to)\s*{_CURRENCY}{_NUMBER}{_UNITS}(?![\w.])")),
-    ("max", re.compile(rf"\b(?:under|below|less than|cheaper than|upto|up to|within|max|maximum|at most|not more than)"
-                       rf"\s+{_CURRENCY}{_NUMBER}{_UNITS}|<=?\s*{_CURRENCY}{_NUMBER}{_UNITS}")),
-    ("min", re.compile(rf"\b(?:above|over|more than|at least|min|minimum|starting|from)\s+{_CURRENCY}{_NUMBER}{_UNITS}"
-                       rf"|>=?\s*{_CURRENCY}{_NUMBER}{_UNITS}")),
-)
 _TOKEN = re.compile(r"[a-z0-9]+(?:'s)?")
 
 
@@ -105,38 +96,8 @@ class Intent:
                                 for c in self.constraints]}
 
 
-def _number(text: str) -> float:
-    text = text.replace(",", "").strip()
-    if text.endswith("k"):
-        return float(text[:-1].strip()) * 1000
-    return float(text)
-
-
 def _number_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def parse_price(text: str) -> tuple[float | None, float | None, str]:
-    """(floor, ceiling, text without the price phrase) of a query; (None, None, text) when it states none."""
-    lowered = text.lower()
-    low = high = None
-    for kind, pattern in _PRICE_PATTERNS:
-        match = pattern.search(lowered)
-        if not match:
-            continue
-        numbers = [_number(g) for g in match.groups() if g]
-        if kind == "range" and len(numbers) == 2:
-            low, high = min(numbers), max(numbers)
-        elif kind == "max" and high is None:
-            high = numbers[0]
-        elif kind == "min" and low is None:
-            low = numbers[0]
-        else:
-            continue
-        lowered = lowered[:match.start()] + " " + lowered[match.end():]
-        text = text[:match.start()] + " " + text[match.end():]
-    text = re.sub(r"\s+", " ", re.sub(r"\b(?:for|rs\.?|inr|price|priced|budget)\s*$", "", text.strip(), flags=re.I))
-    return low, high, text.strip()
 
 
 def _tokens(text: str) -> list[str]:

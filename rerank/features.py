@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from shoplens.indexers.products import arrow_numpy
+from shoplens.rerank.prices import parse_price
 
 FEATURE_VERSION = 3
 FEATURE_GROUPS: dict[str, list[str]] = {
@@ -47,8 +48,6 @@ COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
 CTR_PRIOR_IMPRESSIONS = 20.0  # a product's CTR starts at the shop's CTR, worth this many impressions
 RATE_PRIOR_CLICKS = 10.0  # cart and order rates: prior worth this many clicks
 CHEAP_WORDS = ("cheap", "budget", "affordable", "inexpensive", "low price", "lowest price", "economical")
-_LIMIT = re.compile(r"\b(?:under|below|less than|upto|up to|within|max|<=?)\s*(?:rs\.?|inr|₹|\$|usd|eur|€)?\s*(\d[\d,]*(?:\.\d+)?)",
-                    re.IGNORECASE)
 _COLOUR_FIELDS = ("base_colour", "colour", "color", "base_color", "baseColour")
 _DISCOUNT_FIELDS = ("discounted_price", "sale_price", "discount_price", "special_price", "final_price")
 _LISTED_FIELDS = ("catalog_add_date", "created_at", "listed_at", "published_at", "added_at", "release_date")
@@ -58,27 +57,13 @@ _MAX_KEYWORD_VALUES = 500
 
 def price_limit(text: str) -> float | None:
     """A price ceiling stated in the query ("under 1000", "below rs 500"), if any."""
-    match = _LIMIT.search(text or "")
-    if not match:
-        return None
-    return float(match.group(1).replace(",", ""))
-
-
-_FLOOR = re.compile(r"\b(?:over|above|more than|from|min|at least|>=?)\s*(?:rs\.?|inr|₹|\$|usd|eur|€)?\s*(\d[\d,]*(?:\.\d+)?)",
-                    re.IGNORECASE)
-_BETWEEN = re.compile(r"\bbetween\s*(?:rs\.?|inr|₹|\$)?\s*(\d[\d,]*(?:\.\d+)?)\s*(?:and|-|to)\s*(?:rs\.?|inr|₹|\$)?\s*"
-                      r"(\d[\d,]*(?:\.\d+)?)", re.IGNORECASE)
+    return parse_price(text or "")[1]
 
 
 def price_range(text: str) -> tuple[float | None, float | None]:
     """(floor, ceiling) stated in the query: "under 2000", "over 500", "between 1000 and 2000"."""
-    text = text or ""
-    between = _BETWEEN.search(text)
-    if between:
-        low, high = sorted(float(g.replace(",", "")) for g in between.groups())
-        return low, high
-    floor = _FLOOR.search(text)
-    return (float(floor.group(1).replace(",", "")) if floor else None), price_limit(text)
+    floor, ceiling, _ = parse_price(text or "")
+    return floor, ceiling
 
 
 _UNITS = {
