@@ -62,13 +62,15 @@ class VectorStore(ABC):
     def open(cls, directory: Path, device: str = "auto", previous: "VectorStore | None" = None) -> "VectorStore":
         """Open a version for searching; `previous`, an open earlier version, may lend unchanged parts."""
 
-    @property
-    @abstractmethod
-    def num_rows(self) -> int: ...
+    state: dict[str, Any]  # the version's state.json: rows, dim and the backend's own settings
 
     @property
-    @abstractmethod
-    def dim(self) -> int: ...
+    def num_rows(self) -> int:
+        return int(self.state["rows"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.state["dim"])
 
     @abstractmethod
     def search(self, query: np.ndarray, limit: int, allowed: np.ndarray | None = None,

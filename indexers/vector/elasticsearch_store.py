@@ -139,14 +139,6 @@ class ElasticsearchVectorStore(VectorStore):
                                     "lexical store is not on Elasticsearch; rebuild with --lexical elasticsearch")
         return cls(state, directory, ElasticsearchStore.open(lexical))
 
-    @property
-    def num_rows(self) -> int:
-        return int(self.state["rows"])
-
-    @property
-    def dim(self) -> int:
-        return int(self.state["dim"])
-
     @classmethod
     def summarize(cls, state):
         return {"backend": cls.name, "kind": "exact", "dim": state["dim"], "field": state["field"],

@@ -253,14 +253,6 @@ class FaissStore(VectorStore):
         store._files = files
         return store
 
-    @property
-    def num_rows(self) -> int:
-        return int(self.state["rows"])
-
-    @property
-    def dim(self) -> int:
-        return int(self.state["dim"])
-
     @classmethod
     def summarize(cls, state: dict[str, Any]) -> dict[str, Any]:
         """The settings that matter for a state's index kind (for manifests and `info`)."""
