@@ -327,9 +327,9 @@ class SearchEngine:
 
     def facets(self, snapshot: Snapshot):
         """The version's facet values that stated intent is read against, computed once per version."""
-        from shoplens.engine.intent import facet_values
+        from shoplens.engine.intent import stored_facet_values
 
-        return _per_version(self._facets, snapshot.version, lambda: facet_values(snapshot.products))
+        return _per_version(self._facets, snapshot.version, lambda: stored_facet_values(snapshot))
 
     def speller(self, snapshot: Snapshot):
         """The version's spelling corrector (None when the index has no vocabulary), built once per version."""

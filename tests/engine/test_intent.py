@@ -94,3 +94,20 @@ def test_stated_intent_on_the_sample(engine):
     strict = engine.search(SearchRequest(text="red dress for women between 500 and 1500", k=20, strict_intent=True))
     assert strict.query["intent"]["applied"] == "filters" and "price<=1500" in strict.query["filters"]
     assert all(500 <= r.price <= 1500 and rows[r.id]["gender"] in ("Women", "Unisex") for r in strict.results)
+
+
+def test_facets_are_kept_in_the_index_cache_per_product_state(small_index):
+    import json
+
+    from shoplens.engine.intent import facet_values, stored_facet_values
+    from shoplens.indexers.index import IndexDirectory
+    from shoplens.indexers.snapshot import Snapshot
+
+    snapshot = Snapshot.open(IndexDirectory(small_index), device="cpu")
+    computed = stored_facet_values(snapshot)
+    assert computed == facet_values(snapshot.products) and "category" in computed
+    stored, = (small_index / "cache" / "facets").glob("*.json")
+    stored.write_text(json.dumps({"category": {"from the cache": 1}}))  # a second reader takes the file
+    assert stored_facet_values(snapshot) == {"category": {"from the cache": 1}}
+    (snapshot.path / "products" / "live.npy").touch()  # other product files: computed again, not the stale file
+    assert stored_facet_values(snapshot) == computed
