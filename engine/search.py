@@ -36,6 +36,8 @@ from shoplens.indexers.snapshot import Snapshot
 from shoplens.indexers.vector.base import normalize_rows
 from shoplens.rerank.model import load_ranker
 
+INTENT_CACHE_SIZE = 4096
+
 STAGES = ("encode", "lexical", "vector", "fuse", "rerank")
 _MISSING = object()
 REHEARSALS = 0  # latest text queries the background follower asks a new version (results dropped) before the swap
@@ -66,6 +68,7 @@ class SearchEngine:
         self.encoder_runtime = encoder.runtime if encoder is not None and hasattr(encoder, "runtime") else \
             resolve_runtime(encoder_runtime or recorded_runtime, self.snapshot.manifest["model"]["name"])
         self.query_cache = QueryCache(query_cache_size)
+        self._intents = QueryCache(INTENT_CACHE_SIZE)  # parsed stated intent by version and text (read 3x a query)
         self._ranker_cache: dict[int, Any] = {}
         # per-version lookups, kept for the newest two versions (queries in flight keep the older one)
         self._spellers: dict[int, Any] = {}
@@ -322,7 +325,9 @@ class SearchEngine:
             return None
         from shoplens.engine.intent import parse_intent
 
-        intent = parse_intent(request.text, self.facets(snapshot))
+        facets = self.facets(snapshot)
+        intent = self._intents.get(("intent", f"{snapshot.version}\x1f{request.text}"),
+                                   lambda: parse_intent(request.text, facets))
         return None if intent.empty else intent
 
     def facets(self, snapshot: Snapshot):
@@ -529,19 +534,8 @@ def intent_note(intent, strict: bool) -> str:
 
 def collapse_duplicates(snapshot: Snapshot, docnos: np.ndarray) -> np.ndarray:
     """Positions to keep: the first of products with the same normalized title, brand and image content."""
-    import re
-
-    titles = snapshot.products.column_values("title", docnos)
-    brands = snapshot.products.column_values("brand", docnos) if snapshot.products.column_name("brand") else \
-        [None] * len(docnos)
-    images = snapshot.products.column_values("image_hash", docnos)
-    seen, keep = set(), []
-    for position, (title, brand, image) in enumerate(zip(titles, brands, images)):
-        key = (re.sub(r"[^a-z0-9]+", " ", str(title or "").lower()).strip(), str(brand or "").strip().lower(), image)
-        if key not in seen:
-            seen.add(key)
-            keep.append(position)
-    return np.array(keep, dtype=np.int64)
+    _, first = np.unique(snapshot.products.collapse_keys(docnos), return_index=True)
+    return np.sort(first).astype(np.int64)
 
 
 def _page_bm25(snapshot: Snapshot, request: SearchRequest, candidates: Candidates, page: np.ndarray) -> np.ndarray:

@@ -110,6 +110,10 @@ class ProductTable:
         self._inherited = None if extends is None else (extends.num_rows, extends.table.schema, extends._keyword)
         # how many first rows are exactly that earlier version's (what was derived from them can be reused)
         self.shared_rows = 0 if extends is None else extends.num_rows
+        # duplicate-collapsing key per row, learned on first use (-1: not yet); a row's content never changes
+        self._collapse = np.full(table.num_rows, -1, dtype=np.int64)
+        if extends is not None:
+            self._collapse[:extends.num_rows] = extends._collapse[:extends.num_rows]
 
     @property
     def num_rows(self) -> int:
@@ -248,7 +252,30 @@ class ProductTable:
         return [json.loads(text) for text in texts]
 
     def column_values(self, column: str, docnos: np.ndarray) -> list[Any]:
-        return self.table.column(column).take(_indices(docnos)).to_pylist()
+        return self.column_arrow(column, docnos).to_pylist()
+
+    def column_arrow(self, column: str, docnos: np.ndarray) -> pa.ChunkedArray:
+        """A column's values for the given rows, in order, as Arrow (for vectorized work on them)."""
+        return self.table.column(column).take(_indices(docnos))
+
+    def collapse_keys(self, docnos: np.ndarray) -> np.ndarray:
+        """A key per row that equal products share: the title lower-cased with every run of other characters
+        than a-z and 0-9 made one space, the brand lower-cased, and the image's content hash. Computed for rows
+        not seen before and remembered (a version's rows never change), so a query pays for new rows only."""
+        docnos = np.asarray(docnos, dtype=np.int64)
+        keys = self._collapse
+        todo = np.unique(docnos[keys[docnos] < 0])
+        if len(todo):
+            title = pc.utf8_trim_whitespace(pc.replace_substring_regex(
+                pc.utf8_lower(self.column_arrow("title", todo)), "[^a-z0-9]+", " "))
+            parts = [title]
+            if self.column_name("brand"):
+                parts.append(pc.utf8_lower(pc.utf8_trim_whitespace(self.column_arrow("brand", todo))))
+            image = self.column_arrow("image_hash", todo)
+            parts.append(pc.if_else(pc.is_null(image), "\x00", image))  # no photo differs from any photo
+            joined = pc.binary_join_element_wise(*[pc.fill_null(part, "") for part in parts], "\x1f")
+            keys[todo] = [hash(text) & 0x7FFF_FFFF_FFFF_FFFF for text in joined.to_pylist()]
+        return keys[docnos]
 
     def live_docnos(self) -> np.ndarray:
         return np.flatnonzero(self.live)

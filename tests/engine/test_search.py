@@ -149,3 +149,21 @@ def test_engine_follows_new_versions_without_restart(tmp_path, encoder):
     assert response.version == 2 and response.results[0].id == "new-1"
     assert engine.snapshot.products.num_live == 31
     assert np.isnan(engine.snapshot.products.numeric("price")).sum() == 0
+
+
+def test_a_product_listed_twice_is_one_result_unless_asked(tmp_path, encoder):
+    rows = sample_products(40)
+    twin = dict(rows[7], id="twin-of-" + rows[7]["id"], title=rows[7]["title"].upper() + " ")
+    catalog = write_catalog(tmp_path / "twice.jsonl", rows + [twin])
+    index = tmp_path / "index"
+    build_index(catalog, index, WriteOptions(device="cpu"), encoder=encoder)
+    engine = SearchEngine(index, device="cpu", encoder=encoder)
+    try:
+        collapsed = [r.id for r in engine.search(SearchRequest(text=rows[7]["title"], k=10)).results]
+        every = [r.id for r in engine.search(SearchRequest(text=rows[7]["title"], k=10, collapse=False)).results]
+    finally:
+        engine.close()
+    assert {rows[7]["id"], twin["id"]} <= set(every)
+    assert len({rows[7]["id"], twin["id"]} & set(collapsed)) == 1
+    pair = {rows[7]["id"], twin["id"]}
+    assert [i for i in every if i not in pair][:8] == [i for i in collapsed if i not in pair][:8]

@@ -69,3 +69,42 @@ def test_segments_from_parquet_and_arrow_concatenate_keeping_list_columns(tmp_pa
     joined = _concat([old, fresh])
     assert pa.types.is_list(joined.schema.field("category").type)
     assert joined.column("category").to_pylist() == [["Apparel", "Shirts"], ["Apparel", "Shirts"]]
+
+
+def _table(rows):
+    from shoplens.indexers.products import ProductTable
+
+    columns = {name: [row.get(name) for row in rows] for name in ("id", "title", "brand", "image_hash")}
+    return ProductTable(pa.table({name: pa.array(values, type=pa.string()) for name, values in columns.items()}),
+                        np.ones(len(rows), dtype=bool))
+
+
+def test_collapse_keys_match_on_normalized_title_brand_and_photo_only():
+    rows = [
+        {"id": "a", "title": "Nike Men Blue T-Shirt", "brand": "Nike", "image_hash": "h1"},
+        {"id": "b", "title": "  nike men   blue t shirt!", "brand": " NIKE ", "image_hash": "h1"},  # same listing
+        {"id": "c", "title": "Nike Men Blue T-Shirt", "brand": "Nike", "image_hash": "h2"},  # another photo
+        {"id": "d", "title": "Nike Men Blue T-Shirt", "brand": "Puma", "image_hash": "h1"},  # another brand
+        {"id": "e", "title": "Nike Men Blue T-Shirt", "brand": "Nike", "image_hash": None},  # no photo
+        {"id": "f", "title": "nike men blue t shirt", "brand": None, "image_hash": None},
+        {"id": "g", "title": "Nike-Men-Blue-T-Shirt", "brand": "", "image_hash": None},  # no brand = empty brand
+    ]
+    products = _table(rows)
+    keys = products.collapse_keys(np.arange(len(rows))).tolist()
+    assert keys[0] == keys[1] and keys[5] == keys[6]
+    assert len({keys[0], keys[2], keys[3], keys[4], keys[5]}) == 5
+    assert all(key >= 0 for key in keys)
+
+
+def test_collapse_keys_are_learned_per_row_and_inherited_by_a_later_version():
+    from shoplens.indexers.products import ProductTable
+
+    rows = [{"id": str(i), "title": f"Shirt {i % 3}", "brand": "B", "image_hash": None} for i in range(6)]
+    first = _table(rows)
+    asked = np.array([4, 1, 4])
+    keys = first.collapse_keys(asked)
+    assert keys[0] == keys[1] == keys[2]  # 4 and 1 are both "shirt 1"
+    assert (first._collapse >= 0).tolist() == [False, True, False, False, True, False]
+    later = ProductTable(pa.concat_tables([first.table, _table(rows[:2]).table]), np.ones(8, dtype=bool), extends=first)
+    assert later._collapse[[1, 4]].tolist() == first._collapse[[1, 4]].tolist()
+    assert later.collapse_keys(np.array([7]))[0] == later.collapse_keys(np.array([1]))[0]
