@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -10,7 +11,8 @@ from typing import Any, Callable
 import numpy as np
 
 from shoplens.engine.filters import parse_filters, pushdown_filters
-from shoplens.engine.fusion import DEFAULT_PLAN, FusionPlan, fuse_channels, photo_leads
+from shoplens.common.errors import ConfigError
+from shoplens.engine.fusion import DEFAULT_PLAN, FusionPlan, channel_confidence, fuse_channels, photo_leads
 from shoplens.engine.query import SearchRequest
 
 
@@ -81,10 +83,52 @@ class Candidates:
             runs[name] = dict(zip(self.docnos[order].tolist(), values.tolist()))
         return runs
 
+    def channel_orders(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Each channel's candidate positions best first, by rank and by score where the channel has one (rank
+        where not): the keys of `channel_runs` and the order rank fusion reads them in, as positions."""
+        orders = {}
+        for name, ranks, scores in (("lexical", self.bm25_rank, self.bm25), ("dense", self.dense_rank, self.dense),
+                                    ("native", self.native_rank, self.native)):
+            found = np.flatnonzero(np.isfinite(ranks))
+            by_rank = found[np.argsort(ranks[found], kind="stable")]
+            values = np.where(np.isfinite(scores[by_rank]), scores[by_rank], -ranks[by_rank])
+            orders[name] = by_rank, by_rank[np.argsort(-values, kind="stable")]
+        return orders
+
+    def fused_scores(self, plan: FusionPlan) -> tuple[np.ndarray, dict[str, float]]:
+        """Each candidate's fused score under `plan` (-inf when no fused channel found it) and the effective
+        weights: `fuse_channels` over `channel_runs`, vectorized for rank fusion (the query path's plan)."""
+        if plan.method != "rrf":
+            fused, weights = fuse_channels(self.channel_runs(), plan)
+            return np.array([fused.get(int(d), -np.inf) for d in self.docnos.tolist()], dtype=np.float64), weights
+        orders = {name: pair for name, pair in self.channel_orders().items() if len(pair[0]) and plan.weight(name) > 0}
+        weights = {name: plan.weight(name) for name in orders}
+        if plan.adaptive and "lexical" in orders:
+            lexical = self.docnos[orders["lexical"][0]].tolist()
+            for name in orders:
+                if name != "lexical":
+                    weights[name] *= channel_confidence(lexical, self.docnos[orders[name][0]].tolist())
+        scores = np.full(len(self.docnos), -np.inf)
+        if len(orders) == 1:  # one channel: its own scores (minus its ranks where it has none), as fuse_channels
+            name, (by_rank, _) = next(iter(orders.items()))
+            values, ranks = {"lexical": (self.bm25, self.bm25_rank), "dense": (self.dense, self.dense_rank),
+                             "native": (self.native, self.native_rank)}[name]
+            scores[by_rank] = np.where(np.isfinite(values[by_rank]), values[by_rank], -ranks[by_rank])
+            return scores, weights
+        if orders and not (math.isfinite(plan.k) and plan.k >= 0):
+            raise ConfigError(f"RRF k must be a finite, non-negative number, got {plan.k}")
+        if any(not math.isfinite(w) for w in weights.values()):
+            raise ConfigError("fusion weights must be finite, non-negative numbers")
+        total, found = np.zeros(len(self.docnos)), np.zeros(len(self.docnos), dtype=bool)
+        for name, (_, by_value) in orders.items():  # the same additions, in the same order, as engine.fusion.rrf
+            total[by_value] += weights[name] / (plan.k + np.arange(1, len(by_value) + 1, dtype=np.float64))
+            found[by_value] = True
+        scores[found] = total[found]
+        return scores, weights
+
     def refused(self, plan: FusionPlan) -> "Candidates":
         """The same candidates fused again with another plan (training tries plans without retrieving again)."""
-        fused, weights = fuse_channels(self.channel_runs(), plan)
-        scores = np.array([fused.get(int(d), -np.inf) for d in self.docnos.tolist()], dtype=np.float64)
+        scores, weights = self.fused_scores(plan)
         order = np.lexsort((self.docnos, -scores, ~photo_leads(self.photo, plan.photo_match)))
         out = self.take(order)
         out.fused = np.where(np.isfinite(scores[order]), scores[order], 0.0)

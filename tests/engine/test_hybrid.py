@@ -3,10 +3,12 @@ keeps the product in the photo first, while words alone and a photo alone fuse a
 
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from shoplens.engine.fusion import DEFAULT_PHOTO_PLAN, FusionPlan
+from shoplens.engine.fusion import DEFAULT_PHOTO_PLAN, FusionPlan, fuse_channels
+from shoplens.engine.hybrid import Candidates, QueryVectors
 from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 from tests.helpers import SAMPLE
@@ -57,3 +59,37 @@ def test_words_alone_are_fused_without_the_photo_rule(engine):
     assert not (candidates.photo == candidates.photo).any()  # no query photo: every similarity is missing
     same = candidates.refused(engine.fusion_plan(engine.snapshot))
     assert same.docnos.tolist() == candidates.docnos.tolist()
+
+
+def _random_candidates(rng, n: int) -> Candidates:
+    """Candidates as three channels might return them: random subsets in rank order, with scores that do not
+    always follow the ranks (the dense score is recomputed exactly, the HNSW rank is approximate), and ties."""
+    columns = {}
+    for name in ("bm25", "dense", "native"):
+        rank = np.full(n, np.nan)
+        found = rng.permutation(n)[:rng.integers(0, n + 1)]
+        rank[found] = np.arange(1, len(found) + 1)
+        score = np.where(np.isfinite(rank), np.round(rng.normal(size=n) - 0.01 * np.nan_to_num(rank), 1), np.nan)
+        if name == "bm25" and rng.random() < 0.3:
+            score[:] = np.nan  # a list with ranks only
+        columns[name], columns[name + "_rank"] = score, rank
+    return Candidates(np.sort(rng.choice(10 * n, n, replace=False)), np.zeros(n), columns["bm25"],
+                      columns["bm25_rank"], columns["dense"], columns["dense_rank"], QueryVectors(None, None, None),
+                      native=columns["native"], native_rank=columns["native_rank"])
+
+
+@pytest.mark.parametrize("plan", [
+    FusionPlan(), FusionPlan(k=10.0), FusionPlan(k=0.0, adaptive=False),
+    FusionPlan(weights=(("lexical", 1.0), ("dense", 0.0), ("native", 0.5))),
+    FusionPlan(weights=(("lexical", 0.0), ("dense", 1.0), ("native", 0.0))),
+    FusionPlan(method="wsum", weights=(("lexical", 2.0), ("dense", 0.3), ("native", 1.0))),
+])
+def test_vectorized_fusion_equals_fusing_the_channel_runs(plan):
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        candidates = _random_candidates(rng, int(rng.integers(1, 80)))
+        fused, weights = fuse_channels(candidates.channel_runs(), plan)
+        expected = np.array([fused.get(int(d), -np.inf) for d in candidates.docnos.tolist()])
+        scores, got_weights = candidates.fused_scores(plan)
+        assert got_weights == weights
+        np.testing.assert_array_equal(scores, expected)  # bit for bit: the same additions in the same order
