@@ -69,13 +69,14 @@ def parse_filters(texts: list[str] | tuple[str, ...] | None) -> list[Filter]:
     return [parse_filter(text) for text in (texts or [])]
 
 
-def filter_mask(products, filters: list[Filter]) -> np.ndarray | None:
-    """Boolean mask over all rows for the ANDed filters (None when there are none)."""
+def filter_mask(products, filters: list[Filter], rows: np.ndarray | None = None) -> np.ndarray | None:
+    """Boolean mask over all rows for the ANDed filters (None when there are none); with `rows`, over those
+    rows only, in their order (a few hundred candidates instead of the whole catalog)."""
     if not filters:
         return None
-    mask = np.ones(products.num_rows, dtype=bool)
+    mask = np.ones(products.num_rows if rows is None else len(rows), dtype=bool)
     for flt in filters:
-        mask &= _evaluate(products, flt)
+        mask &= _evaluate(products, flt, rows)
     return mask
 
 
@@ -95,36 +96,43 @@ def pushdown_filters(products, filters: list[Filter]) -> list[FieldFilter]:
     return resolved
 
 
-def _evaluate(products, flt: Filter) -> np.ndarray:
+def _evaluate(products, flt: Filter, rows: np.ndarray | None = None) -> np.ndarray:
     column = products.column_name(flt.field)
     if column is None:
         known = ", ".join(products.field_names()[:25])
         raise FilterError(f"unknown filter field {flt.field!r}; fields in this index: {known}")
     if flt.op in ("<", "<=", ">", ">="):
-        values = products.numeric(column)
+        values = products.numeric(column) if rows is None else products.numeric(column)[rows]
         bound = float(flt.values[0].replace(",", ""))
         with np.errstate(invalid="ignore"):
             result = {"<": values < bound, "<=": values <= bound, ">": values > bound, ">=": values >= bound}[flt.op]
         return result & ~np.isnan(values)
     if products.is_numeric(column):
-        values = products.numeric(column)
+        values = products.numeric(column) if rows is None else products.numeric(column)[rows]
         try:
             wanted = np.array([float(v.replace(",", "")) for v in flt.values])
         except ValueError:
             raise FilterError(f"filter {flt}: field {flt.field!r} holds numbers") from None
         match = np.isin(values, wanted)
     else:
-        match = _keyword_match(products, column, flt.values)
+        match = _keyword_match(products, column, flt.values, rows)
     return ~match if flt.op == "!=" else match
 
 
-def _keyword_match(products, column: str, values: tuple[str, ...]) -> np.ndarray:
+def _keyword_match(products, column: str, values: tuple[str, ...], rows: np.ndarray | None = None) -> np.ndarray:
     codes, kind, vocab = products.keyword(column)
     wanted = {v.strip().lower() for v in values}
-    hit_codes = np.array([i for i, term in enumerate(vocab) if term in wanted], dtype=np.int64)
+    hit = np.zeros(len(vocab) + 1, dtype=bool)  # by code; the last slot is code -1 (no value), never a hit
+    hit[[i for i, term in enumerate(vocab) if term in wanted]] = True
     if kind == "scalar":
-        return np.isin(codes, hit_codes)
+        return hit[codes if rows is None else codes[rows]]
     offsets, flat = codes
-    flat_hit = np.isin(flat, hit_codes).astype(np.int64)
+    if rows is not None:  # the rows' slices of the flat value list, gathered
+        starts = offsets[rows]
+        lengths = offsets[np.asarray(rows) + 1] - starts
+        owner = np.repeat(np.arange(len(starts)), lengths)
+        within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return np.bincount(owner, weights=hit[flat[starts[owner] + within]], minlength=len(starts)) > 0
+    flat_hit = hit[flat].astype(np.int64)
     cumulative = np.concatenate([[0], np.cumsum(flat_hit)])
     return (cumulative[offsets[1:]] - cumulative[offsets[:-1]]) > 0

@@ -271,7 +271,7 @@ def constraint_matches(products, intent: Intent, docnos: np.ndarray) -> dict[str
 
     out = {}
     for constraint in intent.constraints:
-        out[constraint.kind] = filter_mask(products, [parse_filter(constraint.filter())])[docnos]
+        out[constraint.kind] = filter_mask(products, [parse_filter(constraint.filter())], rows=docnos)
     if intent.price_min is not None or intent.price_max is not None:
         column = products.column_name(PRICE_FIELD)
         if column is not None:

@@ -83,3 +83,14 @@ def test_filters_are_anded(table):
 def test_unknown_field_lists_the_known_ones(table):
     with pytest.raises(FilterError, match="unknown filter field 'colour'.*brand.*gender"):
         ids(table, ["colour=Blue"])
+
+
+@pytest.mark.parametrize("texts", [
+    ["price<=2999"], ["price>1000"], ["brand=nike"], ["brand!=Nike"], ["category=Shirts|Watches"],
+    ["category!=Shirts"], ["sizes=M|Free Size"], ["year=2012|2015"], ["rating=1"], ["gender=men", "price>=1000"],
+])
+def test_a_mask_over_some_rows_equals_the_whole_mask_at_those_rows(table, texts):
+    whole = filter_mask(table, parse_filters(texts))
+    for rows in ([3, 0, 2], [1], [2, 2, 0], [], [0, 1, 2, 3]):
+        rows = np.array(rows, dtype=np.int64)
+        assert filter_mask(table, parse_filters(texts), rows=rows).tolist() == whole[rows].tolist()
