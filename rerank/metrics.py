@@ -63,6 +63,8 @@ def score_run(judgments: Judgments, run: Run) -> dict[str, float]:
     qrels = Qrels.from_dict({qids[q]: {pid: int(g) for pid, g in grades.items()} for q, grades in judgments.items()})
     # ranx cannot hold a query with no results; make_comparable scores missing queries as zero
     answered = {qid: docs for qid, docs in run.items() if docs}
+    if not answered:  # a system that answers none of the queries (BM25 on photos alone) scores zero
+        return {metric: 0.0 for metric in METRICS}
     scores = ranx_evaluate(qrels, RanxRun.from_dict(answered), list(METRICS), make_comparable=True)
     return {metric: float(scores[metric]) for metric in METRICS}
 

@@ -36,3 +36,12 @@ def test_score_by_kind_scores_each_kind_alone_and_leaves_out_what_a_system_canno
     assert scores["photo"]["ndcg@10"] == pytest.approx((p1 + p2) / 2, rel=1e-5)
     text_only = score_by_kind(judged, {qids["shoes"]: {"a": 1.0}})
     assert set(text_only) == {"text"}  # a system that answered no photo query has no photo row
+
+
+def test_a_run_that_answers_no_query_scores_zero():
+    from shoplens.rerank.metrics import METRICS, score_run
+
+    judged = judgments()
+    qids = query_ids(judged)
+    for run in ({}, {qid: {} for qid in qids.values()}):
+        assert score_run(judged, run) == {metric: 0.0 for metric in METRICS}
