@@ -179,11 +179,11 @@ def _run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = Tr
         base = replace(SearchRequest(), **{k: v for k, v in settings.items() if k != "mode"})
         run_, mean_ms = run_system(engine, judgments, {"mode": settings.get("mode", "hybrid"),
                                                        "rerank": settings.get("rerank")}, base=base)
-        rows.append([f"ShopLens {label}", *score_run(judgments, run_).values(), mean_ms, 1000 / mean_ms])
+        rows.append([f"ShopLens {label}", *score_run(judgments, run_).values(), mean_ms, _per_second(mean_ms)])
         _add_kind_rows(by_kind, f"ShopLens {label}", judgments, run_)
     if peers:
         for name, run_, mean_ms in _peer_runs(engine, judgments, txtai):
-            rows.append([name, *score_run(judgments, run_).values(), mean_ms, 1000 / mean_ms])
+            rows.append([name, *score_run(judgments, run_).values(), mean_ms, _per_second(mean_ms)])
             _add_kind_rows(by_kind, name, judgments, run_)
     report.table("quality on the same judged queries (one query at a time)",
                  ["system", *METRICS, "mean ms", "queries/s"], rows)
@@ -230,3 +230,8 @@ def _peer_runs(engine, judgments: Judgments, txtai: bool):
     for name, search in searches.items():
         run_, seconds = run_peer(name, search, judgments)
         yield name, run_, 1000 * seconds
+
+
+def _per_second(mean_ms: float) -> float | None:
+    """Queries a second from a mean time; None for a system that ran no query (BM25 on photos alone)."""
+    return 1000 / mean_ms if mean_ms > 0 else None
