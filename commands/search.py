@@ -50,7 +50,7 @@ def search(
     no_collapse: bool = typer.Option(False, "--no-collapse", help="Show every listing, also duplicates (same title, brand and photo)."),
     no_spell: bool = typer.Option(False, "--no-spell", help="Search the words as typed (no spelling correction)."),
     strict_intent: bool = typer.Option(False, "--strict-intent", help='Price limits, audience, colour and type read from the query ("under 2000", "for men") become filters, not only a preference.'),
-    no_intent: bool = typer.Option(False, "--no-intent", help="Do not read price limits, audience, colour or type from the query."),
+    no_intent: bool = typer.Option(False, "--no-intent", help="Do not read price limits, audience, colour or type from the query (nor the type and colour of the product a query photo shows)."),
     index_dir: Path = IndexOption,
     model: Optional[str] = typer.Option(None, "--model", help="Check that the index was built with this model."),
     pretrained: Optional[str] = typer.Option(None, "--pretrained", help="Check that the index was built with these weights."),

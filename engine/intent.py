@@ -82,6 +82,7 @@ class Intent:
     price_min: float | None = None
     price_max: float | None = None
     constraints: tuple[Constraint, ...] = field(default_factory=tuple)
+    source: str = "text"  # "text": stated in the query; "photo": read from the catalog product a query photo shows
 
     @property
     def empty(self) -> bool:
@@ -97,7 +98,7 @@ class Intent:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "price_min": self.price_min, "price_max": self.price_max,
+        return {"text": self.text, "source": self.source, "price_min": self.price_min, "price_max": self.price_max,
                 "constraints": [{"kind": c.kind, "word": c.word, "field": c.field, "values": list(c.values)}
                                 for c in self.constraints]}
 
@@ -202,6 +203,35 @@ def parse_intent(text: str, facets: dict[str, dict[str, int]]) -> Intent:
     tokens = _tokens(rest)
     constraints = _audience(tokens, facets) + _colours(tokens, facets) + _types(tokens, facets)
     return Intent(rest if rest else (text or ""), low, high, tuple(constraints))
+
+
+# what a photo shows of the product in it, as a typed query would state it: its kind and its colour (not who it
+# is for, which a photo rarely shows, nor a price)
+PHOTO_KINDS = ("type", "colour")
+
+
+def photo_intent(products, facets: dict[str, dict[str, int]], docno: int) -> Intent:
+    """What a query photo of catalog product `docno` (the product it shows) asks for beyond that product:
+    products of its type and colour. The type is the product's most specific category value (the rarest in
+    the catalog); the colour is read from its title without the brand ("Red Tape Men Brown Shoes" is brown),
+    mapped onto the catalog's fields like a typed query's. Only constraints the product itself meets are kept."""
+    constraints = []
+    categories = facets.get("category") or {}
+    column = products.column_name("category")
+    if categories and column is not None:
+        own = products.column_values(column, [docno])[0]
+        own = [v for v in (own if isinstance(own, list) else [own]) if v and v.strip().lower() in categories]
+        if own:
+            leaf = min(own, key=lambda v: categories[v.strip().lower()])
+            constraints.append(Constraint("type", "photo", "category", (leaf.strip().lower(),)))
+    title = str(products.column_values("title", [docno])[0] or "")
+    brand = products.column_values("brand", [docno])[0] if products.column_name("brand") else None
+    words = [t for t in _tokens(title) if t not in set(_tokens(str(brand or "")))]
+    constraints += _colours(words, facets)
+    intent = Intent("", constraints=tuple(c for c in constraints if c.kind in PHOTO_KINDS), source="photo")
+    met = constraint_matches(products, intent, np.array([docno], dtype=np.int64))
+    return Intent("", constraints=tuple(c for c in intent.constraints if met.get(c.kind, np.zeros(1, bool))[0]),
+                  source="photo")
 
 
 def stored_facet_values(snapshot) -> dict[str, dict[str, int]]:

@@ -25,7 +25,7 @@ import numpy as np
 
 from shoplens.common.errors import ModelMismatchError, QueryError, RankerError
 from shoplens.engine.filters import filter_mask, parse_filters
-from shoplens.engine.fusion import FusionPlan, default_plan
+from shoplens.engine.fusion import FusionPlan, default_plan, photo_leads
 from shoplens.engine.hybrid import Candidates, QueryVectors, hybrid_search, photo_lead_order, query_plan
 from shoplens.engine.query import SearchRequest, SearchResponse, SearchResult
 from shoplens.engine.query_cache import DEFAULT_CAPACITY, QueryCache, image_key, text_key
@@ -279,9 +279,9 @@ class SearchEngine:
             t0 = time.perf_counter()
             candidates, reranked_scores, contributions = self._rerank(ranker, snapshot, request, candidates)
             stages["rerank"] = (time.perf_counter() - t0) * 1000
-        intent = self.intent_of(snapshot, request)
+        intent = self.intent_of(snapshot, request) or self.photo_intent_of(snapshot, request, candidates)
         boosts = None
-        if intent is not None and not request.strict_intent and len(candidates) > 1:
+        if intent is not None and (intent.source == "photo" or not request.strict_intent) and len(candidates) > 1:
             from shoplens.engine.intent import boosted_order, constraint_matches
 
             order, boosts = boosted_order(constraint_matches(snapshot.products, intent, candidates.docnos),
@@ -302,7 +302,8 @@ class SearchEngine:
                  "fusion": self.fusion_plan(snapshot, request).method, "k": request.k, "page": request.page}
         notes = [skipped] if skipped else []
         if intent is not None:
-            query["intent"] = {**intent.to_dict(), "applied": "filters" if request.strict_intent else "boost"}
+            applied = "filters" if request.strict_intent and intent.source == "text" else "boost"
+            query["intent"] = {**intent.to_dict(), "applied": applied}
             notes.append(intent_note(intent, request.strict_intent))
         if request.text != original_text:
             query["rewritten"] = request.text
@@ -318,6 +319,20 @@ class SearchEngine:
         rank_request = request if understood is None else _replace(request, text=understood.text)
         candidates.intent = understood
         return ranker.rerank(snapshot, rank_request, candidates, explain=request.explain)
+
+    def photo_intent_of(self, snapshot: Snapshot, request: SearchRequest, candidates: Candidates):
+        """For a photo alone that shows a catalog product (the photo rule's lead), products of that product's type
+        and colour are preferred after it, as if the shopper had typed them; None otherwise."""
+        if not request.intent or request.image is None or (request.text or "").strip() or not len(candidates):
+            return None
+        leads = photo_leads(candidates.photo, query_plan(request, self.fusion_plan(snapshot, request)).photo_match)
+        if not leads.any():
+            return None
+        from shoplens.engine.intent import photo_intent
+
+        shown = int(candidates.docnos[int(np.argmax(np.where(leads, candidates.photo, -np.inf)))])
+        intent = photo_intent(snapshot.products, self.facets(snapshot), shown)
+        return None if intent.empty else intent
 
     def intent_of(self, snapshot: Snapshot, request: SearchRequest):
         """What the query text states (price, audience, colour, type) on this version's fields; None when nothing."""
@@ -528,6 +543,8 @@ def intent_note(intent, strict: bool) -> str:
         low = "" if intent.price_min is None else f"{intent.price_min:g} <= "
         high = "" if intent.price_max is None else f" <= {intent.price_max:g}"
         parts.insert(0, f"{low}price{high}")
+    if intent.source == "photo":
+        return "from the product in the photo: " + ", ".join(parts) + ": preferred after it (--no-intent to ignore)"
     how = "applied as filters (--strict-intent)" if strict else "preferred, not required (--strict-intent to filter, --no-intent to ignore)"
     return "understood " + ", ".join(parts) + f": {how}"
 

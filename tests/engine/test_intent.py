@@ -111,3 +111,39 @@ def test_facets_are_kept_in_the_index_cache_per_product_state(small_index):
     assert stored_facet_values(snapshot) == {"category": {"from the cache": 1}}
     (snapshot.path / "products" / "live.npy").touch()  # other product files: computed again, not the stale file
     assert stored_facet_values(snapshot) == computed
+
+
+def test_a_photo_alone_prefers_the_shown_products_type_and_colour_after_it(engine):
+    from shoplens.engine.query import SearchRequest
+    from tests.helpers import SAMPLE, sample_products
+
+    rows = {row["id"]: row for row in sample_products()}
+    image = str(SAMPLE.parent / rows["10183"]["image"])  # Puma Women ... White Casual Shoes
+    shown = engine.search(SearchRequest(image=image, k=10))
+    plain = engine.search(SearchRequest(image=image, k=10, intent=False))
+    assert shown.results[0].id == plain.results[0].id == "10183"
+    assert "intent" not in plain.query
+    intent = shown.query["intent"]
+    assert intent["source"] == "photo" and intent["applied"] == "boost"
+    got = {c["kind"]: set(c["values"]) for c in intent["constraints"]}
+    assert got["type"] == {"casual shoes"} and "white" in got["colour"]
+    assert any(note.startswith("from the product in the photo") for note in shown.notes)
+
+    def alike(response):
+        return sum("Casual Shoes" in rows[r.id]["category"] and rows[r.id]["base_colour"] in ("White", "Off White")
+                   for r in response.results[1:])
+
+    assert alike(shown) > alike(plain)
+    # the same photo with words: what the words state is read instead
+    worded = engine.search(SearchRequest(text="black shoes", image=image, k=5))
+    assert worded.query["intent"]["source"] == "text"
+
+
+def test_a_photos_colour_is_read_from_the_title_without_the_brand(engine):
+    from shoplens.engine.intent import photo_intent
+
+    snapshot = engine.snapshot
+    docno = snapshot.products.docno_by_id["2376"]  # Red Tape Semi Casual Brown Men's Shoe, category Casual Shoes
+    intent = photo_intent(snapshot.products, engine.facets(snapshot), docno)
+    got = {c.kind: set(c.values) for c in intent.constraints}
+    assert got["type"] == {"casual shoes"} and "brown" in got["colour"] and "red" not in got["colour"]
