@@ -27,7 +27,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -197,12 +197,64 @@ def _types(tokens: list[str], facets: dict[str, dict[str, int]]) -> list[Constra
     return []
 
 
-def parse_intent(text: str, facets: dict[str, dict[str, int]]) -> Intent:
-    """Price limits and audience, colour and type constraints of a query, mapped onto `facets`' values."""
+def parse_intent(text: str, facets: dict[str, dict[str, int]],
+                 associate: Callable[[str], str | None] | None = None) -> Intent:
+    """Price limits and audience, colour and type constraints of a query, mapped onto `facets`' values.
+    `associate(word)`, when given, names the category value a word the category names do not hold stands for
+    in this catalog ("sneakers" -> casual shoes); it is asked only when no type word was found."""
     low, high, rest = parse_price(text or "")
     tokens = _tokens(rest)
-    constraints = _audience(tokens, facets) + _colours(tokens, facets) + _types(tokens, facets)
+    types = _types(tokens, facets)
+    if not types and associate is not None:
+        types = _associated_type(tokens, associate)
+    constraints = _audience(tokens, facets) + _colours(tokens, facets) + types
     return Intent(rest if rest else (text or ""), low, high, tuple(constraints))
+
+
+# words that never name a product type on their own
+_NOT_TYPES = frozenset("a an and the for with of in on to by from at my me i is new best buy cheap men women kids "
+                       "boys girls unisex".split()) | frozenset(COLOURS)
+
+
+def _associated_type(tokens: list[str], associate: Callable[[str], str | None]) -> list[Constraint]:
+    """The first word, from the end (the head noun is usually last), that the catalog associates with one
+    category value, as a type constraint."""
+    audience = {w for words in AUDIENCE.values() for w in words}
+    for token in reversed(tokens):
+        if token in _NOT_TYPES or token in audience or len(token) < 3 or token.isdigit():
+            continue
+        value = associate(token)
+        if value:
+            return [Constraint("type", token, "category", (value,))]
+    return []
+
+
+# a word stands for a category value when at least this share of the products that match it best share that
+# value (each product counted by its most specific category value), among at least ASSOCIATION_MIN matches
+ASSOCIATION_SHARE = 0.6
+ASSOCIATION_MIN = 5
+ASSOCIATION_DEPTH = 50  # how many best-matching products are counted
+
+
+def associated_category(docnos: np.ndarray, products, facets: dict[str, dict[str, int]]) -> str | None:
+    """The category value most of `docnos` (a word's best BM25 matches) have, as their most specific value
+    (the rarest in the catalog); None when fewer than ASSOCIATION_MIN matched or no value holds
+    ASSOCIATION_SHARE of them."""
+    categories = facets.get("category") or {}
+    column = products.column_name("category")
+    if len(docnos) < ASSOCIATION_MIN or not categories or column is None:
+        return None
+    counts: dict[str, int] = {}
+    for values in products.column_values(column, docnos):
+        own = [v.strip().lower() for v in (values if isinstance(values, list) else [values]) if v]
+        own = [v for v in own if v in categories]
+        if own:
+            leaf = min(own, key=lambda v: categories[v])
+            counts[leaf] = counts.get(leaf, 0) + 1
+    if not counts:
+        return None
+    value, count = max(counts.items(), key=lambda item: (item[1], -categories[item[0]]))
+    return value if count >= ASSOCIATION_SHARE * len(docnos) else None
 
 
 # what a photo shows of the product in it, as a typed query would state it: its kind and its colour (not who it

@@ -69,6 +69,7 @@ class SearchEngine:
             resolve_runtime(encoder_runtime or recorded_runtime, self.snapshot.manifest["model"]["name"])
         self.query_cache = QueryCache(query_cache_size)
         self._intents = QueryCache(INTENT_CACHE_SIZE)  # parsed stated intent by version and text (read 3x a query)
+        self._brands: dict[int, frozenset[str]] = {}  # a version's brand words (never read as a type)
         self._ranker_cache: dict[int, Any] = {}
         # per-version lookups, kept for the newest two versions (queries in flight keep the older one)
         self._spellers: dict[int, Any] = {}
@@ -342,8 +343,38 @@ class SearchEngine:
 
         facets = self.facets(snapshot)
         intent = self._intents.get(("intent", f"{snapshot.version}\x1f{request.text}"),
-                                   lambda: parse_intent(request.text, facets))
+                                   lambda: parse_intent(request.text, facets, self._associator(snapshot, facets)))
         return None if intent.empty else intent
+
+    def _associator(self, snapshot: Snapshot, facets):
+        """word -> the category value the catalog associates it with (its best BM25 matches mostly share it), or
+        None; brand words are never types. Remembered per version and word."""
+        from shoplens.engine.intent import ASSOCIATION_DEPTH, associated_category
+
+        brands = self._brand_words(snapshot)
+
+        def associate(word: str) -> str | None:
+            if word in brands:
+                return None
+            key = ("word", f"{snapshot.version}\x1f{word}")
+            found = self._intents.get(key, lambda: (associated_category(
+                snapshot.lexical.search(word, ASSOCIATION_DEPTH, snapshot.products.live)[0], snapshot.products,
+                facets) or "",))
+            return found[0] or None
+
+        return associate
+
+    def _brand_words(self, snapshot: Snapshot) -> frozenset[str]:
+        """Every word of the version's brand names (lower case), built once per version."""
+        def build():
+            column = snapshot.products.column_name("brand")
+            if column is None:
+                return frozenset()
+            from shoplens.engine.intent import _tokens
+
+            return frozenset(w for brand in snapshot.products.keyword(column)[2] if brand for w in _tokens(brand))
+
+        return _per_version(self._brands, snapshot.version, build)
 
     def facets(self, snapshot: Snapshot):
         """The version's facet values that stated intent is read against, computed once per version."""

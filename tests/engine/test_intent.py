@@ -147,3 +147,58 @@ def test_a_photos_colour_is_read_from_the_title_without_the_brand(engine):
     intent = photo_intent(snapshot.products, engine.facets(snapshot), docno)
     got = {c.kind: set(c.values) for c in intent.constraints}
     assert got["type"] == {"casual shoes"} and "brown" in got["colour"] and "red" not in got["colour"]
+
+
+def test_a_word_the_category_names_lack_maps_to_the_category_its_matches_share():
+    from shoplens.engine.intent import parse_intent
+
+    asked = []
+
+    def associate(word):
+        asked.append(word)
+        return {"sneakers": "casual shoes"}.get(word)
+
+    intent = parse_intent("white sneakers under 2000", FACETS, associate)
+    got = {c.kind: (c.field, set(c.values), c.word) for c in intent.constraints}
+    assert got["type"] == ("category", {"casual shoes"}, "sneakers") and got["colour"][0] == "base_colour"
+    assert asked == ["sneakers"]  # colour words and the price phrase are never asked
+    asked.clear()
+    assert {c.kind for c in parse_intent("blue jeans for men", FACETS, associate).constraints} >= {"type"}
+    assert asked == []  # a type word was found: nothing is asked
+    assert not [c for c in parse_intent("for the men", FACETS, associate).constraints if c.kind == "type"]
+
+
+def test_associated_category_needs_a_clear_majority_of_the_words_matches():
+    import numpy as np
+    import pyarrow as pa
+
+    from shoplens.engine.intent import associated_category
+    from shoplens.indexers.products import ProductTable
+
+    categories = [["Footwear", "Shoes", "Casual Shoes"]] * 7 + [["Apparel", "Topwear", "Tshirts"]] * 3
+    table = pa.table({"id": [str(i) for i in range(10)], "category": categories})
+    products = ProductTable(table, np.ones(10, dtype=bool))
+    facets = {"category": {"footwear": 300, "shoes": 200, "casual shoes": 80, "apparel": 700, "topwear": 400,
+                           "tshirts": 150}}
+    assert associated_category(np.arange(10), products, facets) == "casual shoes"  # 7 of 10, the leaf value
+    assert associated_category(np.arange(3, 10), products, facets) is None  # 4 of 7: no clear majority
+    assert associated_category(np.arange(4), products, facets) is None  # too few matches to tell
+
+
+def test_the_engine_reads_a_type_from_the_catalogs_own_words_but_never_a_brand(engine):
+    from shoplens.engine.intent import ASSOCIATION_DEPTH, associated_category
+    from shoplens.engine.query import SearchRequest
+
+    snapshot = engine.snapshot
+    facets = engine.facets(snapshot)
+
+    def types(text):
+        intent = engine.search(SearchRequest(text=text, k=5)).query.get("intent") or {}
+        return [(c["word"], c["values"]) for c in intent.get("constraints", []) if c["kind"] == "type"]
+
+    # on the sample, most products that match "running" best are sports shoes, and "running" names no category
+    assert types("black running") == [("running", ["sports shoes"])]
+    # every best match of "casio" is a watch, but a brand is not a type
+    casio = snapshot.lexical.search("casio", ASSOCIATION_DEPTH, snapshot.products.live)[0]
+    assert associated_category(casio, snapshot.products, facets) == "watches"
+    assert types("casio") == []
