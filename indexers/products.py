@@ -265,16 +265,13 @@ class ProductTable:
         docnos = np.asarray(docnos, dtype=np.int64)
         keys = self._collapse
         todo = np.unique(docnos[keys[docnos] < 0])
-        if len(todo):
+        if len(todo):  # Arrow kernels with their options only: a Python scalar argument would import pandas
             title = pc.utf8_trim_whitespace(pc.replace_substring_regex(
-                pc.utf8_lower(self.column_arrow("title", todo)), "[^a-z0-9]+", " "))
-            parts = [title]
-            if self.column_name("brand"):
-                parts.append(pc.utf8_lower(pc.utf8_trim_whitespace(self.column_arrow("brand", todo))))
-            image = self.column_arrow("image_hash", todo)
-            parts.append(pc.if_else(pc.is_null(image), "\x00", image))  # no photo differs from any photo
-            joined = pc.binary_join_element_wise(*[pc.fill_null(part, "") for part in parts], "\x1f")
-            keys[todo] = [hash(text) & 0x7FFF_FFFF_FFFF_FFFF for text in joined.to_pylist()]
+                pc.utf8_lower(self.column_arrow("title", todo)), pattern="[^a-z0-9]+", replacement=" ")).to_pylist()
+            brand = pc.utf8_lower(pc.utf8_trim_whitespace(self.column_arrow("brand", todo))).to_pylist() \
+                if self.column_name("brand") else [None] * len(todo)
+            image = self.column_arrow("image_hash", todo).to_pylist()  # None (no photo) differs from any photo
+            keys[todo] = [hash((t or "", b or "", i)) & 0x7FFF_FFFF_FFFF_FFFF for t, b, i in zip(title, brand, image)]
         return keys[docnos]
 
     def live_docnos(self) -> np.ndarray:
