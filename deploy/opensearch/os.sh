@@ -4,7 +4,7 @@
 #                health green/yellow; the last line printed is SHOPLENS_OS_URL=http://127.0.0.1:PORT
 #   os.sh down   stop it and remove its data folder
 #   os.sh stop-node N / start-node N   take node N away (or bring it back) while the cluster runs
-# Settings (environment): SHOPLENS_OS_HOME (state folder, default .es in the repository),
+# Settings (environment): SHOPLENS_OS_HOME (state folder, default .os in the repository),
 # SHOPLENS_OS_NODES (3), SHOPLENS_OS_HEAP (heap of the one JVM that hosts every node, 1g),
 # SHOPLENS_OS_PORT (first HTTP port; default: the first free one from 9650), SHOPLENS_OS_TIMEOUT (s, 240).
 set -euo pipefail
@@ -37,7 +37,7 @@ build() {
     if [ -f "$stamp" ] && [ -z "$(find "$HERE/pom.xml" "$HERE/src" -newer "$stamp" -print -quit)" ]; then
         return 0
     fi
-    echo "os.sh: building the cluster runner (Maven; the first build downloads about 40 MB)" >&2
+    echo "os.sh: building the cluster runner (Maven; the first build downloads about 60 MB)" >&2
     mvn -q -B -f "$HERE/pom.xml" package -DskipTests >&2
     touch "$stamp"
 }

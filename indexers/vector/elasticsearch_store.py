@@ -19,8 +19,9 @@ query: the version filter and the user's filters select the documents, and a
 painless script computes each one's inner product with the query (float32
 vectors, summed in double): brute force over the matching documents of every
 shard, the same order as FAISS's exact search, at a cost linear in the
-catalog. Fine for tests and moderate catalogs; a cluster with HNSW (ES >= 8 or
-OpenSearch's k-NN plugin) would replace the script with a `knn` clause.
+catalog. Fine for tests and moderate catalogs; HNSW on a cluster is
+`--vectors opensearch` (`opensearch_store.py`: this store with a `knn` clause
+instead of the script, `vector_query` / `inner_product`).
 
 What stays in the index directory: every row's raw text and image embeddings as
 segment files (`text-SEG.npy`, `image-SEG.npy`, `hasimg-SEG.npy`, FAISS's
@@ -237,11 +238,11 @@ class ElasticsearchVectorStore(VectorStore):
     def check_documents(self, live: np.ndarray, sample: int = 20) -> list[str]:
         """Problems between the cluster's documents and this folder: live rows without a vector, and (on a
         sample) a document's vector that differs from the stored embeddings'."""
-        problems = []
+        problems, label = [], self.documents.cluster.label
         lacking = {"bool": {"filter": [self.documents.view], "must_not": [{"exists": {"field": self.field}}]}}
         missing = self.documents.call("count", index=self.documents.index_name, body={"query": lacking})["count"]
         if missing:
-            problems.append(f"{missing} live {self.documents.cluster.label} document(s) lack their `{self.field}` vector; rebuild")
+            problems.append(f"{missing} live {label} document(s) lack their `{self.field}` vector; rebuild")
         rows = np.asarray(live, dtype=np.int64)[:: max(1, len(live) // sample)][:sample]
         if not len(rows):
             return problems
@@ -253,8 +254,8 @@ class ElasticsearchVectorStore(VectorStore):
             row = int(np.searchsorted(rows, hit["_source"]["docno"]))
             stored = self.documents.decode_vector(hit["_source"].get(self.field) or "")
             if stored.shape != expected[row].shape or not np.allclose(stored, expected[row], atol=1e-6):
-                problems.append(f"row {rows[row]}: its {self.documents.cluster.label} `{self.field}` vector differs from the "
-                                "stored embeddings; rebuild")
+                problems.append(f"row {rows[row]}: its {label} `{self.field}` vector differs from the stored "
+                                "embeddings; rebuild")
                 break
         return problems
 
