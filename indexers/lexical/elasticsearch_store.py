@@ -277,7 +277,7 @@ class ElasticsearchStore(LexicalStore):
             if parent is None:
                 settings = {**cls.index_settings(), "number_of_shards": state["shards"],
                             "number_of_replicas": state["replicas"]}
-                client.indices.create(index=state["index"], body={
+                _request(client.indices.create, client, index=state["index"], body={
                     "settings": settings, "mappings": {**cls.index_mappings(), "_meta": {"generation": 0}}})
             generation = _next_generation(client, state["index"])
             if parent is not None:
@@ -376,8 +376,8 @@ class ElasticsearchStore(LexicalStore):
     def _top(self, terms, limit, clauses):
         body = {"query": self._query(terms, clauses), "size": int(limit), "_source": False,
                 "docvalue_fields": ["docno"], "track_total_hits": False}
-        response = self._call(self.client.search, index=self.index_name, body=body,
-                              search_type="dfs_query_then_fetch" if self.dfs else "query_then_fetch")
+        response = self.search_body(body,
+                                    search_type="dfs_query_then_fetch" if self.dfs else "query_then_fetch")
         return _hits(response["hits"]["hits"])
 
     def _scan_masked(self, terms, limit, restrict):
@@ -467,6 +467,11 @@ class ElasticsearchStore(LexicalStore):
         """The query clause that selects this version's documents (`live` contains its generation)."""
         return self._view
 
+    def search_body(self, body: dict[str, Any], **params):
+        """One search of this store's index with a request body; a failure is one ElasticsearchUnavailableError."""
+        return self._call(_request, api=self.client.search, client=self.client, index=self.index_name,
+                          body=body, **params)
+
     def call(self, method: str, **kwargs):
         """A client method by name (`search`, `count`, ...); a failure is one ElasticsearchUnavailableError."""
         return self._call(getattr(self.client, method), **kwargs)
@@ -497,6 +502,14 @@ def _drop_quietly(client, index: str) -> None:
         client.indices.delete(index=index, ignore_unavailable=True)
     except Exception:  # noqa: BLE001 - the write's own error is the one to report
         pass
+
+
+def _request(api, client, body: dict[str, Any], **params):
+    """`api` (client.search, client.indices.create) with a request body, in the form each client takes
+    without a warning: the elasticsearch 7.17 client deprecates `body=` there and wants its keys as arguments."""
+    if _library(client).__name__ == "elasticsearch":
+        return api(**body, **params)
+    return api(body=body, **params)
 
 
 def _hits(hits: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
@@ -568,7 +581,7 @@ def _close(client, index: str, parent: int, generation: int, deletes: Iterable[i
         chunk = deletes[start:start + TERMS_MAX]
         query = {"bool": {"filter": [{"terms": {"docno": chunk}}, {"term": {"live": parent}}]}}
         body = {"query": query, "size": len(chunk), "_source": ["live"]}
-        hits = client.search(index=index, body=body)["hits"]["hits"]
+        hits = _request(client.search, client, index=index, body=body)["hits"]["hits"]
         actions.extend(_update(index, hit, _close_at(_ranges(hit["_source"]), generation)) for hit in hits)
     _bulk(client, actions)
 

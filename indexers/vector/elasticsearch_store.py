@@ -207,7 +207,7 @@ class ElasticsearchVectorStore(VectorStore):
         unit = query / norm if norm > 0 else query
         body = {"query": self.vector_query(unit, limit, [self.documents.view, *clauses]),
                 "size": int(limit), "_source": False, "docvalue_fields": ["docno"], "track_total_hits": False}
-        response = self.documents.call("search", index=self.documents.index_name, body=body)
+        response = self.documents.search_body(body)
         hits = response["hits"]["hits"]
         docnos = np.array([int(hit["fields"]["docno"][0]) for hit in hits], dtype=np.int64)
         scores = np.array([self.inner_product(hit["_score"]) * norm for hit in hits], dtype=np.float32)
@@ -247,8 +247,7 @@ class ElasticsearchVectorStore(VectorStore):
         if not len(rows):
             return problems
         query = {"bool": {"filter": [self.documents.view, {"terms": {"docno": rows.tolist()}}]}}
-        response = self.documents.call("search", index=self.documents.index_name,
-                                       body={"query": query, "size": len(rows), "_source": ["docno", self.field]})
+        response = self.documents.search_body({"query": query, "size": len(rows), "_source": ["docno", self.field]})
         expected = self.vectors(rows)["fused"]
         for hit in response["hits"]["hits"]:
             row = int(np.searchsorted(rows, hit["_source"]["docno"]))
