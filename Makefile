@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.shoplens-installed
 DEMO_INDEX ?= .demo/shoplens-index
 
-.PHONY: install browser demo test fuzz bench-full clean es-up es-down
+.PHONY: install browser demo test fuzz bench-full clean es-up es-down os-up os-down
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,15 @@ es-up:
 
 es-down:
 	@deploy/elasticsearch/es.sh down
+
+# A local 3-node OpenSearch 2.19 cluster with the k-NN plugin (HNSW vectors; tests and local trials, not
+# production): Java 17 + Maven. os-up's last line is SHOPLENS_OS_URL=http://127.0.0.1:PORT; os-down stops
+# it and removes .os/.
+os-up:
+	@deploy/opensearch/os.sh up
+
+os-down:
+	@deploy/opensearch/os.sh down
 
 # Every benchmark of the README's Performance section, in order, on the Myntra catalog in ../shared
 # (about two hours on 2 CPU cores; reports land in .bench/reports/).

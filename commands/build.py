@@ -28,12 +28,12 @@ def index(
     model: str = typer.Option("shoplens-lite0-minilm", "--model", help="open_clip model name (default: the offline ShopLens model)."),
     pretrained: Optional[str] = typer.Option(None, "--pretrained", help="open_clip weights tag or checkpoint path (heads file for the default model)."),
     device: str = DeviceOption,
-    lexical: str = typer.Option("tantivy", "--lexical", help="Lexical backend: tantivy (embedded) or elasticsearch (SHOPLENS_ES_URL)."),
-    vectors: str = typer.Option("faiss", "--vectors", help="Where product vectors are searched: faiss (embedded) or elasticsearch (exact kNN in the lexical store's documents; needs --lexical elasticsearch)."),
-    vector_index: str = typer.Option("auto", "--vector-index", help="auto (exact below 20,000 products, HNSW above), flat, hnsw, ivf or ivfpq."),
+    lexical: str = typer.Option("tantivy", "--lexical", help="Lexical backend: tantivy (embedded), elasticsearch (SHOPLENS_ES_URL) or opensearch (SHOPLENS_OS_URL)."),
+    vectors: str = typer.Option("faiss", "--vectors", help="Where product vectors are searched: faiss (embedded), elasticsearch (exact kNN in the lexical store's documents; needs --lexical elasticsearch) or opensearch (HNSW, k-NN plugin; needs --lexical opensearch)."),
+    vector_index: str = typer.Option("auto", "--vector-index", help="auto (FAISS: exact below 20,000 products, HNSW above), flat, hnsw, ivf or ivfpq; --vectors elasticsearch runs flat (exact), --vectors opensearch hnsw."),
     image_weight: float = typer.Option(0.5, "--image-weight", help="Share of the image embedding in a product's vector (0..1)."),
-    es_shards: Optional[int] = typer.Option(None, "--es-shards", help="With --lexical elasticsearch: primary shards of the new Elasticsearch index (default 1)."),
-    es_replicas: Optional[int] = typer.Option(None, "--es-replicas", help="With --lexical elasticsearch: replicas of each shard (default 1; 0 on a one-node cluster)."),
+    es_shards: Optional[int] = typer.Option(None, "--es-shards", help="With --lexical elasticsearch or opensearch: primary shards of the new cluster index (default 1)."),
+    es_replicas: Optional[int] = typer.Option(None, "--es-replicas", help="With --lexical elasticsearch or opensearch: replicas of each shard (default 1; 0 on a one-node cluster)."),
     keep_versions: int = typer.Option(10, "--keep-versions", help="How many committed versions to keep for rollback."),
     encoder_runtime: str = typer.Option("auto", "--encoder-runtime", help="What encodes queries: onnx (ONNX Runtime, exported now; the default where it is installed), onnx-int8 (its text graph with int8 weights: faster, less exact) or torch."),
     as_json: bool = JsonOption,
@@ -56,9 +56,9 @@ def index(
 
 def lexical_layout(lexical: str, shards: int | None, replicas: int | None) -> dict:
     """The lexical store's settings from --es-shards / --es-replicas (recorded in the manifest, shown by `info`)."""
-    if lexical != "elasticsearch":
+    if lexical not in ("elasticsearch", "opensearch"):
         if shards is not None or replicas is not None:
-            raise ConfigError("--es-shards and --es-replicas need --lexical elasticsearch")
+            raise ConfigError("--es-shards and --es-replicas need --lexical elasticsearch or opensearch")
         return {}
     return {"shards": 1 if shards is None else shards, "replicas": 1 if replicas is None else replicas}
 

@@ -439,9 +439,9 @@ class IndexWriter:
             return {name: dict(cfg) for name, cfg in parent_manifest["backends"].items()}
         vector = {"backend": self.options.vector_backend, **self.options.vector_config}
         lexical = {"backend": self.options.lexical_backend, **self.options.lexical_config}
-        if vector["backend"] == "elasticsearch" and lexical["backend"] != "elasticsearch":
-            raise ConfigError("vectors on Elasticsearch live in the lexical store's documents; "
-                              "use lexical_backend='elasticsearch' (--lexical elasticsearch)")
+        if vector["backend"] in CLUSTER_BACKENDS and lexical["backend"] != vector["backend"]:
+            raise ConfigError(f"vectors on {vector['backend']} live in the lexical store's documents; "
+                              f"use lexical_backend={vector['backend']!r} (--lexical {vector['backend']})")
         return {"vector": vector, "lexical": lexical, "encoder": {"runtime": self.options.encoder_runtime}}
 
     def _embeddings(self, products: list[Product], metas: list[RowMeta], cache: EmbeddingCache, namespace: str,
@@ -534,6 +534,7 @@ def build_index(catalog: str | Path, index_path: str | Path, options: WriteOptio
     return report
 
 
+CLUSTER_BACKENDS = ("elasticsearch", "opensearch")  # vector backends kept in the lexical store's documents
 VERSION_KEYS = ("format", "version", "parent", "kind", "created_at", "software", "change")
 
 
@@ -597,12 +598,18 @@ def check_options(options: WriteOptions) -> None:
         raise ConfigError(f"unknown lexical backend {options.lexical_backend!r}; use one of {', '.join(LEXICAL_BACKENDS)}")
     if options.vector_backend not in VECTOR_BACKENDS:
         raise ConfigError(f"unknown vector backend {options.vector_backend!r}; use one of {', '.join(VECTOR_BACKENDS)}")
-    if options.vector_backend == "elasticsearch" and options.lexical_backend != "elasticsearch":
-        raise ConfigError("--vectors elasticsearch keeps the vectors in the lexical store's Elasticsearch documents; "
-                          "add --lexical elasticsearch")
+    backend = options.vector_backend
+    if backend in CLUSTER_BACKENDS and options.lexical_backend != backend:
+        raise ConfigError(f"--vectors {backend} keeps the vectors in the lexical store's {backend} documents; "
+                          f"add --lexical {backend}")
     kind = options.vector_config.get("kind", "auto")
     if kind not in INDEX_KINDS:
         raise ConfigError(f"unknown vector index kind {kind!r}; use one of {', '.join(INDEX_KINDS)}")
+    if backend in CLUSTER_BACKENDS:  # a cluster runs one kind: exact (Elasticsearch 7) or HNSW (OpenSearch)
+        from shoplens.indexers.vector import vector_store_class
+        from shoplens.indexers.vector.elasticsearch_store import check_kind
+
+        check_kind(vector_store_class(backend), kind)
     weight = options.vector_config.get("image_weight")
     if weight is not None and not 0.0 <= float(weight) <= 1.0:  # NaN fails this too
         raise ConfigError(f"--image-weight must be between 0 and 1, got {weight}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from shoplens.common.errors import ConfigError
 from shoplens.indexers.lexical.base import LexicalStore
 
-LEXICAL_BACKENDS = ("tantivy", "elasticsearch")
+LEXICAL_BACKENDS = ("tantivy", "elasticsearch", "opensearch")
 
 
 def lexical_store_class(name: str = "tantivy") -> type[LexicalStore]:
@@ -18,4 +18,8 @@ def lexical_store_class(name: str = "tantivy") -> type[LexicalStore]:
         from shoplens.indexers.lexical.elasticsearch_store import ElasticsearchStore
 
         return ElasticsearchStore
+    if name == "opensearch":
+        from shoplens.indexers.lexical.opensearch_store import OpenSearchStore
+
+        return OpenSearchStore
     raise ConfigError(f"unknown lexical backend {name!r}; use one of {', '.join(LEXICAL_BACKENDS)}")

@@ -45,11 +45,15 @@ as `term` queries per field, restricted to the candidates, all fields in one
 Vectors (optional, `indexers/vector/elasticsearch_store.py`): a document may
 carry its product's vectors as float32 binary doc values (`vec`, `nvec`). The server is `SHOPLENS_ES_URL` (or the
 `url` option; several comma-separated addresses are allowed).
+
+OpenSearch (`opensearch_store.py`) is this store with another client (`cluster.py`) and the vectors as
+HNSW `knn_vector` fields: every method here is written for both servers (`cluster` names which one).
 """
 
 from __future__ import annotations
 
 import base64
+import importlib
 import os
 import re
 import time
@@ -61,6 +65,7 @@ import numpy as np
 from shoplens.common.errors import ConfigError, IndexCorruptError, ShopLensError
 from shoplens.indexers.lexical.analysis import build_analyzer
 from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, FieldFilter, LexicalStore
+from shoplens.indexers.lexical.cluster import ELASTICSEARCH, RETRY_STATUSES, Cluster
 from shoplens.indexers.storage import atomic_write_json, read_json
 
 ANALYZER = "shoplens_en"
@@ -100,7 +105,6 @@ INDEX_MAPPINGS = {
 }
 TERMS_MAX = 4096  # a mask this small (the reranker's candidates) is sent as a docno filter
 BULK_CHUNK = 500
-RETRY_STATUSES = (429, 502, 503, 504)
 RETRIES = 8  # backoff 0.5 s doubling to 8 s: about a minute for a node to come back or a replica to take over
 OPEN = 2**31 - 1  # an open range's end (integer_range's maximum)
 
@@ -110,10 +114,7 @@ class ElasticsearchUnavailableError(ShopLensError):
 
 
 def es_url(config: dict[str, Any] | None = None) -> str:
-    url = (config or {}).get("url") or os.environ.get("SHOPLENS_ES_URL")
-    if not url:
-        raise ConfigError("the elasticsearch backend needs a server: set SHOPLENS_ES_URL=http://host:9200")
-    return url
+    return ELASTICSEARCH.url(config)
 
 
 MAX_SHARDS = 1024  # Elasticsearch's own limit per index
@@ -134,13 +135,11 @@ def index_layout(config: dict[str, Any] | None = None) -> tuple[int, int]:
     return layout[0], layout[1]
 
 
-def _es():
-    try:
-        import elasticsearch
-        import elasticsearch.helpers  # noqa: F401  (a submodule: not loaded by the package itself)
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise ConfigError("the elasticsearch backend needs `pip install 'elasticsearch>=7.17,<8'`") from exc
-    return elasticsearch
+def _library(client):
+    """The client library `client` belongs to (elasticsearch or opensearchpy): its helpers and errors."""
+    name = type(client).__module__.split(".")[0]
+    importlib.import_module(f"{name}.helpers")  # a submodule: not loaded by the package itself
+    return importlib.import_module(name)
 
 
 def _reason(exc: Exception) -> str:
@@ -148,18 +147,15 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text[:200]}"
 
 
-def _client(url: str, check: bool = True):
+def _client(url: str, check: bool = True, cluster: Cluster = ELASTICSEARCH):
     """A client for `url`; with `check`, fail now with a clear message if the server does not answer."""
-    es = _es()
-    hosts = [host.strip() for host in url.split(",") if host.strip()]
-    client = es.Elasticsearch(hosts, timeout=30, max_retries=2, retry_on_timeout=True,
-                              retry_on_status=RETRY_STATUSES)
+    client = cluster.client(url)
     if check:
         try:
             client.info()
         except Exception as exc:  # the transport raises several types: refused, timeout, TLS, auth, product check
-            raise ConfigError(f"cannot reach Elasticsearch at {url} ({_reason(exc)}); "
-                              "check SHOPLENS_ES_URL and that the server is up") from None
+            raise ConfigError(f"cannot reach {cluster.label} at {url} ({_reason(exc)}); "
+                              f"check {cluster.env} and that the server is up") from None
     return client
 
 
@@ -180,7 +176,7 @@ def filter_clause(flt: FieldFilter) -> dict[str, Any]:
     return {"bool": {"must_not": [clause]}} if flt.op == "!=" else clause
 
 
-def _source(docno: int, fields: dict[str, Any], generation: int) -> dict[str, Any]:
+def _source(docno: int, fields: dict[str, Any], generation: int, encode=None) -> dict[str, Any]:
     source: dict[str, Any] = {"docno": int(docno), "live": [{"gte": generation, "lte": OPEN}]}
     source.update({field: fields.get(field) or "" for field in TEXT_FIELDS})
     keywords, numbers = {}, {}
@@ -190,7 +186,9 @@ def _source(docno: int, fields: dict[str, Any], generation: int) -> dict[str, An
             numbers[field_key(column)] = number
     source["kw"], source["num"] = keywords, numbers
     for name, vector in (fields.get("vectors") or {}).items():
-        source[name] = encode_vector(vector)
+        value = (encode or encode_vector)(vector)
+        if value is not None:  # a vector the server cannot hold (OpenSearch: all zeros) is left out
+            source[name] = value
     return source
 
 
@@ -205,12 +203,13 @@ def decode_vector(value: str) -> np.ndarray:
 
 class ElasticsearchStore(LexicalStore):
     name = "elasticsearch"
+    cluster: Cluster = ELASTICSEARCH
     physical_deletes = True  # a version's view (one range filter) holds only its live rows
 
     def __init__(self, state: dict[str, Any], url: str):
         self.state = state
         self.url = url
-        self.client = _client(url)
+        self.client = _client(url, cluster=self.cluster)
         self.index_name = state["index"]
         self.generation = int(state["generation"])
         self.dfs = bool(state.get("dfs", True))
@@ -220,7 +219,8 @@ class ElasticsearchStore(LexicalStore):
         except Exception as exc:
             raise self._unavailable(exc) from None
         if not exists:
-            raise IndexCorruptError(f"Elasticsearch index {self.index_name} is missing on {url}; rebuild the index")
+            raise IndexCorruptError(f"{self.cluster.label} index {self.index_name} is missing on {url}; "
+                                    "rebuild the index")
         self._count = self._call(self.client.count, index=self.index_name, body={"query": self._view})["count"]
 
     # ---- writing -------------------------------------------------------------------------------
@@ -232,22 +232,22 @@ class ElasticsearchStore(LexicalStore):
     @classmethod
     def check_backend(cls, config: dict[str, Any] | None = None) -> None:
         index_layout(config)
-        _client(es_url(config))
+        _client(cls.cluster.url(config), cluster=cls.cluster)
 
     @classmethod
     def release(cls, removed, kept):
         """Delete the Elasticsearch indices only `removed` versions use, and in the indices that kept
         versions still use, the documents live in none of the kept versions' generations (rows deleted
         before the oldest kept version, and rows of abandoned or failed writes)."""
-        kept_states = [_read_state(directory) for directory in kept]
+        kept_states = [_read_state(directory, cls.name) for directory in kept]
         generations: dict[str, set[int]] = {}
         for state in filter(None, kept_states):
             generations.setdefault(state["index"], set()).add(int(state["generation"]))
-        doomed = {(state["index"], state["url"]) for state in map(_read_state, removed) if state}
+        doomed = {(state["index"], state["url"]) for state in (_read_state(d, cls.name) for d in removed) if state}
         for index, url in sorted(doomed):
-            url = os.environ.get("SHOPLENS_ES_URL") or url
+            url = os.environ.get(cls.cluster.env) or url
             try:
-                client = _client(url, check=False)
+                client = _client(url, check=False, cluster=cls.cluster)
                 if index not in generations:
                     client.indices.delete(index=index, ignore_unavailable=True)
                     continue
@@ -256,7 +256,7 @@ class ElasticsearchStore(LexicalStore):
                                        conflicts="proceed", refresh=True, wait_for_completion=True)
             except Exception as exc:
                 raise ElasticsearchUnavailableError(
-                    f"cannot free Elasticsearch index {index} on {url} ({_reason(exc)}); "
+                    f"cannot free {cls.cluster.label} index {index} on {url} ({_reason(exc)}); "
                     "the versions that use it are kept until the next prune") from None
 
     @classmethod
@@ -265,26 +265,28 @@ class ElasticsearchStore(LexicalStore):
         target.mkdir(parents=True, exist_ok=True)
         if parent is not None:
             state = dict(read_json(parent / "state.json"))
-            url = config.get("url") or os.environ.get("SHOPLENS_ES_URL") or state["url"]
+            url = config.get("url") or os.environ.get(cls.cluster.env) or state["url"]
         else:
-            url = es_url(config)
+            url = cls.cluster.url(config)
             prefix = config.get("index_prefix", "shoplens")
             shards, replicas = index_layout(config)
             state = {"backend": cls.name, "url": url, "index": f"{prefix}-{uuid.uuid4().hex[:12]}",
                      "shards": shards, "replicas": replicas, "dfs": bool(config.get("dfs", True))}
-        client = _client(url)
+        client = _client(url, cluster=cls.cluster)
         try:
             if parent is None:
-                settings = {**INDEX_SETTINGS, "number_of_shards": state["shards"],
+                settings = {**cls.index_settings(), "number_of_shards": state["shards"],
                             "number_of_replicas": state["replicas"]}
-                client.indices.create(index=state["index"], settings=settings,
-                                      mappings={**INDEX_MAPPINGS, "_meta": {"generation": 0}})
+                _request(client.indices.create, client, index=state["index"], body={
+                    "settings": settings, "mappings": {**cls.index_mappings(), "_meta": {"generation": 0}}})
             generation = _next_generation(client, state["index"])
             if parent is not None:
                 _repair_branch(client, state["index"], int(state["generation"]), generation)
                 _close(client, state["index"], int(state["generation"]), generation, deletes)
+            adds = cls.prepare_adds(client, state["index"], adds)
             _bulk(client, ({"_op_type": "index", "_index": state["index"], "_id": f"{docno}.{generation}",
-                            "_source": _source(docno, fields, generation)} for docno, fields in adds))
+                            "_source": _source(docno, fields, generation, cls.encode_vector)}
+                           for docno, fields in adds))
             client.indices.refresh(index=state["index"])  # once per commit, before the version is published
             documents = client.count(index=state["index"], body={"query": {"term": {"live": generation}}})["count"]
         except BaseException as exc:
@@ -293,18 +295,42 @@ class ElasticsearchStore(LexicalStore):
             if isinstance(exc, ShopLensError) or not isinstance(exc, Exception):
                 raise
             raise ElasticsearchUnavailableError(
-                f"Elasticsearch failed during the update ({_reason(exc)}); nothing was committed and the "
+                f"{cls.cluster.label} failed during the update ({_reason(exc)}); nothing was committed and the "
                 f"previous version is still served; retry when {url} is healthy") from None
         state.update(url=url, generation=generation, documents=int(documents))
         atomic_write_json(target / "state.json", state)
         return state
+
+    # ---- what differs between the clusters (OpenSearchStore overrides these) -------------------
+
+    @classmethod
+    def index_settings(cls) -> dict[str, Any]:
+        return INDEX_SETTINGS
+
+    @classmethod
+    def index_mappings(cls) -> dict[str, Any]:
+        return INDEX_MAPPINGS
+
+    @classmethod
+    def prepare_adds(cls, client, index: str, adds: Iterable[tuple[int, dict[str, Any]]]):
+        """The documents to write, after whatever the index needs first (nothing here)."""
+        return adds
+
+    @staticmethod
+    def encode_vector(vector: np.ndarray) -> Any:
+        """A vector as its document's field value (None: leave the field out)."""
+        return encode_vector(vector)
+
+    @staticmethod
+    def decode_vector(value: Any) -> np.ndarray:
+        return decode_vector(value)
 
     # ---- reading -------------------------------------------------------------------------------
 
     @classmethod
     def open(cls, directory, config=None):
         state = read_json(directory / "state.json")
-        url = (config or {}).get("url") or os.environ.get("SHOPLENS_ES_URL") or state["url"]
+        url = (config or {}).get("url") or os.environ.get(cls.cluster.env) or state["url"]
         return cls(state, url)
 
     def analyze(self, text: str) -> list[str]:
@@ -348,14 +374,15 @@ class ElasticsearchStore(LexicalStore):
         return {"bool": {"must": [match], "filter": [self._view, *clauses]}}
 
     def _top(self, terms, limit, clauses):
-        response = self._call(self.client.search, index=self.index_name, query=self._query(terms, clauses),
-                              size=int(limit), _source=False, docvalue_fields=["docno"], track_total_hits=False,
-                              search_type="dfs_query_then_fetch" if self.dfs else "query_then_fetch")
+        body = {"query": self._query(terms, clauses), "size": int(limit), "_source": False,
+                "docvalue_fields": ["docno"], "track_total_hits": False}
+        response = self.search_body(body,
+                                    search_type="dfs_query_then_fetch" if self.dfs else "query_then_fetch")
         return _hits(response["hits"]["hits"])
 
     def _scan_masked(self, terms, limit, restrict):
         """A large mask without filters (not used by the engine): pages of hits, best first, masked here."""
-        helpers = _es().helpers
+        helpers = _library(self.client).helpers
         mask = np.zeros(int(restrict.max()) + 1, dtype=bool)
         mask[restrict] = True
         docnos, scores = [], []
@@ -420,7 +447,7 @@ class ElasticsearchStore(LexicalStore):
         return int(self._count)
 
     def all_docnos(self) -> np.ndarray:
-        helpers = _es().helpers
+        helpers = _library(self.client).helpers
         try:
             hits = helpers.scan(self.client, index=self.index_name, size=2000,
                                 query={"query": self._view, "docvalue_fields": ["docno"], "_source": False})
@@ -440,6 +467,11 @@ class ElasticsearchStore(LexicalStore):
         """The query clause that selects this version's documents (`live` contains its generation)."""
         return self._view
 
+    def search_body(self, body: dict[str, Any], **params):
+        """One search of this store's index with a request body; a failure is one ElasticsearchUnavailableError."""
+        return self._call(_request, api=self.client.search, client=self.client, index=self.index_name,
+                          body=body, **params)
+
     def call(self, method: str, **kwargs):
         """A client method by name (`search`, `count`, ...); a failure is one ElasticsearchUnavailableError."""
         return self._call(getattr(self.client, method), **kwargs)
@@ -452,17 +484,17 @@ class ElasticsearchStore(LexicalStore):
 
     def _unavailable(self, exc: Exception) -> ElasticsearchUnavailableError:
         return ElasticsearchUnavailableError(
-            f"Elasticsearch at {self.url} failed ({_reason(exc)}); check that the cluster is up "
+            f"{self.cluster.label} at {self.url} failed ({_reason(exc)}); check that the cluster is up "
             f"(GET {self.url.split(',')[0]}/_cluster/health)")
 
 
-def _read_state(directory) -> dict[str, Any] | None:
+def _read_state(directory, backend: str = "elasticsearch") -> dict[str, Any] | None:
     """A version's lexical/state.json, or None where it has none (a write that failed before it)."""
     try:
         state = read_json(directory / "state.json")
     except (OSError, ValueError, IndexCorruptError):
         return None
-    return state if state.get("backend") == ElasticsearchStore.name else None
+    return state if state.get("backend") == backend else None
 
 
 def _drop_quietly(client, index: str) -> None:
@@ -470,6 +502,14 @@ def _drop_quietly(client, index: str) -> None:
         client.indices.delete(index=index, ignore_unavailable=True)
     except Exception:  # noqa: BLE001 - the write's own error is the one to report
         pass
+
+
+def _request(api, client, body: dict[str, Any], **params):
+    """`api` (client.search, client.indices.create) with a request body, in the form each client takes
+    without a warning: the elasticsearch 7.17 client deprecates `body=` there and wants its keys as arguments."""
+    if _library(client).__name__ == "elasticsearch":
+        return api(**body, **params)
+    return api(body=body, **params)
 
 
 def _hits(hits: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
@@ -518,7 +558,7 @@ def _repair_branch(client, index: str, parent: int, generation: int) -> None:
     """
     if parent == generation - 1:
         return
-    helpers = _es().helpers
+    helpers = _library(client).helpers
     # a failed write may have left documents unrefreshed: make them visible to the scans (and so repairable);
     # no version's view changes, since no version names the abandoned generations
     client.indices.refresh(index=index)
@@ -540,7 +580,8 @@ def _close(client, index: str, parent: int, generation: int, deletes: Iterable[i
     for start in range(0, len(deletes), TERMS_MAX):
         chunk = deletes[start:start + TERMS_MAX]
         query = {"bool": {"filter": [{"terms": {"docno": chunk}}, {"term": {"live": parent}}]}}
-        hits = client.search(index=index, query=query, size=len(chunk), _source=["live"])["hits"]["hits"]
+        body = {"query": query, "size": len(chunk), "_source": ["live"]}
+        hits = _request(client.search, client, index=index, body=body)["hits"]["hits"]
         actions.extend(_update(index, hit, _close_at(_ranges(hit["_source"]), generation)) for hit in hits)
     _bulk(client, actions)
 
@@ -558,7 +599,7 @@ def _bulk(client, actions: Iterable[dict[str, Any]]) -> None:
 
 
 def _send(client, chunk: list[dict[str, Any]]) -> None:
-    es = _es()
+    es = _library(client)
     pending = chunk
     for attempt in range(RETRIES + 1):
         try:
@@ -576,7 +617,7 @@ def _send(client, chunk: list[dict[str, Any]]) -> None:
                 result = next(iter(item.values()))
                 if result.get("status") not in RETRY_STATUSES:
                     raise ElasticsearchUnavailableError(
-                        f"Elasticsearch refused document {result.get('_id')}: {str(result.get('error'))[:200]}")
+                        f"the cluster refused document {result.get('_id')}: {str(result.get('error'))[:200]}")
                 failed[result["_id"]] = result
             if not failed:
                 return
@@ -584,6 +625,6 @@ def _send(client, chunk: list[dict[str, Any]]) -> None:
             failure = RuntimeError(str(next(iter(failed.values())).get("error"))[:200])
         if attempt == RETRIES:
             raise ElasticsearchUnavailableError(
-                f"Elasticsearch kept refusing {len(retry)} document(s) after {RETRIES} retries ({_reason(failure)})")
+                f"the cluster kept refusing {len(retry)} document(s) after {RETRIES} retries ({_reason(failure)})")
         time.sleep(min(0.5 * 2**attempt, 8.0))
         pending = retry

@@ -5,7 +5,7 @@ from __future__ import annotations
 from shoplens.common.errors import ConfigError
 from shoplens.indexers.vector.base import VectorStore
 
-VECTOR_BACKENDS = ("faiss", "elasticsearch")
+VECTOR_BACKENDS = ("faiss", "elasticsearch", "opensearch")
 
 
 def vector_store_class(name: str = "faiss") -> type[VectorStore]:
@@ -18,4 +18,8 @@ def vector_store_class(name: str = "faiss") -> type[VectorStore]:
         from shoplens.indexers.vector.elasticsearch_store import ElasticsearchVectorStore
 
         return ElasticsearchVectorStore
+    if name == "opensearch":
+        from shoplens.indexers.vector.opensearch_store import OpenSearchVectorStore
+
+        return OpenSearchVectorStore
     raise ConfigError(f"unknown vector backend {name!r}; use one of {', '.join(VECTOR_BACKENDS)}")

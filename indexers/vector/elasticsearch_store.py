@@ -19,8 +19,9 @@ query: the version filter and the user's filters select the documents, and a
 painless script computes each one's inner product with the query (float32
 vectors, summed in double): brute force over the matching documents of every
 shard, the same order as FAISS's exact search, at a cost linear in the
-catalog. Fine for tests and moderate catalogs; a cluster with HNSW (ES >= 8 or
-OpenSearch's k-NN plugin) would replace the script with a `knn` clause.
+catalog. Fine for tests and moderate catalogs; HNSW on a cluster is
+`--vectors opensearch` (`opensearch_store.py`: this store with a `knn` clause
+instead of the script, `vector_query` / `inner_product`).
 
 What stays in the index directory: every row's raw text and image embeddings as
 segment files (`text-SEG.npy`, `image-SEG.npy`, `hasimg-SEG.npy`, FAISS's
@@ -36,9 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from shoplens.common.errors import IndexCorruptError
-from shoplens.indexers.lexical.elasticsearch_store import (TERMS_MAX, ElasticsearchStore, decode_vector,
-                                                           filter_clause)
+from shoplens.common.errors import ConfigError, IndexCorruptError
+from shoplens.indexers.lexical.elasticsearch_store import TERMS_MAX, ElasticsearchStore, filter_clause
 from shoplens.indexers.storage import atomic_write_json, link_or_copy, read_json
 from shoplens.indexers.vector.base import VectorStore, fuse_vectors, normalize_rows
 from shoplens.indexers.vector.faiss_store import DEFAULTS
@@ -65,7 +65,10 @@ class ElasticsearchVectorStore(VectorStore):
     """Fused product vectors searched inside Elasticsearch; raw embeddings memory-mapped from the folder."""
 
     name = "elasticsearch"
+    kind = "exact"  # what --vector-index this store runs (auto resolves to it)
+    lexical_class: type[ElasticsearchStore] = ElasticsearchStore  # the store whose documents carry the vectors
     physical_deletes = True  # the version's view (one range filter) holds only its live rows
+    zero_queries = True  # an all-zero query vector still ranks rows (all score 0)
 
     def __init__(self, state: dict[str, Any], directory: Path, documents: ElasticsearchStore):
         self.state = state
@@ -92,10 +95,12 @@ class ElasticsearchVectorStore(VectorStore):
                 raise IndexCorruptError(f"new vectors have dimension {text.shape[1]}, the store has {state['dim']}")
         else:
             config = config or {}
+            check_kind(cls, config.get("kind"))
             weight = config.get("image_weight")
             state = {"backend": cls.name, "dim": int(text.shape[1]), "segments": [], "rows": 0,
                      "field": config.get("field") or FIELDS[config.get("channel", "joint")],
-                     "params": {"image_weight": float(DEFAULTS["image_weight"] if weight is None else weight)}}
+                     "params": {"image_weight": float(DEFAULTS["image_weight"] if weight is None else weight),
+                                **cls.search_params(config)}}
         if len(text):
             np.save(target / f"text-{segment_name}.npy", text.astype(np.float32))
             np.save(target / f"image-{segment_name}.npy", image.astype(np.float32))
@@ -104,6 +109,11 @@ class ElasticsearchVectorStore(VectorStore):
             state["rows"] += int(len(text))
         atomic_write_json(target / "state.json", state)
         return state
+
+    @classmethod
+    def search_params(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """The backend's own search settings a new store records (none for the exact script)."""
+        return {}
 
     @classmethod
     def lexical_fields(cls, state, text, image, has_image):
@@ -134,18 +144,20 @@ class ElasticsearchVectorStore(VectorStore):
             backend = read_json(lexical / "state.json").get("backend")
         except (OSError, ValueError, IndexCorruptError):
             backend = None
-        if backend != ElasticsearchStore.name:
-            raise IndexCorruptError(f"{directory} keeps its vectors in Elasticsearch documents, but the version's "
-                                    "lexical store is not on Elasticsearch; rebuild with --lexical elasticsearch")
-        return cls(state, directory, ElasticsearchStore.open(lexical))
+        documents = cls.lexical_class
+        if backend != documents.name:
+            raise IndexCorruptError(f"{directory} keeps its vectors in {documents.cluster.label} documents, but the "
+                                    f"version's lexical store is not on {documents.cluster.label}; rebuild with "
+                                    f"--lexical {documents.name}")
+        return cls(state, directory, documents.open(lexical))
 
     @classmethod
     def summarize(cls, state):
-        return {"backend": cls.name, "kind": "exact", "dim": state["dim"], "field": state["field"],
-                "image_weight": state["params"]["image_weight"]}
+        return {"backend": cls.name, "kind": cls.kind, "dim": state["dim"], "field": state["field"],
+                **state["params"]}
 
     def describe(self):
-        return {**self.summarize(self.state), "device": "elasticsearch", "rows": self.num_rows,
+        return {**self.summarize(self.state), "device": self.name, "rows": self.num_rows,
                 "url": self.documents.url, "index": self.documents.index_name,
                 "generation": self.documents.generation}
 
@@ -190,15 +202,26 @@ class ElasticsearchVectorStore(VectorStore):
 
     def _top(self, query: np.ndarray, limit: int, clauses: list[dict[str, Any]]):
         norm = float(np.linalg.norm(query))
+        if norm == 0 and not self.zero_queries:
+            return _empty()
         unit = query / norm if norm > 0 else query
-        body = {"script_score": {"query": {"bool": {"filter": [self.documents.view, *clauses]}},
-                                 "script": {"source": SCRIPT, "params": {"f": self.field, "q": unit.tolist()}}}}
-        response = self.documents.call("search", index=self.documents.index_name, query=body, size=int(limit),
-                                       _source=False, docvalue_fields=["docno"], track_total_hits=False)
+        body = {"query": self.vector_query(unit, limit, [self.documents.view, *clauses]),
+                "size": int(limit), "_source": False, "docvalue_fields": ["docno"], "track_total_hits": False}
+        response = self.documents.search_body(body)
         hits = response["hits"]["hits"]
         docnos = np.array([int(hit["fields"]["docno"][0]) for hit in hits], dtype=np.int64)
-        scores = np.array([(hit["_score"] - 1.0) * norm for hit in hits], dtype=np.float32)
+        scores = np.array([self.inner_product(hit["_score"]) * norm for hit in hits], dtype=np.float32)
         return docnos, scores
+
+    def vector_query(self, unit: np.ndarray, limit: int, filters: list[dict[str, Any]]) -> dict[str, Any]:
+        """The query that ranks the documents `filters` select by inner product with `unit` (length 1)."""
+        return {"script_score": {"query": {"bool": {"filter": filters}},
+                                 "script": {"source": SCRIPT, "params": {"f": self.field, "q": unit.tolist()}}}}
+
+    @staticmethod
+    def inner_product(score: float) -> float:
+        """A hit's score as the inner product of the unit vectors (the script adds 1)."""
+        return score - 1.0
 
     def _masked(self, query: np.ndarray, limit: int, allowed: np.ndarray, allowed_rows: int):
         """A large mask without filters (not what the engine sends): over-fetch, keep the allowed, widen."""
@@ -215,26 +238,37 @@ class ElasticsearchVectorStore(VectorStore):
     def check_documents(self, live: np.ndarray, sample: int = 20) -> list[str]:
         """Problems between the cluster's documents and this folder: live rows without a vector, and (on a
         sample) a document's vector that differs from the stored embeddings'."""
-        problems = []
+        problems, label = [], self.documents.cluster.label
         lacking = {"bool": {"filter": [self.documents.view], "must_not": [{"exists": {"field": self.field}}]}}
         missing = self.documents.call("count", index=self.documents.index_name, body={"query": lacking})["count"]
         if missing:
-            problems.append(f"{missing} live Elasticsearch document(s) lack their `{self.field}` vector; rebuild")
+            problems.append(f"{missing} live {label} document(s) lack their `{self.field}` vector; rebuild")
         rows = np.asarray(live, dtype=np.int64)[:: max(1, len(live) // sample)][:sample]
         if not len(rows):
             return problems
         query = {"bool": {"filter": [self.documents.view, {"terms": {"docno": rows.tolist()}}]}}
-        response = self.documents.call("search", index=self.documents.index_name, query=query, size=len(rows),
-                                       _source=["docno", self.field])
+        response = self.documents.search_body({"query": query, "size": len(rows), "_source": ["docno", self.field]})
         expected = self.vectors(rows)["fused"]
         for hit in response["hits"]["hits"]:
             row = int(np.searchsorted(rows, hit["_source"]["docno"]))
-            stored = decode_vector(hit["_source"].get(self.field) or "")
+            stored = self.documents.decode_vector(hit["_source"].get(self.field) or "")
             if stored.shape != expected[row].shape or not np.allclose(stored, expected[row], atol=1e-6):
-                problems.append(f"row {rows[row]}: its Elasticsearch `{self.field}` vector differs from the "
-                                "stored embeddings; rebuild")
+                problems.append(f"row {rows[row]}: its {label} `{self.field}` vector differs from the stored "
+                                "embeddings; rebuild")
                 break
         return problems
+
+
+def check_kind(store: type[ElasticsearchVectorStore], kind: str | None) -> None:
+    """Refuse a --vector-index the cluster's store cannot run (one line saying what it runs instead)."""
+    if kind in (None, "auto", store.kind) or (store.kind == "exact" and kind == "flat"):
+        return
+    runs = "exact kNN only (a painless script; no HNSW in Elasticsearch 7.10 OSS)" if store.kind == "exact" else \
+        f"{store.kind.upper()} only (the k-NN plugin's Lucene engine)"
+    other = "--lexical opensearch --vectors opensearch for HNSW on a cluster" if store.kind == "exact" else \
+        "--vectors faiss or --vectors elasticsearch for exact kNN"
+    raise ConfigError(f"--vectors {store.name} runs {runs}, not --vector-index {kind}; use --vector-index "
+                      f"{'flat' if store.kind == 'exact' else store.kind} or auto, or {other}")
 
 
 def _empty() -> tuple[np.ndarray, np.ndarray]:

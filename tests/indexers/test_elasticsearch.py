@@ -22,8 +22,9 @@ from shoplens.indexers.updates import apply_delta, delete_products
 from shoplens.indexers.writer import WriteOptions, build_index
 from tests.helpers import sample_products, write_catalog
 
-pytestmark = pytest.mark.skipif(not os.environ.get("SHOPLENS_ES_URL"),
-                                reason="SHOPLENS_ES_URL is not set: no Elasticsearch cluster (run `make es-up`)")
+pytestmark = [pytest.mark.usefixtures("drop_test_indices"),  # tests/indexers/conftest.py
+              pytest.mark.skipif(not os.environ.get("SHOPLENS_ES_URL"),
+                                 reason="SHOPLENS_ES_URL is not set: no Elasticsearch cluster (run `make es-up`)")]
 
 ROWS = sample_products(60)
 QUERIES = ["casual shirt", "black shoes for men", "watch", "blue jeans", "women handbag", "sports t-shirt"]
@@ -184,11 +185,3 @@ def test_reranking_on_the_elasticsearch_backend(tmp_path, small_catalog, encoder
     assert response.reranked and len(response.results) == 5
     assert any(not np.isnan(r.signals.get("bm25", np.nan)) for r in response.results)
     assert check_index(path).ok
-
-
-@pytest.fixture(autouse=True, scope="module")
-def drop_test_indices():
-    """Remove the Elasticsearch indices these tests created (the cluster outlives the test run)."""
-    yield
-    client = _client(os.environ["SHOPLENS_ES_URL"])
-    client.indices.delete(index="shoplens-test-*", ignore_unavailable=True, allow_no_indices=True)

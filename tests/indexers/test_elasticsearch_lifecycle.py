@@ -16,6 +16,8 @@ from shoplens.indexers.updates import apply_delta, delete_products
 from shoplens.indexers.writer import WriteOptions, build_index
 from tests.helpers import sample_products
 
+pytestmark = pytest.mark.usefixtures("drop_test_indices")  # tests/indexers/conftest.py
+
 needs_cluster = pytest.mark.skipif(not os.environ.get("SHOPLENS_ES_URL"),
                                    reason="SHOPLENS_ES_URL is not set: no Elasticsearch cluster (run `make es-up`)")
 ROWS = sample_products(60)
@@ -109,12 +111,3 @@ def test_a_benchmark_twin_leaves_no_index_on_the_cluster(small_index):
     assert figures["documents"] == 60 and client.indices.exists(index=name)
     remove_twin(twin)
     assert not client.indices.exists(index=name) and not twin.exists()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def drop_test_indices():
-    """Remove what these tests created, even when one fails (the cluster outlives the test run)."""
-    yield
-    if os.environ.get("SHOPLENS_ES_URL"):
-        client = _client(os.environ["SHOPLENS_ES_URL"])
-        client.indices.delete(index="shoplens-test-*", ignore_unavailable=True, allow_no_indices=True)

@@ -26,6 +26,8 @@ from shoplens.indexers.vector.elasticsearch_store import ElasticsearchVectorStor
 from shoplens.indexers.writer import WriteOptions, build_index
 from tests.helpers import sample_products, write_catalog
 
+pytestmark = pytest.mark.usefixtures("drop_test_indices")  # tests/indexers/conftest.py
+
 needs_cluster = pytest.mark.skipif(not os.environ.get("SHOPLENS_ES_URL"),
                                    reason="SHOPLENS_ES_URL is not set: no Elasticsearch cluster (run `make es-up`)")
 ROWS = sample_products(60)
@@ -72,7 +74,7 @@ def pair(tmp_path_factory, encoder):
 
 @pytest.mark.parametrize("args, message", [
     (["--vectors", "elasticsearch"], "add --lexical elasticsearch"),
-    (["--vectors", "milvus"], "unknown vector backend 'milvus'; use one of faiss, elasticsearch"),
+    (["--vectors", "milvus"], "unknown vector backend 'milvus'; use one of faiss, elasticsearch, opensearch"),
 ])
 def test_bad_vector_backend_options_fail_before_any_work(tmp_path, small_catalog, args, message):
     result = CliRunner().invoke(app, ["index", str(small_catalog), "--index", str(tmp_path / "ix"), *args])
@@ -223,12 +225,3 @@ def _delta(tmp_path, rows, name="delta.jsonl"):
     path = tmp_path / name
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
-
-
-@pytest.fixture(autouse=True, scope="module")
-def drop_test_indices():
-    """Remove the Elasticsearch indices these tests created (the cluster outlives the test run)."""
-    yield
-    if os.environ.get("SHOPLENS_ES_URL"):
-        client = _client(os.environ["SHOPLENS_ES_URL"])
-        client.indices.delete(index="shoplens-test-*", ignore_unavailable=True, allow_no_indices=True)

@@ -1,7 +1,7 @@
 """One conformance suite for every lexical backend.
 
 tantivy always runs. Elasticsearch runs when SHOPLENS_ES_URL points at a
-server, and is skipped (saying why) when it does not.
+server, OpenSearch when SHOPLENS_OS_URL does, and each is skipped (saying why) otherwise.
 """
 
 import os
@@ -12,6 +12,8 @@ import pytest
 
 from shoplens.common.errors import ConfigError
 from shoplens.indexers.lexical import LEXICAL_BACKENDS, lexical_store_class
+
+pytestmark = pytest.mark.usefixtures("drop_test_indices")  # tests/indexers/conftest.py
 
 DOCS = {
     0: {"title": "Nike Men Blue Running Shoes", "brand": "Nike", "category": "Footwear Shoes Sports Shoes",
@@ -33,6 +35,8 @@ def backend_params():
         marks = []
         if name == "elasticsearch" and not os.environ.get("SHOPLENS_ES_URL"):
             marks.append(pytest.mark.skip(reason="SHOPLENS_ES_URL is not set: no Elasticsearch server to run the suite against"))
+        if name == "opensearch" and not os.environ.get("SHOPLENS_OS_URL"):
+            marks.append(pytest.mark.skip(reason="SHOPLENS_OS_URL is not set: no OpenSearch server to run the suite against"))
         params.append(pytest.param(name, marks=marks))
     return params
 
@@ -42,19 +46,8 @@ def backend(request):
     return request.param
 
 
-@pytest.fixture(autouse=True, scope="module")
-def drop_test_indices():
-    """Remove the Elasticsearch indices this suite created (the cluster outlives the test run)."""
-    yield
-    if os.environ.get("SHOPLENS_ES_URL"):
-        from shoplens.indexers.lexical.elasticsearch_store import _client
-
-        _client(os.environ["SHOPLENS_ES_URL"]).indices.delete(index="shoplens-test-*", ignore_unavailable=True,
-                                                               allow_no_indices=True)
-
-
 def config_for(backend):
-    if backend == "elasticsearch":
+    if backend in ("elasticsearch", "opensearch"):
         return {"index_prefix": f"shoplens-test-{uuid.uuid4().hex[:6]}"}
     return {}
 
@@ -181,6 +174,17 @@ def test_an_unreachable_elasticsearch_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("SHOPLENS_ES_URL")
     with pytest.raises(ConfigError, match="set SHOPLENS_ES_URL"):
         check_options(WriteOptions(lexical_backend="elasticsearch"))
+
+
+def test_an_unreachable_opensearch_is_a_clear_error(monkeypatch):
+    from shoplens.indexers.writer import WriteOptions, check_options
+
+    monkeypatch.setenv("SHOPLENS_OS_URL", "http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="cannot reach OpenSearch at http://127.0.0.1:9.*SHOPLENS_OS_URL"):
+        check_options(WriteOptions(lexical_backend="opensearch"))
+    monkeypatch.delenv("SHOPLENS_OS_URL")
+    with pytest.raises(ConfigError, match="set SHOPLENS_OS_URL"):
+        check_options(WriteOptions(lexical_backend="opensearch"))
 
 
 def test_unknown_backend_lists_the_valid_ones():
