@@ -33,7 +33,16 @@ err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 DEFAULT_INDEX = "shoplens-index"
 IndexOption = typer.Option(DEFAULT_INDEX, "--index", envvar="SHOPLENS_INDEX",
                            help="Index directory (or set SHOPLENS_INDEX).")
-DeviceOption = typer.Option("auto", "--device", help="auto (GPU when there is one), cpu or cuda.")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _device(value: str) -> str:
+    if value not in DEVICES:
+        raise typer.BadParameter(f"{value!r} is not a device; use {', '.join(DEVICES)}")
+    return value
+
+
+DeviceOption = typer.Option("auto", "--device", callback=_device, help="auto (GPU when there is one), cpu or cuda.")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 FieldMapOption = typer.Option(None, "--map", help="canonical=column[,column]: map the file's column names onto "
                               "ShopLens's, e.g. --map title=productDisplayName --map category=masterCategory,subCategory.")
