@@ -47,7 +47,13 @@ JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on 
 FieldMapOption = typer.Option(None, "--map", help="canonical=column[,column]: map the file's column names onto "
                               "ShopLens's, e.g. --map title=productDisplayName --map category=masterCategory,subCategory.")
 StrictOption = typer.Option(False, "--strict", help="Fail on any rejected row, line or id, and change nothing.")
-SaveOption = typer.Option(None, "--save", help="Also write the report as JSON here.")
+def _save_path(path: Optional[Path]) -> Optional[Path]:
+    if path is not None and path.is_dir():
+        raise typer.BadParameter(f"{path} is a folder; give a file name for the JSON report")
+    return path
+
+
+SaveOption = typer.Option(None, "--save", callback=_save_path, help="Also write the report as JSON here.")
 
 
 def handle_errors(function: Callable) -> Callable:
