@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from shoplens.common.errors import CatalogError
 from shoplens.indexers.catalog import Product
 from shoplens.rerank.judgments import JudgedQuery, judgment_line
 
@@ -462,6 +463,9 @@ def build(catalog_path: Path, index_path: Path, out_dir: Path, field_map: list[s
     from shoplens.indexers.catalog import parse_field_map, read_catalog
 
     result = read_catalog(catalog_path, parse_field_map(field_map or []))
+    if not result.products:
+        raise CatalogError(f"{catalog_path} holds no valid products to derive queries from; give the catalog "
+                           "the index was built from")
     catalog = Catalog(result.products, seed=seed + 6)
     photo_queries = queries // 3 if photo_queries is None else photo_queries
     text_photo_queries = queries // 3 if text_photo_queries is None else text_photo_queries

@@ -12,6 +12,7 @@ from typing import Any
 
 from shoplens.benchmarks.common import Report, percentiles
 from shoplens.common.errors import QueryError
+from shoplens.common.textfile import text_lines
 from shoplens.engine.query import SearchRequest
 from shoplens.engine.query_cache import DEFAULT_CAPACITY
 
@@ -26,7 +27,7 @@ def read_queries(path: str | Path, base_dir: Path | None = None) -> list[SearchR
         raise QueryError(f"queries file {path} does not exist")
     base_dir = base_dir or path.parent
     requests = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in text_lines(path, QueryError):
         line = line.strip()
         if not line:
             continue

@@ -118,7 +118,7 @@ def measure_serving(index_dir: Path, texts: list[str], device: str = "cpu") -> d
 
 
 def _child(*args: str) -> dict[str, Any]:
-    process = subprocess.run([sys.executable, "-m", "benchmarks.scale", *args], capture_output=True, text=True,
+    process = subprocess.run([sys.executable, "-m", "shoplens.benchmarks.scale", *args], capture_output=True, text=True,
                              env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))
     if process.returncode != 0:
         raise RuntimeError(f"scale run `{' '.join(args)}` failed: {process.stderr[-2000:]}")

@@ -33,12 +33,27 @@ err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 DEFAULT_INDEX = "shoplens-index"
 IndexOption = typer.Option(DEFAULT_INDEX, "--index", envvar="SHOPLENS_INDEX",
                            help="Index directory (or set SHOPLENS_INDEX).")
-DeviceOption = typer.Option("auto", "--device", help="auto (GPU when there is one), cpu or cuda.")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _device(value: str) -> str:
+    if value not in DEVICES:
+        raise typer.BadParameter(f"{value!r} is not a device; use {', '.join(DEVICES)}")
+    return value
+
+
+DeviceOption = typer.Option("auto", "--device", callback=_device, help="auto (GPU when there is one), cpu or cuda.")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 FieldMapOption = typer.Option(None, "--map", help="canonical=column[,column]: map the file's column names onto "
                               "ShopLens's, e.g. --map title=productDisplayName --map category=masterCategory,subCategory.")
 StrictOption = typer.Option(False, "--strict", help="Fail on any rejected row, line or id, and change nothing.")
-SaveOption = typer.Option(None, "--save", help="Also write the report as JSON here.")
+def _save_path(path: Optional[Path]) -> Optional[Path]:
+    if path is not None and path.is_dir():
+        raise typer.BadParameter(f"{path} is a folder; give a file name for the JSON report")
+    return path
+
+
+SaveOption = typer.Option(None, "--save", callback=_save_path, help="Also write the report as JSON here.")
 
 
 def handle_errors(function: Callable) -> Callable:

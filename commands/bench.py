@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from shoplens.common.errors import ConfigError
 from shoplens.commands.base import (BENCH_DIR, DeviceOption, FieldMapOption, IndexOption, JsonOption, RichProgress,
                                     SaveOption, bench_app, command_line, finish_report, handle_errors, out, print_json)
 
@@ -18,9 +19,9 @@ def bench_index(
     catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog to index (default: the Myntra catalog in ../shared)."),
     field_map: Optional[List[str]] = FieldMapOption,
     work_dir: Path = typer.Option(BENCH_DIR / "index", "--work-dir", help="Where the benchmark index is built."),
-    queries: int = typer.Option(1000, "--queries", help="Text queries to time."),
-    image_queries: int = typer.Option(200, "--image-queries", help="Image queries to time."),
-    threads: int = typer.Option(1, "--threads", help="Threads for query encoding and FAISS."),
+    queries: int = typer.Option(1000, "--queries", min=0, help="Text queries to time."),
+    image_queries: int = typer.Option(200, "--image-queries", min=0, help="Image queries to time."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Threads for query encoding and FAISS."),
     vector_index: str = typer.Option("auto", "--vector-index", help="Vector index kind."),
     device: str = DeviceOption,
     save: Optional[Path] = SaveOption,
@@ -52,7 +53,7 @@ def bench_devdata(
     queries: int = typer.Option(1000, "--queries", min=1, help="Derived text queries (split train/validation/test/log)."),
     photo_queries: Optional[int] = typer.Option(None, "--photo-queries", min=0, help="Photo queries: a product's own photo (default: a third of --queries; 0: none)."),
     text_photo_queries: Optional[int] = typer.Option(None, "--text-photo-queries", min=0, help="Text + photo queries: derived words and a product's photo (default: a third of --queries)."),
-    sessions: int = typer.Option(20000, "--sessions", help="Simulated search sessions."),
+    sessions: int = typer.Option(20000, "--sessions", min=0, help="Simulated search sessions."),
     seed: int = typer.Option(1, "--seed"),
     as_json: bool = JsonOption,
 ):
@@ -60,6 +61,8 @@ def bench_devdata(
     for an indexed catalog."""
     from shoplens.benchmarks import devdata, myntra
 
+    require_index(index_dir)  # before preparing a catalog
+    output_folder(out_dir, "--out")
     if catalog is None:
         catalog = myntra.prepare(BENCH_DIR / "myntra")
         field_map = field_map or myntra.FIELD_MAP
@@ -77,14 +80,14 @@ def bench_devdata(
 def bench_latency(
     queries: Path = typer.Option(..., "--queries", help='One text query a line, or JSONL {"text", "image"}.'),
     index_dir: Path = IndexOption,
-    k: int = typer.Option(10, "-k"),
+    k: int = typer.Option(10, "-k", min=1, max=1000),
     clients: str = typer.Option("1,2,4", "--clients", help="Concurrent client counts to try."),
-    threads: int = typer.Option(1, "--threads", help="Threads for query encoding and FAISS."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Threads for query encoding and FAISS."),
     no_rerank: bool = typer.Option(False, "--no-rerank"),
     lexical: Optional[str] = typer.Option(None, "--lexical", help="Also run on a copy whose lexical store is on this backend (elasticsearch: SHOPLENS_ES_URL; opensearch: SHOPLENS_OS_URL), side by side."),
     encoder_runtime: Optional[str] = typer.Option(None, "--encoder-runtime", help="onnx, onnx-int8 or torch (default: what the index records)."),
     compare: bool = typer.Option(False, "--compare", help="Also run the other encoder runtime on the same queries in the same run."),
-    cache_size: int = typer.Option(10_000, "--cache-size", help="Query-embedding cache entries for the cache measurement."),
+    cache_size: int = typer.Option(10_000, "--cache-size", min=0, help="Query-embedding cache entries for the cache measurement."),
     warm_rows: bool = typer.Option(False, "--warm-rows", help="First analyze every product for the reranker, as `serve` does in the background."),
     compare_bm25: bool = typer.Option(False, "--compare-bm25", help="Also run an engine that scores the candidates' BM25 by searching (no rows in memory), same queries, same run."),
     device: str = DeviceOption,
@@ -96,7 +99,7 @@ def bench_latency(
     or onnx-int8 and onnx), --compare-bm25 the candidates' BM25 from rows in memory and by searching."""
     from shoplens.benchmarks import latency
 
-    counts = [int(c) for c in clients.split(",") if c.strip()]
+    counts = comma_numbers(clients, "--clients")
     report = latency.run(index_dir, queries, k, counts, threads, device, not no_rerank, command_line(), lexical=lexical,
                          compare=compare, runtime=encoder_runtime, cache_size=cache_size, warm_rows=warm_rows,
                          compare_bm25=compare_bm25)
@@ -107,8 +110,8 @@ def bench_latency(
 @handle_errors
 def bench_recall(
     index_dir: Optional[Path] = typer.Option(None, "--index", envvar="SHOPLENS_INDEX", help="Index whose product vectors to use (omit for synthetic only)."),
-    synthetic: int = typer.Option(1_000_000, "--synthetic", help="Size of the synthetic vector set (0 to skip)."),
-    queries: int = typer.Option(1000, "--queries"),
+    synthetic: int = typer.Option(1_000_000, "--synthetic", min=0, help="Size of the synthetic vector set (0 to skip; else at least 10,000)."),
+    queries: int = typer.Option(1000, "--queries", min=1),
     dim: Optional[int] = typer.Option(None, "--dim", help="Synthetic dimension (default: the index's, else 256)."),
     plot: Optional[Path] = typer.Option(BENCH_DIR / "recall.png", "--plot", help="Recall-vs-throughput PNG."),
     no_peers: bool = typer.Option(False, "--no-peers", help="Skip hnswlib."),
@@ -122,6 +125,12 @@ def bench_recall(
         from shoplens.indexers.index import IndexDirectory
 
         IndexDirectory(index_dir).require()
+    if 0 < synthetic < 10_000:
+        raise ConfigError(f"--synthetic {synthetic} is too few vectors to train IVF; give 10,000 or more, or 0 to skip")
+    if synthetic == 0 and index_dir is None:
+        raise ConfigError("nothing to measure: give --index INDEX, or --synthetic N (10,000 or more)")
+    if index_dir is not None:
+        require_index(index_dir)
     report = recall.run(index_dir, synthetic, queries, dim, plot, not no_peers, command_line())
     finish_report(report, as_json, save)
 
@@ -133,7 +142,7 @@ def bench_quality(
     index_dir: Path = IndexOption,
     no_peers: bool = typer.Option(False, "--no-peers", help="Skip bm25s, rank_bm25 and txtai."),
     no_txtai: bool = typer.Option(False, "--no-txtai", help="Skip txtai (it embeds the whole corpus)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N queries."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N queries."),
     lexical: Optional[str] = typer.Option(None, "--lexical", help="Also run on a copy whose lexical store is on this backend (elasticsearch: SHOPLENS_ES_URL; opensearch: SHOPLENS_OS_URL), side by side."),
     device: str = DeviceOption,
     save: Optional[Path] = SaveOption,
@@ -179,7 +188,7 @@ def bench_scale(
     index_dir: Path = IndexOption,
     sizes: str = typer.Option("10000,100000,1000000", "--sizes", help="Catalog sizes."),
     work_dir: Path = typer.Option(BENCH_DIR / "scale", "--work-dir"),
-    queries: int = typer.Option(200, "--queries"),
+    queries: int = typer.Option(200, "--queries", min=1),
     plot: Optional[Path] = typer.Option(BENCH_DIR / "scale.png", "--plot"),
     save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
@@ -187,7 +196,9 @@ def bench_scale(
     """Build time, memory, size and latency at growing catalog sizes (synthetic products derived from INDEX)."""
     from shoplens.benchmarks import scale
 
-    report = scale.run(index_dir, [int(s) for s in sizes.split(",")], work_dir, queries, plot, command=command_line())
+    catalog_sizes = comma_numbers(sizes, "--sizes")
+    require_index(index_dir)
+    report = scale.run(index_dir, catalog_sizes, work_dir, queries, plot, command=command_line())
     finish_report(report, as_json, save)
 
 
@@ -197,8 +208,8 @@ def bench_rerank(
     index_dir: Path = IndexOption,
     devdata: Path = typer.Option(BENCH_DIR / "devdata", "--devdata", help="Output of `shoplens bench devdata`."),
     work_dir: Path = typer.Option(BENCH_DIR / "rerank", "--work-dir"),
-    trees: int = typer.Option(600, "--trees"),
-    depth: int = typer.Option(200, "--depth", help="Candidates reranked per query."),
+    trees: int = typer.Option(600, "--trees", min=1),
+    depth: int = typer.Option(200, "--depth", min=1, help="Candidates reranked per query."),
     device: str = DeviceOption,
     save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
@@ -214,14 +225,14 @@ def bench_rerank(
 @handle_errors
 def bench_updates(
     index_dir: Path = IndexOption,
-    count: int = typer.Option(1000, "--count", help="Products changed per update."),
+    count: int = typer.Option(1000, "--count", min=1, help="Products changed per update."),
     events_file: Optional[Path] = typer.Option(None, "--events", help="An events file to fold (e.g. .bench/devdata/events.simulated.jsonl)."),
     catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog to rebuild from, for the comparison."),
     field_map: Optional[List[str]] = FieldMapOption,
     cold_rebuild: Optional[float] = typer.Option(None, "--cold-rebuild-seconds", help="Cold build time from `bench index`, for the ratio."),
     cold_report: Optional[Path] = typer.Option(None, "--cold-rebuild-from", help="Or: the saved `bench index --save` report to take it from."),
     work_dir: Path = typer.Option(BENCH_DIR / "updates", "--work-dir"),
-    searches: int = typer.Option(300, "--searches", help="Queries replayed idle and while updates are committed."),
+    searches: int = typer.Option(300, "--searches", min=1, help="Queries replayed idle and while updates are committed."),
     device: str = DeviceOption,
     save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
@@ -229,6 +240,10 @@ def bench_updates(
     """Update-to-searchable time by kind of change vs a rebuild; events/s; search latency during writes."""
     from shoplens.benchmarks import updates
 
+    require_index(index_dir)
+    for option, path in (("--events", events_file), ("--catalog", catalog), ("--cold-rebuild-from", cold_report)):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{option} {path} is not a file; check the path")
     if cold_rebuild is None and cold_report is not None:
         cold_rebuild = updates.cold_build_seconds(cold_report)
     report = updates.run(index_dir, work_dir, count, events_file, catalog, field_map, cold_rebuild, device,
@@ -241,11 +256,11 @@ def bench_updates(
 def bench_serve(
     index_dir: Path = IndexOption,
     work_dir: Path = typer.Option(BENCH_DIR / "serve", "--work-dir", help="Where the index copy and the server log go."),
-    requests: int = typer.Option(200, "--requests", help="Most searches per load level."),
-    seconds: float = typer.Option(60.0, "--seconds", help="Most seconds per load level."),
-    count: int = typer.Option(1000, "--count", help="Products changed per update commit."),
-    interval: float = typer.Option(3.0, "--interval", help="Seconds between update commits."),
-    queries: int = typer.Option(200, "--queries", help="Derived queries replayed."),
+    requests: int = typer.Option(200, "--requests", min=1, help="Most searches per load level."),
+    seconds: float = typer.Option(60.0, "--seconds", min=0.1, help="Most seconds per load level."),
+    count: int = typer.Option(1000, "--count", min=1, help="Products changed per update commit."),
+    interval: float = typer.Option(3.0, "--interval", min=0.1, help="Seconds between update commits."),
+    queries: int = typer.Option(200, "--queries", min=1, help="Derived queries replayed."),
     clients: str = typer.Option("1,2,4,8", "--clients", help="Concurrent clients per level, comma-separated."),
     warm_queries: str = typer.Option("0", "--warm-queries", help="The server's --warm-queries; several (0,3) run the server once each, to compare in one run."),
     before: Optional[Path] = typer.Option(None, "--before", help="Also run the server under this Python first (another checkout's venv, e.g. ../main/.venv/bin/python), to compare old and new code in one run."),
@@ -282,10 +297,10 @@ def bench_textonly(
     catalog: Optional[Path] = typer.Option(None, "--catalog", help="JSONL catalog (default: the bundled sample data/myntra-sample; 'myntra' for ../shared)."),
     field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
     work_dir: Path = typer.Option(BENCH_DIR / "textonly", "--work-dir", help="Where the text-only catalog and index go."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N products."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N products."),
     heads: Optional[Path] = typer.Option(None, "--heads", help="Projection heads to index with (e.g. from `train-encoder --text-only`)."),
-    queries: int = typer.Option(400, "--queries", help="Derived queries (split train/validation/test)."),
-    trees: int = typer.Option(600, "--trees", help="Most boosting rounds for the reranker."),
+    queries: int = typer.Option(400, "--queries", min=1, help="Derived queries (split train/validation/test)."),
+    trees: int = typer.Option(600, "--trees", min=1, help="Most boosting rounds for the reranker."),
     seed: int = typer.Option(1, "--seed"),
     device: str = DeviceOption,
     save: Optional[Path] = typer.Option(None, "--save"),
@@ -313,7 +328,7 @@ def bench_textonly(
 @handle_errors
 def bench_startup(
     index_dir: Path = IndexOption,
-    query: str = typer.Option("red dress", "--query", help="The query each fresh process searches."),
+    query: str = typer.Option("red dress", "--query", callback=lambda text: _not_blank(text, "--query"), help="The query each fresh process searches."),
     runs: int = typer.Option(5, "--runs", min=1, max=100, help="Fresh processes to time (after one to warm the page cache)."),
     save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
@@ -325,3 +340,32 @@ def bench_startup(
     IndexDirectory(index_dir).require()
     report = startup.run(index_dir, query, runs, command_line())
     finish_report(report, as_json, save)
+
+
+def comma_numbers(text: str, option: str) -> list[int]:
+    """"1,2,4" as whole numbers of at least 1 (client counts, catalog sizes)."""
+    try:
+        numbers = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        numbers = []
+    if not numbers or min(numbers) < 1:
+        raise ConfigError(f"{option} takes whole numbers of at least 1, comma-separated, such as 1,2,4; got {text!r}")
+    return numbers
+
+
+def require_index(index_dir: Path) -> None:
+    """A missing or broken --index is a one-line error before a benchmark prepares anything."""
+    from shoplens.indexers.index import IndexDirectory
+
+    IndexDirectory(index_dir).current_version()
+
+
+def output_folder(path: Path, option: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path} is a file; give a folder")
+
+
+def _not_blank(text: str, option: str) -> str:
+    if not text.strip():
+        raise typer.BadParameter(f"{option} needs some text")
+    return text

@@ -140,7 +140,7 @@ def _search_batch(engine, batch: list, output: Optional[Path]) -> None:
 @handle_errors
 def shell(
     index_dir: Path = IndexOption,
-    k: int = typer.Option(10, "-k", help="Results per page."),
+    k: int = typer.Option(10, "-k", min=1, max=100, help="Results per page (1-100)."),
     thumbs: str = typer.Option("off", "--thumbs", help="Product thumbnails: off, on (two text rows in the table) or grid (a gallery below it); :thumbs toggles."),
     no_thumbnails: bool = typer.Option(False, "--no-thumbnails", hidden=True, help="Same as --thumbs off."),
     wide: bool = WideOption,

@@ -40,6 +40,9 @@ def serve(
     if protect_search and not api_key:
         raise ConfigError("--protect-search needs --api-key KEY (or SHOPLENS_API_KEY)")
     IndexDirectory(index_dir).require()  # a missing index is a one-line error, before binding
+    check_address(host, port)
+    if events_inbox is not None and events_inbox.exists() and not events_inbox.is_dir():
+        raise ConfigError(f"--events-inbox {events_inbox} is a file; give a directory (it is created if missing)")
     settings = ServiceSettings(index=index_dir.resolve(), api_key=api_key, protect_search=protect_search,
                                cors_origins=list(cors or []), events_inbox=events_inbox, follow_seconds=follow,
                                device=device, warm_queries=warm_queries)
@@ -54,3 +57,16 @@ def serve(
     os.environ[SETTINGS_ENV] = settings.to_env()  # each worker process builds its app from this
     uvicorn.run("shoplens.service.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+
+
+def check_address(host: str, port: int) -> None:
+    """--host must resolve to an address (a typo is a one-line error, before any worker starts)."""
+    import socket
+
+    from shoplens.common.errors import ConfigError
+
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, ValueError):
+        raise ConfigError(f"--host {host!r} is not an address this machine can bind; use 127.0.0.1, 0.0.0.0 or "
+                          "a host name that resolves") from None

@@ -124,6 +124,9 @@ def check_image_file(path: Any) -> None:
     try:
         with Image.open(path) as image:  # reads the header only
             image.format
+    except Image.DecompressionBombError:
+        raise QueryError(f"query image {path} has far too many pixels (a decompression bomb?); "
+                         "give a photo of at most 40 megapixels") from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise QueryError(f"query image {path} is not an image (unreadable as JPEG, PNG, WebP...); "
                          "give a photo file") from None

@@ -117,6 +117,9 @@ class IndexDirectory:
             raise IndexNotFoundError(
                 f"no index at {self.path}; build one with `shoplens index CATALOG` or pass --index DIR"
             )
+        if not self.versions_dir.is_dir():
+            raise IndexCorruptError(f"{self.path} has a CURRENT file but no versions/ folder; restore the index from "
+                                    "a backup or rebuild it with `shoplens index`")
 
     def current_version(self) -> int:
         self.require()

@@ -292,7 +292,16 @@ STATE_FILE = "state.json"  # a products/ component's segments, row count and liv
 
 def load_products(directory: Path, previous: ProductTable | None = None) -> ProductTable:
     """Load a version's `products/` component; segments already held by `previous` (an earlier version)
-    are not read again."""
+    are not read again. Missing or damaged files are an `IndexCorruptError`."""
+    try:
+        return _load_products(directory, previous)
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
+        raise IndexCorruptError(f"the product store {directory} cannot be read ({type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())[:200]}); run `shoplens check`, or `shoplens rollback` "
+                                "to a good version") from None
+
+
+def _load_products(directory: Path, previous: ProductTable | None) -> ProductTable:
     state = read_json(directory / STATE_FILE)
     segments = list(state["segments"])
     files = _file_identities(directory, segments)

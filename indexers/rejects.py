@@ -44,6 +44,7 @@ def record_rejects(index_path: str | Path, kind: str, source: str, rejects: Sequ
     lines = "".join(json.dumps({"at": at, "kind": kind, "source": source, **reject.to_json()}, ensure_ascii=False,
                                default=str) + "\n" for reject in rejects)
     if lines:
+        path.parent.mkdir(parents=True, exist_ok=True)  # a first build into a folder that does not exist yet
         descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             data = lines.encode("utf-8")

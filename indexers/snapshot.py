@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shoplens.common.errors import IndexCorruptError
+from shoplens.common.errors import IndexCorruptError, ShopLensError
 from shoplens.indexers.index import FORMAT_VERSION, IndexDirectory
 from shoplens.indexers.lexical import lexical_store_class
 from shoplens.indexers.lexical.base import LexicalStore
@@ -48,6 +48,18 @@ class Snapshot:
                 f"{index.path} was written in index format {manifest.get('format')}, this ShopLens reads "
                 f"{FORMAT_VERSION}; rebuild it with `shoplens index`"
             )
+        try:
+            return cls._open_stores(index, version, path, manifest, device, lexical_config, previous)
+        except ShopLensError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # a store's files deleted, truncated or garbled
+            raise IndexCorruptError(f"version {version} of {index.path} cannot be opened ({type(exc).__name__}: "
+                                    f"{' '.join(str(exc).split())[:200]}); run `shoplens check`, or `shoplens "
+                                    "rollback` to a good version") from None
+
+    @classmethod
+    def _open_stores(cls, index: IndexDirectory, version: int, path: Path, manifest: dict[str, Any], device: str,
+                     lexical_config: dict[str, Any] | None, previous: "Snapshot | None") -> "Snapshot":
         backends = manifest["backends"]
         if previous is not None and (previous.index.path != index.path
                                      or previous.manifest["backends"]["vector"]["backend"] != backends["vector"]["backend"]

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from shoplens.common.errors import CatalogError, ConfigError, ImageError, ModelMismatchError
+from shoplens.common.errors import CatalogError, ConfigError, ImageError, IndexCorruptError, ModelMismatchError
 from shoplens.indexers.catalog import Product, Reject, read_catalog
 from shoplens.indexers.encoders import DEFAULT_MODEL, create_encoder, ensure_export, resolve_runtime, weights_identity
 from shoplens.indexers.encoders.base import Encoder, EncoderInfo, text_digest
@@ -198,9 +198,23 @@ class IndexWriter:
                 timings["total"] = time.perf_counter() - started
                 report.seconds = timings
                 return report
+            except FileNotFoundError as exc:
+                txn.abort()
+                self._missing_parent_file(exc, parent_version)
+                raise
             except BaseException:
                 txn.abort()
                 raise
+
+    def _missing_parent_file(self, exc: FileNotFoundError, parent_version: int | None) -> None:
+        """A file of the version a write builds on is gone (a damaged index): one line, not a traceback."""
+        if parent_version is None or not exc.filename:
+            return
+        parent = self.index.version_path(parent_version)
+        if Path(exc.filename).is_relative_to(parent):
+            raise IndexCorruptError(f"version {parent_version} of {self.index.path} is damaged: "
+                                    f"{Path(exc.filename).relative_to(parent)} is missing; nothing was written; run "
+                                    "`shoplens check`, or `shoplens rollback` to a good version") from None
 
     def _write(self, txn: Transaction, upserts, delete_ids, kind, rebuild, timings, summary) -> CommitReport:
         parent_manifest = txn.parent_manifest

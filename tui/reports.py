@@ -117,8 +117,9 @@ def versions_table(rows: list[dict[str, Any]], title: str) -> Table:
     table.add_column("products", justify="right", no_wrap=True)
     table.add_column("what it did", overflow="fold")
     for row in rows:
+        products = "?" if row["products"] is None else f"{row['products']:,}"
         table.add_row(f"{row['version']}{' *' if row['current'] else ''}", human_time(row["created_at"]),
-                      f"{row['products']:,}", row.get("description") or row["kind"])
+                      products, row.get("description") or row.get("error") or row["kind"])
     return table
 
 

@@ -1,0 +1,123 @@
+"""A sweep of bad requests through the HTTP API, by class: each is a 4xx whose JSON says in one line what
+to send instead; never a 5xx, never a traceback, and a refused POST /events writes nothing."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import pytest
+
+from tests.helpers import SAMPLE
+
+PHOTO = (SAMPLE.parent / "images" / "1528.jpg").read_bytes()
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode()
+
+
+def huge_png() -> bytes:
+    from tests.fuzzing import png_header
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        return png_header(Path(folder) / "big.png", 30000, 30000).read_bytes()
+
+
+JSON = {"content-type": "application/json"}
+POSTS = [  # (class, raw body, headers)
+    ("malformed JSON", b"{", JSON), ("malformed JSON", b"", JSON), ("malformed JSON", b"\xff\xfe", JSON),
+    ("malformed JSON", b'{"q": "shirt",}', JSON), ("malformed JSON", b"{" * 100_000, JSON),
+    ("not an object", b"[]", JSON), ("not an object", b'"shirt"', JSON), ("not an object", b"null", JSON),
+    ("not an object", b"5", JSON),
+    ("content type", b"q=shirt", {"content-type": "application/x-www-form-urlencoded"}),
+    ("content type", b"shirt", {"content-type": "application/xml"}),
+    ("content type", b"--x\r\nbroken", {"content-type": "multipart/form-data; boundary=x"}),
+    ("content type", b"{}", {"content-type": "multipart/form-data"}),
+]
+BODIES = [  # (class, JSON body)
+    ("k", {"q": "shirt", "k": 0}), ("k", {"q": "shirt", "k": -1}), ("k", {"q": "shirt", "k": 10 ** 12}),
+    ("k", {"q": "shirt", "k": "ten"}), ("k", {"q": "shirt", "k": 1.5}), ("k", {"q": "shirt", "k": None}),
+    ("offset", {"q": "shirt", "offset": -10}), ("offset", {"q": "shirt", "offset": 3, "k": 10}),
+    ("offset", {"q": "shirt", "offset": 10 ** 9}),
+    ("candidates", {"q": "shirt", "candidates": 0}), ("rrf_k", {"q": "shirt", "rrf_k": -1}),
+    ("weights", {"q": "shirt", "weights": [-1, 1]}), ("weights", {"q": "shirt", "weights": [1]}),
+    ("weights", {"q": "shirt", "weights": ["a", "b"]}), ("weights", {"q": "shirt", "weights": [1e400, 1]}),
+    ("query", {}), ("query", {"q": ""}), ("query", {"q": "   "}), ("query", {"q": 5}), ("query", {"q": ["a"]}),
+    ("query", {"q": "a" * 5000}), ("query", {"q": None}),
+    ("unknown field", {"q": "shirt", "limit": 5}), ("unknown field", {"q": "shirt", "": 1}),
+    ("enum", {"q": "shirt", "mode": "magic"}), ("enum", {"q": "shirt", "fusion": "magic"}),
+    ("enum", {"q": "shirt", "normalization": "magic"}),
+    ("filter", {"q": "shirt", "filters": ["price<=abc"]}), ("filter", {"q": "shirt", "filters": ["nosuchfield=1"]}),
+    ("filter", {"q": "shirt", "filters": [""]}), ("filter", {"q": "shirt", "filters": ["brand="]}),
+    ("filter", {"q": "shirt", "filters": ["price<=nan"]}), ("filter", {"q": "shirt", "filters": "price<=3"}),
+    ("filter", {"q": "shirt", "filters": [5]}), ("filter", {"q": "shirt", "filters": ["x=1"] * 50}),
+    ("image", {"image": "%%%not base64%%%"}), ("image", {"image": b64(b"not an image")}),
+    ("image", {"image": ""}), ("image", {"image": b64(PHOTO[:300])}), ("image", {"image": b64(huge_png())}),
+    ("image", {"image": 5}), ("image", {"image": "data:image/jpeg;base64,"}),
+]
+GETS = [  # (class, query string)
+    ("k", "q=shirt&k=0"), ("k", "q=shirt&k=-1"), ("k", "q=shirt&k=abc"), ("k", "q=shirt&k=99999999999999999999999"),
+    ("offset", "q=shirt&offset=-1"), ("query", ""), ("query", "q="), ("query", "q=" + "a" * 5000),
+    ("filter", "q=shirt&filter=price<%3Dabc"), ("filter", "q=shirt&filter=nosuch%3D1"), ("filter", "q=shirt&filter="),
+    ("weights", "q=shirt&weights=a,b"), ("weights", "q=shirt&weights=nan,1"), ("weights", "q=shirt&weights=-1,1"),
+    ("enum", "q=shirt&mode=magic"), ("rrf_k", "q=shirt&rrf_k=nan"),
+]
+
+
+def assert_one_line_4xx(response) -> None:
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
+    assert "Traceback" not in response.text
+    body = response.json()
+    message = body.get("error") or body.get("detail")
+    assert isinstance(message, str) and message and "\n" not in message, body
+
+
+@pytest.mark.parametrize("category, raw, headers", POSTS, ids=[f"{c}:{r[:20]!r}" for c, r, _ in POSTS])
+def test_bad_post_bodies(client, category, raw, headers):
+    assert_one_line_4xx(client.post("/search", content=raw, headers=headers))
+
+
+@pytest.mark.parametrize("category, body", BODIES, ids=[f"{c}:{json.dumps(b)[:40]}" for c, b in BODIES])
+def test_bad_search_fields(client, category, body):
+    assert_one_line_4xx(client.post("/search", content=json.dumps(body), headers=JSON))
+
+
+@pytest.mark.parametrize("category, query", GETS, ids=[f"{c}:{q[:30]}" for c, q in GETS])
+def test_bad_get_parameters(client, category, query):
+    assert_one_line_4xx(client.get("/search?" + query))
+
+
+def test_bad_uploads(client):
+    for files in ({"image": ("x.jpg", io.BytesIO(b"not an image"), "image/jpeg")},
+                  {"image": ("x.jpg", io.BytesIO(b""), "image/jpeg")},
+                  {"photo": ("x.jpg", io.BytesIO(PHOTO), "image/jpeg")},
+                  {"image": ("x.jpg", io.BytesIO(PHOTO[:300]), "image/jpeg")}):
+        assert_one_line_4xx(client.post("/search", files=files, data={"k": "5"}))
+    assert_one_line_4xx(client.post("/search", files={"image": ("x.jpg", io.BytesIO(PHOTO), "image/jpeg")},
+                                    data={"k": "0"}))
+
+
+def test_huge_bodies_are_413(client):
+    response = client.post("/search", content=b'{"q": "' + b"a" * (9 * 2 ** 20) + b'"}', headers=JSON)
+    assert response.status_code == 413 and "\n" not in response.json()["error"]
+
+
+@pytest.mark.parametrize("raw, headers", [
+    (b"{", JSON), (b"[]", JSON), (b"\xff", {"content-type": "application/x-ndjson"}),
+    (b'[{"ts": "x", "type": "teleport", "id": null}]', JSON), (b"[1, 2]", JSON), (b"null", JSON),
+])
+def test_bad_events_write_nothing(client, raw, headers):
+    inbox = client.app.state.shoplens.settings.inbox
+    listing = lambda: sorted(p.name for p in inbox.iterdir()) if inbox.exists() else []  # noqa: E731
+    before = listing()
+    assert_one_line_4xx(client.post("/events", content=raw, headers=headers))
+    assert listing() == before
+
+
+def test_unknown_product_is_404(client):
+    response = client.get("/products/" + "x" * 400)
+    assert response.status_code == 404 and "\n" not in response.json()["error"]

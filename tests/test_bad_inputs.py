@@ -1,0 +1,346 @@
+"""A sweep of bad inputs through every command, by class of input, run as the console script runs.
+
+Each case must end as ONE line on stderr, a non-zero exit, no traceback, and (for a
+write) the committed index exactly as it was. The cases run in-process through
+`cli.main` (the console-script entry point, which also turns Click's usage errors into
+one line) against a private copy of the session's sample index.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from shoplens.cli import main
+from tests.helpers import SAMPLE, Hang, bounded, sample_products, write_catalog
+
+IMAGE = SAMPLE.parent / "images" / "1528.jpg"
+
+
+def committed_state(index: Path):
+    """What a failed command must not change: CURRENT, the version folders and the current manifest."""
+    current = (index / "CURRENT").read_text().strip()
+    versions = sorted(p.name for p in (index / "versions").iterdir())
+    manifest = (index / "versions" / f"{int(current):06d}" / "manifest.json").read_bytes()
+    return current, versions, manifest
+
+
+def run_cli(args: list[str], capsys, seconds: float = 120) -> tuple[int, str, str, str | None]:
+    """(exit code, stdout, stderr, uncaught exception) of `shoplens ARGS` run by the console-script entry point."""
+    saved = sys.argv
+    sys.argv = ["shoplens", *args]
+    code, crash = 0, None
+    try:
+        with bounded(seconds):
+            main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Hang as exc:
+        crash = f"hang: {exc}"
+    except BaseException as exc:  # noqa: BLE001 - any escape is the failure this test looks for
+        crash = f"{type(exc).__name__}: {exc}"
+    finally:
+        sys.argv = saved
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err, crash
+
+
+# -- the bad files, made once -----------------------------------------------------------------
+
+
+def product(**fields) -> dict:
+    row = dict(sample_products(1)[0])
+    row["image"] = str(SAMPLE.parent / row["image"])
+    row.update(fields)
+    return row
+
+
+def jsonl(*rows) -> bytes:
+    return b"".join((r if isinstance(r, bytes) else json.dumps(r, allow_nan=True).encode()) + b"\n" for r in rows)
+
+
+def make_bad_files(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    good = jsonl(*sample_products(3))
+    files = {
+        "empty.jsonl": b"", "blank.jsonl": b"\n \n\n", "binary.jsonl": bytes(range(256)) * 4,
+        "corrupt.jsonl.gz": gzip.compress(good)[:40], "notgzip.jsonl.gz": good,
+        "utf16.jsonl": json.dumps(sample_products(1)[0]).encode("utf-16"),
+        "latin1.jsonl": json.dumps({"id": "x1", "title": "caf\xe9"}, ensure_ascii=False).encode("latin-1") + b"\n",
+        "hugeline.jsonl": b'{"id": "h1", "title": "' + b"a" * 3_000_000 + b'"}\n',
+        "array.jsonl": b"[1, 2, 3]\n", "string.jsonl": b'"shirt"\n', "null.jsonl": b"null\n",
+        "truncated.jsonl": b'{"id": "t1", "title": "Red\n',
+        "price-abc.jsonl": jsonl(product(id="bad-1", price="abc")),
+        "price-nan.jsonl": b'{"id": "bad-2", "title": "Shirt", "price": NaN}\n',
+        "price-inf.jsonl": b'{"id": "bad-3", "title": "Shirt", "price": Infinity}\n',
+        "price-negative.jsonl": jsonl(product(id="bad-4", price=-5)),
+        "price-huge.jsonl": b'{"id": "bad-5", "title": "Shirt", "price": 1e400}\n',
+        "id-null.jsonl": jsonl(product(id=None)), "id-list.jsonl": jsonl(product(id=[1, 2])),
+        "id-nested.jsonl": jsonl(product(id={"a": 1})), "id-empty.jsonl": jsonl(product(id="")),
+        "id-bool.jsonl": jsonl(product(id=True)), "id-float.jsonl": jsonl(product(id=1.5)),
+        "title-number.jsonl": jsonl(product(id="bad-6", title=12345)),
+        "title-list.jsonl": jsonl(product(id="bad-7", title=["a", "b"])),
+        "no-title.jsonl": jsonl({"id": "bad-8", "price": 10}),
+        "duplicate-ids.jsonl": jsonl(product(id="dup", title="One"), product(id="dup", title="Two")),
+        "image-text.jsonl": jsonl(product(id="bad-9", image=str(folder / "text.jpg"))),
+        "image-missing.jsonl": jsonl(product(id="bad-10", image=str(folder / "nothing.jpg"))),
+        "image-url.jsonl": jsonl(product(id="bad-11", image="http://127.0.0.1:9/x.jpg")),
+        "image-number.jsonl": jsonl(product(id="bad-12", image=5)),
+        "bad.csv": b'id,title,price\n"open,quote,1\n', "empty.csv": b"", "header-only.csv": b"id,title,price\n",
+        "bad.parquet": b"PAR1 not really", "data.xml": b"<products/>",
+        "text.jpg": b"not an image", "empty.jpg": b"", "truncated.jpg": IMAGE.read_bytes()[:300],
+        "ids-binary.txt": bytes(range(256)), "ids-empty.txt": b"", "ids-utf16.txt": "a\nb\n".encode("utf-16"),
+        "queries-empty.txt": b"", "queries-binary.txt": bytes(range(256)),
+        "queries-utf16.txt": "shirt\n".encode("utf-16"),
+        "judgments-array.jsonl": b"[1]\n", "judgments-bad.jsonl": b'{"query": "shirt", "id": "x", "grade": "abc"}\n',
+        "judgments-nan.jsonl": b'{"query": "shirt", "id": "x", "grade": NaN}\n',
+        "judgments-empty.jsonl": b"",
+        "events-array.jsonl": b"[1]\n", "events-binary.jsonl": bytes(range(256)),
+        "events-bad.jsonl": b'{"ts": "x", "type": "teleport", "id": null}\n',
+        "events-corrupt.jsonl.gz": gzip.compress(b'{"ts": 1, "type": "click", "id": "1"}\n' * 50)[:30],
+        "topics.tsv": b"1\tshirt\n", "bad.qrels": b"1 0 x abc\n",
+        "heads.safetensors": b"not safetensors",
+        "changed.jsonl": jsonl(product(title="A title no version of the sample has")),
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    (folder / "dir.jsonl").mkdir(exist_ok=True)
+    (folder / "dir.jpg").mkdir(exist_ok=True)
+    big = folder / "big.png"
+    from tests.fuzzing import png_header
+
+    png_header(big, 30000, 30000)
+    (folder / "inbox-file").write_text("x")
+    return folder
+
+
+# -- the cases ------------------------------------------------------------------------------
+# {ix} a writable copy of the sample index, {bad} the bad files, {tmp} a fresh folder, {img} a good image.
+# Each is (class, argv); every case must fail with one line and leave {ix} as it was.
+
+FILE_KINDS = ["missing.jsonl", "dir.jsonl", "empty.jsonl", "blank.jsonl", "binary.jsonl", "corrupt.jsonl.gz",
+              "notgzip.jsonl.gz", "utf16.jsonl", "latin1.jsonl", "bad.csv", "empty.csv", "header-only.csv",
+              "bad.parquet", "data.xml", "array.jsonl", "string.jsonl", "null.jsonl", "truncated.jsonl"]
+# Accepted by design, so not here: a NaN price (read as no price), a number as id or title (read as text), an
+# image that cannot be used (the product is indexed from its text, with a warning).
+ROW_KINDS = ["price-abc.jsonl", "price-inf.jsonl", "price-negative.jsonl", "price-huge.jsonl",
+             "id-null.jsonl", "id-list.jsonl", "id-nested.jsonl", "id-empty.jsonl", "id-bool.jsonl",
+             "title-list.jsonl", "no-title.jsonl", "duplicate-ids.jsonl", "hugeline.jsonl"]
+
+CASES: list[tuple[str, list[str]]] = []
+CASES += [("catalog file", ["update", "{bad}/" + name, "--index", "{ix}"]) for name in FILE_KINDS]
+CASES += [("catalog file", ["index", "{bad}/" + name, "--index", "{tmp}/new", "--device", "cpu"])
+          for name in ["missing.jsonl", "dir.jsonl", "empty.jsonl", "binary.jsonl", "corrupt.jsonl.gz",
+                       "utf16.jsonl", "array.jsonl", "data.xml", "header-only.csv"]]
+CASES += [("catalog row --strict", ["update", "{bad}/" + name, "--index", "{ix}", "--strict"]) for name in ROW_KINDS]
+CASES += [("catalog row --strict", ["update", "{bad}/image-number.jsonl", "--index", "{ix}", "--strict"])]
+CASES += [("catalog --map", ["update", "{bad}/price-abc.jsonl", "--index", "{ix}", "--map", spec])
+          for spec in ["title", "=x", "title=", "nofield=x"]]
+CASES += [("id list", ["delete", *args, "--index", "{ix}"]) for args in [
+    ["--file", "{bad}/missing.txt"], ["--file", "{bad}/dir.jsonl"], ["--file", "{bad}/ids-binary.txt"],
+    ["--file", "{bad}/ids-empty.txt"], ["--file", "{bad}/ids-utf16.txt"], ["--ids", ""], ["--ids", ","],
+    ["--ids", "no-such-id", "--strict"], [], ["--ids", "1", "--file", "{bad}/ids-empty.txt"]]]
+CASES += [("events file", ["events", "{bad}/" + name, "--index", "{ix}", *extra]) for name, extra in [
+    ("missing.jsonl", []), ("dir.jsonl", []), ("events-binary.jsonl", []), ("events-corrupt.jsonl.gz", []),
+    ("events-array.jsonl", ["--strict"]), ("events-bad.jsonl", ["--strict"]), ("empty.jsonl", []),
+    ("utf16.jsonl", [])]]
+# `info`, `versions` and `check` describe a damaged index rather than refuse it: see test_a_damaged_index_is_described.
+INSPECTORS = ("info", "versions", "check")
+INDEX_PATHS = ["{tmp}/missing", "{bad}/inbox-file", "{tmp}/emptydir", "{broken}/truncated-manifest",
+               "{broken}/missing-segment", "{broken}/bad-current", "{broken}/no-versions"]
+READERS = [["search", "shirt"], ["info"], ["versions"], ["check"], ["eval", "{bad}/judgments-bad.jsonl"],
+           ["search", "--queries", "{bad}/topics.tsv"], ["bench", "startup", "--runs", "1"],
+           ["bench", "shoppers"], ["bench", "devdata", "--out", "{tmp}/dev"]]
+WRITERS = [["update", "{bad}/changed.jsonl"], ["delete", "--ids", "x"], ["events", "{bad}/events-bad.jsonl"], ["compact"],
+           ["rollback", "1", "--yes"], ["versions", "--keep", "1"], ["train-ranker", "{bad}/judgments-bad.jsonl"]]
+CASES += [("index path", [*cmd, "--index", path]) for path in INDEX_PATHS for cmd in READERS[:4] + WRITERS[:2]
+          if not (cmd[0] in INSPECTORS and path.startswith("{broken}"))]
+CASES += [("index path", [*cmd, "--index", path]) for path in INDEX_PATHS[:3] for cmd in READERS[4:] + WRITERS[2:]]
+CASES += [("search option", ["search", "shirt", "--index", "{ix}", *extra]) for extra in [
+    ["-k", "0"], ["-k", "-1"], ["-k", "99999999999"], ["-k", "1000000"], ["--page", "0"], ["--page", "-1"],
+    ["--page", "99999999999999999999"], ["--candidates", "0"], ["--candidates", "-5"],
+    ["--rrf-k", "nan"], ["--rrf-k", "-1"], ["--rrf-k", "inf"], ["--weights", "-1,1"], ["--weights", "nan,1"],
+    ["--weights", "0,0"], ["--weights", "1,2,3,4"], ["--weights", ""], ["--mode", "magic"], ["--fusion", "magic"],
+    ["--norm", "magic"], ["--device", "tpu"], ["--model", "nope"], ["--out", "{bad}/dir.jsonl", "--queries", "{bad}/topics.tsv"],
+    ["--out", "/proc/nope/x.jsonl", "--queries", "{bad}/topics.tsv"]]]
+CASES += [("search query", ["search", *query, "--index", "{ix}"]) for query in [
+    [""], ["   "], ["--queries", "{bad}/missing.txt"], ["--queries", "{bad}/dir.jsonl"],
+    ["--queries", "{bad}/queries-empty.txt"], ["--queries", "{bad}/queries-binary.txt"],
+    ["--queries", "{bad}/queries-utf16.txt"], ["--queries", "{bad}/corrupt.jsonl.gz"]]]
+CASES += [("filter", ["search", "shirt", "--index", "{ix}", "--filter", spec]) for spec in [
+    "price<=abc", "nosuchfield=1", "", "brand=", "=Nike", "price<=", "price<=nan", "price>=inf", "price<<3",
+    "price<=1e400", "brand~Nike", "price<=-", "price=>3"]]
+CASES += [("image", ["search", "--image", path, "--index", "{ix}"]) for path in [
+    "{bad}/text.jpg", "{bad}/empty.jpg", "{bad}/truncated.jpg", "{bad}/big.png", "{bad}/nothing.jpg",
+    "{bad}/dir.jpg", "/dev/zero", "http://127.0.0.1:9/x.jpg", "https://example.invalid/x.jpg"]]
+CASES += [("maintenance option", [*cmd, "--index", "{ix}"]) for cmd in [
+    ["rollback", "0", "--yes"], ["rollback", "-1", "--yes"], ["rollback", "999", "--yes"],
+    ["rollback", "99999999999999999999999", "--yes"], ["versions", "--keep", "0"], ["versions", "--keep", "-1"],
+    ["check", "--version", "999"], ["check", "--version", "-1"], ["check", "--deep", "-1"]]]
+CASES += [("watch", ["watch", *args, "--index", "{ix}", "--once"]) for args in [
+    ["{tmp}/no-inbox"], ["{bad}/inbox-file"], ["{tmp}/inbox", "--window", "nan"], ["{tmp}/inbox", "--window", "-1"],
+    ["{tmp}/inbox", "--poll", "-1"], ["{tmp}/inbox", "--max-rows", "0"],
+    ["{tmp}/inbox", "--priority-window", "inf"]]]
+CASES += [("ranking", [*cmd, "--index", "{ix}", "--device", "cpu"]) for cmd in [
+    ["train-ranker", "{bad}/missing.jsonl"], ["train-ranker", "{bad}/dir.jsonl"],
+    ["train-ranker", "{bad}/judgments-empty.jsonl"], ["train-ranker", "{bad}/judgments-array.jsonl"],
+    ["train-ranker", "{bad}/judgments-nan.jsonl"], ["train-ranker", "{bad}/binary.jsonl"],
+    ["train-ranker", "{bad}/bad.qrels", "--topics", "{bad}/topics.tsv"],
+    ["train-ranker", "{bad}/judgments-bad.jsonl", "--trees", "0"],
+    ["train-ranker", "{bad}/judgments-bad.jsonl", "--trees", "-1"],
+    ["train-ranker", "{bad}/judgments-bad.jsonl", "--depth", "0"],
+    ["train-ranker", "--from-events", "{bad}/events-binary.jsonl"],
+    ["eval", "{bad}/missing.jsonl"], ["eval", "{bad}/judgments-empty.jsonl"], ["eval", "{bad}/binary.jsonl"],
+    ["eval", "{bad}/utf16.jsonl"], ["eval", "{bad}/judgments-array.jsonl"],
+    ["eval", "{bad}/bad.qrels", "--topics", "{bad}/missing.tsv"],
+    ["eval", "{bad}/bad.qrels", "--topics", "{bad}/binary.jsonl"]]]
+CASES += [("train-encoder", ["train-encoder", *args, "--out", "{tmp}/heads.safetensors", "--device", "cpu"])
+          for args in [["{bad}/missing.jsonl"], ["{bad}/dir.jsonl"], ["{bad}/empty.jsonl"], ["{bad}/binary.jsonl"],
+                       ["{bad}/array.jsonl"], ["{catalog}", "--epochs", "0"], ["{catalog}", "--epochs", "-1"],
+                       ["{catalog}", "--holdout", "-1"], ["{catalog}", "--embed-dim", "0"],
+                       ["{catalog}", "--head", "magic"], ["{catalog}", "--max-train", "0"]]]
+CASES += [("index option", ["index", "{catalog}", "--index", "{tmp}/new", "--device", "cpu", *extra]) for extra in [
+    ["--image-weight", "-1"], ["--image-weight", "nan"], ["--image-weight", "2"], ["--keep-versions", "0"],
+    ["--keep-versions", "-1"], ["--vector-index", "magic"], ["--lexical", "solr"], ["--vectors", "magic"],
+    ["--encoder-runtime", "magic"], ["--model", "nope"], ["--pretrained", "{bad}/heads.safetensors"],
+    ["--pretrained", "{bad}/missing.safetensors"], ["--es-shards", "2"]]]
+CASES += [("serve option", ["serve", "--index", "{ix}", *extra]) for extra in [
+    ["--port", "0"], ["--port", "-1"], ["--port", "70000"], ["--workers", "0"], ["--workers", "-1"],
+    ["--follow-seconds", "-1"], ["--follow-seconds", "nan"], ["--host", "not a host!"],
+    ["--warm-queries", "{bad}/missing.txt"], ["--events-inbox", "{bad}/inbox-file"]]]
+CASES += [("serve index", ["serve", "--index", path]) for path in ["{tmp}/missing", "{bad}/inbox-file", "{tmp}/emptydir"]]
+CASES += [("bench option", ["bench", *cmd]) for cmd in [
+    ["latency", "--index", "{ix}", "--clients", "0"], ["latency", "--index", "{ix}", "--clients", "-1"],
+    ["latency", "--index", "{ix}", "--clients", "a,b"], ["latency", "--index", "{ix}", "-k", "0"],
+    ["latency", "--index", "{ix}", "--queries", "{bad}/missing.txt"],
+    ["latency", "--index", "{ix}", "--queries", "{bad}/queries-binary.txt"],
+    ["latency", "--index", "{ix}", "--threads", "0"], ["latency", "--index", "{ix}", "--cache-size", "-1"],
+    ["quality", "--index", "{ix}", "--judgments", "{bad}/missing.jsonl"],
+    ["quality", "--index", "{ix}", "--judgments", "{bad}/binary.jsonl"],
+    ["quality", "--index", "{ix}", "--limit", "-1", "--judgments", "{bad}/judgments-bad.jsonl"],
+    ["shoppers", "--index", "{ix}", "--judgments", "{bad}/binary.jsonl"],
+    ["devdata", "--index", "{ix}", "--queries", "0", "--out", "{tmp}/dev"],
+    ["devdata", "--index", "{ix}", "--queries", "-1", "--out", "{tmp}/dev"],
+    ["devdata", "--index", "{ix}", "--out", "{bad}/inbox-file"],
+    ["devdata", "--index", "{ix}", "--catalog", "{bad}/binary.jsonl", "--out", "{tmp}/dev"],
+    ["startup", "--index", "{ix}", "--runs", "0"], ["startup", "--index", "{ix}", "--runs", "-1"],
+    ["startup", "--index", "{ix}", "--query", ""],
+    ["recall", "--synthetic", "0"], ["recall", "--synthetic", "-1"], ["recall", "--queries", "0", "--synthetic", "100"],
+    ["scale", "--index", "{ix}", "--sizes", "a,b"], ["scale", "--index", "{ix}", "--sizes", "0"],
+    ["scale", "--index", "{ix}", "--sizes", "-5"], ["scale", "--index", "{ix}", "--queries", "0"],
+    ["updates", "--index", "{ix}", "--count", "0"], ["updates", "--index", "{ix}", "--count", "-1"],
+    ["updates", "--index", "{ix}", "--events", "{bad}/missing.jsonl"],
+    ["serve", "--index", "{ix}", "--clients", "0"], ["serve", "--index", "{ix}", "--requests", "0"],
+    ["serve", "--index", "{ix}", "--seconds", "-1"], ["serve", "--index", "{ix}", "--interval", "0"],
+    ["serve", "--index", "{ix}", "--clients", "a"], ["latency", "--index", "{tmp}/missing", "--queries", "{bad}/topics.tsv"],
+    ["rerank", "--index", "{ix}", "--devdata", "{tmp}/missing-dev"],
+    ["rerank", "--index", "{ix}", "--trees", "0", "--devdata", "{tmp}/missing-dev"],
+    ["index", "--catalog", "{bad}/missing.jsonl", "--work-dir", "{tmp}/w"],
+    ["index", "--catalog", "{bad}/binary.jsonl", "--work-dir", "{tmp}/w"],
+    ["index", "--catalog", "{catalog}", "--queries", "-1", "--work-dir", "{tmp}/w"],
+    ["textonly", "--catalog", "{bad}/missing.jsonl", "--work-dir", "{tmp}/w"],
+    ["textonly", "--catalog", "{catalog}", "--limit", "0", "--work-dir", "{tmp}/w"],
+    ["index", "--catalog", "{catalog}", "--save", "{bad}/dir.jsonl", "--work-dir", "{tmp}/w", "--queries", "0"]]]
+CASES += [("shell", ["shell", "--index", path]) for path in ["{tmp}/missing", "{bad}/inbox-file"]]
+CASES += [("shell", ["shell", "--index", "{ix}", *extra]) for extra in [["-k", "0"], ["-k", "-1"], ["--thumbs", "magic"]]]
+CASES += [("usage", args) for args in [["nope"], ["search"], ["update"], ["rollback", "abc"], ["search", "x", "-k"],
+                                       ["events"], ["bench", "nope"], ["--nope"]]]
+
+
+@pytest.fixture(scope="module")
+def world(sample_index, tmp_path_factory):
+    """A private writable copy of the sample index, the bad files and a few broken indexes."""
+    root = tmp_path_factory.mktemp("badin")
+    index = root / "index"
+    shutil.copytree(sample_index, index)
+    bad = make_bad_files(root / "bad")
+    broken = root / "broken"
+    for name in ("truncated-manifest", "missing-segment", "bad-current", "no-versions"):
+        shutil.copytree(sample_index, broken / name)
+    version = lambda name: broken / name / "versions" / f"{int((broken / name / 'CURRENT').read_text()):06d}"  # noqa: E731
+    manifest = version("truncated-manifest") / "manifest.json"
+    manifest.write_bytes(manifest.read_bytes()[:50])
+    shutil.rmtree(version("missing-segment") / "lexical")
+    for folder in (version("missing-segment") / "vectors").iterdir():
+        folder.unlink() if folder.is_file() else shutil.rmtree(folder)
+    (broken / "bad-current" / "CURRENT").write_text("banana")
+    shutil.rmtree(broken / "no-versions" / "versions")
+    catalog = write_catalog(root / "catalog.jsonl", sample_products(5))
+    return {"ix": index, "bad": bad, "broken": broken, "catalog": catalog, "root": root}
+
+
+@pytest.mark.parametrize("category, args", CASES, ids=[f"{c}:{' '.join(a)}"[:120] for c, a in CASES])
+def test_bad_input_is_one_line(world, category, args, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a bench writes .bench/ under the working directory
+    (tmp_path / "emptydir").mkdir()
+    (tmp_path / "inbox").mkdir()
+    values = {"ix": world["ix"], "bad": world["bad"], "broken": world["broken"], "catalog": world["catalog"],
+              "tmp": tmp_path}
+    argv = [a.format(**values) for a in args]
+    before = committed_state(world["ix"])
+    code, stdout, stderr, crash = run_cli(argv, capsys)
+    assert crash is None, f"{crash}\nstderr: {stderr[-2000:]}"
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code != 0, f"exit 0 on bad input; stdout: {stdout[-500:]} stderr: {stderr[-500:]}"
+    assert "Traceback" not in stderr + stdout
+    assert len(lines) == 1, stderr[-2000:]
+    assert lines[0].startswith("error:") or lines[0] in ("aborted", "interrupted"), lines[0]
+    assert committed_state(world["ix"]) == before, "a failed command changed the committed index"
+    assert not (tmp_path / "missing").exists(), "a mistyped --index created a directory"
+
+
+@pytest.mark.parametrize("name", ["truncated-manifest", "missing-segment", "bad-current", "no-versions"])
+@pytest.mark.parametrize("command", INSPECTORS)
+def test_a_damaged_index_is_described(world, command, name, capsys):
+    """info and versions may describe what they can read; check names the damage; never a traceback."""
+    code, stdout, stderr, crash = run_cli([command, "--index", str(world["broken"] / name)], capsys)
+    assert crash is None, crash
+    assert "Traceback" not in stdout + stderr
+    if command == "check":
+        assert code == 1 or code == 2, (code, stdout, stderr)
+        assert all(line.startswith(("problem:", "error:", "warning:")) for line in stderr.splitlines() if line.strip())
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.5])
+def test_ctrl_c_during_an_update_leaves_the_index_as_it_was(world, tmp_path, capsys, delay):
+    """Ctrl-C (KeyboardInterrupt from a timer) in the middle of an update: 'interrupted', exit 130, the committed
+    index unchanged and no version folder left half-written; or, if the write won the race, a whole new version."""
+    from shoplens.indexers.maintenance import check_index
+
+    rows = [dict(row, title=f"{row['title']} edition {delay}") for row in sample_products(300)]
+    delta = write_catalog(tmp_path / "delta.jsonl", rows)
+    before = committed_state(world["ix"])
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, delay)
+    saved = sys.argv
+    sys.argv = ["shoplens", "update", str(delta), "--index", str(world["ix"]), "--device", "cpu"]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        sys.argv = saved
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    leftovers = [p.name for p in (world["ix"] / "versions").iterdir() if not p.name.isdigit()]
+    assert not leftovers, leftovers
+    if code == 130:
+        assert stderr.strip() == "interrupted"
+        assert committed_state(world["ix"]) == before
+    else:
+        assert code == 0 and committed_state(world["ix"]) != before
+    assert check_index(world["ix"]).ok
