@@ -93,8 +93,9 @@ def test_a_new_version_extends_the_previous_versions_rows(small_index, tmp_path)
     assert renumbered.lexical._rows is None
 
 
-def test_prepare_stops_when_asked(sample_index):
-    snapshot = Snapshot.open(IndexDirectory(sample_index), device="cpu")
+def test_prepare_stops_when_asked(sample_index, tmp_path):
+    """Analyzing rows (an index written before writes saved them) stops when asked."""
+    snapshot = Snapshot.open(IndexDirectory(_without_saved_rows(sample_index, tmp_path / "old")), device="cpu")
     assert not snapshot.lexical.prepare_rows(snapshot.products, stop=lambda: True)
     assert snapshot.lexical._rows is None
 
