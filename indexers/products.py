@@ -102,8 +102,7 @@ class ProductTable:
         self.live = live
         self.segments = segments  # the segment files the rows came from, when loaded from a store
         self.segment_files: dict[str, tuple[int, ...]] = {}  # their (device, inode, size, mtime)
-        ids = table.column("id").to_pylist()
-        self.docno_by_id: dict[str, int] = {ids[i]: i for i in np.flatnonzero(live)}
+        self.docno_by_id: dict[str, int] = _live_ids(table, live, extends)
         self._numeric: dict[str, np.ndarray] = {}
         self._keyword: dict[str, tuple[Any, str, list[str]]] = {}
         # an earlier version whose rows are this one's first rows: its keyword codes are extended, not redone
@@ -285,6 +284,25 @@ def _parse_number(value: str | None) -> float:
         return float(value.replace(",", ""))
     except ValueError:
         return np.nan
+
+
+def _live_ids(table: pa.Table, live: np.ndarray, extends: "ProductTable | None") -> dict[str, int]:
+    """id -> docno of the live rows; from `extends` (an earlier version whose rows this table's first rows
+    are), only the rows whose liveness changed and the rows added are looked at (an update, not the catalog)."""
+    column = table.column("id")
+    if extends is None:
+        ids = column.to_pylist()
+        return {ids[i]: i for i in np.flatnonzero(live)}
+    known = extends.num_rows
+    by_id = dict(extends.docno_by_id)
+    died = np.flatnonzero(extends.live & ~live[:known])
+    for docno, product_id in zip(died.tolist(), column.take(died).to_pylist()):
+        if by_id.get(product_id) == docno:
+            del by_id[product_id]
+    # rows made live again, then the added rows: ascending, as a whole-table pass would set them
+    back = np.concatenate([np.flatnonzero(~extends.live & live[:known]), known + np.flatnonzero(live[known:])])
+    by_id.update(zip(column.take(back).to_pylist(), back.tolist()))
+    return by_id
 
 
 STATE_FILE = "state.json"  # a products/ component's segments, row count and live count

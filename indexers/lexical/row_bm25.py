@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
@@ -66,9 +67,16 @@ class RowTerms:
     def num_rows(self) -> int:
         return len(self.offsets) - 1
 
-    def term_in_field(self, field: str) -> str | None:
-        """One term some row has in `field` (to ask the searcher for the field's statistics)."""
+    def term_in_field(self, field: str, live: np.ndarray | None = None) -> str | None:
+        """One term some row (among the `live` docnos, when given) has in `field` (to ask the searcher for
+        the field's statistics)."""
         hits = np.flatnonzero(self.fields == self.names.index(field))
+        if live is not None:  # a deleted row's terms may be in no live document: the searcher knows no length
+            alive = np.zeros(self.num_rows, dtype=bool)
+            alive[live[live < self.num_rows]] = True
+            first = hits[:1024]  # nearly always enough: look at every entry only when these rows are all dead
+            first = first[alive[np.searchsorted(self.offsets, first, side="right") - 1]]
+            hits = first if len(first) else hits[alive[np.searchsorted(self.offsets, hits, side="right") - 1]]
         if not len(hits):
             return None
         term_id = int(self.terms[hits[0]])
@@ -111,6 +119,57 @@ def _appended(base: RowTerms, added: RowTerms) -> RowTerms:
     return RowTerms(base.names, added.vocabulary, np.concatenate([base.offsets, base.offsets[-1] + added.offsets[1:]]),
                     np.concatenate([base.terms, added.terms]), np.concatenate([base.fields, added.fields]),
                     np.concatenate([base.counts, added.counts]), np.concatenate([base.lengths, added.lengths]))
+
+
+def extended_row_terms(base: RowTerms | None, added: RowTerms, first: int) -> RowTerms | None:
+    """`base`'s rows followed by `added`'s, which start at docno `first` and carry their own vocabulary
+    (as `save_row_terms` wrote them): their term ids are mapped onto base's vocabulary, extended by their
+    new terms. None when `added` does not start where `base` ends (0 without a base)."""
+    if first != (0 if base is None else base.num_rows) or added.names != (base.names if base else added.names):
+        return None
+    vocabulary: dict[str, int] = {} if base is None else dict(base.vocabulary)
+    local = sorted(added.vocabulary.items(), key=lambda item: item[1])
+    mapping = np.fromiter((vocabulary.setdefault(term, len(vocabulary)) for term, _ in local), dtype=np.int32,
+                          count=len(local))
+    mapped = RowTerms(added.names, vocabulary, added.offsets, mapping[added.terms] if len(added.terms) else
+                      added.terms.astype(np.int32), added.fields, added.counts, added.lengths)
+    return mapped if base is None else _appended(base, mapped)
+
+
+ROW_TERMS_PREFIX = "rowterms-"  # a lexical component's analyzed rows of one write: rowterms-<first docno>.npz
+
+
+def row_terms_name(first: int) -> str:
+    return f"{ROW_TERMS_PREFIX}{first:010d}.npz"
+
+
+def save_row_terms(directory: Path, first: int, rows: RowTerms) -> None:
+    """Write the analyzed rows of one write (docnos `first`...) next to the store's files, so a reader
+    loads them instead of analyzing the rows again (`load_row_terms`). Uncompressed; written once."""
+    target = Path(directory) / row_terms_name(first)
+    vocabulary = np.array(sorted(rows.vocabulary, key=rows.vocabulary.__getitem__), dtype=np.str_)
+    partial = target.with_name(target.name + ".partial")
+    with open(partial, "wb") as handle:
+        np.savez(handle, names=np.array(rows.names, dtype=np.str_), vocabulary=vocabulary, offsets=rows.offsets,
+                 terms=rows.terms, fields=rows.fields, counts=rows.counts, lengths=rows.lengths)
+    partial.replace(target)
+
+
+def load_row_terms(directory: Path, first: int) -> RowTerms | None:
+    """The analyzed rows a write saved for docnos from `first` (their own vocabulary), None when there are
+    none or they cannot be read (the caller analyzes the rows instead)."""
+    path = Path(directory) / row_terms_name(first)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            terms = saved["vocabulary"].tolist()
+            return RowTerms(tuple(saved["names"].tolist()), dict(zip(terms, range(len(terms)))),
+                            saved["offsets"].astype(np.int64), saved["terms"].astype(np.int32),
+                            saved["fields"].astype(np.uint8), saved["counts"].astype(np.float32),
+                            saved["lengths"].astype(np.float32))
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -156,5 +215,5 @@ def row_field_scores(rows: RowTerms, stats: FieldStatistics, terms: list[str], d
     return out.reshape(len(docnos), width).astype(np.float32)
 
 
-__all__ = ["FIELDNORMS", "FieldStatistics", "RowTerms", "build_row_terms", "idf", "quantized_lengths",
-           "row_field_scores"]
+__all__ = ["FIELDNORMS", "FieldStatistics", "RowTerms", "build_row_terms", "extended_row_terms", "idf",
+           "load_row_terms", "quantized_lengths", "row_field_scores", "row_terms_name", "save_row_terms"]

@@ -9,6 +9,7 @@ and so their own view, which is what makes rollback and consistent reads work.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +20,8 @@ from shoplens.common.errors import IndexCorruptError
 from shoplens.indexers.catalog import Product
 from shoplens.indexers.lexical.analysis import build_analyzer
 from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, LexicalStore, lexical_fields
-from shoplens.indexers.lexical.row_bm25 import FieldStatistics, RowTerms, build_row_terms, row_field_scores
+from shoplens.indexers.lexical.row_bm25 import (FieldStatistics, RowTerms, build_row_terms, extended_row_terms,
+                                                load_row_terms, row_field_scores, save_row_terms)
 from shoplens.indexers.storage import atomic_write_json, link_tree, read_json
 
 ANALYZER = "shoplens_en"
@@ -82,6 +84,7 @@ class TantivyStore(LexicalStore):
             for start in range(0, len(deletes), TERM_SET_MAX):
                 chunk = [int(d) for d in deletes[start:start + TERM_SET_MAX]]
                 writer.delete_documents_by_query(tantivy.Query.term_set_query(schema, "docno", chunk))
+        adds = list(adds)
         for docno, fields in adds:
             document = tantivy.Document()
             document.add_unsigned("docno", int(docno))
@@ -93,6 +96,7 @@ class TantivyStore(LexicalStore):
         writer.commit()
         writer.wait_merging_threads()
         index.reload()
+        _save_analyzed(target, adds)
         searcher = index.searcher()
         state = {"backend": cls.name, "documents": searcher.num_docs}
         atomic_write_json(target / "state.json", state)
@@ -180,10 +184,12 @@ class TantivyStore(LexicalStore):
         return self._row_scores(self._query(terms), docnos, matches)
 
     def prepare_rows(self, products, stop=None, previous=None) -> bool:
-        """Analyze every live row's fields once (seconds on a large catalog: a long-running caller does it in
-        the background), so `field_scores` and `scores_of` score rows in numpy instead of searching. With
-        `previous` (the store of an earlier version whose rows this version's rows start with), only extend
-        what it holds by the rows added since; nothing when it holds none or its rows differ."""
+        """Have every live row's analyzed fields in memory, so `field_scores` and `scores_of` score rows in
+        numpy instead of searching: the rows each write saved (`rowterms-*.npz`) are loaded, and rows with
+        none (an index written before them) are analyzed (seconds on a large catalog: a long-running caller
+        does it in the background). With `previous` (the store of an earlier version whose rows this
+        version's rows start with), only extend what it holds by the rows added since; nothing when it
+        holds none or its rows differ."""
         if self._rows is not None:
             return True
         base = None
@@ -192,22 +198,37 @@ class TantivyStore(LexicalStore):
             base = held[0] if held is not None and _starts_with(products, held[0]) else None
             if base is None:
                 return False
-        live = products.live_docnos()
-        live = live[live >= (0 if base is None else base.num_rows)]
+        base = self._saved_rows(base, products.num_rows)
         column = products.table.column("record")
+        rows = base
+        if base is None or base.num_rows < products.num_rows:
+            live = products.live_docnos()
+            live = live[live >= (0 if base is None else base.num_rows)]
 
-        def documents():
-            for start in range(0, len(live), 512):
-                chunk = live[start:start + 512]
-                for docno, raw in zip(chunk.tolist(), column.take(chunk).to_pylist()):
-                    yield docno, lexical_fields(Product.from_record(json.loads(raw)))
+            def documents():
+                for start in range(0, len(live), 512):
+                    chunk = live[start:start + 512]
+                    for docno, raw in zip(chunk.tolist(), column.take(chunk).to_pylist()):
+                        yield docno, lexical_fields(Product.from_record(json.loads(raw)))
 
-        rows = build_row_terms(documents(), products.num_rows, TEXT_FIELDS, self.analyzer.analyze, stop, base)
-        if rows is None:
-            return False
-        rows.records = column
-        self._rows = (rows, self._statistics(rows))
+            rows = build_row_terms(documents(), products.num_rows, TEXT_FIELDS, self.analyzer.analyze, stop, base)
+            if rows is None:
+                return False
+        rows = dataclasses.replace(rows, records=column)
+        self._rows = (rows, self._statistics(rows, products.live_docnos()))
         return True
+
+    def _saved_rows(self, rows: RowTerms | None, total: int) -> RowTerms | None:
+        """`rows` (or nothing) extended by the analyzed rows writes saved from where they end, as far as
+        saved files reach without a gap."""
+        while (start := 0 if rows is None else rows.num_rows) < total:
+            added = load_row_terms(self.directory, start)
+            extended = None if added is None or start + added.num_rows > total else \
+                extended_row_terms(rows, added, start)
+            if extended is None:
+                break
+            rows = extended
+        return rows
 
     def _prepared(self, docnos: np.ndarray) -> tuple[RowTerms, FieldStatistics] | None:
         prepared = self._rows
@@ -226,13 +247,13 @@ class TantivyStore(LexicalStore):
         self._last_scores = (key, scores)
         return scores
 
-    def _statistics(self, rows: RowTerms) -> FieldStatistics:
+    def _statistics(self, rows: RowTerms, live: np.ndarray) -> FieldStatistics:
         """The searcher's N and average field lengths (read from its explanation of one term per field, so
         they are the ones its scores use, deleted documents included), and its document frequencies."""
         tantivy = self._tantivy
         documents, average = int(self.searcher.num_docs), {}
         for field in rows.names:
-            term = rows.term_in_field(field)
+            term = rows.term_in_field(field, live)
             if term is None:
                 continue
             query = tantivy.Query.term_query(self.schema, field, term)
@@ -287,6 +308,18 @@ class TantivyStore(LexicalStore):
         info["segments"] = int(self.searcher.num_segments)
         info["analyzer"] = "simple tokenizer, lowercase, ASCII folding, English stop words, English stemmer"
         return info
+
+
+def _save_analyzed(target: Path, adds: list[tuple[int, dict[str, Any]]]) -> None:
+    """Save the analyzed fields of a write's documents (docnos ascending from the first), so readers load
+    them (`TantivyStore.prepare_rows`) instead of analyzing every added row again in each process."""
+    docnos = [int(docno) for docno, _ in adds]
+    if not docnos or any(b <= a for a, b in zip(docnos, docnos[1:])):
+        return
+    first = docnos[0]
+    documents = ((docno - first, fields) for docno, fields in zip(docnos, (fields for _, fields in adds)))
+    rows = build_row_terms(documents, docnos[-1] - first + 1, TEXT_FIELDS, build_analyzer().analyze)
+    save_row_terms(target, first, rows)
 
 
 def _starts_with(products, rows: RowTerms) -> bool:

@@ -436,7 +436,9 @@ class RowBuffer:
 
 
 def _capacity(rows: int) -> int:
-    return rows + max(4096, rows // 8)
+    """Rows a new buffer has room for: as many again, so following updates appends for a long while
+    before a version copies every row again (untouched room is only address space: no memory)."""
+    return rows + max(4096, rows)
 
 
 def _extends(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -1,5 +1,6 @@
 """Reading Arrow columns as numpy without pyarrow's pandas-importing conversions."""
 
+import json
 import subprocess
 import sys
 
@@ -8,7 +9,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from shoplens.indexers.products import arrow_numpy
+from shoplens.indexers.index import IndexDirectory
+from shoplens.indexers.products import arrow_numpy, load_products
+from shoplens.indexers.updates import apply_delta, delete_products
+
+from tests.helpers import sample_products
 
 
 @pytest.mark.parametrize("values, arrow_type, fill", [
@@ -108,3 +113,22 @@ def test_collapse_keys_are_learned_per_row_and_inherited_by_a_later_version():
     later = ProductTable(pa.concat_tables([first.table, _table(rows[:2]).table]), np.ones(8, dtype=bool), extends=first)
     assert later._collapse[[1, 4]].tolist() == first._collapse[[1, 4]].tolist()
     assert later.collapse_keys(np.array([7]))[0] == later.collapse_keys(np.array([1]))[0]
+
+
+def test_a_followed_version_maps_ids_as_a_fresh_load(small_index, tmp_path):
+    """A version loaded on top of the previous one updates its id lookup by the changed rows only; it equals
+    the lookup of the same version loaded on its own (updated ids on their new rows, deleted ids gone)."""
+    index = IndexDirectory(small_index)
+    older = load_products(index.version_path(index.current_version()) / "products")
+    rows = sample_products(60)
+    delta = tmp_path / "delta.jsonl"
+    delta.write_text("".join(json.dumps({**row, "price": 1.5}) + "\n" for row in rows[:5]))
+    apply_delta(small_index, delta, device="cpu")
+    delete_products(small_index, [row["id"] for row in rows[3:8]])
+    for _ in range(2):
+        latest = index.version_path(index.current_version()) / "products"
+        followed, fresh = load_products(latest, older), load_products(latest)
+        assert followed.shared_rows == older.num_rows
+        assert followed.docno_by_id == fresh.docno_by_id
+        older = followed
+    assert len(fresh.docno_by_id) == 55 and fresh.docno_by_id[rows[0]["id"]] >= 60

@@ -1,14 +1,15 @@
 """BM25 of given rows from the rows' terms in memory equals tantivy's own scores."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
-
-import json
 
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.maintenance import compact
 from shoplens.indexers.lexical.base import TEXT_FIELDS
-from shoplens.indexers.lexical.row_bm25 import FIELDNORMS, idf, quantized_lengths
+from shoplens.indexers.lexical.row_bm25 import FIELDNORMS, ROW_TERMS_PREFIX, idf, quantized_lengths, row_terms_name
 from shoplens.indexers.snapshot import Snapshot
 from shoplens.indexers.updates import apply_delta, delete_products
 
@@ -92,8 +93,9 @@ def test_a_new_version_extends_the_previous_versions_rows(small_index, tmp_path)
     assert renumbered.lexical._rows is None
 
 
-def test_prepare_stops_when_asked(sample_index):
-    snapshot = Snapshot.open(IndexDirectory(sample_index), device="cpu")
+def test_prepare_stops_when_asked(sample_index, tmp_path):
+    """Analyzing rows (an index written before writes saved them) stops when asked."""
+    snapshot = Snapshot.open(IndexDirectory(_without_saved_rows(sample_index, tmp_path / "old")), device="cpu")
     assert not snapshot.lexical.prepare_rows(snapshot.products, stop=lambda: True)
     assert snapshot.lexical._rows is None
 
@@ -106,3 +108,77 @@ def test_fieldnorm_table_and_idf_by_hand():
     assert quantized_lengths(np.array([0, 7, 40, 41, 43, 57, 100])).tolist() == [0, 7, 40, 40, 42, 56, 96]
     # ln(1 + (N - n + 0.5) / (n + 0.5)): N = 44441, n = 8653 gives tantivy's explained 1.6362212
     assert idf(np.array([8653]), 44441)[0] == pytest.approx(1.6362212, abs=1e-6)
+
+
+def _without_saved_rows(source, target):
+    """A copy of an index as written before writes saved their analyzed rows."""
+    shutil.copytree(source, target)
+    for saved in target.rglob(f"{ROW_TERMS_PREFIX}*.npz"):
+        saved.unlink()
+    return target
+
+
+def _row_entries(rows, docno):
+    """A row's analyzed fields as {(field, term): count} plus its quantized lengths, independent of term ids."""
+    words = {number: term for term, number in rows.vocabulary.items()}
+    span = slice(rows.offsets[docno], rows.offsets[docno + 1])
+    entries = {(rows.names[f], words[int(t)]): float(c) for t, f, c in
+               zip(rows.terms[span], rows.fields[span], rows.counts[span])}
+    return entries, rows.lengths[docno].tolist()
+
+
+def test_saved_rows_equal_the_rows_analyzed_when_serving(sample_index, tmp_path):
+    """After updates and deletes, the rows each write saved give every live row the same analyzed terms and
+    candidates the same BM25 (1e-6) as analyzing the stored records, which an index without them still does."""
+    path = tmp_path / "index"
+    shutil.copytree(sample_index, path)
+    rows = sample_products(40)
+    changed = [{**row, "title": row["title"] + " Navy Blue Casual Shirt"} for row in rows[:25]]
+    delta = tmp_path / "delta.jsonl"
+    delta.write_text("".join(json.dumps(row) + "\n" for row in changed))
+    apply_delta(path, delta, device="cpu")
+    delete_products(path, [row["id"] for row in rows[25:40]])
+    old = _without_saved_rows(path, tmp_path / "old")
+    saved = Snapshot.open(IndexDirectory(path), device="cpu")
+    analyzed = Snapshot.open(IndexDirectory(old), device="cpu")
+    assert sorted(p.name for p in (saved.path / "lexical").glob(f"{ROW_TERMS_PREFIX}*")) == \
+        [row_terms_name(0), row_terms_name(1500)]
+    # every row comes from saved files: a stop asked at once would abandon any analysis
+    assert saved.lexical.prepare_rows(saved.products, stop=lambda: True)
+    assert not analyzed.lexical.prepare_rows(analyzed.products, stop=lambda: True)
+    assert analyzed.lexical.prepare_rows(analyzed.products)
+    live = saved.products.live_docnos()
+    assert saved.products.num_rows == 1525 and len(live) == 1485
+    for docno in live.tolist():
+        assert _row_entries(saved.lexical._rows[0], docno) == _row_entries(analyzed.lexical._rows[0], docno)
+    rng = np.random.default_rng(3)
+    for text in QUERIES:
+        docnos = np.concatenate([rows_for(saved, text, rng), live[-25:]]).astype(np.int64)
+        np.testing.assert_allclose(saved.lexical.scores_of(text, docnos), analyzed.lexical.scores_of(text, docnos),
+                                   rtol=0, atol=1e-6, err_msg=text)
+        for field, scores in saved.lexical.field_scores(text, docnos, TEXT_FIELDS).items():
+            np.testing.assert_allclose(scores, analyzed.lexical.field_scores(text, docnos, TEXT_FIELDS)[field],
+                                       rtol=0, atol=1e-6, err_msg=f"{text}: {field}")
+
+
+def test_a_followed_version_loads_the_rows_its_write_saved(small_index, tmp_path):
+    """An index written before the saved rows (analyzed when opened) gains them with its next update: the
+    follower extends the open version's rows from the file without analyzing, and scores as tantivy."""
+    path = _without_saved_rows(small_index, tmp_path / "old")
+    index = IndexDirectory(path)
+    old = Snapshot.open(index, device="cpu")
+    assert old.lexical.prepare_rows(old.products)
+    rows = sample_products(60)
+    delta = tmp_path / "delta.jsonl"
+    delta.write_text("".join(json.dumps({**row, "title": "Black Leather Wallet " + row["title"]}) + "\n"
+                             for row in rows[:3]))
+    apply_delta(path, delta, device="cpu")
+    new, searched = Snapshot.open(index, device="cpu", previous=old), Snapshot.open(index, device="cpu")
+    assert (new.path / "lexical" / row_terms_name(60)).is_file()
+    assert new.lexical.prepare_rows(new.products, stop=lambda: True, previous=old.lexical)
+    assert new.lexical._rows[0].num_rows == 63
+    rng = np.random.default_rng(4)
+    for text in ("black leather wallet", "men casual", "shirt"):
+        docnos = np.concatenate([rows_for(searched, text, rng), [60, 61, 62]]).astype(np.int64)
+        np.testing.assert_allclose(new.lexical.scores_of(text, docnos), searched.lexical.scores_of(text, docnos),
+                                   rtol=1e-5, atol=1e-6, err_msg=text)
