@@ -262,6 +262,15 @@ class FeatureContext:
         self._fill(docnos)
         return [self._title_sets[d] for d in docnos.tolist()]
 
+    def term_overlaps(self, docnos: np.ndarray, query: set[str], bigrams: set[tuple[str, str]],
+                      phrase: str) -> np.ndarray:
+        """Per row, in one pass over the analyzed rows (rows x 5): title terms, query terms in the title, query
+        terms anywhere in the row's text, query bigrams in the title, 1 when the query's phrase is in the title."""
+        self._fill(docnos)
+        titles, sets, docs = self._title_terms, self._title_sets, self._doc_terms
+        return np.array([(len(titles[d]), len(query & sets[d][0]), len(query & docs[d]), len(bigrams & sets[d][1]),
+                          phrase in sets[d][2]) for d in docnos.tolist()], dtype=np.float64).reshape(len(docnos), 5)
+
     def doc_terms(self, docnos: np.ndarray) -> list[set[str]]:
         """Analyzed terms of each row's whole text (every text field), once per row and version."""
         self._fill(docnos)
@@ -300,6 +309,8 @@ class FeatureContext:
         return len(terms)
 
     def _fill(self, docnos: np.ndarray) -> None:
+        if len(self._title_terms) >= self.snapshot.products.num_rows:  # every row analyzed (`fill_all`)
+            return
         missing = [d for d in docnos.tolist() if d not in self._title_terms]
         for docno, record, text in self._records(missing):
             terms = self.analyze(str(record.get("title") or ""))
@@ -479,17 +490,15 @@ def _text_match_features(context: FeatureContext, text: str | None, terms: list[
     if not terms:
         return
     query_set = set(terms)
-    titles = context.title_sets(docnos)
-    put("query_terms", len(query_set))
-    put("title_terms", [len(t) for t in context.title_terms(docnos)])
-    put("title_term_share", np.array([len(query_set & t) for t, _, _ in titles], dtype=np.float64) / len(query_set))
-    put("doc_term_share", np.array([len(query_set & t) for t in context.doc_terms(docnos)],
-                                   dtype=np.float64) / len(query_set))
     bigrams = set(zip(terms, terms[1:]))
+    overlaps = context.term_overlaps(docnos, query_set, bigrams, " ".join(terms))
+    put("query_terms", len(query_set))
+    put("title_terms", overlaps[:, 0])
+    put("title_term_share", overlaps[:, 1] / len(query_set))
+    put("doc_term_share", overlaps[:, 2] / len(query_set))
     if bigrams:
-        put("title_bigram_share", np.array([len(bigrams & b) for _, b, _ in titles], dtype=np.float64) / len(bigrams))
-        phrase = " ".join(terms)
-        put("title_phrase", [float(phrase in joined) for _, _, joined in titles])
+        put("title_bigram_share", overlaps[:, 3] / len(bigrams))
+        put("title_phrase", overlaps[:, 4])
     _quantity_features(context, text, docnos, put)
     _mention_features(context, terms, docnos, put)
 

@@ -62,6 +62,16 @@ class Ranker:
         self._context: FeatureContext | None = None
         self.predictor_note = "xgboost" if predictor is None else "onnx runtime"
         self._identity: tuple = ("booster", str(model_path))
+        self._pinned = False  # predict_with_onnx: compile_trees leaves the predictor alone
+
+    def predict_with_onnx(self) -> str:
+        """Predict with ONNX Runtime from now on, compiled trees or not (benchmarks compare the two in one run)."""
+        session = onnx_predictor(self._model_path, self._snapshot.index.cache_dir / "ranker", self._identity)
+        self.predictor, self._pinned = session, True
+        self.predictor_note = "onnx runtime (asked for)" if session is not None else "xgboost (asked for onnx runtime)"
+        if session is None:
+            self._booster = self.booster
+        return self.predictor_note
 
     @classmethod
     def load(cls, directory: Path, snapshot) -> "Ranker":
@@ -86,7 +96,7 @@ class Ranker:
     def compile_trees(self) -> str:
         """Compile the trees to native code now unless the index's cache has them (about a minute for 350 trees:
         train-ranker and serving's warm-up call this, never a query), then predict with them. Returns the note."""
-        if isinstance(self.predictor, CompiledTrees) or self._model_path is None:
+        if isinstance(self.predictor, CompiledTrees) or self._model_path is None or self._pinned:
             return self.predictor_note
         cache_dir = self._snapshot.index.cache_dir / "ranker"
         compiled, why = load_compiled(self._model_path, cache_dir, len(FEATURE_NAMES), build=True)

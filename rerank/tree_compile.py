@@ -1,11 +1,12 @@
 """An XGBoost tree ensemble compiled to a shared library, so serving predicts with native code.
 
 tl2cgen writes the trees as C (one nested `if` per tree, thresholds as float32 constants, a missing value
-going the way XGBoost's `default_left` says); a small batch function added here fills tl2cgen's per-row
-input (NaN is missing) and sums the trees for every row of a float32 matrix in one call. The system's C
-compiler (gcc, cc or clang, or $CC) builds both into `ranker-KEY.so` in the index's cache, KEY being the
-model file's content, tl2cgen's version and the machine, so a version that carries the ranker over, or a
-copy of the index, finds it. Compiling takes seconds to a minute (350 trees: about 30 s of CPU), so it is
+going the way XGBoost's `default_left` says), split into units of a few trees; a small batch function added
+here fills tl2cgen's per-row input (NaN is missing) and runs every row through one unit before the next, so
+the unit's code stays in cache (row by row, 350 trees' code is walked per row and it is slower than ONNX
+Runtime). The system's C compiler (gcc, cc or clang, or $CC) builds both into `ranker-KEY.so` in the
+index's cache, KEY being the model file's content, this layout, tl2cgen's version and the machine, so a
+version that carries the ranker over, or a copy of the index, finds it. Compiling takes seconds to a minute (350 trees: about 11 s of CPU), so it is
 done by `train-ranker` and by `warm_rows` (serving, benchmarks), never on a query; until a library exists
 the ranker predicts with ONNX Runtime. Scores equal XGBoost's up to float32 summation order (about 1e-7).
 
@@ -15,10 +16,13 @@ warm-up wrote it (nothing is fetched).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
+import io
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -30,22 +34,37 @@ import numpy as np
 
 BATCH_SOURCE = r"""
 #include <math.h>
+#include <stdlib.h>
 #include "header.h"
 
-/* Every row of a row-major float32 matrix (NaN: missing) through the compiled trees: out[r] = margin. */
+typedef void (*unit_fn)(union Entry*, float*);
+static const unit_fn UNITS[] = {%(units)s};
+#define N_UNITS (sizeof(UNITS) / sizeof(UNITS[0]))
+
+/* Every row of a row-major float32 matrix (NaN: missing) through the compiled trees, out[r] = margin.
+   Unit by unit (a few trees each), every row through one unit before the next: that unit's code stays in
+   the instruction cache, where row by row the whole ensemble's code would be walked for each row. */
 void shoplens_predict_rows(const float* rows, long count, int width, float* out) {
-  union Entry entry[width];
-  for (long r = 0; r < count; ++r) {
-    const float* row = rows + r * (long)width;
-    for (int c = 0; c < width; ++c) {
-      if (isnan(row[c])) { entry[c].missing = -1; } else { entry[c].fvalue = row[c]; }
-    }
-    float result[1] = {0.0f};
-    predict(entry, 1, result);
-    out[r] = result[0];
+  if (count <= 0) return;
+  union Entry* entries = (union Entry*)malloc(sizeof(union Entry) * (size_t)count * (size_t)width);
+  if (entries == NULL) { for (long r = 0; r < count; ++r) out[r] = NAN; return; }
+  for (long i = 0; i < count * (long)width; ++i) {
+    if (isnan(rows[i])) { entries[i].missing = -1; } else { entries[i].fvalue = rows[i]; }
   }
+  float whole[1] = {0.0f}, parts[1] = {0.0f};  /* the base score tl2cgen's predict() adds after its units */
+  predict(entries, 1, whole);
+  for (size_t u = 0; u < N_UNITS; ++u) UNITS[u](entries, parts);
+  const float base = whole[0] - parts[0];
+  for (long r = 0; r < count; ++r) out[r] = 0.0f;
+  for (size_t u = 0; u < N_UNITS; ++u) {
+    for (long r = 0; r < count; ++r) UNITS[u](entries + r * (long)width, out + r);
+  }
+  for (long r = 0; r < count; ++r) out[r] += base;
+  free(entries);
 }
 """
+TREES_PER_UNIT = 6  # tl2cgen's `parallel_comp` units: small enough for one unit's code to stay in L1/L2 cache
+LIBRARY_FORMAT = 2  # the batch function's layout: part of the library's key
 COMPILE_FLAGS = ("-O1", "-shared", "-fPIC", "-std=c99")
 COMPILE_TIMEOUT_S = 1800
 
@@ -66,7 +85,7 @@ def library_path(model_path: Path, cache_dir: Path) -> Path:
     """Where the compiled library of a model file lives in an index's cache (by content, not file identity)."""
     digest = hashlib.blake2b(digest_size=10)
     digest.update(model_path.read_bytes())
-    digest.update(f"{_tl2cgen_version()}|{sys.platform}|{platform.machine()}".encode())
+    digest.update(f"{LIBRARY_FORMAT}|{TREES_PER_UNIT}|{_tl2cgen_version()}|{sys.platform}|{platform.machine()}".encode())
     return cache_dir / f"ranker-{digest.hexdigest()}.so"
 
 
@@ -87,12 +106,18 @@ def compile_library(model_path: Path, target: Path) -> Path:
             with warnings.catch_warnings():  # XGBoost's newer JSON keys ("cats") that treelite skips
                 warnings.simplefilter("ignore")
                 model = treelite.frontend.from_xgboost_json(model_path.read_bytes(), allow_unknown_field=True)
-            tl2cgen.generate_c_code(model, dirpath=str(source), params={"parallel_comp": 0})
+            units = max(1, -(-model.num_tree // TREES_PER_UNIT))
+            with contextlib.redirect_stdout(io.StringIO()):  # tl2cgen prints its log lines
+                tl2cgen.generate_c_code(model, dirpath=str(source), params={"parallel_comp": units})
         except Exception as exc:  # noqa: BLE001 - treelite/tl2cgen raise their own error types
             raise CompileError(f"tl2cgen could not convert the model: {str(exc).splitlines()[0][:200]}") from None
-        (source / "batch.c").write_text(BATCH_SOURCE, encoding="utf-8")
+        names = re.findall(r"void (predict_unit\d+)\(union Entry\* data, float\* result\);",
+                           (source / "header.h").read_text(encoding="utf-8"))
+        if not names:
+            raise CompileError("tl2cgen wrote no prediction units (an unexpected tl2cgen version)")
+        (source / "batch.c").write_text(BATCH_SOURCE % {"units": ", ".join(names)}, encoding="utf-8")
         built = Path(work) / "ranker.so"
-        command = [cc, *COMPILE_FLAGS, "-o", str(built), str(source / "main.c"), str(source / "batch.c"), "-lm"]
+        command = [cc, *COMPILE_FLAGS, "-o", str(built), *sorted(map(str, source.glob("*.c"))), "-lm"]
         result = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, check=False)
         if result.returncode != 0:
             raise CompileError(f"{Path(cc).name} failed: {(result.stderr or '').strip().splitlines()[-1:]}")
