@@ -87,3 +87,16 @@ def test_a_model_without_a_library_predicts_with_onnx_until_warmed(trained, enco
     engine.close()
     assert compile_saved_trees(index, engine.snapshot.version).startswith("native: compiled")
     assert isinstance(Ranker.load(engine.snapshot.path / "ranker", engine.snapshot).predictor, CompiledTrees)
+
+
+def test_bench_latency_compares_compiled_trees_with_onnx_in_one_run(trained, tmp_path):
+    from shoplens.benchmarks import latency
+
+    queries = tmp_path / "queries.txt"
+    queries.write_text("red dress for women\nblue jeans\nmen running shoes\n")
+    report = latency.run(trained[0], queries, clients=[1], device="cpu", compare_trees=True)
+    names = report.extra["summary"]["runtimes"]
+    assert len(names) == 2 and names[1].endswith(latency.ONNX_TREES)
+    assert any("native: compiled" in note for note in report.notes)
+    assert any(note.startswith(names[1]) and "onnx runtime (asked for)" in note for note in report.notes)
+    assert report.extra["summary"][f"text ({names[1]})"]["stages"]["rerank"]["p50"] > 0
