@@ -18,6 +18,7 @@ from shoplens.engine.query_cache import DEFAULT_CAPACITY
 
 STAGES = ("encode", "lexical", "vector", "fuse", "rerank")
 SEARCHED = ", BM25 by search"  # the name suffix of the engine whose candidates' BM25 is searched for
+ONNX_TREES = ", trees on onnx"  # the name suffix of the engine whose reranker predicts with ONNX Runtime
 
 
 def read_queries(path: str | Path, base_dir: Path | None = None) -> list[SearchRequest]:
@@ -115,11 +116,12 @@ def replay_concurrent(engine, requests: list[SearchRequest], clients: int, k: in
 def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = None, threads: int = 1,
         device: str = "auto", rerank: bool = True, command: str = "", data: str = "",
         lexical: str | None = None, compare: bool = False, runtime: str | None = None,
-        cache_size: int = DEFAULT_CAPACITY, warm_rows: bool = False, compare_bm25: bool = False) -> Report:
+        cache_size: int = DEFAULT_CAPACITY, warm_rows: bool = False, compare_bm25: bool = False,
+        compare_trees: bool = False) -> Report:
     """Latency on the index; with `lexical` (e.g. "elasticsearch") also on a copy whose lexical store
     lives on that backend, in the same run, same queries (tables prefixed by backend)."""
     options = {"compare": compare, "runtime": runtime, "cache_size": cache_size, "warm_rows": warm_rows,
-               "compare_bm25": compare_bm25}
+               "compare_bm25": compare_bm25, "compare_trees": compare_trees}
     if not lexical:
         return _run(index, queries, k, clients, threads, device, rerank, command, data, **options)
     from shoplens.benchmarks.lexical_twin import describe_twin, lexical_twin, remove_twin
@@ -143,14 +145,15 @@ def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = Non
 def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = None, threads: int = 1,
          device: str = "auto", rerank: bool = True, command: str = "", data: str = "", compare: bool = False,
          runtime: str | None = None, cache_size: int = DEFAULT_CAPACITY, warm_rows: bool = False,
-         compare_bm25: bool = False) -> Report:
+         compare_bm25: bool = False, compare_trees: bool = False) -> Report:
     """One client per query kind (stages, end to end), the query cache's hit rate and effect,
     concurrent clients; with `compare` the other encoder runtime, with `compare_bm25` an engine that scores
-    candidates' BM25 by searching, on the same queries in the same run."""
+    candidates' BM25 by searching, with `compare_trees` one whose reranker predicts with ONNX Runtime instead
+    of the compiled trees, on the same queries in the same run."""
     requests = read_queries(queries)
     if not rerank:
         requests = [replace(r, rerank=False) for r in requests]
-    engines = _open_engines(index, device, threads, runtime, compare, compare_bm25)
+    engines = _open_engines(index, device, threads, runtime, compare, compare_bm25, compare_trees)
     engine = next(iter(engines.values()))
     if warm_rows:  # as `shoplens serve` does in the background after it opens a version
         for name, item in engines.items():
@@ -194,13 +197,14 @@ def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = No
     report.table(f"concurrent clients sharing one engine ({engine.encoder_runtime}; all queries, no query cache), ms",
                  ["clients", "n", "p50", "p95", "p99", "queries/s"], concurrent_rows)
     report.extra["summary"] = summary
+    report.notes.extend(_predictor_notes(engines))
     for item in engines.values():
         item.close()
     return report
 
 
 def _open_engines(index: Path, device: str, threads: int, runtime: str | None, compare: bool,
-                  compare_bm25: bool = False) -> dict[str, Any]:
+                  compare_bm25: bool = False, compare_trees: bool = False) -> dict[str, Any]:
     """The engine of the requested runtime; with `compare` one of the other runtime (onnx for onnx-int8,
     torch for onnx, onnx for torch), with `compare_bm25` one of the same runtime whose lexical store keeps
     scoring candidates by searching (named "... BM25 by search"). No query cache."""
@@ -216,11 +220,26 @@ def _open_engines(index: Path, device: str, threads: int, runtime: str | None, c
         engines[other] = open_engine(other)
     if compare_bm25:
         engines[f"{engine.encoder_runtime}{SEARCHED}"] = open_engine(engine.encoder_runtime)
+    if compare_trees:
+        other = engines[f"{engine.encoder_runtime}{ONNX_TREES}"] = open_engine(engine.encoder_runtime)
+        ranker = other.ranker(other.snapshot)
+        if ranker is not None:
+            ranker.predict_with_onnx()
     if "torch" in engines:
         import torch
 
         torch.set_num_threads(threads)
     return engines
+
+
+def _predictor_notes(engines: dict[str, Any]) -> list[str]:
+    """What each engine's reranker predicted with (compiled trees, ONNX Runtime or XGBoost, and why)."""
+    notes = []
+    for name, engine in engines.items():
+        ranker = engine.ranker(engine.snapshot)
+        if ranker is not None:
+            notes.append(f"{name}: reranker trees predicted with {ranker.predictor_note}")
+    return notes
 
 
 def _ratios(kind: str, results: dict[str, dict[str, Any]], names: list[str]) -> list[list[Any]]:

@@ -90,19 +90,21 @@ def bench_latency(
     cache_size: int = typer.Option(10_000, "--cache-size", min=0, help="Query-embedding cache entries for the cache measurement."),
     warm_rows: bool = typer.Option(False, "--warm-rows", help="First analyze every product for the reranker, as `serve` does in the background."),
     compare_bm25: bool = typer.Option(False, "--compare-bm25", help="Also run an engine that scores the candidates' BM25 by searching (no rows in memory), same queries, same run."),
+    compare_trees: bool = typer.Option(False, "--compare-trees", help="Also run an engine whose reranker predicts with ONNX Runtime instead of the compiled trees, same queries, same run."),
     device: str = DeviceOption,
     save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
 ):
     """Replay queries: per-stage and end-to-end p50/p95/p99 and throughput, one and several clients,
     with and without the query cache; --compare runs two encoder runtimes side by side (onnx and torch,
-    or onnx-int8 and onnx), --compare-bm25 the candidates' BM25 from rows in memory and by searching."""
+    or onnx-int8 and onnx), --compare-bm25 the candidates' BM25 from rows in memory and by searching,
+    --compare-trees the reranker's compiled trees and ONNX Runtime."""
     from shoplens.benchmarks import latency
 
     counts = comma_numbers(clients, "--clients")
     report = latency.run(index_dir, queries, k, counts, threads, device, not no_rerank, command_line(), lexical=lexical,
                          compare=compare, runtime=encoder_runtime, cache_size=cache_size, warm_rows=warm_rows,
-                         compare_bm25=compare_bm25)
+                         compare_bm25=compare_bm25, compare_trees=compare_trees)
     finish_report(report, as_json, save)
 
 

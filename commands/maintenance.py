@@ -24,6 +24,12 @@ def info(index_dir: Path = IndexOption, wide: bool = WideOption, as_json: bool =
     from shoplens.tui.reports import info_table
 
     details = describe_index(index_dir)
+    if details.get("ranker") and isinstance(details["ranker"], dict):
+        from shoplens.indexers.index import IndexDirectory
+        from shoplens.rerank.model import predictor_status
+
+        index = IndexDirectory(index_dir)
+        details["ranker_predictor"] = predictor_status(index.version_path(details["version"]), index.cache_dir)
     if as_json:
         print_json(details)
         return

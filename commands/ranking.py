@@ -124,6 +124,8 @@ def print_ranker_report(report) -> None:
         out.print(f"[bold yellow]not committed[/]: {why}; the index is unchanged (--force commits it anyway). {summary}")
         return
     out.print(f"[bold green]version {report.version}[/]{' (forced)' if report.forced else ''}: {summary}")
+    if report.predictor:
+        out.print(f"searches predict with {report.predictor}")
 
 
 @app.command("eval")

@@ -24,14 +24,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
-from shoplens.indexers.storage import atomic_write_json
+from shoplens.indexers.storage import atomic_write_json, file_identity, trim_files
 from shoplens.rerank.prices import parse_price  # noqa: F401  (re-exported: engine callers read it here)
 
 FACET_CACHE_FILES = 50  # facet files kept in the index's cache (a file per distinct product state)
@@ -291,7 +290,7 @@ def stored_facet_values(snapshot) -> dict[str, dict[str, int]]:
     version whose products did not change shares them), so a fresh process reads 30 KB instead of walking
     every keyword column; computed when the cache cannot be read or written (a read-only index)."""
     directory = snapshot.path / "products"
-    identity = [_file_identity(directory / name) for name in ("state.json", "live.npy")]
+    identity = [file_identity(directory / name) for name in ("state.json", "live.npy")]
     key = hashlib.blake2b(repr(identity).encode(), digest_size=10).hexdigest()
     target = snapshot.index.cache_dir / "facets" / f"{key}.json"
     try:
@@ -302,25 +301,10 @@ def stored_facet_values(snapshot) -> dict[str, dict[str, int]]:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(target, facets)
-        _trim(target.parent, FACET_CACHE_FILES)
+        trim_files(target.parent, FACET_CACHE_FILES)
     except OSError:
         pass
     return facets
-
-
-def _file_identity(path) -> tuple[int, ...] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
-
-
-def _trim(directory, keep: int) -> None:
-    """Delete all but the `keep` newest files of a cache folder."""
-    files = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-    for stale in files[keep:]:
-        stale.unlink(missing_ok=True)
 
 
 def facet_values(products) -> dict[str, dict[str, int]]:

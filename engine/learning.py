@@ -26,7 +26,7 @@ from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 from shoplens.rerank import behaviour_store
 from shoplens.rerank.judgments import QUERY_KINDS, Judgments, judged_query
-from shoplens.rerank.model import Ranker
+from shoplens.rerank.model import Ranker, compile_saved_trees
 from shoplens.rerank.training import (GUARD_MARGIN, GUARD_SHARE, Progress, RankerConfig, RankerReport, TrainingData,
                                       fit_ranker, halve, ranker_meta, ranker_report, save_ranker, split_samples)
 from shoplens.rerank.training_checks import check_config, check_known_products
@@ -269,4 +269,9 @@ def train_ranker(index_path: str | Path, judgments: Judgments, config: RankerCon
     finally:
         engine.close()
     version = save_ranker(index_path, fitted.booster, meta, base_manifest) if (accepted or force) else None
-    return ranker_report(version, meta, fitted, seconds_features, forced=bool(force and not accepted))
+    report = ranker_report(version, meta, fitted, seconds_features, forced=bool(force and not accepted))
+    if version is not None:  # searches then predict with native code from their first query
+        if progress is not None:
+            progress("compiling the trees", 0, 1)
+        report.predictor = compile_saved_trees(index_path, version)
+    return report

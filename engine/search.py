@@ -106,6 +106,7 @@ class SearchEngine:
             return 0
         if ranker is None:
             return 0
+        ranker.compile_trees()  # native trees when the index has none yet (old models): a minute, once per model
         if lexical:
             snapshot.lexical.prepare_rows(snapshot.products, stop=stop)
         # a newer version swapped in meanwhile was analyzed by the follower (taking these rows): stop here

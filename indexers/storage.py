@@ -88,3 +88,20 @@ def directory_size(path: Path) -> int:
                 seen.add(key)
                 total += stat.st_size
     return total
+
+
+def file_identity(path: Path) -> tuple[int, ...] | None:
+    """(device, inode, size, mtime) of a file, None when it does not exist: a cache key for derived data
+    that changes when the file is replaced or rewritten."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def trim_files(directory: Path, keep: int, pattern: str = "*.json") -> None:
+    """Delete all but the `keep` newest files of a cache folder that match `pattern`."""
+    files = sorted(directory.glob(pattern), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for stale in files[keep:]:
+        stale.unlink(missing_ok=True)

@@ -11,15 +11,16 @@ learns where missing values go.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from shoplens.indexers.products import arrow_numpy
+from shoplens.indexers.storage import atomic_write_json, file_identity, trim_files
 from shoplens.rerank.prices import parse_price
 
 FEATURE_VERSION = 3
@@ -53,6 +54,9 @@ _DISCOUNT_FIELDS = ("discounted_price", "sale_price", "discount_price", "special
 _LISTED_FIELDS = ("catalog_add_date", "created_at", "listed_at", "published_at", "added_at", "release_date")
 _RATING_FIELDS = ("rating", "average_rating", "stars")
 _MAX_KEYWORD_VALUES = 500
+VOCABULARY_CACHE_FILES = 50  # vocabulary files kept in the index's cache (a file per product state)
+_VOCABULARY_FORMAT = 1
+_ANALYZER_PROBE = "Men's Running-Shoes, 2.5cm T-shirts BLUE"  # its terms name the analyzer in the cache key
 
 
 def price_limit(text: str) -> float | None:
@@ -122,17 +126,16 @@ def wants_cheap(text: str) -> bool:
     return any(re.search(rf"\b{re.escape(word)}\b", lowered) for word in CHEAP_WORDS)
 
 
-@dataclass
 class _Vocabulary:
-    """Analyzed phrases of a keyword field's values -> codes, and each row's codes."""
+    """Analyzed phrases of a keyword field's values -> codes; each row's codes are read from the product
+    table (`ProductTable.keyword`, encoded once per column) only when a query first mentions the field."""
 
-    phrases: dict[tuple[str, ...], set[int]]
-    row_codes: Any  # scalar: int64 array (-1 missing); list: (offsets, flat codes)
-    kind: str
-
-    def __post_init__(self) -> None:
+    def __init__(self, phrases: dict[tuple[str, ...], set[int]], products, column: str):
+        self.phrases = phrases
+        self.column = column
+        self._products = products
         self.by_first: dict[str, list[tuple[tuple[str, ...], set[int]]]] = {}
-        for phrase, codes in self.phrases.items():
+        for phrase, codes in phrases.items():
             self.by_first.setdefault(phrase[0], []).append((phrase, codes))
 
     def mentioned(self, terms: list[str]) -> set[int]:
@@ -145,7 +148,8 @@ class _Vocabulary:
         return found
 
     def has_any(self, docnos: np.ndarray, codes: set[int]) -> np.ndarray:
-        return rows_have_codes(self.row_codes, self.kind, docnos, np.fromiter(codes, dtype=np.int64))
+        row_codes, kind, _ = self._products.keyword(self.column)
+        return rows_have_codes(row_codes, kind, docnos, np.fromiter(codes, dtype=np.int64))
 
 
 def rows_have_codes(row_codes, kind: str, docnos: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -196,17 +200,21 @@ class FeatureContext:
         rating_col = _first_column(products, _RATING_FIELDS)
         self.rating = products.numeric(rating_col) if rating_col else np.full(n, np.nan)
 
-        self.brand = self._vocabulary("brand")
-        self.category = self._vocabulary("category")
         colour_col = _first_column(products, _COLOUR_FIELDS)
-        self.colour = self._vocabulary(colour_col) if colour_col else None
-        self.attributes: list[_Vocabulary] = []
         skip = {colour_col, discount_col, listed_col, rating_col}
-        for name in products.table.column_names:
-            if name.startswith("a.") and name not in skip and not products.is_numeric(name):
-                vocab = self._vocabulary(name, limit=_MAX_KEYWORD_VALUES)
-                if vocab is not None:
-                    self.attributes.append(vocab)
+        attributes = [name for name in products.table.column_names
+                      if name.startswith("a.") and name not in skip and not products.is_numeric(name)]
+        roles = [products.column_name("brand"), products.column_name("category"), colour_col]
+        wanted = [(column, None) for column in roles if column] + [(name, _MAX_KEYWORD_VALUES) for name in attributes]
+        phrases = stored_phrases(snapshot, analyzer, wanted)
+
+        def vocabulary(column: str | None, limit: int | None = None) -> _Vocabulary | None:
+            found = phrases.get(_phrase_key(column, limit)) if column else None
+            return None if found is None else _Vocabulary(found, products, column)
+
+        self.brand, self.category, self.colour = (vocabulary(column) for column in roles)
+        self.attributes: list[_Vocabulary] = [v for v in (vocabulary(name, _MAX_KEYWORD_VALUES) for name in attributes)
+                                              if v is not None]
         self._attributes_by_first: dict[str, list[int]] = {}  # a phrase's first term -> attributes that have it
         for position, vocab in enumerate(self.attributes):
             for first in vocab.by_first:
@@ -254,6 +262,15 @@ class FeatureContext:
         self._fill(docnos)
         return [self._title_sets[d] for d in docnos.tolist()]
 
+    def term_overlaps(self, docnos: np.ndarray, query: set[str], bigrams: set[tuple[str, str]],
+                      phrase: str) -> np.ndarray:
+        """Per row, in one pass over the analyzed rows (rows x 5): title terms, query terms in the title, query
+        terms anywhere in the row's text, query bigrams in the title, 1 when the query's phrase is in the title."""
+        self._fill(docnos)
+        titles, sets, docs = self._title_terms, self._title_sets, self._doc_terms
+        return np.array([(len(titles[d]), len(query & sets[d][0]), len(query & docs[d]), len(bigrams & sets[d][1]),
+                          phrase in sets[d][2]) for d in docnos.tolist()], dtype=np.float64).reshape(len(docnos), 5)
+
     def doc_terms(self, docnos: np.ndarray) -> list[set[str]]:
         """Analyzed terms of each row's whole text (every text field), once per row and version."""
         self._fill(docnos)
@@ -292,6 +309,8 @@ class FeatureContext:
         return len(terms)
 
     def _fill(self, docnos: np.ndarray) -> None:
+        if len(self._title_terms) >= self.snapshot.products.num_rows:  # every row analyzed (`fill_all`)
+            return
         missing = [d for d in docnos.tolist() if d not in self._title_terms]
         for docno, record, text in self._records(missing):
             terms = self.analyze(str(record.get("title") or ""))
@@ -307,24 +326,6 @@ class FeatureContext:
         for docno, raw in zip(docnos, records):
             record = json.loads(raw) if isinstance(raw, str) else (raw or {})
             yield docno, record, " ".join(_strings(record))
-
-    def _vocabulary(self, field: str, limit: int | None = None) -> _Vocabulary | None:
-        products = self.snapshot.products
-        column = products.column_name(field) if not field.startswith("a.") else field
-        if column is None:
-            return None
-        codes, kind, vocab = products.keyword(column)
-        if limit is not None and len(vocab) > limit:
-            return None
-        phrases: dict[tuple[str, ...], set[int]] = {}
-        for code, value in enumerate(vocab):
-            if value is None:
-                continue
-            terms = tuple(self.analyze(value))
-            if not terms or len(terms) > 4:
-                continue
-            phrases.setdefault(terms, set()).add(code)
-        return _Vocabulary(phrases, codes, kind)
 
     def _price_percentile_in_category(self) -> np.ndarray:
         """Where each product's price sits among its leaf category's prices (0 cheapest, 1 dearest)."""
@@ -349,6 +350,55 @@ class FeatureContext:
             ranks[order] = np.arange(len(rows))
             result[rows] = ranks / (len(rows) - 1)
         return result
+
+
+def stored_phrases(snapshot, analyze, wanted: list[tuple[str, int | None]]) -> dict[str, dict | None]:
+    """Each wanted keyword column's analyzed value phrases (`_phrases`), kept in the index's cache under the
+    identity of the version's product files and the analyzer (a version whose products did not change
+    shares them), so a fresh process reads one file instead of analyzing every value of ~200 columns;
+    computed when the cache cannot be read or written (a read-only index). Keys: `_phrase_key`."""
+    directory = snapshot.path / "products"
+    identity = [file_identity(directory / name) for name in ("state.json", "live.npy")]
+    key = hashlib.blake2b(repr((identity, FEATURE_VERSION, _VOCABULARY_FORMAT, analyze(_ANALYZER_PROBE), wanted))
+                          .encode(), digest_size=10).hexdigest()
+    target = snapshot.index.cache_dir / "vocabularies" / f"{key}.json"
+    try:
+        stored = json.loads(target.read_text(encoding="utf-8"))
+        return {name: None if pairs is None else {tuple(terms): set(codes) for terms, codes in pairs}
+                for name, pairs in stored.items()}
+    except (OSError, ValueError, TypeError):
+        pass
+    computed = {_phrase_key(column, limit): _phrases(snapshot.products, analyze, column, limit)
+                for column, limit in wanted}
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(target, {name: None if phrases is None else [[list(terms), sorted(codes)]
+                                                                       for terms, codes in phrases.items()]
+                                   for name, phrases in computed.items()})
+        trim_files(target.parent, VOCABULARY_CACHE_FILES)
+    except OSError:
+        pass
+    return computed
+
+
+def _phrase_key(column: str, limit: int | None) -> str:
+    return f"{column}|{'' if limit is None else limit}"
+
+
+def _phrases(products, analyze, column: str, limit: int | None) -> dict[tuple[str, ...], set[int]] | None:
+    """A keyword column's values analyzed: phrase (1 to 4 terms) -> the value codes that give it; None when
+    the column has more than `limit` distinct values."""
+    _, _, vocab = products.keyword(column)
+    if limit is not None and len(vocab) > limit:
+        return None
+    phrases: dict[tuple[str, ...], set[int]] = {}
+    for code, value in enumerate(vocab):
+        if value is None:
+            continue
+        terms = tuple(analyze(value))
+        if terms and len(terms) <= 4:
+            phrases.setdefault(terms, set()).add(code)
+    return phrases
 
 
 def _first_column(products, names) -> str | None:
@@ -440,17 +490,15 @@ def _text_match_features(context: FeatureContext, text: str | None, terms: list[
     if not terms:
         return
     query_set = set(terms)
-    titles = context.title_sets(docnos)
-    put("query_terms", len(query_set))
-    put("title_terms", [len(t) for t in context.title_terms(docnos)])
-    put("title_term_share", np.array([len(query_set & t) for t, _, _ in titles], dtype=np.float64) / len(query_set))
-    put("doc_term_share", np.array([len(query_set & t) for t in context.doc_terms(docnos)],
-                                   dtype=np.float64) / len(query_set))
     bigrams = set(zip(terms, terms[1:]))
+    overlaps = context.term_overlaps(docnos, query_set, bigrams, " ".join(terms))
+    put("query_terms", len(query_set))
+    put("title_terms", overlaps[:, 0])
+    put("title_term_share", overlaps[:, 1] / len(query_set))
+    put("doc_term_share", overlaps[:, 2] / len(query_set))
     if bigrams:
-        put("title_bigram_share", np.array([len(bigrams & b) for _, b, _ in titles], dtype=np.float64) / len(bigrams))
-        phrase = " ".join(terms)
-        put("title_phrase", [float(phrase in joined) for _, _, joined in titles])
+        put("title_bigram_share", overlaps[:, 3] / len(bigrams))
+        put("title_phrase", overlaps[:, 4])
     _quantity_features(context, text, docnos, put)
     _mention_features(context, terms, docnos, put)
 

@@ -17,9 +17,11 @@ import numpy as np
 
 from shoplens.common.errors import RankerError
 from shoplens.indexers.encoders.onnx_encoder import onnx_available
+from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.storage import read_json
 from shoplens.rerank import behaviour_store
 from shoplens.rerank.features import FEATURE_NAMES, FEATURE_VERSION, FeatureContext, behaviour_columns, compute_features
+from shoplens.rerank.tree_compile import CompiledTrees, load_compiled
 from shoplens.rerank.tree_onnx import INPUT, keep, onnx_bytes
 
 
@@ -44,9 +46,10 @@ def check_meta(meta: dict[str, Any], where: Path) -> None:
 class Ranker:
     """An XGBoost LambdaMART model plus the per-version feature lookups it needs.
 
-    A loaded model predicts with ONNX Runtime (`predictor`, the trees converted once per model file);
-    the XGBoost booster is loaded only when something needs it (explanations, continued training) or
-    when the trees cannot be converted.
+    A loaded model predicts with its trees compiled to native code (`rerank.tree_compile`, built by
+    train-ranker or `compile_trees`) when the index's cache has them, else with ONNX Runtime (the trees
+    converted once per model file); `predictor_note` says which and why. The XGBoost booster is loaded only
+    when something needs it (explanations, continued training) or when neither can predict.
     """
 
     def __init__(self, booster, meta: dict[str, Any], snapshot, model_path: Path | None = None, predictor=None):
@@ -57,6 +60,18 @@ class Ranker:
         self.use_behaviour = bool(meta.get("use_behaviour", True))
         self._snapshot = snapshot
         self._context: FeatureContext | None = None
+        self.predictor_note = "xgboost" if predictor is None else "onnx runtime"
+        self._identity: tuple = ("booster", str(model_path))
+        self._pinned = False  # predict_with_onnx: compile_trees leaves the predictor alone
+
+    def predict_with_onnx(self) -> str:
+        """Predict with ONNX Runtime from now on, compiled trees or not (benchmarks compare the two in one run)."""
+        session = onnx_predictor(self._model_path, self._snapshot.index.cache_dir / "ranker", self._identity)
+        self.predictor, self._pinned = session, True
+        self.predictor_note = "onnx runtime (asked for)" if session is not None else "xgboost (asked for onnx runtime)"
+        if session is None:
+            self._booster = self.booster
+        return self.predictor_note
 
     @classmethod
     def load(cls, directory: Path, snapshot) -> "Ranker":
@@ -71,10 +86,25 @@ class Ranker:
             # versions that carry the ranker over hard-link its file: the next version finds it here
             while len(_PREDICTORS) >= 4:
                 _PREDICTORS.pop(next(iter(_PREDICTORS)))
-            _PREDICTORS[identity] = onnx_predictor(model_path, snapshot.index.path / "cache" / "ranker", identity)
-        predictor = _PREDICTORS[identity]
+            _PREDICTORS[identity] = _predictor(model_path, snapshot.index.cache_dir / "ranker", identity)
+        predictor, note = _PREDICTORS[identity]
         booster = None if predictor is not None else _load_booster(model_path, identity)
-        return cls(booster, meta, snapshot, model_path=model_path, predictor=predictor)
+        ranker = cls(booster, meta, snapshot, model_path=model_path, predictor=predictor)
+        ranker.predictor_note, ranker._identity = note, identity
+        return ranker
+
+    def compile_trees(self) -> str:
+        """Compile the trees to native code now unless the index's cache has them (about a minute for 350 trees:
+        train-ranker and serving's warm-up call this, never a query), then predict with them. Returns the note."""
+        if isinstance(self.predictor, CompiledTrees) or self._model_path is None or self._pinned:
+            return self.predictor_note
+        cache_dir = self._snapshot.index.cache_dir / "ranker"
+        compiled, why = load_compiled(self._model_path, cache_dir, len(FEATURE_NAMES), build=True)
+        if compiled is not None:
+            self.predictor = compiled
+            _PREDICTORS[self._identity] = (compiled, f"native: {why}")
+        self.predictor_note = f"native: {why}" if compiled is not None else _fallback_note(self.predictor is not None, why)
+        return self.predictor_note
 
     @property
     def booster(self):
@@ -97,6 +127,8 @@ class Ranker:
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """The model's score of each row (float32 features, NaN where missing)."""
+        if isinstance(self.predictor, CompiledTrees):
+            return self.predictor.predict(features).astype(np.float64)
         if self.predictor is not None:
             return self.predictor.run(None, {INPUT: features})[0][:, 0].astype(np.float64)
         return self.booster.inplace_predict(features, validate_features=False).astype(np.float64)
@@ -149,7 +181,40 @@ class Ranker:
 
 
 _BOOSTERS: dict[tuple, Any] = {}  # model file identity (and training time) -> the booster loaded from it
-_PREDICTORS: dict[tuple, Any] = {}  # the same identity -> its ONNX Runtime session (None: XGBoost predicts)
+_PREDICTORS: dict[tuple, tuple[Any, str]] = {}  # the same identity -> (compiled trees, an ONNX Runtime session or
+# None: XGBoost predicts; the note that says which and why)
+
+
+def _predictor(model_path: Path, cache_dir: Path, identity: tuple) -> tuple[Any, str]:
+    """The fastest predictor the index's cache has for a model: its compiled trees, else ONNX Runtime (else
+    None: XGBoost), with a note saying which and why."""
+    compiled, why = load_compiled(model_path, cache_dir, len(FEATURE_NAMES))
+    if compiled is not None:
+        return compiled, f"native: {why}"
+    session = onnx_predictor(model_path, cache_dir, identity)
+    return session, _fallback_note(session is not None, why)
+
+
+def _fallback_note(onnx: bool, why: str) -> str:
+    return f"{'onnx runtime' if onnx else 'xgboost'} (native trees {why})"
+
+
+def compile_saved_trees(index_path: str | Path, version: int) -> str:
+    """Compile a committed version's model into the index's cache (train-ranker, after the commit: the model
+    is searchable meanwhile). Returns what searches predict with."""
+    index = IndexDirectory(index_path)
+    model_path = index.version_path(version) / "ranker" / "model.json"
+    compiled, why = load_compiled(model_path, index.cache_dir / "ranker", len(FEATURE_NAMES), build=True)
+    return f"native: {why}" if compiled is not None else _fallback_note(onnx_available(), why)
+
+
+def predictor_status(snapshot_path: Path, cache_dir: Path) -> str | None:
+    """Which predictor a search on this version ranks with, and why (`shoplens info`); None without a ranker."""
+    model_path = snapshot_path / "ranker" / "model.json"
+    if not model_path.is_file():
+        return None
+    compiled, why = load_compiled(model_path, cache_dir / "ranker", len(FEATURE_NAMES))
+    return f"native: {why}" if compiled is not None else _fallback_note(onnx_available(), why)
 
 
 def _load_booster(model_path: Path, identity: tuple):

@@ -85,6 +85,7 @@ class RankerReport:
     committed: bool = True
     forced: bool = False
     fusion: dict[str, Any] = field(default_factory=dict)
+    predictor: str = ""  # what searches predict with: the compiled trees, or ONNX Runtime and why
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

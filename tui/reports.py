@@ -64,6 +64,8 @@ def info_table(details: dict[str, Any], title: str, wide: bool = False) -> Table
                                                            for k, v in sizes.items()) + ")")
     versions = details.get("versions") or []
     table.add_row("versions kept", ", ".join(str(v) for v in versions) + "  (see `shoplens versions`)")
+    if details.get("ranker_predictor"):
+        table.add_row("reranker predicts with", str(details["ranker_predictor"]))
     for key, value in ranker_rows(details.get("ranker")):
         table.add_row(key, value)
     for key, value in behaviour_rows(details.get("behaviour")):

@@ -187,3 +187,28 @@ def test_intent_features_by_hand(tiny):
     assert by_id(matrix, ids, "intent_stated") == dict.fromkeys(ids, 2.0)
     assert by_id(matrix, ids, "intent_price_ratio")["s1"] == pytest.approx(800 / 850, rel=1e-5)
     assert by_id(matrix, ids, "intent_met_share") == {"d1": 0.5, "d2": 0.5, "s1": 0.5, "s2": 0.5}
+
+
+def test_vocabularies_are_kept_in_the_index_cache_per_product_state(small_index):
+    import json
+
+    from shoplens.indexers.index import IndexDirectory
+    from shoplens.indexers.snapshot import Snapshot
+
+    analyze = build_analyzer().analyze
+    snapshot = Snapshot.open(IndexDirectory(small_index), device="cpu")
+    computed = FeatureContext(snapshot, None, analyze)
+    assert computed.brand is not None and computed.brand.phrases
+    stored, = (small_index / "cache" / "vocabularies").glob("*.json")
+    again = FeatureContext(snapshot, None, analyze)  # a second reader takes the file: the same vocabularies
+    assert again.brand.phrases == computed.brand.phrases and again.category.phrases == computed.category.phrases
+    assert [v.phrases for v in again.attributes] == [v.phrases for v in computed.attributes]
+    docnos = np.arange(snapshot.products.num_rows)
+    code = next(iter(next(iter(computed.brand.phrases.values()))))
+    np.testing.assert_array_equal(again.brand.has_any(docnos, {code}), computed.brand.has_any(docnos, {code}))
+    data = json.loads(stored.read_text())
+    data[next(name for name in data if name.startswith(f"{computed.brand.column}|"))] = [[["from", "cache"], [0]]]
+    stored.write_text(json.dumps(data))
+    assert FeatureContext(snapshot, None, analyze).brand.phrases == {("from", "cache"): {0}}
+    (snapshot.path / "products" / "live.npy").touch()  # other product files: computed again, not the stale file
+    assert FeatureContext(snapshot, None, analyze).brand.phrases == computed.brand.phrases
