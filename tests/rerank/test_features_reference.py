@@ -64,9 +64,10 @@ def reference_text_match(context, terms, docnos):
 
 def reference_has_any(vocab, docnos, codes):
     wanted = np.fromiter(codes, dtype=np.int64)
-    if vocab.kind == "scalar":
-        return np.isin(vocab.row_codes[docnos], wanted)
-    offsets, flat = vocab.row_codes
+    row_codes, kind, _ = vocab._products.keyword(vocab.column)
+    if kind == "scalar":
+        return np.isin(row_codes[docnos], wanted)
+    offsets, flat = row_codes
     cumulative = np.concatenate([[0], np.cumsum(np.isin(flat, wanted))])
     return (cumulative[offsets[docnos + 1]] - cumulative[offsets[docnos]]) > 0
 
