@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# an editable install leaves ShopLens's own modules uncompiled; compile them once so a one-shot
+	# `shoplens search` does not (where PYTHONDONTWRITEBYTECODE is set, it would on every call)
+	$(BIN)/python -m compileall -q -j 0 cli.py __init__.py __main__.py benchmarks commands common engine indexers rerank service training tui
 	touch $(STAMP)
 
 install: $(STAMP)
