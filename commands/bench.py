@@ -112,7 +112,7 @@ def bench_latency(
 @handle_errors
 def bench_recall(
     index_dir: Optional[Path] = typer.Option(None, "--index", envvar="SHOPLENS_INDEX", help="Index whose product vectors to use (omit for synthetic only)."),
-    synthetic: int = typer.Option(1_000_000, "--synthetic", min=0, help="Size of the synthetic vector set (0 to skip; else at least 10,000)."),
+    synthetic: int = typer.Option(1_000_000, "--synthetic", min=0, help="Size of the synthetic vector set (0 to skip; else at least 1,000)."),
     queries: int = typer.Option(1000, "--queries", min=1),
     dim: Optional[int] = typer.Option(None, "--dim", help="Synthetic dimension (default: the index's, else 256)."),
     plot: Optional[Path] = typer.Option(BENCH_DIR / "recall.png", "--plot", help="Recall-vs-throughput PNG."),
@@ -127,10 +127,11 @@ def bench_recall(
         from shoplens.indexers.index import IndexDirectory
 
         IndexDirectory(index_dir).require()
-    if 0 < synthetic < 10_000:
-        raise ConfigError(f"--synthetic {synthetic} is too few vectors to train IVF; give 10,000 or more, or 0 to skip")
+    if 0 < synthetic < 1_000:
+        raise ConfigError(f"--synthetic {synthetic} is too few vectors to train IVF-PQ (256 codes per sub-quantizer); "
+                          "give 1,000 or more, or 0 to skip")
     if synthetic == 0 and index_dir is None:
-        raise ConfigError("nothing to measure: give --index INDEX, or --synthetic N (10,000 or more)")
+        raise ConfigError("nothing to measure: give --index INDEX, or --synthetic N (1,000 or more)")
     if index_dir is not None:
         require_index(index_dir)
     report = recall.run(index_dir, synthetic, queries, dim, plot, not no_peers, command_line())
