@@ -74,26 +74,18 @@ class Candidates:
 
     def channel_runs(self) -> dict[str, dict[int, float]]:
         """Each channel's list (docno -> score, best first), rebuilt from the ranks."""
-        runs = {}
-        for name, ranks, scores in (("lexical", self.bm25_rank, self.bm25), ("dense", self.dense_rank, self.dense),
-                                    ("native", self.native_rank, self.native)):
-            found = np.flatnonzero(np.isfinite(ranks))
-            order = found[np.argsort(ranks[found], kind="stable")]
-            values = np.where(np.isfinite(scores[order]), scores[order], -ranks[order])
-            runs[name] = dict(zip(self.docnos[order].tolist(), values.tolist()))
-        return runs
+        return {name: dict(zip(self.docnos[by_rank].tolist(), values.tolist()))
+                for name, (by_rank, values) in self._channel_lists().items()}
 
-    def channel_orders(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Each channel's candidate positions best first, by rank and by score where the channel has one (rank
-        where not): the keys of `channel_runs` and the order rank fusion reads them in, as positions."""
-        orders = {}
+    def _channel_lists(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per channel: the positions it found in rank order, and their scores (minus the rank where it has none)."""
+        lists = {}
         for name, ranks, scores in (("lexical", self.bm25_rank, self.bm25), ("dense", self.dense_rank, self.dense),
                                     ("native", self.native_rank, self.native)):
             found = np.flatnonzero(np.isfinite(ranks))
             by_rank = found[np.argsort(ranks[found], kind="stable")]
-            values = np.where(np.isfinite(scores[by_rank]), scores[by_rank], -ranks[by_rank])
-            orders[name] = by_rank, by_rank[np.argsort(-values, kind="stable")]
-        return orders
+            lists[name] = by_rank, np.where(np.isfinite(scores[by_rank]), scores[by_rank], -ranks[by_rank])
+        return lists
 
     def fused_scores(self, plan: FusionPlan) -> tuple[np.ndarray, dict[str, float]]:
         """Each candidate's fused score under `plan` (-inf when no fused channel found it) and the effective
@@ -101,26 +93,25 @@ class Candidates:
         if plan.method != "rrf":
             fused, weights = fuse_channels(self.channel_runs(), plan)
             return np.array([fused.get(int(d), -np.inf) for d in self.docnos.tolist()], dtype=np.float64), weights
-        orders = {name: pair for name, pair in self.channel_orders().items() if len(pair[0]) and plan.weight(name) > 0}
-        weights = {name: plan.weight(name) for name in orders}
-        if plan.adaptive and "lexical" in orders:
-            lexical = self.docnos[orders["lexical"][0]].tolist()
-            for name in orders:
+        lists = {name: pair for name, pair in self._channel_lists().items() if len(pair[0]) and plan.weight(name) > 0}
+        weights = {name: plan.weight(name) for name in lists}
+        if plan.adaptive and "lexical" in lists:
+            lexical = self.docnos[lists["lexical"][0]].tolist()
+            for name in lists:
                 if name != "lexical":
-                    weights[name] *= channel_confidence(lexical, self.docnos[orders[name][0]].tolist())
+                    weights[name] *= channel_confidence(lexical, self.docnos[lists[name][0]].tolist())
         scores = np.full(len(self.docnos), -np.inf)
-        if len(orders) == 1:  # one channel: its own scores (minus its ranks where it has none), as fuse_channels
-            name, (by_rank, _) = next(iter(orders.items()))
-            values, ranks = {"lexical": (self.bm25, self.bm25_rank), "dense": (self.dense, self.dense_rank),
-                             "native": (self.native, self.native_rank)}[name]
-            scores[by_rank] = np.where(np.isfinite(values[by_rank]), values[by_rank], -ranks[by_rank])
+        if len(lists) == 1:  # one channel: its own scores (minus its ranks where it has none), as fuse_channels
+            by_rank, values = next(iter(lists.values()))
+            scores[by_rank] = values
             return scores, weights
-        if orders and not (math.isfinite(plan.k) and plan.k >= 0):
+        if lists and not (math.isfinite(plan.k) and plan.k >= 0):
             raise ConfigError(f"RRF k must be a finite, non-negative number, got {plan.k}")
         if any(not math.isfinite(w) for w in weights.values()):
             raise ConfigError("fusion weights must be finite, non-negative numbers")
         total, found = np.zeros(len(self.docnos)), np.zeros(len(self.docnos), dtype=bool)
-        for name, (_, by_value) in orders.items():  # the same additions, in the same order, as engine.fusion.rrf
+        for name, (by_rank, values) in lists.items():  # the same additions, in the same order, as engine.fusion.rrf
+            by_value = by_rank[np.argsort(-values, kind="stable")]
             total[by_value] += weights[name] / (plan.k + np.arange(1, len(by_value) + 1, dtype=np.float64))
             found[by_value] = True
         scores[found] = total[found]
