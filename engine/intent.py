@@ -47,6 +47,10 @@ AUDIENCE = {
 # values that also suit an audience ("kids" means boys and girls; unisex suits everyone)
 AUDIENCE_ALSO = {"men": ("unisex",), "women": ("unisex",), "boys": ("kids", "unisex"),
                  "girls": ("kids", "unisex"), "kids": ("boys", "girls", "unisex")}
+# a value naming one of these is for someone else, whatever else it names ("Kids-Girls" is not for boys);
+# unisex values suit everyone, adults' included (a catalog's unisex bags are what it has for a kid's school bag)
+AUDIENCE_NOT = {"men": ("women", "boys", "girls", "kids"), "women": ("men", "boys", "girls", "kids"),
+                "boys": ("girls", "men", "women"), "girls": ("boys", "men", "women"), "kids": ("men", "women")}
 COLOURS = ("black", "white", "blue", "navy", "red", "green", "yellow", "pink", "purple", "grey", "gray", "brown",
            "beige", "orange", "maroon", "silver", "gold", "golden", "cream", "olive", "khaki", "tan", "teal",
            "turquoise", "lavender", "magenta", "peach", "mustard", "burgundy", "charcoal", "copper", "bronze",
@@ -133,14 +137,14 @@ def _singular_phrase(value: str) -> str:
 
 
 def _best_field(facets: dict[str, dict[str, int]], wanted: set[str], required: set[str] | None = None,
-                skip: tuple[str, ...] = ()) -> tuple[str, tuple[str, ...]] | None:
+                skip: tuple[str, ...] = (), exclude: frozenset[str] = frozenset()) -> tuple[str, tuple[str, ...]] | None:
     """Among facets with a value containing a `required` word, the one whose `required` values cover the most
-    products (ties: fewer values); returned with its values containing any `wanted` word."""
+    products (ties: fewer values); returned with its values containing any `wanted` word and no `exclude` word."""
     best = None
     for name, values in facets.items():
         if name in skip:
             continue
-        hits = tuple(v for v in values if _value_words(v) & wanted)
+        hits = tuple(v for v in values if _value_words(v) & wanted and not _value_words(v) & exclude)
         covered = sum(values[v] for v in hits if _value_words(v) & (required or wanted))
         if not covered:
             continue
@@ -158,10 +162,17 @@ def _audience(tokens: list[str], facets: dict[str, dict[str, int]]) -> list[Cons
             continue
         wanted = set(words) | {w for also in AUDIENCE_ALSO.get(canonical, ()) for w in AUDIENCE[also]}
         found = _best_field(facets, wanted, required=set(words) | set(AUDIENCE_ALSO.get(canonical, ()))
-                            if canonical == "kids" else set(words), skip=("category",))
+                            if canonical == "kids" else set(words), skip=("category",),
+                            exclude=_audience_not(canonical))
         if found:
             out.append(Constraint("audience", said, found[0], found[1]))
     return out[:1]  # one audience: the first stated
+
+
+@functools.lru_cache(maxsize=None)
+def _audience_not(canonical: str) -> frozenset[str]:
+    """The words of the audiences a value must not name to suit `canonical`."""
+    return frozenset(w for group in AUDIENCE_NOT.get(canonical, ()) for w in AUDIENCE[group])
 
 
 def _colours(tokens: list[str], facets: dict[str, dict[str, int]]) -> list[Constraint]:
@@ -206,6 +217,8 @@ def parse_intent(text: str, facets: dict[str, dict[str, int]],
     types = _types(tokens, facets)
     if not types and associate is not None:
         types = _associated_type(tokens, associate)
+    elif associate is not None:
+        types = _qualified_type(tokens, types[0], associate)
     constraints = _audience(tokens, facets) + _colours(tokens, facets) + types
     return Intent(rest if rest else (text or ""), low, high, tuple(constraints))
 
@@ -228,11 +241,27 @@ def _associated_type(tokens: list[str], associate: Callable[[str], str | None]) 
     return []
 
 
+def _qualified_type(tokens: list[str], found: Constraint, associate: Callable[[str], str | None]) -> list[Constraint]:
+    """`found` (a one-word type) narrowed to the category value the catalog associates with it and the word
+    before it: "school bag" means backpacks where most products saying both words are backpacks."""
+    head = found.word.split()
+    at = len(tokens) - 1 - tokens[::-1].index(head[0]) if len(head) == 1 and head[0] in tokens else -1
+    modifier = tokens[at - 1] if at > 0 else ""
+    audience = {w for words in AUDIENCE.values() for w in words}
+    if not modifier or modifier in _NOT_TYPES or modifier in audience or len(modifier) < 3 or modifier.isdigit():
+        return [found]
+    value = associate(f"{modifier} {head[0]}")
+    if not value or found.values == (value,):
+        return [found]
+    return [Constraint("type", f"{modifier} {head[0]}", found.field, (value,))]
+
+
 # a word stands for a category value when at least this share of the products that match it best share that
 # value (each product counted by its most specific category value), among at least ASSOCIATION_MIN matches
 ASSOCIATION_SHARE = 0.6
 ASSOCIATION_MIN = 5
 ASSOCIATION_DEPTH = 50  # how many best-matching products are counted
+PHRASE_DEPTH = 1000  # a phrase's products are sought among its first word's best matches, this many
 
 
 def associated_category(docnos: np.ndarray, products, facets: dict[str, dict[str, int]]) -> str | None:

@@ -350,17 +350,16 @@ class SearchEngine:
     def _associator(self, snapshot: Snapshot, facets):
         """word -> the category value the catalog associates it with (its best BM25 matches mostly share it), or
         None; brand words are never types. Remembered per version and word."""
-        from shoplens.engine.intent import ASSOCIATION_DEPTH, associated_category
+        from shoplens.engine.intent import associated_category
 
         brands = self._brand_words(snapshot)
 
-        def associate(word: str) -> str | None:
-            if word in brands:
+        def associate(words: str) -> str | None:
+            if words.split()[0] in brands:  # "puma" or "puma bag": a brand is not a kind of product
                 return None
-            key = ("word", f"{snapshot.version}\x1f{word}")
+            key = ("word", f"{snapshot.version}\x1f{words}")
             found = self._intents.get(key, lambda: (associated_category(
-                snapshot.lexical.search(word, ASSOCIATION_DEPTH, snapshot.products.live)[0], snapshot.products,
-                facets) or "",))
+                _best_matches(snapshot, words), snapshot.products, facets) or "",))
             return found[0] or None
 
         return associate
@@ -538,6 +537,26 @@ class _Follower:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=max(1.0, self.interval * 2))
+
+
+def _best_matches(snapshot: Snapshot, words: str) -> np.ndarray:
+    """A word's ASSOCIATION_DEPTH best BM25 matches. A phrase's ("school bag") are the products holding every
+    word (BM25 of the phrase would rank the products that say "bag" most, whatever kind of bag): those of its
+    rarest word that hold the others, none when every word is in more than PHRASE_DEPTH products (too common
+    to say anything)."""
+    from shoplens.engine.intent import ASSOCIATION_DEPTH, PHRASE_DEPTH
+
+    split = words.split()
+    live = snapshot.products.live
+    if len(split) == 1:
+        return snapshot.lexical.search(words, ASSOCIATION_DEPTH, live)[0]
+    pools = [snapshot.lexical.search(word, PHRASE_DEPTH + 1, live)[0] for word in split]
+    docnos = min(pools, key=len)
+    if len(docnos) > PHRASE_DEPTH:
+        return docnos[:0]
+    for word in split:
+        docnos = docnos[snapshot.lexical.scores_of(word, docnos) > 0] if len(docnos) else docnos
+    return docnos
 
 
 def _per_version(cache: dict[int, Any], version: int, build) -> Any:

@@ -54,6 +54,16 @@ def test_kids_women_and_types():
     assert set(next(c for c in shoes.constraints if c.kind == "colour").values) == {"white", "off white"}
 
 
+def test_a_value_naming_another_audience_is_not_theirs():
+    facets = {"age_group": {"adults-men": 745, "adults-women": 626, "adults-unisex": 63, "kids-boys": 29,
+                            "kids-girls": 29, "kids-unisex": 12}}
+    audience = {w: set(next(c for c in parse_intent(f"{w} jacket", facets).constraints
+                            if c.kind == "audience").values) for w in ("kids", "boys", "men")}
+    assert audience["kids"] == {"kids-boys", "kids-girls", "kids-unisex", "adults-unisex"}  # unisex suits kids
+    assert audience["boys"] == {"kids-boys", "kids-unisex", "adults-unisex"}  # not the girls'
+    assert audience["men"] == {"adults-men", "adults-unisex"}
+
+
 def test_nothing_stated_is_empty():
     assert parse_intent("puma", FACETS).empty
     assert parse_intent("analog", {}).empty
@@ -202,3 +212,35 @@ def test_the_engine_reads_a_type_from_the_catalogs_own_words_but_never_a_brand(e
     casio = snapshot.lexical.search("casio", ASSOCIATION_DEPTH, snapshot.products.live)[0]
     assert associated_category(casio, snapshot.products, facets) == "watches"
     assert types("casio") == []
+
+
+def test_a_phrase_the_catalog_ties_to_one_kind_narrows_the_type():
+    asked = []
+
+    def associate(words):
+        asked.append(words)
+        return {"school bag": "backpacks"}.get(words)
+
+    bag = next(c for c in parse_intent("kids school bag", FACETS, associate).constraints if c.kind == "type")
+    assert (bag.word, bag.values) == ("school bag", ("backpacks",))
+    assert asked == ["school bag"]  # the audience word is never asked
+    asked.clear()
+    shirt = next(c for c in parse_intent("navy casual shirts", FACETS, associate).constraints if c.kind == "type")
+    assert (shirt.word, shirt.values) == ("shirts", ("shirts",)) and asked == ["casual shirts"]
+    asked.clear()
+    parse_intent("blue jeans for men", FACETS, associate)  # a colour before the type is not a modifier
+    assert asked == []
+
+
+def test_a_phrases_matches_hold_every_word(engine):
+    import numpy as np
+
+    from shoplens.engine.search import _best_matches
+
+    snapshot = engine.snapshot
+    every = snapshot.products.live.nonzero()[0]
+    both = {int(d) for d in every[(snapshot.lexical.scores_of("leather", every) > 0)
+                                  & (snapshot.lexical.scores_of("wallet", every) > 0)]}
+    found = _best_matches(snapshot, "leather wallet")
+    assert both and {int(d) for d in found} == both  # exactly the products that say both words
+    assert np.all(snapshot.lexical.scores_of("wallet", found) > 0)
