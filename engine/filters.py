@@ -23,7 +23,7 @@ from shoplens.indexers.lexical.base import FieldFilter
 
 OPERATORS = ("<=", ">=", "!=", "=", "<", ">")
 MAX_FILTER_CHARS = 10_000
-_PATTERN = re.compile(r"^\s*([^<>=!]+?)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$", re.S)
+_PATTERN = re.compile(r"^\s*([^<>=!]+?)\s*(<=|>=|!=|==|=|<|>)\s*(.*?)\s*$", re.S)
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ def parse_filter(text: str) -> Filter:
             f"cannot parse filter {text!r}; write FIELD OP VALUE with OP one of = != < <= > >=, e.g. price<=3000 or brand=Nike"
         )
     field, op, raw = match.groups()
+    op = "=" if op == "==" else op  # brand==Nike as a programmer writes it
     raw = raw.strip()
     if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
         values = (raw[1:-1],)

@@ -35,10 +35,11 @@ def test_parse():
     assert (f.field, f.op, f.values) == ("brand", "=", ("Nike", "Puma"))
     assert parse_filter('brand="Allen Solly"').values == ("Allen Solly",)
     assert parse_filter("category!=Shirts").op == "!="
+    assert parse_filter("brand==Nike") == parse_filter("brand=Nike")  # == as a programmer writes it
 
 
 @pytest.mark.parametrize("text, message", [
-    ("price", "cannot parse"), ("price<=", "cannot parse"), ("=Nike", "cannot parse"),
+    ("price", "cannot parse"), ("price<=", "cannot parse"), ("=Nike", "cannot parse"), ("brand==", "cannot parse"),
     ("price<=cheap", "needs a number"), ("price<1|2", "one number"),
 ])
 def test_parse_errors(text, message):
