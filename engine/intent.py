@@ -86,10 +86,11 @@ class Intent:
     price_max: float | None = None
     constraints: tuple[Constraint, ...] = field(default_factory=tuple)
     source: str = "text"  # "text": stated in the query; "photo": read from the catalog product a query photo shows
+    price_level: str | None = None  # "low" ("cheap") or "high" ("premium"): the cheapest or dearest third
 
     @property
     def empty(self) -> bool:
-        return self.price_min is None and self.price_max is None and not self.constraints
+        return self.price_min is None and self.price_max is None and not self.constraints and not self.price_level
 
     def filters(self) -> list[str]:
         """The constraints as filter expressions (what --strict-intent applies)."""
@@ -102,7 +103,7 @@ class Intent:
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "source": self.source, "price_min": self.price_min, "price_max": self.price_max,
-                "constraints": [{"kind": c.kind, "word": c.word, "field": c.field, "values": list(c.values)}
+                "price_level": self.price_level, "constraints": [{"kind": c.kind, "word": c.word, "field": c.field, "values": list(c.values)}
                                 for c in self.constraints]}
 
 
@@ -208,11 +209,14 @@ def _types(tokens: list[str], facets: dict[str, dict[str, int]]) -> list[Constra
 
 
 def parse_intent(text: str, facets: dict[str, dict[str, int]],
-                 associate: Callable[[str], str | None] | None = None) -> Intent:
+                 associate: Callable[..., str | None] | None = None) -> Intent:
     """Price limits and audience, colour and type constraints of a query, mapped onto `facets`' values.
     `associate(word)`, when given, names the category value a word the category names do not hold stands for
-    in this catalog ("sneakers" -> casual shoes); it is asked only when no type word was found."""
+    in this catalog ("sneakers" -> casual shoes); it is asked only when no type word was found. When one was,
+    `associate(phrase, constraint)` may narrow it: the value the phrase stands for among the constraint's
+    products ("school bag" -> backpacks)."""
     low, high, rest = parse_price(text or "")
+    level = _price_level(rest)
     tokens = _tokens(rest)
     types = _types(tokens, facets)
     if not types and associate is not None:
@@ -220,11 +224,29 @@ def parse_intent(text: str, facets: dict[str, dict[str, int]],
     elif associate is not None:
         types = _qualified_type(tokens, types[0], associate)
     constraints = _audience(tokens, facets) + _colours(tokens, facets) + types
-    return Intent(rest if rest else (text or ""), low, high, tuple(constraints))
+    return Intent(rest if rest else (text or ""), low, high, tuple(constraints), price_level=level)
+
+
+# words asking for the cheap or the dear end of what matches, whatever the catalog's prices are
+PRICE_LEVELS = {"low": ("cheap", "cheapest", "cheaper", "budget", "budget-friendly", "affordable", "inexpensive",
+                        "economical", "low-cost", "low-priced"),
+                "high": ("premium", "luxury", "luxurious", "expensive", "costly", "high-end", "upscale")}
+PRICE_LEVEL_SHARE = 1 / 3  # "cheap" prefers the cheapest third of the candidates of the asked type
+_LEVEL_WORD = re.compile(r"(?<![\w-])(" + "|".join(w for words in PRICE_LEVELS.values() for w in words) + r")(?![\w-])",
+                         re.I)
+
+
+def _price_level(text: str) -> str | None:
+    """"low" or "high" when the text asks for the cheap or the dear end (the words stay in the retrieved text:
+    a catalog may name products "premium"), else None."""
+    said = _LEVEL_WORD.search(text)
+    if said is None:
+        return None
+    return next(level for level, words in PRICE_LEVELS.items() if said.group(1).lower() in words)
 
 
 # words that never name a product type on their own
-_NOT_TYPES = frozenset("a an and the for with of in on to by from at my me i is new best buy cheap men women kids "
+_NOT_TYPES = frozenset("a an and the for with of in on to by from at my me i is new best buy men women kids "
                        "boys girls unisex".split()) | frozenset(COLOURS)
 
 
@@ -241,16 +263,17 @@ def _associated_type(tokens: list[str], associate: Callable[[str], str | None]) 
     return []
 
 
-def _qualified_type(tokens: list[str], found: Constraint, associate: Callable[[str], str | None]) -> list[Constraint]:
+def _qualified_type(tokens: list[str], found: Constraint, associate: Callable[..., str | None]) -> list[Constraint]:
     """`found` (a one-word type) narrowed to the category value the catalog associates with it and the word
-    before it: "school bag" means backpacks where most products saying both words are backpacks."""
+    before it, among the products of that type: "school bag" means backpacks where most bags saying both words
+    are backpacks."""
     head = found.word.split()
     at = len(tokens) - 1 - tokens[::-1].index(head[0]) if len(head) == 1 and head[0] in tokens else -1
     modifier = tokens[at - 1] if at > 0 else ""
     audience = {w for words in AUDIENCE.values() for w in words}
     if not modifier or modifier in _NOT_TYPES or modifier in audience or len(modifier) < 3 or modifier.isdigit():
         return [found]
-    value = associate(f"{modifier} {head[0]}")
+    value = associate(f"{modifier} {head[0]}", found)
     if not value or found.values == (value,):
         return [found]
     return [Constraint("type", f"{modifier} {head[0]}", found.field, (value,))]
@@ -377,7 +400,23 @@ def constraint_matches(products, intent: Intent, docnos: np.ndarray) -> dict[str
             if intent.price_max is not None:
                 ok &= prices <= intent.price_max
             out["price"] = ok
+    if intent.price_level is not None and products.column_name(PRICE_FIELD) is not None:
+        level = _level_matches(products.numeric(products.column_name(PRICE_FIELD))[docnos], intent.price_level,
+                               out.get("type"))
+        out["price"] = level & out["price"] if "price" in out else level
     return out
+
+
+def _level_matches(prices: np.ndarray, level: str, of_type: np.ndarray | None) -> np.ndarray:
+    """Which prices are in the cheapest (low) or dearest (high) PRICE_LEVEL_SHARE of the candidates of the asked
+    type (of all candidates when none is of it); none when fewer than 3 candidates have a price."""
+    priced = ~np.isnan(prices)
+    pool = priced & of_type if of_type is not None and (priced & of_type).sum() >= 3 else priced
+    if pool.sum() < 3:
+        return np.zeros(len(prices), dtype=bool)
+    share = PRICE_LEVEL_SHARE if level == "low" else 1 - PRICE_LEVEL_SHARE
+    cut = float(np.quantile(prices[pool], share))
+    return priced & (prices <= cut if level == "low" else prices >= cut)
 
 
 def boosted_order(matches: dict[str, np.ndarray], count: int) -> tuple[np.ndarray, np.ndarray]:

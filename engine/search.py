@@ -354,12 +354,12 @@ class SearchEngine:
 
         brands = self._brand_words(snapshot)
 
-        def associate(words: str) -> str | None:
+        def associate(words: str, within=None) -> str | None:
             if words.split()[0] in brands:  # "puma" or "puma bag": a brand is not a kind of product
                 return None
-            key = ("word", f"{snapshot.version}\x1f{words}")
+            key = ("word", f"{snapshot.version}\x1f{words}\x1f{within.filter() if within else ''}")
             found = self._intents.get(key, lambda: (associated_category(
-                _best_matches(snapshot, words), snapshot.products, facets) or "",))
+                _best_matches(snapshot, words, within), snapshot.products, facets) or "",))
             return found[0] or None
 
         return associate
@@ -539,11 +539,12 @@ class _Follower:
         self._thread.join(timeout=max(1.0, self.interval * 2))
 
 
-def _best_matches(snapshot: Snapshot, words: str) -> np.ndarray:
+def _best_matches(snapshot: Snapshot, words: str, within=None) -> np.ndarray:
     """A word's ASSOCIATION_DEPTH best BM25 matches. A phrase's ("school bag") are the products holding every
     word (BM25 of the phrase would rank the products that say "bag" most, whatever kind of bag): those of its
     rarest word that hold the others, none when every word is in more than PHRASE_DEPTH products (too common
-    to say anything)."""
+    to say anything). `within` (a constraint) keeps only the products meeting it."""
+    from shoplens.engine.filters import filter_mask, parse_filter
     from shoplens.engine.intent import ASSOCIATION_DEPTH, PHRASE_DEPTH
 
     split = words.split()
@@ -556,6 +557,8 @@ def _best_matches(snapshot: Snapshot, words: str) -> np.ndarray:
         return docnos[:0]
     for word in split:
         docnos = docnos[snapshot.lexical.scores_of(word, docnos) > 0] if len(docnos) else docnos
+    if within is not None and len(docnos):
+        docnos = docnos[filter_mask(snapshot.products, [parse_filter(within.filter())], rows=docnos)]
     return docnos
 
 
@@ -594,6 +597,8 @@ def intent_note(intent, strict: bool) -> str:
         low = "" if intent.price_min is None else f"{intent.price_min:g} <= "
         high = "" if intent.price_max is None else f" <= {intent.price_max:g}"
         parts.insert(0, f"{low}price{high}")
+    if intent.price_level is not None:
+        parts.insert(0, f"price in the {'cheapest' if intent.price_level == 'low' else 'dearest'} third")
     if intent.source == "photo":
         return "from the product in the photo: " + ", ".join(parts) + ": preferred after it (--no-intent to ignore)"
     how = "applied as filters (--strict-intent)" if strict else "preferred, not required (--strict-intent to filter, --no-intent to ignore)"

@@ -217,8 +217,9 @@ def test_the_engine_reads_a_type_from_the_catalogs_own_words_but_never_a_brand(e
 def test_a_phrase_the_catalog_ties_to_one_kind_narrows_the_type():
     asked = []
 
-    def associate(words):
+    def associate(words, within=None):
         asked.append(words)
+        assert within is not None and within.kind == "type"  # asked among the products of the type found
         return {"school bag": "backpacks"}.get(words)
 
     bag = next(c for c in parse_intent("kids school bag", FACETS, associate).constraints if c.kind == "type")
@@ -244,3 +245,41 @@ def test_a_phrases_matches_hold_every_word(engine):
     found = _best_matches(snapshot, "leather wallet")
     assert both and {int(d) for d in found} == both  # exactly the products that say both words
     assert np.all(snapshot.lexical.scores_of("wallet", found) > 0)
+
+
+@pytest.mark.parametrize("text, level", [
+    ("cheap watches for men", "low"), ("Cheapest watch under 500", "low"), ("budget-friendly bag", "low"),
+    ("premium shoes", "high"), ("luxury watch", "high"), ("cheapo shoes", None), ("watches", None),
+])
+def test_cheap_and_premium_ask_for_an_end_of_the_price_range(text, level):
+    intent = parse_intent(text, FACETS)
+    assert intent.price_level == level
+    assert intent.text.lower().startswith(text.lower().split(" under")[0])  # the words stay in the retrieved text
+
+
+def test_the_cheap_end_is_the_cheapest_third_of_the_asked_type():
+    import numpy as np
+
+    from shoplens.engine.intent import _level_matches
+
+    prices = np.array([100.0, 5000, 900, 1200, np.nan, 3000, 50, 2000])
+    watches = np.array([False, True, True, True, True, True, False, True])
+    low = _level_matches(prices, "low", watches)
+    # the watches' prices 900, 1200, 2000, 3000, 5000: the cheapest third is cut between 1,200 and 2,000 (socks at
+    # 100 and 50 are under it too)
+    assert low.tolist() == [True, False, True, True, False, False, True, False]
+    high = _level_matches(prices, "high", watches)
+    assert high.tolist() == [False, True, False, False, False, True, False, False]
+    assert not _level_matches(np.array([np.nan, 10.0]), "low", None).any()  # too few prices to tell
+
+
+def test_cheap_on_the_sample_prefers_the_cheapest_of_the_type(engine):
+    import numpy as np
+
+    from shoplens.engine.query import SearchRequest
+
+    cheap = engine.search(SearchRequest(text="cheap watch", k=5, rerank=False))
+    plain = engine.search(SearchRequest(text="watch", k=5, rerank=False))
+    assert cheap.query["intent"]["price_level"] == "low" and "cheapest third" in " ".join(cheap.notes)
+    prices = lambda response: [r.price for r in response.results]  # noqa: E731
+    assert np.median(prices(cheap)) < np.median(prices(plain))
