@@ -164,27 +164,18 @@ def test_new_version_leaves_the_parent_untouched(store_dirs, tmp_path, backend):
         assert 5 not in set(ids(old.search("running", 10)))
 
 
-def test_an_unreachable_elasticsearch_is_a_clear_error(monkeypatch, tmp_path):
+@pytest.mark.parametrize("backend, name, variable", [("elasticsearch", "Elasticsearch", "SHOPLENS_ES_URL"),
+                                                     ("opensearch", "OpenSearch", "SHOPLENS_OS_URL")])
+def test_an_unreachable_cluster_is_a_clear_error(monkeypatch, backend, name, variable):
     """Runs without a server: the backend must say what is wrong before any work is done."""
     from shoplens.indexers.writer import WriteOptions, check_options
 
-    monkeypatch.setenv("SHOPLENS_ES_URL", "http://127.0.0.1:9")
-    with pytest.raises(ConfigError, match="cannot reach Elasticsearch at http://127.0.0.1:9.*SHOPLENS_ES_URL"):
-        check_options(WriteOptions(lexical_backend="elasticsearch"))
-    monkeypatch.delenv("SHOPLENS_ES_URL")
-    with pytest.raises(ConfigError, match="set SHOPLENS_ES_URL"):
-        check_options(WriteOptions(lexical_backend="elasticsearch"))
-
-
-def test_an_unreachable_opensearch_is_a_clear_error(monkeypatch):
-    from shoplens.indexers.writer import WriteOptions, check_options
-
-    monkeypatch.setenv("SHOPLENS_OS_URL", "http://127.0.0.1:9")
-    with pytest.raises(ConfigError, match="cannot reach OpenSearch at http://127.0.0.1:9.*SHOPLENS_OS_URL"):
-        check_options(WriteOptions(lexical_backend="opensearch"))
-    monkeypatch.delenv("SHOPLENS_OS_URL")
-    with pytest.raises(ConfigError, match="set SHOPLENS_OS_URL"):
-        check_options(WriteOptions(lexical_backend="opensearch"))
+    monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match=f"cannot reach {name} at http://127.0.0.1:9.*{variable}"):
+        check_options(WriteOptions(lexical_backend=backend))
+    monkeypatch.delenv(variable)
+    with pytest.raises(ConfigError, match=f"set {variable}"):
+        check_options(WriteOptions(lexical_backend=backend))
 
 
 def test_unknown_backend_lists_the_valid_ones():
