@@ -122,9 +122,11 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
+_CHEAP = re.compile("|".join(rf"\b{re.escape(word)}\b" for word in CHEAP_WORDS))  # any one of the words
+
+
 def wants_cheap(text: str) -> bool:
-    lowered = (text or "").lower()
-    return any(re.search(rf"\b{re.escape(word)}\b", lowered) for word in CHEAP_WORDS)
+    return _CHEAP.search((text or "").lower()) is not None
 
 
 class _Vocabulary:
@@ -156,14 +158,24 @@ class _Vocabulary:
 def rows_have_codes(row_codes, kind: str, docnos: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """Whether each of `docnos` has one of the `wanted` keyword codes (scalar codes, or list (offsets, flat))."""
     if kind == "scalar":
-        return np.isin(row_codes[docnos], wanted)
+        return _member(row_codes[docnos], wanted)
     offsets, flat = row_codes
     starts, lengths = offsets[docnos], offsets[docnos + 1] - offsets[docnos]
     # the positions of the asked rows' codes in `flat`, row after row (only these rows are read)
     positions = np.arange(int(lengths.sum())) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-    hits = np.isin(flat[positions], wanted)
+    hits = _member(flat[positions], wanted)
     owner = np.repeat(np.arange(len(docnos)), lengths)
     return np.bincount(owner[hits], minlength=len(docnos)) > 0
+
+
+def _member(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """`np.isin(values, wanted)`; a query names a few values, and comparing with each is cheaper than isin's setup."""
+    if len(wanted) > 8:
+        return np.isin(values, wanted)
+    found = np.zeros(values.shape, dtype=bool)
+    for code in wanted.tolist():
+        found |= values == code
+    return found
 
 
 class FeatureContext:
