@@ -443,6 +443,7 @@ class SearchEngine:
         for start in range(0 if taken < shared else shared, rows, FOLLOW_ROWS_STEP):
             context.title_terms(np.arange(start, min(rows, start + FOLLOW_ROWS_STEP), dtype=np.int64))
             time.sleep(FOLLOW_PAUSE_S)
+        context.pack()  # the shared rows' arrays are taken from the previous version's; only new rows are read
 
     def _rehearse(self, snapshot: Snapshot) -> None:
         """Answer the latest text queries on a version before it is swapped in (results dropped), so

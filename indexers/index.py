@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import fcntl
+import hashlib
 import logging
 import os
+import re
 import shutil
 import time
 from contextlib import contextmanager
@@ -37,7 +39,15 @@ from shoplens.indexers.storage import atomic_write_bytes, atomic_write_json, fsy
 FORMAT_VERSION = 1
 COMPONENTS = ("products", "vectors", "textvec", "lexical", "spelling", "behaviour", "ranker")
 DEFAULT_KEEP_VERSIONS = 10
+RANKER_MODEL = ("ranker", "model.json")  # a version's reranker model, under its folder
+RANKER_CACHE = "ranker"  # cache/ranker: what the reranker derives from a model (compiled trees, ONNX trees)
+_RANKER_CACHED = re.compile(r"ranker-([0-9a-f]+)(?:-([0-9a-f]+))?\.(?:so|onnx)")  # ranker-MODEL-KEY.ext (old: ranker-KEY)
 log = logging.getLogger("shoplens.index")
+
+
+def model_digest(path: Path) -> str:
+    """A short digest of a model file's content: files in `cache/ranker/` derived from it start with it."""
+    return hashlib.blake2b(Path(path).read_bytes(), digest_size=8).hexdigest()
 
 
 def crash_point(name: str) -> None:
@@ -234,6 +244,34 @@ class IndexDirectory:
         for number in self.release_external([self.version_path(n) for n in doomed], kept):
             shutil.rmtree(number, ignore_errors=True)
             removed.append(int(number.name))
+        if removed:
+            self.trim_ranker_cache()
+        return removed
+
+    def trim_ranker_cache(self) -> list[Path]:
+        """Delete what `cache/ranker/` holds for models no committed version has any more (a file there is
+        named `ranker-MODEL-KEY.so|onnx`, MODEL being `model_digest` of the model it serves; a file of the older
+        `ranker-KEY` naming is never looked up again). Returns the files deleted."""
+        folder = self.cache_dir / RANKER_CACHE
+        if not folder.is_dir():
+            return []
+        models, wanted = {}, set()
+        for number in self.committed_versions():
+            path = self.version_path(number).joinpath(*RANKER_MODEL)
+            try:
+                info = path.stat()
+            except OSError:
+                continue
+            identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)  # versions hard-link one model
+            if identity not in models:
+                models[identity] = model_digest(path)
+            wanted.add(models[identity])
+        removed = []
+        for file in folder.iterdir():
+            match = _RANKER_CACHED.fullmatch(file.name)
+            if match and (match.group(2) is None or match.group(1) not in wanted):
+                file.unlink(missing_ok=True)
+                removed.append(file)
         return removed
 
     def release_external(self, doomed: list[Path], kept: list[int]) -> list[Path]:

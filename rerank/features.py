@@ -21,6 +21,7 @@ import numpy as np
 
 from shoplens.indexers.products import arrow_numpy
 from shoplens.indexers.storage import atomic_write_json, file_identity, trim_files
+from shoplens.rerank.packed_rows import PackedRows, pack_rows
 from shoplens.rerank.prices import parse_price
 
 FEATURE_VERSION = 3
@@ -121,9 +122,11 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
+_CHEAP = re.compile("|".join(rf"\b{re.escape(word)}\b" for word in CHEAP_WORDS))  # any one of the words
+
+
 def wants_cheap(text: str) -> bool:
-    lowered = (text or "").lower()
-    return any(re.search(rf"\b{re.escape(word)}\b", lowered) for word in CHEAP_WORDS)
+    return _CHEAP.search((text or "").lower()) is not None
 
 
 class _Vocabulary:
@@ -155,14 +158,24 @@ class _Vocabulary:
 def rows_have_codes(row_codes, kind: str, docnos: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """Whether each of `docnos` has one of the `wanted` keyword codes (scalar codes, or list (offsets, flat))."""
     if kind == "scalar":
-        return np.isin(row_codes[docnos], wanted)
+        return _member(row_codes[docnos], wanted)
     offsets, flat = row_codes
     starts, lengths = offsets[docnos], offsets[docnos + 1] - offsets[docnos]
     # the positions of the asked rows' codes in `flat`, row after row (only these rows are read)
     positions = np.arange(int(lengths.sum())) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-    hits = np.isin(flat[positions], wanted)
+    hits = _member(flat[positions], wanted)
     owner = np.repeat(np.arange(len(docnos)), lengths)
     return np.bincount(owner[hits], minlength=len(docnos)) > 0
+
+
+def _member(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """`np.isin(values, wanted)`; a query names a few values, and comparing with each is cheaper than isin's setup."""
+    if len(wanted) > 8:
+        return np.isin(values, wanted)
+    found = np.zeros(values.shape, dtype=bool)
+    for code in wanted.tolist():
+        found |= values == code
+    return found
 
 
 class FeatureContext:
@@ -182,6 +195,8 @@ class FeatureContext:
         self._quantities: dict[int, set[tuple[str, str]]] = {}
         self._title_sets: dict[int, tuple[set[str], set[tuple[str, str]], str]] = {}  # terms, bigrams, joined
         self._value_codes: dict[str, dict[str, int]] = {}  # keyword column -> lower-cased value -> code
+        self._packed: PackedRows | None = None  # every row's terms as arrays, once all are analyzed (`pack`)
+        self._adopted: tuple[PackedRows | None, int] = (None, 0)  # an earlier version's packing, rows shared
         n = products.num_rows
         self.price = products.numeric("price")
         self.log_price = np.log1p(self.price)
@@ -265,7 +280,11 @@ class FeatureContext:
     def term_overlaps(self, docnos: np.ndarray, query: set[str], bigrams: set[tuple[str, str]],
                       phrase: str) -> np.ndarray:
         """Per row, in one pass over the analyzed rows (rows x 5): title terms, query terms in the title, query
-        terms anywhere in the row's text, query bigrams in the title, 1 when the query's phrase is in the title."""
+        terms anywhere in the row's text, query bigrams in the title, 1 when the query's phrase is in the title.
+        Numpy over the rows' term ids once every row is packed (`pack`), else Python sets: the same counts."""
+        packed = self._packed
+        if packed is not None and len(docnos) and int(docnos.max()) < packed.num_rows:
+            return packed.overlaps(docnos, query, bigrams, phrase)
         self._fill(docnos)
         titles, sets, docs = self._title_terms, self._title_sets, self._doc_terms
         return np.array([(len(titles[d]), len(query & sets[d][0]), len(query & docs[d]), len(bigrams & sets[d][1]),
@@ -293,7 +312,22 @@ class FeatureContext:
                 return start
             self._fill(np.arange(start, min(n, start + chunk), dtype=np.int64))
             time.sleep(0)  # let query threads in between chunks
+        self.pack()
         return n
+
+    def pack(self) -> bool:
+        """Once every row is analyzed, keep the rows' terms as integer arrays (`PackedRows`) so term overlaps
+        are numpy work per query; rows an earlier version's packing holds (`adopt_rows`) are taken from it.
+        Returns whether the rows are packed."""
+        n = self.snapshot.products.num_rows
+        if self._packed is not None:
+            return True
+        if len(self._title_terms) < n:
+            return False
+        previous, shared = self._adopted
+        self._packed = pack_rows(n, self._title_terms, self._title_sets, self._doc_terms, previous, shared)
+        self._adopted = (None, 0)
+        return True
 
     def adopt_rows(self, previous: "FeatureContext", rows: int) -> int:
         """Take the analyzed rows below `rows` from an earlier version's context: rows a newer version shares
@@ -306,6 +340,8 @@ class FeatureContext:
             mine, theirs = getattr(self, name), dict(getattr(previous, name))
             mine.update((d, v) for d, v in theirs.items() if d < rows and (name == "_quantities" or d in terms))
         self._title_terms.update(terms)
+        if previous._packed is not None:
+            self._adopted = (previous._packed, min(rows, previous._packed.num_rows))
         return len(terms)
 
     def _fill(self, docnos: np.ndarray) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from shoplens.common.errors import RankerError
 from shoplens.indexers.encoders.onnx_encoder import onnx_available
-from shoplens.indexers.index import IndexDirectory
+from shoplens.indexers.index import IndexDirectory, model_digest
 from shoplens.indexers.storage import read_json
 from shoplens.rerank import behaviour_store
 from shoplens.rerank.features import FEATURE_NAMES, FEATURE_VERSION, FeatureContext, behaviour_columns, compute_features
@@ -237,7 +237,7 @@ def onnx_predictor(model_path: Path, cache_dir: Path, identity: tuple):
     if not onnx_available():
         return None
     key = hashlib.blake2b(repr(identity).encode(), digest_size=10).hexdigest()
-    target = cache_dir / f"ranker-{key}.onnx"
+    target = cache_dir / f"ranker-{model_digest(model_path)}-{key}.onnx"  # model first: see IndexDirectory.prune
     source: str | bytes = str(target)
     if not target.is_file():
         model = json.loads(model_path.read_text(encoding="utf-8"))

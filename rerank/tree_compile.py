@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from shoplens.indexers.index import model_digest
+
 BATCH_SOURCE = r"""
 #include <math.h>
 #include <stdlib.h>
@@ -84,9 +86,9 @@ def compiler() -> str | None:
 def library_path(model_path: Path, cache_dir: Path) -> Path:
     """Where the compiled library of a model file lives in an index's cache (by content, not file identity)."""
     digest = hashlib.blake2b(digest_size=10)
-    digest.update(model_path.read_bytes())
     digest.update(f"{LIBRARY_FORMAT}|{TREES_PER_UNIT}|{_tl2cgen_version()}|{sys.platform}|{platform.machine()}".encode())
-    return cache_dir / f"ranker-{digest.hexdigest()}.so"
+    # the model's digest first: `IndexDirectory.prune` deletes the files of models no version keeps
+    return cache_dir / f"ranker-{model_digest(model_path)}-{digest.hexdigest()}.so"
 
 
 def compile_library(model_path: Path, target: Path) -> Path:

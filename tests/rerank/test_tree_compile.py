@@ -100,3 +100,26 @@ def test_bench_latency_compares_compiled_trees_with_onnx_in_one_run(trained, tmp
     assert any("native: compiled" in note for note in report.notes)
     assert any(note.startswith(names[1]) and "onnx runtime (asked for)" in note for note in report.notes)
     assert report.extra["summary"][f"text ({names[1]})"]["stages"]["rerank"]["p50"] > 0
+
+
+def test_pruning_versions_deletes_the_cached_trees_of_models_no_version_keeps(trained, tmp_path):
+    from shoplens.indexers.index import IndexDirectory, model_digest
+
+    index = tmp_path / "index"
+    shutil.copytree(trained[0], index)
+    directory = IndexDirectory(index)
+    cache = index / "cache" / "ranker"
+    model = directory.version_path(directory.current_version()) / "ranker" / "model.json"
+    current = [path for path in cache.iterdir() if path.name.startswith(f"ranker-{model_digest(model)}-")]
+    assert any(path.suffix == ".so" for path in current)  # the trained model's library, named by its model
+    gone = cache / "ranker-0123456789abcdef-00112233445566778899.so"  # a replaced model's (no version has it)
+    older = cache / "ranker-0f04fc538c9afca7f89e.onnx"  # the naming before models led the name
+    unrelated = cache / ".ranker-x.so.123.tmp"  # another process's file being written
+    for path in (gone, older, unrelated):
+        path.write_bytes(b"x")
+    assert len(directory.committed_versions()) > 1
+    assert directory.prune(1)
+    assert not gone.exists() and not older.exists() and unrelated.exists()
+    assert all(path.exists() for path in current)
+    assert directory.prune(1) == [] and unrelated.exists()  # nothing pruned: nothing trimmed
+    assert compile_saved_trees(index, directory.current_version()).startswith("native: compiled")
