@@ -102,9 +102,10 @@ class Intent:
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        constraints = [{"kind": c.kind, "word": c.word, "field": c.field, "values": list(c.values)}
+                       for c in self.constraints]
         return {"text": self.text, "source": self.source, "price_min": self.price_min, "price_max": self.price_max,
-                "price_level": self.price_level, "constraints": [{"kind": c.kind, "word": c.word, "field": c.field, "values": list(c.values)}
-                                for c in self.constraints]}
+                "price_level": self.price_level, "constraints": constraints}
 
 
 def _number_text(value: float) -> str:
@@ -248,14 +249,14 @@ def _price_level(text: str) -> str | None:
 # words that never name a product type on their own
 _NOT_TYPES = frozenset("a an and the for with of in on to by from at my me i is new best buy men women kids "
                        "boys girls unisex".split()) | frozenset(COLOURS)
+_AUDIENCE_WORDS = frozenset(w for words in AUDIENCE.values() for w in words)
 
 
 def _associated_type(tokens: list[str], associate: Callable[[str], str | None]) -> list[Constraint]:
     """The first word, from the end (the head noun is usually last), that the catalog associates with one
     category value, as a type constraint."""
-    audience = {w for words in AUDIENCE.values() for w in words}
     for token in reversed(tokens):
-        if token in _NOT_TYPES or token in audience or len(token) < 3 or token.isdigit():
+        if token in _NOT_TYPES or token in _AUDIENCE_WORDS or len(token) < 3 or token.isdigit():
             continue
         value = associate(token)
         if value:
@@ -270,8 +271,7 @@ def _qualified_type(tokens: list[str], found: Constraint, associate: Callable[..
     head = found.word.split()
     at = len(tokens) - 1 - tokens[::-1].index(head[0]) if len(head) == 1 and head[0] in tokens else -1
     modifier = tokens[at - 1] if at > 0 else ""
-    audience = {w for words in AUDIENCE.values() for w in words}
-    if not modifier or modifier in _NOT_TYPES or modifier in audience or len(modifier) < 3 or modifier.isdigit():
+    if not modifier or modifier in _NOT_TYPES or modifier in _AUDIENCE_WORDS or len(modifier) < 3 or modifier.isdigit():
         return [found]
     value = associate(f"{modifier} {head[0]}", found)
     if not value or found.values == (value,):
@@ -284,7 +284,7 @@ def _qualified_type(tokens: list[str], found: Constraint, associate: Callable[..
 ASSOCIATION_SHARE = 0.6
 ASSOCIATION_MIN = 5
 ASSOCIATION_DEPTH = 50  # how many best-matching products are counted
-PHRASE_DEPTH = 1000  # a phrase's products are sought among its first word's best matches, this many
+PHRASE_DEPTH = 1000  # a phrase says something only when its rarest word is in at most this many products
 
 
 def associated_category(docnos: np.ndarray, products, facets: dict[str, dict[str, int]]) -> str | None:

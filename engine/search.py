@@ -359,8 +359,13 @@ class SearchEngine:
                 return None
             key = ("word", f"{snapshot.version}\x1f{words}\x1f{within.filter() if within else ''}")
             found = self._intents.get(key, lambda: (associated_category(
-                _best_matches(snapshot, words, within), snapshot.products, facets) or "",))
+                _best_matches(snapshot, words, within, holding), snapshot.products, facets) or "",))
             return found[0] or None
+
+        def holding(word: str) -> np.ndarray | None:
+            """The products holding `word`, None when more than PHRASE_DEPTH do (remembered per version and word:
+            type words recur in most queries)."""
+            return self._intents.get(("pool", f"{snapshot.version}\x1f{word}"), lambda: _holding(snapshot, word))
 
         return associate
 
@@ -540,27 +545,37 @@ class _Follower:
         self._thread.join(timeout=max(1.0, self.interval * 2))
 
 
-def _best_matches(snapshot: Snapshot, words: str, within=None) -> np.ndarray:
+def _best_matches(snapshot: Snapshot, words: str, within=None, holding=None) -> np.ndarray:
     """A word's ASSOCIATION_DEPTH best BM25 matches. A phrase's ("school bag") are the products holding every
     word (BM25 of the phrase would rank the products that say "bag" most, whatever kind of bag): those of its
     rarest word that hold the others, none when every word is in more than PHRASE_DEPTH products (too common
-    to say anything). `within` (a constraint) keeps only the products meeting it."""
+    to say anything). `within` (a constraint) keeps only the products meeting it; `holding(word)` gives a
+    word's products (`_holding`, or a cache of it)."""
     from shoplens.engine.filters import filter_mask, parse_filter
-    from shoplens.engine.intent import ASSOCIATION_DEPTH, PHRASE_DEPTH
+    from shoplens.engine.intent import ASSOCIATION_DEPTH
 
     split = words.split()
-    live = snapshot.products.live
     if len(split) == 1:
-        return snapshot.lexical.search(words, ASSOCIATION_DEPTH, live)[0]
-    pools = [snapshot.lexical.search(word, PHRASE_DEPTH + 1, live)[0] for word in split]
+        return snapshot.lexical.search(words, ASSOCIATION_DEPTH, snapshot.products.live)[0]
+    pools = [pool for pool in map(holding or (lambda word: _holding(snapshot, word)), split) if pool is not None]
+    if not pools:
+        return np.empty(0, np.int64)
     docnos = min(pools, key=len)
-    if len(docnos) > PHRASE_DEPTH:
-        return docnos[:0]
     for word in split:
         docnos = docnos[snapshot.lexical.scores_of(word, docnos) > 0] if len(docnos) else docnos
     if within is not None and len(docnos):
         docnos = docnos[filter_mask(snapshot.products, [parse_filter(within.filter())], rows=docnos)]
     return docnos
+
+
+def _holding(snapshot: Snapshot, word: str) -> np.ndarray | None:
+    """The live products holding `word`, or None when more than PHRASE_DEPTH do."""
+    from shoplens.engine.intent import PHRASE_DEPTH
+
+    if snapshot.lexical.documents_at_least(word) > 2 * PHRASE_DEPTH:  # too common, whatever rows are deleted
+        return None
+    docnos = snapshot.lexical.search(word, PHRASE_DEPTH + 1, snapshot.products.live)[0]
+    return None if len(docnos) > PHRASE_DEPTH else docnos
 
 
 def _per_version(cache: dict[int, Any], version: int, build) -> Any:

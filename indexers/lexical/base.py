@@ -183,6 +183,11 @@ class LexicalStore(ABC):
         by_docno = dict(zip(found.tolist(), scores.tolist()))
         return np.array([by_docno.get(d, 0.0) for d in docnos.tolist()], dtype=np.float64)
 
+    def documents_at_least(self, text: str) -> int:
+        """A lower bound of how many documents match `text` (0 when the store cannot tell without searching):
+        lets a caller skip a search for a word too common to say anything."""
+        return 0
+
     @abstractmethod
     def num_docs(self) -> int: ...
 

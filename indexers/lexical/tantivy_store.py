@@ -183,6 +183,12 @@ class TantivyStore(LexicalStore):
         matches = sum(self.searcher.doc_freq(field, term) for field in FIELD_BOOSTS for term in terms)
         return self._row_scores(self._query(terms), docnos, matches)
 
+    def documents_at_least(self, text):
+        """The most documents any one field holds a term of `text` in (they are counted in deleted rows too,
+        until a merge: a bound for screening, not a count)."""
+        return max((self.searcher.doc_freq(field, term) for field in FIELD_BOOSTS for term in self.query_terms(text)),
+                   default=0)
+
     def prepare_rows(self, products, stop=None, previous=None) -> bool:
         """Have every live row's analyzed fields in memory, so `field_scores` and `scores_of` score rows in
         numpy instead of searching: the rows each write saved (`rowterms-*.npz`) are loaded, and rows with

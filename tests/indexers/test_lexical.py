@@ -191,3 +191,13 @@ def test_tantivy_version_files_are_not_modified_by_a_child_version(tmp_path):
     cls.write(v2, v1, [(5, {"title": "extra"})], [1, 2], {})
     after = {p.name: p.read_bytes() for p in v1.iterdir() if p.is_file() and "lock" not in p.name}
     assert before == after
+
+
+def test_documents_at_least_never_exceeds_the_matches(store_dirs):
+    cls, v1 = store_dirs
+    store = cls.open(v1)
+    for text in ("running shoes", "shoes", "pants", "nothingmatcheshere"):
+        matches = len(store.search(text, 100)[0])
+        assert 0 <= store.documents_at_least(text) <= matches  # a lower bound (0: the store cannot tell)
+    if cls.name == "tantivy":
+        assert store.documents_at_least("shoes") >= 1
