@@ -163,3 +163,14 @@ def test_a_node_lost_mid_update_and_mid_searches(tmp_path, encoder, monkeypatch,
     assert check_index(path).ok
     elasticsearch_store._client(local.url, cluster=local.cluster).indices.delete(
         index=options.lexical_config["index_prefix"] + "-*")
+
+
+def test_an_answer_some_shards_did_not_give_is_an_error_never_partial_hits():
+    """What a node lost mid-search looks like (the cluster answers from the other shards, HTTP 200): an error."""
+    failure = {"total": 3, "successful": 2, "failed": 1, "failures": [{"reason": {"type": "node_closed_exception"}}]}
+    with pytest.raises(elasticsearch_store.ShardFailure, match="1 of 3 shards failed .*node_closed"):
+        elasticsearch_store._whole({"_shards": failure, "hits": {"hits": []}})
+    with pytest.raises(elasticsearch_store.ShardFailure):  # any one of an _msearch's answers
+        elasticsearch_store._whole({"responses": [{"_shards": {"total": 3, "failed": 0}}, {"_shards": failure}]})
+    whole = {"_shards": {"total": 3, "successful": 3, "failed": 0}, "hits": {"hits": []}}
+    assert elasticsearch_store._whole(whole) is whole
