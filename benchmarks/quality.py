@@ -141,8 +141,8 @@ def run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = Tru
         other = _run(twin, judgments_path, False, False, limit, command, device)
     for row in report.extra["rows"]:
         if row[0].startswith("ShopLens"):
-            row[0] = f"{row[0]} [{stores[0]}]"
-    rows = report.extra["rows"] + [[f"{r[0]} [{stores[1]}]", *r[1:]] for r in other.extra["rows"]]
+            row[0] = f"{row[0]} (on {stores[0]})"
+    rows = report.extra["rows"] + [[f"{r[0]} (on {stores[1]})", *r[1:]] for r in other.extra["rows"]]
     report.tables.clear()
     report.table("quality on the same judged queries (one query at a time)",
                  ["system", *METRICS, "mean ms", "queries/s"], rows)

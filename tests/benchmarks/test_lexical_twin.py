@@ -64,7 +64,7 @@ def test_quality_and_latency_against_a_twin_with_text_and_vectors_on_the_cluster
     report = bench("quality", "--index", sample_index, "--judgments", JUDGMENTS, "--no-peers", "--limit", 12,
                    "--lexical", backend, "--vectors", backend)
     rows = systems(report)
-    embedded, twin = "[tantivy + FAISS flat]", f"[{store}]"
+    embedded, twin = "(on tantivy + FAISS flat)", f"(on {store})"
     bm25 = (rows[f"ShopLens BM25 (tantivy, field boosts) {embedded}"], rows[f"ShopLens BM25 ({label}, field boosts) {twin}"])
     dense = (rows[f"ShopLens dense, joint image-text space (FAISS flat) {embedded}"],
              rows[f"ShopLens dense, joint image-text space ({label} {KIND[backend]}) {twin}"])
