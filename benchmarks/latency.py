@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from shoplens.benchmarks.common import Report, percentiles
-from shoplens.common.errors import QueryError
+from shoplens.benchmarks.lexical_twin import describe_stores, store_labels
+from shoplens.common.errors import ConfigError, QueryError
 from shoplens.common.textfile import text_lines
 from shoplens.engine.query import SearchRequest
 from shoplens.engine.query_cache import DEFAULT_CAPACITY
@@ -117,28 +118,26 @@ def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = Non
         device: str = "auto", rerank: bool = True, command: str = "", data: str = "",
         lexical: str | None = None, compare: bool = False, runtime: str | None = None,
         cache_size: int = DEFAULT_CAPACITY, warm_rows: bool = False, compare_bm25: bool = False,
-        compare_trees: bool = False) -> Report:
-    """Latency on the index; with `lexical` (e.g. "elasticsearch") also on a copy whose lexical store
-    lives on that backend, in the same run, same queries (tables prefixed by backend)."""
+        compare_trees: bool = False, vectors: str | None = None) -> Report:
+    """Latency on the index; with `lexical` (e.g. "elasticsearch") also on a copy whose lexical store (and
+    with `vectors`, its vector stores) lives on that backend, in the same run, same queries (tables and
+    summaries named by the stores each ran on)."""
     options = {"compare": compare, "runtime": runtime, "cache_size": cache_size, "warm_rows": warm_rows,
                "compare_bm25": compare_bm25, "compare_trees": compare_trees}
     if not lexical:
+        if vectors:
+            raise ConfigError("--vectors needs --lexical: it names where the compared copy keeps its vectors")
         return _run(index, queries, k, clients, threads, device, rerank, command, data, **options)
-    from shoplens.benchmarks.lexical_twin import describe_twin, lexical_twin, remove_twin
-    from shoplens.indexers.index import IndexDirectory
+    from shoplens.benchmarks.lexical_twin import compared_twin, describe_twin
 
-    backend = IndexDirectory(index).manifest()["backends"]["lexical"]["backend"]
-    twin, figures = lexical_twin(index, lexical)
-    try:
+    with compared_twin(index, lexical, vectors) as (twin, stores, figures):
         report = _run(index, queries, k, clients, threads, device, rerank, command, data, **options)
         other = _run(twin, queries, k, clients, threads, device, rerank, command, data, **options)
-    finally:
-        remove_twin(twin)
-    report.tables = [(f"lexical on {backend}: {name}", columns, rows) for name, columns, rows in report.tables] + \
-                    [(f"lexical on {lexical}: {name}", columns, rows) for name, columns, rows in other.tables]
-    report.extra = {"summary": {backend: report.extra["summary"], lexical: other.extra["summary"]},
+    report.tables = [(f"{stores[0]}: {name}", columns, rows) for name, columns, rows in report.tables] + \
+                    [(f"{stores[1]}: {name}", columns, rows) for name, columns, rows in other.tables]
+    report.extra = {"summary": {stores[0]: report.extra["summary"], stores[1]: other.extra["summary"]},
                     "lexical_indexing": figures}
-    report.notes.append(describe_twin(lexical, figures))
+    report.notes.append(describe_twin(figures))
     return report
 
 
@@ -159,8 +158,10 @@ def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = No
         for name, item in engines.items():
             item.warm_rows(lexical=not name.endswith(SEARCHED))
     manifest = engine.snapshot.manifest
+    labels = store_labels(manifest)
+    stage_names = {stage: f"{stage} on {labels[stage]}" if stage in labels else stage for stage in STAGES}
     report = Report(title="Search latency", data=data or f"index {index} ({manifest['counts']['products']:,} products, "
-                    f"{manifest['backends']['vector']['kind']} vectors, reranker: {'yes' if manifest.get('ranker') else 'no'}); "
+                    f"{describe_stores(manifest)}, reranker: {'yes' if manifest.get('ranker') else 'no'}); "
                     f"queries {queries}", command=command)
     groups: dict[str, list[SearchRequest]] = {}
     for request in requests:
@@ -174,7 +175,7 @@ def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = No
             rows.append([f"{kind}: end to end ({name})", result["n"], *result["total"].values(), result["qps"]])
             rows.append([f"{kind}: CPU time of the process ({name})", result["n"], *result["cpu_ms"].values(), None])
             for stage, values in result["stages"].items():
-                rows.append([f"{kind}: {stage} ({name})", result["n"], *values.values(), None])
+                rows.append([f"{kind}: {stage_names[stage]} ({name})", result["n"], *values.values(), None])
         for other in list(engines)[1:]:
             ratio_rows.extend(_ratios(kind, results, [list(engines)[0], other]))
     report.table(f"one client, {threads} thread(s), no query cache, ms", ["queries", "n", "p50", "p95", "p99",

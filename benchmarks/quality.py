@@ -19,15 +19,18 @@ from typing import Any, Callable
 import numpy as np
 
 from shoplens.benchmarks.common import Report
+from shoplens.benchmarks.lexical_twin import store_labels
+from shoplens.common.errors import ConfigError
 from shoplens.engine.evaluation import query_texts, run_system
 from shoplens.engine.query import SearchRequest
 from shoplens.rerank.judgments import Judgments, judged_query, load_judgments, sources, split_by_kind
 from shoplens.rerank.metrics import HIT_METRICS, METRICS, query_ids, ranked_run, score_by_kind, score_run
 
+# {lexical}, {vector}, {native}: the stores the index runs on (`lexical_twin.store_labels`: tantivy, FAISS hnsw, ...)
 CONFIGURATIONS: list[tuple[str, dict[str, Any]]] = [
-    ("BM25 (tantivy, field boosts)", {"mode": "lexical", "rerank": False}),
-    ("dense, joint image-text space (FAISS)", {"mode": "dense", "rerank": False}),
-    ("dense, text-native space (FAISS)", {"mode": "native", "rerank": False}),
+    ("BM25 ({lexical}, field boosts)", {"mode": "lexical", "rerank": False}),
+    ("dense, joint image-text space ({vector})", {"mode": "dense", "rerank": False}),
+    ("dense, text-native space ({native})", {"mode": "native", "rerank": False}),
     ("hybrid, the index's fusion plan (default)", {"rerank": False}),
     ("hybrid RRF k=60, lexical + joint only (before text-native)", {"rerank": False, "weights": (1.0, 1.0, 0.0),
                                                                     "adaptive": False, "rrf_k": 60.0}),
@@ -123,37 +126,30 @@ def txtai_peer(ids: list[str], texts: list[str]) -> tuple[str, Callable[[str], l
 
 
 def run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = True, limit: int | None = None,
-        command: str = "", device: str = "auto", lexical: str | None = None) -> Report:
+        command: str = "", device: str = "auto", lexical: str | None = None, vectors: str | None = None) -> Report:
     """Every configuration on the index; with `lexical` (e.g. "elasticsearch") also on a copy whose
-    lexical store lives on that backend, in the same run, same judgments."""
+    lexical store (and with `vectors`, its vector stores) lives on that backend, in the same run, same
+    judgments. Each ShopLens row names the stores it ran on."""
     if not lexical:
+        if vectors:
+            raise ConfigError("--vectors needs --lexical: it names where the compared copy keeps its vectors")
         return _run(index, judgments_path, peers, txtai, limit, command, device)
-    from shoplens.benchmarks.lexical_twin import describe_twin, lexical_twin, remove_twin
+    from shoplens.benchmarks.lexical_twin import compared_twin, describe_twin
 
-    twin, figures = lexical_twin(index, lexical)
-    try:
+    with compared_twin(index, lexical, vectors) as (twin, stores, figures):
         report = _run(index, judgments_path, peers, txtai, limit, command, device)
         other = _run(twin, judgments_path, False, False, limit, command, device)
-    finally:
-        remove_twin(twin)
-    backend = _lexical_backend(index)
     for row in report.extra["rows"]:
         if row[0].startswith("ShopLens"):
-            row[0] = f"{row[0]} (lexical on {backend})"
-    rows = report.extra["rows"] + [[f"{r[0]} (lexical on {lexical})", *r[1:]] for r in other.extra["rows"]]
+            row[0] = f"{row[0]} (on {stores[0]})"
+    rows = report.extra["rows"] + [[f"{r[0]} (on {stores[1]})", *r[1:]] for r in other.extra["rows"]]
     report.tables.clear()
     report.table("quality on the same judged queries (one query at a time)",
                  ["system", *METRICS, "mean ms", "queries/s"], rows)
-    report.notes.append(describe_twin(lexical, figures))
+    report.notes.append(describe_twin(figures))
     report.extra["rows"] = rows
     report.extra["lexical_indexing"] = figures
     return report
-
-
-def _lexical_backend(index: Path) -> str:
-    from shoplens.indexers.index import IndexDirectory
-
-    return IndexDirectory(index).manifest()["backends"]["lexical"]["backend"]
 
 
 def _run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = True, limit: int | None = None,
@@ -172,10 +168,12 @@ def _run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = Tr
                     f"{len(judgments)} judged queries from {judgments_path} (judgments: {origin}; by kind {kinds})",
                     command=command)
     rows, by_kind = [], {}
+    labels = store_labels(engine.snapshot.manifest)
     engine.prepare_queries(query_texts(judgments))  # query embeddings in batches, shared by every configuration
     for label, settings in CONFIGURATIONS:
         if settings.get("rerank") and not has_ranker:
             continue
+        label = label.format(**labels)
         base = replace(SearchRequest(), **{k: v for k, v in settings.items() if k != "mode"})
         run_, mean_ms = run_system(engine, judgments, {"mode": settings.get("mode", "hybrid"),
                                                        "rerank": settings.get("rerank")}, base=base)

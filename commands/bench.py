@@ -85,6 +85,7 @@ def bench_latency(
     threads: int = typer.Option(1, "--threads", min=1, help="Threads for query encoding and FAISS."),
     no_rerank: bool = typer.Option(False, "--no-rerank"),
     lexical: Optional[str] = typer.Option(None, "--lexical", help="Also run on a copy whose lexical store is on this backend (elasticsearch: SHOPLENS_ES_URL; opensearch: SHOPLENS_OS_URL), side by side."),
+    vectors: Optional[str] = typer.Option(None, "--vectors", help="With --lexical: the copy's vector stores on this backend too (faiss, or the --lexical cluster: elasticsearch exact kNN, opensearch HNSW)."),
     encoder_runtime: Optional[str] = typer.Option(None, "--encoder-runtime", help="onnx, onnx-int8 or torch (default: what the index records)."),
     compare: bool = typer.Option(False, "--compare", help="Also run the other encoder runtime on the same queries in the same run."),
     cache_size: int = typer.Option(10_000, "--cache-size", min=0, help="Query-embedding cache entries for the cache measurement."),
@@ -103,7 +104,7 @@ def bench_latency(
 
     counts = comma_numbers(clients, "--clients")
     report = latency.run(index_dir, queries, k, counts, threads, device, not no_rerank, command_line(), lexical=lexical,
-                         compare=compare, runtime=encoder_runtime, cache_size=cache_size, warm_rows=warm_rows,
+                         vectors=vectors, compare=compare, runtime=encoder_runtime, cache_size=cache_size, warm_rows=warm_rows,
                          compare_bm25=compare_bm25, compare_trees=compare_trees)
     finish_report(report, as_json, save)
 
@@ -147,6 +148,7 @@ def bench_quality(
     no_txtai: bool = typer.Option(False, "--no-txtai", help="Skip txtai (it embeds the whole corpus)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N queries."),
     lexical: Optional[str] = typer.Option(None, "--lexical", help="Also run on a copy whose lexical store is on this backend (elasticsearch: SHOPLENS_ES_URL; opensearch: SHOPLENS_OS_URL), side by side."),
+    vectors: Optional[str] = typer.Option(None, "--vectors", help="With --lexical: the copy's vector stores on this backend too (faiss, or the --lexical cluster: elasticsearch exact kNN, opensearch HNSW)."),
     device: str = DeviceOption,
     save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
@@ -154,7 +156,7 @@ def bench_quality(
     """NDCG@10, MRR@10, P@10, R@100 for every ShopLens configuration and for bm25s, rank_bm25 and txtai."""
     from shoplens.benchmarks import quality
 
-    report = quality.run(index_dir, judgments, not no_peers, not no_txtai, limit, command_line(), device, lexical)
+    report = quality.run(index_dir, judgments, not no_peers, not no_txtai, limit, command_line(), device, lexical, vectors)
     finish_report(report, as_json, save)
 
 

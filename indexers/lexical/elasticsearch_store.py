@@ -288,7 +288,8 @@ class ElasticsearchStore(LexicalStore):
                             "_source": _source(docno, fields, generation, cls.encode_vector)}
                            for docno, fields in adds))
             client.indices.refresh(index=state["index"])  # once per commit, before the version is published
-            documents = client.count(index=state["index"], body={"query": {"term": {"live": generation}}})["count"]
+            documents = _retrying(client, lambda: client.count(
+                index=state["index"], body={"query": {"term": {"live": generation}}}))["count"]
         except BaseException as exc:
             if parent is None:  # a new index no version names: nothing else would ever delete it
                 _drop_quietly(client, state["index"])
@@ -478,7 +479,7 @@ class ElasticsearchStore(LexicalStore):
 
     def _call(self, method, **kwargs):
         try:
-            return method(**kwargs)
+            return _whole(method(**kwargs))
         except Exception as exc:
             raise self._unavailable(exc) from None
 
@@ -510,6 +511,41 @@ def _request(api, client, body: dict[str, Any], **params):
     if _library(client).__name__ == "elasticsearch":
         return api(**body, **params)
     return api(body=body, **params)
+
+
+class ShardFailure(RuntimeError):
+    """A search or count that some shards did not answer (a node lost while it ran): its hits are partial."""
+
+
+def _whole(response):
+    """`response` itself when every shard answered it (and each of an `_msearch`'s); else ShardFailure. A
+    search the cluster answers from some shards only is a wrong answer, never one to return."""
+    if isinstance(response, dict):
+        for part in [response, *response.get("responses", ())]:
+            shards = part.get("_shards") or {}
+            if shards.get("failed"):
+                reason = str((shards.get("failures") or [{}])[0].get("reason", ""))[:200]
+                raise ShardFailure(f"{shards['failed']} of {shards.get('total')} shards failed {reason}".strip())
+    return response
+
+
+def _retrying(client, request):
+    """`request()`, a search or count of an update, retried with the bulk writes' backoff while shards fail
+    or a node is lost (an update must not act on partial hits); ElasticsearchUnavailableError at the end."""
+    es = _library(client)
+    for attempt in range(RETRIES + 1):
+        try:
+            return _whole(request())
+        except (ShardFailure, es.ConnectionError, es.ConnectionTimeout) as exc:
+            failure = exc
+        except es.TransportError as exc:
+            if exc.status_code not in RETRY_STATUSES:
+                raise
+            failure = exc
+        if attempt == RETRIES:
+            raise ElasticsearchUnavailableError(f"the cluster kept failing a request after {RETRIES} retries "
+                                                f"({_reason(failure)})")
+        time.sleep(min(0.5 * 2**attempt, 8.0))
 
 
 def _hits(hits: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
@@ -581,7 +617,7 @@ def _close(client, index: str, parent: int, generation: int, deletes: Iterable[i
         chunk = deletes[start:start + TERMS_MAX]
         query = {"bool": {"filter": [{"terms": {"docno": chunk}}, {"term": {"live": parent}}]}}
         body = {"query": query, "size": len(chunk), "_source": ["live"]}
-        hits = _request(client.search, client, index=index, body=body)["hits"]["hits"]
+        hits = _retrying(client, lambda: _request(client.search, client, index=index, body=body))["hits"]["hits"]
         actions.extend(_update(index, hit, _close_at(_ranges(hit["_source"]), generation)) for hit in hits)
     _bulk(client, actions)
 
