@@ -88,7 +88,12 @@ def products_table(products: list[Product], metas: list[RowMeta], first_docno: i
 
 
 class ProductTable:
-    """One version's product rows, loaded for serving: Arrow columns plus the live mask."""
+    """One version's product rows, loaded for serving: Arrow columns plus the live mask.
+
+    A column may hold several chunks (one per segment): a followed version's table is the served one's
+    chunks plus the update's, so following a small update copies no rows. Rows are read through
+    `records`, `column_values` and `column_arrow`, which take them chunk by chunk.
+    """
 
     def __init__(self, table: pa.Table, live: np.ndarray, segments: list[str] | None = None,
                  extends: "ProductTable | None" = None):
@@ -104,6 +109,7 @@ class ProductTable:
         self.segment_files: dict[str, tuple[int, ...]] = {}  # their (device, inode, size, mtime)
         self.docno_by_id: dict[str, int] = _live_ids(table, live, extends)
         self._numeric: dict[str, np.ndarray] = {}
+        self._chunk_starts: dict[str, np.ndarray] = {}  # column -> first row of each chunk, and the row count
         self._keyword: dict[str, tuple[Any, str, list[str]]] = {}
         # an earlier version whose rows are this one's first rows: its keyword codes are extended, not redone
         self._inherited = None if extends is None else (extends.num_rows, extends.table.schema, extends._keyword)
@@ -247,15 +253,19 @@ class ProductTable:
         docnos = np.asarray(list(docnos), dtype=np.int64)
         if len(docnos) == 0:
             return []
-        texts = self.table.column("record").take(_indices(docnos)).to_pylist()
+        texts = self.column_arrow("record", docnos).to_pylist()
         return [json.loads(text) for text in texts]
 
     def column_values(self, column: str, docnos: np.ndarray) -> list[Any]:
         return self.column_arrow(column, docnos).to_pylist()
 
-    def column_arrow(self, column: str, docnos: np.ndarray) -> pa.ChunkedArray:
+    def column_arrow(self, column: str, docnos: np.ndarray) -> pa.Array:
         """A column's values for the given rows, in order, as Arrow (for vectorized work on them)."""
-        return self.table.column(column).take(_indices(docnos))
+        array = self.table.column(column)
+        starts = self._chunk_starts.get(column)
+        if starts is None:
+            starts = self._chunk_starts[column] = chunk_starts(array)
+        return take_rows(array, np.asarray(docnos, dtype=np.int64), starts)
 
     def collapse_keys(self, docnos: np.ndarray) -> np.ndarray:
         """A key per row that equal products share: the title lower-cased with every run of other characters
@@ -296,12 +306,12 @@ def _live_ids(table: pa.Table, live: np.ndarray, extends: "ProductTable | None")
     known = extends.num_rows
     by_id = dict(extends.docno_by_id)
     died = np.flatnonzero(extends.live & ~live[:known])
-    for docno, product_id in zip(died.tolist(), column.take(died).to_pylist()):
+    for docno, product_id in zip(died.tolist(), take_rows(column, died).to_pylist()):
         if by_id.get(product_id) == docno:
             del by_id[product_id]
     # rows made live again, then the added rows: ascending, as a whole-table pass would set them
     back = np.concatenate([np.flatnonzero(~extends.live & live[:known]), known + np.flatnonzero(live[known:])])
-    by_id.update(zip(column.take(back).to_pylist(), back.tolist()))
+    by_id.update(zip(take_rows(column, back).to_pylist(), back.tolist()))
     return by_id
 
 
@@ -331,8 +341,8 @@ def _load_products(directory: Path, previous: ProductTable | None) -> ProductTab
         tables = [previous.table] + [_read_segment(directory / name) for name in segments[known:]]
     else:
         tables = [_read_segment(directory / name) for name in segments]
-    # one contiguous chunk per column: taking a few rows from a chunked column would copy it whole
-    table = (_concat(tables) if tables else products_table([], [], 0)).combine_chunks()
+    # the chunks are kept (the served version's plus the new segments'): rows are taken chunk by chunk
+    table = _concat(tables) if tables else products_table([], [], 0)
     live = np.load(directory / "live.npy") if (directory / "live.npy").exists() else np.ones(table.num_rows, bool)
     loaded = ProductTable(table, live, segments, previous if extends else None)
     loaded.segment_files = files
@@ -476,6 +486,36 @@ def column_numpy(column) -> np.ndarray:
 _NUMPY_TYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64, "uint8": np.uint8,
                 "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64, "float": np.float32,
                 "double": np.float64, "halffloat": np.float16}
+
+
+def chunk_starts(column: pa.ChunkedArray) -> np.ndarray:
+    """The first row of each of a column's chunks, then its row count."""
+    return np.concatenate([[0], np.cumsum([len(chunk) for chunk in column.chunks], dtype=np.int64)]).astype(np.int64)
+
+
+def take_rows(column: pa.ChunkedArray, docnos: np.ndarray, starts: np.ndarray | None = None) -> pa.Array:
+    """`column`'s values at `docnos`, in that order, taken from each chunk separately: Arrow's own `take`
+    on a chunked array first concatenates every chunk (a copy of the whole column per call)."""
+    docnos = np.ascontiguousarray(docnos, dtype=np.int64)
+    if column.num_chunks == 1:
+        return column.chunk(0).take(_indices(docnos))
+    if column.num_chunks == 0 or not len(docnos) or docnos.min() < 0 or docnos.max() >= len(column):
+        return pa.concat_arrays(column.take(_indices(docnos)).chunks or [pa.nulls(0, column.type)])
+    starts = chunk_starts(column) if starts is None else starts
+    owner = np.searchsorted(starts, docnos, side="right") - 1
+    in_order = bool(np.all(owner[1:] >= owner[:-1]))  # rows ascending (e.g. all live rows): no reordering
+    order = np.arange(len(owner)) if in_order else np.argsort(owner, kind="stable")
+    grouped = owner[order]
+    pieces = []
+    for group in np.split(order, np.flatnonzero(np.diff(grouped)) + 1):
+        chunk = int(owner[group[0]])
+        pieces.append(column.chunk(chunk).take(_indices(docnos[group] - starts[chunk])))
+    taken = pa.concat_arrays(pieces) if len(pieces) > 1 else pieces[0]
+    if in_order:
+        return taken
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    return taken.take(_indices(position))
 
 
 def _indices(docnos) -> pa.Array:

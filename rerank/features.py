@@ -178,6 +178,18 @@ def _member(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return found
 
 
+_ANALYZED = ("_title_terms", "_title_sets", "_doc_terms", "_quantities")  # a context's analyzed rows
+
+
+class _Lineage:
+    """What analyzed-row lookups hold: the rows of the newest version that uses them. A version may share
+    the lookups of an earlier one only while that one is still their newest (rows beyond it would be
+    another version's)."""
+
+    def __init__(self, rows: int):
+        self.rows = rows
+
+
 class FeatureContext:
     """Per-version lookups for features, built once when a version is first reranked.
 
@@ -190,10 +202,12 @@ class FeatureContext:
         self.snapshot = snapshot
         self.behaviour = behaviour
         self.analyze = analyzer
+        # analyzed rows by docno; shared with later versions that extend this one's rows (`adopt_rows`)
         self._title_terms: dict[int, list[str]] = {}
         self._doc_terms: dict[int, set[str]] = {}
         self._quantities: dict[int, set[tuple[str, str]]] = {}
         self._title_sets: dict[int, tuple[set[str], set[tuple[str, str]], str]] = {}  # terms, bigrams, joined
+        self._lineage = _Lineage(products.num_rows)
         self._value_codes: dict[str, dict[str, int]] = {}  # keyword column -> lower-cased value -> code
         self._packed: PackedRows | None = None  # every row's terms as arrays, once all are analyzed (`pack`)
         self._adopted: tuple[PackedRows | None, int] = (None, 0)  # an earlier version's packing, rows shared
@@ -322,7 +336,8 @@ class FeatureContext:
         n = self.snapshot.products.num_rows
         if self._packed is not None:
             return True
-        if len(self._title_terms) < n:
+        terms = self._title_terms  # shared lookups may also hold a newer version's rows: every row below n?
+        if len(terms) < n or not all(d in terms for d in range(n)):
             return False
         previous, shared = self._adopted
         self._packed = pack_rows(n, self._title_terms, self._title_sets, self._doc_terms, previous, shared)
@@ -332,11 +347,22 @@ class FeatureContext:
     def adopt_rows(self, previous: "FeatureContext", rows: int) -> int:
         """Take the analyzed rows below `rows` from an earlier version's context: rows a newer version shares
         with an older one (`ProductTable.shared_rows`) are the same records, so their analysis is too.
-        Returns the rows taken. Safe while other threads fill `previous` (each dict is copied at once)."""
+        When `rows` are all of `previous`'s and no other version took them yet, the rows are shared, not
+        copied: both contexts fill the same lookups (a row analyzed on either version serves both). Returns
+        the rows taken (those analyzed so far). Safe while other threads fill `previous` (each dict is copied at once)."""
         if rows <= 0 or previous is self:
             return 0
+        lineage = previous._lineage
+        if lineage.rows == rows == previous.snapshot.products.num_rows:  # nobody appended other rows to them
+            lineage.rows = self.snapshot.products.num_rows
+            self._lineage = lineage
+            for name in _ANALYZED:
+                setattr(self, name, getattr(previous, name))
+            if previous._packed is not None:
+                self._adopted = (previous._packed, min(rows, previous._packed.num_rows))
+            return len(self._title_terms)
         terms = {d: v for d, v in dict(previous._title_terms).items() if d < rows}  # first: a row there is complete
-        for name in ("_title_sets", "_doc_terms", "_quantities"):
+        for name in _ANALYZED[1:]:
             mine, theirs = getattr(self, name), dict(getattr(previous, name))
             mine.update((d, v) for d, v in theirs.items() if d < rows and (name == "_quantities" or d in terms))
         self._title_terms.update(terms)
@@ -345,8 +371,6 @@ class FeatureContext:
         return len(terms)
 
     def _fill(self, docnos: np.ndarray) -> None:
-        if len(self._title_terms) >= self.snapshot.products.num_rows:  # every row analyzed (`fill_all`)
-            return
         missing = [d for d in docnos.tolist() if d not in self._title_terms]
         for docno, record, text in self._records(missing):
             terms = self.analyze(str(record.get("title") or ""))
