@@ -428,21 +428,27 @@ class SearchEngine:
         except RankerError:
             return
         if ranker is not None:
-            context = ranker.context(snapshot)
+            earlier = self._served_context(previous) if previous is not None else None
+            context = ranker.context(snapshot, earlier=earlier)
             if previous is not None:
-                self._carry_rows(previous, snapshot, context)
+                self._carry_rows(snapshot, context, earlier)
 
-    def _carry_rows(self, previous: Snapshot, snapshot: Snapshot, context) -> None:
-        """The reranker's analyzed rows that `snapshot` shares with `previous` are taken from the previous
-        context (shared, not copied, when the new version extends the served one); with rows kept analyzed
-        ahead (`warm_rows`), the rest (an update's rows) are analyzed now, before the swap, and packed, so
-        queries on the new version find every row analyzed as they did on the old one."""
-        shared = snapshot.products.shared_rows
+    def _served_context(self, previous: Snapshot):
+        """The reranker's feature context of the version being served, when it has one: a new version takes
+        from it what it shares (behaviour, keyword phrases, analyzed rows)."""
+        old = self._ranker_cache.get(previous.version)
         try:
-            old = self._ranker_cache.get(previous.version)
-            taken = context.adopt_rows(old.context(previous), shared) if old is not None and shared else 0
+            return None if old is None else old.context(previous)
         except RankerError:
-            taken = 0
+            return None
+
+    def _carry_rows(self, snapshot: Snapshot, context, earlier) -> None:
+        """The reranker's analyzed rows that `snapshot` shares with the served version are taken from its
+        context `earlier` (shared, not copied, when the new version extends the served one); with rows kept
+        analyzed ahead (`warm_rows`), the rest (an update's rows) are analyzed now, before the swap, and
+        packed, so queries on the new version find every row analyzed as they did on the old one."""
+        shared = snapshot.products.shared_rows
+        taken = context.adopt_rows(earlier, shared) if earlier is not None and shared else 0
         if not self._rows_ahead:
             return
         rows = snapshot.products.num_rows

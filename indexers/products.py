@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -111,10 +112,15 @@ class ProductTable:
         self._numeric: dict[str, np.ndarray] = {}
         self._chunk_starts: dict[str, np.ndarray] = {}  # column -> first row of each chunk, and the row count
         self._keyword: dict[str, tuple[Any, str, list[str]]] = {}
-        # an earlier version whose rows are this one's first rows: its keyword codes are extended, not redone
-        self._inherited = None if extends is None else (extends.num_rows, extends.table.schema, extends._keyword)
+        self._lookups: dict[str, dict[str, int]] = {}  # keyword column -> value -> code (built when extending)
+        self._counts: dict[str, np.ndarray] = {}  # keyword column -> live rows per code
+        # an earlier version whose rows are this one's first rows: its keyword codes and counts are extended
+        self._inherited = None if extends is None else _Inherited(
+            extends.num_rows, extends.table.schema, extends._keyword, extends._lookups, extends.live, extends._counts)
         # how many first rows are exactly that earlier version's (what was derived from them can be reused)
         self.shared_rows = 0 if extends is None else extends.num_rows
+        self._extended = None if extends is None else weakref.ref(extends)  # not kept alive by its successor
+        self._grown: dict[str, bool] = {}  # keyword column -> whether the added rows brought new values
         # duplicate-collapsing key per row, learned on first use (-1: not yet); a row's content never changes
         self._collapse = np.full(table.num_rows, -1, dtype=np.int64)
         if extends is not None:
@@ -127,6 +133,17 @@ class ProductTable:
     @property
     def num_live(self) -> int:
         return len(self.docno_by_id)
+
+    def extends(self, other: "ProductTable") -> bool:
+        """Whether this table was loaded on top of `other`: its first `shared_rows` rows are other's rows."""
+        return self._extended is not None and self._extended() is other
+
+    def vocabulary_grew(self, column: str) -> bool | None:
+        """Whether the rows added since the table this one extends brought values its keyword `column` did
+        not have (its codes and vocabulary are otherwise the earlier ones); None when not known (the column
+        was encoded whole)."""
+        self.keyword(column)
+        return self._grown.get(column)
 
     def field_names(self) -> list[str]:
         """Names usable in filters: canonical fields and attribute keys."""
@@ -198,7 +215,8 @@ class ProductTable:
         return self._keyword[column]
 
     def release_inherited(self) -> None:
-        """Stop holding the earlier version's keyword codes (columns not encoded yet will be encoded whole)."""
+        """Stop holding the earlier version's keyword codes and counts (columns not encoded or counted yet
+        will be done whole)."""
         self._inherited = None
 
     def _extend_keyword(self, column: str):
@@ -207,46 +225,65 @@ class ProductTable:
         Codes are numbered in order of first appearance, so this gives what
         encoding the whole column would, for the price of the new rows.
         """
-        if self._inherited is None:
+        earlier = self._inherited
+        if earlier is None:
             return None
-        rows, schema, cached = self._inherited
+        rows, schema, cached = earlier.rows, earlier.schema, earlier.keyword
         kind_type = self.table.schema.field(column).type
         if column not in cached or schema.get_field_index(column) < 0 or schema.field(column).type != kind_type:
             return None
         codes, kind, vocab = cached[column]
         added = self.table.column(column).slice(rows).combine_chunks()
+        self._grown[column] = False
         if added.null_count == len(added):  # most attribute columns are sparse: nothing new to encode
             if kind == "list":
                 offsets, flat_codes = codes
                 return ((np.concatenate([offsets, np.full(len(added), offsets[-1])]), flat_codes), kind, vocab)
             return np.concatenate([codes, np.full(len(added), -1, dtype=np.int64)]), kind, vocab
-        vocab = list(vocab)
-        lookup = {value: code for code, value in enumerate(vocab)}
-
-        def encode(values: list[str | None]) -> np.ndarray:
-            out = np.empty(len(values), dtype=np.int64)
-            for i, value in enumerate(values):
-                if value is None:
-                    out[i] = -1
-                    continue
-                code = lookup.get(value)
-                if code is None:
-                    code = lookup[value] = len(vocab)
-                    vocab.append(value)
-                out[i] = code
-            return out
-
+        lookup = earlier.lookups.get(column)
+        if lookup is None or len(lookup) != len(vocab):
+            lookup = {value: code for code, value in enumerate(vocab)}
+        known = len(vocab)
         if kind == "list":
             offsets, flat_codes = codes
             new_offsets = arrow_numpy(added.offsets).astype(np.int64)
             new_offsets = new_offsets - new_offsets[0]
             flat = pc.utf8_lower(pc.utf8_trim_whitespace(added.flatten())).to_pylist()
-            return ((np.concatenate([offsets, offsets[-1] + new_offsets[1:]]),
-                     np.concatenate([flat_codes, encode(flat)])), kind, vocab)
-        if not pa.types.is_string(added.type):
-            added = pc.cast(added, pa.string())
-        values = pc.utf8_lower(pc.utf8_trim_whitespace(added)).to_pylist()
-        return np.concatenate([codes, encode(values)]), kind, vocab
+            new_codes, vocab, lookup = _encode_values(flat, vocab, lookup)
+            extended = ((np.concatenate([offsets, offsets[-1] + new_offsets[1:]]),
+                         np.concatenate([flat_codes, new_codes])), kind, vocab)
+        else:
+            if not pa.types.is_string(added.type):
+                added = pc.cast(added, pa.string())
+            values = pc.utf8_lower(pc.utf8_trim_whitespace(added)).to_pylist()
+            new_codes, vocab, lookup = _encode_values(values, vocab, lookup)
+            extended = np.concatenate([codes, new_codes]), kind, vocab
+        self._lookups[column] = lookup
+        self._grown[column] = len(vocab) > known
+        return extended
+
+    def live_counts(self, column: str) -> np.ndarray:
+        """How many live rows have each value of a keyword column (indexed by code; a list row counts each of
+        its elements), once per version: a version loaded on top of an earlier one counts only the rows whose
+        liveness changed and the rows added, from the earlier one's counts."""
+        counts = self._counts.get(column)
+        if counts is None:
+            codes, kind, vocab = self.keyword(column)
+            earlier = self._inherited
+            before = None if earlier is None else earlier.counts.get(column)
+            if before is None:
+                counts = _count_codes(codes_of_rows(codes, kind, self.live), len(vocab))
+            else:
+                rows = earlier.rows
+                died = np.flatnonzero(earlier.live & ~self.live[:rows])
+                came = np.concatenate([np.flatnonzero(~earlier.live & self.live[:rows]),
+                                       rows + np.flatnonzero(self.live[rows:])])
+                counts = np.zeros(len(vocab), dtype=np.int64)
+                counts[:len(before)] = before
+                counts += _count_codes(codes_of_rows(codes, kind, came), len(vocab))
+                counts -= _count_codes(codes_of_rows(codes, kind, died), len(vocab))
+            self._counts[column] = counts
+        return counts
 
     def records(self, docnos: Iterable[int]) -> list[dict[str, Any]]:
         """Full product records for the given rows, in order."""
@@ -285,6 +322,51 @@ class ProductTable:
 
     def live_docnos(self) -> np.ndarray:
         return np.flatnonzero(self.live)
+
+
+@dataclass(frozen=True)
+class _Inherited:
+    """What a table loaded on top of an earlier version's holds of it until `release_inherited`."""
+
+    rows: int
+    schema: pa.Schema
+    keyword: dict[str, tuple[Any, str, list[str]]]
+    lookups: dict[str, dict[str, int]]
+    live: np.ndarray
+    counts: dict[str, np.ndarray]
+
+
+def _encode_values(values: list[str | None], vocab: list[str], lookup: dict[str, int]):
+    """Codes of `values` (-1 for None) by `lookup` (value -> code in `vocab`); values not there are appended
+    to copies of both, numbered in order of first appearance. Returns (codes, vocab, lookup): the same
+    vocab and lookup objects when no value was new (so versions share them)."""
+    get = lookup.get
+    out = np.array([-1 if value is None else get(value, -2) for value in values], dtype=np.int64)
+    if not len(out) or out.min() > -2:
+        return out, vocab, lookup
+    vocab, lookup = list(vocab), dict(lookup)
+    for i in np.flatnonzero(out == -2).tolist():
+        code = lookup.get(values[i])
+        if code is None:
+            code = lookup[values[i]] = len(vocab)
+            vocab.append(values[i])
+        out[i] = code
+    return out, vocab, lookup
+
+
+def codes_of_rows(codes, kind: str, rows: np.ndarray) -> np.ndarray:
+    """The keyword codes of some rows (a boolean mask or row numbers), every element of a list row."""
+    if kind == "scalar":
+        return codes[rows]
+    offsets, flat = codes
+    if rows.dtype == bool:
+        return flat[np.repeat(rows, np.diff(offsets))]
+    starts, lengths = offsets[rows], offsets[rows + 1] - offsets[rows]
+    return flat[np.arange(int(lengths.sum())) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)]
+
+
+def _count_codes(codes: np.ndarray, size: int) -> np.ndarray:
+    return np.bincount(codes[codes >= 0], minlength=size).astype(np.int64)
 
 
 def _parse_number(value: str | None) -> float:
@@ -338,11 +420,12 @@ def _load_products(directory: Path, previous: ProductTable | None) -> ProductTab
     extends = bool(known) and segments[:known] == previous.segments \
         and all(files.get(name) == previous.segment_files.get(name) for name in previous.segments)
     if extends:
-        tables = [previous.table] + [_read_segment(directory / name) for name in segments[known:]]
+        added = [_read_segment(directory / name) for name in segments[known:]]
+        table = _appended(previous.table, added) if added else previous.table
     else:
         tables = [_read_segment(directory / name) for name in segments]
+        table = _concat(tables) if tables else products_table([], [], 0)
     # the chunks are kept (the served version's plus the new segments'): rows are taken chunk by chunk
-    table = _concat(tables) if tables else products_table([], [], 0)
     live = np.load(directory / "live.npy") if (directory / "live.npy").exists() else np.ones(table.num_rows, bool)
     loaded = ProductTable(table, live, segments, previous if extends else None)
     loaded.segment_files = files
@@ -441,6 +524,31 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
                 columns.append(pa.nulls(table.num_rows, type=kind))
         aligned.append(pa.table(columns, names=list(target_types)))
     return pa.concat_tables(aligned)
+
+
+def _appended(table: pa.Table, added: list[pa.Table]) -> pa.Table:
+    """`table` (aligned already: an earlier version's) followed by new segments. When every new segment's
+    columns are among the table's, of the same types, only the new segments are aligned (missing columns as
+    nulls) and the table's columns are kept as they are; otherwise `_concat` aligns everything."""
+    types = {field.name: field.type for field in table.schema}
+    if any(_plain_type(kind) != kind for kind in types.values()):  # a list item named otherwise (Parquet)
+        return _concat([table, *added])
+    aligned = []
+    for segment in added:
+        columns = []
+        for fld in segment.schema:
+            kind = types.get(fld.name)
+            if kind is None or _plain_type(fld.type) != _plain_type(kind):
+                return _concat([table, *added])
+        present = set(segment.column_names)
+        for name, kind in types.items():
+            if name not in present:
+                columns.append(pa.nulls(segment.num_rows, type=kind))
+                continue
+            column = segment.column(name)
+            columns.append(column if column.type == kind else column.cast(kind))  # a list's item named "element"
+        aligned.append(pa.table(columns, schema=table.schema))
+    return pa.concat_tables([table, *aligned])
 
 
 def _plain_type(kind: pa.DataType) -> pa.DataType:

@@ -197,8 +197,13 @@ class FeatureContext:
     is kept off the query path.
     """
 
-    def __init__(self, snapshot, behaviour, analyzer):
+    def __init__(self, snapshot, behaviour, analyzer, earlier: "FeatureContext | None" = None):
+        """`earlier`: the context of a version whose rows this snapshot's product table extends
+        (`ProductTable.extends`); what depends only on rows it shares or on unchanged values is taken
+        from it instead of computed again (a followed update costs its own rows)."""
         products = snapshot.products
+        if earlier is not None and not products.extends(earlier.snapshot.products):
+            earlier = None
         self.snapshot = snapshot
         self.behaviour = behaviour
         self.analyze = analyzer
@@ -235,7 +240,7 @@ class FeatureContext:
                       if name.startswith("a.") and name not in skip and not products.is_numeric(name)]
         roles = [products.column_name("brand"), products.column_name("category"), colour_col]
         wanted = [(column, None) for column in roles if column] + [(name, _MAX_KEYWORD_VALUES) for name in attributes]
-        phrases = stored_phrases(snapshot, analyzer, wanted)
+        phrases = self._phrases = _version_phrases(snapshot, analyzer, wanted, earlier)
 
         def vocabulary(column: str | None, limit: int | None = None) -> _Vocabulary | None:
             found = phrases.get(_phrase_key(column, limit)) if column else None
@@ -250,17 +255,27 @@ class FeatureContext:
                 self._attributes_by_first.setdefault(first, []).append(position)
         self.price_pct = self._price_percentile_in_category()
 
-        ids = products.table.column("id").to_pylist()
-        self.ids = ids
-        if behaviour is not None and behaviour.has_data:
-            rows = behaviour.row_by_id
-            self.behaviour_row = np.array([rows.get(pid, -1) for pid in ids], dtype=np.int64)
-            self.priors = behaviour.priors()
-            reference = behaviour.state.get("popularity_ts")
-            reference = time.time() if reference is None else reference
-            self.popularity = np.log1p(behaviour.popularity_at(reference))
+        self.ids = products.table.column("id").to_pylist() if earlier is None else \
+            earlier.ids + products.column_values("id", np.arange(len(earlier.ids), n))
+        self._behaviour_lookups(behaviour, earlier)
+
+    def _behaviour_lookups(self, behaviour, earlier: "FeatureContext | None") -> None:
+        """Each row's behaviour row, the priors and decayed popularity (from `earlier` when it holds the same
+        aggregates: only the added rows are looked up)."""
+        self.behaviour_row = None
+        if behaviour is None or not behaviour.has_data:
+            return
+        rows = behaviour.row_by_id
+        same = earlier is not None and earlier.behaviour is behaviour and earlier.behaviour_row is not None
+        start = len(earlier.behaviour_row) if same else 0
+        added = np.array([rows.get(pid, -1) for pid in self.ids[start:]], dtype=np.int64)
+        self.behaviour_row = np.concatenate([earlier.behaviour_row, added]) if same else added
+        self.priors = earlier.priors if same else behaviour.priors()
+        reference = behaviour.state.get("popularity_ts")
+        if same and reference is not None:  # a fixed reference: the same popularity (else it is "now")
+            self.popularity = earlier.popularity
         else:
-            self.behaviour_row = None
+            self.popularity = np.log1p(behaviour.popularity_at(time.time() if reference is None else reference))
 
     def attributes_for(self, terms: list[str]) -> list[_Vocabulary]:
         """The attribute vocabularies that have a value starting with one of the terms (the others mention none)."""
@@ -439,6 +454,21 @@ def stored_phrases(snapshot, analyze, wanted: list[tuple[str, int | None]]) -> d
     except OSError:
         pass
     return computed
+
+
+def _version_phrases(snapshot, analyze, wanted: list[tuple[str, int | None]],
+                     earlier: FeatureContext | None) -> dict[str, dict | None]:
+    """`stored_phrases`, or with `earlier` (the context of the version this one's products extend, same
+    analyzer) its phrases of every column whose values the added rows did not change, and the others'
+    computed (a price update changes none: nothing is analyzed, read or written)."""
+    if earlier is None or earlier.analyze(_ANALYZER_PROBE) != analyze(_ANALYZER_PROBE):
+        return stored_phrases(snapshot, analyze, wanted)
+    products, out = snapshot.products, {}
+    for column, limit in wanted:
+        key = _phrase_key(column, limit)
+        same = key in earlier._phrases and products.vocabulary_grew(column) is False
+        out[key] = earlier._phrases[key] if same else _phrases(products, analyze, column, limit)
+    return out
 
 
 def _phrase_key(column: str, limit: int | None) -> str:
