@@ -130,10 +130,14 @@ def extended_row_terms(base: RowTerms | None, added: RowTerms, first: int) -> Ro
     new terms. None when `added` does not start where `base` ends (0 without a base)."""
     if first != (0 if base is None else base.num_rows) or added.names != (base.names if base else added.names):
         return None
-    vocabulary: dict[str, int] = {} if base is None else dict(base.vocabulary)
+    vocabulary: dict[str, int] = {} if base is None else base.vocabulary
     local = sorted(added.vocabulary.items(), key=lambda item: item[1])
-    mapping = np.fromiter((vocabulary.setdefault(term, len(vocabulary)) for term, _ in local), dtype=np.int32,
-                          count=len(local))
+    known = vocabulary.get
+    mapping = np.fromiter((known(term, -1) for term, _ in local), dtype=np.int32, count=len(local))
+    if (mapping < 0).any():  # new terms: a copy of base's vocabulary extended (base's own stays as it is)
+        vocabulary = dict(vocabulary)
+        mapping = np.fromiter((vocabulary.setdefault(term, len(vocabulary)) for term, _ in local), dtype=np.int32,
+                              count=len(local))
     mapped = RowTerms(added.names, vocabulary, added.offsets, mapping[added.terms] if len(added.terms) else
                       added.terms.astype(np.int32), added.fields, added.counts, added.lengths)
     return mapped if base is None else _appended(base, mapped)

@@ -170,7 +170,7 @@ def test_a_followed_table_keeps_chunks_and_reads_as_a_fresh_one(small_index, tmp
         delta = tmp_path / f"delta-{twins}.jsonl"
         delta.write_text("".join(json.dumps({**row, "price": 2.5, "brand": f"Brand {twins}"}) + "\n" for row in rows[:6]))
         apply_delta(small_index, delta, device="cpu")
-        delete_products(small_index, [row["id"] for row in rows[10:12 + twins]])
+        delete_products(small_index, sorted(older.docno_by_id)[20:22 + twins])
         latest = index.version_path(index.current_version()) / "products"
         columns = [c for c in older.table.column_names
                    if c in ("brand", "category") or (c.startswith("a.") and not older.is_numeric(c))]
