@@ -108,7 +108,7 @@ def test_a_new_version_is_warmed_and_rehearsed_before_the_swap(served_index, enc
     assert (new, old, "blue shirt under 1000", True, True) in seen
 
 
-def test_a_new_version_shares_the_analyzed_rows_of_the_one_it_extends_and_analyzes_its_own_when_asked(
+def test_a_new_version_shares_the_analyzed_rows_of_the_one_it_extends_and_analyzes_the_rest_before_the_swap(
         served_index, encoder, tmp_path):
     import numpy as np
 
@@ -129,12 +129,12 @@ def test_a_new_version_shares_the_analyzed_rows_of_the_one_it_extends_and_analyz
     assert new.products.shared_rows == old.products.num_rows < new.products.num_rows  # the update appended rows
     context = engine.ranker(new).context(new)
     rows = np.arange(new.products.num_rows)
-    # the old version's analyzed rows are shared, not copied nor analyzed again; the update's rows wait for a query
+    # the old version's analyzed rows are shared, not copied nor analyzed again; the update's rows are analyzed
+    # (and packed) before the swap
     assert context._title_terms is old_context._title_terms and context._doc_terms is old_context._doc_terms
-    assert sorted(context._title_terms) == rows[:old.products.num_rows].tolist()
+    assert sorted(context._title_terms) == rows.tolist() and context._packed is not None
     fresh = FeatureContext(new, None, new.lexical.text_analyzer())
     assert context.title_sets(rows) == fresh.title_sets(rows) and context.doc_terms(rows) == fresh.doc_terms(rows)
-    assert sorted(context._title_terms) == rows.tolist()
     assert old_context.title_terms(rows[:5]) == fresh.title_terms(rows[:5])  # the old version reads its rows still
     # a price update changes no words: the new version's spelling corrector shares the old one's deletes
     assert engine.speller(new)._symspell._deletes is engine.speller(old)._symspell._deletes
