@@ -369,17 +369,11 @@ def facet_values(products) -> dict[str, dict[str, int]]:
         column = products.column_name(name)
         if column is None or products.is_numeric(column):
             continue
-        codes, kind, vocab = products.keyword(column)
+        _, _, vocab = products.keyword(column)
         if name != "category" and len([v for v in vocab if v]) > MAX_FACET_VALUES:
             continue
-        if kind == "list":
-            offsets, flat = codes
-            live_rows = np.repeat(products.live, np.diff(offsets))
-            flat = flat[live_rows]
-        else:
-            flat = codes[products.live]
-        counts = np.bincount(flat[flat >= 0], minlength=len(vocab))
-        facets[name] = {value: int(count) for value, count in zip(vocab, counts) if value and count}
+        counts = products.live_counts(column)  # a followed version counts only the rows that changed
+        facets[name] = {value: int(count) for value, count in zip(vocab, counts.tolist()) if value and count}
     return facets
 
 

@@ -93,8 +93,9 @@ class SearchEngine:
         """Build the version's spelling dictionary and analyze every product for the reranker: its text
         features, and (unless `lexical` is false) the rows' terms the lexical store scores candidates' BM25
         from without searching (seconds on a large catalog: long-running callers run it in a background
-        thread, and a one-shot search skips it). Each version followed after this is prepared the same way
-        before its swap. Returns the rows analyzed."""
+        thread, and a one-shot search skips it). Each version followed after this gets its spelling
+        dictionary before its swap, shares the analyzed rows of the version it extends and has its own new
+        rows analyzed before its swap. Returns the rows analyzed."""
         self._rows_ahead = True
         snapshot = self.snapshot
         speller = self.speller(snapshot)
@@ -109,7 +110,7 @@ class SearchEngine:
         ranker.compile_trees()  # native trees when the index has none yet (old models): a minute, once per model
         if lexical:
             snapshot.lexical.prepare_rows(snapshot.products, stop=stop)
-        # a newer version swapped in meanwhile was analyzed by the follower (taking these rows): stop here
+        # a newer version swapped in meanwhile shares the rows analyzed so far; queries analyze the rest
         return ranker.context(snapshot).fill_all(stop=lambda: self.snapshot is not snapshot or (stop and stop()))
 
     def check(self, request: SearchRequest) -> None:
@@ -427,20 +428,27 @@ class SearchEngine:
         except RankerError:
             return
         if ranker is not None:
-            context = ranker.context(snapshot)
+            earlier = self._served_context(previous) if previous is not None else None
+            context = ranker.context(snapshot, earlier=earlier)
             if previous is not None:
-                self._carry_rows(previous, snapshot, context)
+                self._carry_rows(snapshot, context, earlier)
 
-    def _carry_rows(self, previous: Snapshot, snapshot: Snapshot, context) -> None:
-        """The reranker's analyzed rows that `snapshot` shares with `previous` are taken from the previous
-        context; with rows kept analyzed ahead (`warm_rows`), the rest (an update's rows) are analyzed now,
-        before the swap, so queries on the new version find every row analyzed as they did on the old one."""
-        shared = snapshot.products.shared_rows
+    def _served_context(self, previous: Snapshot):
+        """The reranker's feature context of the version being served, when it has one: a new version takes
+        from it what it shares (behaviour, keyword phrases, analyzed rows)."""
+        old = self._ranker_cache.get(previous.version)
         try:
-            old = self._ranker_cache.get(previous.version)
-            taken = context.adopt_rows(old.context(previous), shared) if old is not None and shared else 0
+            return None if old is None else old.context(previous)
         except RankerError:
-            taken = 0
+            return None
+
+    def _carry_rows(self, snapshot: Snapshot, context, earlier) -> None:
+        """The reranker's analyzed rows that `snapshot` shares with the served version are taken from its
+        context `earlier` (shared, not copied, when the new version extends the served one); with rows kept
+        analyzed ahead (`warm_rows`), the rest (an update's rows) are analyzed now, before the swap, and
+        packed, so queries on the new version find every row analyzed as they did on the old one."""
+        shared = snapshot.products.shared_rows
+        taken = context.adopt_rows(earlier, shared) if earlier is not None and shared else 0
         if not self._rows_ahead:
             return
         rows = snapshot.products.num_rows

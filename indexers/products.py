@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -88,7 +89,12 @@ def products_table(products: list[Product], metas: list[RowMeta], first_docno: i
 
 
 class ProductTable:
-    """One version's product rows, loaded for serving: Arrow columns plus the live mask."""
+    """One version's product rows, loaded for serving: Arrow columns plus the live mask.
+
+    A column may hold several chunks (one per segment): a followed version's table is the served one's
+    chunks plus the update's, so following a small update copies no rows. Rows are read through
+    `records`, `column_values` and `column_arrow`, which take them chunk by chunk.
+    """
 
     def __init__(self, table: pa.Table, live: np.ndarray, segments: list[str] | None = None,
                  extends: "ProductTable | None" = None):
@@ -104,11 +110,17 @@ class ProductTable:
         self.segment_files: dict[str, tuple[int, ...]] = {}  # their (device, inode, size, mtime)
         self.docno_by_id: dict[str, int] = _live_ids(table, live, extends)
         self._numeric: dict[str, np.ndarray] = {}
+        self._chunk_starts: dict[str, np.ndarray] = {}  # column -> first row of each chunk, and the row count
         self._keyword: dict[str, tuple[Any, str, list[str]]] = {}
-        # an earlier version whose rows are this one's first rows: its keyword codes are extended, not redone
-        self._inherited = None if extends is None else (extends.num_rows, extends.table.schema, extends._keyword)
+        self._lookups: dict[str, dict[str, int]] = {}  # keyword column -> value -> code (built when extending)
+        self._counts: dict[str, np.ndarray] = {}  # keyword column -> live rows per code
+        # an earlier version whose rows are this one's first rows: its keyword codes and counts are extended
+        self._inherited = None if extends is None else _Inherited(
+            extends.num_rows, extends.table.schema, extends._keyword, extends._lookups, extends.live, extends._counts)
         # how many first rows are exactly that earlier version's (what was derived from them can be reused)
         self.shared_rows = 0 if extends is None else extends.num_rows
+        self._extended = None if extends is None else weakref.ref(extends)  # not kept alive by its successor
+        self._grown: dict[str, bool] = {}  # keyword column -> whether the added rows brought new values
         # duplicate-collapsing key per row, learned on first use (-1: not yet); a row's content never changes
         self._collapse = np.full(table.num_rows, -1, dtype=np.int64)
         if extends is not None:
@@ -121,6 +133,17 @@ class ProductTable:
     @property
     def num_live(self) -> int:
         return len(self.docno_by_id)
+
+    def extends(self, other: "ProductTable") -> bool:
+        """Whether this table was loaded on top of `other`: its first `shared_rows` rows are other's rows."""
+        return self._extended is not None and self._extended() is other
+
+    def vocabulary_grew(self, column: str) -> bool | None:
+        """Whether the rows added since the table this one extends brought values its keyword `column` did
+        not have (its codes and vocabulary are otherwise the earlier ones); None when not known (the column
+        was encoded whole)."""
+        self.keyword(column)
+        return self._grown.get(column)
 
     def field_names(self) -> list[str]:
         """Names usable in filters: canonical fields and attribute keys."""
@@ -192,7 +215,8 @@ class ProductTable:
         return self._keyword[column]
 
     def release_inherited(self) -> None:
-        """Stop holding the earlier version's keyword codes (columns not encoded yet will be encoded whole)."""
+        """Stop holding the earlier version's keyword codes and counts (columns not encoded or counted yet
+        will be done whole)."""
         self._inherited = None
 
     def _extend_keyword(self, column: str):
@@ -201,61 +225,84 @@ class ProductTable:
         Codes are numbered in order of first appearance, so this gives what
         encoding the whole column would, for the price of the new rows.
         """
-        if self._inherited is None:
+        earlier = self._inherited
+        if earlier is None:
             return None
-        rows, schema, cached = self._inherited
+        rows, schema, cached = earlier.rows, earlier.schema, earlier.keyword
         kind_type = self.table.schema.field(column).type
         if column not in cached or schema.get_field_index(column) < 0 or schema.field(column).type != kind_type:
             return None
         codes, kind, vocab = cached[column]
         added = self.table.column(column).slice(rows).combine_chunks()
+        self._grown[column] = False
         if added.null_count == len(added):  # most attribute columns are sparse: nothing new to encode
             if kind == "list":
                 offsets, flat_codes = codes
                 return ((np.concatenate([offsets, np.full(len(added), offsets[-1])]), flat_codes), kind, vocab)
             return np.concatenate([codes, np.full(len(added), -1, dtype=np.int64)]), kind, vocab
-        vocab = list(vocab)
-        lookup = {value: code for code, value in enumerate(vocab)}
-
-        def encode(values: list[str | None]) -> np.ndarray:
-            out = np.empty(len(values), dtype=np.int64)
-            for i, value in enumerate(values):
-                if value is None:
-                    out[i] = -1
-                    continue
-                code = lookup.get(value)
-                if code is None:
-                    code = lookup[value] = len(vocab)
-                    vocab.append(value)
-                out[i] = code
-            return out
-
+        lookup = earlier.lookups.get(column)
+        if lookup is None or len(lookup) != len(vocab):
+            lookup = {value: code for code, value in enumerate(vocab)}
+        known = len(vocab)
         if kind == "list":
             offsets, flat_codes = codes
             new_offsets = arrow_numpy(added.offsets).astype(np.int64)
             new_offsets = new_offsets - new_offsets[0]
             flat = pc.utf8_lower(pc.utf8_trim_whitespace(added.flatten())).to_pylist()
-            return ((np.concatenate([offsets, offsets[-1] + new_offsets[1:]]),
-                     np.concatenate([flat_codes, encode(flat)])), kind, vocab)
-        if not pa.types.is_string(added.type):
-            added = pc.cast(added, pa.string())
-        values = pc.utf8_lower(pc.utf8_trim_whitespace(added)).to_pylist()
-        return np.concatenate([codes, encode(values)]), kind, vocab
+            new_codes, vocab, lookup = _encode_values(flat, vocab, lookup)
+            extended = ((np.concatenate([offsets, offsets[-1] + new_offsets[1:]]),
+                         np.concatenate([flat_codes, new_codes])), kind, vocab)
+        else:
+            if not pa.types.is_string(added.type):
+                added = pc.cast(added, pa.string())
+            values = pc.utf8_lower(pc.utf8_trim_whitespace(added)).to_pylist()
+            new_codes, vocab, lookup = _encode_values(values, vocab, lookup)
+            extended = np.concatenate([codes, new_codes]), kind, vocab
+        self._lookups[column] = lookup
+        self._grown[column] = len(vocab) > known
+        return extended
+
+    def live_counts(self, column: str) -> np.ndarray:
+        """How many live rows have each value of a keyword column (indexed by code; a list row counts each of
+        its elements), once per version: a version loaded on top of an earlier one counts only the rows whose
+        liveness changed and the rows added, from the earlier one's counts."""
+        counts = self._counts.get(column)
+        if counts is None:
+            codes, kind, vocab = self.keyword(column)
+            earlier = self._inherited
+            before = None if earlier is None else earlier.counts.get(column)
+            if before is None:
+                counts = _count_codes(codes_of_rows(codes, kind, self.live), len(vocab))
+            else:
+                rows = earlier.rows
+                died = np.flatnonzero(earlier.live & ~self.live[:rows])
+                came = np.concatenate([np.flatnonzero(~earlier.live & self.live[:rows]),
+                                       rows + np.flatnonzero(self.live[rows:])])
+                counts = np.zeros(len(vocab), dtype=np.int64)
+                counts[:len(before)] = before
+                counts += _count_codes(codes_of_rows(codes, kind, came), len(vocab))
+                counts -= _count_codes(codes_of_rows(codes, kind, died), len(vocab))
+            self._counts[column] = counts
+        return counts
 
     def records(self, docnos: Iterable[int]) -> list[dict[str, Any]]:
         """Full product records for the given rows, in order."""
         docnos = np.asarray(list(docnos), dtype=np.int64)
         if len(docnos) == 0:
             return []
-        texts = self.table.column("record").take(_indices(docnos)).to_pylist()
+        texts = self.column_arrow("record", docnos).to_pylist()
         return [json.loads(text) for text in texts]
 
     def column_values(self, column: str, docnos: np.ndarray) -> list[Any]:
         return self.column_arrow(column, docnos).to_pylist()
 
-    def column_arrow(self, column: str, docnos: np.ndarray) -> pa.ChunkedArray:
+    def column_arrow(self, column: str, docnos: np.ndarray) -> pa.Array:
         """A column's values for the given rows, in order, as Arrow (for vectorized work on them)."""
-        return self.table.column(column).take(_indices(docnos))
+        array = self.table.column(column)
+        starts = self._chunk_starts.get(column)
+        if starts is None:
+            starts = self._chunk_starts[column] = chunk_starts(array)
+        return take_rows(array, np.asarray(docnos, dtype=np.int64), starts)
 
     def collapse_keys(self, docnos: np.ndarray) -> np.ndarray:
         """A key per row that equal products share: the title lower-cased with every run of other characters
@@ -277,6 +324,51 @@ class ProductTable:
         return np.flatnonzero(self.live)
 
 
+@dataclass(frozen=True)
+class _Inherited:
+    """What a table loaded on top of an earlier version's holds of it until `release_inherited`."""
+
+    rows: int
+    schema: pa.Schema
+    keyword: dict[str, tuple[Any, str, list[str]]]
+    lookups: dict[str, dict[str, int]]
+    live: np.ndarray
+    counts: dict[str, np.ndarray]
+
+
+def _encode_values(values: list[str | None], vocab: list[str], lookup: dict[str, int]):
+    """Codes of `values` (-1 for None) by `lookup` (value -> code in `vocab`); values not there are appended
+    to copies of both, numbered in order of first appearance. Returns (codes, vocab, lookup): the same
+    vocab and lookup objects when no value was new (so versions share them)."""
+    get = lookup.get
+    out = np.array([-1 if value is None else get(value, -2) for value in values], dtype=np.int64)
+    if not len(out) or out.min() > -2:
+        return out, vocab, lookup
+    vocab, lookup = list(vocab), dict(lookup)
+    for i in np.flatnonzero(out == -2).tolist():
+        code = lookup.get(values[i])
+        if code is None:
+            code = lookup[values[i]] = len(vocab)
+            vocab.append(values[i])
+        out[i] = code
+    return out, vocab, lookup
+
+
+def codes_of_rows(codes, kind: str, rows: np.ndarray) -> np.ndarray:
+    """The keyword codes of some rows (a boolean mask or row numbers), every element of a list row."""
+    if kind == "scalar":
+        return codes[rows]
+    offsets, flat = codes
+    if rows.dtype == bool:
+        return flat[np.repeat(rows, np.diff(offsets))]
+    starts, lengths = offsets[rows], offsets[rows + 1] - offsets[rows]
+    return flat[np.arange(int(lengths.sum())) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)]
+
+
+def _count_codes(codes: np.ndarray, size: int) -> np.ndarray:
+    return np.bincount(codes[codes >= 0], minlength=size).astype(np.int64)
+
+
 def _parse_number(value: str | None) -> float:
     if value is None:
         return np.nan
@@ -296,12 +388,12 @@ def _live_ids(table: pa.Table, live: np.ndarray, extends: "ProductTable | None")
     known = extends.num_rows
     by_id = dict(extends.docno_by_id)
     died = np.flatnonzero(extends.live & ~live[:known])
-    for docno, product_id in zip(died.tolist(), column.take(died).to_pylist()):
+    for docno, product_id in zip(died.tolist(), take_rows(column, died).to_pylist()):
         if by_id.get(product_id) == docno:
             del by_id[product_id]
     # rows made live again, then the added rows: ascending, as a whole-table pass would set them
     back = np.concatenate([np.flatnonzero(~extends.live & live[:known]), known + np.flatnonzero(live[known:])])
-    by_id.update(zip(column.take(back).to_pylist(), back.tolist()))
+    by_id.update(zip(take_rows(column, back).to_pylist(), back.tolist()))
     return by_id
 
 
@@ -328,11 +420,12 @@ def _load_products(directory: Path, previous: ProductTable | None) -> ProductTab
     extends = bool(known) and segments[:known] == previous.segments \
         and all(files.get(name) == previous.segment_files.get(name) for name in previous.segments)
     if extends:
-        tables = [previous.table] + [_read_segment(directory / name) for name in segments[known:]]
+        added = [_read_segment(directory / name) for name in segments[known:]]
+        table = _appended(previous.table, added) if added else previous.table
     else:
         tables = [_read_segment(directory / name) for name in segments]
-    # one contiguous chunk per column: taking a few rows from a chunked column would copy it whole
-    table = (_concat(tables) if tables else products_table([], [], 0)).combine_chunks()
+        table = _concat(tables) if tables else products_table([], [], 0)
+    # the chunks are kept (the served version's plus the new segments'): rows are taken chunk by chunk
     live = np.load(directory / "live.npy") if (directory / "live.npy").exists() else np.ones(table.num_rows, bool)
     loaded = ProductTable(table, live, segments, previous if extends else None)
     loaded.segment_files = files
@@ -433,6 +526,31 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables(aligned)
 
 
+def _appended(table: pa.Table, added: list[pa.Table]) -> pa.Table:
+    """`table` (aligned already: an earlier version's) followed by new segments. When every new segment's
+    columns are among the table's, of the same types, only the new segments are aligned (missing columns as
+    nulls) and the table's columns are kept as they are; otherwise `_concat` aligns everything."""
+    types = {field.name: field.type for field in table.schema}
+    if any(_plain_type(kind) != kind for kind in types.values()):  # a list item named otherwise (Parquet)
+        return _concat([table, *added])
+    aligned = []
+    for segment in added:
+        columns = []
+        for fld in segment.schema:
+            kind = types.get(fld.name)
+            if kind is None or _plain_type(fld.type) != _plain_type(kind):
+                return _concat([table, *added])
+        present = set(segment.column_names)
+        for name, kind in types.items():
+            if name not in present:
+                columns.append(pa.nulls(segment.num_rows, type=kind))
+                continue
+            column = segment.column(name)
+            columns.append(column if column.type == kind else column.cast(kind))  # a list's item named "element"
+        aligned.append(pa.table(columns, schema=table.schema))
+    return pa.concat_tables([table, *aligned])
+
+
 def _plain_type(kind: pa.DataType) -> pa.DataType:
     """A type without its list item's field name: Parquet names it "element", Arrow IPC "item"; the same list."""
     return pa.list_(kind.value_type) if pa.types.is_list(kind) else kind
@@ -476,6 +594,36 @@ def column_numpy(column) -> np.ndarray:
 _NUMPY_TYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64, "uint8": np.uint8,
                 "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64, "float": np.float32,
                 "double": np.float64, "halffloat": np.float16}
+
+
+def chunk_starts(column: pa.ChunkedArray) -> np.ndarray:
+    """The first row of each of a column's chunks, then its row count."""
+    return np.concatenate([[0], np.cumsum([len(chunk) for chunk in column.chunks], dtype=np.int64)]).astype(np.int64)
+
+
+def take_rows(column: pa.ChunkedArray, docnos: np.ndarray, starts: np.ndarray | None = None) -> pa.Array:
+    """`column`'s values at `docnos`, in that order, taken from each chunk separately: Arrow's own `take`
+    on a chunked array first concatenates every chunk (a copy of the whole column per call)."""
+    docnos = np.ascontiguousarray(docnos, dtype=np.int64)
+    if column.num_chunks == 1:
+        return column.chunk(0).take(_indices(docnos))
+    if column.num_chunks == 0 or not len(docnos) or docnos.min() < 0 or docnos.max() >= len(column):
+        return pa.concat_arrays(column.take(_indices(docnos)).chunks or [pa.nulls(0, column.type)])
+    starts = chunk_starts(column) if starts is None else starts
+    owner = np.searchsorted(starts, docnos, side="right") - 1
+    in_order = bool(np.all(owner[1:] >= owner[:-1]))  # rows ascending (e.g. all live rows): no reordering
+    order = np.arange(len(owner)) if in_order else np.argsort(owner, kind="stable")
+    grouped = owner[order]
+    pieces = []
+    for group in np.split(order, np.flatnonzero(np.diff(grouped)) + 1):
+        chunk = int(owner[group[0]])
+        pieces.append(column.chunk(chunk).take(_indices(docnos[group] - starts[chunk])))
+    taken = pa.concat_arrays(pieces) if len(pieces) > 1 else pieces[0]
+    if in_order:
+        return taken
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    return taken.take(_indices(position))
 
 
 def _indices(docnos) -> pa.Array:

@@ -38,6 +38,7 @@ class BehaviourStats:
         self.state = state
         self.row_by_id = {pid: i for i, pid in enumerate(products["id"].tolist())}
         self._qp_rows: dict[str, dict[str, int]] | None = None
+        self.source: tuple | None = None  # the identities of the files it was loaded from (behaviour_store)
 
     @classmethod
     def empty(cls) -> "BehaviourStats":

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shoplens.indexers.products import column_numpy
-from shoplens.indexers.storage import atomic_write_json, read_json
+from shoplens.indexers.storage import atomic_write_json, file_identity, read_json
 from shoplens.rerank.behaviour import BehaviourStats
 
 
@@ -33,8 +33,21 @@ def _arrow(values: np.ndarray) -> pa.Array:
     return pa.array(values)
 
 
-def load(directory: Path | None) -> BehaviourStats:
-    """The aggregates of a version's `behaviour/` directory (empty when it has none)."""
+FILES = ("products.parquet", "query_products.parquet", "positions.parquet", "state.json")
+
+
+def identity(directory: Path | None) -> tuple | None:
+    """The identities of a `behaviour/` directory's files: versions that carried it over unchanged hard-link
+    them, so equal identities mean the same aggregates (None when there is no directory)."""
+    return None if directory is None else tuple(file_identity(directory / name) for name in FILES)
+
+
+def load(directory: Path | None, earlier: BehaviourStats | None = None) -> BehaviourStats:
+    """The aggregates of a version's `behaviour/` directory (empty when it has none); `earlier`, the
+    aggregates of another version, when it was loaded from the same files (`identity`)."""
+    source = identity(directory)
+    if earlier is not None and source is not None and getattr(earlier, "source", None) == source:
+        return earlier
     if directory is None or not (directory / "state.json").exists():
         return BehaviourStats.empty()
 
@@ -43,5 +56,7 @@ def load(directory: Path | None) -> BehaviourStats:
         return {col: (np.array(table.column(col).to_pylist(), dtype=object) if col in strings
                       else column_numpy(table.column(col))) for col in table.column_names}
 
-    return BehaviourStats(columns("products.parquet", {"id"}), columns("query_products.parquet", {"query", "id"}),
-                          columns("positions.parquet", {"query", "id"}), read_json(directory / "state.json"))
+    stats = BehaviourStats(columns("products.parquet", {"id"}), columns("query_products.parquet", {"query", "id"}),
+                           columns("positions.parquet", {"query", "id"}), read_json(directory / "state.json"))
+    stats.source = source
+    return stats

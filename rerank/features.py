@@ -178,6 +178,18 @@ def _member(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return found
 
 
+_ANALYZED = ("_title_terms", "_title_sets", "_doc_terms", "_quantities")  # a context's analyzed rows
+
+
+class _Lineage:
+    """What analyzed-row lookups hold: the rows of the newest version that uses them. A version may share
+    the lookups of an earlier one only while that one is still their newest (rows beyond it would be
+    another version's)."""
+
+    def __init__(self, rows: int):
+        self.rows = rows
+
+
 class FeatureContext:
     """Per-version lookups for features, built once when a version is first reranked.
 
@@ -185,15 +197,22 @@ class FeatureContext:
     is kept off the query path.
     """
 
-    def __init__(self, snapshot, behaviour, analyzer):
+    def __init__(self, snapshot, behaviour, analyzer, earlier: "FeatureContext | None" = None):
+        """`earlier`: the context of a version whose rows this snapshot's product table extends
+        (`ProductTable.extends`); what depends only on rows it shares or on unchanged values is taken
+        from it instead of computed again (a followed update costs its own rows)."""
         products = snapshot.products
+        if earlier is not None and not products.extends(earlier.snapshot.products):
+            earlier = None
         self.snapshot = snapshot
         self.behaviour = behaviour
         self.analyze = analyzer
+        # analyzed rows by docno; shared with later versions that extend this one's rows (`adopt_rows`)
         self._title_terms: dict[int, list[str]] = {}
         self._doc_terms: dict[int, set[str]] = {}
         self._quantities: dict[int, set[tuple[str, str]]] = {}
         self._title_sets: dict[int, tuple[set[str], set[tuple[str, str]], str]] = {}  # terms, bigrams, joined
+        self._lineage = _Lineage(products.num_rows)
         self._value_codes: dict[str, dict[str, int]] = {}  # keyword column -> lower-cased value -> code
         self._packed: PackedRows | None = None  # every row's terms as arrays, once all are analyzed (`pack`)
         self._adopted: tuple[PackedRows | None, int] = (None, 0)  # an earlier version's packing, rows shared
@@ -221,7 +240,7 @@ class FeatureContext:
                       if name.startswith("a.") and name not in skip and not products.is_numeric(name)]
         roles = [products.column_name("brand"), products.column_name("category"), colour_col]
         wanted = [(column, None) for column in roles if column] + [(name, _MAX_KEYWORD_VALUES) for name in attributes]
-        phrases = stored_phrases(snapshot, analyzer, wanted)
+        phrases = self._phrases = _version_phrases(snapshot, analyzer, wanted, earlier)
 
         def vocabulary(column: str | None, limit: int | None = None) -> _Vocabulary | None:
             found = phrases.get(_phrase_key(column, limit)) if column else None
@@ -236,17 +255,27 @@ class FeatureContext:
                 self._attributes_by_first.setdefault(first, []).append(position)
         self.price_pct = self._price_percentile_in_category()
 
-        ids = products.table.column("id").to_pylist()
-        self.ids = ids
-        if behaviour is not None and behaviour.has_data:
-            rows = behaviour.row_by_id
-            self.behaviour_row = np.array([rows.get(pid, -1) for pid in ids], dtype=np.int64)
-            self.priors = behaviour.priors()
-            reference = behaviour.state.get("popularity_ts")
-            reference = time.time() if reference is None else reference
-            self.popularity = np.log1p(behaviour.popularity_at(reference))
+        self.ids = products.table.column("id").to_pylist() if earlier is None else \
+            earlier.ids + products.column_values("id", np.arange(len(earlier.ids), n))
+        self._behaviour_lookups(behaviour, earlier)
+
+    def _behaviour_lookups(self, behaviour, earlier: "FeatureContext | None") -> None:
+        """Each row's behaviour row, the priors and decayed popularity (from `earlier` when it holds the same
+        aggregates: only the added rows are looked up)."""
+        self.behaviour_row = None
+        if behaviour is None or not behaviour.has_data:
+            return
+        rows = behaviour.row_by_id
+        same = earlier is not None and earlier.behaviour is behaviour and earlier.behaviour_row is not None
+        start = len(earlier.behaviour_row) if same else 0
+        added = np.array([rows.get(pid, -1) for pid in self.ids[start:]], dtype=np.int64)
+        self.behaviour_row = np.concatenate([earlier.behaviour_row, added]) if same else added
+        self.priors = earlier.priors if same else behaviour.priors()
+        reference = behaviour.state.get("popularity_ts")
+        if same and reference is not None:  # a fixed reference: the same popularity (else it is "now")
+            self.popularity = earlier.popularity
         else:
-            self.behaviour_row = None
+            self.popularity = np.log1p(behaviour.popularity_at(time.time() if reference is None else reference))
 
     def attributes_for(self, terms: list[str]) -> list[_Vocabulary]:
         """The attribute vocabularies that have a value starting with one of the terms (the others mention none)."""
@@ -322,7 +351,8 @@ class FeatureContext:
         n = self.snapshot.products.num_rows
         if self._packed is not None:
             return True
-        if len(self._title_terms) < n:
+        terms = self._title_terms  # shared lookups may also hold a newer version's rows: every row below n?
+        if len(terms) < n or not all(d in terms for d in range(n)):
             return False
         previous, shared = self._adopted
         self._packed = pack_rows(n, self._title_terms, self._title_sets, self._doc_terms, previous, shared)
@@ -332,11 +362,22 @@ class FeatureContext:
     def adopt_rows(self, previous: "FeatureContext", rows: int) -> int:
         """Take the analyzed rows below `rows` from an earlier version's context: rows a newer version shares
         with an older one (`ProductTable.shared_rows`) are the same records, so their analysis is too.
-        Returns the rows taken. Safe while other threads fill `previous` (each dict is copied at once)."""
+        When `rows` are all of `previous`'s and no other version took them yet, the rows are shared, not
+        copied: both contexts fill the same lookups (a row analyzed on either version serves both). Returns
+        the rows taken (those analyzed so far). Safe while other threads fill `previous` (each dict is copied at once)."""
         if rows <= 0 or previous is self:
             return 0
+        lineage = previous._lineage
+        if lineage.rows == rows == previous.snapshot.products.num_rows:  # nobody appended other rows to them
+            lineage.rows = self.snapshot.products.num_rows
+            self._lineage = lineage
+            for name in _ANALYZED:
+                setattr(self, name, getattr(previous, name))
+            if previous._packed is not None:
+                self._adopted = (previous._packed, min(rows, previous._packed.num_rows))
+            return len(self._title_terms)
         terms = {d: v for d, v in dict(previous._title_terms).items() if d < rows}  # first: a row there is complete
-        for name in ("_title_sets", "_doc_terms", "_quantities"):
+        for name in _ANALYZED[1:]:
             mine, theirs = getattr(self, name), dict(getattr(previous, name))
             mine.update((d, v) for d, v in theirs.items() if d < rows and (name == "_quantities" or d in terms))
         self._title_terms.update(terms)
@@ -345,8 +386,6 @@ class FeatureContext:
         return len(terms)
 
     def _fill(self, docnos: np.ndarray) -> None:
-        if len(self._title_terms) >= self.snapshot.products.num_rows:  # every row analyzed (`fill_all`)
-            return
         missing = [d for d in docnos.tolist() if d not in self._title_terms]
         for docno, record, text in self._records(missing):
             terms = self.analyze(str(record.get("title") or ""))
@@ -415,6 +454,21 @@ def stored_phrases(snapshot, analyze, wanted: list[tuple[str, int | None]]) -> d
     except OSError:
         pass
     return computed
+
+
+def _version_phrases(snapshot, analyze, wanted: list[tuple[str, int | None]],
+                     earlier: FeatureContext | None) -> dict[str, dict | None]:
+    """`stored_phrases`, or with `earlier` (the context of the version this one's products extend, same
+    analyzer) its phrases of every column whose values the added rows did not change, and the others'
+    computed (a price update changes none: nothing is analyzed, read or written)."""
+    if earlier is None or earlier.analyze(_ANALYZER_PROBE) != analyze(_ANALYZER_PROBE):
+        return stored_phrases(snapshot, analyze, wanted)
+    products, out = snapshot.products, {}
+    for column, limit in wanted:
+        key = _phrase_key(column, limit)
+        same = key in earlier._phrases and products.vocabulary_grew(column) is False
+        out[key] = earlier._phrases[key] if same else _phrases(products, analyze, column, limit)
+    return out
 
 
 def _phrase_key(column: str, limit: int | None) -> str:

@@ -113,10 +113,12 @@ class Ranker:
             self._booster = _load_booster(self._model_path, ("booster", str(self._model_path)))
         return self._booster
 
-    def context(self, snapshot) -> FeatureContext:
+    def context(self, snapshot, earlier: FeatureContext | None = None) -> FeatureContext:
+        """The snapshot's feature context, built on first use; `earlier`, the context of a version the
+        snapshot's products extend, lends what did not change (behaviour, keyword phrases, row lookups)."""
         if self._context is None or self._context.snapshot is not snapshot:
-            stats = behaviour_store.load(snapshot.path / "behaviour")
-            self._context = FeatureContext(snapshot, stats, snapshot.lexical.text_analyzer())
+            stats = behaviour_store.load(snapshot.path / "behaviour", earlier.behaviour if earlier else None)
+            self._context = FeatureContext(snapshot, stats, snapshot.lexical.text_analyzer(), earlier=earlier)
         return self._context
 
     def features(self, snapshot, text: str | None, candidates, use_behaviour: bool | None = None) -> np.ndarray:

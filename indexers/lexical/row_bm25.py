@@ -70,17 +70,20 @@ class RowTerms:
     def term_in_field(self, field: str, live: np.ndarray | None = None) -> str | None:
         """One term some row (among the `live` docnos, when given) has in `field` (to ask the searcher for
         the field's statistics)."""
-        hits = np.flatnonzero(self.fields == self.names.index(field))
+        position = self.names.index(field)
+        alive = None
         if live is not None:  # a deleted row's terms may be in no live document: the searcher knows no length
             alive = np.zeros(self.num_rows, dtype=bool)
             alive[live[live < self.num_rows]] = True
-            first = hits[:1024]  # nearly always enough: look at every entry only when these rows are all dead
-            first = first[alive[np.searchsorted(self.offsets, first, side="right") - 1]]
-            hits = first if len(first) else hits[alive[np.searchsorted(self.offsets, hits, side="right") - 1]]
-        if not len(hits):
-            return None
-        term_id = int(self.terms[hits[0]])
-        return next(term for term, number in self.vocabulary.items() if number == term_id)
+        block = 65536  # entries looked at a time: the first block nearly always has one (not all, every version)
+        for start in range(0, len(self.fields), block):
+            hits = start + np.flatnonzero(self.fields[start:start + block] == position)
+            if alive is not None:
+                hits = hits[alive[np.searchsorted(self.offsets, hits, side="right") - 1]]
+            if len(hits):
+                term_id = int(self.terms[hits[0]])
+                return next(term for term, number in self.vocabulary.items() if number == term_id)
+        return None
 
 
 def build_row_terms(documents: Iterable[tuple[int, dict[str, str]]], rows: int, names: tuple[str, ...],
@@ -127,10 +130,14 @@ def extended_row_terms(base: RowTerms | None, added: RowTerms, first: int) -> Ro
     new terms. None when `added` does not start where `base` ends (0 without a base)."""
     if first != (0 if base is None else base.num_rows) or added.names != (base.names if base else added.names):
         return None
-    vocabulary: dict[str, int] = {} if base is None else dict(base.vocabulary)
+    vocabulary: dict[str, int] = {} if base is None else base.vocabulary
     local = sorted(added.vocabulary.items(), key=lambda item: item[1])
-    mapping = np.fromiter((vocabulary.setdefault(term, len(vocabulary)) for term, _ in local), dtype=np.int32,
-                          count=len(local))
+    known = vocabulary.get
+    mapping = np.fromiter((known(term, -1) for term, _ in local), dtype=np.int32, count=len(local))
+    if (mapping < 0).any():  # new terms: a copy of base's vocabulary extended (base's own stays as it is)
+        vocabulary = dict(vocabulary)
+        mapping = np.fromiter((vocabulary.setdefault(term, len(vocabulary)) for term, _ in local), dtype=np.int32,
+                              count=len(local))
     mapped = RowTerms(added.names, vocabulary, added.offsets, mapping[added.terms] if len(added.terms) else
                       added.terms.astype(np.int32), added.fields, added.counts, added.lengths)
     return mapped if base is None else _appended(base, mapped)

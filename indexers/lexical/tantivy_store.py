@@ -214,7 +214,7 @@ class TantivyStore(LexicalStore):
             def documents():
                 for start in range(0, len(live), 512):
                     chunk = live[start:start + 512]
-                    for docno, raw in zip(chunk.tolist(), column.take(chunk).to_pylist()):
+                    for docno, raw in zip(chunk.tolist(), products.column_values("record", chunk)):
                         yield docno, lexical_fields(Product.from_record(json.loads(raw)))
 
             rows = build_row_terms(documents(), products.num_rows, TEXT_FIELDS, self.analyzer.analyze, stop, base)
@@ -333,8 +333,22 @@ def _starts_with(products, rows: RowTerms) -> bool:
     compaction or a rebuild)."""
     records = rows.records
     column = products.table.column("record")
-    return records is not None and len(column) >= len(records) == rows.num_rows \
-        and column.slice(0, len(records)).equals(records)
+    if records is None or not len(column) >= len(records) == rows.num_rows:
+        return False
+    return _same_first_chunks(column, records) or column.slice(0, len(records)).equals(records)
+
+
+def _same_first_chunks(column, records) -> bool:
+    """Whether `records`' chunks are `column`'s first chunks, the same memory (a followed version's table
+    holds the served one's chunks), so comparing their contents is not needed."""
+    if column.num_chunks < records.num_chunks:
+        return False
+    for mine, theirs in zip(column.chunks, records.chunks):
+        if len(mine) != len(theirs) or mine.offset != theirs.offset or mine.type != theirs.type or \
+                [b.address if b is not None else None for b in mine.buffers()] != \
+                [b.address if b is not None else None for b in theirs.buffers()]:
+            return False
+    return True
 
 
 def _explained(node: dict[str, Any], found: dict[str, float] | None = None) -> dict[str, float]:

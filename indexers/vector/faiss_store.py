@@ -133,8 +133,7 @@ class FaissStore(VectorStore):
         self._rows = rows
         self._files: dict[str, tuple[int, ...]] = {}  # segment file -> (device, inode, size, mtime): links share them
         # views of this version's rows: later versions may append to the buffer, never change these
-        self.text, self.image = rows.text[:count], rows.image[:count]
-        self.has_image, self.fused = rows.has_image[:count], rows.fused[:count]
+        self.text, self.image, self.has_image, self.fused = rows.view(count)
         self.kind = state["kind"]
         self.params = dict(state["params"])
         self.base_rows = int(state["base_rows"])
@@ -362,15 +361,20 @@ class RowBuffer:
     Rows are append-only, so a newer version appends its rows after an older
     one's and each version reads its own prefix: following an update copies
     only the new rows. A version that is not the buffer's newest (or that does
-    not fit) gets a buffer of its own.
+    not fit) gets a buffer of its own. A buffer may start with a `head`, a
+    memory-mapped store's rows (read-only), which it reads in place: its own
+    arrays hold the rows after them, so following a freshly opened store does
+    not copy the store's rows either.
     """
 
-    def __init__(self, dim: int, capacity: int):
+    def __init__(self, dim: int, capacity: int, head: "RowBuffer | None" = None):
+        self.head = head
+        self.first = 0 if head is None else head.filled  # the row this buffer's own arrays start at
         self.text = np.empty((capacity, dim), np.float32)
         self.image = np.empty((capacity, dim), np.float32)
         self.fused = np.empty((capacity, dim), np.float32)
         self.has_image = np.empty(capacity, bool)
-        self.filled = 0
+        self.filled = self.first
         self._lock = threading.Lock()
 
     @classmethod
@@ -401,8 +405,10 @@ class RowBuffer:
 
     @classmethod
     def mapped(cls, directory: Path, name: str, rows: int) -> "RowBuffer":
-        """A full buffer over one segment's files, memory-mapped read-only (extending it makes a new buffer)."""
+        """A full buffer over one segment's files, memory-mapped read-only (extending it makes a new buffer
+        that reads these rows in place)."""
         buffer = cls.__new__(cls)
+        buffer.head, buffer.first = None, 0
         buffer.text = np.load(directory / f"text-{name}.npy", mmap_mode="r")
         buffer.image = np.load(directory / f"image-{name}.npy", mmap_mode="r")
         buffer.fused = np.load(directory / f"fused-{name}.npy", mmap_mode="r")
@@ -414,25 +420,84 @@ class RowBuffer:
                                     "run `shoplens check`")
         return buffer
 
+    def view(self, rows: int) -> tuple[Any, Any, Any, Any]:
+        """(text, image, has_image, fused) of the first `rows` rows: array views, or `StackedRows` over the
+        head's rows and this buffer's when they reach past the head."""
+        if self.head is None:
+            return self.text[:rows], self.image[:rows], self.has_image[:rows], self.fused[:rows]
+        if rows <= self.first:
+            return self.head.view(rows)
+        own = rows - self.first
+        return tuple(StackedRows(getattr(self.head, name), getattr(self, name)[:own])
+                     for name in ("text", "image", "has_image", "fused"))
+
     def _put(self, start: int, text, image, has_image, fused) -> None:
         stop = start + len(text)
-        self.text[start:stop], self.image[start:stop] = text, image
-        self.has_image[start:stop], self.fused[start:stop] = has_image, fused
+        local = slice(start - self.first, stop - self.first)
+        self.text[local], self.image[local] = text, image
+        self.has_image[local], self.fused[local] = has_image, fused
         self.filled = stop
 
     def extended(self, rows: int, text, image, has_image, fused) -> "RowBuffer":
         """This buffer with rows appended after the first `rows`, or a new buffer when that would overwrite rows
-        (or write into a read-only mapped buffer)."""
+        (or write into a read-only mapped buffer, whose rows the new buffer then reads in place)."""
         with self._lock:
             if not len(text) and self.filled >= rows:
                 return self  # nothing added (an update that only deleted or re-weighted): the same rows serve
-            if self.filled == rows and rows + len(text) <= len(self.text) and self.text.flags.writeable:
+            if self.filled == rows and rows + len(text) <= self.first + len(self.text) and self.text.flags.writeable:
                 self._put(rows, text, image, has_image, fused)
                 return self
-        buffer = RowBuffer(self.text.shape[1], _capacity(rows + len(text)))
-        buffer._put(0, self.text[:rows], self.image[:rows], self.has_image[:rows], self.fused[:rows])
+        dim = self.text.shape[1]
+        if not self.text.flags.writeable and self.head is None and rows == self.filled:  # a mapped store
+            buffer = RowBuffer(dim, _capacity(len(text)), head=self)
+        elif self.head is not None and rows >= self.first:  # the head stays; this buffer's own rows are copied
+            buffer = RowBuffer(dim, _capacity(rows - self.first + len(text)), head=self.head)
+            buffer._put(self.first, self.text[:rows - self.first], self.image[:rows - self.first],
+                        self.has_image[:rows - self.first], self.fused[:rows - self.first])
+        else:
+            buffer = RowBuffer(dim, _capacity(rows + len(text)))
+            buffer._put(0, *(np.asarray(part) for part in self.view(rows)))  # (text, image, has_image, fused)
         buffer._put(rows, text, image, has_image, fused)
         return buffer
+
+
+class StackedRows:
+    """A buffer's rows read as one array where they sit in two (a mapped head, then the buffer's own rows),
+    for the ways the store reads them: a slice, row numbers, or the whole (`np.asarray`, a copy)."""
+
+    def __init__(self, head: np.ndarray, tail: np.ndarray):
+        self.head, self.tail, self.split = head, tail, len(head)
+        self.shape = (len(head) + len(tail),) + tuple(head.shape[1:])
+        self.dtype = head.dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = np.concatenate([self.head, self.tail])
+        return whole if dtype is None else whole.astype(dtype)
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            start, stop, step = key.indices(len(self))
+            if step == 1 and stop <= self.split:
+                return self.head[start:stop]
+            if step == 1 and start >= self.split:
+                return self.tail[start - self.split:stop - self.split]
+            return np.asarray(self)[key]
+        rows = np.asarray(key)
+        rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
+        rows = np.where(rows < 0, rows + len(self), rows)
+        if rows.ndim == 0:
+            return self.head[rows] if rows < self.split else self.tail[rows - self.split]
+        in_head = rows < self.split
+        if in_head.all():
+            return self.head[rows]
+        if not in_head.any():
+            return self.tail[rows - self.split]
+        out = np.empty((len(rows),) + self.shape[1:], self.dtype)
+        out[in_head], out[~in_head] = self.head[rows[in_head]], self.tail[rows[~in_head] - self.split]
+        return out
 
 
 def _capacity(rows: int) -> int:

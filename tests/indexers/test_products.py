@@ -132,3 +132,58 @@ def test_a_followed_version_maps_ids_as_a_fresh_load(small_index, tmp_path):
         assert followed.docno_by_id == fresh.docno_by_id
         older = followed
     assert len(fresh.docno_by_id) == 55 and fresh.docno_by_id[rows[0]["id"]] >= 60
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rows_taken_chunk_by_chunk_equal_a_take_from_one_chunk(seed):
+    """A followed version's columns hold one chunk per segment (some empty); rows taken from them in any
+    order (repeats, one chunk, across chunks, none) equal Arrow's take from the concatenated column."""
+    from shoplens.indexers.products import take_rows
+
+    rng = np.random.default_rng(seed)
+    sizes = [int(n) for n in rng.choice([0, 1, 5, 40], size=6)] + [3]
+    values = [[f"row {i}" if i % 7 else None for i in range(start, start + n)]
+              for start, n in zip(np.cumsum([0] + sizes[:-1]), sizes)]
+    column = pa.chunked_array([pa.array(chunk, type=pa.large_string()) for chunk in values])
+    whole = column.combine_chunks()
+    total = len(whole)
+    for docnos in (rng.integers(0, total, 30), np.sort(rng.integers(0, total, 30)), np.arange(total)[::-1],
+                   np.array([total - 1]), np.array([], dtype=np.int64), np.array([2, 2, 2])):
+        got = take_rows(column, docnos)
+        assert isinstance(got, pa.Array)
+        assert got.to_pylist() == whole.take(pa.array(docnos, type=pa.int64())).to_pylist()
+    with pytest.raises(IndexError):
+        take_rows(column, np.array([total]))
+
+
+def test_a_followed_table_keeps_chunks_and_reads_as_a_fresh_one(small_index, tmp_path):
+    """Following updates appends the new segments' chunks to the served table (nothing concatenated) and
+    extends keyword codes and live counts by the changed rows; each reader gets what a fresh load gives,
+    also when the segments have no Arrow twins (an index written before them)."""
+    index = IndexDirectory(small_index)
+    older = load_products(index.version_path(index.current_version()) / "products")
+    rows = sample_products(60)
+    for twins in (True, False):
+        if not twins:
+            for path in small_index.glob("versions/*/products/*.arrow"):
+                path.unlink()
+        delta = tmp_path / f"delta-{twins}.jsonl"
+        delta.write_text("".join(json.dumps({**row, "price": 2.5, "brand": f"Brand {twins}"}) + "\n" for row in rows[:6]))
+        apply_delta(small_index, delta, device="cpu")
+        delete_products(small_index, sorted(older.docno_by_id)[20:22 + twins])
+        latest = index.version_path(index.current_version()) / "products"
+        columns = [c for c in older.table.column_names
+                   if c in ("brand", "category") or (c.startswith("a.") and not older.is_numeric(c))]
+        for column in columns:
+            older.live_counts(column)
+        followed, fresh = load_products(latest, older), load_products(latest)
+        assert followed.table.column("record").num_chunks > 1 and followed.table.equals(fresh.table)
+        order = np.random.default_rng(1).permutation(fresh.num_rows)
+        assert followed.records(order) == fresh.records(order)
+        assert followed.column_values("price", order) == fresh.column_values("price", order)
+        for column in columns:
+            got, want = followed.keyword(column), fresh.keyword(column)
+            assert got[1:] == want[1:], column
+            np.testing.assert_array_equal(followed.live_counts(column), fresh.live_counts(column))
+        assert followed.vocabulary_grew("brand") is True and fresh.vocabulary_grew("brand") is None
+        older = followed

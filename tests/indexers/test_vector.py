@@ -4,7 +4,7 @@ import pytest
 from shoplens.common.errors import ConfigError
 from shoplens.indexers.vector import vector_store_class
 from shoplens.indexers.vector.base import fuse_vectors, normalize_rows, top_k
-from shoplens.indexers.vector.faiss_store import FaissStore, resolve_kind
+from shoplens.indexers.vector.faiss_store import FaissStore, StackedRows, resolve_kind
 
 DIM = 32
 
@@ -129,15 +129,21 @@ def test_opening_a_newer_version_reuses_the_previous_one(tmp_path, kind):
     # a fresh one-segment store is mapped from its files (opening computes and copies nothing) ...
     assert isinstance(old.fused, np.memmap) and len(old.fused) == 2000
     np.testing.assert_allclose(old.fused, fuse_vectors(text1, image1, flags1, 0.5), atol=1e-6)
-    # ... the first newer version copies it once into a growable buffer, and later ones append in place
+    # ... newer versions read those rows in place and put their own rows after them in a growable buffer,
+    # where later versions append in place
+    assert isinstance(reused.fused, StackedRows) and np.shares_memory(reused.fused.head, old.fused)
     write(tmp_path, "v3", 30, kind, parent=tmp_path / "v2", seed=9)
     newer = FaissStore.open(tmp_path / "v3", device="cpu", previous=reused)
-    assert np.shares_memory(newer.fused, reused.fused) and len(newer.fused) == 2070
+    assert np.shares_memory(newer.fused.tail, reused.fused.tail) and len(newer.fused) == 2070
+    assert np.shares_memory(newer.fused.head, old.fused)
     np.testing.assert_array_equal(newer.fused, FaissStore.open(tmp_path / "v3", device="cpu").fused)
+    rows = np.array([2069, 5, 2000, 1999, 2040])  # gathered across both parts, in the order asked
+    np.testing.assert_array_equal(newer.fused[rows], np.asarray(newer.fused)[rows])
+    np.testing.assert_array_equal(newer.text[1990:2050], np.asarray(newer.text)[1990:2050])
     # another version branching from v1 must not overwrite the rows v2 reads
     write(tmp_path, "v2b", 40, kind, parent=tmp_path / "v1", seed=77)
     branch = FaissStore.open(tmp_path / "v2b", device="cpu", previous=old)
-    assert not np.shares_memory(branch.fused, reused.fused)
+    assert not np.shares_memory(branch.fused.tail, reused.fused.tail)
     np.testing.assert_array_equal(reused.fused, fresh.fused)
     np.testing.assert_array_equal(branch.fused, FaissStore.open(tmp_path / "v2b", device="cpu").fused)
     all_text, all_image = np.concatenate([text1, text2]), np.concatenate([image1, image2])

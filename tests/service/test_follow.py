@@ -7,6 +7,9 @@ import json
 import threading
 import time
 
+import pytest
+
+from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 from shoplens.indexers.updates import apply_delta
 from tests.helpers import copy_index, sample_products
@@ -105,7 +108,7 @@ def test_a_new_version_is_warmed_and_rehearsed_before_the_swap(served_index, enc
     assert (new, old, "blue shirt under 1000", True, True) in seen
 
 
-def test_a_new_version_takes_what_it_shares_with_the_old_one_and_analyzes_the_rest_before_the_swap(
+def test_a_new_version_shares_the_analyzed_rows_of_the_one_it_extends_and_analyzes_the_rest_before_the_swap(
         served_index, encoder, tmp_path):
     import numpy as np
 
@@ -126,10 +129,132 @@ def test_a_new_version_takes_what_it_shares_with_the_old_one_and_analyzes_the_re
     assert new.products.shared_rows == old.products.num_rows < new.products.num_rows  # the update appended rows
     context = engine.ranker(new).context(new)
     rows = np.arange(new.products.num_rows)
-    assert sorted(context._title_terms) == rows.tolist()  # every row analyzed before any query asked
-    assert context._title_terms[0] is old_context._title_terms[0]  # a shared row was taken, not analyzed again
+    # the old version's analyzed rows are shared, not copied nor analyzed again; the update's rows are analyzed
+    # (and packed) before the swap
+    assert context._title_terms is old_context._title_terms and context._doc_terms is old_context._doc_terms
+    assert sorted(context._title_terms) == rows.tolist() and context._packed is not None
     fresh = FeatureContext(new, None, new.lexical.text_analyzer())
     assert context.title_sets(rows) == fresh.title_sets(rows) and context.doc_terms(rows) == fresh.doc_terms(rows)
+    assert old_context.title_terms(rows[:5]) == fresh.title_terms(rows[:5])  # the old version reads its rows still
     # a price update changes no words: the new version's spelling corrector shares the old one's deletes
     assert engine.speller(new)._symspell._deletes is engine.speller(old)._symspell._deletes
     assert engine.speller(new).vocabulary != engine.speller(old).vocabulary  # with the new version's counts
+
+
+def test_rows_are_shared_only_along_one_line_of_versions(served_index, encoder, tmp_path):
+    """Two versions that both extend one (a rollback, then another commit) never see each other's new rows:
+    the second one copies the rows they have in common instead of sharing the lookups."""
+    import numpy as np
+
+    from shoplens.indexers.maintenance import rollback
+    from shoplens.indexers.snapshot import Snapshot
+    from shoplens.rerank.features import FeatureContext
+
+    index = copy_index(served_index, tmp_path / "index")
+    engine = SearchEngine(index, device="cpu", encoder=encoder)
+    base = engine.snapshot
+    base_context = engine.ranker(base).context(base)
+    base_context.fill_all()
+    first, _ = commit_prices(index, 1, tmp_path)
+    assert engine.refresh()
+    one = engine.snapshot
+    one_context = engine.ranker(one).context(one)
+    new_rows = np.arange(base.products.num_rows, one.products.num_rows)
+    one_context.title_terms(new_rows)  # the first line's new rows, in the shared lookups
+    rollback(index, base.version)
+    second = _commit_titles(index, tmp_path)
+    other = Snapshot.open(engine.index, second, device="cpu", previous=base)
+    assert other.products.shared_rows == base.products.num_rows
+    context = FeatureContext(other, None, other.lexical.text_analyzer())
+    assert context.adopt_rows(base_context, other.products.shared_rows) == base.products.num_rows
+    assert context._title_terms is not base_context._title_terms
+    rows = np.arange(other.products.num_rows)
+    fresh = FeatureContext(other, None, other.lexical.text_analyzer())
+    assert context.title_terms(rows) == fresh.title_terms(rows) and context.doc_terms(rows) == fresh.doc_terms(rows)
+    assert context.title_terms(new_rows) != one_context.title_terms(new_rows)
+    engine.close()
+
+
+def _commit_titles(index, directory) -> int:
+    """An update that renames the watched products (new words in their new rows)."""
+    delta = directory / "delta-titles.jsonl"
+    delta.write_text("".join(json.dumps({"id": pid, "title": f"Renamed Velvet Lantern {i}"}) + "\n"
+                             for i, pid in enumerate(IDS)))
+    return apply_delta(index, delta, device="cpu").version
+
+
+QUERIES = ["blue shirt", "black leather wallet", "women watches under 2000", "red dress", "sports shoes for men"]
+
+
+def _answers(engine, texts) -> list[dict]:
+    from shoplens.engine.query import SearchRequest
+
+    out = []
+    for text in texts:
+        reply = engine.search(SearchRequest(text=text, k=10, explain=True)).to_json()
+        out.append({key: value for key, value in reply.items() if key not in ("took_ms", "stages_ms")})
+    return out
+
+
+def _old_layout(index) -> None:
+    """Remove what newer writes add (Arrow twins of product segments, saved analyzed rows, fused vectors):
+    an index written before them."""
+    for pattern in ("versions/*/products/*.arrow", "versions/*/lexical/rowterms-*.npz", "versions/*/vectors/fused-*.npy",
+                    "versions/*/textvec/fused-*.npy"):
+        for path in index.glob(pattern):
+            path.unlink()
+
+
+@pytest.mark.parametrize("old_layout", [False, True], ids=["current", "old-layout"])
+def test_a_followed_version_answers_as_a_freshly_opened_one(served_index, encoder, tmp_path, old_layout,
+                                                            monkeypatch):
+    """After following updates (prices, a new title, deletes) with queries between them, the followed version's
+    products, vectors, BM25, reranker features and results equal those of the same version opened afresh,
+    on the current layout and on an index written before the files a write now adds."""
+    import types
+
+    import numpy as np
+
+    from shoplens.indexers.updates import delete_products
+    from shoplens.rerank import features
+
+    # one clock for both engines: a product's age is read at query time, and the engines answer seconds apart
+    monkeypatch.setattr(features, "time", types.SimpleNamespace(time=lambda: 1.8e9, sleep=time.sleep))
+
+    index = copy_index(served_index, tmp_path / "index")
+    if old_layout:
+        _old_layout(index)
+    engine = SearchEngine(index, device="cpu", encoder=encoder)
+    engine.warm_rows()
+    _answers(engine, QUERIES[:2])
+    for round_number in (1, 2):
+        commit_prices(index, round_number, tmp_path)
+        assert engine.refresh()
+        _answers(engine, QUERIES[round_number:round_number + 2])
+    _commit_titles(index, tmp_path)
+    delete_products(index, IDS[4:])
+    assert engine.refresh()
+    followed = engine.snapshot
+    fresh = SearchEngine(index, device="cpu", encoder=encoder)
+    fresh.warm_rows()  # BM25 from the rows in memory on both sides (searching agrees to float32 rounding only)
+    opened = fresh.snapshot
+    assert followed.version == opened.version and followed.products.shared_rows > 0
+    assert followed.products.table.column("record").num_chunks > 1  # rows were appended, not concatenated
+    assert followed.products.table.equals(opened.products.table)
+    np.testing.assert_array_equal(followed.products.live, opened.products.live)
+    rows = np.random.default_rng(5).permutation(followed.products.num_rows)
+    assert followed.products.records(rows) == opened.products.records(rows)
+    assert followed.products.column_values("title", rows) == opened.products.column_values("title", rows)
+    for name in ("text", "image", "fused", "has_image"):
+        np.testing.assert_array_equal(np.asarray(getattr(followed.vectors, name)), np.asarray(getattr(opened.vectors, name)))
+    live = followed.products.live_docnos()
+    for text in QUERIES:
+        np.testing.assert_array_equal(followed.lexical.scores_of(text, live), opened.lexical.scores_of(text, live))
+        _, candidates, _ = engine.retrieve(SearchRequest(text=text, k=10), for_rerank=True)
+        _, expected, _ = fresh.retrieve(SearchRequest(text=text, k=10), for_rerank=True)
+        np.testing.assert_array_equal(candidates.docnos, expected.docnos)
+        np.testing.assert_array_equal(engine.ranker(followed).features(followed, text, candidates),
+                                      fresh.ranker(opened).features(opened, text, expected))
+    assert _answers(engine, QUERIES) == _answers(fresh, QUERIES)
+    engine.close()
+    fresh.close()
