@@ -178,6 +178,8 @@ def _member(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return found
 
 
+PACK_TAIL_ROWS = 5000  # rows an update may add beyond a version's packing before the rows are packed again
+PACK_TAIL_SHARE = 0.05  # ... or this share of the rows, whichever is larger
 _ANALYZED = ("_title_terms", "_title_sets", "_doc_terms", "_quantities")  # a context's analyzed rows
 
 
@@ -215,6 +217,7 @@ class FeatureContext:
         self._lineage = _Lineage(products.num_rows)
         self._value_codes: dict[str, dict[str, int]] = {}  # keyword column -> lower-cased value -> code
         self._packed: PackedRows | None = None  # every row's terms as arrays, once all are analyzed (`pack`)
+        self._packed_limit = 0  # rows below it are served from `_packed`; the newest rows may be above it
         self._adopted: tuple[PackedRows | None, int] = (None, 0)  # an earlier version's packing, rows shared
         n = products.num_rows
         self.price = products.numeric("price")
@@ -310,10 +313,19 @@ class FeatureContext:
                       phrase: str) -> np.ndarray:
         """Per row, in one pass over the analyzed rows (rows x 5): title terms, query terms in the title, query
         terms anywhere in the row's text, query bigrams in the title, 1 when the query's phrase is in the title.
-        Numpy over the rows' term ids once every row is packed (`pack`), else Python sets: the same counts."""
-        packed = self._packed
-        if packed is not None and len(docnos) and int(docnos.max()) < packed.num_rows:
+        Numpy over the rows' term ids for packed rows (`pack`), Python sets for the others: the same counts."""
+        packed, inside = self._packed, docnos < self._packed_limit
+        if packed is None or not inside.any():
+            return self._set_overlaps(docnos, query, bigrams, phrase)
+        if inside.all():
             return packed.overlaps(docnos, query, bigrams, phrase)
+        out = np.empty((len(docnos), 5))
+        out[inside] = packed.overlaps(docnos[inside], query, bigrams, phrase)
+        out[~inside] = self._set_overlaps(docnos[~inside], query, bigrams, phrase)
+        return out
+
+    def _set_overlaps(self, docnos: np.ndarray, query: set[str], bigrams: set[tuple[str, str]],
+                      phrase: str) -> np.ndarray:
         self._fill(docnos)
         titles, sets, docs = self._title_terms, self._title_sets, self._doc_terms
         return np.array([(len(titles[d]), len(query & sets[d][0]), len(query & docs[d]), len(bigrams & sets[d][1]),
@@ -347,16 +359,21 @@ class FeatureContext:
     def pack(self) -> bool:
         """Once every row is analyzed, keep the rows' terms as integer arrays (`PackedRows`) so term overlaps
         are numpy work per query; rows an earlier version's packing holds (`adopt_rows`) are taken from it.
+        An update's few new rows are left to the sets (`term_overlaps` serves both) until more than
+        PACK_TAIL_ROWS (or PACK_TAIL_SHARE of the rows) are: repacking costs the whole catalog's postings.
         Returns whether the rows are packed."""
         n = self.snapshot.products.num_rows
         if self._packed is not None:
             return True
+        previous, shared = self._adopted
+        if previous is not None and n - shared <= max(PACK_TAIL_ROWS, PACK_TAIL_SHARE * n):
+            self._packed, self._packed_limit = previous, shared
+            return True
         terms = self._title_terms  # shared lookups may also hold a newer version's rows: every row below n?
         if len(terms) < n or not all(d in terms for d in range(n)):
             return False
-        previous, shared = self._adopted
         self._packed = pack_rows(n, self._title_terms, self._title_sets, self._doc_terms, previous, shared)
-        self._adopted = (None, 0)
+        self._packed_limit, self._adopted = n, (None, 0)
         return True
 
     def adopt_rows(self, previous: "FeatureContext", rows: int) -> int:
@@ -374,7 +391,7 @@ class FeatureContext:
             for name in _ANALYZED:
                 setattr(self, name, getattr(previous, name))
             if previous._packed is not None:
-                self._adopted = (previous._packed, min(rows, previous._packed.num_rows))
+                self._adopted = (previous._packed, min(rows, previous._packed_limit))
             return len(self._title_terms)
         terms = {d: v for d, v in dict(previous._title_terms).items() if d < rows}  # first: a row there is complete
         for name in _ANALYZED[1:]:
@@ -382,7 +399,7 @@ class FeatureContext:
             mine.update((d, v) for d, v in theirs.items() if d < rows and (name == "_quantities" or d in terms))
         self._title_terms.update(terms)
         if previous._packed is not None:
-            self._adopted = (previous._packed, min(rows, previous._packed.num_rows))
+            self._adopted = (previous._packed, min(rows, previous._packed_limit))
         return len(terms)
 
     def _fill(self, docnos: np.ndarray) -> None:

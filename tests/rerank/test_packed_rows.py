@@ -70,7 +70,11 @@ def test_packing_extended_from_an_earlier_packing_equals_packing_afresh(contexts
     np.testing.assert_array_equal(extended.bigram_codes, whole.bigram_codes)
 
 
-def test_an_adopted_packing_is_extended_and_rows_not_yet_analyzed_are_not_packed(engine, contexts):
+def test_an_adopted_packing_is_extended_and_rows_not_yet_analyzed_are_not_packed(engine, contexts, monkeypatch):
+    import shoplens.rerank.features as features
+
+    monkeypatch.setattr(features, "PACK_TAIL_ROWS", 0)  # any new row: pack again
+    monkeypatch.setattr(features, "PACK_TAIL_SHARE", 0.0)
     packed, _ = contexts
     snapshot = engine.snapshot
     fresh = FeatureContext(snapshot, None, build_analyzer().analyze)
@@ -81,3 +85,20 @@ def test_an_adopted_packing_is_extended_and_rows_not_yet_analyzed_are_not_packed
     assert fresh.pack()
     assert fresh._packed.joined == packed._packed.joined
     np.testing.assert_array_equal(fresh._packed.text[1], packed._packed.text[1])
+
+
+def test_an_updates_few_new_rows_stay_on_the_sets_beside_the_adopted_packing(engine, contexts):
+    packed, plain = contexts
+    snapshot = engine.snapshot
+    rows = np.arange(snapshot.products.num_rows, dtype=np.int64)
+    tail = FeatureContext(snapshot, None, build_analyzer().analyze)
+    shared = len(rows) - 40  # as if the last 40 rows came with an update
+    tail.adopt_rows(packed, shared)
+    tail.title_terms(rows[shared:])
+    assert tail.pack() and tail._packed is packed._packed and tail._packed_limit == shared  # nothing repacked
+    for text in QUERIES:
+        terms = tail.analyze(text)
+        query, bigrams, phrase = set(terms), set(zip(terms, terms[1:])), " ".join(terms)
+        mixed = np.concatenate([rows[-60:], rows[:30]])  # rows on both sides of the packing's limit
+        np.testing.assert_array_equal(tail.term_overlaps(mixed, query, bigrams, phrase),
+                                      plain.term_overlaps(mixed, query, bigrams, phrase), err_msg=text)
