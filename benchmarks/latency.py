@@ -141,6 +141,17 @@ def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = Non
     return report
 
 
+def _report_and_stage_names(manifest: dict, index: Path, queries: Path, data: str,
+                            command: str) -> tuple[Report, dict[str, str]]:
+    """The report, its data line naming the index's stores, and each stage's row name ("lexical on OpenSearch")."""
+    labels = store_labels(manifest)
+    stage_names = {stage: f"{stage} on {labels[stage]}" if stage in labels else stage for stage in STAGES}
+    report = Report(title="Search latency", data=data or f"index {index} ({manifest['counts']['products']:,} products, "
+                    f"{describe_stores(manifest)}, reranker: {'yes' if manifest.get('ranker') else 'no'}); "
+                    f"queries {queries}", command=command)
+    return report, stage_names
+
+
 def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = None, threads: int = 1,
          device: str = "auto", rerank: bool = True, command: str = "", data: str = "", compare: bool = False,
          runtime: str | None = None, cache_size: int = DEFAULT_CAPACITY, warm_rows: bool = False,
@@ -157,12 +168,7 @@ def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = No
     if warm_rows:  # as `shoplens serve` does in the background after it opens a version
         for name, item in engines.items():
             item.warm_rows(lexical=not name.endswith(SEARCHED))
-    manifest = engine.snapshot.manifest
-    labels = store_labels(manifest)
-    stage_names = {stage: f"{stage} on {labels[stage]}" if stage in labels else stage for stage in STAGES}
-    report = Report(title="Search latency", data=data or f"index {index} ({manifest['counts']['products']:,} products, "
-                    f"{describe_stores(manifest)}, reranker: {'yes' if manifest.get('ranker') else 'no'}); "
-                    f"queries {queries}", command=command)
+    report, stage_names = _report_and_stage_names(engine.snapshot.manifest, index, queries, data, command)
     groups: dict[str, list[SearchRequest]] = {}
     for request in requests:
         groups.setdefault(kind_of(request), []).append(request)

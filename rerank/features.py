@@ -220,25 +220,8 @@ class FeatureContext:
         self._packed_limit = 0  # rows below it are served from `_packed`; the newest rows may be above it
         self._adopted: tuple[PackedRows | None, int] = (None, 0)  # an earlier version's packing, rows shared
         n = products.num_rows
-        self.price = products.numeric("price")
-        self.log_price = np.log1p(self.price)
-        discount_col = _first_column(products, _DISCOUNT_FIELDS)
-        if discount_col:
-            sale = products.numeric(discount_col)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                self.discount = np.where(self.price > 0, np.clip((self.price - sale) / self.price, 0, 1), np.nan)
-        else:
-            self.discount = np.full(n, np.nan)
-        listed_col = _first_column(products, _LISTED_FIELDS)
-        listed = products.numeric(listed_col) if listed_col else np.full(n, np.nan)
-        first_seen = arrow_numpy(products.table.column("first_seen"), np.nan).astype(float) \
-            if "first_seen" in products.table.column_names else np.full(n, np.nan)
-        self.listed_ts = np.where(np.isfinite(listed) & (listed > 1e8), listed, first_seen)
-        rating_col = _first_column(products, _RATING_FIELDS)
-        self.rating = products.numeric(rating_col) if rating_col else np.full(n, np.nan)
-
         colour_col = _first_column(products, _COLOUR_FIELDS)
-        skip = {colour_col, discount_col, listed_col, rating_col}
+        skip = {colour_col, *self._numeric_lookups(products)}
         attributes = [name for name in products.table.column_names
                       if name.startswith("a.") and name not in skip and not products.is_numeric(name)]
         roles = [products.column_name("brand"), products.column_name("category"), colour_col]
@@ -261,6 +244,27 @@ class FeatureContext:
         self.ids = products.table.column("id").to_pylist() if earlier is None else \
             earlier.ids + products.column_values("id", np.arange(len(earlier.ids), n))
         self._behaviour_lookups(behaviour, earlier)
+
+    def _numeric_lookups(self, products) -> tuple[str | None, ...]:
+        """Price, discount, listing time and rating per row; returns the columns read for the last three."""
+        n = products.num_rows
+        self.price = products.numeric("price")
+        self.log_price = np.log1p(self.price)
+        discount_col = _first_column(products, _DISCOUNT_FIELDS)
+        if discount_col:
+            sale = products.numeric(discount_col)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                self.discount = np.where(self.price > 0, np.clip((self.price - sale) / self.price, 0, 1), np.nan)
+        else:
+            self.discount = np.full(n, np.nan)
+        listed_col = _first_column(products, _LISTED_FIELDS)
+        listed = products.numeric(listed_col) if listed_col else np.full(n, np.nan)
+        first_seen = arrow_numpy(products.table.column("first_seen"), np.nan).astype(float) \
+            if "first_seen" in products.table.column_names else np.full(n, np.nan)
+        self.listed_ts = np.where(np.isfinite(listed) & (listed > 1e8), listed, first_seen)
+        rating_col = _first_column(products, _RATING_FIELDS)
+        self.rating = products.numeric(rating_col) if rating_col else np.full(n, np.nan)
+        return discount_col, listed_col, rating_col
 
     def _behaviour_lookups(self, behaviour, earlier: "FeatureContext | None") -> None:
         """Each row's behaviour row, the priors and decayed popularity (from `earlier` when it holds the same
