@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from shoplens.indexers.storage import atomic_write_json, file_identity, trim_files
-from shoplens.rerank.prices import parse_price  # noqa: F401  (re-exported: engine callers read it here)
+from shoplens.rerank.prices import CHEAP_WORDS, parse_price  # noqa: F401  (parse_price: re-exported)
 
 FACET_CACHE_FILES = 50  # facet files kept in the index's cache (a file per distinct product state)
 
@@ -229,8 +229,7 @@ def parse_intent(text: str, facets: dict[str, dict[str, int]],
 
 
 # words asking for the cheap or the dear end of what matches, whatever the catalog's prices are
-PRICE_LEVELS = {"low": ("cheap", "cheapest", "cheaper", "budget", "budget-friendly", "affordable", "inexpensive",
-                        "economical", "low-cost", "low-priced"),
+PRICE_LEVELS = {"low": CHEAP_WORDS + ("cheapest", "cheaper", "budget-friendly", "low-cost", "low-priced"),
                 "high": ("premium", "luxury", "luxurious", "expensive", "costly", "high-end", "upscale")}
 PRICE_LEVEL_SHARE = 1 / 3  # "cheap" prefers the cheapest third of the candidates of the asked type
 _LEVEL_WORD = re.compile(r"(?<![\w-])(" + "|".join(w for words in PRICE_LEVELS.values() for w in words) + r")(?![\w-])",

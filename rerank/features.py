@@ -22,7 +22,7 @@ import numpy as np
 from shoplens.indexers.products import arrow_numpy
 from shoplens.indexers.storage import atomic_write_json, file_identity, trim_files
 from shoplens.rerank.packed_rows import PackedRows, pack_rows
-from shoplens.rerank.prices import parse_price
+from shoplens.rerank.prices import CHEAP_WORDS, parse_price
 
 FEATURE_VERSION = 3
 FEATURE_GROUPS: dict[str, list[str]] = {
@@ -49,7 +49,6 @@ COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 CTR_PRIOR_IMPRESSIONS = 20.0  # a product's CTR starts at the shop's CTR, worth this many impressions
 RATE_PRIOR_CLICKS = 10.0  # cart and order rates: prior worth this many clicks
-CHEAP_WORDS = ("cheap", "budget", "affordable", "inexpensive", "low price", "lowest price", "economical")
 _COLOUR_FIELDS = ("base_colour", "colour", "color", "base_color", "baseColour")
 _DISCOUNT_FIELDS = ("discounted_price", "sale_price", "discount_price", "special_price", "final_price")
 _LISTED_FIELDS = ("catalog_add_date", "created_at", "listed_at", "published_at", "added_at", "release_date")

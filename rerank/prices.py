@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import re
 
+# words asking for the cheap end of the price range; the reranker's `wants_cheap` feature and query understanding's
+# price levels (engine.intent.PRICE_LEVELS, which adds forms of its own) read the same list
+CHEAP_WORDS = ("cheap", "budget", "affordable", "inexpensive", "low price", "lowest price", "economical")
 _NUMBER = r"(\d[\d,]*(?:\.\d+)?(?![\d.,]\d|\d|\s*/\s*\d)\s*k?)"  # a whole number, not a fraction's top
 _CURRENCY = r"(?:rs\.?|inr|₹|\$|usd|eur|€|£)?\s*"
 _UNITS = (r"(?!\s*(?:years?|yrs?|y\b|months?|cm|mm|ml|l\b|kg|g\b|gb|tb|inch|in\b|in\.|inches|\"|'|w\b|watts?|%|"
