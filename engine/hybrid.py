@@ -14,6 +14,7 @@ from shoplens.engine.filters import parse_filters, pushdown_filters
 from shoplens.common.errors import ConfigError
 from shoplens.engine.fusion import DEFAULT_PLAN, FusionPlan, channel_confidence, fuse_channels, photo_leads
 from shoplens.engine.query import SearchRequest
+from shoplens.indexers.vector.base import similarities
 
 
 @dataclass
@@ -52,6 +53,9 @@ class Candidates:
     text: str | None = None  # the query text retrieval searched with (spelling corrected, price phrase taken out)
     intent: Any = None  # engine.intent.Intent: what the query states (price, audience, colour, type), or None
     photo: np.ndarray | None = None  # query photo to product photo similarity; NaN without either photo
+    # the query's similarities to each candidate's stored vectors (indexers.vector.base.similarities), computed
+    # where the rows were read for fusion, so the reranker does not read them again; None: not computed
+    sims: dict[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if self.fused_rank is None:
@@ -70,7 +74,8 @@ class Candidates:
         return Candidates(self.docnos[order], self.fused[order], self.bm25[order], self.bm25_rank[order],
                           self.dense[order], self.dense_rank[order], self.query, self.fused_rank[order],
                           self.native[order], self.native_rank[order], dict(self.channel_weights), self.text,
-                          self.intent, self.photo[order])
+                          self.intent, self.photo[order],
+                          None if self.sims is None else {name: v[order] for name, v in self.sims.items()})
 
     def channel_runs(self) -> dict[str, dict[int, float]]:
         """Each channel's list (docno -> score, best first), rebuilt from the ranks."""
@@ -223,14 +228,17 @@ def union_candidates(snapshot, vectors: QueryVectors, lists: dict[str, tuple[np.
             score[rows] = scores
             rank[rows] = np.arange(1, len(found) + 1)
         signals[name] = (score, rank)
-    dense, photo = _nan(n), _nan(n)
-    stored = snapshot.vectors.vectors(docnos) if n and vectors.combined is not None else None
-    if stored is not None:
+    dense, photo, sims = _nan(n), _nan(n), None
+    if n and vectors.combined is not None:
+        stored = snapshot.vectors.vectors(docnos)
         dense = np.asarray(stored["fused"] @ vectors.combined, dtype=np.float64)
-    if stored is not None and vectors.image is not None:
-        photo = np.where(stored["has_image"], stored["image"] @ vectors.image, np.nan).astype(np.float64)
+        sims = similarities(stored, vectors.text, vectors.image)
+        if vectors.image is not None:
+            photo = sims["sim_image_image"].astype(np.float64)
     native = _nan(n)
     if vectors.native is not None and snapshot.text_native is not None and n:
-        native = np.asarray(snapshot.text_native.vectors(docnos)["text"] @ vectors.native, dtype=np.float64)
+        native = np.asarray(snapshot.text_native.vectors(docnos, parts=("text",))["text"] @ vectors.native,
+                            dtype=np.float64)
     return Candidates(docnos, np.zeros(n), signals["lexical"][0], signals["lexical"][1], dense, signals["dense"][1],
-                      vectors, native=native, native_rank=signals["native"][1], photo=photo)
+                      vectors, native=native, native_rank=signals["native"][1], photo=photo, sims=sims)
+

@@ -21,6 +21,7 @@ import numpy as np
 
 from shoplens.indexers.products import arrow_numpy
 from shoplens.indexers.storage import atomic_write_json, file_identity, trim_files
+from shoplens.indexers.vector.base import similarities
 from shoplens.rerank.packed_rows import PackedRows, pack_rows
 from shoplens.rerank.prices import CHEAP_WORDS, parse_price
 
@@ -566,14 +567,11 @@ def _retrieval_features(context: FeatureContext, candidates, lexical_scores, put
     query = candidates.query
     put("query_has_text", float(query.text is not None))
     put("query_has_image", float(query.image is not None))
-    vectors = context.snapshot.vectors.vectors(candidates.docnos)
-    has_image = vectors["has_image"]
-    if query.text is not None:
-        put("sim_text_text", vectors["text"] @ query.text)
-        put("sim_text_image", np.where(has_image, vectors["image"] @ query.text, np.nan))
-    if query.image is not None:
-        put("sim_image_image", np.where(has_image, vectors["image"] @ query.image, np.nan))
-        put("sim_image_text", vectors["text"] @ query.image)
+    sims = candidates.sims
+    if sims is None:  # candidates not from engine.hybrid.union_candidates
+        sims = similarities(context.snapshot.vectors.vectors(candidates.docnos), query.text, query.image)
+    for name, values in sims.items():
+        put(name, values)
     native = candidates.native
     if np.isfinite(native).any():
         put("native", native)

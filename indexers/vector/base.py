@@ -81,8 +81,9 @@ class VectorStore(ABC):
         applies them there instead of the mask; the others use the mask."""
 
     @abstractmethod
-    def vectors(self, docnos: np.ndarray) -> dict[str, np.ndarray]:
-        """Stored `text`, `image`, `fused` vectors and `has_image` flags for the given rows."""
+    def vectors(self, docnos: np.ndarray, parts: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """Stored `text`, `image`, `fused` vectors and `has_image` flags for the given rows (only those named
+        in `parts`, when given; a store may return more)."""
 
     @classmethod
     @abstractmethod
@@ -124,3 +125,17 @@ def top_k(scores: np.ndarray, candidates: np.ndarray, limit: int) -> tuple[np.nd
         part = np.arange(len(scores))
     order = part[np.argsort(-scores[part], kind="stable")]
     return candidates[order].astype(np.int64), scores[order].astype(np.float32)
+
+
+def similarities(stored: dict[str, np.ndarray], text: np.ndarray | None,
+                 image: np.ndarray | None) -> dict[str, np.ndarray]:
+    """A query text's and photo's inner products with rows' stored text and image vectors (`VectorStore.vectors`;
+    NaN where a row has no photo): the reranker's similarity features, named as it names them."""
+    sims, has_image = {}, stored["has_image"]
+    if text is not None:
+        sims["sim_text_text"] = stored["text"] @ text
+        sims["sim_text_image"] = np.where(has_image, stored["image"] @ text, np.nan)
+    if image is not None:
+        sims["sim_image_image"] = np.where(has_image, stored["image"] @ image, np.nan)
+        sims["sim_image_text"] = stored["text"] @ image
+    return sims

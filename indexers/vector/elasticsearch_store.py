@@ -161,7 +161,7 @@ class ElasticsearchVectorStore(VectorStore):
                 "url": self.documents.url, "index": self.documents.index_name,
                 "generation": self.documents.generation}
 
-    def vectors(self, docnos):
+    def vectors(self, docnos, parts=None):  # every part: the fused vectors are computed from the others
         docnos = np.asarray(docnos, dtype=np.int64)
         text, image, has_image = (self._gather(part, docnos) for part in range(3))
         return {"text": text, "image": image, "has_image": has_image,

@@ -343,10 +343,9 @@ class FaissStore(VectorStore):
         scores = self.fused[candidates] @ query
         return top_k(scores, candidates, limit)
 
-    def vectors(self, docnos):
+    def vectors(self, docnos, parts=None):
         docnos = np.asarray(docnos, dtype=np.int64)
-        return {"text": self.text[docnos], "image": self.image[docnos], "fused": self.fused[docnos],
-                "has_image": self.has_image[docnos]}
+        return {part: getattr(self, part)[docnos] for part in parts or ("text", "image", "fused", "has_image")}
 
 
 def _read_index(path: Path):

@@ -117,6 +117,29 @@ def test_image_query_has_no_text_features(engine):
     assert np.nanmax(column(matrix, "sim_image_image")) > 0.99  # the photo's own product is a candidate
 
 
+@pytest.mark.parametrize("kind", ["text", "photo", "text+photo"])
+def test_similarities_from_fusion_equal_the_stored_vectors_read_again(engine, kind):
+    """The similarity features come from the rows fusion read; read afresh for the reranked head, they agree."""
+    text = None if kind == "photo" else "white casual shoes"
+    image = None if kind == "text" else str(SAMPLE.parent / sample_products(1)[0]["image"])
+    request = SearchRequest(text=text, image=image, k=50, candidates=50)
+    snapshot, candidates, _ = engine.retrieve(request, for_rerank=True)
+    head = candidates.take(np.arange(0, len(candidates), 2))  # a subset in another order, as reranking takes
+    assert head.sims is not None
+    stored = snapshot.vectors.vectors(head.docnos)
+    if text is not None:
+        np.testing.assert_allclose(head.sims["sim_text_text"], stored["text"] @ head.query.text, atol=1e-6)
+    if image is not None:
+        expected = np.where(stored["has_image"], stored["image"] @ head.query.image, np.nan)
+        np.testing.assert_allclose(head.sims["sim_image_image"], expected, atol=1e-6)
+        np.testing.assert_allclose(head.photo, expected, atol=1e-6)
+    context = FeatureContext(snapshot, None, build_analyzer().analyze)
+    scores = candidate_bm25(snapshot, text, head.docnos)
+    served = compute_features(context, text, head, scores)
+    head.sims = None  # the reranker reads the rows itself, as for candidates made elsewhere
+    np.testing.assert_allclose(served, compute_features(context, text, head, scores), atol=1e-6, equal_nan=True)
+
+
 def test_behaviour_is_missing_without_events_and_smoothed_with_them(engine):
     matrix, ids = features_for(engine, "casual shirt", behaviour=BehaviourStats.empty())
     for name in BEHAVIOUR_FEATURES:
