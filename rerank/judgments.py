@@ -13,8 +13,9 @@ Rules (every file is read line by line; the first bad line is named in the error
   file's folder unless absolute; every photo named must exist;
 - `kind` (optional) is text, photo or text+photo and must agree with `query` and `image`; `source`
   (optional) says where the judgment came from ("derived", "human", "behaviour", ...);
-- `grade` is a finite number from MIN_GRADE to MAX_GRADE, rounded down to a whole number;
-  negative grades (TREC's "junk") count as 0, not relevant;
+- `grade` is a finite number from MIN_GRADE to MAX_GRADE; a fractional grade (the mean of several raters'
+  grades, e.g. 2.33) keeps its value to GRADE_DECIMALS places, so training and NDCG see the difference
+  between 2.33 and 2.67; negative grades (TREC's "junk") count as 0, not relevant;
 - qrels lines are `qid iteration docid grade`; topics lines are `qid<TAB>text` or
   JSON `{"qid", "text"}` (also `id` / `query`).
 """
@@ -31,6 +32,7 @@ from shoplens.common.errors import JudgmentsError
 from shoplens.common.textfile import text_lines
 
 MIN_GRADE, MAX_GRADE = -10, 10
+GRADE_DECIMALS = 3
 MAX_QUERY_CHARS = 2000
 MAX_PATH_CHARS = 1000
 MAX_SOURCE_CHARS = 100
@@ -200,8 +202,9 @@ def _product_id(value: Any) -> str:
     return str(value).strip()
 
 
-def parse_grade(value: Any) -> int:
-    """A grade as an int: finite, MIN_GRADE..MAX_GRADE, rounded down; negative grades count as 0."""
+def parse_grade(value: Any) -> int | float:
+    """A grade: finite, MIN_GRADE..MAX_GRADE; an int when whole, else a float to GRADE_DECIMALS places;
+    negative grades count as 0."""
     if isinstance(value, str):
         try:
             value = float(value.strip())
@@ -210,7 +213,10 @@ def parse_grade(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or not MIN_GRADE <= value <= MAX_GRADE:
         raise ValueError(f"grade must be a number from {MIN_GRADE} to {MAX_GRADE}, got {str(value)[:40]}")
-    return max(0, math.floor(value))
+    if value <= 0:
+        return 0
+    value = round(float(value), GRADE_DECIMALS)
+    return int(value) if value.is_integer() else value
 
 
 def _require_file(path: Path, what: str) -> None:

@@ -1,8 +1,9 @@
 """Ranking metrics over plain data: judged queries and ranked runs, scored with ranx.
 
 A run is `{query id: {product id: score}}` (higher is better). NDCG@10,
-MRR@10, P@10 and Recall@100; a product with grade >= 1 counts as relevant for
-MRR, precision and recall. Queries with a photo also get hit@1 and hit@10: the
+MRR@10, P@10 and Recall@100; NDCG's gains are the grades themselves (linear, as
+ranx computes it; fractional grades too), and a product with grade >= 1 counts as
+relevant for MRR, precision and recall. Queries with a photo also get hit@1 and hit@10: the
 share of queries whose best-judged product (the highest grade; for a derived
 photo query, the product in the photo) is in the top 1 or 10. Running the
 searches that produce runs is the engine's job (`engine/evaluation.py`).
@@ -17,12 +18,17 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from shoplens.common.errors import ConfigError
-from shoplens.rerank.judgments import Judgments, split_by_kind
+from shoplens.rerank.judgments import GRADE_DECIMALS, Judgments, split_by_kind
 
 METRICS = ("ndcg@10", "mrr@10", "precision@10", "recall@100")
 HIT_METRICS = ("hit@1", "hit@10")  # for queries with a photo: the best-judged product in the top 1 / 10
 
 Run = dict[str, dict[str, float]]
+# ranx holds whole-number grades: grades go to it scaled by this (exact to GRADE_DECIMALS places; NDCG with
+# linear gains does not change under scaling), and "relevant" (grade >= 1) becomes a relevance level of SCALE
+SCALE = 10 ** GRADE_DECIMALS
+RANX_METRICS = {"ndcg@10": "ndcg@10", "mrr@10": f"mrr@10-l{SCALE}", "precision@10": f"precision@10-l{SCALE}",
+                "recall@100": f"recall@100-l{SCALE}"}
 
 
 @dataclass
@@ -60,13 +66,15 @@ def score_run(judgments: Judgments, run: Run) -> dict[str, float]:
     # module pattern matches the path as well as the module name
     warnings.filterwarnings("ignore", module=r"(.*[/\\])?ranx([./\\]|$)")
     qids = query_ids(judgments)
-    qrels = Qrels.from_dict({qids[q]: {pid: int(g) for pid, g in grades.items()} for q, grades in judgments.items()})
+    qrels = Qrels.from_dict({qids[q]: {pid: int(round(g * SCALE)) for pid, g in grades.items()}
+                             for q, grades in judgments.items()})
     # ranx cannot hold a query with no results; make_comparable scores missing queries as zero
     answered = {qid: docs for qid, docs in run.items() if docs}
     if not answered:  # a system that answers none of the queries (BM25 on photos alone) scores zero
         return {metric: 0.0 for metric in METRICS}
-    scores = ranx_evaluate(qrels, RanxRun.from_dict(answered), list(METRICS), make_comparable=True)
-    return {metric: float(scores[metric]) for metric in METRICS}
+    scores = ranx_evaluate(qrels, RanxRun.from_dict(answered), [RANX_METRICS[m] for m in METRICS],
+                           make_comparable=True)
+    return {metric: float(scores[RANX_METRICS[metric]]) for metric in METRICS}
 
 
 def hit_rate(judgments: Judgments, run: Run, k: int) -> float:

@@ -124,6 +124,12 @@ def _with_blanked_behaviour(data: TrainingData, share: float, seed: int) -> Trai
                         np.concatenate([data.groups, data.groups[mask] + offset]), data.queries)
 
 
+def gains(grades: np.ndarray) -> np.ndarray:
+    """LambdaMART's gain of each grade, 2^grade - 1 (XGBoost's exponential NDCG gain, which accepts whole
+    grades only; given as labels it takes fractional grades as well)."""
+    return np.exp2(np.asarray(grades, dtype=np.float64)) - 1.0
+
+
 def fit(train: TrainingData, validation: TrainingData, config: RankerConfig, base_model=None):
     """An XGBRanker fitted with early stopping on validation NDCG@10."""
     import xgboost
@@ -135,6 +141,7 @@ def fit(train: TrainingData, validation: TrainingData, config: RankerConfig, bas
         subsample=config.subsample, colsample_bytree=config.colsample_bytree, eval_metric=["ndcg@10"],
         early_stopping_rounds=config.early_stopping_rounds, random_state=config.seed,
         lambdarank_pair_method="topk", lambdarank_num_pair_per_sample=10,
+        ndcg_exp_gain=False,  # labels are the gains, 2^grade - 1: the same model for whole grades, and fractional ones fit
     )
     base_rounds = 0
     if base_model is not None:  # the sklearn wrapper feeds unnamed arrays; names go back on afterwards
@@ -143,8 +150,8 @@ def fit(train: TrainingData, validation: TrainingData, config: RankerConfig, bas
         base_rounds = base_model.num_boosted_rounds()
     order = np.argsort(train.groups, kind="stable")
     val_order = np.argsort(validation.groups, kind="stable")
-    ranker.fit(train.features[order], train.labels[order], qid=train.groups[order],
-               eval_set=[(validation.features[val_order], validation.labels[val_order])],
+    ranker.fit(train.features[order], gains(train.labels[order]), qid=train.groups[order],
+               eval_set=[(validation.features[val_order], gains(validation.labels[val_order]))],
                eval_qid=[validation.groups[val_order]], verbose=False, xgb_model=base_model)
     history = ranker.evals_result()["validation_0"]["ndcg@10"]
     best = int(ranker.best_iteration) if getattr(ranker, "best_iteration", None) is not None else base_rounds + len(history) - 1
@@ -234,7 +241,7 @@ def fit_ranker(data: TrainingData, validation: TrainingData | None, config: Rank
     labels, counts = np.unique(data.labels, return_counts=True)
     return FittedRanker(booster, metrics, best, device,
                         {"train": train_queries, "validation": len(set(validation.groups.tolist()))},
-                        int(len(train.labels)), {str(int(label)): int(count) for label, count in zip(labels, counts)},
+                        int(len(train.labels)), {f"{label:g}": int(count) for label, count in zip(labels, counts)},
                         time.perf_counter() - started)
 
 

@@ -68,3 +68,14 @@ def test_plain_dicts_and_subsets_keep_what_each_query_asks():
     assert judged_query({"a": {}}, "a") == JudgedQuery("a")
     part = judgments.subset(["[photo x]", "missing"])
     assert list(part) == ["[photo x]"] and judged_query(part, "[photo x]").kind == "photo"
+
+
+def test_fractional_grades_keep_their_value_and_negative_ones_count_as_zero(tmp_path):
+    """Averaged raters' grades (2.33, 2.67) stay apart; whole grades stay whole; junk (-2) is 0."""
+    path = write(tmp_path / "j.jsonl", [{"query": "drill", "id": "1", "grade": 2.6667},
+                                        {"query": "drill", "id": "2", "grade": "2.33"},
+                                        {"query": "drill", "id": "3", "grade": 3.0},
+                                        {"query": "drill", "id": "4", "grade": -2}])
+    grades = load_judgments(path)["drill"]
+    assert grades == {"1": 2.667, "2": 2.33, "3": 3, "4": 0}
+    assert isinstance(grades["3"], int)

@@ -45,3 +45,21 @@ def test_a_run_that_answers_no_query_scores_zero():
     qids = query_ids(judged)
     for run in ({}, {qid: {} for qid in qids.values()}):
         assert score_run(judged, run) == {metric: 0.0 for metric in METRICS}
+
+
+def test_fractional_grades_are_linear_gains_in_ndcg_and_relevant_from_one():
+    """NDCG@10 by hand with the grades as gains: 2.67 at #1 and 1.33 at #2 against the ideal 3, 2.67, 1.33;
+    0.5 is not relevant for precision."""
+    import math
+
+    from shoplens.rerank.metrics import score_run
+
+    judged = Judgments({"drill": {"a": 2.67, "b": 1.33, "c": 3, "d": 0.5}})
+    run = {query_ids(judged)["drill"]: {"a": 4.0, "b": 3.0, "c": 2.0, "d": 1.0}}
+    discount = [1 / math.log2(i + 2) for i in range(4)]
+    dcg = sum(g * d for g, d in zip((2.67, 1.33, 3, 0.5), discount))
+    ideal = sum(g * d for g, d in zip((3, 2.67, 1.33, 0.5), discount))
+    scores = score_run(judged, run)
+    assert scores["ndcg@10"] == pytest.approx(dcg / ideal, abs=1e-9)
+    assert scores["precision@10"] == pytest.approx(3 / 10)
+    assert scores["mrr@10"] == pytest.approx(1.0)

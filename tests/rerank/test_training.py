@@ -184,3 +184,31 @@ def test_a_text_trained_reranker_leaves_photo_queries_in_fused_order(trained, en
     assert all(r.signals["rerank"] is None for r in response.results)
     text = engine.search(SearchRequest(text="black casual shoes for men", k=5))
     assert text.reranked  # text queries still are
+
+
+def test_fractional_grades_train_and_whole_grades_train_as_before():
+    """Averaged raters' grades (1.33, 2.67) are labels too: a model learns the feature that orders them; for
+    whole grades the gains given as labels train exactly XGBoost's exponential-gain model."""
+    import xgboost
+
+    from shoplens.rerank.training import TrainingData, fit, gains
+
+    rng = np.random.default_rng(0)
+    features = rng.random((1200, len(FEATURE_NAMES))).astype(np.float32)
+    groups = np.repeat(np.arange(120), 10)
+    fractional = np.round(features[:, 0] * 3, 2)  # grades 0.00 .. 3.00 follow the first feature
+    data = TrainingData(features, fractional, groups, [f"q{i}" for i in range(120)])
+    train, validation = data.subset(set(range(90))), data.subset(set(range(90, 120)))
+    config = RankerConfig(n_estimators=30, early_stopping_rounds=10, device="cpu", use_behaviour=False)
+    booster, metrics, _, _ = fit(train, validation, config)
+    scores = booster.inplace_predict(validation.features)
+    assert np.corrcoef(scores, validation.labels)[0, 1] > 0.9
+    assert metrics["ndcg@10"] > 0.9
+
+    whole = np.floor(fractional)
+    plain = xgboost.XGBRanker(objective="rank:ndcg", n_estimators=5, random_state=0, tree_method="hist")
+    as_gains = xgboost.XGBRanker(objective="rank:ndcg", n_estimators=5, random_state=0, tree_method="hist",
+                                 ndcg_exp_gain=False)
+    plain.fit(features, whole, qid=groups)
+    as_gains.fit(features, gains(whole), qid=groups)
+    np.testing.assert_array_equal(plain.predict(features), as_gains.predict(features))
