@@ -68,6 +68,7 @@ def train_ranker(
     continue_training: bool = typer.Option(False, "--continue", help="Continue from the index's current model (refresh with new data)."),
     force: bool = typer.Option(False, "--force", help="Commit the new model even when it ranks held-out queries worse than the current order."),
     keep_fusion: bool = typer.Option(False, "--keep-fusion", help="Keep the index's fusion plan instead of learning one from the judgments."),
+    gain: str = typer.Option("linear", "--gain", help="LambdaMART's gain per grade: linear (the grade, as eval's NDCG@10 counts it) or exponential (2^grade - 1)."),
     device: str = DeviceOption,
     as_json: bool = JsonOption,
 ):
@@ -86,7 +87,7 @@ def train_ranker(
 
     if (judgments is None) == (from_events is None):
         raise JudgmentsError("give a judgments file or --from-events EVENTS (one of them)")
-    config = RankerConfig(depth=depth, n_estimators=trees, use_behaviour=not no_behaviour, device=device)
+    config = RankerConfig(depth=depth, n_estimators=trees, use_behaviour=not no_behaviour, device=device, gain=gain)
     queries = queries_from_events(from_events) if from_events is not None else queries_from_judgments(judgments, topics)
     validation_judgments = load_judgments(validation) if validation else None
     with RichProgress(enabled=not as_json) as progress:

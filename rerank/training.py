@@ -51,6 +51,12 @@ class RankerConfig:
     use_behaviour: bool = True
     blank_behaviour_share: float = 0.3  # extra copies of training queries with behaviour missing
     device: str = "auto"
+    # LambdaMART's gain per grade: "linear" (the grade itself, the gain eval's NDCG@10 counts) or "exponential"
+    # (2^grade - 1, XGBoost's default, which weighs the top grade far above the next)
+    gain: str = "linear"
+
+
+GAINS = ("linear", "exponential")
 
 
 @dataclass
@@ -124,10 +130,12 @@ def _with_blanked_behaviour(data: TrainingData, share: float, seed: int) -> Trai
                         np.concatenate([data.groups, data.groups[mask] + offset]), data.queries)
 
 
-def gains(grades: np.ndarray) -> np.ndarray:
-    """LambdaMART's gain of each grade, 2^grade - 1 (XGBoost's exponential NDCG gain, which accepts whole
-    grades only; given as labels it takes fractional grades as well)."""
-    return np.exp2(np.asarray(grades, dtype=np.float64)) - 1.0
+def gains(grades: np.ndarray, kind: str = "linear") -> np.ndarray:
+    """LambdaMART's gain of each grade (the labels XGBoost is given, its own exponential gain turned off, so
+    fractional grades fit too): the grade itself, or 2^grade - 1 (what XGBoost's exponential gain computes
+    for whole grades)."""
+    grades = np.asarray(grades, dtype=np.float64)
+    return grades if kind == "linear" else np.exp2(grades) - 1.0
 
 
 def fit(train: TrainingData, validation: TrainingData, config: RankerConfig, base_model=None):
@@ -141,7 +149,7 @@ def fit(train: TrainingData, validation: TrainingData, config: RankerConfig, bas
         subsample=config.subsample, colsample_bytree=config.colsample_bytree, eval_metric=["ndcg@10"],
         early_stopping_rounds=config.early_stopping_rounds, random_state=config.seed,
         lambdarank_pair_method="topk", lambdarank_num_pair_per_sample=10,
-        ndcg_exp_gain=False,  # labels are the gains, 2^grade - 1: the same model for whole grades, and fractional ones fit
+        ndcg_exp_gain=False,  # the labels are the gains (`gains`)
     )
     base_rounds = 0
     if base_model is not None:  # the sklearn wrapper feeds unnamed arrays; names go back on afterwards
@@ -150,8 +158,8 @@ def fit(train: TrainingData, validation: TrainingData, config: RankerConfig, bas
         base_rounds = base_model.num_boosted_rounds()
     order = np.argsort(train.groups, kind="stable")
     val_order = np.argsort(validation.groups, kind="stable")
-    ranker.fit(train.features[order], gains(train.labels[order]), qid=train.groups[order],
-               eval_set=[(validation.features[val_order], gains(validation.labels[val_order]))],
+    ranker.fit(train.features[order], gains(train.labels[order], config.gain), qid=train.groups[order],
+               eval_set=[(validation.features[val_order], gains(validation.labels[val_order], config.gain))],
                eval_qid=[validation.groups[val_order]], verbose=False, xgb_model=base_model)
     history = ranker.evals_result()["validation_0"]["ndcg@10"]
     best = int(ranker.best_iteration) if getattr(ranker, "best_iteration", None) is not None else base_rounds + len(history) - 1

@@ -30,6 +30,8 @@ def check_config(config: "RankerConfig") -> None:
     _integer_in("--trees", config.n_estimators, 1, MAX_TREES)
     _integer_in("max_depth", config.max_depth, 1, 64)
     _integer_in("early_stopping_rounds", config.early_stopping_rounds, 1, MAX_TREES)
+    if config.gain not in ("linear", "exponential"):
+        raise RankerError(f"--gain must be linear or exponential, got {str(config.gain)[:40]!r}")
     for name, value, low, high in (("learning_rate", config.learning_rate, 1e-6, 1.0),
                                    ("subsample", config.subsample, 1e-3, 1.0),
                                    ("colsample_bytree", config.colsample_bytree, 1e-3, 1.0),

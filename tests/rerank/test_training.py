@@ -210,5 +210,5 @@ def test_fractional_grades_train_and_whole_grades_train_as_before():
     as_gains = xgboost.XGBRanker(objective="rank:ndcg", n_estimators=5, random_state=0, tree_method="hist",
                                  ndcg_exp_gain=False)
     plain.fit(features, whole, qid=groups)
-    as_gains.fit(features, gains(whole), qid=groups)
+    as_gains.fit(features, gains(whole, "exponential"), qid=groups)
     np.testing.assert_array_equal(plain.predict(features), as_gains.predict(features))

@@ -49,7 +49,7 @@ def test_judgments_naming_no_product_of_the_index_are_refused():
 
 
 @pytest.mark.parametrize("changes", [{"depth": 0}, {"n_estimators": 0}, {"n_estimators": 10 ** 22},
-                                     {"learning_rate": float("nan")}, {"depth": True}])
+                                     {"learning_rate": float("nan")}, {"depth": True}, {"gain": "log"}, {"gain": None}])
 def test_bad_options_are_refused(changes):
     with pytest.raises(RankerError):
         check_config(RankerConfig(**changes))
