@@ -94,8 +94,9 @@ def ranker_rows(ranker: Any) -> list[tuple[str, str]]:
                                                     for k, v in metrics.items())))
     if ranker.get("query_kinds"):
         rows.append(("  query kinds reranked", f"{', '.join(ranker['query_kinds'])} (others keep the fused order)"))
+    gain = (ranker.get("params") or {}).get("gain", "exponential")  # models trained before --gain used 2^grade - 1
     rows.append(("  training run", f"best round {ranker.get('best_iteration')}, device {ranker.get('device')}, behaviour "
-                            f"features {'used' if ranker.get('use_behaviour') else 'not used'}"))
+                            f"features {'used' if ranker.get('use_behaviour') else 'not used'}, {gain} gain"))
     return rows
 
 

@@ -36,6 +36,7 @@ def test_training_commits_a_model_with_its_metadata(trained):
     assert manifest["kind"] == "ranker" and manifest["version"] == report.version == 3
     meta = json.loads((IndexDirectory(index).version_path(3) / "ranker" / "meta.json").read_text())
     assert meta["feature_names"] == FEATURE_NAMES and meta["objective"] == "rank:ndcg"
+    assert meta["params"]["gain"] == FAST.gain == "linear"
     assert meta["queries"]["train"] > 50 and meta["validation"]["ndcg@10"] > 0
     assert meta["behaviour_seen"]["events"] > 0 and meta["device"] == "cpu"
     assert manifest["ranker"]["validation"]["ndcg@10"] == meta["validation"]["ndcg@10"]
