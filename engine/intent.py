@@ -225,7 +225,20 @@ def parse_intent(text: str, facets: dict[str, dict[str, int]],
     elif associate is not None:
         types = _qualified_type(tokens, types[0], associate)
     constraints = _audience(tokens, facets) + _colours(tokens, facets) + types
-    return Intent(rest if rest else (text or ""), low, high, tuple(constraints), price_level=level)
+    retrieved = rest if rest else (text or "")
+    return Intent(_with_type_words(retrieved, tokens, types), low, high, tuple(constraints), price_level=level)
+
+
+def _with_type_words(text: str, tokens: list[str], types: list[Constraint]) -> str:
+    """The retrieved text with the words of the one category value the catalog associates with the query's type
+    words added, where the query does not use them ("kids school bag" also searches "backpacks", "white sneakers"
+    "casual shoes"): retrieval then finds the products the boost prefers, not only those repeating the query's
+    words (a brand called "Be For Bag" matches "bag" twice)."""
+    if len(types) != 1 or len(types[0].values) != 1:
+        return text
+    have = {_singular(t) for t in tokens}
+    missing = [word for word in _tokens(types[0].values[0]) if _singular(word) not in have]
+    return f"{text} {' '.join(missing)}" if missing else text
 
 
 # words asking for the cheap or the dear end of what matches, whatever the catalog's prices are

@@ -233,6 +233,20 @@ def test_a_phrase_the_catalog_ties_to_one_kind_narrows_the_type():
     assert asked == []
 
 
+def test_retrieval_also_searches_the_words_of_the_one_type_a_query_stands_for():
+    """"kids school bag" also retrieves "backpacks" (a brand named "Be For Bag" repeats "bag", backpacks do not
+    say it); words the query has already, or a type with several values, add nothing."""
+    def associate(words, within=None):
+        return {"school bag": "backpacks", "sneakers": "casual shoes"}.get(words)
+
+    assert parse_intent("kids school bag", FACETS, associate).text == "kids school bag backpacks"
+    assert parse_intent("white sneakers under 2000", FACETS, associate).text.split() == \
+        ["white", "sneakers", "casual", "shoes"]  # the price phrase out, the type's words in
+    assert parse_intent("blue jeans for men", FACETS, associate).text == "blue jeans for men"
+    assert parse_intent("casual shoe", FACETS, associate).text == "casual shoe"  # singular or plural: has it
+    assert parse_intent("black shoes", FACETS, associate).text == "black shoes"  # every kind of shoe: no one value
+
+
 def test_a_phrases_matches_hold_every_word(engine):
     import numpy as np
 
