@@ -98,6 +98,34 @@ def _format_version(number: int) -> str:
     return f"{number:06d}"
 
 
+# What every reader of a manifest takes for granted: (path of keys, type). A manifest that parses as a JSON
+# object but lacks one of these (hand-edited, or written by a tool that is not ShopLens) would otherwise end
+# an update, a compact or `info` in a KeyError; it is refused where manifests are read, like a truncated one.
+MANIFEST_FIELDS: tuple[tuple[tuple[str, ...], type], ...] = (
+    (("format",), int), (("version",), int), (("kind",), str), (("created_at",), str), (("model",), dict),
+    (("model", "name"), str), (("model", "dim"), int), (("counts",), dict), (("counts", "products"), int),
+    (("counts", "rows"), int), (("backends",), dict), (("backends", "lexical"), dict),
+    (("backends", "vector"), dict),
+)
+
+
+def manifest_damage(manifest: dict[str, Any]) -> str | None:
+    """What a parsed manifest lacks, as the end of a sentence ("has no model.name"), or None when whole."""
+    if "format" in manifest and manifest["format"] != FORMAT_VERSION:
+        return (f"is in index format {manifest['format']!r}, this ShopLens reads {FORMAT_VERSION} (rebuild the index "
+                "with `shoplens index`)")
+    for keys, kind in MANIFEST_FIELDS:
+        value: Any = manifest
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        name = ".".join(keys)
+        if value is None:
+            return f"has no {name}"
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"holds {type(value).__name__} for {name}, not {kind.__name__}"
+    return None
+
+
 class IndexDirectory:
     """Locates versions of one index and hands out write transactions."""
 
@@ -154,6 +182,10 @@ class IndexDirectory:
                                     "run `shoplens check`, or `shoplens rollback` to a good version") from None
         if not isinstance(manifest, dict):
             raise IndexCorruptError(f"the manifest of version {version} of {self.path} is not a JSON object")
+        damage = manifest_damage(manifest)
+        if damage:
+            raise IndexCorruptError(f"the manifest of version {version} of {self.path} {damage}; run `shoplens check`, "
+                                    "or `shoplens rollback` to a good version")
         return manifest
 
     def committed_versions(self) -> list[int]:

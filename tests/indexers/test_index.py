@@ -2,15 +2,20 @@ import os
 
 import pytest
 
-from shoplens.common.errors import IndexLockedError, IndexNotFoundError
+from shoplens.common.errors import IndexCorruptError, IndexLockedError, IndexNotFoundError
 from shoplens.indexers.index import IndexDirectory
+
+
+# What the writers record beside their own facts; readers of a manifest take these for granted.
+STORES = {"model": {"name": "test-model", "dim": 4}, "counts": {"products": 1, "rows": 1},
+          "backends": {"lexical": {"backend": "tantivy"}, "vector": {"backend": "faiss"}}}
 
 
 def commit(index, payload="x", keep=10):
     with index.lock(create=True):
         txn = index.begin("test")
         (txn.component_dir("products") / "data.txt").write_text(payload)
-        return txn.commit({"payload": payload}, keep=keep)
+        return txn.commit({"payload": payload, **STORES}, keep=keep)
 
 
 def test_versions_are_numbered_and_current_moves_on_commit(tmp_path):
@@ -64,3 +69,26 @@ def test_missing_index_is_a_clear_error(tmp_path):
     (tmp_path / "other" / "file").write_text("x")
     with pytest.raises(IndexNotFoundError, match="not a ShopLens index"):
         IndexDirectory(tmp_path / "other").require()
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda m: m.clear(), "has no format"), (lambda m: m.pop("model"), "has no model"), (lambda m: m.pop("counts"), "has no counts"),
+    (lambda m: m["model"].pop("name"), "has no model.name"), (lambda m: m.update(version="2"), "holds str for version"),
+    (lambda m: m["counts"].update(rows=True), "holds bool for counts.rows"),
+    (lambda m: m.update(backends=[]), "holds list for backends"), (lambda m: m.update(format=99), "index format 99"),
+])
+def test_a_manifest_that_is_json_but_not_whole_is_a_clear_error(tmp_path, damage, expected):
+    """A hand-edited manifest (valid JSON, keys missing or of another type) is refused where manifests are read,
+    so no writer builds a new version on it (a `versions --keep` once committed one and pruned the last good
+    data) and no reader ends in a KeyError."""
+    import json
+
+    index = IndexDirectory(tmp_path / "ix")
+    commit(index)
+    path = index.version_path(1) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    damage(manifest)
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match=expected) as caught:
+        index.manifest()
+    assert "shoplens check" in str(caught.value) and "\n" not in str(caught.value)
