@@ -10,7 +10,8 @@ import typer
 
 from shoplens.common.errors import ConfigError
 from shoplens.commands.base import (BENCH_DIR, DeviceOption, FieldMapOption, IndexOption, JsonOption, RichProgress,
-                                    SaveOption, bench_app, command_line, finish_report, handle_errors, out, print_json)
+                                    SaveOption, bench_app, command_line, finish_report, handle_errors, literal, out,
+                                    output_file, print_json)
 
 
 @bench_app.command("index")
@@ -71,7 +72,7 @@ def bench_devdata(
     if as_json:
         print_json(summary)
     else:
-        out.print(f"wrote {out_dir}: queries {summary['queries']} (by kind {summary['kinds']}), "
+        out.print(f"wrote {literal(str(out_dir))}: queries {summary['queries']} (by kind {summary['kinds']}), "
                   f"{summary['events']:,} simulated events from {summary['sessions']:,} sessions")
 
 
@@ -116,7 +117,7 @@ def bench_recall(
     synthetic: int = typer.Option(1_000_000, "--synthetic", min=0, help="Size of the synthetic vector set (0 to skip; else at least 1,000)."),
     queries: int = typer.Option(1000, "--queries", min=1),
     dim: Optional[int] = typer.Option(None, "--dim", help="Synthetic dimension (default: the index's, else 256)."),
-    plot: Optional[Path] = typer.Option(BENCH_DIR / "recall.png", "--plot", help="Recall-vs-throughput PNG."),
+    plot: Optional[Path] = typer.Option(BENCH_DIR / "recall.png", "--plot", callback=output_file, help="Recall-vs-throughput PNG."),
     no_peers: bool = typer.Option(False, "--no-peers", help="Skip hnswlib."),
     save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
@@ -165,7 +166,7 @@ def bench_quality(
 def bench_shoppers(
     index_dir: Path = IndexOption,
     judgments: Optional[Path] = typer.Option(None, "--judgments", help="Graded judgments (default: benchmarks/shopper_judgments.jsonl)."),
-    write_judgments: Optional[Path] = typer.Option(None, "--write-judgments", help="First regenerate the judgments from benchmarks/shopper_queries.jsonl against this catalog."),
+    write_judgments: Optional[Path] = typer.Option(None, "--write-judgments", callback=output_file, help="First regenerate the judgments from benchmarks/shopper_queries.jsonl against this catalog."),
     rerank: bool = typer.Option(False, "--rerank", help="Let the index's reranker run too."),
     device: str = DeviceOption,
     save: Optional[Path] = SaveOption,
@@ -181,9 +182,9 @@ def bench_shoppers(
         for label, tops in report.extra["top5"].items():
             out.print(f"[bold]{label}[/bold]")
             for query, lines in tops.items():
-                out.print(f"  {query}")
+                out.print(f"  {literal(query)}")
                 for line in lines:
-                    out.print(f"      {line}")
+                    out.print(f"      {literal(line)}")
     finish_report(report, as_json, save)
 
 
@@ -194,7 +195,7 @@ def bench_scale(
     sizes: str = typer.Option("10000,100000,1000000", "--sizes", help="Catalog sizes."),
     work_dir: Path = typer.Option(BENCH_DIR / "scale", "--work-dir"),
     queries: int = typer.Option(200, "--queries", min=1),
-    plot: Optional[Path] = typer.Option(BENCH_DIR / "scale.png", "--plot"),
+    plot: Optional[Path] = typer.Option(BENCH_DIR / "scale.png", "--plot", callback=output_file),
     save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
 ):
@@ -308,7 +309,7 @@ def bench_textonly(
     trees: int = typer.Option(600, "--trees", min=1, help="Most boosting rounds for the reranker."),
     seed: int = typer.Option(1, "--seed"),
     device: str = DeviceOption,
-    save: Optional[Path] = typer.Option(None, "--save"),
+    save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
 ):
     """A shop without photos: images withheld, indexed, derived judgments, reranker trained; NDCG@10 of

@@ -33,6 +33,7 @@ from typing import Any, Iterator
 
 from shoplens.common.errors import (ConcurrentWriteError, IndexCorruptError, IndexLockedError, IndexNotFoundError,
                                     ShopLensError)
+from shoplens.common.outputs import unwritable_folder
 from shoplens.indexers.lexical import lexical_store_class
 from shoplens.indexers.storage import atomic_write_bytes, atomic_write_json, fsync_dir, fsync_tree, link_tree, read_json
 
@@ -126,6 +127,10 @@ def manifest_damage(manifest: dict[str, Any]) -> str | None:
     return None
 
 
+# What a build leaves in its directory (a killed first build leaves LOCK and versions/ without CURRENT).
+BUILD_NAMES = frozenset({"CURRENT", "LOCK", "versions", "cache", "encoders"})
+
+
 class IndexDirectory:
     """Locates versions of one index and hands out write transactions."""
 
@@ -158,6 +163,24 @@ class IndexDirectory:
         if not self.versions_dir.is_dir():
             raise IndexCorruptError(f"{self.path} has a CURRENT file but no versions/ folder; restore the index from "
                                     "a backup or rebuild it with `shoplens index`")
+
+    def check_buildable(self) -> None:
+        """Before a build reads anything: the directory is an index, an empty folder or one a build can make.
+        A folder of other files is refused (a build would mix its versions into them), and so is a place no
+        folder can be made (a parent that is a file, a read-only mount)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise IndexNotFoundError(f"{self.path} is a file, not an index directory; pass another --index")
+        if self.path.is_dir():
+            others = sorted(entry.name for entry in self.path.iterdir()
+                            if entry.name not in BUILD_NAMES and not entry.name.startswith("."))
+            if others and not self.exists():
+                raise IndexNotFoundError(f"{self.path} holds other files ({', '.join(others[:3])}) and is not a "
+                                         "ShopLens index; pass --index with a new or empty directory")
+            return
+        problem = unwritable_folder(self.path.absolute().parent)
+        if problem:
+            raise IndexNotFoundError(f"cannot create the index directory {self.path}: {problem}; pass --index with a "
+                                     "path in a writable folder")
 
     def current_version(self) -> int:
         self.require()
@@ -218,6 +241,7 @@ class IndexDirectory:
         if create:
             if self.path.exists() and not self.path.is_dir():
                 raise IndexNotFoundError(f"{self.path} is a file, not an index directory; pass another --index")
+            self.check_buildable()
             self.path.mkdir(parents=True, exist_ok=True)
         else:
             self.require()
@@ -337,12 +361,13 @@ class Transaction:
         self.index = index
         self.kind = kind
         self.parent = parent
+        # the parent's manifest first: a damaged one refuses the write before anything is created
+        self.parent_manifest = index.manifest(parent) if parent is not None else None
         index.versions_dir.mkdir(parents=True, exist_ok=True)
         existing = [int(e.name) for e in index.versions_dir.iterdir() if e.name.isdigit()]
         self.version = max(existing + [parent or 0]) + 1
         self.tmp = index.versions_dir / f"{_format_version(self.version)}.tmp-{os.getpid()}"
         self.tmp.mkdir()
-        self.parent_manifest = index.manifest(parent) if parent is not None else None
 
     def component_dir(self, name: str) -> Path:
         path = self.tmp / name

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,32 @@ def test_a_manifest_that_is_json_but_not_whole_is_a_clear_error(tmp_path, damage
     with pytest.raises(IndexCorruptError, match=expected) as caught:
         index.manifest()
     assert "shoplens check" in str(caught.value) and "\n" not in str(caught.value)
+    with index.lock(), pytest.raises(IndexCorruptError, match=expected):
+        index.begin("settings")  # a writer on it: refused before it creates its version folder
+    assert os.listdir(index.versions_dir) == ["000001"]
+
+
+def test_a_build_goes_only_where_an_index_may_be_made(tmp_path):
+    """A build's --index: an index, an empty or new folder (even under missing folders), or what a killed first
+    build left; never a folder of other files, a path under a file, or a place nothing can be written."""
+    for fine in ("new/deeper/ix", "empty"):
+        IndexDirectory(tmp_path / fine).check_buildable()
+    (tmp_path / "empty").mkdir()
+    IndexDirectory(tmp_path / "empty").check_buildable()
+    (tmp_path / "killed" / "versions").mkdir(parents=True)
+    (tmp_path / "killed" / "LOCK").write_text("")
+    (tmp_path / "killed" / ".DS_Store").write_text("")
+    IndexDirectory(tmp_path / "killed").check_buildable()
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "1.jpg").write_text("x")
+    (tmp_path / "afile").write_text("x")
+    for path, expected in ((tmp_path / "photos", "holds other files \\(1.jpg\\)"),
+                           (tmp_path / "afile", "is a file, not an index directory"),
+                           (tmp_path / "afile" / "ix", "afile is a file, not a folder"),
+                           (Path("/proc/shoplens-ix"), "cannot write in /proc")):
+        with pytest.raises(IndexNotFoundError, match=expected):
+            IndexDirectory(path).check_buildable()
+        with pytest.raises(IndexNotFoundError, match=expected):
+            with IndexDirectory(path).lock(create=True):
+                pass
+    assert [p.name for p in (tmp_path / "photos").iterdir()] == ["1.jpg"]  # no LOCK left among the photos
