@@ -102,6 +102,8 @@ def make_bad_files(folder: Path) -> Path:
         "judgments-array.jsonl": b"[1]\n", "judgments-bad.jsonl": b'{"query": "shirt", "id": "x", "grade": "abc"}\n',
         "judgments-nan.jsonl": b'{"query": "shirt", "id": "x", "grade": NaN}\n',
         "judgments-empty.jsonl": b"",
+        "judgments-other-shop.jsonl": jsonl({"query": "shirt", "id": "not-here-1", "grade": 2},
+                                            {"query": "shirt", "id": "not-here-2", "grade": 0}),
         "events-array.jsonl": b"[1]\n", "events-binary.jsonl": bytes(range(256)),
         "events-bad.jsonl": b'{"ts": "x", "type": "teleport", "id": null}\n',
         "events-corrupt.jsonl.gz": gzip.compress(b'{"ts": 1, "type": "click", "id": "1"}\n' * 50)[:30],
@@ -204,7 +206,7 @@ CASES += [("ranking", [*cmd, "--index", "{ix}", "--device", "cpu"]) for cmd in [
     ["train-ranker", "--from-events", "{bad}/events-binary.jsonl"],
     ["eval", "{bad}/missing.jsonl"], ["eval", "{bad}/judgments-empty.jsonl"], ["eval", "{bad}/binary.jsonl"],
     ["eval", "{bad}/utf16.jsonl"], ["eval", "{bad}/judgments-array.jsonl"],
-    ["eval", "{bad}/bad.qrels", "--topics", "{bad}/missing.tsv"],
+    ["eval", "{bad}/bad.qrels", "--topics", "{bad}/missing.tsv"], ["eval", "{bad}/judgments-other-shop.jsonl"],
     ["eval", "{bad}/bad.qrels", "--topics", "{bad}/binary.jsonl"]]]
 CASES += [("train-encoder", ["train-encoder", *args, "--out", "{tmp}/heads.safetensors", "--device", "cpu"])
           for args in [["{bad}/missing.jsonl"], ["{bad}/dir.jsonl"], ["{bad}/empty.jsonl"], ["{bad}/binary.jsonl"],
@@ -231,6 +233,8 @@ CASES += [("bench option", ["bench", *cmd]) for cmd in [
     ["quality", "--index", "{ix}", "--judgments", "{bad}/binary.jsonl"],
     ["quality", "--index", "{ix}", "--limit", "-1", "--judgments", "{bad}/judgments-bad.jsonl"],
     ["shoppers", "--index", "{ix}", "--judgments", "{bad}/binary.jsonl"],
+    ["quality", "--index", "{ix}", "--judgments", "{bad}/judgments-other-shop.jsonl", "--no-peers"],
+    ["shoppers", "--index", "{ix}", "--judgments", "{bad}/judgments-other-shop.jsonl"],
     ["devdata", "--index", "{ix}", "--queries", "0", "--out", "{tmp}/dev"],
     ["devdata", "--index", "{ix}", "--queries", "-1", "--out", "{tmp}/dev"],
     ["devdata", "--index", "{ix}", "--out", "{bad}/inbox-file"],
