@@ -64,6 +64,19 @@ def output_file(path: Optional[Path]) -> Optional[Path]:
     return path
 
 
+def output_folder(path: Optional[Path]) -> Optional[Path]:
+    """The callback of an option naming a folder to write in (--work-dir, --cache-dir, --run-dir, --out of
+    devdata, --events-inbox): a file, or a place no folder can be made or written, is a usage error at once."""
+    from shoplens.common.outputs import check_output_folder
+
+    if path is not None:
+        try:
+            check_output_folder(path)
+        except ShopLensError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return path
+
+
 SaveOption = typer.Option(None, "--save", callback=output_file, help="Also write the report as JSON here.")
 
 

@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from shoplens.commands.base import (DeviceOption, FieldMapOption, IndexOption, JsonOption, RichProgress, app,
-                                    handle_errors, literal, out, output_file, parse_field_maps, print_json, show)
+                                    handle_errors, literal, out, output_file, output_folder, parse_field_maps,
+                                    print_json, show)
 
 
 # -- train-encoder -----------------------------------------------------------------
@@ -29,7 +30,7 @@ def train_encoder(
     max_train: Optional[int] = typer.Option(None, "--max-train", help="Use at most this many training pairs."),
     type_field: Optional[str] = typer.Option(None, "--type-field", help="Attribute holding the product type (auto-detected)."),
     colour_field: Optional[str] = typer.Option(None, "--colour-field", help="Attribute holding the colour (auto-detected)."),
-    cache_dir: Path = typer.Option(Path(".shoplens-cache"), "--cache-dir", help="Cache of tower features (reruns are quick)."),
+    cache_dir: Path = typer.Option(Path(".shoplens-cache"), "--cache-dir", callback=output_folder, help="Cache of tower features (reruns are quick)."),
     text_only: bool = typer.Option(False, "--text-only", help="Adapt the text head on pairs of each product's title and its other fields (automatic for a catalog without images)."),
     device: str = DeviceOption,
     as_json: bool = JsonOption,
@@ -134,7 +135,7 @@ def eval_command(
     judgments: Path = typer.Argument(..., help='Graded judgments JSONL {"query", "id", "grade"}, or TREC qrels with --topics.'),
     topics: Optional[Path] = typer.Option(None, "--topics", help="Query texts for TREC qrels."),
     index_dir: Path = IndexOption,
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write one TREC run file per system here."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", callback=output_folder, help="Write one TREC run file per system here."),
     device: str = DeviceOption,
     as_json: bool = JsonOption,
 ):

@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, app, err, handle_errors, literal, out,
-                                    print_json)
+                                    output_folder, print_json)
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -26,7 +26,7 @@ def serve(
                                           help="Require this key (X-API-Key header) on POST /events."),
     protect_search: bool = typer.Option(False, "--protect-search", help="Require the API key on searches too."),
     cors: Optional[List[str]] = typer.Option(None, "--cors", help="Allow browser calls from this origin (repeatable); off by default."),
-    events_inbox: Optional[Path] = typer.Option(None, "--events-inbox", help="Where POST /events writes (default INDEX.inbox)."),
+    events_inbox: Optional[Path] = typer.Option(None, "--events-inbox", callback=output_folder, help="Where POST /events writes (default INDEX.inbox)."),
     follow: float = typer.Option(0.5, "--follow-seconds", min=0.05, help="How often to look for new index versions."),
     warm_queries: int = typer.Option(0, "--warm-queries", min=0, max=20, help="Latest text queries a new version answers (results dropped) before it is swapped in (default 0: none)."),
     device: str = DeviceOption,

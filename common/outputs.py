@@ -31,6 +31,16 @@ def check_output_file(path: Path, option: str = "") -> None:
         raise ConfigError(f"{option}: {problem}; give a path in a writable folder")
 
 
+def check_output_folder(path: Path, option: str = "") -> None:
+    """A one-line ConfigError unless `path` is a folder files can be written in, or one that can be made."""
+    option = f"{option} {path}".strip()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} is a file; give a folder")
+    problem = unwritable_folder(path.absolute())
+    if problem:
+        raise ConfigError(f"{option}: {problem}; give a folder that can be written")
+
+
 def unwritable_folder(folder: Path) -> str | None:
     """Why files cannot be made in `folder` (or in the folders it would be made in, when it is missing),
     or None when they can: tried for real, so a read-only mount or /proc answers as it would later."""

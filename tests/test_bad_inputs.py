@@ -273,6 +273,13 @@ CASES += [("output file", args) for args in [
     ["train-encoder", "{catalog}", "--out", "{bad}/dir.jsonl", "--device", "cpu"],
     ["train-encoder", "{catalog}", "--out", "{bad}/inbox-file/heads.safetensors", "--device", "cpu"],
     ["shell", "--index", "{ix}", "--history", "{bad}/dir.jsonl"]]]
+# Folders a command writes in (--work-dir, --cache-dir, --run-dir, --events-inbox): the same, for folders.
+CASES += [("output folder", args) for args in [
+    ["bench", "textonly", "--catalog", "{catalog}", "--work-dir", "{bad}/inbox-file/w"],
+    ["bench", "index", "--catalog", "{catalog}", "--work-dir", "/proc/shoplens-w"],
+    ["train-encoder", "{catalog}", "--cache-dir", "{bad}/inbox-file", "--device", "cpu"],
+    ["eval", "{bad}/judgments-other-shop.jsonl", "--index", "{ix}", "--run-dir", "/proc/runs", "--device", "cpu"],
+    ["serve", "--index", "{ix}", "--events-inbox", "{bad}/inbox-file/inbox"]]]
 # A user's value echoed in the error: a newline or Rich markup in it must not break the one line (or crash it).
 CASES += [("value echoed", args) for args in [
     ["search", "shirt", "--index", "{tmp}/[/]missing"], ["update", "{tmp}/a\nb.jsonl", "--index", "{ix}"],

@@ -59,3 +59,17 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_output_folders_are_checked_like_files(tmp_path):
+    from shoplens.common.outputs import check_output_folder
+
+    (tmp_path / "afile").write_text("x")
+    check_output_folder(tmp_path)
+    check_output_folder(tmp_path / "new" / "deeper")
+    for path, expected in ((tmp_path / "afile", "is a file; give a folder"),
+                           (tmp_path / "afile" / "runs", "afile is a file, not a folder"),
+                           (Path("/proc/shoplens-runs"), "cannot write in /proc")):
+        with pytest.raises(ConfigError, match=expected):
+            check_output_folder(path, "--run-dir")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
