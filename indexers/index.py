@@ -239,9 +239,9 @@ class IndexDirectory:
                 self._lock_depth -= 1
             return
         if create:
-            if self.path.exists() and not self.path.is_dir():
-                raise IndexNotFoundError(f"{self.path} is a file, not an index directory; pass another --index")
-            self.check_buildable()
+            self.check_buildable()  # a file, a folder of other files, a place no folder can be made
+        created = create and not self.path.exists()  # a first build: what it made goes if it never commits
+        if create:
             self.path.mkdir(parents=True, exist_ok=True)
         else:
             self.require()
@@ -264,6 +264,8 @@ class IndexDirectory:
             finally:
                 self._lock_depth = 0
         finally:
+            if created and not (self.path / "CURRENT").exists():  # still holding the lock
+                shutil.rmtree(self.path, ignore_errors=True)
             handle.close()
 
     def _remove_uncommitted(self) -> None:

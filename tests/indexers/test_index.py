@@ -122,3 +122,19 @@ def test_a_build_goes_only_where_an_index_may_be_made(tmp_path):
             with IndexDirectory(path).lock(create=True):
                 pass
     assert [p.name for p in (tmp_path / "photos").iterdir()] == ["1.jpg"]  # no LOCK left among the photos
+
+
+def test_a_first_build_that_fails_leaves_no_directory(tmp_path):
+    """A build that made the index directory and never committed (a bad --pretrained, Ctrl-C, a full disk)
+    takes the directory away again; a failed write into an existing index leaves the index as it was."""
+    for failure in (ValueError("bad option"), KeyboardInterrupt()):
+        with pytest.raises(type(failure)):
+            with IndexDirectory(tmp_path / "new" / "ix").lock(create=True):
+                raise failure
+        assert not (tmp_path / "new" / "ix").exists()
+    index = IndexDirectory(tmp_path / "ix")
+    commit(index)
+    with pytest.raises(ValueError):
+        with index.lock(create=True):
+            raise ValueError("a rebuild that failed")
+    assert index.current_version() == 1 and index.manifest()["payload"] == "x"
