@@ -31,8 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from shoplens.common.errors import (ConcurrentWriteError, IndexCorruptError, IndexLockedError, IndexNotFoundError,
-                                    ShopLensError)
+from shoplens.common.errors import (ConcurrentWriteError, ConfigError, IndexCorruptError, IndexLockedError,
+                                    IndexNotFoundError, ShopLensError)
 from shoplens.common.outputs import unwritable_folder
 from shoplens.indexers.lexical import lexical_store_class
 from shoplens.indexers.storage import atomic_write_bytes, atomic_write_json, fsync_dir, fsync_tree, link_tree, read_json
@@ -245,7 +245,11 @@ class IndexDirectory:
             self.path.mkdir(parents=True, exist_ok=True)
         else:
             self.require()
-        handle = open(self.path / "LOCK", "a+")
+        try:
+            handle = open(self.path / "LOCK", "a+")
+        except OSError as exc:  # a read-only mount, a full disk: no writer can start, none has
+            raise ConfigError(f"cannot write to the index {self.path} ({exc.strerror or exc}); writes need the index "
+                              "in a writable folder (copy it to one, or remount it read-write)") from None
         try:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -138,3 +138,17 @@ def test_a_first_build_that_fails_leaves_no_directory(tmp_path):
         with index.lock(create=True):
             raise ValueError("a rebuild that failed")
     assert index.current_version() == 1 and index.manifest()["payload"] == "x"
+
+
+def test_a_writer_on_a_read_only_index_is_one_line(read_only_copy):
+    from shoplens.common.errors import ConfigError
+
+    source, mount = read_only_copy
+    commit(IndexDirectory(source / "ix"))
+    index = IndexDirectory(mount / "ix")
+    assert index.manifest()["payload"] == "x"  # reading needs no write
+    with pytest.raises(ConfigError, match="cannot write to the index .*Read-only file system.*writable folder"):
+        with index.lock():
+            pass
+    with pytest.raises(IndexNotFoundError, match="cannot write in"):
+        IndexDirectory(mount / "new").check_buildable()
