@@ -13,6 +13,7 @@ import sys
 import typer
 
 from shoplens import __version__
+from shoplens.common.errors import one_line
 # Imported for their side effect: each module registers its commands, in this order in --help.
 from shoplens.commands import build, search, maintenance, ranking, serve, bench  # noqa: F401,I001
 from shoplens.commands.base import app, bench_app
@@ -38,15 +39,31 @@ CLICK_ERROR = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == 
 
 def usage_error_line(exc: Exception) -> str:
     """A usage error (unknown option, missing argument, value out of range) as one line with a pointer to --help."""
-    message = " ".join(exc.format_message().split()).rstrip(".")
+    message = one_line(" ".join(exc.format_message().split()).rstrip("."))
     context = getattr(exc, "ctx", None)
     command = context.command_path if context is not None else "shoplens"
     return f"error: {message}; see `{command} --help`"
 
 
+def not_utf8_argument(arguments: list[str]) -> str | None:
+    """The first argument that is not UTF-8 text (Python keeps its bytes as lone surrogates), as an error line.
+
+    Such a value would reach the tokenizer, a rejects file or a manifest as text no file can hold; it is
+    refused here, where arguments enter, rather than at each of those places."""
+    for position, argument in enumerate(arguments, start=1):
+        if any("\ud800" <= char <= "\udfff" for char in argument):
+            return (f"error: argument {position} ({one_line(argument)}) is not UTF-8 text; type it again in UTF-8 "
+                    "(check the terminal's encoding) or rename the file")
+    return None
+
+
 def main() -> None:
     """Console-script entry point: usage errors end as one line on stderr and exit 2, like every other error."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    problem = not_utf8_argument(sys.argv[1:])
+    if problem:
+        typer.echo(problem, err=True)
+        sys.exit(2)
     try:
         code = app(standalone_mode=False)
     except CLICK_ERROR as exc:

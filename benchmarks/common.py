@@ -149,5 +149,7 @@ def _cell(value: Any) -> str:
 def save_report(report: Report, path: Path | None) -> None:
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.to_json(), indent=2, default=str))
+    from shoplens.common.outputs import atomic_output
+
+    with atomic_output(path) as handle:  # the whole report or none of it
+        handle.write(json.dumps(report.to_json(), indent=2, default=str))

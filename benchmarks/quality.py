@@ -21,7 +21,7 @@ import numpy as np
 from shoplens.benchmarks.common import Report
 from shoplens.benchmarks.lexical_twin import store_labels
 from shoplens.common.errors import ConfigError
-from shoplens.engine.evaluation import query_texts, run_system
+from shoplens.engine.evaluation import check_judged_products, query_texts, run_system
 from shoplens.engine.query import SearchRequest
 from shoplens.rerank.judgments import Judgments, judged_query, load_judgments, sources, split_by_kind
 from shoplens.rerank.metrics import HIT_METRICS, METRICS, query_ids, ranked_run, score_by_kind, score_run
@@ -160,6 +160,7 @@ def _run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = Tr
     if limit:
         judgments = judgments.subset(list(judgments)[:limit])
     engine = SearchEngine(index, device=device)
+    check_judged_products(engine, judgments)  # judgments of another catalog: before the rows are warmed
     engine.warm_rows()  # as `serve` does: the reranker's rows analyzed and their BM25 terms kept in memory
     has_ranker = engine.ranker(engine.snapshot) is not None
     kinds = {kind: len(part) for kind, part in split_by_kind(judgments).items()}

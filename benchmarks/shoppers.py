@@ -63,6 +63,7 @@ def run(index: Path, judgments_path: Path = JUDGMENTS, device: str = "cpu", rera
     """NDCG@10 of every configuration over the judged queries, and each query's top 5 under each."""
     from shoplens.benchmarks.quality import score_run
     from shoplens.engine.query import SearchRequest
+    from shoplens.engine.evaluation import check_judged_products
     from shoplens.engine.search import SearchEngine
     from shoplens.rerank.metrics import query_ids
     from shoplens.rerank.judgments import load_judgments
@@ -70,6 +71,7 @@ def run(index: Path, judgments_path: Path = JUDGMENTS, device: str = "cpu", rera
     judgments = load_judgments(judgments_path)
     qids = query_ids(judgments)
     engine = SearchEngine(index, device=device)
+    check_judged_products(engine, judgments)
     rows, tops, per_query = [], {}, {}
     for label, settings in CONFIGS:
         run_, top = {}, {}

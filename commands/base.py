@@ -15,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from shoplens.common.errors import ShopLensError
+from rich.markup import escape
+
+from shoplens.common.errors import ShopLensError, one_line
 
 app = typer.Typer(
     name="shoplens",
@@ -47,13 +49,42 @@ JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on 
 FieldMapOption = typer.Option(None, "--map", help="canonical=column[,column]: map the file's column names onto "
                               "ShopLens's, e.g. --map title=productDisplayName --map category=masterCategory,subCategory.")
 StrictOption = typer.Option(False, "--strict", help="Fail on any rejected row, line or id, and change nothing.")
-def _save_path(path: Optional[Path]) -> Optional[Path]:
-    if path is not None and path.is_dir():
-        raise typer.BadParameter(f"{path} is a folder; give a file name for the JSON report")
+
+
+def output_file(path: Optional[Path]) -> Optional[Path]:
+    """The callback of an option naming a file to write (--save, --out, --plot): a folder, a device, a parent
+    that is a file or a folder that cannot be written is a usage error before the command starts."""
+    from shoplens.common.outputs import check_output_file
+
+    if path is not None:
+        try:
+            check_output_file(path)  # Click names the option
+        except ShopLensError as exc:
+            raise typer.BadParameter(str(exc)) from None
     return path
 
 
-SaveOption = typer.Option(None, "--save", callback=_save_path, help="Also write the report as JSON here.")
+def output_folder(path: Optional[Path]) -> Optional[Path]:
+    """The callback of an option naming a folder to write in (--work-dir, --cache-dir, --run-dir, --out of
+    devdata, --events-inbox): a file, or a place no folder can be made or written, is a usage error at once."""
+    from shoplens.common.outputs import check_output_folder
+
+    if path is not None:
+        try:
+            check_output_folder(path)
+        except ShopLensError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return path
+
+
+SaveOption = typer.Option(None, "--save", callback=output_file, help="Also write the report as JSON here.")
+
+
+def literal(text: str) -> str:
+    """A user's text (a path, a query, an id, a catalog value) to print with Rich: on one line, its square
+    brackets shown as typed rather than read as markup (an unmatched `[/]` would otherwise end the command
+    in a MarkupError)."""
+    return escape(one_line(text))
 
 
 def handle_errors(function: Callable) -> Callable:
@@ -64,7 +95,7 @@ def handle_errors(function: Callable) -> Callable:
         try:
             return function(*args, **kwargs)
         except ShopLensError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {literal(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -163,12 +194,12 @@ def print_commit(report, index_dir: Path) -> None:
     seconds = report.seconds.get("total", 0)
     if report.version is None:
         out.print(f"nothing changed: all {report.unchanged:,} product(s) given are already indexed as they are; "
-                  f"no new version ({index_dir} keeps {report.products:,} products)")
+                  f"no new version ({literal(str(index_dir))} keeps {report.products:,} products)")
     elif report.kind == "delete":
-        out.print(f"[bold green]version {report.version}[/] of {index_dir}: deleted {report.deleted:,} products, "
+        out.print(f"[bold green]version {report.version}[/] of {literal(str(index_dir))}: deleted {report.deleted:,} products, "
                   f"{report.products:,} remain ({seconds:.1f} s)")
     else:
-        out.print(f"[bold green]version {report.version}[/] of {index_dir}: {report.products:,} products "
+        out.print(f"[bold green]version {report.version}[/] of {literal(str(index_dir))}: {report.products:,} products "
                   f"({report.added:,} added, {report.updated:,} updated, {report.unchanged:,} unchanged, "
                   f"{report.deleted:,} deleted) in {seconds:.1f} s")
         out.print(f"encoded {report.texts_encoded:,} texts and {report.images_encoded:,} images; "
@@ -186,13 +217,13 @@ def print_commit(report, index_dir: Path) -> None:
 def print_rejects(rejects: list, path: str | None, what: str) -> None:
     """The rejected rows (lines, ids) of a write on stderr: how many, where they were written, the first five."""
     if rejects:
-        err.print(f"[yellow]{len(rejects)} bad {what}(s) skipped[/], written to {path}:")
+        err.print(f"[yellow]{len(rejects)} bad {what}(s) skipped[/], written to {literal(str(path))}:")
         print_some([reject.describe() for reject in rejects])
 
 
 def print_some(lines: list[str], limit: int = 5) -> None:
     for line in lines[:limit]:
-        err.print(f"  {line}", highlight=False)
+        err.print(f"  {literal(line)}", highlight=False)
     if len(lines) > limit:
         err.print(f"  ... and {len(lines) - limit} more")
 

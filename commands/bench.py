@@ -10,7 +10,8 @@ import typer
 
 from shoplens.common.errors import ConfigError
 from shoplens.commands.base import (BENCH_DIR, DeviceOption, FieldMapOption, IndexOption, JsonOption, RichProgress,
-                                    SaveOption, bench_app, command_line, finish_report, handle_errors, out, print_json)
+                                    SaveOption, bench_app, command_line, finish_report, handle_errors, literal, out,
+                                    output_file, output_folder, print_json)
 
 
 @bench_app.command("index")
@@ -18,7 +19,7 @@ from shoplens.commands.base import (BENCH_DIR, DeviceOption, FieldMapOption, Ind
 def bench_index(
     catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog to index (default: the Myntra catalog in ../shared)."),
     field_map: Optional[List[str]] = FieldMapOption,
-    work_dir: Path = typer.Option(BENCH_DIR / "index", "--work-dir", help="Where the benchmark index is built."),
+    work_dir: Path = typer.Option(BENCH_DIR / "index", "--work-dir", callback=output_folder, help="Where the benchmark index is built."),
     queries: int = typer.Option(1000, "--queries", min=0, help="Text queries to time."),
     image_queries: int = typer.Option(200, "--image-queries", min=0, help="Image queries to time."),
     threads: int = typer.Option(1, "--threads", min=1, help="Threads for query encoding and FAISS."),
@@ -49,7 +50,7 @@ def bench_devdata(
     index_dir: Path = IndexOption,
     catalog: Optional[Path] = typer.Option(None, "--catalog", help="The catalog the index was built from (default: Myntra in ../shared)."),
     field_map: Optional[List[str]] = FieldMapOption,
-    out_dir: Path = typer.Option(BENCH_DIR / "devdata", "--out", help="Where to write queries, judgments and events."),
+    out_dir: Path = typer.Option(BENCH_DIR / "devdata", "--out", callback=output_folder, help="Where to write queries, judgments and events."),
     queries: int = typer.Option(1000, "--queries", min=1, help="Derived text queries (split train/validation/test/log)."),
     photo_queries: Optional[int] = typer.Option(None, "--photo-queries", min=0, help="Photo queries: a product's own photo (default: a third of --queries; 0: none)."),
     text_photo_queries: Optional[int] = typer.Option(None, "--text-photo-queries", min=0, help="Text + photo queries: derived words and a product's photo (default: a third of --queries)."),
@@ -62,7 +63,6 @@ def bench_devdata(
     from shoplens.benchmarks import devdata, myntra
 
     require_index(index_dir)  # before preparing a catalog
-    output_folder(out_dir, "--out")
     if catalog is None:
         catalog = myntra.prepare(BENCH_DIR / "myntra")
         field_map = field_map or myntra.FIELD_MAP
@@ -71,7 +71,7 @@ def bench_devdata(
     if as_json:
         print_json(summary)
     else:
-        out.print(f"wrote {out_dir}: queries {summary['queries']} (by kind {summary['kinds']}), "
+        out.print(f"wrote {literal(str(out_dir))}: queries {summary['queries']} (by kind {summary['kinds']}), "
                   f"{summary['events']:,} simulated events from {summary['sessions']:,} sessions")
 
 
@@ -116,7 +116,7 @@ def bench_recall(
     synthetic: int = typer.Option(1_000_000, "--synthetic", min=0, help="Size of the synthetic vector set (0 to skip; else at least 1,000)."),
     queries: int = typer.Option(1000, "--queries", min=1),
     dim: Optional[int] = typer.Option(None, "--dim", help="Synthetic dimension (default: the index's, else 256)."),
-    plot: Optional[Path] = typer.Option(BENCH_DIR / "recall.png", "--plot", help="Recall-vs-throughput PNG."),
+    plot: Optional[Path] = typer.Option(BENCH_DIR / "recall.png", "--plot", callback=output_file, help="Recall-vs-throughput PNG."),
     no_peers: bool = typer.Option(False, "--no-peers", help="Skip hnswlib."),
     save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
@@ -165,7 +165,7 @@ def bench_quality(
 def bench_shoppers(
     index_dir: Path = IndexOption,
     judgments: Optional[Path] = typer.Option(None, "--judgments", help="Graded judgments (default: benchmarks/shopper_judgments.jsonl)."),
-    write_judgments: Optional[Path] = typer.Option(None, "--write-judgments", help="First regenerate the judgments from benchmarks/shopper_queries.jsonl against this catalog."),
+    write_judgments: Optional[Path] = typer.Option(None, "--write-judgments", callback=output_file, help="First regenerate the judgments from benchmarks/shopper_queries.jsonl against this catalog."),
     rerank: bool = typer.Option(False, "--rerank", help="Let the index's reranker run too."),
     device: str = DeviceOption,
     save: Optional[Path] = SaveOption,
@@ -181,9 +181,9 @@ def bench_shoppers(
         for label, tops in report.extra["top5"].items():
             out.print(f"[bold]{label}[/bold]")
             for query, lines in tops.items():
-                out.print(f"  {query}")
+                out.print(f"  {literal(query)}")
                 for line in lines:
-                    out.print(f"      {line}")
+                    out.print(f"      {literal(line)}")
     finish_report(report, as_json, save)
 
 
@@ -192,9 +192,9 @@ def bench_shoppers(
 def bench_scale(
     index_dir: Path = IndexOption,
     sizes: str = typer.Option("10000,100000,1000000", "--sizes", help="Catalog sizes."),
-    work_dir: Path = typer.Option(BENCH_DIR / "scale", "--work-dir"),
+    work_dir: Path = typer.Option(BENCH_DIR / "scale", "--work-dir", callback=output_folder),
     queries: int = typer.Option(200, "--queries", min=1),
-    plot: Optional[Path] = typer.Option(BENCH_DIR / "scale.png", "--plot"),
+    plot: Optional[Path] = typer.Option(BENCH_DIR / "scale.png", "--plot", callback=output_file),
     save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
 ):
@@ -212,7 +212,7 @@ def bench_scale(
 def bench_rerank(
     index_dir: Path = IndexOption,
     devdata: Path = typer.Option(BENCH_DIR / "devdata", "--devdata", help="Output of `shoplens bench devdata`."),
-    work_dir: Path = typer.Option(BENCH_DIR / "rerank", "--work-dir"),
+    work_dir: Path = typer.Option(BENCH_DIR / "rerank", "--work-dir", callback=output_folder),
     trees: int = typer.Option(600, "--trees", min=1),
     depth: int = typer.Option(200, "--depth", min=1, help="Candidates reranked per query."),
     device: str = DeviceOption,
@@ -236,7 +236,7 @@ def bench_updates(
     field_map: Optional[List[str]] = FieldMapOption,
     cold_rebuild: Optional[float] = typer.Option(None, "--cold-rebuild-seconds", help="Cold build time from `bench index`, for the ratio."),
     cold_report: Optional[Path] = typer.Option(None, "--cold-rebuild-from", help="Or: the saved `bench index --save` report to take it from."),
-    work_dir: Path = typer.Option(BENCH_DIR / "updates", "--work-dir"),
+    work_dir: Path = typer.Option(BENCH_DIR / "updates", "--work-dir", callback=output_folder),
     searches: int = typer.Option(300, "--searches", min=1, help="Queries replayed idle and while updates are committed."),
     device: str = DeviceOption,
     save: Optional[Path] = SaveOption,
@@ -260,7 +260,7 @@ def bench_updates(
 @handle_errors
 def bench_serve(
     index_dir: Path = IndexOption,
-    work_dir: Path = typer.Option(BENCH_DIR / "serve", "--work-dir", help="Where the index copy and the server log go."),
+    work_dir: Path = typer.Option(BENCH_DIR / "serve", "--work-dir", callback=output_folder, help="Where the index copy and the server log go."),
     requests: int = typer.Option(200, "--requests", min=1, help="Most searches per load level."),
     seconds: float = typer.Option(60.0, "--seconds", min=0.1, help="Most seconds per load level."),
     count: int = typer.Option(1000, "--count", min=1, help="Products changed per update commit."),
@@ -301,14 +301,14 @@ def bench_serve(
 def bench_textonly(
     catalog: Optional[Path] = typer.Option(None, "--catalog", help="JSONL catalog (default: the bundled sample data/myntra-sample; 'myntra' for ../shared)."),
     field_map: Optional[List[str]] = typer.Option(None, "--map", help="canonical=column, as for `index`."),
-    work_dir: Path = typer.Option(BENCH_DIR / "textonly", "--work-dir", help="Where the text-only catalog and index go."),
+    work_dir: Path = typer.Option(BENCH_DIR / "textonly", "--work-dir", callback=output_folder, help="Where the text-only catalog and index go."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N products."),
     heads: Optional[Path] = typer.Option(None, "--heads", help="Projection heads to index with (e.g. from `train-encoder --text-only`)."),
     queries: int = typer.Option(400, "--queries", min=1, help="Derived queries (split train/validation/test)."),
     trees: int = typer.Option(600, "--trees", min=1, help="Most boosting rounds for the reranker."),
     seed: int = typer.Option(1, "--seed"),
     device: str = DeviceOption,
-    save: Optional[Path] = typer.Option(None, "--save"),
+    save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
 ):
     """A shop without photos: images withheld, indexed, derived judgments, reranker trained; NDCG@10 of
@@ -363,11 +363,6 @@ def require_index(index_dir: Path) -> None:
     from shoplens.indexers.index import IndexDirectory
 
     IndexDirectory(index_dir).current_version()
-
-
-def output_folder(path: Path, option: str) -> None:
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{option} {path} is a file; give a folder")
 
 
 def _not_blank(text: str, option: str) -> str:

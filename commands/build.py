@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from shoplens.commands.base import (DeviceOption, FieldMapOption, IndexOption, JsonOption, RichProgress, StrictOption, app,
-                                    err, handle_errors, json_text, out, parse_field_maps, print_commit, print_json,
+                                    err, handle_errors, json_text, literal, out, parse_field_maps, print_commit, print_json,
                                     print_rejects)
 from shoplens.common.errors import ConfigError
 
@@ -130,21 +130,21 @@ def watch(
         files = ", ".join(record.get("files") or [record.get("file", "?")])
         stamp = time.strftime("%H:%M:%S")
         if record.get("error"):
-            err.print(f"{stamp} [yellow]{files}[/] ({record['queue']}): {record['error']}", highlight=False)
+            err.print(f"{stamp} [yellow]{literal(files)}[/] ({record['queue']}): {literal(str(record['error']))}", highlight=False)
             return
         details = ", ".join(f"{k} {v}" for k, v in record.items()
                             if k not in ("queue", "version", "files", "file", "rejects_path") and v not in (0, None))
         head = "no change" if record["version"] is None else f"[bold green]version {record['version']}[/]"
-        out.print(f"{stamp} {files} ({record['queue']}): {head}: {details}", highlight=False)
+        out.print(f"{stamp} {literal(files)} ({record['queue']}): {head}: {literal(details)}", highlight=False)
         if record.get("rejects_path"):
-            err.print(f"{stamp} {files}: {record['rejected']} rejected, written to {record['rejects_path']}",
+            err.print(f"{stamp} {literal(files)}: {record['rejected']} rejected, written to {literal(str(record['rejects_path']))}",
                       highlight=False)
 
     config = WatchConfig(window_seconds=window, priority_window_seconds=priority_window, max_batch_rows=max_rows,
                          poll_seconds=poll, field_map=parse_field_maps(field_map))
     watcher = create_watcher(index_dir, inbox, config, on_commit=report)
     if not as_json and not once:
-        out.print(f"watching {inbox} (Ctrl-C to stop)")
+        out.print(f"watching {literal(str(inbox))} (Ctrl-C to stop)")
     try:
         watcher.run(once=once)
     except KeyboardInterrupt:

@@ -9,8 +9,8 @@ import sys
 
 import typer
 
-from shoplens.commands.base import (IndexOption, JsonOption, WideOption, app, err, handle_errors, out, print_json,
-                                    show)
+from shoplens.commands.base import (IndexOption, JsonOption, WideOption, app, err, handle_errors, literal, out,
+                                    print_json, show)
 
 
 # -- info --------------------------------------------------------------------------
@@ -74,7 +74,7 @@ def rollback(
     if undone and not as_json:
         err.print(f"rolling back to version {version} undoes {len(undone)} later version(s):", highlight=False)
         for row in undone:
-            err.print(f"  {row['version']}: {row['description']}", highlight=False)
+            err.print(f"  {row['version']}: {literal(str(row['description']))}", highlight=False)
     if not yes and sys.stdin.isatty() and undone and not typer.confirm("Roll back?", default=False, err=True):
         err.print("nothing changed")
         raise typer.Exit(1)
@@ -103,12 +103,12 @@ def check(
     else:
         facts = ", ".join(f"{k} {v}" for k, v in report.facts.items())
         if report.ok:
-            out.print(f"[bold green]ok[/]: version {report.version}: {facts}")
+            out.print(f"[bold green]ok[/]: version {report.version}: {literal(facts)}")
         else:
             for problem in report.problems:
-                err.print(f"[bold red]problem:[/] {problem}", highlight=False)
+                err.print(f"[bold red]problem:[/] {literal(str(problem))}", highlight=False)
         for warning in report.warnings:
-            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            err.print(f"[yellow]warning:[/] {literal(str(warning))}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
 

@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from shoplens.commands.base import (DeviceOption, FieldMapOption, IndexOption, JsonOption, RichProgress, app,
-                                    handle_errors, out, parse_field_maps, print_json, show)
+                                    handle_errors, literal, out, output_file, output_folder, parse_field_maps,
+                                    print_json, show)
 
 
 # -- train-encoder -----------------------------------------------------------------
@@ -19,7 +20,7 @@ from shoplens.commands.base import (DeviceOption, FieldMapOption, IndexOption, J
 @handle_errors
 def train_encoder(
     catalog: Path = typer.Argument(..., help="Catalog to train on: image-title pairs, or text-only pairs when it has no images."),
-    out_path: Path = typer.Option(Path("shoplens-heads.safetensors"), "--out", help="Where to save the trained heads."),
+    out_path: Path = typer.Option(Path("shoplens-heads.safetensors"), "--out", callback=output_file, help="Where to save the trained heads."),
     field_map: Optional[List[str]] = FieldMapOption,
     holdout: int = typer.Option(1000, "--holdout", help="Products held out for the reported metrics."),
     validation: int = typer.Option(1000, "--validation", help="Products for early stopping."),
@@ -29,7 +30,7 @@ def train_encoder(
     max_train: Optional[int] = typer.Option(None, "--max-train", help="Use at most this many training pairs."),
     type_field: Optional[str] = typer.Option(None, "--type-field", help="Attribute holding the product type (auto-detected)."),
     colour_field: Optional[str] = typer.Option(None, "--colour-field", help="Attribute holding the colour (auto-detected)."),
-    cache_dir: Path = typer.Option(Path(".shoplens-cache"), "--cache-dir", help="Cache of tower features (reruns are quick)."),
+    cache_dir: Path = typer.Option(Path(".shoplens-cache"), "--cache-dir", callback=output_folder, help="Cache of tower features (reruns are quick)."),
     text_only: bool = typer.Option(False, "--text-only", help="Adapt the text head on pairs of each product's title and its other fields (automatic for a catalog without images)."),
     device: str = DeviceOption,
     as_json: bool = JsonOption,
@@ -47,11 +48,11 @@ def train_encoder(
     if as_json:
         print_json(result.to_dict())
         return
-    out.print(f"trained on {result.pairs_train:,} {result.pairs} pairs (best epoch {result.best_epoch}), saved {result.output}")
+    out.print(f"trained on {result.pairs_train:,} {result.pairs} pairs (best epoch {result.best_epoch}), saved {literal(result.output)}")
     out.print(f"held-out ({result.pairs_heldout:,} products): " + ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items()))
     if result.metrics_before:
         out.print("held-out with the shipped heads: " + ", ".join(f"{k} {v:.3f}" for k, v in result.metrics_before.items()))
-    out.print(f"use it with: shoplens index CATALOG --pretrained {result.output}")
+    out.print(f"use it with: shoplens index CATALOG --pretrained {literal(result.output)}")
 
 
 @app.command("train-ranker")
@@ -135,7 +136,7 @@ def eval_command(
     judgments: Path = typer.Argument(..., help='Graded judgments JSONL {"query", "id", "grade"}, or TREC qrels with --topics.'),
     topics: Optional[Path] = typer.Option(None, "--topics", help="Query texts for TREC qrels."),
     index_dir: Path = IndexOption,
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write one TREC run file per system here."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", callback=output_folder, help="Write one TREC run file per system here."),
     device: str = DeviceOption,
     as_json: bool = JsonOption,
 ):
@@ -157,7 +158,7 @@ def eval_command(
         return
     show(*evaluation_tables(evaluation, judgments.name))
     for path in paths:
-        out.print(f"wrote {path}")
+        out.print(f"wrote {literal(str(path))}")
 
 
 def evaluation_tables(evaluation, name: str) -> list[Table]:

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, RichProgress, WideOption, app, err,
-                                    handle_errors, json_text, out, print_json, show)
+                                    handle_errors, json_text, literal, out, output_file, print_json, show)
 
 
 # -- search ------------------------------------------------------------------------
@@ -33,7 +33,7 @@ def _weights(text: str | None) -> tuple[float, ...] | None:
 def search(
     query: Optional[str] = typer.Argument(None, help="Query text (optional with --image or --queries)."),
     queries: Optional[Path] = typer.Option(None, "--queries", help="Answer many queries in one process: a file of one query a line, or JSONL {text, image, filters, id, k, mode, fusion}; writes JSONL results."),
-    output: Optional[Path] = typer.Option(None, "--out", help="With --queries: write the JSONL results here instead of stdout."),
+    output: Optional[Path] = typer.Option(None, "--out", callback=output_file, help="With --queries: write the JSONL results here instead of stdout."),
     image: Optional[Path] = typer.Option(None, "--image", help="Query photo: search by image, or by text and image together."),
     k: int = typer.Option(10, "-k", help="Results per page."),
     page: int = typer.Option(1, "--page", help="Page of results."),
@@ -93,7 +93,7 @@ def _print_response(response, as_json: bool, explain: bool, wide: bool) -> None:
     from shoplens.tui.display import describe_query, explain_view, generic_view, results_table
 
     if not response.results:
-        out.print(f"no results for {describe_query(response.query)}"
+        out.print(f"no results for {literal(describe_query(response.query))}"
                   + (" (try fewer filters)" if response.query.get("filters") else ""))
         return
     show(results_table(response, wide=wide, width=out.width if out.is_terminal else None))
@@ -106,28 +106,25 @@ def _search_batch(engine, batch: list, output: Optional[Path]) -> None:
     """`search --queries FILE`: JSONL results on stdout (or --out), a summary on stderr; exit 1 if any failed."""
     import sys
     import time
+    from contextlib import nullcontext
 
+    from shoplens.common.outputs import atomic_output
     from shoplens.engine.batch import run_batch
 
     started, failed = time.perf_counter(), 0
-    handle = open(output, "w", encoding="utf-8") if output else sys.stdout
-    try:
+    with (atomic_output(output) if output else nullcontext(sys.stdout)) as handle:  # --out: whole, or not at all
         with RichProgress(enabled=output is not None) as progress:
             advance = progress.stage("queries", len(batch))
             for record in run_batch(engine, batch):
                 failed += "error" in record
                 if "error" in record:
-                    err.print(f"[yellow]line {record['line']}:[/] {record['error']}", highlight=False)
+                    err.print(f"[yellow]line {record['line']}:[/] {literal(str(record['error']))}", highlight=False)
                 handle.write(json_text(record, indent=None) + "\n")
                 advance(1)
-    finally:
-        if output:
-            handle.close()
-        else:
-            handle.flush()
+        handle.flush()
     seconds = time.perf_counter() - started
     err.print(f"{len(batch) - failed:,} of {len(batch):,} queries answered in {seconds:.1f} s "
-              f"({seconds / len(batch) * 1000:.0f} ms a query)" + (f"; results in {output}" if output else ""),
+              f"({seconds / len(batch) * 1000:.0f} ms a query)" + (f"; results in {literal(str(output))}" if output else ""),
               highlight=False)
     if failed:
         raise typer.Exit(1)
@@ -144,7 +141,8 @@ def shell(
     thumbs: str = typer.Option("off", "--thumbs", help="Product thumbnails: off, on (two text rows in the table) or grid (a gallery below it); :thumbs toggles."),
     no_thumbnails: bool = typer.Option(False, "--no-thumbnails", hidden=True, help="Same as --thumbs off."),
     wide: bool = WideOption,
-    history: Path = typer.Option(Path("~/.shoplens_history"), "--history", help="File that keeps the lines you type (Up arrow / Ctrl-R recall them)."),
+    history: Path = typer.Option(Path("~/.shoplens_history"), "--history",
+                                 callback=lambda path: output_file(path.expanduser()), help="File that keeps the lines you type (Up arrow / Ctrl-R recall them)."),
     device: str = DeviceOption,
 ):
     """Interactive search: type queries, refine with filters, page, explain, compare, save. Type :help for commands."""
@@ -156,5 +154,6 @@ def shell(
     if thumbs not in THUMB_MODES:
         raise ConfigError(f"--thumbs takes {', '.join(THUMB_MODES)}, got {thumbs!r}")
     engine = SearchEngine(index_dir, device=device)
+    history.parent.mkdir(parents=True, exist_ok=True)  # --history was checked to be writable; the history appends
     run_shell(engine, out, k=k, thumbnails="off" if no_thumbnails else thumbs, wide=wide,
-              history_path=history.expanduser())
+              history_path=history)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from shoplens.commands.base import DeviceOption, IndexOption, JsonOption, app, err, handle_errors, out, print_json
+from shoplens.commands.base import (DeviceOption, IndexOption, JsonOption, app, err, handle_errors, literal, out,
+                                    output_folder, print_json)
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -24,7 +26,7 @@ def serve(
                                           help="Require this key (X-API-Key header) on POST /events."),
     protect_search: bool = typer.Option(False, "--protect-search", help="Require the API key on searches too."),
     cors: Optional[List[str]] = typer.Option(None, "--cors", help="Allow browser calls from this origin (repeatable); off by default."),
-    events_inbox: Optional[Path] = typer.Option(None, "--events-inbox", help="Where POST /events writes (default INDEX.inbox)."),
+    events_inbox: Optional[Path] = typer.Option(None, "--events-inbox", callback=output_folder, help="Where POST /events writes (default INDEX.inbox)."),
     follow: float = typer.Option(0.5, "--follow-seconds", min=0.05, help="How often to look for new index versions."),
     warm_queries: int = typer.Option(0, "--warm-queries", min=0, max=20, help="Latest text queries a new version answers (results dropped) before it is swapped in (default 0: none)."),
     device: str = DeviceOption,
@@ -37,6 +39,7 @@ def serve(
     from shoplens.indexers.index import IndexDirectory
     from shoplens.service.settings import SETTINGS_ENV, ServiceSettings
 
+    check_api_key(api_key)
     if protect_search and not api_key:
         raise ConfigError("--protect-search needs --api-key KEY (or SHOPLENS_API_KEY)")
     IndexDirectory(index_dir).require()  # a missing index is a one-line error, before binding
@@ -51,22 +54,43 @@ def serve(
         print_json({"url": url, "index": str(settings.index), "workers": workers, "events_inbox": str(settings.inbox),
                     "api_key": bool(api_key), "cors": settings.cors_origins})
     else:
-        out.print(f"serving {settings.index} at {url}/ (API docs {url}/docs), {workers} worker(s); Ctrl-C stops")
+        out.print(f"serving {literal(str(settings.index))} at {literal(url)}/ (API docs {url}/docs), {workers} worker(s); Ctrl-C stops")
     if host not in LOOPBACK and not api_key:
-        err.print(f"[yellow]warning:[/] listening on {host} without --api-key: anyone who reaches it can post events")
+        err.print(f"[yellow]warning:[/] listening on {literal(host)} without --api-key: anyone who reaches it can post events")
     os.environ[SETTINGS_ENV] = settings.to_env()  # each worker process builds its app from this
     uvicorn.run("shoplens.service.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", access_log=False, timeout_graceful_shutdown=5)
 
 
+def check_api_key(key: str | None) -> None:
+    """--api-key (or SHOPLENS_API_KEY) travels in an HTTP header: an empty key would let an empty header in,
+    and a space or a character outside printable ASCII can never arrive as typed, so neither is accepted."""
+    from shoplens.common.errors import ConfigError
+
+    if key is not None and not (key and key.isascii() and key.isprintable() and " " not in key):
+        raise ConfigError("--api-key (or SHOPLENS_API_KEY) must be printable ASCII without spaces, and not empty; "
+                          "generate one with `python -c 'import secrets; print(secrets.token_urlsafe())'`")
+
+
 def check_address(host: str, port: int) -> None:
-    """--host must resolve to an address (a typo is a one-line error, before any worker starts)."""
+    """--host must resolve to an address this machine can listen on, and --port be free there: a typo, a
+    foreign address or a port in use is a one-line error before any worker starts (uvicorn would print its
+    own error after `serving ...` had been announced)."""
     import socket
 
     from shoplens.common.errors import ConfigError
 
     try:
-        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, ValueError):
         raise ConfigError(f"--host {host!r} is not an address this machine can bind; use 127.0.0.1, 0.0.0.0 or "
                           "a host name that resolves") from None
+    family, kind, _, _, address = found[0]
+    try:
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        hint = "stop what listens there or pick another --port" if exc.errno == errno.EADDRINUSE else \
+            "use 127.0.0.1, 0.0.0.0 or an address of this machine"
+        raise ConfigError(f"cannot listen on {host} port {port} ({exc.strerror or exc}); {hint}") from None

@@ -66,3 +66,12 @@ class JudgmentsError(ShopLensError):
 
 class ImageError(ShopLensError, ValueError):
     """An image file cannot be used: not a regular file, too large, too many pixels, or not an image."""
+
+
+def one_line(text: str) -> str:
+    """`text` as one printable line: a newline, another control character or a lone surrogate (from an
+    argument that is not UTF-8) is shown escaped, as Python writes it, so a user's value echoed in a message
+    can neither break the line nor garble the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)

@@ -10,12 +10,12 @@ the output and the others still run.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
 from shoplens.common.errors import QueryError, ShopLensError
+from shoplens.common.jsontext import loads_line
 from shoplens.common.textfile import text_lines
 from shoplens.engine.query import SearchRequest
 
@@ -53,9 +53,9 @@ def read_queries(path: str | Path, defaults: SearchRequest) -> list[BatchQuery]:
 def _json_query(path: Path, number: int, line: str, defaults: SearchRequest) -> BatchQuery:
     where = f"{path.name} line {number}"
     try:
-        data = json.loads(line)
+        data = loads_line(line)
     except ValueError as exc:
-        raise QueryError(f"{where}: not valid JSON ({exc.msg}); write one query a line or one JSON object a line") from None
+        raise QueryError(f"{where}: not valid JSON ({getattr(exc, 'msg', exc)}); write one query a line or one JSON object a line") from None
     if not isinstance(data, dict):
         raise QueryError(f"{where}: a JSON line must be an object such as {{\"text\": \"red dress\"}}")
     unknown = sorted(set(data) - JSON_KEYS)

@@ -14,6 +14,7 @@ from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 from shoplens.rerank.judgments import Judgments, judged_query, sources, split_by_kind
 from shoplens.rerank.metrics import Evaluation, Run, query_ids, ranked_run, score_by_kind, score_run
+from shoplens.rerank.training_checks import check_known_products
 
 SYSTEMS = {
     "bm25": {"mode": "lexical", "rerank": False, "intent": False},  # single retrievers: no intent boost
@@ -54,6 +55,7 @@ def run_system(engine: SearchEngine, judgments: Judgments, settings: dict[str, A
 def evaluate(engine: SearchEngine, judgments: Judgments, systems: list[str] | None = None,
              base: SearchRequest | None = None, progress: Callable | None = None) -> Evaluation:
     """Each system on the same queries, scored with ranx (hybrid + rerank only when the index has a reranker)."""
+    check_judged_products(engine, judgments)
     systems = systems or [name for name in SYSTEMS if (name != "hybrid+rerank" or engine.ranker(engine.snapshot))
                           and (name != "text-native" or engine.snapshot.text_native is not None)]
     engine.prepare_queries(query_texts(judgments))  # query embeddings in batches, shared by every system
@@ -69,6 +71,12 @@ def evaluate(engine: SearchEngine, judgments: Judgments, systems: list[str] | No
     kinds = {kind: len(part) for kind, part in split_by_kind(judgments).items()}
     by_kind = {kind: by_kind[kind] for kind in kinds if kind in by_kind}  # text, photo, text+photo
     return Evaluation(len(judgments), metrics, runs, latency, by_kind, kinds, sources(judgments))
+
+
+def check_judged_products(engine: SearchEngine, judgments: Judgments) -> None:
+    """Judgments of another catalog (none of their products in this index) are refused in one line, as
+    `train-ranker` refuses them: scored, they would print zeros for every system and exit 0."""
+    check_known_products(judgments, engine.snapshot.products.docno_by_id, "judgments")
 
 
 def query_texts(judgments: Judgments) -> list[str]:

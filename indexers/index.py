@@ -31,8 +31,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from shoplens.common.errors import (ConcurrentWriteError, IndexCorruptError, IndexLockedError, IndexNotFoundError,
-                                    ShopLensError)
+from shoplens.common.errors import (ConcurrentWriteError, ConfigError, IndexCorruptError, IndexLockedError,
+                                    IndexNotFoundError, ShopLensError)
+from shoplens.common.outputs import unwritable_folder
 from shoplens.indexers.lexical import lexical_store_class
 from shoplens.indexers.storage import atomic_write_bytes, atomic_write_json, fsync_dir, fsync_tree, link_tree, read_json
 
@@ -98,6 +99,38 @@ def _format_version(number: int) -> str:
     return f"{number:06d}"
 
 
+# What every reader of a manifest takes for granted: (path of keys, type). A manifest that parses as a JSON
+# object but lacks one of these (hand-edited, or written by a tool that is not ShopLens) would otherwise end
+# an update, a compact or `info` in a KeyError; it is refused where manifests are read, like a truncated one.
+MANIFEST_FIELDS: tuple[tuple[tuple[str, ...], type], ...] = (
+    (("format",), int), (("version",), int), (("kind",), str), (("created_at",), str), (("model",), dict),
+    (("model", "name"), str), (("model", "dim"), int), (("counts",), dict), (("counts", "products"), int),
+    (("counts", "rows"), int), (("backends",), dict), (("backends", "lexical"), dict),
+    (("backends", "vector"), dict),
+)
+
+
+def manifest_damage(manifest: dict[str, Any]) -> str | None:
+    """What a parsed manifest lacks, as the end of a sentence ("has no model.name"), or None when whole."""
+    if "format" in manifest and manifest["format"] != FORMAT_VERSION:
+        return (f"is in index format {manifest['format']!r}, this ShopLens reads {FORMAT_VERSION} (rebuild the index "
+                "with `shoplens index`)")
+    for keys, kind in MANIFEST_FIELDS:
+        value: Any = manifest
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        name = ".".join(keys)
+        if value is None:
+            return f"has no {name}"
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"holds {type(value).__name__} for {name}, not {kind.__name__}"
+    return None
+
+
+# What a build leaves in its directory (a killed first build leaves LOCK and versions/ without CURRENT).
+BUILD_NAMES = frozenset({"CURRENT", "LOCK", "versions", "cache", "encoders"})
+
+
 class IndexDirectory:
     """Locates versions of one index and hands out write transactions."""
 
@@ -131,6 +164,24 @@ class IndexDirectory:
             raise IndexCorruptError(f"{self.path} has a CURRENT file but no versions/ folder; restore the index from "
                                     "a backup or rebuild it with `shoplens index`")
 
+    def check_buildable(self) -> None:
+        """Before a build reads anything: the directory is an index, an empty folder or one a build can make.
+        A folder of other files is refused (a build would mix its versions into them), and so is a place no
+        folder can be made (a parent that is a file, a read-only mount)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise IndexNotFoundError(f"{self.path} is a file, not an index directory; pass another --index")
+        if self.path.is_dir():
+            others = sorted(entry.name for entry in self.path.iterdir()
+                            if entry.name not in BUILD_NAMES and not entry.name.startswith("."))
+            if others and not self.exists():
+                raise IndexNotFoundError(f"{self.path} holds other files ({', '.join(others[:3])}) and is not a "
+                                         "ShopLens index; pass --index with a new or empty directory")
+            return
+        problem = unwritable_folder(self.path.absolute().parent)
+        if problem:
+            raise IndexNotFoundError(f"cannot create the index directory {self.path}: {problem}; pass --index with a "
+                                     "path in a writable folder")
+
     def current_version(self) -> int:
         self.require()
         text = (self.path / "CURRENT").read_text().strip()
@@ -154,6 +205,10 @@ class IndexDirectory:
                                     "run `shoplens check`, or `shoplens rollback` to a good version") from None
         if not isinstance(manifest, dict):
             raise IndexCorruptError(f"the manifest of version {version} of {self.path} is not a JSON object")
+        damage = manifest_damage(manifest)
+        if damage:
+            raise IndexCorruptError(f"the manifest of version {version} of {self.path} {damage}; run `shoplens check`, "
+                                    "or `shoplens rollback` to a good version")
         return manifest
 
     def committed_versions(self) -> list[int]:
@@ -184,12 +239,17 @@ class IndexDirectory:
                 self._lock_depth -= 1
             return
         if create:
-            if self.path.exists() and not self.path.is_dir():
-                raise IndexNotFoundError(f"{self.path} is a file, not an index directory; pass another --index")
+            self.check_buildable()  # a file, a folder of other files, a place no folder can be made
+        created = create and not self.path.exists()  # a first build: what it made goes if it never commits
+        if create:
             self.path.mkdir(parents=True, exist_ok=True)
         else:
             self.require()
-        handle = open(self.path / "LOCK", "a+")
+        try:
+            handle = open(self.path / "LOCK", "a+")
+        except OSError as exc:  # a read-only mount, a full disk: no writer can start, none has
+            raise ConfigError(f"cannot write to the index {self.path} ({exc.strerror or exc}); writes need the index "
+                              "in a writable folder (copy it to one, or remount it read-write)") from None
         try:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -208,6 +268,8 @@ class IndexDirectory:
             finally:
                 self._lock_depth = 0
         finally:
+            if created and not (self.path / "CURRENT").exists():  # still holding the lock
+                shutil.rmtree(self.path, ignore_errors=True)
             handle.close()
 
     def _remove_uncommitted(self) -> None:
@@ -305,12 +367,13 @@ class Transaction:
         self.index = index
         self.kind = kind
         self.parent = parent
+        # the parent's manifest first: a damaged one refuses the write before anything is created
+        self.parent_manifest = index.manifest(parent) if parent is not None else None
         index.versions_dir.mkdir(parents=True, exist_ok=True)
         existing = [int(e.name) for e in index.versions_dir.iterdir() if e.name.isdigit()]
         self.version = max(existing + [parent or 0]) + 1
         self.tmp = index.versions_dir / f"{_format_version(self.version)}.tmp-{os.getpid()}"
         self.tmp.mkdir()
-        self.parent_manifest = index.manifest(parent) if parent is not None else None
 
     def component_dir(self, name: str) -> Path:
         path = self.tmp / name

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from shoplens.common.errors import CatalogError
+from shoplens.common.jsontext import loads_line
 
 SUPPORTED_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".csv", ".csv.gz", ".parquet")
 MAX_FIELD_CHARS = 1_000_000  # one text value (a CSV cell, a JSON string), in characters
@@ -119,10 +120,10 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any, str]]:
                 yield number, BrokenRow(f"line is longer than {64 * MAX_FIELD_CHARS:,} characters"), stripped[:500]
                 continue
             try:
-                yield number, json.loads(stripped), stripped
+                yield number, loads_line(stripped), stripped
             except json.JSONDecodeError as exc:
                 yield number, BrokenRow(f"invalid JSON: {exc.msg} at column {exc.colno}"), stripped
-            except (ValueError, RecursionError) as exc:  # a number past Python's digit limit; nesting too deep
+            except ValueError as exc:  # a number past Python's digit limit; nesting too deep; a lone surrogate
                 yield number, BrokenRow(f"invalid JSON: {str(exc).split(';')[0]}"), stripped[:500]
 
 

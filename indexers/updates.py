@@ -14,6 +14,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from shoplens.common.errors import CatalogError
+from shoplens.common.jsontext import loads_line
 from shoplens.common.textfile import text_lines
 from shoplens.indexers.catalog import RawRow, Reject, validate_rows
 from shoplens.indexers.index import IndexDirectory, pause_point
@@ -126,8 +127,8 @@ def read_id_lines(path: str | Path) -> list[tuple[int, str]]:
 
 def _id_from_json(line: str, path: Path, number: int) -> str:
     try:
-        value = json.loads(line)["id"]
-    except (ValueError, KeyError, TypeError, RecursionError):
+        value = loads_line(line)["id"]
+    except (ValueError, KeyError, TypeError):
         raise CatalogError(f"{path.name} line {number}: cannot read an id from {line[:80]!r}") from None
     if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
         raise CatalogError(f"{path.name} line {number}: the id must be text or a number")

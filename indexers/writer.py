@@ -528,6 +528,7 @@ def build_index(catalog: str | Path, index_path: str | Path, options: WriteOptio
     (`indexers.rejects`); with `strict`, any bad row fails the run and the index is untouched.
     """
     index = IndexDirectory(index_path)
+    index.check_buildable()  # before the catalog is read, or a rejects file written beside the index
     progress = progress or NoProgress()
     result = read_catalog(catalog, field_map)
     rejects_path = record_rejects(index.path, "catalog", result.path.name, result.rejects)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from shoplens.common.errors import JudgmentsError
+from shoplens.common.jsontext import loads_line
 from shoplens.common.textfile import text_lines
 
 MIN_GRADE, MAX_GRADE = -10, 10
@@ -132,8 +133,8 @@ def load_judgments(path: str | Path, topics: str | Path | None = None) -> Judgme
 
 def _judgment(line: str, base: Path, images: dict[str, bool]) -> tuple[JudgedQuery, str, int]:
     try:
-        row = json.loads(line)
-    except (ValueError, RecursionError) as exc:
+        row = loads_line(line)
+    except ValueError as exc:
         raise ValueError(f"invalid JSON ({str(exc).split(';')[0][:80]})") from None
     if not isinstance(row, dict) or not {"id", "grade"} <= set(row) or not ({"query", "image"} & set(row)):
         raise ValueError("expected an object with query (or image), id and grade")
@@ -255,8 +256,8 @@ def _load_topics(path: Path) -> dict[str, str]:
 
 def _json_topic(line: str) -> tuple[str, str]:
     try:
-        row = json.loads(line)
-    except (ValueError, RecursionError):
+        row = loads_line(line)
+    except ValueError:
         raise ValueError("invalid JSON") from None
     if not isinstance(row, dict):
         raise ValueError('expected {"qid": ..., "text": ...}')

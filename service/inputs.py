@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shoplens.common.errors import EventsError, QueryError
+from shoplens.common.jsontext import loads_line
 from shoplens.engine.query import SearchRequest
 from shoplens.rerank.events import EventReject, read_events
 from shoplens.service.schemas import MAX_EVENTS, MAX_IMAGE_PIXELS, SearchBody
@@ -57,6 +58,19 @@ def parse_weights(text: str | None) -> tuple[float, ...] | None:
         raise QueryError(f"weights takes two or three numbers lexical,dense[,native] such as 1,1 or 1,0.5,1; "
                          f"got {text!r}")
     return weights
+
+
+def check_query_parameters(items: list[tuple[str, str]], known: tuple[str, ...], repeatable: tuple[str, ...] = ()) -> None:
+    """A GET's query string as a JSON body is checked: a parameter the endpoint does not take, or one given
+    twice that is not a list, is a 422 (FastAPI would ignore the first and keep the last, silently)."""
+    seen: set[str] = set()
+    for name, _ in items:
+        if name not in known:
+            raise QueryError(f"unknown query parameter {name!r}; use {', '.join(known)}")
+        if name in seen and name not in repeatable:
+            raise QueryError(f"query parameter {name!r} is given more than once; give it once"
+                             + (f" (only {', '.join(repeatable)} repeats)" if repeatable else ""))
+        seen.add(name)
 
 
 def decode_base64_image(text: str) -> bytes:
@@ -118,9 +132,9 @@ def event_lines(raw: bytes, content_type: str) -> list[str]:
             raise EventsError("events must be UTF-8 text") from None
     else:
         try:
-            data = json.loads(raw)
+            data = loads_line(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedBody(f"malformed JSON: {str(exc).splitlines()[0]}; send a JSON array of events") from None
+            raise MalformedBody(f"malformed JSON: {str(exc).splitlines()[0].split(';')[0]}; send a JSON array of events") from None
         items = data if isinstance(data, list) else [data]
         lines = [json.dumps(item, ensure_ascii=False) for item in items]
     if not lines:

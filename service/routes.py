@@ -89,10 +89,15 @@ async def _answer(state: ServiceState, request: SearchRequest) -> JSON:
                                              TIMING_HEADER: f"queue;dur={queued:.2f}, engine;dur={response.took_ms:.2f}"})
 
 
+SEARCH_PARAMETERS = ("q", "k", "offset", "filter", "mode", "fusion", "rrf_k", "weights", "norm", "candidates", "rerank",
+                     "explain")
+
+
 def _add_search(app: FastAPI, state: ServiceState, search_key: Callable) -> None:
     @app.get("/search", response_model=SearchResponseModel, responses=ERRORS, dependencies=[Depends(search_key)],
              summary="Search by text (the shape `shoplens search --json` prints)")
     async def search_get(
+        request: Request,
         q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="Query text."),
         k: int = Query(10, ge=1, le=MAX_K), offset: int = Query(0, ge=0, le=MAX_OFFSET, description="A multiple of k."),
         filters: List[str] = Query([], alias="filter", max_length=MAX_FILTERS, description='Repeatable: "price<=3000".'),
@@ -103,6 +108,7 @@ def _add_search(app: FastAPI, state: ServiceState, search_key: Callable) -> None
         candidates: int = Query(200, ge=1, le=MAX_CANDIDATES), rerank: Optional[bool] = Query(None),
         explain: bool = Query(False),
     ):
+        inputs.check_query_parameters(request.query_params.multi_items(), SEARCH_PARAMETERS, ("filter",))
         body = inputs.parse_body(dict(q=q, k=k, offset=offset, filters=filters, mode=mode, fusion=fusion, rrf_k=rrf_k,
                                       weights=inputs.parse_weights(weights), normalization=norm,
                                       candidates=candidates, rerank=rerank, explain=explain))
@@ -173,11 +179,12 @@ def _add_products(app: FastAPI, state: ServiceState) -> None:
 
     @app.get("/products/{product_id}/image", responses={**ERRORS, 200: {"content": {"image/jpeg": {}, "image/png": {}}}},
              response_class=Response, summary="The product's photo as a JPEG thumbnail (a PNG placeholder without one)")
-    def product_image(product_id: str = PathParam(..., max_length=500),
+    def product_image(request: Request, product_id: str = PathParam(..., max_length=500),
                       size: int = Query(256, description=f"One of {', '.join(map(str, THUMBNAIL_SIZES))} pixels.")):
         """The photo fitted into size x size pixels. A known product without a readable photo gets a
         generated size x size PNG placeholder (200, header `X-ShopLens-Placeholder: no-image` or
         `unreadable-image`), so a results grid keeps its layout; an unknown product is a 404."""
+        inputs.check_query_parameters(request.query_params.multi_items(), ("size",))
         if size not in THUMBNAIL_SIZES:
             raise QueryError(f"size must be one of {', '.join(map(str, THUMBNAIL_SIZES))}, got {size}")
         _, found = record(product_id)

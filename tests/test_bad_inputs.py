@@ -102,11 +102,18 @@ def make_bad_files(folder: Path) -> Path:
         "judgments-array.jsonl": b"[1]\n", "judgments-bad.jsonl": b'{"query": "shirt", "id": "x", "grade": "abc"}\n',
         "judgments-nan.jsonl": b'{"query": "shirt", "id": "x", "grade": NaN}\n',
         "judgments-empty.jsonl": b"",
+        "judgments-other-shop.jsonl": jsonl({"query": "shirt", "id": "not-here-1", "grade": 2},
+                                            {"query": "shirt", "id": "not-here-2", "grade": 0}),
         "events-array.jsonl": b"[1]\n", "events-binary.jsonl": bytes(range(256)),
         "events-bad.jsonl": b'{"ts": "x", "type": "teleport", "id": null}\n',
         "events-corrupt.jsonl.gz": gzip.compress(b'{"ts": 1, "type": "click", "id": "1"}\n' * 50)[:30],
         "topics.tsv": b"1\tshirt\n", "bad.qrels": b"1 0 x abc\n",
         "heads.safetensors": b"not safetensors",
+        # JSON escapes of half a UTF-16 pair: valid JSON to json.loads, text no encoder can write
+        "surrogate.jsonl": b'{"id": "s1", "title": "Tee \\ud800"}\n',
+        "judgments-surrogate.jsonl": b'{"query": "shirt \\udc00", "id": "x", "grade": 1}\n',
+        "queries-surrogate.jsonl": b'{"text": "red \\ud83d"}\n', "ids-surrogate.jsonl": b'{"id": "\\udfff"}\n',
+        "queries-nested.jsonl": b'{"text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
         "changed.jsonl": jsonl(product(title="A title no version of the sample has")),
     }
     for name, data in files.items():
@@ -154,7 +161,7 @@ CASES += [("events file", ["events", "{bad}/" + name, "--index", "{ix}", *extra]
 # `info`, `versions` and `check` describe a damaged index rather than refuse it: see test_a_damaged_index_is_described.
 INSPECTORS = ("info", "versions", "check")
 INDEX_PATHS = ["{tmp}/missing", "{bad}/inbox-file", "{tmp}/emptydir", "{broken}/truncated-manifest",
-               "{broken}/missing-segment", "{broken}/bad-current", "{broken}/no-versions"]
+               "{broken}/missing-segment", "{broken}/bad-current", "{broken}/no-versions", "{broken}/incomplete-manifest"]
 READERS = [["search", "shirt"], ["info"], ["versions"], ["check"], ["eval", "{bad}/judgments-bad.jsonl"],
            ["search", "--queries", "{bad}/topics.tsv"], ["bench", "startup", "--runs", "1"],
            ["bench", "shoppers"], ["bench", "devdata", "--out", "{tmp}/dev"]]
@@ -199,7 +206,7 @@ CASES += [("ranking", [*cmd, "--index", "{ix}", "--device", "cpu"]) for cmd in [
     ["train-ranker", "--from-events", "{bad}/events-binary.jsonl"],
     ["eval", "{bad}/missing.jsonl"], ["eval", "{bad}/judgments-empty.jsonl"], ["eval", "{bad}/binary.jsonl"],
     ["eval", "{bad}/utf16.jsonl"], ["eval", "{bad}/judgments-array.jsonl"],
-    ["eval", "{bad}/bad.qrels", "--topics", "{bad}/missing.tsv"],
+    ["eval", "{bad}/bad.qrels", "--topics", "{bad}/missing.tsv"], ["eval", "{bad}/judgments-other-shop.jsonl"],
     ["eval", "{bad}/bad.qrels", "--topics", "{bad}/binary.jsonl"]]]
 CASES += [("train-encoder", ["train-encoder", *args, "--out", "{tmp}/heads.safetensors", "--device", "cpu"])
           for args in [["{bad}/missing.jsonl"], ["{bad}/dir.jsonl"], ["{bad}/empty.jsonl"], ["{bad}/binary.jsonl"],
@@ -226,6 +233,8 @@ CASES += [("bench option", ["bench", *cmd]) for cmd in [
     ["quality", "--index", "{ix}", "--judgments", "{bad}/binary.jsonl"],
     ["quality", "--index", "{ix}", "--limit", "-1", "--judgments", "{bad}/judgments-bad.jsonl"],
     ["shoppers", "--index", "{ix}", "--judgments", "{bad}/binary.jsonl"],
+    ["quality", "--index", "{ix}", "--judgments", "{bad}/judgments-other-shop.jsonl", "--no-peers"],
+    ["shoppers", "--index", "{ix}", "--judgments", "{bad}/judgments-other-shop.jsonl"],
     ["devdata", "--index", "{ix}", "--queries", "0", "--out", "{tmp}/dev"],
     ["devdata", "--index", "{ix}", "--queries", "-1", "--out", "{tmp}/dev"],
     ["devdata", "--index", "{ix}", "--out", "{bad}/inbox-file"],
@@ -249,6 +258,42 @@ CASES += [("bench option", ["bench", *cmd]) for cmd in [
     ["textonly", "--catalog", "{catalog}", "--limit", "0", "--work-dir", "{tmp}/w"],
     ["index", "--catalog", "{catalog}", "--save", "{bad}/dir.jsonl", "--work-dir", "{tmp}/w", "--queries", "0"]]]
 CASES += [("shell", ["shell", "--index", path]) for path in ["{tmp}/missing", "{bad}/inbox-file"]]
+# Where `index` builds: a folder of other files, a path under a file, a place nothing can be written.
+CASES += [("index directory", ["index", "{catalog}", "--index", path, "--device", "cpu"])
+          for path in ["{bad}", "{bad}/inbox-file/index", "/proc/shoplens-index"]]
+# Files a command writes (--save, --out, --plot, --history): refused before any work, never a traceback after it.
+CASES += [("output file", args) for args in [
+    ["search", "--queries", "{bad}/topics.tsv", "--out", "{bad}/inbox-file/results.jsonl", "--index", "{ix}"],
+    ["search", "--queries", "{bad}/topics.tsv", "--out", "/dev/null", "--index", "{ix}"],
+    ["bench", "startup", "--index", "{ix}", "--runs", "1", "--save", "{bad}/inbox-file/report.json"],
+    ["bench", "startup", "--index", "{ix}", "--runs", "1", "--save", "/proc/report.json"],
+    ["bench", "textonly", "--catalog", "{catalog}", "--save", "{bad}/dir.jsonl", "--work-dir", "{tmp}/w"],
+    ["bench", "recall", "--synthetic", "1000", "--plot", "{bad}/dir.jsonl"],
+    ["bench", "shoppers", "--index", "{ix}", "--write-judgments", "{bad}/inbox-file/j.jsonl"],
+    ["train-encoder", "{catalog}", "--out", "{bad}/dir.jsonl", "--device", "cpu"],
+    ["train-encoder", "{catalog}", "--out", "{bad}/inbox-file/heads.safetensors", "--device", "cpu"],
+    ["shell", "--index", "{ix}", "--history", "{bad}/dir.jsonl"]]]
+# Folders a command writes in (--work-dir, --cache-dir, --run-dir, --events-inbox): the same, for folders.
+CASES += [("output folder", args) for args in [
+    ["bench", "textonly", "--catalog", "{catalog}", "--work-dir", "{bad}/inbox-file/w"],
+    ["bench", "index", "--catalog", "{catalog}", "--work-dir", "/proc/shoplens-w"],
+    ["train-encoder", "{catalog}", "--cache-dir", "{bad}/inbox-file", "--device", "cpu"],
+    ["eval", "{bad}/judgments-other-shop.jsonl", "--index", "{ix}", "--run-dir", "/proc/runs", "--device", "cpu"],
+    ["serve", "--index", "{ix}", "--events-inbox", "{bad}/inbox-file/inbox"]]]
+# A user's value echoed in the error: a newline or Rich markup in it must not break the one line (or crash it).
+CASES += [("value echoed", args) for args in [
+    ["search", "shirt", "--index", "{tmp}/[/]missing"], ["update", "{tmp}/a\nb.jsonl", "--index", "{ix}"],
+    ["update", "{tmp}/[/bold].jsonl", "--index", "{ix}"], ["delete", "--ids", "[/]\n[bold]x", "--index", "{ix}", "--strict"],
+    ["search", "--image", "{tmp}/[/]\r.jpg", "--index", "{ix}"]]]
+# Arguments that are not UTF-8 (Python keeps their bytes as lone surrogates), and JSON escapes that make them.
+CASES += [("not UTF-8 text", args) for args in [
+    ["search", "red \udcff shirt", "--index", "{ix}"], ["delete", "--ids", "\udcff", "--index", "{ix}"],
+    ["search", "shirt", "--filter", "brand=\udce9", "--index", "{ix}"],
+    ["update", "{bad}/surrogate.jsonl", "--index", "{ix}"], ["update", "{bad}/surrogate.jsonl", "--index", "{ix}", "--strict"],
+    ["eval", "{bad}/judgments-surrogate.jsonl", "--index", "{ix}", "--device", "cpu"],
+    ["search", "--queries", "{bad}/queries-surrogate.jsonl", "--index", "{ix}"],
+    ["search", "--queries", "{bad}/queries-nested.jsonl", "--index", "{ix}"],
+    ["delete", "--file", "{bad}/ids-surrogate.jsonl", "--index", "{ix}"]]]
 CASES += [("shell", ["shell", "--index", "{ix}", *extra]) for extra in [["-k", "0"], ["-k", "-1"], ["--thumbs", "magic"]]]
 CASES += [("usage", args) for args in [["nope"], ["search"], ["update"], ["rollback", "abc"], ["search", "x", "-k"],
                                        ["events"], ["bench", "nope"], ["--nope"]]]
@@ -262,7 +307,7 @@ def world(sample_index, tmp_path_factory):
     shutil.copytree(sample_index, index)
     bad = make_bad_files(root / "bad")
     broken = root / "broken"
-    for name in ("truncated-manifest", "missing-segment", "bad-current", "no-versions"):
+    for name in ("truncated-manifest", "missing-segment", "bad-current", "no-versions", "incomplete-manifest"):
         shutil.copytree(sample_index, broken / name)
     version = lambda name: broken / name / "versions" / f"{int((broken / name / 'CURRENT').read_text()):06d}"  # noqa: E731
     manifest = version("truncated-manifest") / "manifest.json"
@@ -271,6 +316,7 @@ def world(sample_index, tmp_path_factory):
     for folder in (version("missing-segment") / "vectors").iterdir():
         folder.unlink() if folder.is_file() else shutil.rmtree(folder)
     (broken / "bad-current" / "CURRENT").write_text("banana")
+    (version("incomplete-manifest") / "manifest.json").write_text('{"format": 1}')  # JSON, but not a manifest
     shutil.rmtree(broken / "no-versions" / "versions")
     catalog = write_catalog(root / "catalog.jsonl", sample_products(5))
     return {"ix": index, "bad": bad, "broken": broken, "catalog": catalog, "root": root}
@@ -296,7 +342,29 @@ def test_bad_input_is_one_line(world, category, args, tmp_path, capsys, monkeypa
     assert not (tmp_path / "missing").exists(), "a mistyped --index created a directory"
 
 
-@pytest.mark.parametrize("name", ["truncated-manifest", "missing-segment", "bad-current", "no-versions"])
+def test_writers_build_nothing_on_a_manifest_that_is_not_whole(world, capsys):
+    """A manifest that is JSON but lacks what a version records: every writer refuses in one line and the
+    damaged index keeps its files (`versions --keep 1` had committed a version on it and pruned the data)."""
+    broken = world["broken"] / "incomplete-manifest"
+    before = committed_state(broken)
+    for args in (["versions", "--keep", "1"], ["compact"], ["rollback", "1", "--yes"], ["delete", "--ids", "x"],
+                 ["update", str(world["bad"] / "changed.jsonl")]):
+        code, stdout, stderr, crash = run_cli([*args, "--index", str(broken)], capsys)
+        assert crash is None and code == 2, (args, crash, stderr)
+        assert len(stderr.strip().splitlines()) == 1 and stderr.startswith("error:"), stderr
+        assert committed_state(broken) == before, args
+
+
+def test_a_value_echoed_in_an_error_is_shown_as_typed(world, tmp_path, capsys):
+    """Rich markup and control characters in a user's value are printed literally, escaped, on one line."""
+    code, _, stderr, crash = run_cli(["search", "shirt", "--index", str(tmp_path / "[red]shop\nx")], capsys)
+    assert crash is None and code == 2
+    assert stderr.strip().splitlines() == [f"error: no index at {tmp_path}/[red]shop\\nx; build one with "
+                                           "`shoplens index CATALOG` or pass --index DIR"]
+
+
+@pytest.mark.parametrize("name", ["truncated-manifest", "missing-segment", "bad-current", "no-versions",
+                                  "incomplete-manifest"])
 @pytest.mark.parametrize("command", INSPECTORS)
 def test_a_damaged_index_is_described(world, command, name, capsys):
     """info and versions may describe what they can read; check names the damage; never a traceback."""

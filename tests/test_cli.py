@@ -116,3 +116,17 @@ def test_search_with_a_different_model_is_an_error(tmp_path):
     assert invoke("index", catalog, "--index", tmp_path / "ix").exit_code == 0
     result = invoke("search", "shirt", "--index", tmp_path / "ix", "--model", "ViT-B-32")
     assert result.exit_code == 2 and "built with model shoplens-lite0-minilm" in result.stderr
+
+
+@pytest.mark.parametrize("args", [[b"search", b"red \xff shoes"], [b"delete", b"--ids", b"\xe9t\xe9"],
+                                  [b"search", b"shoes", b"--index", b"shop-\xff"]])
+def test_arguments_that_are_not_utf8_are_one_line_in_a_real_process(tmp_path, args):
+    """Bytes that are not UTF-8 (a Latin-1 terminal) reach Python as lone surrogates; they are refused where
+    arguments enter, escaped in the message, instead of a traceback from the tokenizer or the rejects file."""
+    env = dict(os.environ, SHOPLENS_INDEX=str(tmp_path / "none"))
+    process = subprocess.run([sys.executable, "-m", "shoplens", *args], cwd=REPO, env=env, capture_output=True,
+                             timeout=120)
+    lines = [line for line in process.stderr.decode("utf-8").splitlines() if line.strip()]
+    assert process.returncode == 2, process.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: argument ") and "is not UTF-8 text" in lines[0], lines
+    assert "\\udc" in lines[0]  # the bad byte shown escaped

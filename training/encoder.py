@@ -384,5 +384,9 @@ def save_heads(out: Path, model, heads: dict[str, Any], trained_on: dict[str, An
         "best_epoch": str(best_epoch),
     }
     tmp = out.with_name(out.name + ".tmp")
-    save_file(head_state_dict(model), str(tmp), metadata=metadata)
-    tmp.replace(out)
+    try:
+        save_file(head_state_dict(model), str(tmp), metadata=metadata)
+        tmp.replace(out)
+    except OSError as exc:  # `train-encoder` checked --out before training; a full disk can still fail here
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {out} ({exc.strerror or exc}); give a path in a writable folder") from None

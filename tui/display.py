@@ -22,6 +22,15 @@ SIGNAL_DIGITS = {"bm25": 2, "dense": 3, "text_native": 3, "fused": 4, "rerank": 
 THUMB_MODES = ("off", "on", "grid")  # on: two text rows per result, in the table; grid: a gallery below it
 
 
+def as_text(value: Any) -> Text | Any:
+    """A catalog value or a user's text for a table cell, shown as it is: a plain `str` cell would be read
+    as Rich markup, so a title such as "Tee [/] Black" would end the search in a MarkupError (and "[red]"
+    would vanish). Renderables (thumbnails, Text) pass through."""
+    if isinstance(value, (Text, Table, Group, Columns)) or value is None:
+        return value
+    return Text(str(value))
+
+
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -103,7 +112,7 @@ def results_table(response: SearchResponse, thumbnails: str | bool = "off", wide
     for result, row in zip(response.results, rows):
         if thumbs == "on":
             row.insert(1, thumbnail(result.image, width=4, rows=2) or Text("", style="dim"))
-        table.add_row(*row)
+        table.add_row(*[as_text(cell) for cell in row])
     return table
 
 
@@ -123,7 +132,7 @@ def _results_caption(response: SearchResponse, order: str, wide: bool, hidden: l
 
 
 def _results_columns(headers: list[str], limits: dict[str, int], order: str, thumbs: str, caption: str) -> Table:
-    table = Table(caption=caption, caption_justify="left", pad_edge=False)
+    table = Table(caption=as_text(caption), caption_justify="left", pad_edge=False)  # a note quotes the query
     for position, header in enumerate(headers):
         if position == 1 and thumbs == "on":
             table.add_column("", no_wrap=True, width=4)
@@ -313,7 +322,7 @@ def product_view(record: dict[str, Any], picture: bool = True) -> Group:
     rows += [("description", record.get("description")), ("image", record.get("image"))]
     for key, value in rows:
         if value not in (None, "", []):
-            table.add_row(key, str(value))
+            table.add_row(key, as_text(value))
     parts.append(table)
     if picture and record.get("image"):
         drawn = thumbnail(record["image"], width=24, rows=12)
@@ -336,7 +345,7 @@ def fields_table(summaries: Iterable[Any], total: int) -> Table:
             values = ", ".join(summary.examples)
             if summary.distinct and summary.distinct > len(summary.examples) and summary.examples:
                 values += f" ... ({summary.distinct:,} values)"
-        table.add_row(summary.name, summary.kind, f"{summary.products:,}", values or "(free text)")
+        table.add_row(as_text(summary.name), summary.kind, f"{summary.products:,}", as_text(values or "(free text)"))
     return table
 
 
@@ -391,8 +400,10 @@ def plain_lines(renderable: Any) -> list[str]:
         for cells in zip(*[list(c.cells) for c in columns]):
             lines.append("\t".join(_plain(cell) for cell in cells))
         if renderable.caption:
-            caption = renderable.caption.plain if isinstance(renderable.caption, Text) else str(renderable.caption)
-            lines.extend("# " + _plain(line) for line in caption.splitlines() if line.strip())
+            caption = renderable.caption
+            text_lines = caption.plain.splitlines() if isinstance(caption, Text) else str(caption).splitlines()
+            lines.extend("# " + _plain(Text(line) if isinstance(caption, Text) else line)
+                         for line in text_lines if line.strip())
         return lines
     if isinstance(renderable, Group):
         return [line for part in renderable.renderables for line in plain_lines(part)]

@@ -65,6 +65,8 @@ GETS = [  # (class, query string)
     ("filter", "q=shirt&filter=price<%3Dabc"), ("filter", "q=shirt&filter=nosuch%3D1"), ("filter", "q=shirt&filter="),
     ("weights", "q=shirt&weights=a,b"), ("weights", "q=shirt&weights=nan,1"), ("weights", "q=shirt&weights=-1,1"),
     ("enum", "q=shirt&mode=magic"), ("rrf_k", "q=shirt&rrf_k=nan"),
+    ("repeated", "q=shirt&k=5&k=6"), ("repeated", "q=shirt&q=shoes"), ("repeated", "q=shirt&weights=1,1&weights=1,2"),
+    ("unknown parameter", "q=shirt&limit=5"), ("unknown parameter", "q=shirt&image=aGk"),
 ]
 
 
@@ -108,6 +110,9 @@ def test_huge_bodies_are_413(client):
 
 @pytest.mark.parametrize("raw, headers", [
     (b"{", JSON), (b"[]", JSON), (b"\xff", {"content-type": "application/x-ndjson"}),
+    (b'[{"ts": 1, "type": "click", "id": "\\ud800"}]', JSON), (b"[" * 5000 + b"]" * 5000, JSON),
+    (b'[{"ts": ' + b"9" * 5000 + b', "type": "click", "id": "x"}]', JSON),
+    (b'{"ts": 1, "type": "click", "id": "\\udc00"}\n', {"content-type": "application/x-ndjson"}),
     (b'[{"ts": "x", "type": "teleport", "id": null}]', JSON), (b"[1, 2]", JSON), (b"null", JSON),
 ])
 def test_bad_events_write_nothing(client, raw, headers):
@@ -116,6 +121,12 @@ def test_bad_events_write_nothing(client, raw, headers):
     before = listing()
     assert_one_line_4xx(client.post("/events", content=raw, headers=headers))
     assert listing() == before
+
+
+def test_a_thumbnail_size_given_twice_is_422(client):
+    product = client.get("/search", params={"q": "shirt", "k": 1}).json()["results"][0]["id"]
+    assert_one_line_4xx(client.get(f"/products/{product}/image?size=64&size=512"))
+    assert_one_line_4xx(client.get(f"/products/{product}/image?size=64&width=9"))
 
 
 def test_unknown_product_is_404(client):

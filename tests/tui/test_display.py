@@ -72,3 +72,18 @@ def test_plain_lines_keep_every_column_and_one_comment_line_per_caption_line():
     assert lines[1].split("\t")[:3] == ["1", "40024", TITLES[0]]
     assert lines[-2].startswith("# 12 ms · version 7 · ordered by fused")
     assert lines[-1] == "# showing results for 'blue shoes'"
+
+
+def test_catalog_text_with_square_brackets_is_shown_as_it_is():
+    """A title, brand or id holding Rich markup ("[/]" ends nothing, "[red]" would vanish) is data: the table
+    shows it literally, on a terminal and as plain lines, and never ends the search in a MarkupError."""
+    odd = response(notes=["did you mean [/]shoes[bold]?"])
+    odd.results[0].title, odd.results[0].brand, odd.results[1].id = "Tee [/] Black [red]x", "[/b]", "[bold]9"
+    for width in (60, 140, None):
+        text = render(results_table(odd, width=width), width or 200)
+        assert "Tee [/] Black [red]x" in text or "Tee [/]" in text  # cut to fit on a narrow terminal
+        assert "[bold]9" in text
+    lines = plain_lines(results_table(odd, wide=True))
+    assert lines[1].split("\t")[1:4] == ["40024", "Tee [/] Black [red]x", "[/b]"]
+    assert lines[2].split("\t")[1] == "[bold]9"
+    assert lines[-1] == "# did you mean [/]shoes[bold]?"

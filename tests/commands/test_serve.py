@@ -1,0 +1,61 @@
+"""`shoplens serve` refuses what it could not serve before announcing anything: a port in use, an address
+of another machine, an API key no HTTP header can carry as typed."""
+
+import socket
+import sys
+
+import pytest
+
+from shoplens.cli import main
+from shoplens.commands.serve import check_address, check_api_key
+from shoplens.common.errors import ConfigError
+
+
+@pytest.fixture
+def busy_port():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def test_a_port_in_use_is_a_one_line_error(busy_port):
+    with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1 port {busy_port} .*pick another --port"):
+        check_address("127.0.0.1", busy_port)
+
+
+def test_an_address_of_another_machine_is_refused():
+    with pytest.raises(ConfigError, match="an address of this machine"):
+        check_address("192.0.2.1", 8080)  # TEST-NET-1: never assigned to a machine
+
+
+def test_a_free_port_passes():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    check_address("127.0.0.1", port)
+
+
+@pytest.mark.parametrize("key", ["", "two words", "clé", "tab\there", "\x00"])
+def test_an_api_key_a_header_cannot_carry_is_refused(key):
+    with pytest.raises(ConfigError, match="printable ASCII"):
+        check_api_key(key)
+
+
+def test_a_usable_api_key_passes():
+    check_api_key(None)
+    check_api_key("s3cret-Key_~.!")
+
+
+def test_the_command_says_so_in_one_line_before_serving(tmp_path, busy_port, capsys, monkeypatch):
+    index = tmp_path / "index"  # what `serve` looks for before binding: CURRENT and versions/
+    (index / "versions").mkdir(parents=True)
+    (index / "CURRENT").write_text("000001\n")
+    for args in (["--port", str(busy_port)], ["--api-key", "clé"]):
+        monkeypatch.setattr(sys, "argv", ["shoplens", "serve", "--index", str(index), *args])
+        with pytest.raises(SystemExit) as stopped:
+            main()
+        captured = capsys.readouterr()
+        assert stopped.value.code == 2 and captured.out == ""  # no "serving ..." announced
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), captured.err
