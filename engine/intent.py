@@ -87,6 +87,13 @@ class Intent:
     constraints: tuple[Constraint, ...] = field(default_factory=tuple)
     source: str = "text"  # "text": stated in the query; "photo": read from the catalog product a query photo shows
     price_level: str | None = None  # "low" ("cheap") or "high" ("premium"): the cheapest or dearest third
+    type_words: str = ""  # words of the one category value the query stands for that it does not use itself
+
+    def retrieved_text(self, with_photo: bool = False) -> str:
+        """The text retrieval and the reranker read: `text`, plus `type_words` for a query without a photo (a
+        photo shows what kind of product it is; on derived text + photo queries the added words cost 0.013
+        NDCG@10 of the hybrid)."""
+        return f"{self.text} {self.type_words}" if self.type_words and not with_photo else self.text
 
     @property
     def empty(self) -> bool:
@@ -104,7 +111,8 @@ class Intent:
     def to_dict(self) -> dict[str, Any]:
         constraints = [{"kind": c.kind, "word": c.word, "field": c.field, "values": list(c.values)}
                        for c in self.constraints]
-        return {"text": self.text, "source": self.source, "price_min": self.price_min, "price_max": self.price_max,
+        return {"text": self.text, "type_words": self.type_words, "source": self.source,
+                "price_min": self.price_min, "price_max": self.price_max,
                 "price_level": self.price_level, "constraints": constraints}
 
 
@@ -225,20 +233,19 @@ def parse_intent(text: str, facets: dict[str, dict[str, int]],
     elif associate is not None:
         types = _qualified_type(tokens, types[0], associate)
     constraints = _audience(tokens, facets) + _colours(tokens, facets) + types
-    retrieved = rest if rest else (text or "")
-    return Intent(_with_type_words(retrieved, tokens, types), low, high, tuple(constraints), price_level=level)
+    return Intent(rest if rest else (text or ""), low, high, tuple(constraints), price_level=level,
+                  type_words=_type_words(tokens, types))
 
 
-def _with_type_words(text: str, tokens: list[str], types: list[Constraint]) -> str:
-    """The retrieved text with the words of the one category value the catalog associates with the query's type
-    words added, where the query does not use them ("kids school bag" also searches "backpacks", "white sneakers"
-    "casual shoes"): retrieval then finds the products the boost prefers, not only those repeating the query's
-    words (a brand called "Be For Bag" matches "bag" twice)."""
+def _type_words(tokens: list[str], types: list[Constraint]) -> str:
+    """The words of the one category value the query's type stands for that the query does not use ("kids school
+    bag" -> "backpacks", "white sneakers" -> "casual shoes"): retrieved too, retrieval then finds the products
+    the boost prefers, not only those repeating the query's words (a brand called "Be For Bag" says "bag"
+    twice). Nothing for a type with several values ("bag": every kind of bag)."""
     if len(types) != 1 or len(types[0].values) != 1:
-        return text
+        return ""
     have = {_singular(t) for t in tokens}
-    missing = [word for word in _tokens(types[0].values[0]) if _singular(word) not in have]
-    return f"{text} {' '.join(missing)}" if missing else text
+    return " ".join(word for word in _tokens(types[0].values[0]) if _singular(word) not in have)
 
 
 # words asking for the cheap or the dear end of what matches, whatever the catalog's prices are

@@ -246,7 +246,7 @@ class SearchEngine:
         effective = _replace(self.spell_checked(request), rerank=for_rerank)
         intent = self.intent_of(snapshot, effective)
         if intent is not None:
-            effective = _replace(effective, text=intent.text)
+            effective = _replace(effective, text=intent.retrieved_text(with_photo=request.image is not None))
             if effective.strict_intent:
                 filters = filters + parse_filters(intent.filters())
                 mask = filter_mask(snapshot.products, filters)
@@ -319,7 +319,8 @@ class SearchEngine:
         trained to (price phrase out, stated intent as features), also with --no-intent, which turns off only
         the boost and the rewrite of the retrieval text."""
         understood = self.intent_of(snapshot, _replace(request, intent=True))
-        rank_request = request if understood is None else _replace(request, text=understood.text)
+        rank_request = request if understood is None else \
+            _replace(request, text=understood.retrieved_text(with_photo=request.image is not None))
         candidates.intent = understood
         return ranker.rerank(snapshot, rank_request, candidates, explain=request.explain)
 

@@ -239,12 +239,13 @@ def test_retrieval_also_searches_the_words_of_the_one_type_a_query_stands_for():
     def associate(words, within=None):
         return {"school bag": "backpacks", "sneakers": "casual shoes"}.get(words)
 
-    assert parse_intent("kids school bag", FACETS, associate).text == "kids school bag backpacks"
-    assert parse_intent("white sneakers under 2000", FACETS, associate).text.split() == \
+    bag = parse_intent("kids school bag", FACETS, associate)
+    assert bag.retrieved_text() == "kids school bag backpacks" and bag.type_words == "backpacks"
+    assert bag.retrieved_text(with_photo=True) == "kids school bag"  # a photo shows the kind of product
+    assert parse_intent("white sneakers under 2000", FACETS, associate).retrieved_text().split() == \
         ["white", "sneakers", "casual", "shoes"]  # the price phrase out, the type's words in
-    assert parse_intent("blue jeans for men", FACETS, associate).text == "blue jeans for men"
-    assert parse_intent("casual shoe", FACETS, associate).text == "casual shoe"  # singular or plural: has it
-    assert parse_intent("black shoes", FACETS, associate).text == "black shoes"  # every kind of shoe: no one value
+    for text in ("blue jeans for men", "casual shoe", "black shoes"):  # has the words; every kind of shoe
+        assert parse_intent(text, FACETS, associate).retrieved_text() == text
 
 
 def test_a_phrases_matches_hold_every_word(engine):
