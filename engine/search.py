@@ -228,12 +228,13 @@ class SearchEngine:
         return len(todo)
 
     def retrieve(self, request: SearchRequest, stages: dict[str, float | None] | None = None,
-                 for_rerank: bool = False) -> tuple[Snapshot, Candidates, list]:
-        """Filters, hybrid retrieval and fusion: the candidates a reranker would see, in fused order."""
+                 for_rerank: bool = False, follow: bool = True) -> tuple[Snapshot, Candidates, list]:
+        """Filters, hybrid retrieval and fusion: the candidates a reranker would see, in fused order. `follow`
+        False: the caller has just moved to the newest version (`search`: its reranker is that version's)."""
         request.validate()
         if request.image is None and request.text and request.text.strip():
             self._recent.append(request)  # rehearsed on the next version before it is swapped in
-        if self.follow_updates:
+        if self.follow_updates and follow:
             self.refresh()
         snapshot = self.snapshot
         if request.image is not None and not hasattr(request.image, "size"):
@@ -272,7 +273,7 @@ class SearchEngine:
         stages: dict[str, float | None] = {stage: None for stage in STAGES}
         original_text = request.text
         request = self.spell_checked(request)
-        snapshot, candidates, filters = self.retrieve(request, stages, for_rerank=ranker is not None)
+        snapshot, candidates, filters = self.retrieve(request, stages, for_rerank=ranker is not None, follow=False)
         if ranker is not None and self.ranker(snapshot) is not ranker:  # a new version arrived meanwhile
             ranker = self.ranker(snapshot)
             ranker = ranker if ranker is not None and ranker.covers(request) else None
@@ -644,12 +645,7 @@ def _page_bm25(snapshot: Snapshot, request: SearchRequest, candidates: Candidate
     missing = np.isnan(scores)
     if request.mode in ("dense", "native") or not text or not missing.any():
         return scores
-    docnos = candidates.docnos[page][missing]
-    allowed = np.zeros(int(docnos.max()) + 1, dtype=bool)
-    allowed[docnos] = True
-    found, found_scores = snapshot.lexical.search(text, len(docnos), allowed)
-    exact = dict(zip(found.tolist(), found_scores.tolist()))
-    scores[missing] = [exact.get(d, 0.0) for d in docnos.tolist()]
+    scores[missing] = snapshot.lexical.scores_of(text, candidates.docnos[page][missing])  # rows in memory when held
     return scores
 
 

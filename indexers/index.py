@@ -183,8 +183,11 @@ class IndexDirectory:
                                      "path in a writable folder")
 
     def current_version(self) -> int:
-        self.require()
-        text = (self.path / "CURRENT").read_text().strip()
+        try:  # read first (every search of a following engine asks): the checks only explain a failure
+            text = (self.path / "CURRENT").read_text().strip()
+        except OSError:
+            self.require()
+            raise
         try:
             return int(text)
         except ValueError:
