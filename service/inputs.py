@@ -154,12 +154,22 @@ def validate_events(lines: list[str], known_ids: set[str] | dict) -> list[EventR
 
 def append_to_inbox(inbox: Path, lines: list[str]) -> Path:
     """Write events as one new `*.events.jsonl` file in the inbox, atomically (a watcher never sees half)."""
-    inbox.mkdir(parents=True, exist_ok=True)
     name = f"api-{time.time_ns()}-{os.getpid()}.events.jsonl"
     partial = inbox / (name + ".tmp")
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.writelines(line.replace("\n", " ") + "\n" for line in lines)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, inbox / name)
+    try:
+        inbox.mkdir(parents=True, exist_ok=True)
+        with open(partial, "w", encoding="utf-8") as handle:
+            handle.writelines(line.replace("\n", " ") + "\n" for line in lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, inbox / name)
+    except OSError as exc:  # a read-only or full disk: the server's fault, not the request's; nothing half-written
+        if partial.parent.is_dir():
+            partial.unlink(missing_ok=True)
+        raise InboxError(f"cannot write to the event inbox {inbox} ({exc.strerror or exc}); nothing was written: "
+                         "start the server with --events-inbox in a writable folder") from None
     return inbox / name
+
+
+class InboxError(Exception):
+    """The event inbox cannot be written (the server's storage, not the request): a 503."""

@@ -216,6 +216,9 @@ def _add_events(app: FastAPI, state: ServiceState, write_key: Callable) -> None:
             return error(422, f"event {first.line}: {first.reason}" + (
                 f" (and {len(rejects) - 1} more bad event(s))" if len(rejects) > 1 else "") + "; nothing was written",
                 rejects=[{"event": r.line, "reason": r.reason} for r in rejects[:100]])
-        path = await run_in_threadpool(inputs.append_to_inbox, state.settings.inbox, lines)
+        try:
+            path = await run_in_threadpool(inputs.append_to_inbox, state.settings.inbox, lines)
+        except inputs.InboxError as exc:
+            return error(503, str(exc))
         return JSON({"accepted": len(lines), "file": str(path), "version": snapshot.version}, status_code=202)
 

@@ -289,6 +289,17 @@ def test_bad_events_are_422_with_the_reason_and_write_nothing(client, events, wo
     assert inbox_files(client) == before
 
 
+def test_an_inbox_that_cannot_be_written_is_503_with_the_reason_and_leaves_nothing(served_index, served_engine,
+                                                                                  tmp_path):
+    blocker = tmp_path / "not-a-folder"  # the inbox's parent is a file: no folder can be made there
+    blocker.write_text("x")
+    event = [{"ts": 1, "type": "click", "id": WITH_IMAGE["id"]}]
+    with make_client(served_index, served_engine, events_inbox=blocker / "inbox") as client:
+        message = error_of(client.post("/events", json=event), 503)
+    assert "cannot write to the event inbox" in message and "\n" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]
+
+
 def test_malformed_events_body_is_400(client):
     assert "malformed JSON" in error_of(client.post("/events", content=b"{nope", headers={"content-type": "application/json"}), 400)
 
