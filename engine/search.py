@@ -13,7 +13,9 @@ and checked against the model the index was built with.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import sys
 import threading
 import time
 from collections import deque
@@ -545,7 +547,9 @@ class _Follower:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.engine.refresh(rehearse=True)
+                if self.engine.index.current_version() != self.engine.snapshot.version:
+                    with _short_switches():
+                        self.engine.refresh(rehearse=True)
                 self.error = None
             except Exception as exc:  # noqa: BLE001 - keep serving the version we have; report why
                 self.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -553,6 +557,22 @@ class _Follower:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=max(1.0, self.interval * 2))
+
+
+# while the follower opens and warms a version (Python, holding the GIL for up to the switch interval at a
+# time), request threads that released the GIL (ONNX Runtime, FAISS, the compiled trees) get it back within this
+FOLLOWER_SWITCH_INTERVAL = 0.0005
+
+
+@contextlib.contextmanager
+def _short_switches():
+    """Python's thread switch interval at most FOLLOWER_SWITCH_INTERVAL, restored after."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, FOLLOWER_SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 def _best_matches(snapshot: Snapshot, words: str, within=None, holding=None) -> np.ndarray:

@@ -108,6 +108,33 @@ def test_a_new_version_is_warmed_and_rehearsed_before_the_swap(served_index, enc
     assert (new, old, "blue shirt under 1000", True, True) in seen
 
 
+def test_while_the_follower_opens_a_version_threads_switch_often(served_index, encoder, tmp_path, monkeypatch):
+    """Opening and warming a version is Python holding the GIL; during it the switch interval is short, so a
+    request thread that released the GIL (ONNX Runtime, FAISS) gets it back soon; restored after."""
+    import sys
+
+    from shoplens.engine.search import FOLLOWER_SWITCH_INTERVAL
+
+    index = copy_index(served_index, tmp_path / "index")
+    engine = SearchEngine(index, device="cpu", encoder=encoder, follow_in_background=0.05)
+    usual = sys.getswitchinterval()
+    during = []
+    real_warm = SearchEngine._warm
+
+    def spy(self, snapshot, *args, **kwargs):
+        during.append(sys.getswitchinterval())
+        return real_warm(self, snapshot, *args, **kwargs)
+
+    monkeypatch.setattr(SearchEngine, "_warm", spy)
+    new, _ = commit_prices(index, 1, tmp_path)
+    deadline = time.time() + 120
+    while engine.snapshot.version != new and time.time() < deadline:
+        time.sleep(0.05)
+    engine.close()
+    assert engine.snapshot.version == new and during == [FOLLOWER_SWITCH_INTERVAL] < [usual]
+    assert sys.getswitchinterval() == usual
+
+
 def test_a_new_version_shares_the_analyzed_rows_of_the_one_it_extends_and_analyzes_the_rest_before_the_swap(
         served_index, encoder, tmp_path):
     import numpy as np
