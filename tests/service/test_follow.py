@@ -26,6 +26,16 @@ def commit_prices(index, round_number: int, directory) -> tuple[int, dict[str, f
     return apply_delta(index, delta, device="cpu").version, prices
 
 
+def commit_and_follow(engine, index, directory) -> int:
+    """Commit one price update and wait (at most 120 s) until the engine's follower serves it; closes the engine."""
+    new, _ = commit_prices(index, 1, directory)
+    deadline = time.time() + 120
+    while engine.snapshot.version != new and time.time() < deadline:
+        time.sleep(0.05)
+    engine.close()
+    return new
+
+
 def test_each_response_comes_from_exactly_one_version(served_index, encoder, tmp_path):
     index = copy_index(served_index, tmp_path / "index")
     engine = SearchEngine(index, device="cpu", encoder=encoder, follow_in_background=0.05)
@@ -97,11 +107,7 @@ def test_a_new_version_is_warmed_and_rehearsed_before_the_swap(served_index, enc
         return real_search(self, request)
 
     monkeypatch.setattr(SearchEngine, "search", spy)
-    new, _ = commit_prices(index, 1, tmp_path)
-    deadline = time.time() + 120
-    while engine.snapshot.version != new and time.time() < deadline:
-        time.sleep(0.05)
-    engine.close()
+    new = commit_and_follow(engine, index, tmp_path)
     assert engine.snapshot.version == new and engine.follow_error is None
     # the follower asked the new version the latest query while the old one was still served, with the
     # new version's facets and spelling corrector already built
@@ -126,11 +132,7 @@ def test_while_the_follower_opens_a_version_threads_switch_often(served_index, e
         return real_warm(self, snapshot, *args, **kwargs)
 
     monkeypatch.setattr(SearchEngine, "_warm", spy)
-    new, _ = commit_prices(index, 1, tmp_path)
-    deadline = time.time() + 120
-    while engine.snapshot.version != new and time.time() < deadline:
-        time.sleep(0.05)
-    engine.close()
+    new = commit_and_follow(engine, index, tmp_path)
     assert engine.snapshot.version == new and during == [FOLLOWER_SWITCH_INTERVAL] < [usual]
     assert sys.getswitchinterval() == usual
 
