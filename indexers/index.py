@@ -183,11 +183,8 @@ class IndexDirectory:
                                      "path in a writable folder")
 
     def current_version(self) -> int:
-        try:  # read first (every search of a following engine asks): the checks only explain a failure
-            text = (self.path / "CURRENT").read_text().strip()
-        except OSError:
-            self.require()
-            raise
+        self.require()
+        text = (self.path / "CURRENT").read_text().strip()
         try:
             return int(text)
         except ValueError:
