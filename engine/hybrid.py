@@ -241,4 +241,3 @@ def union_candidates(snapshot, vectors: QueryVectors, lists: dict[str, tuple[np.
                             dtype=np.float64)
     return Candidates(docnos, np.zeros(n), signals["lexical"][0], signals["lexical"][1], dense, signals["dense"][1],
                       vectors, native=native, native_rank=signals["native"][1], photo=photo, sims=sims)
-

@@ -53,10 +53,7 @@ class RankerConfig:
     device: str = "auto"
     # LambdaMART's gain per grade: "linear" (the grade itself, the gain eval's NDCG@10 counts) or "exponential"
     # (2^grade - 1, XGBoost's default, which weighs the top grade far above the next)
-    gain: str = "linear"
-
-
-GAINS = ("linear", "exponential")
+    gain: str = "linear"  # one of training_checks.GAINS
 
 
 @dataclass

@@ -24,14 +24,17 @@ MAX_DEPTH = 1000  # candidates per query
 MAX_TREES = 10000
 
 
+GAINS = ("linear", "exponential")  # LambdaMART's gain per grade: the grade itself, or 2^grade - 1
+
+
 def check_config(config: "RankerConfig") -> None:
     """Option values that XGBoost or retrieval would only trip over later (or silently accept)."""
     _integer_in("--depth", config.depth, 1, MAX_DEPTH)
     _integer_in("--trees", config.n_estimators, 1, MAX_TREES)
     _integer_in("max_depth", config.max_depth, 1, 64)
     _integer_in("early_stopping_rounds", config.early_stopping_rounds, 1, MAX_TREES)
-    if config.gain not in ("linear", "exponential"):
-        raise RankerError(f"--gain must be linear or exponential, got {str(config.gain)[:40]!r}")
+    if config.gain not in GAINS:
+        raise RankerError(f"--gain must be {' or '.join(GAINS)}, got {str(config.gain)[:40]!r}")
     for name, value, low, high in (("learning_rate", config.learning_rate, 1e-6, 1.0),
                                    ("subsample", config.subsample, 1e-3, 1.0),
                                    ("colsample_bytree", config.colsample_bytree, 1e-3, 1.0),
