@@ -19,8 +19,8 @@ from shoplens.common.errors import ConfigError
 
 
 def check_output_file(path: Path, option: str = "") -> None:
-    """A one-line ConfigError unless `path` can be written as a regular file (missing folders are created);
-    the message starts with `option` and the path."""
+    """A one-line ConfigError unless `path` can be written as a regular file (missing folders count as
+    writable where they could be made; `atomic_output` makes them); the message starts with `option` and the path."""
     option = f"{option} {path}".strip()
     if path.is_dir():
         raise ConfigError(f"{option} is a folder; give a file name")
