@@ -71,7 +71,9 @@ class Snapshot:
         products = load_products(path / "products", previous.products if previous else None)
         vector_cls = vector_store_class(backends["vector"]["backend"])
         vectors = vector_cls.open(path / "vectors", device=device, previous=previous.vectors if previous else None)
-        lexical = lexical_store_class(backends["lexical"]["backend"]).open(path / "lexical", lexical_config)
+        recorded = {"idf": backends["lexical"].get("idf", "field")}  # how this version's scores weigh terms
+        lexical = lexical_store_class(backends["lexical"]["backend"]).open(path / "lexical",
+                                                                           {**recorded, **(lexical_config or {})})
         if vectors.num_rows != products.num_rows:
             raise IndexCorruptError(
                 f"version {version}: vector store has {vectors.num_rows} rows, product store {products.num_rows}; "

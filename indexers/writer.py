@@ -24,7 +24,7 @@ from shoplens.indexers.encoders.cache import EmbeddingCache
 from shoplens.indexers.images import file_digest, not_found_reason
 from shoplens.indexers.index import COMPONENTS, DEFAULT_KEEP_VERSIONS, IndexDirectory, Transaction, crash_point
 from shoplens.indexers.lexical import lexical_store_class
-from shoplens.indexers.lexical.base import lexical_document
+from shoplens.indexers.lexical.base import NEW_INDEX_IDF, lexical_document
 from shoplens.indexers.products import RowMeta, load_products, products_table, write_products
 from shoplens.indexers.progress import NoProgress, Progress
 from shoplens.indexers.rejects import record_rejects
@@ -452,7 +452,7 @@ class IndexWriter:
         if parent_manifest is not None and not rebuild:
             return {name: dict(cfg) for name, cfg in parent_manifest["backends"].items()}
         vector = {"backend": self.options.vector_backend, **self.options.vector_config}
-        lexical = {"backend": self.options.lexical_backend, **self.options.lexical_config}
+        lexical = {"backend": self.options.lexical_backend, "idf": NEW_INDEX_IDF, **self.options.lexical_config}
         if vector["backend"] in CLUSTER_BACKENDS and lexical["backend"] != vector["backend"]:
             raise ConfigError(f"vectors on {vector['backend']} live in the lexical store's documents; "
                               f"use lexical_backend={vector['backend']!r} (--lexical {vector['backend']})")

@@ -9,12 +9,26 @@ from typing import Any, Callable
 
 import numpy as np
 
+from shoplens.common.errors import ConfigError
 from shoplens.indexers.catalog import Product
 
 # Field weights of the BM25 query: a term in the title counts three times one in the description's six.
 FIELD_BOOSTS: dict[str, float] = {"title": 3.0, "brand": 2.0, "category": 2.0, "attrs": 1.0, "description": 0.5}
 TEXT_FIELDS = tuple(FIELD_BOOSTS)
 MAX_ATTRIBUTE_CHARS = 2000
+# How the whole query weighs a term: "field", each field's own IDF; "shared", the IDF of the field where the
+# term is most common, in every field (a generic word in a brand name no longer scores like the brand).
+# New indexes record "shared"; an index recorded without the setting keeps "field", as its reranker learned.
+IDF_MODES = ("field", "shared")
+NEW_INDEX_IDF = "shared"
+
+
+def idf_mode(config: dict[str, Any] | None) -> str:
+    """The IDF mode a version's lexical settings record ("field" when they predate the setting)."""
+    mode = (config or {}).get("idf", "field")
+    if mode not in IDF_MODES:
+        raise ConfigError(f"unknown lexical idf {mode!r}; use one of {', '.join(IDF_MODES)}")
+    return mode
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,7 @@ class LexicalStore(ABC):
     """
 
     name: str = "base"
+    shared_idf: bool = False  # see IDF_MODES
     # True when deletes are physical in each version (no live mask needed to hide dead rows)
     physical_deletes: bool = True
     # an allowed set this small is searched natively at once (no over-fetching first)
@@ -196,7 +211,8 @@ class LexicalStore(ABC):
         """Every docno the store holds (for consistency checks)."""
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "documents": self.num_docs(), "field_boosts": dict(FIELD_BOOSTS)}
+        return {"backend": self.name, "documents": self.num_docs(), "field_boosts": dict(FIELD_BOOSTS),
+                "idf": "shared" if self.shared_idf else "field"}
 
     def search(self, text: str, limit: int, allowed: np.ndarray | None = None,
                filters: list[FieldFilter] | None = None) -> tuple[np.ndarray, np.ndarray]:

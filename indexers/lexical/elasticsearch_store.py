@@ -64,7 +64,7 @@ import numpy as np
 
 from shoplens.common.errors import ConfigError, IndexCorruptError, ShopLensError
 from shoplens.indexers.lexical.analysis import build_analyzer
-from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, FieldFilter, LexicalStore
+from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, FieldFilter, LexicalStore, idf_mode
 from shoplens.indexers.lexical.cluster import ELASTICSEARCH, RETRY_STATUSES, Cluster
 from shoplens.indexers.storage import atomic_write_json, read_json
 
@@ -206,8 +206,9 @@ class ElasticsearchStore(LexicalStore):
     cluster: Cluster = ELASTICSEARCH
     physical_deletes = True  # a version's view (one range filter) holds only its live rows
 
-    def __init__(self, state: dict[str, Any], url: str):
+    def __init__(self, state: dict[str, Any], url: str, idf: str = "field"):
         self.state = state
+        self.shared_idf = idf == "shared"  # multi_match cross_fields: Elasticsearch's own blended IDF
         self.url = url
         self.client = _client(url, cluster=self.cluster)
         self.index_name = state["index"]
@@ -332,7 +333,7 @@ class ElasticsearchStore(LexicalStore):
     def open(cls, directory, config=None):
         state = read_json(directory / "state.json")
         url = (config or {}).get("url") or os.environ.get(cls.cluster.env) or state["url"]
-        return cls(state, url)
+        return cls(state, url, idf=idf_mode(config))
 
     def analyze(self, text: str) -> list[str]:
         response = self._call(self.client.indices.analyze, index=self.index_name,
@@ -370,9 +371,17 @@ class ElasticsearchStore(LexicalStore):
         return self._scan_masked(terms, limit, restrict)
 
     def _query(self, terms: list[str], clauses: list[dict[str, Any]]) -> dict[str, Any]:
-        match = {"multi_match": {"query": " ".join(terms), "type": "most_fields",
-                                 "fields": [f"{field}^{boost}" for field, boost in FIELD_BOOSTS.items()]}}
-        return {"bool": {"must": [match], "filter": [self._view, *clauses]}}
+        return {"bool": {"must": [self._match(terms)], "filter": [self._view, *clauses]}}
+
+    def _match(self, terms: list[str]) -> dict[str, Any]:
+        """Every field's BM25 summed, each field boosted; with shared IDF as `cross_fields` with a tie breaker
+        of 1 (the fields' scores of a term summed, not their best), whose blended document frequency is the
+        term's most common field's (Lucene nudges the others' by one to break ties)."""
+        match = {"query": " ".join(terms), "type": "most_fields",
+                 "fields": [f"{field}^{boost}" for field, boost in FIELD_BOOSTS.items()]}
+        if self.shared_idf:
+            match.update(type="cross_fields", tie_breaker=1.0)
+        return {"multi_match": match}
 
     def _top(self, terms, limit, clauses):
         body = {"query": self._query(terms, clauses), "size": int(limit), "_source": False,
@@ -417,6 +426,8 @@ class ElasticsearchStore(LexicalStore):
         terms = list(dict.fromkeys(self.text_analyzer()(text or "")))
         if not terms or not len(docnos):
             return np.zeros(len(docnos))
+        if self.shared_idf:  # the search's own query: blended IDF is computed by the server
+            return self._row_scores([self._match(self.query_terms(text))], docnos)[0]
         query = {"bool": {"should": [{"term": {field: {"value": term, "boost": boost}}}
                                      for field, boost in FIELD_BOOSTS.items() for term in terms]}}
         return self._row_scores([query], docnos)[0]

@@ -11,6 +11,13 @@ scores the rows with tantivy's own formula and statistics:
 in float32 as tantivy computes it, with `dl` the row's field length quantized as tantivy stores it
 (its fieldnorm code) and N, n and avgdl the searcher's (`FieldStatistics`), so the scores equal the
 searches' up to float32 summation order.
+
+Shared IDF (`shared_idf_factors`): a whole-query score may weigh a term in every field by the IDF of
+the field where the term is most common, as Elasticsearch's `cross_fields` blends document
+frequencies, instead of each field's own. A generic word that is rare in one field ("bag" in the
+brand "Be For Bag", "home" in "Home Decorators Collection") then no longer scores as if it named the
+brand. The searches get it as per-clause boosts (the field boost times `shared / own` IDF), the rows
+here as the same factors, so both still agree.
 """
 
 from __future__ import annotations
@@ -187,6 +194,7 @@ class FieldStatistics:
     documents: int
     average_length: dict[str, float]
     doc_freq: Callable[[str, str], int]
+    live_documents: int = 0  # the N shared IDF factors are computed with (the searcher's live documents)
 
 
 def idf(doc_freq: np.ndarray, documents: int) -> np.ndarray:
@@ -196,15 +204,34 @@ def idf(doc_freq: np.ndarray, documents: int) -> np.ndarray:
     return np.log(np.float32(1.0) + ratio).astype(np.float32)
 
 
-def row_field_scores(rows: RowTerms, stats: FieldStatistics, terms: list[str], docnos: np.ndarray) -> np.ndarray:
-    """(len(docnos), fields) float32: each row's BM25 within each field alone for the distinct `terms`."""
+def shared_idf_factors(doc_freq: np.ndarray, documents: int) -> np.ndarray:
+    """(fields, terms) float32 factors turning each field's IDF of a term into the term's shared IDF, the
+    IDF of the field where it is most common (1 where a field lacks the term: it scores nothing there)."""
+    doc_freq = np.asarray(doc_freq, dtype=np.float32)
+    own = idf(doc_freq, documents)
+    shared = idf(doc_freq.max(axis=0, keepdims=True), documents)
+    return np.where(doc_freq > 0, shared / own, np.float32(1.0)).astype(np.float32)
+
+
+def row_field_scores(rows: RowTerms, stats: FieldStatistics, terms: list[str], docnos: np.ndarray,
+                     shared_idf: bool = False) -> np.ndarray:
+    """(len(docnos), fields) float32: each row's BM25 within each field alone for the distinct `terms`,
+    with each field's own IDF or (`shared_idf`) the terms' shared IDF."""
+    return row_scores_by_idf(rows, stats, terms, docnos)[1 if shared_idf else 0]
+
+
+def row_scores_by_idf(rows: RowTerms, stats: FieldStatistics, terms: list[str],
+                      docnos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`row_field_scores` with the fields' own IDF and with the shared IDF, from one pass over the rows."""
     width = len(rows.names)
     docnos = np.asarray(docnos, dtype=np.int64)
     known = [(term, rows.vocabulary[term]) for term in terms if term in rows.vocabulary]
     if not known or not len(docnos):
-        return np.zeros((len(docnos), width), dtype=np.float32)
+        empty = np.zeros((len(docnos), width), dtype=np.float32)
+        return empty, empty.copy()
     frequencies = np.array([[stats.doc_freq(field, term) for term, _ in known] for field in rows.names])
     weights = idf(frequencies, stats.documents) * (np.float32(1.0) + K1)  # (fields, query terms)
+    blended = weights * shared_idf_factors(frequencies, stats.live_documents or stats.documents)
     average = np.array([stats.average_length.get(field) or 1.0 for field in rows.names], dtype=np.float32)
     slot = np.full(len(rows.vocabulary), -1, dtype=np.int32)  # term id -> its position among the query's terms
     slot[[number for _, number in known]] = np.arange(len(known))
@@ -216,11 +243,16 @@ def row_field_scores(rows: RowTerms, stats: FieldStatistics, terms: list[str], d
     owner = np.repeat(np.arange(len(docnos)), sizes)[hit]
     field = rows.fields[positions].astype(np.int64)
     tf = rows.counts[positions]
-    norm = K1 * (np.float32(1.0) - B + B * rows.lengths[docnos[owner], field] / average[field])
-    scores = weights[field, term] * (tf / (tf + norm))
-    out = np.bincount(owner * width + field, weights=scores, minlength=len(docnos) * width)
-    return out.reshape(len(docnos), width).astype(np.float32)
+    part = tf / (tf + K1 * (np.float32(1.0) - B + B * rows.lengths[docnos[owner], field] / average[field]))
+    cell = owner * width + field
+
+    def summed(by_term: np.ndarray) -> np.ndarray:
+        out = np.bincount(cell, weights=by_term[field, term] * part, minlength=len(docnos) * width)
+        return out.reshape(len(docnos), width).astype(np.float32)
+
+    return summed(weights), summed(blended)
 
 
 __all__ = ["FIELDNORMS", "FieldStatistics", "RowTerms", "build_row_terms", "extended_row_terms", "idf",
+           "row_scores_by_idf", "shared_idf_factors",
            "load_row_terms", "quantized_lengths", "row_field_scores", "row_terms_name", "save_row_terms"]

@@ -19,9 +19,10 @@ import numpy as np
 from shoplens.common.errors import IndexCorruptError
 from shoplens.indexers.catalog import Product
 from shoplens.indexers.lexical.analysis import build_analyzer
-from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, LexicalStore, lexical_fields
+from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, LexicalStore, idf_mode, lexical_fields
 from shoplens.indexers.lexical.row_bm25 import (FieldStatistics, RowTerms, build_row_terms, extended_row_terms,
-                                                load_row_terms, row_field_scores, save_row_terms)
+                                                load_row_terms, row_scores_by_idf, save_row_terms,
+                                                shared_idf_factors)
 from shoplens.indexers.storage import atomic_write_json, link_tree, read_json
 
 ANALYZER = "shoplens_en"
@@ -50,7 +51,7 @@ class TantivyStore(LexicalStore):
     name = "tantivy"
     physical_deletes = True
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, idf: str = "field"):
         tantivy = _tantivy()
         if not tantivy.Index.exists(str(directory)):
             raise IndexCorruptError(f"no tantivy index in {directory}; run `shoplens check`")
@@ -62,8 +63,9 @@ class TantivyStore(LexicalStore):
         self.schema = self.index.schema
         self.analyzer = build_analyzer()
         self._tantivy = tantivy
+        self.shared_idf = idf == "shared"  # a whole-query score weighs each term by its shared IDF (row_bm25)
         self._rows: tuple[RowTerms, FieldStatistics] | None = None  # set by prepare_rows: rows scored in numpy
-        self._last_scores: tuple[tuple, np.ndarray] | None = None
+        self._last_scores: tuple[tuple, tuple[np.ndarray, np.ndarray]] | None = None
 
     @classmethod
     def write(cls, target, parent, adds, deletes, config):
@@ -104,7 +106,7 @@ class TantivyStore(LexicalStore):
 
     @classmethod
     def open(cls, directory, config=None):
-        return cls(directory)
+        return cls(directory, idf=idf_mode(config))
 
     def analyze(self, text: str) -> list[str]:
         return self.analyzer.analyze(text)
@@ -113,12 +115,18 @@ class TantivyStore(LexicalStore):
         return self.analyzer.analyze
 
     def _query(self, terms: list[str]):
+        """Every term in every field, each clause boosted by its field's boost (times the term's shared / own
+        IDF in that field with shared IDF)."""
         tantivy = self._tantivy
+        boosts = np.array([[boost] * len(terms) for boost in FIELD_BOOSTS.values()], dtype=np.float32)
+        if self.shared_idf and terms:
+            frequencies = [[self.searcher.doc_freq(field, term) for term in terms] for field in FIELD_BOOSTS]
+            boosts = boosts * shared_idf_factors(frequencies, int(self.searcher.num_docs))
         clauses = []
-        for field, boost in FIELD_BOOSTS.items():
-            for term in terms:
+        for row, field in enumerate(FIELD_BOOSTS):
+            for column, term in enumerate(terms):
                 clauses.append((tantivy.Occur.Should, tantivy.Query.boost_query(
-                    tantivy.Query.term_query(self.schema, field, term), boost)))
+                    tantivy.Query.term_query(self.schema, field, term), float(boosts[row, column]))))
         return tantivy.Query.boolean_query(clauses)
 
     def _search(self, terms, limit, restrict):
@@ -161,7 +169,7 @@ class TantivyStore(LexicalStore):
         prepared = self._prepared(docnos)
         if prepared is not None:
             rows = prepared[0]
-            scores = self._prepared_scores(prepared, terms, docnos)
+            scores = self._prepared_scores(prepared, terms, docnos)[0]
             return {field: scores[:, rows.names.index(field)].astype(np.float64) for field in fields}
         for field in fields:
             clauses = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, field, term)) for term in terms]
@@ -178,7 +186,7 @@ class TantivyStore(LexicalStore):
         prepared = self._prepared(docnos)
         if prepared is not None:
             boosts = np.array([FIELD_BOOSTS[field] for field in prepared[0].names], dtype=np.float32)
-            scores = self._prepared_scores(prepared, terms, docnos)
+            scores = self._prepared_scores(prepared, terms, docnos)[1 if self.shared_idf else 0]
             return (scores * boosts).sum(axis=1, dtype=np.float32).astype(np.float64)
         matches = sum(self.searcher.doc_freq(field, term) for field in FIELD_BOOSTS for term in terms)
         return self._row_scores(self._query(terms), docnos, matches)
@@ -242,14 +250,15 @@ class TantivyStore(LexicalStore):
             return None
         return prepared
 
-    def _prepared_scores(self, prepared, terms: list[str], docnos: np.ndarray) -> np.ndarray:
-        """`row_field_scores`, kept for the last (terms, rows) asked: the reranker asks for the whole query's
-        score and the per-field scores of the same candidates one after the other."""
+    def _prepared_scores(self, prepared, terms: list[str], docnos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`row_scores_by_idf` (the fields' own IDF, the shared IDF), kept for the last (terms, rows) asked: the
+        reranker asks for the whole query's score and the per-field scores of the same candidates one after
+        the other."""
         key = (tuple(terms), docnos.tobytes())
         last = self._last_scores
         if last is not None and last[0] == key:
             return last[1]
-        scores = row_field_scores(prepared[0], prepared[1], terms, docnos)
+        scores = row_scores_by_idf(prepared[0], prepared[1], terms, docnos)
         self._last_scores = (key, scores)
         return scores
 
@@ -268,7 +277,7 @@ class TantivyStore(LexicalStore):
                 found = _explained(json.loads(query.explain(self.searcher, hits[0][1]).to_json()))
                 documents = int(found.get("N, total number of docs", documents))
                 average[field] = float(found.get("avgdl, average length of field", 1.0))
-        return FieldStatistics(documents, average, self.searcher.doc_freq)
+        return FieldStatistics(documents, average, self.searcher.doc_freq, int(self.searcher.num_docs))
 
     def _row_scores(self, query, docnos: np.ndarray, matches: int) -> np.ndarray:
         """Each row's score for `query` (0 where it does not match).

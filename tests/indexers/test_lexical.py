@@ -201,3 +201,42 @@ def test_documents_at_least_never_exceeds_the_matches(store_dirs):
         assert 0 <= store.documents_at_least(text) <= matches  # a lower bound (0: the store cannot tell)
     if cls.name == "tantivy":
         assert store.documents_at_least("shoes") >= 1
+
+
+# A generic word in one brand name: "bag" is in five titles but one brand ("Be For Bag"), "kids" in five titles.
+BAG_DOCS = {
+    0: {"title": "Women Handbag", "brand": "Be For Bag", "category": "Accessories Handbags"},
+    1: {"title": "Kids Bag", "brand": "Wildcraft", "category": "Accessories Bags"},
+    **{i: {"title": f"{kind} Bag", "brand": brand, "category": "Accessories Bags"}
+       for i, (kind, brand) in enumerate([("Laptop", "Puma"), ("Travel", "Nike"), ("Sling", "Adidas"),
+                                          ("Duffel", "Fila")], start=2)},
+    **{i: {"title": f"Kids {kind}", "brand": brand, "category": "Apparel"}
+       for i, (kind, brand) in enumerate([("Tshirt", "Gini"), ("Shoes", "Bata"), ("Shorts", "Max"),
+                                          ("Cap", "Fila")], start=6)},
+}
+
+
+@pytest.mark.parametrize("idf", ["field", "shared"])
+def test_shared_idf_scores_a_generic_word_in_a_brand_as_the_word(tmp_path, backend, idf):
+    """With each field's own IDF, "bag" in the one brand that holds it outweighs "kids" in a title; with the
+    shared IDF (the field where the word is most common) it counts as the common word it is."""
+    cls = lexical_store_class(backend)
+    config = config_for(backend)
+    cls.write(tmp_path / "v1", None, list(BAG_DOCS.items()), [], config)
+    store = cls.open(tmp_path / "v1", {**config, "idf": idf})
+    assert store.describe()["idf"] == idf
+    docnos, scores = store.search("kids bag", 10)
+    assert docnos[0] == 1  # both words in the title, either way
+    brand_only = dict(zip(docnos.tolist(), scores.tolist()))[0]
+    title_only = dict(zip(docnos.tolist(), scores.tolist()))[2]  # "Laptop Bag": "bag" in the title
+    if idf == "field":
+        assert brand_only > title_only
+    else:
+        assert brand_only < title_only
+    np.testing.assert_allclose(store.scores_of("kids bag", docnos), scores, rtol=1e-4)
+
+
+def test_an_unknown_idf_setting_is_refused(store_dirs):
+    cls, v1 = store_dirs
+    with pytest.raises(ConfigError, match="unknown lexical idf"):
+        cls.open(v1, {"idf": "blended"})

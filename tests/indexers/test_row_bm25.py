@@ -56,6 +56,19 @@ def test_prepared_rows_score_as_tantivy_searches(sample_index):
     assert_same_scores(searched, prepared, np.random.default_rng(0))
 
 
+def test_prepared_rows_score_as_tantivy_with_each_field_s_own_idf(sample_index):
+    """A version recorded before shared IDF (no `idf` in its lexical settings) keeps each field's own IDF in
+    searches and in rows, and that scores differently from the shared IDF new indexes get."""
+    searched, prepared = searched_and_prepared(sample_index)
+    assert searched.manifest["backends"]["lexical"]["idf"] == "shared" and searched.lexical.shared_idf
+    docnos = rows_for(searched, "black leather wallet", np.random.default_rng(2))
+    shared = searched.lexical.scores_of("black leather wallet", docnos)
+    for snapshot in (searched, prepared):
+        snapshot.lexical.shared_idf = False
+    assert not np.allclose(searched.lexical.scores_of("black leather wallet", docnos), shared)
+    assert_same_scores(searched, prepared, np.random.default_rng(0))
+
+
 def test_prepared_rows_score_as_tantivy_after_deletes(small_index):
     """Deleted documents still count in tantivy's statistics until a merge; the prepared scores follow."""
     delete_products(small_index, [row["id"] for row in sample_products(60)[:15]])
