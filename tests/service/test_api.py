@@ -78,6 +78,25 @@ def test_an_index_that_cannot_open_is_not_ready(tmp_path):
         assert "no index at" in error_of(client.get("/search", params={"q": "shirt"}), 503)
 
 
+def test_an_index_this_user_cannot_write_is_not_ready_and_says_what_to_do(unwritable_index):
+    """tantivy writes a lock file to read: the server reports that in one line, on /ready and on searches."""
+    from fastapi.testclient import TestClient
+
+    from shoplens.service.app import create_app
+    from shoplens.service.settings import ServiceSettings
+    from tests.helpers import as_a_user_who_cannot_write
+
+    client = TestClient(create_app(ServiceSettings(index=unwritable_index, device="cpu")), raise_server_exceptions=False)
+    with as_a_user_who_cannot_write(), client:
+        for _ in range(100):
+            ready = client.get("/ready")
+            if ready.json()["status"] != "opening":
+                break
+        message = error_of(client.post("/search", json={"q": "shirt"}), 503)
+    assert ready.status_code == 503 and ready.json()["status"] == "failed"
+    assert ready.json()["reason"] == message and "copy the index to a writable folder" in message
+
+
 # -- searching ----------------------------------------------------------------------------------
 
 
