@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shoplens.common.errors import ConfigError, IndexCorruptError, ShopLensError
+from shoplens.common.errors import IndexCorruptError, ShopLensError
 from shoplens.indexers.index import FORMAT_VERSION, IndexDirectory
 from shoplens.indexers.lexical import lexical_store_class
 from shoplens.indexers.lexical.base import LexicalStore
@@ -50,12 +50,9 @@ class Snapshot:
             )
         try:
             return cls._open_stores(index, version, path, manifest, device, lexical_config, previous)
-        except ShopLensError:
+        except ShopLensError:  # a store's own one-line error, e.g. tantivy's folder not writable (lexical/)
             raise
         except (OSError, ValueError, KeyError, TypeError) as exc:  # a store's files deleted, truncated or garbled
-            if "read-only file system" in str(exc).lower() or "readonlyfilesystem" in str(exc).lower():
-                raise ConfigError(f"version {version} of {index.path} is on a read-only file system and its keyword "
-                                  "store (tantivy) writes a lock file to read; copy the index to a writable folder") from None
             raise IndexCorruptError(f"version {version} of {index.path} cannot be opened ({type(exc).__name__}: "
                                     f"{' '.join(str(exc).split())[:200]}); run `shoplens check`, or `shoplens "
                                     "rollback` to a good version") from None

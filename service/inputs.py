@@ -124,7 +124,8 @@ def search_request(body: SearchBody, image=None) -> SearchRequest:
 
 
 def event_lines(raw: bytes, content_type: str) -> list[str]:
-    """Posted events as JSONL lines: a JSON array or object, or NDJSON (application/x-ndjson)."""
+    """Posted events as JSONL lines: a JSON array or object, or NDJSON (`content_type`, the media type the
+    route accepted: application/json, or an NDJSON one such as application/x-ndjson)."""
     if "ndjson" in content_type or "jsonl" in content_type:
         try:
             lines = [line for line in raw.decode("utf-8").splitlines() if line.strip()]

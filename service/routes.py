@@ -117,16 +117,26 @@ def _add_search(app: FastAPI, state: ServiceState, search_key: Callable) -> None
     @app.post("/search", response_model=SearchResponseModel, responses=ERRORS, dependencies=[Depends(search_key)],
               openapi_extra=SEARCH_BODIES, summary="Search by text, photo or both (JSON or multipart upload)")
     async def search_post(request: Request):
-        content_type = request.headers.get("content-type", "application/json").lower()
-        if content_type.startswith("multipart/form-data"):
+        if media_type(request, SEARCH_TYPES) == "multipart/form-data":
             body, image = await _form_body(request)
-        elif content_type.startswith("application/json") or content_type.startswith("text/plain"):
-            body, image = inputs.parse_body(_json_object(await request.body())), None
         else:
-            raise HTTPException(415, f"unsupported content type {content_type.split(';')[0]!r}; "
-                                     "send application/json or multipart/form-data")
+            body, image = inputs.parse_body(_json_object(await request.body())), None
         search_request = await run_in_threadpool(inputs.search_request, body, image)
         return await _answer(state, search_request)
+
+
+SEARCH_TYPES = ("application/json", "multipart/form-data")
+EVENT_TYPES = ("application/json", "application/x-ndjson", "application/ndjson", "application/jsonl")
+
+
+def media_type(request: Request, accepted: tuple[str, ...]) -> str:
+    """The body's media type (`Content-Type` without its parameters; none is read as JSON), or a 415
+    that names the accepted ones: a body is never parsed as a type it was not declared as."""
+    declared = request.headers.get("content-type", accepted[0]).split(";")[0].strip().lower()
+    if declared not in accepted:
+        raise HTTPException(415, f"unsupported content type {declared or '(empty)'!r}; "
+                                 f"send {', '.join(accepted[:-1])} or {accepted[-1]}")
+    return declared
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
@@ -165,6 +175,9 @@ async def _form_body(request: Request):
 
 
 def _add_products(app: FastAPI, state: ServiceState) -> None:
+    """`/products/{id}` and `/products/{id}/image`. An id may hold "/" (`/products/a/b` is the product "a/b"):
+    the image route is matched first, so an id that itself ends in "/image" is addressed with its last "/"
+    percent-encoded (`/products/x%2Fimage` is the record of "x/image", `/products/x/image` x's photo)."""
     def record(product_id: str):
         snapshot = state.require().snapshot
         docno = snapshot.products.docno_by_id.get(product_id)
@@ -172,18 +185,19 @@ def _add_products(app: FastAPI, state: ServiceState) -> None:
             raise HTTPException(404, f"no product {product_id!r} in version {snapshot.version} of the index")
         return snapshot, snapshot.products.records([docno])[0]
 
-    @app.get("/products/{product_id}", responses=ERRORS, summary="One product's record")
-    def product(product_id: str = PathParam(..., max_length=500)) -> dict[str, Any]:
+    def product_json(product_id: str) -> JSON:
         snapshot, found = record(product_id)
         return JSON({"version": snapshot.version, "product": found}, headers={VERSION_HEADER: str(snapshot.version)})
 
-    @app.get("/products/{product_id}/image", responses={**ERRORS, 200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+    @app.get("/products/{product_id:path}/image", responses={**ERRORS, 200: {"content": {"image/jpeg": {}, "image/png": {}}}},
              response_class=Response, summary="The product's photo as a JPEG thumbnail (a PNG placeholder without one)")
-    def product_image(request: Request, product_id: str = PathParam(..., max_length=500),
+    def product_image(request: Request, product_id: str = PathParam(..., min_length=1, max_length=500),
                       size: int = Query(256, description=f"One of {', '.join(map(str, THUMBNAIL_SIZES))} pixels.")):
         """The photo fitted into size x size pixels. A known product without a readable photo gets a
         generated size x size PNG placeholder (200, header `X-ShopLens-Placeholder: no-image` or
         `unreadable-image`), so a results grid keeps its layout; an unknown product is a 404."""
+        if not _raw_path(request).endswith(b"/image"):  # "/products/x%2Fimage": the record of the id "x/image"
+            return product_json(product_id + "/image")
         inputs.check_query_parameters(request.query_params.multi_items(), ("size",))
         if size not in THUMBNAIL_SIZES:
             raise QueryError(f"size must be one of {', '.join(map(str, THUMBNAIL_SIZES))}, got {size}")
@@ -194,6 +208,16 @@ def _add_products(app: FastAPI, state: ServiceState) -> None:
             return Response(placeholder_png(size), media_type="image/png",
                             headers={"Cache-Control": "public, max-age=300", PLACEHOLDER_HEADER: reason})
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=3600"})
+
+    @app.get("/products/{product_id:path}", responses=ERRORS, summary="One product's record")
+    def product(product_id: str = PathParam(..., min_length=1, max_length=500)) -> dict[str, Any]:
+        return product_json(product_id)
+
+
+def _raw_path(request: Request) -> bytes:
+    """The path as the client sent it, before percent-decoding (the decoded one where the server gives none)."""
+    raw = request.scope.get("raw_path")
+    return raw.split(b"?", 1)[0] if raw else request.url.path.encode()
 
 
 def _add_events(app: FastAPI, state: ServiceState, write_key: Callable) -> None:
@@ -208,7 +232,7 @@ def _add_events(app: FastAPI, state: ServiceState, write_key: Callable) -> None:
         events listed) and nothing is written. Good ones land in the inbox as one `*.events.jsonl`
         file, which `shoplens watch INBOX` folds into the index."""
         engine = state.require()
-        lines = inputs.event_lines(await request.body(), request.headers.get("content-type", "application/json"))
+        lines = inputs.event_lines(await request.body(), media_type(request, EVENT_TYPES))
         snapshot = engine.snapshot
         rejects = await run_in_threadpool(inputs.validate_events, lines, snapshot.products.docno_by_id)
         if rejects:

@@ -62,3 +62,27 @@ def small_index(tmp_path, small_catalog, encoder) -> Path:
     return path
 
 
+
+
+@pytest.fixture
+def unwritable_index(small_index) -> Path:
+    """A copy of the 60-product index that the test's user may read but not write (chmod a-w; open it inside
+    `tests.helpers.as_a_user_who_cannot_write`). It lives in a folder of its own that `nobody` can reach
+    (pytest's tmp_path is private to root)."""
+    import shutil
+    import tempfile
+
+    from shoplens.indexers.index import IndexDirectory
+    from shoplens.indexers.snapshot import Snapshot
+    from tests.helpers import set_modes
+
+    Snapshot.open(IndexDirectory(small_index), device="cpu")  # every module opening needs, imported while root
+    folder = Path(tempfile.mkdtemp(prefix="shoplens-unwritable-"))
+    folder.chmod(0o755)
+    copy = shutil.copytree(small_index, folder / "ix")
+    set_modes(copy, writable=False)
+    try:
+        yield copy
+    finally:
+        set_modes(copy, writable=True)
+        shutil.rmtree(folder)

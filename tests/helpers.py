@@ -41,6 +41,31 @@ def copy_index(source: Path, target: Path) -> Path:
     return target
 
 
+def set_modes(root: Path, writable: bool) -> None:
+    """Every folder under root readable and enterable, every file readable; writable or not."""
+    for path in [root, *root.rglob("*")]:
+        mode = (0o755 if path.is_dir() else 0o644) if writable else (0o555 if path.is_dir() else 0o444)
+        path.chmod(mode)
+
+
+NOBODY = 65534
+
+
+@contextmanager
+def as_a_user_who_cannot_write():
+    """Run the block as a user that file modes bind: the test's own user, or `nobody` when the tests run as
+    root (root writes whatever the modes say). Only the effective user changes; the saved root id switches
+    back. Modules the block needs must be imported before (root's Python may be private to root)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.seteuid(NOBODY)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+
+
 class Hang(Exception):
     """Raised by `bounded` when a call runs past its time limit."""
 

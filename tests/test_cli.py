@@ -130,3 +130,23 @@ def test_arguments_that_are_not_utf8_are_one_line_in_a_real_process(tmp_path, ar
     assert process.returncode == 2, process.stderr
     assert len(lines) == 1 and lines[0].startswith("error: argument ") and "is not UTF-8 text" in lines[0], lines
     assert "\\udc" in lines[0]  # the bad byte shown escaped
+
+
+READ_ONLY_MOUNT = 'mount --bind -o ro "$0" "$0" && exec "$@"'  # in a private mount namespace: gone with the process
+
+
+def test_search_on_a_read_only_file_system_is_one_line_in_a_real_process(small_index):
+    """A real read-only file system: the index bind-mounted read-only onto itself in a mount namespace of
+    the command's own (`unshare`: as root, or in a user namespace where those are allowed), then `shoplens
+    search` there. tantivy writes a lock file to read, so the answer is a line that says to copy the index."""
+    probe = subprocess.run(["unshare", "-r", "-m", "sh", "-c", READ_ONLY_MOUNT + ' || exit 3', str(small_index),
+                            "sh", "-c", '! touch "$0/probe" 2>/dev/null', str(small_index)], capture_output=True)
+    if probe.returncode:
+        pytest.skip(f"no read-only mount in a private namespace here: {probe.stderr.decode(errors='replace')[:200]}")
+    process = subprocess.run(["unshare", "-r", "-m", "sh", "-c", READ_ONLY_MOUNT, str(small_index), sys.executable,
+                              "-m", "shoplens", "search", "shirt", "--index", str(small_index), "--device", "cpu"],
+                             cwd=REPO, capture_output=True, text=True, timeout=300)
+    lines = [line for line in process.stderr.splitlines() if line.strip()]
+    assert process.returncode == 2 and process.stdout == "", process.stderr
+    assert len(lines) == 1 and "read-only file system" in lines[0], process.stderr
+    assert "copy the index to a writable folder" in lines[0] and "Traceback" not in process.stderr

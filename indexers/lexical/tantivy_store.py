@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from shoplens.common.errors import IndexCorruptError
+from shoplens.common.errors import ConfigError, IndexCorruptError
 from shoplens.indexers.catalog import Product
 from shoplens.indexers.lexical.analysis import build_analyzer
 from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, LexicalStore, idf_mode, lexical_fields
@@ -47,6 +47,33 @@ def build_schema():
     return builder.build()
 
 
+def open_for_reading(tantivy, directory: Path):
+    """`tantivy.Index.open`, whose reader takes a lock file in the index folder even to search (tantivy-py
+    0.27 has no read-only open). A folder it cannot write to, or files it cannot read, are a one-line
+    `ConfigError` that says what to do rather than tantivy's Rust error."""
+    try:
+        return tantivy.Index.open(str(directory))
+    except ValueError as exc:
+        problem = access_problem(str(exc), directory)
+        if problem is None:
+            raise
+        raise ConfigError(problem) from None
+
+
+def access_problem(text: str, directory: Path) -> str | None:
+    """What to do about a tantivy error that is about file access, not damage (None for anything else)."""
+    locked = "Lockfile" in text
+    if locked and ("ReadOnlyFilesystem" in text or "Read-only file system" in text):
+        return (f"cannot search {directory}: it is on a read-only file system (tantivy writes a lock file there "
+                "even to read); copy the index to a writable folder")
+    if "PermissionDenied" in text or "Permission denied" in text:
+        if locked:
+            return (f"cannot search {directory}: this user may not write there (tantivy writes a lock file there "
+                    "even to read); copy the index to a writable folder, or make that folder writable")
+        return f"cannot read the keyword store in {directory}: permission denied; run as a user who can read the index"
+    return None
+
+
 class TantivyStore(LexicalStore):
     name = "tantivy"
     physical_deletes = True
@@ -56,7 +83,7 @@ class TantivyStore(LexicalStore):
         if not tantivy.Index.exists(str(directory)):
             raise IndexCorruptError(f"no tantivy index in {directory}; run `shoplens check`")
         self.directory = directory
-        self.index = tantivy.Index.open(str(directory))
+        self.index = open_for_reading(tantivy, directory)
         self.index.register_tokenizer(ANALYZER, build_analyzer())
         self.index.reload()
         self.searcher = self.index.searcher()

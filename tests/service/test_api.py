@@ -78,6 +78,25 @@ def test_an_index_that_cannot_open_is_not_ready(tmp_path):
         assert "no index at" in error_of(client.get("/search", params={"q": "shirt"}), 503)
 
 
+def test_an_index_this_user_cannot_write_is_not_ready_and_says_what_to_do(unwritable_index):
+    """tantivy writes a lock file to read: the server reports that in one line, on /ready and on searches."""
+    from fastapi.testclient import TestClient
+
+    from shoplens.service.app import create_app
+    from shoplens.service.settings import ServiceSettings
+    from tests.helpers import as_a_user_who_cannot_write
+
+    client = TestClient(create_app(ServiceSettings(index=unwritable_index, device="cpu")), raise_server_exceptions=False)
+    with as_a_user_who_cannot_write(), client:
+        for _ in range(100):
+            ready = client.get("/ready")
+            if ready.json()["status"] != "opening":
+                break
+        message = error_of(client.post("/search", json={"q": "shirt"}), 503)
+    assert ready.status_code == 503 and ready.json()["status"] == "failed"
+    assert ready.json()["reason"] == message and "copy the index to a writable folder" in message
+
+
 # -- searching ----------------------------------------------------------------------------------
 
 
@@ -169,6 +188,26 @@ def test_bad_get_parameters_and_other_error_paths(client):
     error_of(client.delete("/search"), 405)
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "text/plain; charset=utf-8", "application/xml",
+                                          "application/x-www-form-urlencoded", "application/jsonx", ""])
+def test_a_search_body_of_another_content_type_is_415_naming_the_accepted_ones(client, content_type):
+    body = json.dumps({"q": "shirt", "k": 2}).encode()  # valid JSON: only the declared type is wrong
+    message = error_of(client.post("/search", content=body, headers={"content-type": content_type}), 415)
+    assert "application/json" in message and "multipart/form-data" in message
+    for accepted in ("application/json", "Application/JSON; charset=utf-8"):
+        assert client.post("/search", content=body, headers={"content-type": accepted}).status_code == 200
+    assert client.post("/search", content=body).status_code == 200  # no Content-Type: read as JSON
+
+
+def test_events_of_another_content_type_are_415_and_write_nothing(client):
+    before = inbox_files(client)
+    event = json.dumps([{"ts": 1, "type": "click", "id": WITH_IMAGE["id"]}]).encode()
+    for content_type in ("text/plain", "application/xml", "multipart/form-data; boundary=x"):
+        message = error_of(client.post("/events", content=event, headers={"content-type": content_type}), 415)
+        assert "application/json" in message and "application/x-ndjson" in message
+    assert inbox_files(client) == before
+
+
 def test_request_size_is_limited(client):
     big = b'{"q": "x", "image": "' + b"A" * (9 * 2 ** 20) + b'"}'
     assert "limit" in error_of(client.post("/search", content=big, headers={"content-type": "application/json"}), 413)
@@ -248,6 +287,34 @@ def test_a_product_without_a_photo_gets_a_placeholder(served_index, encoder, tmp
         photo = client.get(f"/products/{WITH_IMAGE['id']}/image")
         assert photo.headers["content-type"] == "image/jpeg" and "x-shoplens-placeholder" not in photo.headers
         error_of(client.get("/products/no-such-id/image"), 404)  # unknown products stay a 404
+    engine.close()
+
+
+def test_product_ids_with_slashes_are_addressable(served_index, encoder, tmp_path):
+    from shoplens.engine.search import SearchEngine
+    from shoplens.indexers.updates import apply_delta
+    from tests.helpers import copy_index
+
+    index = copy_index(served_index, tmp_path / "index")
+    photo = str(SAMPLE.parent / WITH_IMAGE["image"])
+    rows = [{"id": "men/shirts/1", "title": "Slash id linen shirt", "price": 999, "image": photo},
+            {"id": "kit", "title": "Travel kit", "price": 10, "image": photo},
+            {"id": "kit/image", "title": "Kit picture frame", "price": 20}]
+    (tmp_path / "delta.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    apply_delta(index, tmp_path / "delta.jsonl", device="cpu")
+    engine = SearchEngine(index, device="cpu", encoder=encoder)
+    with make_client(index, engine) as client:
+        for path in ("/products/men/shirts/1", "/products/men%2Fshirts%2F1"):  # as is, or percent-encoded
+            assert client.get(path).json()["product"]["title"] == "Slash id linen shirt"
+            reply = client.get(path + "/image", params={"size": 64})
+            assert reply.status_code == 200 and reply.headers["content-type"] == "image/jpeg"
+        assert client.get("/products/kit/image").headers["content-type"] == "image/jpeg"  # kit's photo
+        assert client.get("/products/kit%2Fimage").json()["product"]["title"] == "Kit picture frame"
+        placeholder = client.get("/products/kit%2Fimage/image")
+        assert placeholder.status_code == 200 and placeholder.headers["x-shoplens-placeholder"] == "no-image"
+        assert client.get("/products/kit").json()["product"]["title"] == "Travel kit"
+        assert "'men/shirts'" in error_of(client.get("/products/men/shirts"), 404)
+        error_of(client.get("/products/men/shirts/2/image"), 404)
     engine.close()
 
 
