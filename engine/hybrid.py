@@ -12,7 +12,7 @@ import numpy as np
 
 from shoplens.engine.filters import parse_filters, pushdown_filters
 from shoplens.common.errors import ConfigError
-from shoplens.engine.fusion import DEFAULT_PLAN, FusionPlan, channel_confidence, fuse_channels, photo_leads
+from shoplens.engine.fusion import DEFAULT_PLAN, PHOTO_MATCH, FusionPlan, channel_confidence, fuse_channels, photo_leads
 from shoplens.engine.query import SearchRequest
 from shoplens.indexers.vector.base import similarities
 
@@ -199,12 +199,18 @@ def query_plan(request: SearchRequest, plan: FusionPlan) -> FusionPlan:
 
 
 def photo_lead_order(candidates: Candidates, plan: FusionPlan) -> np.ndarray | None:
-    """A stable order that puts the product in the query photo (`plan.photo_match`) first again after a reranker
-    or intent boosts moved the list; None when nothing leads or the leads are first already."""
-    leads = photo_leads(candidates.photo, plan.photo_match)
-    if leads[:int(leads.sum())].all():
+    """A stable order that puts the product in the query photo first again after a reranker or intent boosts moved
+    the list; None when nothing leads or the leads are first already in fused order. The photo matches at the
+    plan's threshold, or at PHOTO_MATCH when the plan fuses without one (a learned plan may): whatever the fusion
+    learned, the reranker never moves the pictured product down. Several listings showing the very same photo
+    keep their fused order among themselves (which of them the shopper photographed, a reranker cannot tell)."""
+    leads = photo_leads(candidates.photo, PHOTO_MATCH if plan.photo_match is None else plan.photo_match)
+    if not leads.any():
         return None
-    return np.argsort(~leads, kind="stable")
+    first = np.flatnonzero(leads)
+    first = first[np.argsort(candidates.fused_rank[first], kind="stable")]
+    order = np.concatenate([first, np.flatnonzero(~leads)])
+    return None if np.array_equal(order, np.arange(len(order))) else order
 
 
 def photo_plan(plan: FusionPlan) -> FusionPlan:

@@ -93,3 +93,24 @@ def test_vectorized_fusion_equals_fusing_the_channel_runs(plan):
         scores, got_weights = candidates.fused_scores(plan)
         assert got_weights == weights
         np.testing.assert_array_equal(scores, expected)  # bit for bit: the same additions in the same order
+
+
+def test_after_reranking_the_photo_s_listings_lead_in_fused_order_whatever_the_plan():
+    """Three listings show the query photo (1.0); a reranker put one of them, fused #2, before fused #1 and a
+    non-matching product on top. The pictured listings lead again, in their fused order, also under a plan that
+    fuses without the photo rule (a learned plan may)."""
+    from dataclasses import replace
+
+    from shoplens.engine.fusion import DEFAULT_PLAN
+    from shoplens.engine.hybrid import photo_lead_order
+
+    n = 6
+    reranked = Candidates(np.arange(n) + 100, np.zeros(n), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n),
+                          np.arange(1, n + 1.0), QueryVectors(None, None, None),
+                          fused_rank=np.array([5, 2, 6, 1, 3, 4]), photo=np.array([0.4, 1.0, 0.3, 0.999, 0.2, 0.97]))
+    for plan in (DEFAULT_PLAN, replace(DEFAULT_PLAN, photo_match=None)):
+        order = photo_lead_order(reranked, plan)
+        assert reranked.docnos[order].tolist() == [103, 101, 105, 100, 102, 104]
+    already = reranked.take(np.array([3, 1, 5, 0, 2, 4]))
+    assert photo_lead_order(already, DEFAULT_PLAN) is None
+    assert photo_lead_order(reranked.take(np.array([0, 2, 4])), DEFAULT_PLAN) is None  # no listing shows the photo
