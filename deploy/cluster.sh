@@ -20,7 +20,9 @@ running() { [ -f "$STATE/pid" ] && kill -0 "$(cat "$STATE/pid")" 2>/dev/null; }
 
 build() {
     local stamp="$HERE/target/.built"
-    if [ -f "$stamp" ] && [ -z "$(find "$HERE/pom.xml" "$HERE/src" -newer "$stamp" -print -quit)" ]; then
+    # the project, its parent (../pom.xml) and the launcher both runners compile in (../common)
+    if [ -f "$stamp" ] && [ -z "$(find "$HERE/pom.xml" "$HERE/src" "$HERE/../pom.xml" "$HERE/../common" \
+        -newer "$stamp" -print -quit)" ]; then
         return 0
     fi
     echo "$NAME: building the cluster runner (Maven; the first build downloads $DOWNLOAD)" >&2
