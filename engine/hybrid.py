@@ -198,17 +198,19 @@ def query_plan(request: SearchRequest, plan: FusionPlan) -> FusionPlan:
     return photo_plan(plan) if request.image is not None else plan
 
 
-def photo_lead_order(candidates: Candidates, plan: FusionPlan) -> np.ndarray | None:
+def photo_lead_order(candidates: Candidates, plan: FusionPlan, by_fused_rank: bool = False) -> np.ndarray | None:
     """A stable order that puts the product in the query photo first again after a reranker or intent boosts moved
-    the list; None when nothing leads or the leads are first already in fused order. The photo matches at the
-    plan's threshold, or at PHOTO_MATCH when the plan fuses without one (a learned plan may): whatever the fusion
-    learned, the reranker never moves the pictured product down. Several listings showing the very same photo
-    keep their fused order among themselves (which of them the shopper photographed, a reranker cannot tell)."""
+    the list; None when the leads are first already (or nothing leads). The photo matches at the plan's threshold,
+    or at PHOTO_MATCH when the plan fuses without one (a learned plan may): whatever the fusion learned, the
+    reranker never moves the pictured product down. Several listings showing the very same photo keep the current
+    order among themselves, or with `by_fused_rank` (a photo without words: nothing tells identical pictures
+    apart) their fused order."""
     leads = photo_leads(candidates.photo, PHOTO_MATCH if plan.photo_match is None else plan.photo_match)
     if not leads.any():
         return None
     first = np.flatnonzero(leads)
-    first = first[np.argsort(candidates.fused_rank[first], kind="stable")]
+    if by_fused_rank:
+        first = first[np.argsort(candidates.fused_rank[first], kind="stable")]
     order = np.concatenate([first, np.flatnonzero(~leads)])
     return None if np.array_equal(order, np.arange(len(order))) else order
 

@@ -294,7 +294,9 @@ class SearchEngine:
                                           len(candidates))
             candidates, reranked_scores, contributions, _ = _take(order, candidates, reranked_scores, contributions)
             boosts = boosts[order]
-        lead = photo_lead_order(candidates, query_plan(request, self.fusion_plan(snapshot, request)))
+        lead = photo_lead_order(candidates, query_plan(request, self.fusion_plan(snapshot, request)),
+                                by_fused_rank=not (request.text or "").strip()) \
+            if request.mode == "hybrid" else None  # one retriever alone keeps its own order
         if lead is not None:  # the product in the query photo stays first, whatever reranking and boosts did
             candidates, reranked_scores, contributions, boosts = _take(lead, candidates, reranked_scores,
                                                                        contributions, boosts)

@@ -97,8 +97,8 @@ def test_vectorized_fusion_equals_fusing_the_channel_runs(plan):
 
 def test_after_reranking_the_photo_s_listings_lead_in_fused_order_whatever_the_plan():
     """Three listings show the query photo (1.0); a reranker put one of them, fused #2, before fused #1 and a
-    non-matching product on top. The pictured listings lead again, in their fused order, also under a plan that
-    fuses without the photo rule (a learned plan may)."""
+    non-matching product on top. The pictured listings lead again, also under a plan that fuses without the photo
+    rule (a learned plan may): for a photo alone in their fused order, with words in the reranker's."""
     from dataclasses import replace
 
     from shoplens.engine.fusion import DEFAULT_PLAN
@@ -109,8 +109,10 @@ def test_after_reranking_the_photo_s_listings_lead_in_fused_order_whatever_the_p
                           np.arange(1, n + 1.0), QueryVectors(None, None, None),
                           fused_rank=np.array([5, 2, 6, 1, 3, 4]), photo=np.array([0.4, 1.0, 0.3, 0.999, 0.2, 0.97]))
     for plan in (DEFAULT_PLAN, replace(DEFAULT_PLAN, photo_match=None)):
-        order = photo_lead_order(reranked, plan)
+        order = photo_lead_order(reranked, plan, by_fused_rank=True)  # a photo alone
         assert reranked.docnos[order].tolist() == [103, 101, 105, 100, 102, 104]
+        order = photo_lead_order(reranked, plan)  # with words, the reranker's order among the listings stands
+        assert reranked.docnos[order].tolist() == [101, 103, 105, 100, 102, 104]
     already = reranked.take(np.array([3, 1, 5, 0, 2, 4]))
-    assert photo_lead_order(already, DEFAULT_PLAN) is None
+    assert photo_lead_order(already, DEFAULT_PLAN, by_fused_rank=True) is None
     assert photo_lead_order(reranked.take(np.array([0, 2, 4])), DEFAULT_PLAN) is None  # no listing shows the photo
