@@ -76,7 +76,8 @@ def test_dense_and_hybrid_results_equal_the_embedded_backends(pair, encoder):
 
 def test_field_scores_equal_tantivys(pair):
     """Per-field and whole-query BM25 of the candidates, on tantivy's scale: equal within 3 % (Lucene and
-    tantivy keep document lengths in one lossy byte with different tables)."""
+    tantivy keep document lengths in one lossy byte with different tables), the whole query with its shared IDF
+    included."""
     tantivy, es = (Snapshot.open(IndexDirectory(p), device="cpu").lexical for p in pair[:2])
     docnos = np.array([5, 3, 59, 0, 17, 42, 3, 28])
     compared = 0
@@ -85,6 +86,7 @@ def test_field_scores_equal_tantivys(pair):
         for field in FIELDS:
             np.testing.assert_allclose(got[field], want[field], rtol=0.03, atol=1e-6, err_msg=f"{text} {field}")
             compared += int((want[field] > 0).sum())
+        assert es.shared_idf and tantivy.shared_idf
         np.testing.assert_allclose(es.scores_of(text, docnos), tantivy.scores_of(text, docnos), rtol=0.03)
     assert compared > 10
     assert es.field_scores("", docnos, FIELDS)["title"].tolist() == [0.0] * len(docnos)
