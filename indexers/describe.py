@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from shoplens.indexers.lexical.base import idf_mode
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.storage import directory_size
 
@@ -23,7 +24,7 @@ def describe_index(path: str | Path) -> dict[str, Any]:
         "model": manifest["model"],
         "dimensions": manifest["model"]["dim"],
         "vector": manifest["backends"]["vector"],
-        "lexical": manifest["backends"]["lexical"],
+        "lexical": {**manifest["backends"]["lexical"], "idf": idf_mode(manifest["backends"]["lexical"])},
         "encoder": manifest["backends"].get("encoder") or {"runtime": "auto (not recorded: onnx where installed)"},
         "counts": manifest["counts"],
         "change": manifest.get("change", {}),

@@ -50,6 +50,7 @@ def test_index_search_info_json(tmp_path):
     info = json.loads(result.stdout)
     assert info["counts"]["products"] == 40 and info["model"]["name"] == "shoplens-lite0-minilm"
     assert info["vector"]["kind"] == "flat" and info["lexical"]["backend"] == "tantivy"
+    assert info["lexical"]["idf"] == "shared"  # new indexes weigh a term by its shared IDF (indexers/lexical/base.py)
 
 
 def test_index_reports_bad_rows_and_strict_fails(tmp_path):
