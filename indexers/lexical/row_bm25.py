@@ -213,16 +213,10 @@ def shared_idf_factors(doc_freq: np.ndarray, documents: int) -> np.ndarray:
     return np.where(doc_freq > 0, shared / own, np.float32(1.0)).astype(np.float32)
 
 
-def row_field_scores(rows: RowTerms, stats: FieldStatistics, terms: list[str], docnos: np.ndarray,
-                     shared_idf: bool = False) -> np.ndarray:
-    """(len(docnos), fields) float32: each row's BM25 within each field alone for the distinct `terms`,
-    with each field's own IDF or (`shared_idf`) the terms' shared IDF."""
-    return row_scores_by_idf(rows, stats, terms, docnos)[1 if shared_idf else 0]
-
-
 def row_scores_by_idf(rows: RowTerms, stats: FieldStatistics, terms: list[str],
                       docnos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`row_field_scores` with the fields' own IDF and with the shared IDF, from one pass over the rows."""
+    """Two (len(docnos), fields) float32 arrays: each row's BM25 within each field alone for the distinct `terms`,
+    with each field's own IDF and with the terms' shared IDF, from one pass over the rows."""
     width = len(rows.names)
     docnos = np.asarray(docnos, dtype=np.int64)
     known = [(term, rows.vocabulary[term]) for term in terms if term in rows.vocabulary]
@@ -255,4 +249,4 @@ def row_scores_by_idf(rows: RowTerms, stats: FieldStatistics, terms: list[str],
 
 __all__ = ["FIELDNORMS", "FieldStatistics", "RowTerms", "build_row_terms", "extended_row_terms", "idf",
            "row_scores_by_idf", "shared_idf_factors",
-           "load_row_terms", "quantized_lengths", "row_field_scores", "row_terms_name", "save_row_terms"]
+           "load_row_terms", "quantized_lengths", "row_terms_name", "save_row_terms"]
