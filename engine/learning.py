@@ -25,6 +25,7 @@ from shoplens.engine.hybrid import photo_plan
 from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 from shoplens.rerank import behaviour_store
+from shoplens.rerank.features import FEATURE_NAMES
 from shoplens.rerank.judgments import QUERY_KINDS, Judgments, judged_query
 from shoplens.rerank.model import Ranker, compile_saved_trees
 from shoplens.rerank.training import (GUARD_MARGIN, GUARD_SHARE, Progress, RankerConfig, RankerReport, TrainingData,
@@ -246,6 +247,9 @@ def train_ranker(index_path: str | Path, judgments: Judgments, config: RankerCon
         if continue_training:
             if live is None:
                 raise RankerError("there is no reranker to continue from; train one first without --continue")
+            if live.feature_names != FEATURE_NAMES:
+                raise RankerError(f"the live reranker reads {len(live.feature_names)} features, this ShopLens computes "
+                                  f"{len(FEATURE_NAMES)}: train a new one (without --continue)")
             base_model, previous = live.booster, live.meta
         started = time.perf_counter()
         train_s, stop_s, guard_s = _split(engine, judgments, validation, config, progress)

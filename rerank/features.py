@@ -1,8 +1,10 @@
 """Reranker features: the ordered names and the one function that computes them.
 
 Serving, training, evaluation and benchmarks all call `compute_features`, so
-training and serving cannot drift. A model saved with other names or another
-`FEATURE_VERSION` refuses to load.
+training and serving cannot drift. Versions only add names (a model of an older
+set reads its own columns by name, `rerank.model.check_meta`); a model naming a
+feature this module does not compute, or older than the first compatible
+version, refuses to load.
 
 Missing values are NaN, never a silent zero: no price, an image-only query
 (no BM25), no behaviour in the index, a query never seen in the logs. XGBoost
@@ -25,7 +27,7 @@ from shoplens.indexers.vector.base import similarities
 from shoplens.rerank.packed_rows import PackedRows, pack_rows
 from shoplens.rerank.prices import CHEAP_WORDS, parse_price
 
-FEATURE_VERSION = 3
+FEATURE_VERSION = 4
 FEATURE_GROUPS: dict[str, list[str]] = {
     "retrieval": ["bm25", "bm25_norm", "bm25_rank", "dense", "dense_rank", "fused", "fused_rank",
                   "found_by_lexical", "found_by_dense", "sim_text_text", "sim_text_image", "sim_image_image",
@@ -43,6 +45,7 @@ FEATURE_GROUPS: dict[str, list[str]] = {
                   "order_rate_smoothed", "popularity_decayed", "rating", "query_seen", "qp_impressions", "qp_clicks",
                   "qp_ctr_smoothed"],
     "freshness": ["age_days"],
+    "consensus": ["prf_text_top1", "prf_text_top5", "prf_image_top1", "prf_image_top5", "prf_native_top5"],
 }
 FEATURE_NAMES: list[str] = [name for group in FEATURE_GROUPS.values() for name in group]
 BEHAVIOUR_FEATURES = set(FEATURE_GROUPS["behaviour"]) - {"rating"}
@@ -547,7 +550,37 @@ def compute_features(context: FeatureContext, text: str | None, candidates, lexi
         _behaviour_features(context, text, docnos, put)
     now = time.time() if now is None else now
     put("age_days", (now - context.listed_ts[docnos]) / 86400.0)
+    _consensus_features(context, docnos, put)
     return features
+
+
+PRF_DEPTH = 5  # the fused list's first candidates whose mean vector stands for what the query found
+
+
+def _consensus_features(context: FeatureContext, docnos: np.ndarray, put) -> None:
+    """Pseudo-relevance feedback: each candidate's similarity to the fused list's first candidate and to the
+    mean of its first PRF_DEPTH, in the product text, product photo and text-native spaces. Products like the
+    ones retrieval is surest of (the pictured product for a photo; the consensus for words) rank up; a
+    candidate unlike all of them down. Needs the candidates in fused order, as reranking gets them."""
+    stored = context.snapshot.vectors.vectors(docnos, parts=("text", "image", "has_image"))
+    _put_prf(put, "text", np.asarray(stored["text"], dtype=np.float32), np.ones(len(docnos), dtype=bool))
+    _put_prf(put, "image", np.asarray(stored["image"], dtype=np.float32), np.asarray(stored["has_image"], dtype=bool))
+    native = context.snapshot.text_native
+    if native is not None:
+        rows = np.asarray(native.vectors(docnos, parts=("text",))["text"], dtype=np.float32)
+        _put_prf(put, "native", rows, np.ones(len(docnos), dtype=bool), top1=False)
+
+
+def _put_prf(put, space: str, rows: np.ndarray, present: np.ndarray, top1: bool = True) -> None:
+    head = np.flatnonzero(present[:PRF_DEPTH])
+    if len(head) == 0:
+        return
+    centre = rows[head].mean(axis=0)
+    norm = float(np.linalg.norm(centre))
+    if norm > 0:
+        put(f"prf_{space}_top{PRF_DEPTH}", np.where(present, rows @ (centre / norm), np.nan))
+    if top1 and present[0]:
+        put(f"prf_{space}_top1", np.where(present, rows @ rows[0], np.nan))
 
 
 def _retrieval_features(context: FeatureContext, candidates, lexical_scores, put) -> None:

@@ -20,7 +20,8 @@ from shoplens.indexers.encoders.onnx_encoder import onnx_available
 from shoplens.indexers.index import IndexDirectory, model_digest
 from shoplens.indexers.storage import read_json
 from shoplens.rerank import behaviour_store
-from shoplens.rerank.features import FEATURE_NAMES, FEATURE_VERSION, FeatureContext, behaviour_columns, compute_features
+from shoplens.rerank.features import (COLUMN, FEATURE_NAMES, FEATURE_VERSION, FeatureContext, behaviour_columns,
+                                      compute_features)
 from shoplens.rerank.tree_compile import CompiledTrees, load_compiled
 from shoplens.rerank.tree_onnx import INPUT, keep, onnx_bytes
 
@@ -33,14 +34,23 @@ def _xgboost():
     return xgboost
 
 
-def check_meta(meta: dict[str, Any], where: Path) -> None:
-    """Refuse a model trained on another feature set."""
-    if meta.get("feature_version") != FEATURE_VERSION or meta.get("feature_names") != FEATURE_NAMES:
+# feature sets since this version only add features (never change one): a model trained on an older one reads
+# its own columns, by name, from the matrix this ShopLens computes
+FIRST_COMPATIBLE_VERSION = 3
+
+
+def check_meta(meta: dict[str, Any], where: Path) -> list[str]:
+    """The names of the features a model reads; refuses a model trained on a feature set this ShopLens cannot
+    compute (another meaning, or names it does not know)."""
+    names, version = meta.get("feature_names"), meta.get("feature_version")
+    known = isinstance(names, list) and bool(names) and all(isinstance(n, str) and n in COLUMN for n in names)
+    if not (known and isinstance(version, int) and FIRST_COMPATIBLE_VERSION <= version <= FEATURE_VERSION):
         raise RankerError(
-            f"the reranker in {where} was trained with feature set v{meta.get('feature_version')} "
-            f"({len(meta.get('feature_names') or [])} features), this ShopLens computes v{FEATURE_VERSION} "
+            f"the reranker in {where} was trained with feature set v{version} "
+            f"({len(names) if isinstance(names, list) else 0} features), this ShopLens computes v{FEATURE_VERSION} "
             f"({len(FEATURE_NAMES)} features); retrain it with `shoplens train-ranker` or search with --no-rerank"
         )
+    return list(names)
 
 
 class Ranker:
@@ -57,6 +67,10 @@ class Ranker:
         self._model_path = model_path
         self.predictor = predictor
         self.meta = meta
+        self.feature_names = list(meta.get("feature_names") or FEATURE_NAMES)  # `load` checked a saved model's
+        # None: the model reads every column this ShopLens computes; else the columns it reads, in its order
+        self._columns = None if self.feature_names == FEATURE_NAMES else \
+            np.array([COLUMN[name] for name in self.feature_names], dtype=np.intp)
         self.use_behaviour = bool(meta.get("use_behaviour", True))
         self._snapshot = snapshot
         self._context: FeatureContext | None = None
@@ -66,7 +80,8 @@ class Ranker:
 
     def predict_with_onnx(self) -> str:
         """Predict with ONNX Runtime from now on, compiled trees or not (benchmarks compare the two in one run)."""
-        session = onnx_predictor(self._model_path, self._snapshot.index.cache_dir / "ranker", self._identity)
+        session = onnx_predictor(self._model_path, self._snapshot.index.cache_dir / "ranker", self._identity,
+                                 self.feature_names)
         self.predictor, self._pinned = session, True
         self.predictor_note = "onnx runtime (asked for)" if session is not None else "xgboost (asked for onnx runtime)"
         if session is None:
@@ -79,16 +94,16 @@ class Ranker:
         if not meta_path.is_file() or not model_path.is_file():
             raise RankerError(f"the reranker in {directory} is incomplete; retrain it with `shoplens train-ranker`")
         meta = read_json(meta_path)
-        check_meta(meta, directory)
+        names = check_meta(meta, directory)
         stat = model_path.stat()
         identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, str(meta.get("trained_at")))
         if identity not in _PREDICTORS:
             # versions that carry the ranker over hard-link its file: the next version finds it here
             while len(_PREDICTORS) >= 4:
                 _PREDICTORS.pop(next(iter(_PREDICTORS)))
-            _PREDICTORS[identity] = _predictor(model_path, snapshot.index.cache_dir / "ranker", identity)
+            _PREDICTORS[identity] = _predictor(model_path, snapshot.index.cache_dir / "ranker", identity, names)
         predictor, note = _PREDICTORS[identity]
-        booster = None if predictor is not None else _load_booster(model_path, identity)
+        booster = None if predictor is not None else _load_booster(model_path, identity, names)
         ranker = cls(booster, meta, snapshot, model_path=model_path, predictor=predictor)
         ranker.predictor_note, ranker._identity = note, identity
         return ranker
@@ -99,7 +114,7 @@ class Ranker:
         if isinstance(self.predictor, CompiledTrees) or self._model_path is None or self._pinned:
             return self.predictor_note
         cache_dir = self._snapshot.index.cache_dir / "ranker"
-        compiled, why = load_compiled(self._model_path, cache_dir, len(FEATURE_NAMES), build=True)
+        compiled, why = load_compiled(self._model_path, cache_dir, len(self.feature_names), build=True)
         if compiled is not None:
             self.predictor = compiled
             _PREDICTORS[self._identity] = (compiled, f"native: {why}")
@@ -110,7 +125,7 @@ class Ranker:
     def booster(self):
         """The XGBoost booster (loaded on first use when ONNX Runtime serves the predictions)."""
         if self._booster is None and self._model_path is not None:
-            self._booster = _load_booster(self._model_path, ("booster", str(self._model_path)))
+            self._booster = _load_booster(self._model_path, ("booster", str(self._model_path)), self.feature_names)
         return self._booster
 
     def context(self, snapshot, earlier: FeatureContext | None = None) -> FeatureContext:
@@ -128,7 +143,10 @@ class Ranker:
         return compute_features(self.context(snapshot), text, candidates, lexical_scores, use_behaviour=use)
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        """The model's score of each row (float32 features, NaN where missing)."""
+        """The model's score of each row (float32 features, NaN where missing; every column this ShopLens
+        computes: a model of an older feature set reads its own)."""
+        if self._columns is not None:
+            features = features[:, self._columns]
         if isinstance(self.predictor, CompiledTrees):
             return self.predictor.predict(features).astype(np.float64)
         if self.predictor is not None:
@@ -138,12 +156,15 @@ class Ranker:
     def contributions(self, features: np.ndarray) -> list[dict[str, Any]]:
         """Per-feature contributions (XGBoost's SHAP values) to each row's score."""
         xgboost = _xgboost()
-        matrix = xgboost.DMatrix(features, feature_names=FEATURE_NAMES, missing=np.nan)
+        names = self.feature_names
+        if self._columns is not None:
+            features = features[:, self._columns]
+        matrix = xgboost.DMatrix(features, feature_names=names, missing=np.nan)
         contribs = self.booster.predict(matrix, pred_contribs=True)
         out = []
         for row, values in zip(features, contribs):
             out.append({"features": {name: {"value": None if np.isnan(row[i]) else float(row[i]),
-                                            "contribution": float(values[i])} for i, name in enumerate(FEATURE_NAMES)},
+                                            "contribution": float(values[i])} for i, name in enumerate(names)},
                         "bias": float(values[-1])})
         return out
 
@@ -187,13 +208,13 @@ _PREDICTORS: dict[tuple, tuple[Any, str]] = {}  # the same identity -> (compiled
 # None: XGBoost predicts; the note that says which and why)
 
 
-def _predictor(model_path: Path, cache_dir: Path, identity: tuple) -> tuple[Any, str]:
+def _predictor(model_path: Path, cache_dir: Path, identity: tuple, names: list[str]) -> tuple[Any, str]:
     """The fastest predictor the index's cache has for a model: its compiled trees, else ONNX Runtime (else
     None: XGBoost), with a note saying which and why."""
-    compiled, why = load_compiled(model_path, cache_dir, len(FEATURE_NAMES))
+    compiled, why = load_compiled(model_path, cache_dir, len(names))
     if compiled is not None:
         return compiled, f"native: {why}"
-    session = onnx_predictor(model_path, cache_dir, identity)
+    session = onnx_predictor(model_path, cache_dir, identity, names)
     return session, _fallback_note(session is not None, why)
 
 
@@ -206,7 +227,8 @@ def compile_saved_trees(index_path: str | Path, version: int) -> str:
     is searchable meanwhile). Returns what searches predict with."""
     index = IndexDirectory(index_path)
     model_path = index.version_path(version) / "ranker" / "model.json"
-    compiled, why = load_compiled(model_path, index.cache_dir / "ranker", len(FEATURE_NAMES), build=True)
+    names = check_meta(read_json(model_path.parent / "meta.json"), model_path.parent)
+    compiled, why = load_compiled(model_path, index.cache_dir / "ranker", len(names), build=True)
     return f"native: {why}" if compiled is not None else _fallback_note(onnx_available(), why)
 
 
@@ -215,11 +237,15 @@ def predictor_status(snapshot_path: Path, cache_dir: Path) -> str | None:
     model_path = snapshot_path / "ranker" / "model.json"
     if not model_path.is_file():
         return None
-    compiled, why = load_compiled(model_path, cache_dir / "ranker", len(FEATURE_NAMES))
+    try:
+        names = check_meta(read_json(model_path.parent / "meta.json"), model_path.parent)
+    except (RankerError, OSError, ValueError) as exc:
+        return f"none: {exc}"
+    compiled, why = load_compiled(model_path, cache_dir / "ranker", len(names))
     return f"native: {why}" if compiled is not None else _fallback_note(onnx_available(), why)
 
 
-def _load_booster(model_path: Path, identity: tuple):
+def _load_booster(model_path: Path, identity: tuple, names: list[str]):
     booster = _BOOSTERS.get(identity)
     if booster is None:
         booster = _xgboost().Booster()
@@ -228,12 +254,13 @@ def _load_booster(model_path: Path, identity: tuple):
         while len(_BOOSTERS) >= 4:
             _BOOSTERS.pop(next(iter(_BOOSTERS)))
         _BOOSTERS[identity] = booster
-    if booster.feature_names and list(booster.feature_names) != FEATURE_NAMES:
-        raise RankerError(f"the reranker in {model_path.parent} names other features than its meta.json")
+    if booster.feature_names and list(booster.feature_names) != names:
+        raise RankerError(f"the reranker in {model_path.parent} names other features than its meta.json; "
+                          "retrain it with `shoplens train-ranker` or search with --no-rerank")
     return booster
 
 
-def onnx_predictor(model_path: Path, cache_dir: Path, identity: tuple):
+def onnx_predictor(model_path: Path, cache_dir: Path, identity: tuple, names: list[str] | None = None):
     """An ONNX Runtime session of the model's trees (one operator thread), converted once per model file
     and kept in the index's cache; None when onnxruntime is missing or the trees cannot be converted."""
     if not onnx_available():
@@ -243,9 +270,10 @@ def onnx_predictor(model_path: Path, cache_dir: Path, identity: tuple):
     source: str | bytes = str(target)
     if not target.is_file():
         model = json.loads(model_path.read_text(encoding="utf-8"))
-        names = model["learner"].get("feature_names") or []
-        if names and names != FEATURE_NAMES:
-            raise RankerError(f"the reranker in {model_path.parent} names other features than its meta.json")
+        stored = model["learner"].get("feature_names") or []
+        if stored and stored != (names or FEATURE_NAMES):
+            raise RankerError(f"the reranker in {model_path.parent} names other features than its meta.json; "
+                          "retrain it with `shoplens train-ranker` or search with --no-rerank")
         data = onnx_bytes(model)
         if data is None:
             return None

@@ -140,6 +140,30 @@ def test_similarities_from_fusion_equal_the_stored_vectors_read_again(engine, ki
     np.testing.assert_allclose(served, compute_features(context, text, head, scores), atol=1e-6, equal_nan=True)
 
 
+@pytest.mark.parametrize("kind", ["text", "photo"])
+def test_consensus_features_compare_each_candidate_with_the_fused_lists_first(engine, kind):
+    """prf_*: a candidate's product vectors against the first fused candidate's and the first five's mean."""
+    text = "blue denim jeans for men" if kind == "text" else None
+    image = None if kind == "text" else str(SAMPLE.parent / sample_products(1)[0]["image"])
+    matrix, ids = features_for(engine, text, image)
+    snapshot, candidates, _ = engine.retrieve(SearchRequest(text=text, image=image, k=50, candidates=50),
+                                              for_rerank=True)
+    stored = snapshot.vectors.vectors(candidates.docnos)
+    centre = stored["text"][:5].mean(axis=0)
+    np.testing.assert_allclose(column(matrix, "prf_text_top5"), stored["text"] @ (centre / np.linalg.norm(centre)),
+                               atol=1e-5)
+    np.testing.assert_allclose(column(matrix, "prf_text_top1"), stored["text"] @ stored["text"][0], atol=1e-5)
+    assert column(matrix, "prf_text_top1")[0] == pytest.approx(1.0, abs=1e-5)  # the first candidate is itself
+    images = column(matrix, "prf_image_top1")
+    assert np.array_equal(np.isnan(images), ~stored["has_image"])  # no photo: missing, never a zero
+    native = snapshot.text_native.vectors(candidates.docnos, parts=("text",))["text"]
+    centre = native[:5].mean(axis=0)
+    np.testing.assert_allclose(column(matrix, "prf_native_top5"), native @ (centre / np.linalg.norm(centre)),
+                               atol=1e-5)
+    if kind == "photo":  # the pictured product leads, and its own photo is the consensus's first
+        assert ids[0] == sample_products(1)[0]["id"] and images[0] == pytest.approx(1.0, abs=1e-5)
+
+
 def test_behaviour_is_missing_without_events_and_smoothed_with_them(engine):
     matrix, ids = features_for(engine, "casual shirt", behaviour=BehaviourStats.empty())
     for name in BEHAVIOUR_FEATURES:

@@ -123,15 +123,19 @@ def test_learning_from_events_alone_and_continuing(trained, tmp_path):
     assert refreshed_meta["history"][1]["rounds"] > refreshed_meta["history"][0]["rounds"]
 
 
-def test_a_model_for_other_features_refuses_to_load(trained, tmp_path, encoder):
+@pytest.mark.parametrize("change, message", [
+    (lambda names: [*names[:-1], "a_feature_no_shoplens_computes"], "feature set v"),
+    (lambda names: names[:-1], "names other features than its meta.json"),  # meta.json and model.json disagree
+])
+def test_a_model_for_other_features_refuses_to_load(trained, tmp_path, encoder, change, message):
     index, _, _ = trained
     copy = copy_index(index, tmp_path / "copy")
     meta_path = IndexDirectory(copy).version_path(3) / "ranker" / "meta.json"
     meta = json.loads(meta_path.read_text())
-    meta["feature_names"] = meta["feature_names"][:-1]
+    meta["feature_names"] = change(meta["feature_names"])
     meta_path.write_text(json.dumps(meta))
     engine = SearchEngine(copy, device="cpu", encoder=encoder)
-    with pytest.raises(RankerError, match="feature set.*retrain it with `shoplens train-ranker`"):
+    with pytest.raises(RankerError, match=f"{message}.*retrain it with `shoplens train-ranker`"):
         engine.search(SearchRequest(text="shirt"))
     assert engine.search(SearchRequest(text="shirt", rerank=False)).results  # --no-rerank still works
 
