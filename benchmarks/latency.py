@@ -118,12 +118,12 @@ def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = Non
         device: str = "auto", rerank: bool = True, command: str = "", data: str = "",
         lexical: str | None = None, compare: bool = False, runtime: str | None = None,
         cache_size: int = DEFAULT_CAPACITY, warm_rows: bool = False, compare_bm25: bool = False,
-        compare_trees: bool = False, vectors: str | None = None) -> Report:
+        compare_trees: bool = False, vectors: str | None = None, client_processes: bool = False) -> Report:
     """Latency on the index; with `lexical` (e.g. "elasticsearch") also on a copy whose lexical store (and
     with `vectors`, its vector stores) lives on that backend, in the same run, same queries (tables and
     summaries named by the stores each ran on)."""
     options = {"compare": compare, "runtime": runtime, "cache_size": cache_size, "warm_rows": warm_rows,
-               "compare_bm25": compare_bm25, "compare_trees": compare_trees}
+               "compare_bm25": compare_bm25, "compare_trees": compare_trees, "client_processes": client_processes}
     if not lexical:
         if vectors:
             raise ConfigError("--vectors needs --lexical: it names where the compared copy keeps its vectors")
@@ -155,7 +155,7 @@ def _report_and_stage_names(manifest: dict, index: Path, queries: Path, data: st
 def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = None, threads: int = 1,
          device: str = "auto", rerank: bool = True, command: str = "", data: str = "", compare: bool = False,
          runtime: str | None = None, cache_size: int = DEFAULT_CAPACITY, warm_rows: bool = False,
-         compare_bm25: bool = False, compare_trees: bool = False) -> Report:
+         compare_bm25: bool = False, compare_trees: bool = False, client_processes: bool = False) -> Report:
     """One client per query kind (stages, end to end), the query cache's hit rate and effect,
     concurrent clients; with `compare` the other encoder runtime, with `compare_bm25` an engine that scores
     candidates' BM25 by searching, with `compare_trees` one whose reranker predicts with ONNX Runtime instead
@@ -203,6 +203,8 @@ def _run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = No
         concurrent_rows.append([count, result["n"], *result["total"].values(), result["qps"]])
     report.table(f"concurrent clients sharing one engine ({engine.encoder_runtime}; all queries, no query cache), ms",
                  ["clients", "n", "p50", "p95", "p99", "queries/s"], concurrent_rows)
+    if client_processes:
+        _process_rows(report, index, requests, clients or [1, 2, 4], k, device, threads, runtime, warm_rows, summary)
     report.extra["summary"] = summary
     report.notes.extend(_predictor_notes(engines))
     for item in engines.values():
@@ -237,6 +239,20 @@ def _open_engines(index: Path, device: str, threads: int, runtime: str | None, c
 
         torch.set_num_threads(threads)
     return engines
+
+
+def _process_rows(report: Report, index: Path, requests: list[SearchRequest], counts: list[int], k: int,
+                  device: str, threads: int, runtime: str | None, warm_rows: bool, summary: dict[str, Any]) -> None:
+    """The concurrent clients again, each a process with its own engine (as `serve --workers N`)."""
+    from shoplens.benchmarks.client_processes import replay_processes
+
+    rows = []
+    for count in counts:
+        result = replay_processes(index, requests, count, k, device, threads, runtime, warm_rows)
+        summary[f"client_processes_{count}"] = result
+        rows.append([count, result["n"], *result["total"].values(), result["qps"]])
+    report.table("concurrent clients, one engine process each (as `serve --workers N`; all queries, no query "
+                 "cache), ms", ["clients", "n", "p50", "p95", "p99", "queries/s"], rows)
 
 
 def _predictor_notes(engines: dict[str, Any]) -> list[str]:

@@ -92,6 +92,7 @@ def bench_latency(
     warm_rows: bool = typer.Option(False, "--warm-rows", help="First analyze every product for the reranker, as `serve` does in the background."),
     compare_bm25: bool = typer.Option(False, "--compare-bm25", help="Also run an engine that scores the candidates' BM25 by searching (no rows in memory), same queries, same run."),
     compare_trees: bool = typer.Option(False, "--compare-trees", help="Also run an engine whose reranker predicts with ONNX Runtime instead of the compiled trees, same queries, same run."),
+    client_processes: bool = typer.Option(False, "--client-processes", help="Also run the concurrent clients as processes, each with its own engine (as `serve --workers N`)."),
     device: str = DeviceOption,
     save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
@@ -105,7 +106,7 @@ def bench_latency(
     counts = comma_numbers(clients, "--clients")
     report = latency.run(index_dir, queries, k, counts, threads, device, not no_rerank, command_line(), lexical=lexical,
                          vectors=vectors, compare=compare, runtime=encoder_runtime, cache_size=cache_size, warm_rows=warm_rows,
-                         compare_bm25=compare_bm25, compare_trees=compare_trees)
+                         compare_bm25=compare_bm25, compare_trees=compare_trees, client_processes=client_processes)
     finish_report(report, as_json, save)
 
 
