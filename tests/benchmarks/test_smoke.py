@@ -62,6 +62,8 @@ def test_bench_devdata_and_quality(dev, tmp_path):
     report = bench("quality", "--judgments", out / "judgments.test.jsonl", "--index", index, "--limit", 4)
     systems = [row[0] for row in report["tables"][0]["rows"]]
     assert "ShopLens hybrid + rerank" in systems and any(s.startswith("bm25s") for s in systems)
+    assert {"ShopLens BM25 (tantivy, field boosts)", "ShopLens BM25 (tantivy, field boosts) with the intent boost"} \
+        <= set(systems)  # the retriever alone (as eval runs it) and with the search's intent boost
     assert any(s.startswith("rank_bm25") for s in systems) and any(s.startswith("txtai") for s in systems)
 
 
