@@ -27,6 +27,7 @@ import io
 import json
 import math
 import zlib
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -151,6 +152,11 @@ def _csv_rows(path: Path, short_columns: set[str]) -> Iterator[tuple[int, Any, s
             return
         if any(_not_utf8(name) for name in header):
             raise CatalogError(f"{path.name}: the CSV header is not UTF-8 text; save the file as UTF-8")
+        counts = Counter(name for name in header if name.strip())
+        twice = sorted(name for name, count in counts.items() if count > 1)
+        if twice:  # csv.DictReader would keep the last column of a name and drop the others unseen
+            raise CatalogError(f"{path.name}: the CSV header names column(s) {', '.join(map(repr, twice[:5]))} "
+                               "more than once; rename them so each column has its own name")
         start = 2
         while True:
             try:
