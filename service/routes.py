@@ -120,7 +120,7 @@ def _add_search(app: FastAPI, state: ServiceState, search_key: Callable) -> None
         if media_type(request, SEARCH_TYPES) == "multipart/form-data":
             body, image = await _form_body(request)
         else:
-            body, image = inputs.parse_body(_json_object(await request.body())), None
+            body, image = inputs.parse_body(_json_object(await request.body()), strict=True), None
         search_request = await run_in_threadpool(inputs.search_request, body, image)
         return await _answer(state, search_request)
 

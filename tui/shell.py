@@ -24,7 +24,7 @@ from rich.text import Text
 from shoplens.common.errors import ConfigError, QueryError, ShopLensError
 from shoplens.engine.browse import check_filters, field_summaries, find_product
 from shoplens.engine.fusion import FUSION_METHODS
-from shoplens.engine.query import MODES, SearchRequest, SearchResponse
+from shoplens.engine.query import MODES, SearchRequest, SearchResponse, check_typed_text
 from shoplens.tui.display import (THUMB_MODES, compare_table, describe_query, explain_view, fields_table, moved,
                                   product_view, results_table, thumbnail_grid)
 
@@ -94,6 +94,7 @@ class ShellSession:
             return [], False
         try:
             if not line.startswith(":"):
+                check_typed_text(line)
                 return self._search(replace(self.request, text=line, image=None, page=1)), False
             name, _, rest = line[1:].partition(" ")
             if name in ("q", "quit", "exit"):
