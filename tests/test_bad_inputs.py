@@ -124,6 +124,7 @@ def make_bad_files(folder: Path) -> Path:
         "title-control.jsonl": jsonl(product(id="bad-16", title="\x00\x01\x1b")),
         "price-absurd.jsonl": b'{"id": "bad-17", "title": "Shirt", "price": 1e300}\n',
         "duplicate-columns.csv": b"id,title,title,price\nc1,One,Two,10\n",
+        "duplicate-keys.jsonl": b'{"id": "bad-18", "title": "One", "title": "Two"}\n',
         "judgments-conflict.jsonl": jsonl({"query": "shirt", "id": "x", "grade": 2},
                                           {"query": "shirt", "id": "x", "grade": 0}),
         "queries-punctuation.txt": b"shirt\n!!!\n", "queries-control.jsonl": b'{"text": "red \\u001b[31m shirt"}\n',
@@ -137,6 +138,11 @@ def make_bad_files(folder: Path) -> Path:
 
     png_header(big, 30000, 30000)
     (folder / "inbox-file").write_text("x")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_arrays([pa.array(["p1"]), pa.array(["One"]), pa.array(["Two"])],
+                                        names=["id", "title", "title"]), folder / "duplicate-columns.parquet")
     return folder
 
 
@@ -147,14 +153,14 @@ def make_bad_files(folder: Path) -> Path:
 FILE_KINDS = ["missing.jsonl", "dir.jsonl", "empty.jsonl", "blank.jsonl", "binary.jsonl", "corrupt.jsonl.gz",
               "notgzip.jsonl.gz", "utf16.jsonl", "latin1.jsonl", "bad.csv", "empty.csv", "header-only.csv",
               "bad.parquet", "data.xml", "array.jsonl", "string.jsonl", "null.jsonl", "truncated.jsonl",
-              "duplicate-columns.csv"]
+              "duplicate-columns.csv", "duplicate-columns.parquet"]
 # Accepted by design, so not here: a NaN price (read as no price), a number as id or title (read as text), an
 # image that cannot be used (the product is indexed from its text, with a warning).
 ROW_KINDS = ["price-abc.jsonl", "price-inf.jsonl", "price-negative.jsonl", "price-huge.jsonl",
              "id-null.jsonl", "id-list.jsonl", "id-nested.jsonl", "id-empty.jsonl", "id-bool.jsonl",
              "title-list.jsonl", "no-title.jsonl", "duplicate-ids.jsonl", "hugeline.jsonl",
              "attr-wide.jsonl", "attr-name-empty.jsonl", "attr-name-newline.jsonl", "id-newline.jsonl",
-             "id-control.jsonl", "id-nul.jsonl", "title-control.jsonl", "price-absurd.jsonl"]
+             "id-control.jsonl", "id-nul.jsonl", "title-control.jsonl", "price-absurd.jsonl", "duplicate-keys.jsonl"]
 
 CASES: list[tuple[str, list[str]]] = []
 CASES += [("catalog file", ["update", "{bad}/" + name, "--index", "{ix}"]) for name in FILE_KINDS]
