@@ -119,7 +119,13 @@ def parse_field_map(pairs: Iterable[str]) -> dict[str, list[str]]:
             raise CatalogError(f"field map {pair!r} names no source column")
         if len(names) > 1 and canonical in ("id", "price", "image"):
             raise CatalogError(f"field {canonical!r} can be mapped from one column only, got {sources!r}")
-        mapping[canonical] = names
+        if canonical in mapping:  # the later --map would replace the earlier one silently
+            raise CatalogError(f"--map names {canonical!r} twice; give it once (several columns comma-separated)")
+        taken = next(((name, field) for name in names for field, used in mapping.items() if name in used), None)
+        if taken:  # a column is read once: the second field would find it gone
+            raise CatalogError(f"--map maps column {taken[0]!r} to both {taken[1]!r} and {canonical!r}; "
+                               "map each column to one field")
+        mapping[canonical] = list(dict.fromkeys(names))
     return mapping
 
 

@@ -171,6 +171,9 @@ CASES += [("catalog row --strict", ["update", "{bad}/" + name, "--index", "{ix}"
 CASES += [("catalog row --strict", ["update", "{bad}/image-number.jsonl", "--index", "{ix}", "--strict"])]
 CASES += [("catalog --map", ["update", "{bad}/price-abc.jsonl", "--index", "{ix}", "--map", spec])
           for spec in ["title", "=x", "title=", "nofield=x"]]
+CASES += [("catalog --map", ["update", "{bad}/price-abc.jsonl", "--index", "{ix}", *maps]) for maps in [
+    ["--map", "id=sku", "--map", "id=name"], ["--map", "id=sku", "--map", "title=sku"], ["--map", "title=name,brand,name",
+                                                                                       "--map", "brand=brand"]]]
 CASES += [("id list", ["delete", *args, "--index", "{ix}"]) for args in [
     ["--file", "{bad}/missing.txt"], ["--file", "{bad}/dir.jsonl"], ["--file", "{bad}/ids-binary.txt"],
     ["--file", "{bad}/ids-empty.txt"], ["--file", "{bad}/ids-utf16.txt"], ["--ids", ""], ["--ids", ","],
