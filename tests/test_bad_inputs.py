@@ -242,6 +242,11 @@ CASES += [("train-encoder", ["train-encoder", *args, "--out", "{tmp}/heads.safet
                        ["{bad}/array.jsonl"], ["{catalog}", "--epochs", "0"], ["{catalog}", "--epochs", "-1"],
                        ["{catalog}", "--holdout", "-1"], ["{catalog}", "--embed-dim", "0"],
                        ["{catalog}", "--head", "magic"], ["{catalog}", "--max-train", "0"]]]
+# On the whole sample (enough products to train): out-of-range values are refused before any work; a negative
+# --holdout had sliced the held-out products from the end, so training used them.
+CASES += [("train-encoder", ["train-encoder", str(SAMPLE), *args, "--out", "{tmp}/heads.safetensors", "--device", "cpu"])
+          for args in [["--holdout", "-1"], ["--holdout", "0"], ["--validation", "-5"], ["--validation", "0"],
+                       ["--epochs", "0"], ["--epochs", "99999999"], ["--embed-dim", "1"], ["--embed-dim", "99999"]]]
 CASES += [("index option", ["index", "{catalog}", "--index", "{tmp}/new", "--device", "cpu", *extra]) for extra in [
     ["--image-weight", "-1"], ["--image-weight", "nan"], ["--image-weight", "2"], ["--keep-versions", "0"],
     ["--keep-versions", "-1"], ["--vector-index", "magic"], ["--lexical", "solr"], ["--vectors", "magic"],
