@@ -255,7 +255,8 @@ CASES += [("index option", ["index", "{catalog}", "--index", "{tmp}/new", "--dev
 CASES += [("serve option", ["serve", "--index", "{ix}", *extra]) for extra in [
     ["--port", "0"], ["--port", "-1"], ["--port", "70000"], ["--workers", "0"], ["--workers", "-1"],
     ["--follow-seconds", "-1"], ["--follow-seconds", "nan"], ["--host", "not a host!"],
-    ["--warm-queries", "{bad}/missing.txt"], ["--events-inbox", "{bad}/inbox-file"]]]
+    ["--warm-queries", "{bad}/missing.txt"], ["--events-inbox", "{bad}/inbox-file"], ["--api-key", "k" * 5000],
+    ["--api-key", "ключ"]]]
 CASES += [("serve index", ["serve", "--index", path]) for path in ["{tmp}/missing", "{bad}/inbox-file", "{tmp}/emptydir"]]
 CASES += [("bench option", ["bench", *cmd]) for cmd in [
     ["latency", "--index", "{ix}", "--clients", "0"], ["latency", "--index", "{ix}", "--clients", "-1"],
