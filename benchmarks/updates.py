@@ -52,10 +52,11 @@ def cold_build_seconds(report_path: Path) -> float:
 
 def _changed_rows(records: list[dict[str, Any]], kind: str, work: Path, count: int, seed: int) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
+    if kind == "image":  # only products with a photo on disk can get a new one (a text-only product has none)
+        records = [r for r in records if r.get("image") and Path(r["image"]).is_file()]
+        (work / "images").mkdir(parents=True, exist_ok=True)
     picks = rng.choice(len(records), size=min(count, len(records)), replace=False)
     rows = []
-    if kind == "image":
-        (work / "images").mkdir(parents=True, exist_ok=True)
     for i in picks.tolist():
         record = records[i]
         if kind == "price":
@@ -118,6 +119,8 @@ def _update_to_searchable(report: Report, engine: SearchEngine, copy: Path, reco
     timings: dict[str, float] = {}
     for seed, kind in enumerate(("price", "title", "image"), start=1):
         changed = _changed_rows(records, kind, work, count, seed)
+        if not changed:  # no product has a photo: nothing to time for new photos
+            continue
         delta = _write_delta(changed, work / f"delta-{kind}.jsonl")
         probe = changed[0]
         started = time.perf_counter()

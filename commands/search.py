@@ -61,7 +61,7 @@ def search(
     """Search the index by text, by image, or both; or many queries at once with --queries FILE."""
     from shoplens.common.errors import QueryError
     from shoplens.engine.batch import read_queries
-    from shoplens.engine.query import SearchRequest
+    from shoplens.engine.query import SearchRequest, check_typed_text
     from shoplens.engine.search import SearchEngine
 
     request = SearchRequest(text=query, image=image, k=k, page=page, filters=list(filters or []), mode=mode,
@@ -70,6 +70,7 @@ def search(
                             explain=explain, collapse=not no_collapse, spell=not no_spell, intent=not no_intent,
                             strict_intent=strict_intent)
     if queries is None:
+        check_typed_text(query)
         request.validate()
     elif query:
         raise QueryError("give query text or --queries FILE, not both")

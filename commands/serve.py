@@ -62,13 +62,18 @@ def serve(
                 log_level="warning", access_log=False, timeout_graceful_shutdown=5)
 
 
+MAX_API_KEY_CHARS = 1024
+
+
 def check_api_key(key: str | None) -> None:
     """--api-key (or SHOPLENS_API_KEY) travels in an HTTP header: an empty key would let an empty header in,
     and a space or a character outside printable ASCII can never arrive as typed, so neither is accepted."""
     from shoplens.common.errors import ConfigError
 
-    if key is not None and not (key and key.isascii() and key.isprintable() and " " not in key):
-        raise ConfigError("--api-key (or SHOPLENS_API_KEY) must be printable ASCII without spaces, and not empty; "
+    if key is not None and not (key and len(key) <= MAX_API_KEY_CHARS and key.isascii() and key.isprintable()
+                                and " " not in key):  # a longer key would not fit in a request's headers
+        raise ConfigError(f"--api-key (or SHOPLENS_API_KEY) must be printable ASCII without spaces, 1 to "
+                          f"{MAX_API_KEY_CHARS:,} characters; "
                           "generate one with `python -c 'import secrets; print(secrets.token_urlsafe())'`")
 
 

@@ -18,13 +18,24 @@ LONE_SURROGATE = "an unpaired \\ud800-\\udfff escape (half of a UTF-16 pair); wr
 
 def loads_line(text: str) -> Any:
     """json.loads(text); a ValueError (JSONDecodeError where the JSON is broken) with a short reason otherwise:
-    nesting deeper than Python can follow, or text holding a lone surrogate."""
+    nesting deeper than Python can follow, text holding a lone surrogate, or a key given twice in one object."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_unique_keys)
     except RecursionError:
         raise ValueError("nested too deeply") from None
     if SURROGATE_ESCAPE.search(text) and has_lone_surrogate(value):
         raise ValueError(LONE_SURROGATE)
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose key appears twice ({"title": "a", "title": "b"}) is refused: json.loads would keep the
+    last value and drop the first unseen."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"key {twice[:60]!r} appears twice in one object; keep one")
     return value
 
 

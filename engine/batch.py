@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from shoplens.common.errors import QueryError, ShopLensError
 from shoplens.common.jsontext import loads_line
 from shoplens.common.textfile import text_lines
-from shoplens.engine.query import SearchRequest
+from shoplens.engine.query import SearchRequest, check_typed_text
 
 JSON_KEYS = {"id", "text", "query", "image", "filters", "k", "page", "mode", "fusion"}
 
@@ -41,10 +41,13 @@ def read_queries(path: str | Path, defaults: SearchRequest) -> list[BatchQuery]:
         line = raw.strip()
         if not line:
             continue
-        if line.startswith("{"):
-            queries.append(_json_query(path, number, line, defaults))
-        else:
-            queries.append(BatchQuery(number, replace(defaults, text=line)))
+        query = _json_query(path, number, line, defaults) if line.startswith("{") \
+            else BatchQuery(number, replace(defaults, text=line))
+        try:
+            check_typed_text(query.request.text)
+        except QueryError as exc:
+            raise QueryError(f"{path.name} line {number}: {exc}") from None
+        queries.append(query)
     if not queries:
         raise QueryError(f"{path} holds no queries; give one query a line")
     return queries

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +113,22 @@ class SearchRequest:
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.k
+
+
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, newline and CR are spaces
+
+
+def check_typed_text(text: Any) -> None:
+    """Query text a person typed (the CLI, a queries file, the HTTP API): no control characters, and at least
+    one letter, digit or symbol such as an emoji to search for ("!!!" or a zero-width space alone find
+    nothing). Judged and logged queries are not checked here: a shopper's "???" is still a query to train on."""
+    if not isinstance(text, str) or not text.strip():
+        return  # missing or empty text: `validate` says what to give
+    if CONTROL_CHARS.search(text):
+        raise QueryError("query text has a control character (NUL, escape...); type plain text")
+    if not any(ch.isalnum() or (unicodedata.category(ch) == "So" and ch != "\ufffd") for ch in text):
+        raise QueryError(f"query text {text.strip()[:40]!r} has no letters or digits to search for; "
+                         "type words (or search by photo)")
 
 
 def check_image_file(path: Any) -> None:

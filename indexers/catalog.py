@@ -24,6 +24,10 @@ from shoplens.indexers.rows import SUPPORTED_SUFFIXES, BrokenRow as _BrokenRow, 
 
 CANONICAL_FIELDS = ("id", "title", "description", "brand", "category", "price", "image")
 MAX_ID_CHARS = 512
+MAX_ATTRIBUTES = 1000  # attribute fields one row may add (each is a column of the product store)
+MAX_ATTRIBUTE_NAME_CHARS = 200
+MAX_PRICE = 1e12  # above it a price is a unit or parsing mistake (and prints as a 300-digit number)
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0 and C1 control characters (newline, tab, NUL, escape...)
 
 
 @dataclass
@@ -115,7 +119,13 @@ def parse_field_map(pairs: Iterable[str]) -> dict[str, list[str]]:
             raise CatalogError(f"field map {pair!r} names no source column")
         if len(names) > 1 and canonical in ("id", "price", "image"):
             raise CatalogError(f"field {canonical!r} can be mapped from one column only, got {sources!r}")
-        mapping[canonical] = names
+        if canonical in mapping:  # the later --map would replace the earlier one silently
+            raise CatalogError(f"--map names {canonical!r} twice; give it once (several columns comma-separated)")
+        taken = next(((name, field) for name in names for field, used in mapping.items() if name in used), None)
+        if taken:  # a column is read once: the second field would find it gone
+            raise CatalogError(f"--map maps column {taken[0]!r} to both {taken[1]!r} and {canonical!r}; "
+                               "map each column to one field")
+        mapping[canonical] = list(dict.fromkeys(names))
     return mapping
 
 
@@ -159,6 +169,8 @@ def mapping_hint(name: str, rejects: list["Reject"], columns: dict[str, None], a
     if any_valid or not rejects or not unmapped:
         return None
     for required in ("id", "title"):
+        if required in columns:  # the column is there, its values are empty: the rejects say so row by row
+            continue
         if all(reject.reason == f"missing {required}" for reject in rejects):
             words = {"id": ("id", "sku", "code"), "title": ("title", "name")}[required]
             guess = next((c for c in unmapped if any(w in c.lower() for w in words)), None) or "COLUMN"
@@ -243,6 +255,9 @@ def normalize_row(row: dict[str, Any], field_map: dict[str, list[str]], base_dir
         raise _RowError("missing id")
     if len(product_id) > MAX_ID_CHARS:
         raise _RowError(f"id is longer than {MAX_ID_CHARS} characters")
+    if CONTROL.search(product_id):
+        raise _RowError(f"id {product_id[:40]!r} has a control character (a newline, tab, NUL...); "
+                        "an id is one line of printable text")
     stored = existing(product_id) if existing is not None else None
     attributes: dict[str, Any] = {}
     if stored is not None:  # a patch: fields the row does not name keep their stored values
@@ -261,14 +276,28 @@ def normalize_row(row: dict[str, Any], field_map: dict[str, list[str]], base_dir
         category = [item for item in _as_list(mapped.get("category")) if item]
     except ValueError as exc:
         raise _RowError(str(exc), product_id) from None
+    title = " ".join(CONTROL.sub(" ", title).split())  # control characters count as spaces in a title
     if not title:
         raise _RowError("missing title", product_id)
     price = _clean_price(mapped.get("price"), product_id)
     image_path = _image_path(mapped.get("image"), base_dir, product_id)
     for key, value in rest.items():
         _flatten_into(attributes, str(key), value)
-    return Product(id=product_id, title=" ".join(title.split()), description=description, brand=brand,
+    _check_attributes(attributes, product_id)
+    return Product(id=product_id, title=title, description=description, brand=brand,
                    category=category, price=price, image=image_path, attributes=attributes)
+
+
+def _check_attributes(attributes: dict[str, Any], product_id: str) -> None:
+    """Attribute names become product-store columns and filter fields: at most MAX_ATTRIBUTES of them a row,
+    each a non-empty name of at most MAX_ATTRIBUTE_NAME_CHARS printable characters."""
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise _RowError(f"row has {len(attributes):,} attribute fields, more than {MAX_ATTRIBUTES:,}; "
+                        "keep the fields shoppers filter or search on", product_id)
+    for name in attributes:
+        if not name.strip() or len(name) > MAX_ATTRIBUTE_NAME_CHARS or CONTROL.search(name):
+            raise _RowError(f"attribute name {name[:40]!r} is empty, longer than {MAX_ATTRIBUTE_NAME_CHARS} "
+                            "characters or has a control character; rename the column", product_id)
 
 
 def _map_fields(row: dict[str, Any], field_map: dict[str, list[str]]) -> tuple[dict[str, Any], set[str], dict[str, Any]]:
@@ -363,7 +392,9 @@ def _clean_price(value: Any, product_id: str) -> float | None:
         raise _RowError(f"price {value!r} is not a finite number", product_id)
     if price < 0:
         raise _RowError(f"price {value!r} is negative", product_id)
-    return price
+    if price > MAX_PRICE:
+        raise _RowError(f"price {value!r} is larger than {MAX_PRICE:,.0f}; check its unit", product_id)
+    return abs(price)  # -0.0 is 0
 
 
 def _text(value: Any, name: str = "", lists: bool = False) -> str:

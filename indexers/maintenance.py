@@ -232,6 +232,9 @@ class CheckReport:
                 "facts": self.facts}
 
 
+MAX_DEEP = 10_000
+
+
 def check_index(index_path: str | Path, deep: int = 0, version: int | None = None, seed: int = 0,
                 component_checks: Sequence[ComponentCheck] = ()) -> CheckReport:
     """Verify that every store of a version holds the same products, and that embeddings match content.
@@ -240,8 +243,8 @@ def check_index(index_path: str | Path, deep: int = 0, version: int | None = Non
     `component_checks` check the components other layers write into a version (the reranker's
     behaviour aggregates and model); each adds what it finds to the report.
     """
-    if deep < 0:
-        raise ConfigError(f"--deep must be 0 or more, got {deep}")
+    if not 0 <= deep <= MAX_DEEP:  # each re-encodes a product (its photo too): 10,000 is about an hour on a CPU
+        raise ConfigError(f"--deep must be from 0 to {MAX_DEEP:,} (products to re-encode), got {deep}")
     index = IndexDirectory(index_path)
     if version is not None and version not in index.committed_versions():
         kept = ", ".join(str(v) for v in index.committed_versions())

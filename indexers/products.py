@@ -512,8 +512,9 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     aligned = []
     for table in tables:
         columns = []
+        present = set(table.column_names)  # a set: a list lookup per column is quadratic in a wide table
         for name, kind in target_types.items():
-            if name in table.column_names:
+            if name in present:
                 column = table.column(name)
                 if _plain_type(column.type) == kind != column.type:  # the same list, its item named otherwise
                     column = column.cast(kind)

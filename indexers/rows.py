@@ -27,6 +27,7 @@ import io
 import json
 import math
 import zlib
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -151,6 +152,7 @@ def _csv_rows(path: Path, short_columns: set[str]) -> Iterator[tuple[int, Any, s
             return
         if any(_not_utf8(name) for name in header):
             raise CatalogError(f"{path.name}: the CSV header is not UTF-8 text; save the file as UTF-8")
+        _check_unique_columns(path, header, "the CSV header")
         start = 2
         while True:
             try:
@@ -169,6 +171,16 @@ def _csv_rows(path: Path, short_columns: set[str]) -> Iterator[tuple[int, Any, s
             yield start, _check_csv_row(row, header, short_columns, start, end), ",".join(
                 _printable(str(v)) for v in row.values() if not isinstance(v, list))[:2000]
             start = end + 1
+
+
+def _check_unique_columns(path: Path, names: list[str], where: str) -> None:
+    """A column name given twice: a row as a dict would keep the last column of that name and drop the
+    others unseen, so the file is refused with the names to fix."""
+    counts = Counter(name for name in names if name.strip())
+    twice = sorted(name for name, count in counts.items() if count > 1)
+    if twice:
+        raise CatalogError(f"{path.name}: {where} names column(s) {', '.join(map(repr, twice[:5]))} "
+                           "more than once; rename them so each column has its own name")
 
 
 def _counted(lines, count: list[int]) -> Iterator[str]:
@@ -199,6 +211,7 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, Any, str]]:
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for damaged files
         raise CatalogError(f"cannot read Parquet file {path}: {exc}") from None
+    _check_unique_columns(path, parquet.schema_arrow.names, "the Parquet schema")
     number = 0
     try:
         for batch in parquet.iter_batches(batch_size=4096):

@@ -47,6 +47,15 @@ DELTA_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".parquet
 FoldEvents = Callable[[Path, list[Path]], Any]
 
 
+def _mtime(path: Path) -> float | None:
+    """A file's modification time; None for what cannot be stat-ed: a dangling link, a link loop, a file
+    another process moved away meanwhile (skipped: never a crash of the watcher)."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
 @dataclass
 class WatchConfig:
     window_seconds: float = 10.0  # normal changes commit at most this long after the first one arrived
@@ -134,11 +143,11 @@ class Watcher:
         """Files that have not changed for settle_seconds and were not picked up yet."""
         ready = []
         now = time.time()
-        for path in sorted(self.inbox.iterdir(), key=lambda p: (p.stat().st_mtime, p.name)):
+        stamps = {path: _mtime(path) for path in self.inbox.iterdir()}
+        for path in sorted((p for p, t in stamps.items() if t is not None), key=lambda p: (stamps[p], p.name)):
             if not path.is_file() or path in self.pending_files or classify(path.name) is None:
                 continue
-            stat = path.stat()
-            if now - stat.st_mtime >= self.config.settle_seconds:
+            if now - stamps[path] >= self.config.settle_seconds:
                 ready.append(path)
         return ready
 

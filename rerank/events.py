@@ -159,7 +159,7 @@ def read_events(path: str | Path, known_ids: set[str] | None = None) -> EventBat
             for number, raw in enumerate(handle, start=1):
                 digest.update(raw)
                 lines = number
-                text = raw.strip()
+                text = raw[3:].strip() if number == 1 and raw.startswith(b"\xef\xbb\xbf") else raw.strip()  # a BOM
                 if not text:
                     continue
                 try:

@@ -121,7 +121,12 @@ def load_judgments(path: str | Path, topics: str | Path | None = None) -> Judgme
         except ValueError as exc:
             problems.append(f"line {number}: {exc}")
             continue
-        judgments.setdefault(query.key, {})[pid] = grade
+        graded = judgments.setdefault(query.key, {})
+        if graded.get(pid, grade) != grade:  # a second, different grade would silently replace the first
+            problems.append(f"line {number}: product {pid[:60]!r} is graded {graded[pid]} and {grade} for the same "
+                            "query; keep one grade per query and product (or average them)")
+            continue
+        graded[pid] = grade
     if problems:
         raise JudgmentsError(f"{len(problems)} bad line(s) in {path.name}, first {problems[0]}; "
                              'each line must be {"query": ..., "id": ..., "grade": ...} (a photo query '

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from shoplens.common.errors import EventsError, QueryError
 from shoplens.common.jsontext import loads_line
-from shoplens.engine.query import SearchRequest
+from shoplens.engine.query import SearchRequest, check_typed_text
 from shoplens.rerank.events import EventReject, read_events
 from shoplens.service.schemas import MAX_EVENTS, MAX_IMAGE_PIXELS, SearchBody
 
@@ -33,14 +33,21 @@ def validation_message(exc: ValidationError | list[dict[str, Any]]) -> str:
     if not errors:
         return "invalid request"
     first = errors[0]
-    where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path"))
+    where = ".".join(str(part) for part in first.get("loc", ())  # not pydantic's union tags: "tuple[float, float]"
+                     if part not in ("body", "query", "path") and "[" not in str(part))
     message = str(first.get("msg", "invalid value")).replace("\n", " ")
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return f"{where}: {message}{more}" if where else message + more
 
 
-def parse_body(data: dict[str, Any]) -> SearchBody:
+def parse_body(data: dict[str, Any], strict: bool = False) -> SearchBody:
+    """A search body. `strict` for a JSON body: its values arrive typed, so `"k": true`, `"k": "5"` or
+    `"explain": "yes"` are wrong types (422), not coerced; query strings and form fields are text and are."""
     try:
+        if strict:
+            import orjson
+
+            return SearchBody.model_validate_json(orjson.dumps(data), strict=True)
         return SearchBody.model_validate(data)
     except ValidationError as exc:
         raise QueryError(validation_message(exc)) from None
@@ -109,6 +116,7 @@ def search_request(body: SearchBody, image=None) -> SearchRequest:
     """The engine request for a validated body; `image` is an opened photo (upload) if any."""
     if image is None and body.image:
         image = open_image_bytes(decode_base64_image(body.image), "<base64>")
+    check_typed_text(body.q)
     if body.offset % body.k:
         raise QueryError(f"offset must be a multiple of k (pages of k results); got offset {body.offset}, k {body.k}")
     request = SearchRequest(text=body.q, image=image, k=body.k, page=body.offset // body.k + 1,

@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from shoplens.common.errors import QueryError
+from shoplens.common.jsontext import loads_line
 from shoplens.engine.query import SearchRequest
 from shoplens.service import inputs
 from shoplens.service.limits import BodyTooLarge
@@ -120,7 +121,7 @@ def _add_search(app: FastAPI, state: ServiceState, search_key: Callable) -> None
         if media_type(request, SEARCH_TYPES) == "multipart/form-data":
             body, image = await _form_body(request)
         else:
-            body, image = inputs.parse_body(_json_object(await request.body())), None
+            body, image = inputs.parse_body(_json_object(await request.body()), strict=True), None
         search_request = await run_in_threadpool(inputs.search_request, body, image)
         return await _answer(state, search_request)
 
@@ -148,6 +149,10 @@ def _json_object(raw: bytes) -> dict[str, Any]:
         raise inputs.MalformedBody(f"malformed JSON: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise QueryError("the body must be a JSON object such as {\"q\": \"red dress\", \"k\": 10}")
+    try:  # orjson keeps the last of two equal keys ({"q": "shirt", "q": "shoes"}); user JSON refuses them
+        loads_line(raw.decode("utf-8"))
+    except ValueError as exc:
+        raise QueryError(f"{str(exc).split(';')[0]}; send each field once") from None
     return data
 
 

@@ -115,6 +115,19 @@ def make_bad_files(folder: Path) -> Path:
         "queries-surrogate.jsonl": b'{"text": "red \\ud83d"}\n', "ids-surrogate.jsonl": b'{"id": "\\udfff"}\n',
         "queries-nested.jsonl": b'{"text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
         "changed.jsonl": jsonl(product(title="A title no version of the sample has")),
+        # a row as wide as a table (each attribute is a column of the product store), names that are no names
+        "attr-wide.jsonl": jsonl(product(id="bad-13", **{f"spec{i}": i for i in range(1500)})),
+        "attr-name-empty.jsonl": jsonl(product(id="bad-14", **{"": "x"})),
+        "attr-name-newline.jsonl": jsonl(product(id="bad-15", **{"colour\nsize": "x"})),
+        "id-newline.jsonl": jsonl(product(id="a\nb")), "id-control.jsonl": jsonl(product(id="a\x1b[31mb")),
+        "id-nul.jsonl": jsonl(product(id="a\x00b")),
+        "title-control.jsonl": jsonl(product(id="bad-16", title="\x00\x01\x1b")),
+        "price-absurd.jsonl": b'{"id": "bad-17", "title": "Shirt", "price": 1e300}\n',
+        "duplicate-columns.csv": b"id,title,title,price\nc1,One,Two,10\n",
+        "duplicate-keys.jsonl": b'{"id": "bad-18", "title": "One", "title": "Two"}\n',
+        "judgments-conflict.jsonl": jsonl({"query": "shirt", "id": "x", "grade": 2},
+                                          {"query": "shirt", "id": "x", "grade": 0}),
+        "queries-punctuation.txt": b"shirt\n!!!\n", "queries-control.jsonl": b'{"text": "red \\u001b[31m shirt"}\n',
     }
     for name, data in files.items():
         (folder / name).write_bytes(data)
@@ -125,6 +138,11 @@ def make_bad_files(folder: Path) -> Path:
 
     png_header(big, 30000, 30000)
     (folder / "inbox-file").write_text("x")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_arrays([pa.array(["p1"]), pa.array(["One"]), pa.array(["Two"])],
+                                        names=["id", "title", "title"]), folder / "duplicate-columns.parquet")
     return folder
 
 
@@ -134,12 +152,15 @@ def make_bad_files(folder: Path) -> Path:
 
 FILE_KINDS = ["missing.jsonl", "dir.jsonl", "empty.jsonl", "blank.jsonl", "binary.jsonl", "corrupt.jsonl.gz",
               "notgzip.jsonl.gz", "utf16.jsonl", "latin1.jsonl", "bad.csv", "empty.csv", "header-only.csv",
-              "bad.parquet", "data.xml", "array.jsonl", "string.jsonl", "null.jsonl", "truncated.jsonl"]
+              "bad.parquet", "data.xml", "array.jsonl", "string.jsonl", "null.jsonl", "truncated.jsonl",
+              "duplicate-columns.csv", "duplicate-columns.parquet"]
 # Accepted by design, so not here: a NaN price (read as no price), a number as id or title (read as text), an
 # image that cannot be used (the product is indexed from its text, with a warning).
 ROW_KINDS = ["price-abc.jsonl", "price-inf.jsonl", "price-negative.jsonl", "price-huge.jsonl",
              "id-null.jsonl", "id-list.jsonl", "id-nested.jsonl", "id-empty.jsonl", "id-bool.jsonl",
-             "title-list.jsonl", "no-title.jsonl", "duplicate-ids.jsonl", "hugeline.jsonl"]
+             "title-list.jsonl", "no-title.jsonl", "duplicate-ids.jsonl", "hugeline.jsonl",
+             "attr-wide.jsonl", "attr-name-empty.jsonl", "attr-name-newline.jsonl", "id-newline.jsonl",
+             "id-control.jsonl", "id-nul.jsonl", "title-control.jsonl", "price-absurd.jsonl", "duplicate-keys.jsonl"]
 
 CASES: list[tuple[str, list[str]]] = []
 CASES += [("catalog file", ["update", "{bad}/" + name, "--index", "{ix}"]) for name in FILE_KINDS]
@@ -150,6 +171,9 @@ CASES += [("catalog row --strict", ["update", "{bad}/" + name, "--index", "{ix}"
 CASES += [("catalog row --strict", ["update", "{bad}/image-number.jsonl", "--index", "{ix}", "--strict"])]
 CASES += [("catalog --map", ["update", "{bad}/price-abc.jsonl", "--index", "{ix}", "--map", spec])
           for spec in ["title", "=x", "title=", "nofield=x"]]
+CASES += [("catalog --map", ["update", "{bad}/price-abc.jsonl", "--index", "{ix}", *maps]) for maps in [
+    ["--map", "id=sku", "--map", "id=name"], ["--map", "id=sku", "--map", "title=sku"], ["--map", "title=name,brand,name",
+                                                                                       "--map", "brand=brand"]]]
 CASES += [("id list", ["delete", *args, "--index", "{ix}"]) for args in [
     ["--file", "{bad}/missing.txt"], ["--file", "{bad}/dir.jsonl"], ["--file", "{bad}/ids-binary.txt"],
     ["--file", "{bad}/ids-empty.txt"], ["--file", "{bad}/ids-utf16.txt"], ["--ids", ""], ["--ids", ","],
@@ -180,7 +204,10 @@ CASES += [("search option", ["search", "shirt", "--index", "{ix}", *extra]) for 
 CASES += [("search query", ["search", *query, "--index", "{ix}"]) for query in [
     [""], ["   "], ["--queries", "{bad}/missing.txt"], ["--queries", "{bad}/dir.jsonl"],
     ["--queries", "{bad}/queries-empty.txt"], ["--queries", "{bad}/queries-binary.txt"],
-    ["--queries", "{bad}/queries-utf16.txt"], ["--queries", "{bad}/corrupt.jsonl.gz"]]]
+    ["--queries", "{bad}/queries-utf16.txt"], ["--queries", "{bad}/corrupt.jsonl.gz"],
+    # text with nothing to search for, or with control characters (typed, in a queries file)
+    ["!!!???..."], ["\u200b"], ["\ufffd\ufffd"], ["red \x1b[31m shirt"], ["a\x00b"],
+    ["--queries", "{bad}/queries-punctuation.txt"], ["--queries", "{bad}/queries-control.jsonl"]]]
 CASES += [("filter", ["search", "shirt", "--index", "{ix}", "--filter", spec]) for spec in [
     "price<=abc", "nosuchfield=1", "", "brand=", "=Nike", "price<=", "price<=nan", "price>=inf", "price<<3",
     "price<=1e400", "brand~Nike", "price<=-", "price=>3"]]
@@ -190,7 +217,8 @@ CASES += [("image", ["search", "--image", path, "--index", "{ix}"]) for path in 
 CASES += [("maintenance option", [*cmd, "--index", "{ix}"]) for cmd in [
     ["rollback", "0", "--yes"], ["rollback", "-1", "--yes"], ["rollback", "999", "--yes"],
     ["rollback", "99999999999999999999999", "--yes"], ["versions", "--keep", "0"], ["versions", "--keep", "-1"],
-    ["check", "--version", "999"], ["check", "--version", "-1"], ["check", "--deep", "-1"]]]
+    ["check", "--version", "999"], ["check", "--version", "-1"], ["check", "--deep", "-1"],
+    ["check", "--deep", "99999999999"]]]
 CASES += [("watch", ["watch", *args, "--index", "{ix}", "--once"]) for args in [
     ["{tmp}/no-inbox"], ["{bad}/inbox-file"], ["{tmp}/inbox", "--window", "nan"], ["{tmp}/inbox", "--window", "-1"],
     ["{tmp}/inbox", "--poll", "-1"], ["{tmp}/inbox", "--max-rows", "0"],
@@ -207,12 +235,18 @@ CASES += [("ranking", [*cmd, "--index", "{ix}", "--device", "cpu"]) for cmd in [
     ["eval", "{bad}/missing.jsonl"], ["eval", "{bad}/judgments-empty.jsonl"], ["eval", "{bad}/binary.jsonl"],
     ["eval", "{bad}/utf16.jsonl"], ["eval", "{bad}/judgments-array.jsonl"],
     ["eval", "{bad}/bad.qrels", "--topics", "{bad}/missing.tsv"], ["eval", "{bad}/judgments-other-shop.jsonl"],
-    ["eval", "{bad}/bad.qrels", "--topics", "{bad}/binary.jsonl"]]]
+    ["eval", "{bad}/bad.qrels", "--topics", "{bad}/binary.jsonl"], ["eval", "{bad}/judgments-conflict.jsonl"],
+    ["train-ranker", "{bad}/judgments-conflict.jsonl"]]]
 CASES += [("train-encoder", ["train-encoder", *args, "--out", "{tmp}/heads.safetensors", "--device", "cpu"])
           for args in [["{bad}/missing.jsonl"], ["{bad}/dir.jsonl"], ["{bad}/empty.jsonl"], ["{bad}/binary.jsonl"],
                        ["{bad}/array.jsonl"], ["{catalog}", "--epochs", "0"], ["{catalog}", "--epochs", "-1"],
                        ["{catalog}", "--holdout", "-1"], ["{catalog}", "--embed-dim", "0"],
                        ["{catalog}", "--head", "magic"], ["{catalog}", "--max-train", "0"]]]
+# On the whole sample (enough products to train): out-of-range values are refused before any work; a negative
+# --holdout had sliced the held-out products from the end, so training used them.
+CASES += [("train-encoder", ["train-encoder", str(SAMPLE), *args, "--out", "{tmp}/heads.safetensors", "--device", "cpu"])
+          for args in [["--holdout", "-1"], ["--holdout", "0"], ["--validation", "-5"], ["--validation", "0"],
+                       ["--epochs", "0"], ["--epochs", "99999999"], ["--embed-dim", "1"], ["--embed-dim", "99999"]]]
 CASES += [("index option", ["index", "{catalog}", "--index", "{tmp}/new", "--device", "cpu", *extra]) for extra in [
     ["--image-weight", "-1"], ["--image-weight", "nan"], ["--image-weight", "2"], ["--keep-versions", "0"],
     ["--keep-versions", "-1"], ["--vector-index", "magic"], ["--lexical", "solr"], ["--vectors", "magic"],
@@ -221,7 +255,8 @@ CASES += [("index option", ["index", "{catalog}", "--index", "{tmp}/new", "--dev
 CASES += [("serve option", ["serve", "--index", "{ix}", *extra]) for extra in [
     ["--port", "0"], ["--port", "-1"], ["--port", "70000"], ["--workers", "0"], ["--workers", "-1"],
     ["--follow-seconds", "-1"], ["--follow-seconds", "nan"], ["--host", "not a host!"],
-    ["--warm-queries", "{bad}/missing.txt"], ["--events-inbox", "{bad}/inbox-file"]]]
+    ["--warm-queries", "{bad}/missing.txt"], ["--events-inbox", "{bad}/inbox-file"], ["--api-key", "k" * 5000],
+    ["--api-key", "ключ"]]]
 CASES += [("serve index", ["serve", "--index", path]) for path in ["{tmp}/missing", "{bad}/inbox-file", "{tmp}/emptydir"]]
 CASES += [("bench option", ["bench", *cmd]) for cmd in [
     ["latency", "--index", "{ix}", "--clients", "0"], ["latency", "--index", "{ix}", "--clients", "-1"],
@@ -240,7 +275,8 @@ CASES += [("bench option", ["bench", *cmd]) for cmd in [
     ["devdata", "--index", "{ix}", "--out", "{bad}/inbox-file"],
     ["devdata", "--index", "{ix}", "--catalog", "{bad}/binary.jsonl", "--out", "{tmp}/dev"],
     ["startup", "--index", "{ix}", "--runs", "0"], ["startup", "--index", "{ix}", "--runs", "-1"],
-    ["startup", "--index", "{ix}", "--query", ""],
+    ["startup", "--index", "{ix}", "--query", ""], ["startup", "--index", "{ix}", "--runs", "1", "--query", "!!!"],
+    ["startup", "--index", "{ix}", "--runs", "1", "--query", "a" * 3000],
     ["recall", "--synthetic", "0"], ["recall", "--synthetic", "-1"], ["recall", "--queries", "0", "--synthetic", "100"],
     ["scale", "--index", "{ix}", "--sizes", "a,b"], ["scale", "--index", "{ix}", "--sizes", "0"],
     ["scale", "--index", "{ix}", "--sizes", "-5"], ["scale", "--index", "{ix}", "--queries", "0"],
@@ -412,3 +448,39 @@ def test_ctrl_c_during_an_update_leaves_the_index_as_it_was(world, tmp_path, cap
     else:
         assert code == 0 and committed_state(world["ix"]) != before
     assert check_index(world["ix"]).ok
+
+
+@pytest.mark.parametrize("url", ["not a url", "http://[::1", "ftp://search.internal", "http://127.0.0.1:99999",
+                                 "http://127.0.0.1:abc", ","])
+@pytest.mark.parametrize("variable, backend", [("SHOPLENS_ES_URL", "elasticsearch"), ("SHOPLENS_OS_URL", "opensearch")])
+def test_a_cluster_address_that_is_no_address_is_one_line(world, tmp_path, capsys, monkeypatch, variable, backend, url):
+    """A search cluster's address comes from the environment: one that cannot be parsed (the client library
+    raised a ValueError or urllib3's LocationParseError through the CLI) is one line naming the variable."""
+    monkeypatch.setenv(variable, url)
+    code, _, stderr, crash = run_cli(["index", str(world["catalog"]), "--index", str(tmp_path / "new"),
+                                      "--lexical", backend, "--device", "cpu"], capsys)
+    assert crash is None, crash
+    assert code == 2 and len(stderr.strip().splitlines()) == 1 and stderr.startswith("error:"), stderr
+    assert variable in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_password_in_a_cluster_address_is_not_echoed(world, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SHOPLENS_ES_URL", "http://shop:s3cret@127.0.0.1:9")  # nothing listens on port 9
+    code, _, stderr, crash = run_cli(["index", str(world["catalog"]), "--index", str(tmp_path / "new"),
+                                      "--lexical", "elasticsearch", "--device", "cpu"], capsys)
+    assert crash is None and code == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "s3cret" not in stderr and "shop:***@" in stderr
+
+
+def test_watch_skips_links_it_cannot_follow(world, tmp_path, capsys):
+    """A link loop or a dangling link in the inbox (stat() raises) is skipped, never a traceback."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "loop.jsonl").symlink_to(inbox / "loop.jsonl")
+    (inbox / "gone.jsonl").symlink_to(tmp_path / "nothing.jsonl")
+    before = committed_state(world["ix"])
+    code, _, stderr, crash = run_cli(["watch", str(inbox), "--index", str(world["ix"]), "--once"], capsys)
+    assert crash is None, crash
+    assert code == 0 and "Traceback" not in stderr, stderr
+    assert committed_state(world["ix"]) == before

@@ -56,6 +56,18 @@ class TrainConfig:
     colour_field: str | None = None
     text_only: bool = False  # pairs from a product's own fields (title <-> category, attributes, description)
 
+    def check(self) -> None:
+        """Option values in range, before any work: a negative --holdout sliced the held-out products from the
+        end and trained on them; --epochs 0 or --validation 0 left nothing to pick the best epoch from."""
+        if self.head not in ("mlp", "linear"):
+            raise ConfigError(f"unknown head type {self.head!r}; use mlp or linear")
+        for name, value, low, high in (("--holdout", self.holdout, 1, 10_000_000), ("--validation", self.validation, 1,
+                                       10_000_000), ("--epochs", self.epochs, 1, 10_000), ("--embed-dim", self.embed_dim,
+                                       2, 4096), ("--max-train", 1 if self.max_train is None else self.max_train, 1,
+                                       100_000_000)):
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"{name} must be a whole number from {low:,} to {high:,}, got {value}")
+
 
 @dataclass
 class TrainReport:
@@ -212,8 +224,7 @@ def train_encoder(catalog: str | Path, out: str | Path, config: TrainConfig | No
     import torch
 
     config = config or TrainConfig()
-    if config.head not in ("mlp", "linear"):
-        raise ConfigError(f"unknown head type {config.head!r}; use mlp or linear")
+    config.check()
     if config.text_only or not has_images(catalog, field_map):
         from shoplens.training.text_pairs import train_text_heads
 

@@ -24,7 +24,7 @@ from rich.text import Text
 from shoplens.common.errors import ConfigError, QueryError, ShopLensError
 from shoplens.engine.browse import check_filters, field_summaries, find_product
 from shoplens.engine.fusion import FUSION_METHODS
-from shoplens.engine.query import MODES, SearchRequest, SearchResponse
+from shoplens.engine.query import MODES, SearchRequest, SearchResponse, check_typed_text
 from shoplens.tui.display import (THUMB_MODES, compare_table, describe_query, explain_view, fields_table, moved,
                                   product_view, results_table, thumbnail_grid)
 
@@ -94,6 +94,7 @@ class ShellSession:
             return [], False
         try:
             if not line.startswith(":"):
+                check_typed_text(line)
                 return self._search(replace(self.request, text=line, image=None, page=1)), False
             name, _, rest = line[1:].partition(" ")
             if name in ("q", "quit", "exit"):
@@ -407,26 +408,55 @@ def _positive(text: str, what: str) -> int:
 def run_shell(engine, console: Console, k: int = 10, thumbnails: str = "off", wide: bool = False,
               history_path: Path | None = None) -> None:
     """The interactive loop: a status line and a prompt with history, until :quit or Ctrl-D."""
-    from prompt_toolkit import PromptSession
-    from prompt_toolkit.formatted_text import FormattedText
-    from prompt_toolkit.history import FileHistory, InMemoryHistory
-
     session = ShellSession(engine, k=k, thumbnails=thumbnails, wide=wide, history_path=history_path)
-    history = FileHistory(str(history_path)) if history_path else InMemoryHistory()
-    prompt = PromptSession(history=history)
+    read = _line_reader(history_path)
     snapshot = engine.snapshot
     console.print(f"ShopLens shell: {snapshot.products.num_live:,} products, version {snapshot.version}. "
                   "Type a query, or :help.")
     engine.load_encoder()  # once, before the first query
+    unreadable = 0
     while True:
         try:
-            line = prompt.prompt(FormattedText([("ansibrightblack", session.status() + "\n"),
-                                                ("bold", "shoplens> ")]))
+            line = read(session.status())
         except (EOFError, KeyboardInterrupt):
             break
+        except Exception as exc:  # noqa: BLE001 - prompt_toolkit's key parsers raise on some escape sequences
+            unreadable += 1  # (a pasted "\x1b[31m" reached its mouse handler as a ValueError)
+            if unreadable >= 3:
+                raise ConfigError("the shell cannot read its input (escape sequences it does not understand); "
+                                  "type plain text, or use `shoplens search`") from None
+            console.print(Text(f"error: that line could not be read ({type(exc).__name__}); type it again "
+                               "without escape sequences"))
+            continue
+        unreadable = 0
         session.width = console.width
         renderables, quit_now = session.handle(line)
         for renderable in renderables:
             console.print(renderable)
         if quit_now:
             break
+
+
+def _line_reader(history_path: Path | None):
+    """status -> the next input line (EOFError at the end). A terminal gets prompt_toolkit's prompt with
+    history; piped input is read as plain lines (prompt_toolkit parses a pipe's bytes as key presses, and
+    an escape sequence in them ended the shell with a traceback)."""
+    import sys
+
+    if not sys.stdin.isatty():
+        def read_plain(status: str) -> str:
+            line = sys.stdin.readline()
+            if not line:
+                raise EOFError
+            return line
+        return read_plain
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.formatted_text import FormattedText
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    prompt = PromptSession(history=FileHistory(str(history_path)) if history_path else InMemoryHistory())
+
+    def read_prompt(status: str) -> str:
+        return prompt.prompt(FormattedText([("ansibrightblack", status + "\n"), ("bold", "shoplens> ")]),
+                             set_exception_handler=False)  # its handler prints a traceback and waits for Enter
+    return read_prompt

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from shoplens.common.errors import ConfigError
 
@@ -51,9 +53,37 @@ class Cluster:
     def client(self, url: str):
         """A client for `url` (several comma-separated addresses allowed), retrying 429 / 5xx twice."""
         library = self.library()
-        hosts = [host.strip() for host in url.split(",") if host.strip()]
-        return getattr(library, self.client_class)(hosts, timeout=30, max_retries=2, retry_on_timeout=True,
-                                                   retry_on_status=RETRY_STATUSES)
+        hosts = self.hosts(url)
+        try:
+            return getattr(library, self.client_class)(hosts, timeout=30, max_retries=2, retry_on_timeout=True,
+                                                       retry_on_status=RETRY_STATUSES)
+        except Exception as exc:  # urllib3 and the clients raise several types for an address they cannot parse
+            raise self._bad_url(url, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}")
+
+    def hosts(self, url: str) -> list[str]:
+        """The comma-separated addresses of `url`, each an http(s) URL with a host and a valid port, or a
+        one-line ConfigError (the address comes from an environment variable or the index's manifest)."""
+        hosts = [host.strip() for host in str(url).split(",") if host.strip()]
+        if not hosts:
+            raise self._bad_url(url, "no address")
+        for host in hosts:
+            try:
+                parts = urlsplit(host if "://" in host else f"http://{host}")  # the clients take host:port too
+                parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+            except ValueError as exc:
+                raise self._bad_url(url, str(exc)) from None
+            if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in host):
+                raise self._bad_url(url, f"{host!r} is not an http(s)://host[:port] address")
+        return hosts
+
+    def _bad_url(self, url: str, why: str) -> ConfigError:
+        return ConfigError(f"{self.env} (or the index's {self.backend} address) {shown_url(url)!r} is not a "
+                           f"usable server address ({why}); set it to http://host:{self.default_port}")
+
+
+def shown_url(url: str) -> str:
+    """`url` for a message: a password in it (http://user:secret@host) replaced by ***."""
+    return re.sub(r"(://[^/@:,\s]*:)[^/@,\s]*@", r"\1***@", str(url))[:200]
 
 
 ELASTICSEARCH = Cluster("elasticsearch", "Elasticsearch", "SHOPLENS_ES_URL", "elasticsearch", "Elasticsearch",

@@ -66,7 +66,7 @@ from shoplens.common.errors import ConfigError, IndexCorruptError, ShopLensError
 from shoplens.indexers.lexical.analysis import build_analyzer
 from shoplens.indexers.lexical.base import FIELD_BOOSTS, TEXT_FIELDS, FieldFilter, LexicalStore, idf_mode
 from shoplens.indexers.lexical.row_bm25 import shared_idf_factors
-from shoplens.indexers.lexical.cluster import ELASTICSEARCH, RETRY_STATUSES, Cluster
+from shoplens.indexers.lexical.cluster import ELASTICSEARCH, RETRY_STATUSES, Cluster, shown_url
 from shoplens.indexers.storage import atomic_write_json, read_json
 
 ANALYZER = "shoplens_en"
@@ -155,7 +155,7 @@ def _client(url: str, check: bool = True, cluster: Cluster = ELASTICSEARCH):
         try:
             client.info()
         except Exception as exc:  # the transport raises several types: refused, timeout, TLS, auth, product check
-            raise ConfigError(f"cannot reach {cluster.label} at {url} ({_reason(exc)}); "
+            raise ConfigError(f"cannot reach {cluster.label} at {shown_url(url)} ({_reason(exc)}); "
                               f"check {cluster.env} and that the server is up") from None
     return client
 
@@ -222,7 +222,7 @@ class ElasticsearchStore(LexicalStore):
         except Exception as exc:
             raise self._unavailable(exc) from None
         if not exists:
-            raise IndexCorruptError(f"{self.cluster.label} index {self.index_name} is missing on {url}; "
+            raise IndexCorruptError(f"{self.cluster.label} index {self.index_name} is missing on {shown_url(url)}; "
                                     "rebuild the index")
         self._count = self._call(self.client.count, index=self.index_name, body={"query": self._view})["count"]
 
@@ -259,7 +259,7 @@ class ElasticsearchStore(LexicalStore):
                                        conflicts="proceed", refresh=True, wait_for_completion=True)
             except Exception as exc:
                 raise ElasticsearchUnavailableError(
-                    f"cannot free {cls.cluster.label} index {index} on {url} ({_reason(exc)}); "
+                    f"cannot free {cls.cluster.label} index {index} on {shown_url(url)} ({_reason(exc)}); "
                     "the versions that use it are kept until the next prune") from None
 
     @classmethod
@@ -300,7 +300,7 @@ class ElasticsearchStore(LexicalStore):
                 raise
             raise ElasticsearchUnavailableError(
                 f"{cls.cluster.label} failed during the update ({_reason(exc)}); nothing was committed and the "
-                f"previous version is still served; retry when {url} is healthy") from None
+                f"previous version is still served; retry when {shown_url(url)} is healthy") from None
         state.update(url=url, generation=generation, documents=int(documents))
         atomic_write_json(target / "state.json", state)
         return state
@@ -524,7 +524,7 @@ class ElasticsearchStore(LexicalStore):
 
     def _unavailable(self, exc: Exception) -> ElasticsearchUnavailableError:
         return ElasticsearchUnavailableError(
-            f"{self.cluster.label} at {self.url} failed ({_reason(exc)}); check that the cluster is up "
+            f"{self.cluster.label} at {shown_url(self.url)} failed ({_reason(exc)}); check that the cluster is up "
             f"(GET {self.url.split(',')[0]}/_cluster/health)")
 
 

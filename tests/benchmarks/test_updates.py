@@ -20,3 +20,16 @@ def test_cold_build_seconds_come_from_a_saved_index_report(tmp_path):
         cold_build_seconds(other)
     with pytest.raises(ConfigError, match="cannot read"):
         cold_build_seconds(tmp_path / "missing.json")
+
+
+def test_new_photos_are_picked_among_products_that_have_one(tmp_path):
+    """A catalog may hold text-only products: `bench updates` opened a product's missing photo
+    (`Image.open(None)`, an AttributeError traceback) when its random pick fell on one."""
+    from shoplens.benchmarks.updates import _changed_rows
+    from tests.helpers import SAMPLE
+
+    photo = str(SAMPLE.parent / "images" / "1528.jpg")
+    records = [{"id": f"t{i}", "title": "text only", "image": None} for i in range(20)]
+    rows = _changed_rows(records + [{"id": "p", "title": "with photo", "image": photo}], "image", tmp_path, 5, 1)
+    assert [row["id"] for row in rows] == ["p"] and (tmp_path / "images" / "p-1.jpg").is_file()
+    assert _changed_rows(records, "image", tmp_path, 5, 1) == []

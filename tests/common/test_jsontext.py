@@ -30,3 +30,12 @@ def test_nesting_too_deep_and_broken_json_are_value_errors():
 def test_has_lone_surrogate_walks_keys_and_values():
     assert not has_lone_surrogate({"a": ["b", {"c": 1.5}], "d": None})
     assert has_lone_surrogate({"a": [{"b": "\udfff"}]})
+
+
+@pytest.mark.parametrize("line", ['{"id": "a", "title": "x", "title": "y"}', '{"a": {"b": 1, "b": 2}}',
+                                  '[{"k": 1}, {"k": 2, "k": 3}]'])
+def test_a_key_given_twice_is_refused(line):
+    """json.loads keeps the last of two equal keys and drops the first unseen; a user's line is refused instead."""
+    with pytest.raises(ValueError, match="appears twice"):
+        loads_line(line)
+    assert loads_line('[{"k": 1}, {"k": 2}]') == [{"k": 1}, {"k": 2}]

@@ -23,3 +23,12 @@ def test_bad_lines_are_reported_with_line_numbers(tmp_path):
     assert sorted(reasons) == [2, 3, 4, 5, 6, 8]
     assert "type must be one of" in reasons[2] and "ts must be" in reasons[3] and reasons[4] == "missing id"
     assert reasons[5].startswith("invalid JSON") and "position" in reasons[6] and "unknown product id" in reasons[8]
+
+
+def test_a_byte_order_mark_is_not_a_bad_first_line(tmp_path):
+    """Like every other text file a user hands over, an events file saved with a UTF-8 BOM reads whole
+    (its first event was rejected as invalid JSON, and lost without --strict)."""
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"ts": 1, "type": "click", "id": "a"}\n{"ts": 2, "type": "order", "id": "a"}\n')
+    batch = read_events(path, known_ids={"a"})
+    assert len(batch) == 2 and not batch.rejects

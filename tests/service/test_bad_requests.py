@@ -32,7 +32,8 @@ POSTS = [  # (class, raw body, headers)
     ("malformed JSON", b"{", JSON), ("malformed JSON", b"", JSON), ("malformed JSON", b"\xff\xfe", JSON),
     ("malformed JSON", b'{"q": "shirt",}', JSON), ("malformed JSON", b"{" * 100_000, JSON),
     ("not an object", b"[]", JSON), ("not an object", b'"shirt"', JSON), ("not an object", b"null", JSON),
-    ("not an object", b"5", JSON),
+    ("not an object", b"5", JSON), ("key given twice", b'{"q": "shirt", "q": "shoes"}', JSON),
+    ("key given twice", b'{"q": "shirt", "k": 5, "k": 50}', JSON),
     ("content type", b"q=shirt", {"content-type": "application/x-www-form-urlencoded"}),
     ("content type", b"shirt", {"content-type": "application/xml"}),
     ("content type", b"--x\r\nbroken", {"content-type": "multipart/form-data; boundary=x"}),
@@ -58,6 +59,15 @@ BODIES = [  # (class, JSON body)
     ("image", {"image": "%%%not base64%%%"}), ("image", {"image": b64(b"not an image")}),
     ("image", {"image": ""}), ("image", {"image": b64(PHOTO[:300])}), ("image", {"image": b64(huge_png())}),
     ("image", {"image": 5}), ("image", {"image": "data:image/jpeg;base64,"}),
+    # a JSON body is typed: a value of another JSON type is a 422, not coerced ("k": true was k=1)
+    ("wrong JSON type", {"q": "shirt", "k": True}), ("wrong JSON type", {"q": "shirt", "k": "5"}),
+    ("wrong JSON type", {"q": "shirt", "k": 5.0}), ("wrong JSON type", {"q": "shirt", "offset": False}),
+    ("wrong JSON type", {"q": "shirt", "explain": "yes"}), ("wrong JSON type", {"q": "shirt", "rerank": 1}),
+    ("wrong JSON type", {"q": "shirt", "rrf_k": True}), ("wrong JSON type", {"q": "shirt", "weights": [True, False]}),
+    ("wrong JSON type", {"q": "shirt", "candidates": "200"}),
+    # query text with nothing to search for, or control characters
+    ("query text", {"q": "!!!"}), ("query text", {"q": "\u200b"}), ("query text", {"q": "a\u0000b"}),
+    ("query text", {"q": "red \u001b[31m shirt"}), ("query text", {"q": "...", "image": b64(PHOTO)}),
 ]
 GETS = [  # (class, query string)
     ("k", "q=shirt&k=0"), ("k", "q=shirt&k=-1"), ("k", "q=shirt&k=abc"), ("k", "q=shirt&k=99999999999999999999999"),
@@ -67,6 +77,7 @@ GETS = [  # (class, query string)
     ("enum", "q=shirt&mode=magic"), ("rrf_k", "q=shirt&rrf_k=nan"),
     ("repeated", "q=shirt&k=5&k=6"), ("repeated", "q=shirt&q=shoes"), ("repeated", "q=shirt&weights=1,1&weights=1,2"),
     ("unknown parameter", "q=shirt&limit=5"), ("unknown parameter", "q=shirt&image=aGk"),
+    ("query text", "q=%21%21%21"), ("query text", "q=%00"), ("query text", "q=%FF%FE"), ("query text", "q=%E2%80%8B"),
 ]
 
 

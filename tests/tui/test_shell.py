@@ -225,3 +225,19 @@ def test_interactive_terminal_session(shop_index, tmp_path):
     saved = [json.loads(line) for line in (tmp_path / "session.jsonl").read_text().splitlines()]
     assert saved[1]["query"]["filters"] == ["price<=3000"]
     assert "black shoe" in (tmp_path / "history").read_text()
+
+
+def test_an_escape_sequence_in_the_input_is_one_error_line(shop_index, tmp_path):
+    """Piped into the shell, an ANSI colour code ("\\x1b[31m") reached prompt_toolkit's mouse handler, whose
+    ValueError ended the shell with a traceback (or hung it at "Press ENTER to continue..."); piped input is
+    now read as plain lines, and the line is refused with one error line while the shell goes on."""
+    import subprocess
+
+    process = subprocess.run([sys.executable, "-m", "shoplens", "shell", "--index", str(shop_index), "--device", "cpu"],
+                             input="\x1b[31m\n:k 3\n:quit\n", capture_output=True, text=True, cwd=str(REPO),
+                             timeout=300,
+                             env={"CUDA_VISIBLE_DEVICES": "", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin",
+                                  "TOKENIZERS_PARALLELISM": "false", "TERM": "dumb"})
+    assert "Traceback" not in process.stdout + process.stderr, process.stderr[-2000:]
+    assert process.returncode == 0, process.stderr[-500:]
+    assert "control character" in process.stdout and "k: 10 -> 3" in process.stdout, process.stdout[-1000:]
