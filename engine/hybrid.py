@@ -172,10 +172,8 @@ def hybrid_search(snapshot, request: SearchRequest, encode: Callable[[SearchRequ
         vectors = encode(request)
         stages["encode"] = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
-    dense = snapshot.vectors.search(vectors.combined, request.candidates, dense_allowed, filters=pushdown) \
-        if use_dense and vectors.combined is not None else empty
-    native = snapshot.text_native.search(vectors.native, request.candidates, dense_allowed, filters=pushdown) \
-        if use_native and vectors.native is not None else empty
+    dense, native = _vector_lists(snapshot, request, vectors, (use_dense, use_native), dense_allowed, pushdown,
+                                  executor)
     if use_dense or use_native:
         stages["vector"] = (time.perf_counter() - started) * 1000
 
@@ -188,6 +186,24 @@ def hybrid_search(snapshot, request: SearchRequest, encode: Callable[[SearchRequ
     candidates = candidates.refused(query_plan(request, plan))
     stages["fuse"] = (time.perf_counter() - started) * 1000
     return candidates
+
+
+def _vector_lists(snapshot, request: SearchRequest, vectors: QueryVectors, use: tuple[bool, bool], allowed,
+                  pushdown, executor: Executor | None) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """The joint space's and the text-native space's lists (empty where `use` or the query vectors say none).
+    On a cluster both searches are round trips, so the text-native one runs on `executor` beside the joint one."""
+    empty = (np.empty(0, np.int64), np.empty(0, np.float32))
+    use_dense, use_native = use[0] and vectors.combined is not None, use[1] and vectors.native is not None
+
+    def run_native():
+        return snapshot.text_native.search(vectors.native, request.candidates, allowed, filters=pushdown)
+
+    pending = executor.submit(run_native) if use_native and executor is not None and snapshot.text_native.remote \
+        else None
+    dense = snapshot.vectors.search(vectors.combined, request.candidates, allowed, filters=pushdown) \
+        if use_dense else empty
+    native = pending.result() if pending is not None else (run_native() if use_native else empty)
+    return dense, native
 
 
 def query_plan(request: SearchRequest, plan: FusionPlan) -> FusionPlan:

@@ -48,6 +48,7 @@ FEATURE_GROUPS: dict[str, list[str]] = {
     "consensus": ["prf_text_top1", "prf_text_top5", "prf_image_top1", "prf_image_top5", "prf_native_top5"],
 }
 FEATURE_NAMES: list[str] = [name for group in FEATURE_GROUPS.values() for name in group]
+SCORED_FIELDS = ("title", "brand", "category", "description", "attrs")  # the fields of the bm25_FIELD features
 BEHAVIOUR_FEATURES = set(FEATURE_GROUPS["behaviour"]) - {"rating"}
 COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
@@ -524,12 +525,15 @@ def _first_column(products, names) -> str | None:
 
 
 def compute_features(context: FeatureContext, text: str | None, candidates, lexical_scores: np.ndarray | None,
-                     use_behaviour: bool = True, now: float | None = None) -> np.ndarray:
+                     use_behaviour: bool = True, now: float | None = None,
+                     field_scores: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Feature matrix (candidates x FEATURE_NAMES) for one query.
 
     `candidates` is an engine.hybrid.Candidates in fused order;
     `lexical_scores` the BM25 score of every candidate (0 where it matches no
-    term; None for a query without text). Each group is one small function.
+    term; None for a query without text); `field_scores` each SCORED_FIELDS
+    field's BM25 of every candidate when the caller has them (else asked here).
+    Each group is one small function.
     """
     docnos = candidates.docnos
     features = np.full((len(docnos), len(FEATURE_NAMES)), np.nan, dtype=np.float32)
@@ -541,7 +545,7 @@ def compute_features(context: FeatureContext, text: str | None, candidates, lexi
 
     terms = context.analyze(text) if text else []
     _retrieval_features(context, candidates, lexical_scores, put)
-    _field_features(context, text, docnos, put)
+    _field_features(context, text, docnos, put, field_scores)
     _text_match_features(context, text, terms, docnos, put)
     intent = getattr(candidates, "intent", None)
     _price_features(context, text, docnos, put, stated_price(intent, text))
@@ -613,15 +617,17 @@ def _retrieval_features(context: FeatureContext, candidates, lexical_scores, put
         put("found_by_native", np.isfinite(candidates.native_rank).astype(np.float32))
 
 
-def _field_features(context: FeatureContext, text: str | None, docnos: np.ndarray, put) -> None:
-    """BM25 within each text field alone: where the query's words are matters as much as that they are."""
+def _field_features(context: FeatureContext, text: str | None, docnos: np.ndarray, put,
+                    scores: dict[str, np.ndarray] | None = None) -> None:
+    """BM25 within each text field alone: where the query's words are matters as much as that they are.
+    `scores`: the store's `field_scores` of SCORED_FIELDS when the caller fetched them already."""
     if not text or not text.strip():
         return
-    fields = ("title", "brand", "category", "description", "attrs")
-    scores = context.snapshot.lexical.field_scores(text, docnos, fields)
+    if scores is None:
+        scores = context.snapshot.lexical.field_scores(text, docnos, SCORED_FIELDS)
     if scores is None:
         return
-    for field in fields:
+    for field in SCORED_FIELDS:
         put(f"bm25_{field}", scores[field])
 
 
@@ -778,5 +784,5 @@ def behaviour_columns() -> np.ndarray:
     return np.array([COLUMN[name] for name in FEATURE_NAMES if name in BEHAVIOUR_FEATURES])
 
 
-__all__ = ["FEATURE_NAMES", "FEATURE_VERSION", "FEATURE_GROUPS", "FeatureContext", "compute_features",
+__all__ = ["FEATURE_NAMES", "FEATURE_VERSION", "SCORED_FIELDS", "FEATURE_GROUPS", "FeatureContext", "compute_features",
            "behaviour_columns", "price_limit", "price_range", "quantities", "stated_price", "wants_cheap"]

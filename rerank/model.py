@@ -20,8 +20,8 @@ from shoplens.indexers.encoders.onnx_encoder import onnx_available
 from shoplens.indexers.index import IndexDirectory, model_digest
 from shoplens.indexers.storage import read_json
 from shoplens.rerank import behaviour_store
-from shoplens.rerank.features import (COLUMN, FEATURE_NAMES, FEATURE_VERSION, FeatureContext, behaviour_columns,
-                                      compute_features)
+from shoplens.rerank.features import (COLUMN, FEATURE_NAMES, FEATURE_VERSION, SCORED_FIELDS, FeatureContext,
+                                      behaviour_columns, compute_features)
 from shoplens.rerank.tree_compile import CompiledTrees, load_compiled
 from shoplens.rerank.tree_onnx import INPUT, keep, onnx_bytes
 
@@ -138,9 +138,10 @@ class Ranker:
 
     def features(self, snapshot, text: str | None, candidates, use_behaviour: bool | None = None) -> np.ndarray:
         """The feature matrix for candidates: exactly what serving and training both use."""
-        lexical_scores = candidate_bm25(snapshot, text, candidates.docnos)
+        lexical_scores, field_scores = candidate_scores(snapshot, text, candidates.docnos)
         use = self.use_behaviour if use_behaviour is None else use_behaviour
-        return compute_features(self.context(snapshot), text, candidates, lexical_scores, use_behaviour=use)
+        return compute_features(self.context(snapshot), text, candidates, lexical_scores, use_behaviour=use,
+                                field_scores=field_scores)
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """The model's score of each row (float32 features, NaN where missing; every column this ShopLens
@@ -285,6 +286,15 @@ def onnx_predictor(model_path: Path, cache_dir: Path, identity: tuple, names: li
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def candidate_scores(snapshot, text: str | None,
+                     docnos: np.ndarray) -> tuple[np.ndarray | None, dict[str, np.ndarray] | None]:
+    """`candidate_bm25` and the per-field BM25 of the same rows (the bm25_FIELD features), asked together (one
+    round trip on a server store); (None, None) without query text."""
+    if not text or not text.strip() or len(docnos) == 0:
+        return None, None
+    return snapshot.lexical.candidate_scores(text, docnos, SCORED_FIELDS)
 
 
 def candidate_bm25(snapshot, text: str | None, docnos: np.ndarray) -> np.ndarray | None:

@@ -180,6 +180,12 @@ class LexicalStore(ABC):
         """
         return None
 
+    def candidate_scores(self, text: str, docnos: np.ndarray,
+                         fields: tuple[str, ...]) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+        """`scores_of` and `field_scores` of the same rows, as the reranker asks for both: a server store
+        answers them in one round trip."""
+        return self.scores_of(text, docnos), self.field_scores(text, docnos, fields)
+
     def prepare_rows(self, products, stop=None, previous: "LexicalStore | None" = None) -> bool:
         """Keep what scoring given rows needs in memory (run once per opened version, off the query path),
         so `field_scores` and `scores_of` need no search. True when the store now has it; the default

@@ -441,24 +441,30 @@ class ElasticsearchStore(LexicalStore):
     def field_scores(self, text, docnos, fields):
         """BM25 of each row within each single field (0 where the field matches no term), as tantivy's: the
         query's distinct terms analyzed in process, one `_msearch`, one sub-query per field restricted to the rows."""
-        docnos = np.asarray(docnos, dtype=np.int64)
-        terms = list(dict.fromkeys(self.text_analyzer()(text or "")))
-        if not terms or not len(docnos):
-            return {field: np.zeros(len(docnos)) for field in fields}
-        queries = [{"bool": {"should": [{"term": {field: term}} for term in terms]}} for field in fields]
-        return dict(zip(fields, self._row_scores(queries, docnos)))
+        return self.candidate_scores(text, docnos, fields, whole=False)[1]
 
     def scores_of(self, text, docnos):
         """BM25 of each row for the whole field-boosted query (0 where it matches no term): one request."""
+        return self.candidate_scores(text, docnos, (), whole=True)[0]
+
+    def candidate_scores(self, text, docnos, fields, whole=True):
+        """The whole query's BM25 of each row (with `whole`) and its BM25 within each of `fields`, all from one
+        `_msearch` (zeros where nothing matches; an empty array for the whole query without `whole`)."""
         docnos = np.asarray(docnos, dtype=np.int64)
         terms = list(dict.fromkeys(self.text_analyzer()(text or "")))
         if not terms or not len(docnos):
-            return np.zeros(len(docnos))
+            return np.zeros(len(docnos) if whole else 0), {field: np.zeros(len(docnos)) for field in fields}
+        queries = [{"bool": {"should": [{"term": {field: term}} for term in terms]}} for field in fields]
+        if whole:
+            queries.insert(0, self._whole_query(text, terms))
+        scores = self._row_scores(queries, docnos)
+        return (scores.pop(0) if whole else np.zeros(0)), dict(zip(fields, scores))
+
+    def _whole_query(self, text: str, terms: list[str]) -> dict[str, Any]:
         if self.shared_idf:  # the search's own query
-            return self._row_scores([self._match(self.query_terms(text))], docnos)[0]
-        query = {"bool": {"should": [{"term": {field: {"value": term, "boost": boost}}}
-                                     for field, boost in FIELD_BOOSTS.items() for term in terms]}}
-        return self._row_scores([query], docnos)[0]
+            return self._match(self.query_terms(text))
+        return {"bool": {"should": [{"term": {field: {"value": term, "boost": boost}}}
+                                    for field, boost in FIELD_BOOSTS.items() for term in terms]}}
 
     def _row_scores(self, queries: list[dict[str, Any]], docnos: np.ndarray) -> list[np.ndarray]:
         """Each query's score of each row, from one `_msearch` per chunk of at most TERMS_MAX rows."""

@@ -21,6 +21,7 @@ class VectorStore(ABC):
     name: str = "base"
     # True when a version's search sees only its live rows by itself (no live mask needed)
     physical_deletes: bool = False
+    remote: bool = False  # searched over the network (a cluster): a search waits on a round trip, not the CPU
 
     @classmethod
     @abstractmethod

@@ -68,6 +68,7 @@ class ElasticsearchVectorStore(VectorStore):
     kind = "exact"  # what --vector-index this store runs (auto resolves to it)
     lexical_class: type[ElasticsearchStore] = ElasticsearchStore  # the store whose documents carry the vectors
     physical_deletes = True  # the version's view (one range filter) holds only its live rows
+    remote = True
     zero_queries = True  # an all-zero query vector still ranks rows (all score 0)
 
     def __init__(self, state: dict[str, Any], directory: Path, documents: ElasticsearchStore):

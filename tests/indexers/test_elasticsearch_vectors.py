@@ -88,6 +88,10 @@ def test_field_scores_equal_tantivys(pair):
             compared += int((want[field] > 0).sum())
         assert es.shared_idf and tantivy.shared_idf
         np.testing.assert_allclose(es.scores_of(text, docnos), tantivy.scores_of(text, docnos), rtol=0.03)
+        whole, fields = es.candidate_scores(text, docnos, FIELDS)  # the reranker's one round trip for both
+        np.testing.assert_array_equal(whole, es.scores_of(text, docnos))
+        for field in FIELDS:
+            np.testing.assert_array_equal(fields[field], got[field])
     assert compared > 10
     assert es.field_scores("", docnos, FIELDS)["title"].tolist() == [0.0] * len(docnos)
 
