@@ -24,6 +24,7 @@ from shoplens.indexers.lexical.base import FieldFilter
 OPERATORS = ("<=", ">=", "!=", "=", "<", ">")
 MAX_FILTER_CHARS = 10_000
 _PATTERN = re.compile(r"^\s*([^<>=!]+?)\s*(<=|>=|!=|==|=|<|>)\s*(.*?)\s*$", re.S)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # as in typed query text; tab and newline are spaces
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ def parse_filter(text: str) -> Filter:
     """Parse one filter expression; raises FilterError with an example on bad syntax."""
     if not isinstance(text, str) or len(text) > MAX_FILTER_CHARS:
         raise FilterError(f"a filter is text of at most {MAX_FILTER_CHARS:,} characters, e.g. price<=3000")
+    if _CONTROL.search(text):
+        raise FilterError(f"filter {text[:40]!r} has a control character (NUL, escape...); write it as plain text, "
+                          "e.g. brand=Nike")
     match = _PATTERN.match(text)
     if not match or not match.group(3):
         raise FilterError(

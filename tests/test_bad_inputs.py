@@ -210,7 +210,7 @@ CASES += [("search query", ["search", *query, "--index", "{ix}"]) for query in [
     ["--queries", "{bad}/queries-punctuation.txt"], ["--queries", "{bad}/queries-control.jsonl"]]]
 CASES += [("filter", ["search", "shirt", "--index", "{ix}", "--filter", spec]) for spec in [
     "price<=abc", "nosuchfield=1", "", "brand=", "=Nike", "price<=", "price<=nan", "price>=inf", "price<<3",
-    "price<=1e400", "brand~Nike", "price<=-", "price=>3"]]
+    "price<=1e400", "brand~Nike", "price<=-", "price=>3", "brand=Ni\x1bke", "brand=Nike\x00"]]
 CASES += [("image", ["search", "--image", path, "--index", "{ix}"]) for path in [
     "{bad}/text.jpg", "{bad}/empty.jpg", "{bad}/truncated.jpg", "{bad}/big.png", "{bad}/nothing.jpg",
     "{bad}/dir.jpg", "/dev/zero", "http://127.0.0.1:9/x.jpg", "https://example.invalid/x.jpg"]]
