@@ -68,7 +68,8 @@ def _write_twin(txn, backend: str, config: dict[str, Any], vectors: str):
         for (_, fields), carried in zip(adds, document_vectors(vector_store_class(vectors), stores)):
             fields["vectors"] = carried
     lexical_cls = lexical_store_class(backend)
-    lexical_config = {"backend": backend, **config}
+    idf = backends["lexical"].get("idf")  # the copy weighs terms as the index does (an older index: per field)
+    lexical_config = {"backend": backend, **({"idf": idf} if idf else {}), **config}
     started = time.perf_counter()
     lexical_cls.write(txn.component_dir("lexical"), None, adds, [], lexical_config)
     seconds = time.perf_counter() - started

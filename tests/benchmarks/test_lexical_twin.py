@@ -80,3 +80,18 @@ def test_quality_and_latency_against_a_twin_with_text_and_vectors_on_the_cluster
     assert f"text: vector on {label} {KIND[backend]} (onnx)" in twin_rows
     assert set(client.indices.get(index="shoplens-*")) == before  # the twin's index was deleted with it
 
+
+
+@pytest.mark.parametrize("backend", list(CLUSTERS))
+def test_the_twin_weighs_terms_as_the_index_does(backend, sample_index):
+    """The copy on a cluster records the index's IDF setting (shared for a new index), so both sides of a
+    comparison score BM25 the same way."""
+    from shoplens.benchmarks.lexical_twin import compared_twin
+    from shoplens.indexers.index import IndexDirectory
+    from shoplens.indexers.snapshot import Snapshot
+
+    require_cluster(backend)
+    recorded = IndexDirectory(sample_index).manifest()["backends"]["lexical"]["idf"]
+    with compared_twin(sample_index, backend) as (twin, _, _):
+        assert IndexDirectory(twin).manifest()["backends"]["lexical"]["idf"] == recorded == "shared"
+        assert Snapshot.open(IndexDirectory(twin), device="cpu").lexical.shared_idf
