@@ -290,18 +290,11 @@ def onnx_predictor(model_path: Path, cache_dir: Path, identity: tuple, names: li
 
 def candidate_scores(snapshot, text: str | None,
                      docnos: np.ndarray) -> tuple[np.ndarray | None, dict[str, np.ndarray] | None]:
-    """`candidate_bm25` and the per-field BM25 of the same rows (the bm25_FIELD features), asked together (one
-    round trip on a server store); (None, None) without query text."""
+    """Exact BM25 of every candidate for the whole query (0 where it matches no term) and within each of the
+    bm25_FIELD features' fields, asked together (one round trip on a server store); (None, None) without text."""
     if not text or not text.strip() or len(docnos) == 0:
         return None, None
     return snapshot.lexical.candidate_scores(text, docnos, SCORED_FIELDS)
-
-
-def candidate_bm25(snapshot, text: str | None, docnos: np.ndarray) -> np.ndarray | None:
-    """Exact BM25 of every candidate (0 where it matches no query term); None without query text."""
-    if not text or not text.strip() or len(docnos) == 0:
-        return None
-    return snapshot.lexical.scores_of(text, docnos)
 
 
 def query_kind(request) -> str:

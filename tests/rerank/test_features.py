@@ -8,7 +8,7 @@ from shoplens.rerank.behaviour import BehaviourStats, fold
 from shoplens.rerank.events import EventBatch
 from shoplens.rerank.features import (BEHAVIOUR_FEATURES, COLUMN, FEATURE_GROUPS, FEATURE_NAMES, FeatureContext,
                              compute_features, price_limit, wants_cheap)
-from shoplens.rerank.model import candidate_bm25
+from shoplens.rerank.model import candidate_scores
 from tests.helpers import SAMPLE, sample_products
 
 ROWS = {r["id"]: r for r in sample_products()}
@@ -23,7 +23,7 @@ def features_for(engine, text=None, image=None, behaviour=None, use_behaviour=Tr
     request = SearchRequest(text=text, image=image, k=50, candidates=50)
     snapshot, candidates, _ = engine.retrieve(request, for_rerank=True)
     context = FeatureContext(snapshot, behaviour, build_analyzer().analyze)
-    matrix = compute_features(context, text, candidates, candidate_bm25(snapshot, text, candidates.docnos),
+    matrix = compute_features(context, text, candidates, candidate_scores(snapshot, text, candidates.docnos)[0],
                               use_behaviour=use_behaviour)
     ids = snapshot.products.column_values("id", candidates.docnos)
     return matrix, ids
@@ -134,7 +134,7 @@ def test_similarities_from_fusion_equal_the_stored_vectors_read_again(engine, ki
         np.testing.assert_allclose(head.sims["sim_image_image"], expected, atol=1e-6)
         np.testing.assert_allclose(head.photo, expected, atol=1e-6)
     context = FeatureContext(snapshot, None, build_analyzer().analyze)
-    scores = candidate_bm25(snapshot, text, head.docnos)
+    scores = candidate_scores(snapshot, text, head.docnos)[0]
     served = compute_features(context, text, head, scores)
     head.sims = None  # the reranker reads the rows itself, as for candidates made elsewhere
     np.testing.assert_allclose(served, compute_features(context, text, head, scores), atol=1e-6, equal_nan=True)

@@ -14,7 +14,7 @@ from shoplens.indexers.lexical import tantivy_store
 from shoplens.indexers.lexical.analysis import build_analyzer
 from shoplens.indexers.lexical.base import LexicalStore
 from shoplens.rerank.features import COLUMN, FeatureContext, compute_features
-from shoplens.rerank.model import candidate_bm25
+from shoplens.rerank.model import candidate_scores
 
 QUERIES = ["red dress", "navy blue casual shirt for men", "black leather wallet", "white sneakers under 2000",
            "nike running shoes size 10", "puma t shirt", "blue jeans", "women watches"]
@@ -88,7 +88,7 @@ def test_fast_features_equal_the_reference(engine, text):
     docnos = candidates.docnos
     assert len(docnos) > 20
     context = FeatureContext(snapshot, None, build_analyzer().analyze)
-    matrix = compute_features(context, text, candidates, candidate_bm25(snapshot, text, docnos), now=1.8e9)
+    matrix = compute_features(context, text, candidates, candidate_scores(snapshot, text, docnos)[0], now=1.8e9)
     store = snapshot.lexical
     expected = {"bm25": LexicalStore.scores_of(store, text, docnos)}
     expected.update({f"bm25_{f}": v for f, v in restricted_field_scores(store, text, docnos, FIELDS).items()})
@@ -126,7 +126,7 @@ def test_rows_filled_ahead_give_the_same_features(engine):
     """`fill_all` (what `serve` runs in the background) analyzes every row, and features do not change."""
     snapshot, candidates = candidates_for(engine, "navy blue casual shirt for men")
     text, docnos = "navy blue casual shirt for men", candidates.docnos
-    lexical = candidate_bm25(snapshot, text, docnos)
+    lexical = candidate_scores(snapshot, text, docnos)[0]
     cold = FeatureContext(snapshot, None, build_analyzer().analyze)
     expected = compute_features(cold, text, candidates, lexical, now=1.8e9)
     warm = FeatureContext(snapshot, None, build_analyzer().analyze)

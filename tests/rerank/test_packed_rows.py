@@ -7,7 +7,7 @@ from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 from shoplens.indexers.lexical.analysis import build_analyzer
 from shoplens.rerank.features import FEATURE_NAMES, FeatureContext, compute_features
-from shoplens.rerank.model import candidate_bm25
+from shoplens.rerank.model import candidate_scores
 from shoplens.rerank.packed_rows import pack_rows
 
 QUERIES = ["red dress", "navy blue casual shirt for men", "black leather wallet", "white sneakers under 2000",
@@ -37,7 +37,7 @@ def test_packed_rows_give_every_feature_column_unchanged(engine, contexts, text)
     snapshot, candidates, _ = engine.retrieve(SearchRequest(text=text, k=200, candidates=200), for_rerank=True)
     docnos = candidates.docnos
     assert len(docnos) > 20
-    lexical = candidate_bm25(snapshot, text, docnos)
+    lexical = candidate_scores(snapshot, text, docnos)[0]
     packed, plain = contexts
     new = compute_features(packed, text, candidates, lexical, now=1.8e9)
     old = compute_features(plain, text, candidates, lexical, now=1.8e9)
