@@ -36,10 +36,12 @@ CLIENTS = (1, 2, 4, 8)
 
 def run(index: Path, work: Path, requests: int = 200, seconds: float = 60.0, count: int = 1000,
         interval: float = 3.0, queries: int = 200, device: str = "auto", command: str = "",
-        clients: tuple[int, ...] = CLIENTS, warm_queries: tuple[int, ...] = (0,), before: str | None = None) -> Report:
+        clients: tuple[int, ...] = CLIENTS, warm_queries: tuple[int, ...] = (0,), before: str | None = None,
+        writer_nice: tuple[int, ...] = (0,)) -> Report:
     """The report. The server runs once per setting, one after the other on the same copy, queries and
-    update batches: per `warm_queries` value (e.g. 0 and 3), and with `before` (another checkout's Python,
-    e.g. main's venv) first under that interpreter too, so old and new code are compared in one run."""
+    update batches: per `warm_queries` value (e.g. 0 and 3) and writer niceness (e.g. 0 and 10, as
+    `update --nice` / `watch` set it), and with `before` (another checkout's Python, e.g. main's venv)
+    first under that interpreter too, so old and new code are compared in one run."""
     IndexDirectory(index).require()
     work.mkdir(parents=True, exist_ok=True)
     copy = work / "index"
@@ -49,15 +51,17 @@ def run(index: Path, work: Path, requests: int = 200, seconds: float = 60.0, cou
     report = Report("HTTP service under load (loopback)", f"{index} ({len(records):,} products), {len(texts)} derived "
                     f"queries, k=10, reranker {'on' if _has_ranker(copy) else 'absent'}", command)
     in_process = _in_process(copy, texts, min(requests, len(texts)), device)
-    settings = [(f"before, warm {w}", before, w) for w in warm_queries] if before else []
-    settings += [(f"{'now, ' if before else ''}warm {w}", sys.executable, w) for w in warm_queries]
+    pythons = [("before, ", before)] if before else []
+    pythons += [("now, " if before else "", sys.executable)]
+    settings = [(f"{name}warm {w}" + (f", writer nice {n}" if len(writer_nice) > 1 else ""), python, w, n)
+                for name, python in pythons for w in warm_queries for n in writer_nice]
     runs = {}
-    for label, python, warm in settings:
+    for label, python, warm, nice in settings:
         server, url = _start_server(copy, device, work, warm, python)
         try:
             idle = {n: _measured(server, _load(url, texts, n, requests, seconds)) for n in clients}
             busy, writer = _under_updates(server, url, copy, records, texts, clients, requests, seconds, count,
-                                          interval, work, device)
+                                          interval, work, device, nice)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -213,13 +217,15 @@ def _observed(reply, elapsed: float) -> dict[str, Any]:
             "engine": body.get("took_ms", float("nan")), "queue": timing.get("queue", float("nan")), **stages}
 
 
-def _under_updates(server, url, index, records, texts, clients, requests, seconds, count, interval, work, device):
+def _under_updates(server, url, index, records, texts, clients, requests, seconds, count, interval, work, device,
+                   nice: int = 0):
     """The load levels again while a writer process commits price batches; returns them and what the writer
     did meanwhile: commits, and its CPU seconds against the phase's wall seconds (its share of the cores)."""
     context = multiprocessing.get_context("spawn")
     stop, commits, cpu = context.Event(), context.Value("i", 0), context.Value("d", 0.0)
+    niceness = context.Value("i", 0)
     deltas = _price_batches(records, count, work)
-    writer = context.Process(target=_commit_every, args=(str(index), deltas, interval, device, stop, commits, cpu))
+    writer = context.Process(target=_commit_every, args=(str(index), deltas, interval, device, stop, commits, cpu, nice, niceness))
     writer.start()
     try:
         while commits.value == 0 and writer.is_alive():  # its imports and first commit are done
@@ -227,7 +233,8 @@ def _under_updates(server, url, index, records, texts, clients, requests, second
         first_commits, first_cpu, started = commits.value, cpu.value, time.perf_counter()
         busy = {n: _measured(server, _load(url, texts, n, requests, seconds)) for n in clients}
         wall = time.perf_counter() - started
-        done = {"commits": commits.value - first_commits, "cpu_s": cpu.value - first_cpu, "wall_s": wall}
+        done = {"commits": commits.value - first_commits, "cpu_s": cpu.value - first_cpu, "wall_s": wall,
+                "niceness": niceness.value}
     finally:
         stop.set()
         writer.join()
@@ -248,11 +255,16 @@ def _price_batches(records: list[dict[str, Any]], count: int, work: Path) -> lis
     return deltas
 
 
-def _commit_every(index: str, deltas: list[str], interval: float, device: str, stop, commits, cpu) -> None:
-    """The writer process: one commit of a price-change batch every `interval` seconds until stopped
-    (counting commits and its CPU seconds in the shared values)."""
+def _commit_every(index: str, deltas: list[str], interval: float, device: str, stop, commits, cpu,
+                  nice: int = 0, niceness=None) -> None:
+    """The writer process (at niceness +`nice`, as `update --nice`): one commit of a price-change batch every
+    `interval` seconds until stopped (counting commits and its CPU seconds in the shared values)."""
+    from shoplens.common.priority import lower_priority
     from shoplens.indexers.updates import apply_delta
 
+    now = lower_priority(nice)
+    if niceness is not None:
+        niceness.value = now
     turn = 0
     while not stop.is_set():
         started, cpu_started = time.time(), time.process_time()
@@ -344,6 +356,6 @@ def _writer_table(report: Report, runs, count: int) -> None:
     rows = []
     for label, (_, _, writer) in runs.items():
         wall = writer["wall_s"] or float("nan")
-        rows.append([label, writer["commits"], wall, writer["cpu_s"], writer["cpu_s"] / wall])
+        rows.append([label, writer["commits"], wall, writer["cpu_s"], writer["cpu_s"] / wall, writer.get("niceness")])
     report.table(f"the writer process during the 'updating' levels ({count:,}-product commits)",
-                 ["server", "commits", "seconds", "writer CPU s", "writer cores busy"], rows)
+                 ["server", "commits", "seconds", "writer CPU s", "writer cores busy", "writer niceness"], rows)

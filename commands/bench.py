@@ -270,6 +270,7 @@ def bench_serve(
     clients: str = typer.Option("1,2,4,8", "--clients", help="Concurrent clients per level, comma-separated."),
     warm_queries: str = typer.Option("0", "--warm-queries", help="The server's --warm-queries; several (0,3) run the server once each, to compare in one run."),
     before: Optional[Path] = typer.Option(None, "--before", help="Also run the server under this Python first (another checkout's venv, e.g. ../main/.venv/bin/python), to compare old and new code in one run."),
+    writer_nice: str = typer.Option("0", "--writer-nice", help="The writer process's niceness increment (as `update --nice`); several (0,10) run the server once each, to compare in one run."),
     device: str = DeviceOption,
     save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
@@ -290,10 +291,16 @@ def bench_serve(
         raise ConfigError(f"--warm-queries takes numbers such as 0,3; got {warm_queries!r}") from None
     if not warm or min(warm) < 0 or max(warm) > 20:
         raise ConfigError("--warm-queries takes numbers from 0 to 20, such as 0,3")
+    try:
+        nices = tuple(int(part) for part in writer_nice.split(","))
+    except ValueError:
+        nices = ()
+    if not nices or min(nices) < 0 or max(nices) > 19:
+        raise ConfigError(f"--writer-nice takes numbers from 0 to 19, such as 0,10; got {writer_nice!r}")
     if before is not None and not (before.is_file() and os.access(before, os.X_OK)):
         raise ConfigError(f"--before {before} is not an executable Python; give another checkout's .venv/bin/python")
     report = serve.run(index_dir, work_dir, requests, seconds, count, interval, queries, device, command_line(), levels,
-                       warm, None if before is None else str(before))
+                       warm, None if before is None else str(before), nices)
     finish_report(report, as_json, save)
 
 
@@ -327,6 +334,35 @@ def bench_textonly(
         report = textonly.run(catalog, work_dir, field_map, limit, heads, queries, trees, seed=seed,
                               device="cpu" if device == "auto" else device, command=command_line(), label=label,
                               progress=progress)
+    finish_report(report, as_json, save)
+
+
+@bench_app.command("warmup")
+@handle_errors
+def bench_warmup(
+    queries: Path = typer.Option(..., "--queries", help='The queries the first shoppers ask: one text a line, or JSONL {"text", "image"}.'),
+    index_dir: Path = IndexOption,
+    warm_up: int = typer.Option(100, "--warm-up", min=1, max=10_000, help="Warm-up queries (as `serve --warm-up`): the index's most shown ones, or --warm-up-file's."),
+    warm_up_file: Optional[Path] = typer.Option(None, "--warm-up-file", help="Warm-up queries, one a line (plain text, or JSON lines with \"text\")."),
+    lexical: Optional[str] = typer.Option(None, "--lexical", help="Run on two fresh copies on this cluster (elasticsearch: SHOPLENS_ES_URL; opensearch: SHOPLENS_OS_URL)."),
+    vectors: Optional[str] = typer.Option(None, "--vectors", help="With --lexical: the copies' vector stores on this backend too."),
+    k: int = typer.Option(10, "-k", min=1, max=1000),
+    device: str = DeviceOption,
+    save: Optional[Path] = SaveOption,
+    as_json: bool = JsonOption,
+):
+    """A cold engine against one warmed with frequent queries (as `serve --warm-up` does before /ready):
+    the first and second pass over the same queries, p50 to max, on fresh copies of the index."""
+    from shoplens.benchmarks import warmup
+    from shoplens.engine.warmup import read_query_file
+
+    require_index(index_dir)
+    if warm_up_file is not None:
+        read_query_file(warm_up_file)  # a bad file is one line before any copy is made
+    with RichProgress(enabled=not as_json) as progress:
+        report_stage = progress.reporter()
+        report = warmup.run(index_dir, queries, warm_up, warm_up_file, lexical, vectors, k, device, command_line(),
+                            progress=lambda done, total: report_stage("warming up", done, total))
     finish_report(report, as_json, save)
 
 

@@ -13,6 +13,7 @@ from shoplens.commands.base import (DeviceOption, FieldMapOption, IndexOption, J
                                     err, handle_errors, json_text, literal, out, parse_field_maps, print_commit, print_json,
                                     print_rejects)
 from shoplens.common.errors import ConfigError
+from shoplens.common.priority import MAX_NICE, WATCH_NICE, lower_priority
 
 
 # -- index -------------------------------------------------------------------------
@@ -73,12 +74,14 @@ def update(
     index_dir: Path = IndexOption,
     field_map: Optional[List[str]] = FieldMapOption,
     strict: bool = StrictOption,
+    nice: int = typer.Option(0, "--nice", min=0, max=MAX_NICE, help="Lower this command's CPU priority by N (Unix nice), so a server's searches on this machine come first."),
     device: str = DeviceOption,
     as_json: bool = JsonOption,
 ):
     """Upsert new and changed products (one new version; only changed content is re-encoded)."""
     from shoplens.indexers.updates import apply_delta
 
+    lower_priority(nice)
     with RichProgress(enabled=not as_json) as progress:
         report = apply_delta(index_dir, delta, parse_field_maps(field_map), strict=strict, device=device,
                              progress=progress)
@@ -116,6 +119,7 @@ def watch(
     poll: float = typer.Option(0.5, "--poll", help="Seconds between looks at the inbox."),
     field_map: Optional[List[str]] = FieldMapOption,
     once: bool = typer.Option(False, "--once", help="Apply what is in the inbox now, then exit."),
+    nice: Optional[int] = typer.Option(None, "--nice", min=0, max=MAX_NICE, help="Lower the watcher's CPU priority by N (Unix nice), so a server's searches on this machine come first; default 10 when watching, 0 with --once."),
     as_json: bool = JsonOption,
 ):
     """Keep applying files as they land in INBOX; each batch is one commit. Ctrl-C stops."""
@@ -143,6 +147,7 @@ def watch(
     config = WatchConfig(window_seconds=window, priority_window_seconds=priority_window, max_batch_rows=max_rows,
                          poll_seconds=poll, field_map=parse_field_maps(field_map))
     watcher = create_watcher(index_dir, inbox, config, on_commit=report)
+    lower_priority(nice if nice is not None else 0 if once else WATCH_NICE)
     if not as_json and not once:
         out.print(f"watching {literal(str(inbox))} (Ctrl-C to stop)")
     try:

@@ -29,6 +29,8 @@ def serve(
     events_inbox: Optional[Path] = typer.Option(None, "--events-inbox", callback=output_folder, help="Where POST /events writes (default INDEX.inbox)."),
     follow: float = typer.Option(0.5, "--follow-seconds", min=0.05, help="How often to look for new index versions."),
     warm_queries: int = typer.Option(0, "--warm-queries", min=0, max=20, help="Latest text queries a new version answers (results dropped) before it is swapped in (default 0: none)."),
+    warm_up: int = typer.Option(100, "--warm-up", min=0, max=10_000, help="Frequent queries answered once at start (results dropped) before /ready turns 200: the index's most shown queries from its behaviour, or --warm-up-file's (0: none)."),
+    warm_up_file: Optional[Path] = typer.Option(None, "--warm-up-file", help="Queries for the warm-up, one a line (plain text, or JSON lines with \"text\")."),
     device: str = DeviceOption,
     as_json: bool = JsonOption,
 ):
@@ -36,6 +38,7 @@ def serve(
     import uvicorn
 
     from shoplens.common.errors import ConfigError
+    from shoplens.engine.warmup import read_query_file
     from shoplens.indexers.index import IndexDirectory
     from shoplens.service.settings import SETTINGS_ENV, ServiceSettings
 
@@ -44,15 +47,19 @@ def serve(
         raise ConfigError("--protect-search needs --api-key KEY (or SHOPLENS_API_KEY)")
     IndexDirectory(index_dir).require()  # a missing index is a one-line error, before binding
     check_address(host, port)
+    if warm_up_file is not None:
+        read_query_file(warm_up_file)  # an unreadable file is a one-line error before binding
     if events_inbox is not None and events_inbox.exists() and not events_inbox.is_dir():
         raise ConfigError(f"--events-inbox {events_inbox} is a file; give a directory (it is created if missing)")
     settings = ServiceSettings(index=index_dir.resolve(), api_key=api_key, protect_search=protect_search,
                                cors_origins=list(cors or []), events_inbox=events_inbox, follow_seconds=follow,
-                               device=device, warm_queries=warm_queries)
+                               device=device, warm_queries=warm_queries, warm_up=warm_up,
+                               warm_up_file=None if warm_up_file is None else warm_up_file.resolve())
     url = f"http://{host}:{port}"
     if as_json:
         print_json({"url": url, "index": str(settings.index), "workers": workers, "events_inbox": str(settings.inbox),
-                    "api_key": bool(api_key), "cors": settings.cors_origins})
+                    "api_key": bool(api_key), "cors": settings.cors_origins, "warm_up": warm_up,
+                    "warm_up_file": None if warm_up_file is None else str(settings.warm_up_file)})
     else:
         out.print(f"serving {literal(str(settings.index))} at {literal(url)}/ (API docs {url}/docs), {workers} worker(s); Ctrl-C stops")
     if host not in LOOPBACK and not api_key:

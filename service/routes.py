@@ -57,6 +57,9 @@ def _add_pages(app: FastAPI, state: ServiceState) -> None:
         if state.engine is None:
             return JSON({"status": "failed" if state.problem else "opening", "reason": state.problem,
                          "worker": os.getpid()}, status_code=503, headers={"Retry-After": "2"})
+        if state.warming:
+            return JSON({"status": "warming", "reason": state.warming, "version": state.engine.snapshot.version,
+                         "worker": os.getpid()}, status_code=503, headers={"Retry-After": "2"})
         return {"status": "ready", "version": state.engine.snapshot.version, "worker": os.getpid()}
 
     @app.get("/info", summary="The index: model, backends, counts, versions, reranker; and the serving state",
@@ -69,7 +72,7 @@ def _add_pages(app: FastAPI, state: ServiceState) -> None:
         details["serving"] = {"version": engine.snapshot.version, "follow_error": engine.follow_error,
                               "limits": {"k": MAX_K, "offset": MAX_OFFSET, "candidates": MAX_CANDIDATES,
                                          "filters": MAX_FILTERS, "body_bytes": state.settings.max_body_bytes},
-                              "events_inbox": str(state.settings.inbox)}
+                              "events_inbox": str(state.settings.inbox), "warm_up": state.warmed}
         return details
 
 

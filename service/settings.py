@@ -21,6 +21,8 @@ class ServiceSettings:
     events_inbox: Path | None = None  # default: <index>.inbox next to the index
     follow_seconds: float = 0.5  # how often the background follower reads CURRENT
     warm_queries: int = 0  # latest text queries a new version answers (results dropped) before the swap
+    warm_up: int = 0  # frequent queries answered at start (results dropped) before /ready turns 200
+    warm_up_file: Path | None = None  # where those queries come from (default: the index's folded behaviour)
     device: str = "auto"
     max_body_bytes: int = MAX_BODY_BYTES
 
@@ -32,6 +34,7 @@ class ServiceSettings:
         data = asdict(self)
         data["index"] = str(self.index)
         data["events_inbox"] = None if self.events_inbox is None else str(self.events_inbox)
+        data["warm_up_file"] = None if self.warm_up_file is None else str(self.warm_up_file)
         return json.dumps(data)
 
     @classmethod
@@ -40,4 +43,6 @@ class ServiceSettings:
         data["index"] = Path(data["index"])
         if data.get("events_inbox"):
             data["events_inbox"] = Path(data["events_inbox"])
+        if data.get("warm_up_file"):
+            data["warm_up_file"] = Path(data["warm_up_file"])
         return cls(**data)

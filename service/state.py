@@ -48,19 +48,43 @@ class ServiceState:
         self.settings = settings
         self.engine = engine
         self.problem: str | None = None  # why the index could not be opened
+        self.warming: str | None = None  # while the warm-up runs: what it does (/ready is 503 meanwhile)
+        self.warmed: dict | None = None  # what the warm-up did (`WarmUp.to_dict`), shown by /info
 
     def open(self) -> None:
+        self.warming = "warming up before serving" if self.settings.warm_up > 0 else None  # no 200 in between
         try:
             self.engine = SearchEngine(self.settings.index, device=self.settings.device,
                                        follow_in_background=self.settings.follow_seconds,
                                        rehearsals=self.settings.warm_queries)
             limit_blas_threads()
+            self._warm_up(self.engine)
             threading.Thread(target=self.engine.warm_rows, name="shoplens-warm-rows", daemon=True).start()
         except ShopLensError as exc:
             self.problem = str(exc)
         except Exception as exc:  # noqa: BLE001 - reported by /ready, not as a crash of the server
             log.exception("cannot open the index")
             self.problem = f"cannot open the index: {type(exc).__name__}: {exc}".splitlines()[0]
+
+    def _warm_up(self, engine: SearchEngine) -> None:
+        """Answer the shop's frequent queries once before /ready turns 200 (searches are served meanwhile).
+        A warm-up that cannot run (unreadable behaviour) is logged and skipped: it never keeps a server down."""
+        from shoplens.engine.warmup import frequent_queries, read_query_file, warm_up
+
+        settings = self.settings
+        if settings.warm_up <= 0:
+            return
+        try:
+            if settings.warm_up_file is not None:
+                texts, source = read_query_file(settings.warm_up_file, settings.warm_up), str(settings.warm_up_file)
+            else:
+                texts, source = frequent_queries(engine.snapshot, settings.warm_up), "the index's frequent queries"
+            self.warming = f"answering {len(texts)} of {source} before serving"
+            self.warmed = warm_up(engine, texts, source=source).to_dict()
+        except Exception:  # noqa: BLE001 - a warm-up never keeps the server from serving
+            log.exception("warm-up skipped")
+        finally:
+            self.warming = None
 
     def require(self) -> SearchEngine:
         if self.engine is None:

@@ -59,3 +59,22 @@ def test_the_command_says_so_in_one_line_before_serving(tmp_path, busy_port, cap
         assert stopped.value.code == 2 and captured.out == ""  # no "serving ..." announced
         lines = captured.err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:"), captured.err
+
+
+def test_an_unreadable_warm_up_file_is_refused_before_serving(tmp_path, capsys, monkeypatch):
+    index = tmp_path / "index"
+    (index / "versions").mkdir(parents=True)
+    (index / "CURRENT").write_text("000001\n")
+    bad = tmp_path / "warm.txt"
+    bad.write_text('{"text": \n', encoding="utf-8")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for path, message in ((tmp_path / "missing.txt", "not found"), (bad, "line 1: not valid JSON")):
+        monkeypatch.setattr(sys, "argv", ["shoplens", "serve", "--index", str(index), "--port", str(port),
+                                          "--warm-up-file", str(path)])
+        with pytest.raises(SystemExit) as stopped:
+            main()
+        captured = capsys.readouterr()
+        assert stopped.value.code != 0 and captured.out == ""
+        assert len(captured.err.strip().splitlines()) == 1 and message in captured.err

@@ -37,3 +37,22 @@ def test_bench_serve_refuses_bad_levels(served_index, tmp_path):
 def test_bench_serve_refuses_a_before_that_is_not_a_python(served_index, tmp_path):
     result = CliRunner().invoke(app, ["bench", "serve", "--index", str(served_index), "--before", str(tmp_path)])
     assert result.exit_code != 0 and "--before" in result.output
+
+
+def test_bench_serve_runs_the_writer_at_each_niceness(served_index, tmp_path):
+    import os
+
+    result = CliRunner().invoke(app, ["bench", "serve", "--index", str(served_index), "--work-dir", str(tmp_path),
+                                      "--requests", "3", "--seconds", "20", "--clients", "1", "--count", "10",
+                                      "--interval", "1", "--queries", "6", "--device", "cpu", "--json",
+                                      "--writer-nice", "0,7"])
+    assert result.exit_code == 0, result.output
+    writer = json.loads(result.stdout)["tables"][3]["rows"]
+    mine = os.nice(0)
+    assert [(row[0], row[5]) for row in writer] == [("warm 0, writer nice 0", mine),
+                                                    ("warm 0, writer nice 7", min(mine + 7, 19))]
+
+
+def test_bench_serve_refuses_a_writer_niceness_out_of_range(served_index):
+    result = CliRunner().invoke(app, ["bench", "serve", "--index", str(served_index), "--writer-nice", "0,25"])
+    assert result.exit_code != 0 and "--writer-nice takes numbers from 0 to 19" in result.output
