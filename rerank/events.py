@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import json
 import math
+import re
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from shoplens.common.errors import EventsError
+from shoplens.common.jsontext import loads_line
 
 EVENT_TYPES = ("impression", "click", "cart", "order")
 MAX_POSITION = 100
@@ -166,6 +168,8 @@ def read_events(path: str | Path, known_ids: set[str] | None = None) -> EventBat
                     event = loads(text)
                     if not isinstance(event, dict):
                         raise ValueError("expected a JSON object")
+                    if len(KEY_COLON.findall(text)) > len(event):  # perhaps a key given twice: orjson keeps the last
+                        loads_line(text.decode("utf-8"))  # the strict parse says which key
                     rows.append(_check_event(event, kind_index, known_ids, now))
                 except (ValueError, RecursionError) as exc:  # orjson's JSONDecodeError is a ValueError
                     reason = str(exc) if not isinstance(exc, RecursionError) else "nested too deeply"
@@ -178,6 +182,9 @@ def read_events(path: str | Path, known_ids: set[str] | None = None) -> EventBat
     ts, kinds, ids, queries, positions = (list(column) for column in zip(*rows)) if rows else ([], [], [], [], [])
     return EventBatch(np.asarray(ts, dtype=np.float64), np.asarray(kinds, dtype=np.int8), ids, queries,
                       np.asarray(positions, dtype=np.int32), rejects, lines, digest.hexdigest())
+
+
+KEY_COLON = re.compile(rb'"\s*:')  # at least one per key of a JSON object (more where a string holds one)
 
 
 def _open(path: Path):

@@ -101,6 +101,10 @@ def sources(judgments: dict) -> list[str]:
     return sorted({q.source for q in getattr(judgments, "queries", {}).values() if q.source})
 
 
+TWICE = ("product {pid!r} is graded {first} and {grade} for the same query; keep one grade per query and product "
+         "(or average them)")
+
+
 def load_judgments(path: str | Path, topics: str | Path | None = None) -> Judgments:
     """Judgments keyed by query text. A TREC qrels file (`qid 0 docid grade`) needs a topics file."""
     path = Path(path)
@@ -123,8 +127,7 @@ def load_judgments(path: str | Path, topics: str | Path | None = None) -> Judgme
             continue
         graded = judgments.setdefault(query.key, {})
         if graded.get(pid, grade) != grade:  # a second, different grade would silently replace the first
-            problems.append(f"line {number}: product {pid[:60]!r} is graded {graded[pid]} and {grade} for the same "
-                            "query; keep one grade per query and product (or average them)")
+            problems.append(f"line {number}: {TWICE.format(pid=pid[:60], first=graded[pid], grade=grade)}")
             continue
         graded[pid] = grade
     if problems:
@@ -284,9 +287,13 @@ def _from_qrels(path: Path, topics: dict[str, str]) -> Judgments:
         if qid not in topics:
             raise JudgmentsError(f"{path.name} line {number}: query {qid[:40]} is not in the topics file")
         try:
-            judgments.setdefault(topics[qid], {})[_product_id(docid)] = parse_grade(grade)
+            pid, grade = _product_id(docid), parse_grade(grade)
         except ValueError as exc:
             raise JudgmentsError(f"{path.name} line {number}: {exc}") from None
+        graded = judgments.setdefault(topics[qid], {})
+        if graded.get(pid, grade) != grade:  # a second, different grade would silently replace the first
+            raise JudgmentsError(f"{path.name} line {number}: {TWICE.format(pid=pid[:60], first=graded[pid], grade=grade)}")
+        graded[pid] = grade
     if not judgments:
         raise JudgmentsError(f"{path.name} holds no judgments")
     return judgments

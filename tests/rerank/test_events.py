@@ -32,3 +32,16 @@ def test_a_byte_order_mark_is_not_a_bad_first_line(tmp_path):
     path.write_bytes(b'\xef\xbb\xbf{"ts": 1, "type": "click", "id": "a"}\n{"ts": 2, "type": "order", "id": "a"}\n')
     batch = read_events(path, known_ids={"a"})
     assert len(batch) == 2 and not batch.rejects
+
+
+def test_a_key_given_twice_rejects_the_event_naming_the_key(tmp_path):
+    """orjson keeps the last of two values for one key; the event is rejected instead (and a colon inside a
+    string, which the quick count also sees, is not mistaken for a second key)."""
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b'{"ts": 1, "type": "click", "id": "a", "id": "b"}\n'
+                     b'{"ts": 2, "type": "order", "id": "a", "query": "size \\":\\" 42"}\n'
+                     b'{"ts": 3, "type" : "click", "id": "a", "type": "order"}\n')
+    batch = read_events(path, known_ids={"a", "b"})
+    reasons = {r.line: r.reason for r in batch.rejects}
+    assert sorted(reasons) == [1, 3] and len(batch) == 1 and batch.queries[0] == 'size ":" 42'
+    assert "'id' appears twice" in reasons[1] and "'type' appears twice" in reasons[3]

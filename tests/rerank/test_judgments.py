@@ -79,3 +79,14 @@ def test_fractional_grades_keep_their_value_and_negative_ones_count_as_zero(tmp_
     grades = load_judgments(path)["drill"]
     assert grades == {"1": 2.667, "2": 2.33, "3": 3, "4": 0}
     assert isinstance(grades["3"], int)
+
+
+def test_trec_qrels_grading_a_pair_twice_differently_is_refused_and_the_same_grade_twice_is_kept(tmp_path):
+    topics = tmp_path / "topics.tsv"
+    topics.write_text("1\tblue shirt\n2\tkurta\n")
+    qrels = tmp_path / "run.qrels"
+    qrels.write_text("1 0 p1 2\n1 0 p1 2\n2 0 p9 1\n")
+    assert load_judgments(qrels, topics) == {"blue shirt": {"p1": 2}, "kurta": {"p9": 1}}
+    qrels.write_text("1 0 p1 2\n2 0 p9 1\n1 0 p1 0\n")
+    with pytest.raises(JudgmentsError, match=r"run.qrels line 3: product 'p1' is graded 2 and 0 for the same query"):
+        load_judgments(qrels, topics)
