@@ -22,6 +22,7 @@ import numpy as np
 from shoplens.benchmarks.common import Report
 from shoplens.benchmarks.latency import kind_of, read_queries
 from shoplens.benchmarks.lexical_twin import compared_twin, describe_stores, describe_twin
+from shoplens.common.errors import ConfigError
 from shoplens.engine.query import SearchRequest
 from shoplens.engine.search import SearchEngine
 from shoplens.engine.warmup import frequent_queries, read_query_file, warm_up
@@ -41,6 +42,9 @@ def run(index: Path, queries: Path, warm_up_count: int = 100, warm_up_file: Path
         try:
             texts = read_query_file(warm_up_file, warm_up_count) if warm_up_file else \
                 frequent_queries(engines["warmed"].snapshot, warm_up_count)
+            if not texts:
+                raise ConfigError(f"index {index} has no behaviour to take frequent queries from; fold events "
+                                  "(`shoplens events`) or give --warm-up-file")
             warmed = warm_up(engines["warmed"], texts, k=k, progress=progress,
                              source=str(warm_up_file) if warm_up_file else "the index's frequent queries")
             passes = [_one_pass(engines, requests, k) for _ in range(2)]

@@ -59,3 +59,10 @@ def test_warmup_bench_on_two_fresh_twins_on_the_cluster(backend, sample_index, f
     check_report(report)
     assert cluster.label in report["data"]
     assert set(client.indices.get(index="shoplens-*")) == before  # both twins' indexes were deleted
+
+
+def test_an_index_without_behaviour_needs_a_warm_up_file(sample_index, files):
+    queries, _ = files
+    result = CliRunner().invoke(app, ["bench", "warmup", "--index", str(sample_index), "--queries", str(queries)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "give --warm-up-file" in result.output
