@@ -71,6 +71,10 @@ public final class ClusterLauncher {
             // Three nodes share the machine's cores: keep each node's thread pools small.
             put.accept("node.processors", "1");
             put.accept("action.auto_create_index", "false");
+            // The JVM runs the serial collector (small heap, 2 cores), whose old generation holds garbage until a
+            // full collection: counting the heap's real use, the parent circuit breaker refused requests (429)
+            // with nothing reserved after a few large indexes were made and deleted. Count reservations only.
+            put.accept("indices.breaker.total.use_real_memory", "false");
         }
     }
 
