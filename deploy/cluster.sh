@@ -41,34 +41,49 @@ up() {
         return 0
     fi
     build
-    rm -rf "$STATE"
-    mkdir -p "$STATE"
-    local port started
-    port=${FIRST_PORT:-$(free_base_port)}
-    started=$(date +%s)
+    local attempt port code=1
+    for attempt in 1 2 3; do
+        rm -rf "$STATE"
+        mkdir -p "$STATE"
+        port=${FIRST_PORT:-$(free_base_port)} || return 1
+        start_on "$port" && code=0 || code=$?
+        # another cluster starting at the same moment took the ports this one found free: pick others
+        [ "$code" = 2 ] && [ -z "$FIRST_PORT" ] && [ "$attempt" -lt 3 ] || break
+        echo "$NAME: ports from $port were taken meanwhile; trying other ports" >&2
+        PORT_FROM=$((port + 10))
+    done
+    if [ "$code" != 0 ]; then
+        [ "$code" = 3 ] || { echo "$NAME: the cluster exited while starting; last lines of $STATE/cluster.log:" >&2
+                             tail -n 30 "$STATE/cluster.log" >&2; }
+        return 1
+    fi
+    echo "http://127.0.0.1:$port" >"$STATE/url"
+    echo "$NAME: $NODES nodes healthy after $(($(date +%s) - STARTED))s (heap $HEAP, log $STATE/cluster.log)" >&2
+    echo "$URL_VAR=http://127.0.0.1:$port"
+}
+
+start_on() { # start_on PORT: 0 healthy, 2 a port was taken (BindException), 3 no health in time, 1 exited otherwise
+    local port=$1
+    STARTED=$(date +%s)
     setsid nohup java "-Xms$HEAP" "-Xmx$HEAP" -XX:+UseSerialGC -Dlog4j2.disable.jmx=true \
         "${JAVA_PROPS[@]}" -cp "$CLASSPATH" "$MAIN_CLASS" \
         "$STATE" "$NODES" "$port" "$((port + 100))" >"$STATE/cluster.log" 2>&1 </dev/null &
     echo $! >"$STATE/pid"
     while :; do
         if ! running; then
-            echo "$NAME: the cluster exited while starting; last lines of $STATE/cluster.log:" >&2
-            tail -n 30 "$STATE/cluster.log" >&2
+            grep -q "BindException" "$STATE/cluster.log" && return 2
             return 1
         fi
         if health "$port" | grep -Eq "\"status\":\"(green|yellow)\".*\"number_of_nodes\":$NODES,"; then
-            break
+            return 0
         fi
-        if [ $(($(date +%s) - started)) -ge "$TIMEOUT" ]; then
+        if [ $(($(date +%s) - STARTED)) -ge "$TIMEOUT" ]; then
             echo "$NAME: no healthy cluster after ${TIMEOUT}s; see $STATE/cluster.log" >&2
             down
-            return 1
+            return 3
         fi
         sleep 1
     done
-    echo "http://127.0.0.1:$port" >"$STATE/url"
-    echo "$NAME: $NODES nodes healthy after $(($(date +%s) - started))s (heap $HEAP, log $STATE/cluster.log)" >&2
-    echo "$URL_VAR=http://127.0.0.1:$port"
 }
 
 down() {
