@@ -19,3 +19,5 @@ def test_a_broken_queries_line_is_reported_with_its_number(tmp_path):
         read_queries(path)
     with pytest.raises(QueryError, match="does not exist"):
         read_queries(tmp_path / "none.txt")
+    with pytest.raises(QueryError, match="not a regular file"):
+        read_queries(tmp_path)

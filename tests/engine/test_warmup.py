@@ -81,6 +81,8 @@ def test_a_bad_query_file_is_a_one_line_error_naming_the_line(tmp_path, content,
 def test_a_missing_or_binary_query_file_says_what_to_give(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         read_query_file(tmp_path / "nothing.txt")
+    with pytest.raises(ConfigError, match="not a regular file"):
+        read_query_file(tmp_path)
     (tmp_path / "bin").write_bytes(b"\xff\xfe\x00\x81")
     with pytest.raises(ConfigError, match="UTF-8"):
         read_query_file(tmp_path / "bin")
