@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +99,18 @@ def open_image_bytes(data: bytes, name: str = "<upload>"):
     if not data:
         raise QueryError("image is empty; send a JPEG, PNG or WebP photo")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise QueryError(f"image is {image.width}x{image.height} pixels; the limit is "
-                                 f"{MAX_IMAGE_PIXELS:,} pixels, send a smaller photo")
-            image.load()
-            opened = image.convert("RGB")
+        with warnings.catch_warnings():  # PIL warns from 89 megapixels: ours is the one message
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    raise QueryError(f"image is {image.width}x{image.height} pixels; the limit is "
+                                     f"{MAX_IMAGE_PIXELS:,} pixels, send a smaller photo")
+                image.load()
+                opened = image.convert("RGB")
     except QueryError:
         raise
+    except Image.DecompressionBombWarning:
+        raise QueryError(f"image has more than {MAX_IMAGE_PIXELS:,} pixels; send a smaller photo") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError):
         raise QueryError("image is not a readable picture; send a JPEG, PNG or WebP photo") from None
     opened.filename = name

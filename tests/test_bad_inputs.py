@@ -484,3 +484,20 @@ def test_watch_skips_links_it_cannot_follow(world, tmp_path, capsys):
     assert crash is None, crash
     assert code == 0 and "Traceback" not in stderr, stderr
     assert committed_state(world["ix"]) == before
+
+
+@pytest.mark.parametrize("side", [10_000, 12_000])  # 100 and 144 megapixels: PIL warns (89M-179M), not raises
+def test_a_photo_in_pils_warning_band_is_one_line_from_a_real_process(world, tmp_path, side):
+    """In a process of its own PIL's DecompressionBombWarning reached stderr before ShopLens's error (the
+    in-process cases above never show it: the first warning of a location is shown once, and pytest captures
+    it). Now the header check turns it into the one error line."""
+    import subprocess
+
+    from tests.fuzzing import png_header
+
+    photo = png_header(tmp_path / "wide.png", side, side)
+    done = subprocess.run([sys.executable, "-m", "shoplens", "search", "--image", str(photo), "--index",
+                           str(world["ix"])], capture_output=True, text=True, timeout=300)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("error:") and "more than 40,000,000 pixels" in lines[0]
