@@ -1,11 +1,12 @@
 """Warming an engine before it serves: the shop's frequent queries, answered once with results dropped.
 
-A store that has not met a query yet pays for it on first contact: on an Elasticsearch or OpenSearch
-cluster, the first pass over unseen query texts ran at several times the latency of the second (Lucene's
-per-term structures, the JVM's compiled code, the page cache; README, "Scaling out on Elasticsearch"); an
-embedded index reads its pages from disk and fills the query-embedding cache. `shoplens serve` answers
-the index's most frequent queries (from its folded behaviour, or a file the shop gives) before `/ready`
-turns 200, so a load balancer sends traffic only to a warm server.
+A store pays more for a query text it has not met yet: on a fresh Elasticsearch or OpenSearch cluster,
+the first pass over unseen texts had a tail several times the second pass's (README, "Scaling out on
+Elasticsearch": its cause is not found; warming with *other* texts bought only 4-10% at the first pass's
+p50 and p95). A warmed text is a second-pass text, so `shoplens serve` answers the index's most frequent
+queries (from its folded behaviour, or a file the shop gives) before `/ready` turns 200: a shop's head
+queries then meet a warm store, and the query-embedding cache holds them. Embedded, it also reads the
+index's pages before the first shopper does.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from typing import Callable
 
 from shoplens.common.errors import ConfigError, ShopLensError
 from shoplens.common.textfile import text_lines
-from shoplens.engine.query import SearchRequest
+from shoplens.engine.query import MAX_QUERY_CHARS, SearchRequest
 from shoplens.indexers.snapshot import Snapshot
 from shoplens.rerank import behaviour_store
 
 WARM_UP_QUERIES = 100  # `shoplens serve`'s default: the index's most frequent queries answered before /ready
 MAX_WARM_UP_QUERIES = 10_000
-MAX_QUERY_CHARS = 1_000
 
 
 @dataclass

@@ -78,3 +78,14 @@ def test_an_unreadable_warm_up_file_is_refused_before_serving(tmp_path, capsys, 
         captured = capsys.readouterr()
         assert stopped.value.code != 0 and captured.out == ""
         assert len(captured.err.strip().splitlines()) == 1 and message in captured.err
+
+
+def test_the_warm_up_option_says_what_the_engine_defines():
+    """The option's default and ceiling are literals (the engine is not imported to parse options)."""
+    import inspect
+
+    from shoplens.commands.serve import serve
+    from shoplens.engine.warmup import MAX_WARM_UP_QUERIES, WARM_UP_QUERIES
+
+    option = inspect.signature(serve).parameters["warm_up"].default
+    assert (option.default, option.max) == (WARM_UP_QUERIES, MAX_WARM_UP_QUERIES)

@@ -68,7 +68,7 @@ def test_a_query_file_reads_plain_lines_and_json_lines(tmp_path):
     ("red dress\n{\"text\": \n", "line 2: not valid JSON"),
     ("{\"text\": 5}\n", "line 1: \"text\" must be a string"),
     ("\n\n{\"image\": \"a.jpg\"}\n", "holds no query text"),
-    ("y" * 1001 + "\n", "at most 1,000"),
+    ("y" * 2001 + "\n", "at most 2,000"),
 ])
 def test_a_bad_query_file_is_a_one_line_error_naming_the_line(tmp_path, content, message):
     path = tmp_path / "warm.txt"
