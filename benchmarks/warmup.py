@@ -55,12 +55,14 @@ def run(index: Path, queries: Path, warm_up_count: int = 100, warm_up_file: Path
     report = Report(title="Warm-up before serving", command=command,
                     data=f"index {index} ({stores}); queries {queries}; warm-up: {warmed.queries} queries from "
                          f"{warmed.source}")
-    _tables(report, requests, passes, texts)
+    overlap = _overlap(requests, texts)
+    _tables(report, requests, passes)
+    report.notes.append(f"{overlap} of the {sum(1 for r in requests if r.text)} query texts were among the warm-up's")
     report.notes.append(f"warm-up: {warmed.queries} queries ({warmed.failed} failed) in {warmed.seconds:.1f} s on the "
                         "warmed engine, before the passes; the query-embedding cache is off in both engines")
     if figures:
         report.notes.append(describe_twin(figures[0]) + " (each of the two copies)")
-    report.extra = {"warm_up": warmed.to_dict(), "overlap": _overlap(requests, texts)}
+    report.extra = {"warm_up": warmed.to_dict(), "overlap": overlap}
     return report
 
 
@@ -87,7 +89,7 @@ def _one_pass(engines: dict[str, SearchEngine], requests: list[SearchRequest], k
     return times
 
 
-def _tables(report: Report, requests: list[SearchRequest], passes: list[dict], texts: list[str]) -> None:
+def _tables(report: Report, requests: list[SearchRequest], passes: list[dict]) -> None:
     rows = []
     for kind in dict.fromkeys(kind_of(r) for r in requests):
         for number, times in enumerate(passes, 1):
@@ -100,8 +102,6 @@ def _tables(report: Report, requests: list[SearchRequest], passes: list[dict], t
     ratio_rows = [[kind, *(float(np.percentile(first["cold"][kind], p) / max(np.percentile(first["warmed"][kind], p), 1e-9))
                            for p in POINTS)] for kind in dict.fromkeys(kind_of(r) for r in requests)]
     report.table("pass 1, cold / warmed", ["queries", "p50 ratio", "p95 ratio", "p99 ratio", "max ratio"], ratio_rows)
-    overlap = _overlap(requests, texts)
-    report.notes.append(f"{overlap} of the {sum(1 for r in requests if r.text)} query texts were among the warm-up's")
 
 
 def _overlap(requests: list[SearchRequest], texts: list[str]) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from shoplens.common.errors import QueryError
 from shoplens.engine.filters import parse_filters
 from shoplens.engine.fusion import CHANNELS, FUSION_METHODS, NORMALIZATIONS, FusionPlan
-from shoplens.indexers.images import MAX_IMAGE_PIXELS
+from shoplens.indexers.images import ImageError, within_limits
 
 MODES = ("hybrid", "lexical", "dense", "native")  # native: the text tower's own space alone
 MAX_QUERY_CHARS = 2000
@@ -142,18 +141,13 @@ def check_image_file(path: Any) -> None:
         raise QueryError(f"query image {path} is not a regular file (a directory, pipe or device); "
                          "give a JPEG or PNG photo")
     try:
-        with warnings.catch_warnings():  # PIL warns (on stderr) from 89 megapixels: ours is the one message
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:  # reads the header only
-                pixels = image.width * image.height
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        pixels = MAX_IMAGE_PIXELS + 1
+        with within_limits(path, path):  # reads the header only
+            pass
+    except ImageError as exc:
+        raise QueryError(f"query {exc}; give a smaller photo") from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise QueryError(f"query image {path} is not an image (unreadable as JPEG, PNG, WebP...); "
                          "give a photo file") from None
-    if pixels > MAX_IMAGE_PIXELS:
-        raise QueryError(f"query image {path} has more than {MAX_IMAGE_PIXELS:,} pixels (a decompression bomb?); "
-                         "give a smaller photo")
 
 
 @dataclass

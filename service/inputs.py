@@ -11,7 +11,6 @@ import json
 import os
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,9 @@ from pydantic import ValidationError
 from shoplens.common.errors import EventsError, QueryError
 from shoplens.common.jsontext import loads_line
 from shoplens.engine.query import SearchRequest, check_typed_text
+from shoplens.indexers.images import ImageError, within_limits
 from shoplens.rerank.events import EventReject, read_events
-from shoplens.service.schemas import MAX_EVENTS, MAX_IMAGE_PIXELS, SearchBody
+from shoplens.service.schemas import MAX_EVENTS, SearchBody
 
 
 class MalformedBody(QueryError):
@@ -94,24 +94,15 @@ def decode_base64_image(text: str) -> bytes:
 
 def open_image_bytes(data: bytes, name: str = "<upload>"):
     """Decode a query photo; anything that is not a readable image of a sane size is a QueryError."""
-    from PIL import Image
-
     if not data:
         raise QueryError("image is empty; send a JPEG, PNG or WebP photo")
     try:
-        with warnings.catch_warnings():  # PIL warns from 89 megapixels: ours is the one message
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                if image.width * image.height > MAX_IMAGE_PIXELS:
-                    raise QueryError(f"image is {image.width}x{image.height} pixels; the limit is "
-                                     f"{MAX_IMAGE_PIXELS:,} pixels, send a smaller photo")
-                image.load()
-                opened = image.convert("RGB")
-    except QueryError:
-        raise
-    except Image.DecompressionBombWarning:
-        raise QueryError(f"image has more than {MAX_IMAGE_PIXELS:,} pixels; send a smaller photo") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError):
+        with within_limits(io.BytesIO(data), "") as image:
+            image.load()
+            opened = image.convert("RGB")
+    except ImageError as exc:
+        raise QueryError(f"{' '.join(str(exc).split())}, send a smaller photo") from None
+    except (OSError, ValueError, SyntaxError, EOFError):
         raise QueryError("image is not a readable picture; send a JPEG, PNG or WebP photo") from None
     opened.filename = name
     return opened

@@ -22,7 +22,6 @@ MAX_CANDIDATES = 1000
 MAX_FILTERS = 20
 MAX_QUERY_CHARS = 1000
 MAX_BODY_BYTES = 8 * 2 ** 20  # a request body (JSON, multipart, events); larger is a 413
-MAX_IMAGE_PIXELS = 40_000_000  # a decoded query photo; larger is a 422
 MAX_EVENTS = 10_000  # events in one POST /events
 
 Weight = Annotated[float, Field(ge=0, le=100)]
