@@ -73,7 +73,7 @@ def within_limits(source, name: str | Path):
     """PIL's image of `source` (a path or a file object), opened from its header with nothing decoded, once its
     width x height is within MAX_IMAGE_PIXELS; ImageError when it is not. PIL's own decompression-bomb
     warning (from 89 megapixels, printed on stderr) and error become that ImageError: one message, ours.
-    Every opening of a photo goes through here: products at index time, query photos, uploads."""
+    Every opening of a photo goes through here: products at index time, query photos, uploads, thumbnails."""
     from PIL import Image
 
     with warnings.catch_warnings():

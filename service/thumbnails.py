@@ -7,6 +7,8 @@ import io
 import os
 from functools import lru_cache
 
+from shoplens.indexers.images import within_limits
+
 THUMBNAIL_SIZES = (64, 128, 256, 512)
 
 
@@ -21,13 +23,11 @@ def thumbnail_jpeg(path: str, size: int) -> bytes | None:
 
 @lru_cache(maxsize=2048)
 def _thumbnail(path: str, size: int, stamp: int) -> bytes | None:
-    from PIL import Image
-
     try:
-        with Image.open(path) as image:
+        with within_limits(path, path) as image:
             image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale
             picture = image.convert("RGB")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except (OSError, ValueError, SyntaxError):  # ImageError (over the pixel limit) is a ValueError
         return None
     picture.thumbnail((size, size))
     buffer = io.BytesIO()
