@@ -216,7 +216,7 @@ class FeatureContext:
         # analyzed rows by docno; shared with later versions that extend this one's rows (`adopt_rows`)
         self._title_terms: dict[int, list[str]] = {}
         self._doc_terms: dict[int, set[str]] = {}
-        self._quantities: dict[int, set[tuple[str, str]]] = {}
+        self._quantities: dict[int, tuple[frozenset, frozenset, frozenset]] = {}  # pairs, values, units
         self._title_sets: dict[int, tuple[set[str], set[tuple[str, str]], str]] = {}  # terms, bigrams, joined
         self._lineage = _Lineage(products.num_rows)
         self._value_codes: dict[str, dict[str, int]] = {}  # keyword column -> lower-cased value -> code
@@ -344,12 +344,15 @@ class FeatureContext:
         self._fill(docnos)
         return [self._doc_terms[d] for d in docnos.tolist()]
 
-    def quantities(self, docnos: np.ndarray) -> list[set[tuple[str, str]]]:
-        """Numbers with units ("1/2 in", "60 w") stated anywhere in each row's text (only queries with a
-        number ask, so rows are parsed on that first ask, once per row and version)."""
+    def quantities(self, docnos: np.ndarray) -> list[tuple[frozenset, frozenset, frozenset]]:
+        """Numbers with units ("1/2 in", "60 w") stated anywhere in each row's text, as (the (value, unit)
+        pairs, their values, their units), so a query's numbers are looked up rather than scanned (only
+        queries with a number ask, so rows are parsed on that first ask, once per row and version)."""
         missing = [d for d in docnos.tolist() if d not in self._quantities]
         for docno, _, text in self._records(missing):
-            self._quantities[docno] = quantities(text)
+            pairs = quantities(text)
+            self._quantities[docno] = (frozenset(pairs), frozenset(v for v, _ in pairs),
+                                       frozenset(u for _, u in pairs))
         return [self._quantities[d] for d in docnos.tolist()]
 
     def fill_all(self, chunk: int = 512, stop=None) -> int:
@@ -655,13 +658,14 @@ def _quantity_features(context: FeatureContext, text: str | None, docnos: np.nda
     asked = {(value, unit) for value, unit in quantities(text or "")}
     if not asked:
         return
+    bare = [value for value, unit in asked if not unit]  # a bare number matches that value in any unit
+    with_unit = [(value, unit) for value, unit in asked if unit]
     matched, conflict = [], []
-    for stated in context.quantities(docnos):
-        hits = sum(1 for value, unit in asked
-                   if (value, unit) in stated or (not unit and any(v == value for v, _ in stated)))
+    for stated, values, units in context.quantities(docnos):
+        hits = sum(1 for value in bare if value in values) + sum(1 for pair in with_unit if pair in stated)
         matched.append(hits / len(asked))
-        units = {unit for value, unit in asked if unit and (value, unit) not in stated}
-        conflict.append(float(any(u in units for _, u in stated)))
+        # the product states one of the asked units, but not with the asked value
+        conflict.append(float(any(unit in units and (value, unit) not in stated for value, unit in with_unit)))
     put("numbers_matched_share", matched)
     put("numbers_conflict", conflict)
 
