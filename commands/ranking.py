@@ -65,6 +65,7 @@ def train_ranker(
     index_dir: Path = IndexOption,
     depth: int = typer.Option(200, "--depth", help="Candidates per query (the depth reranked at search time)."),
     trees: int = typer.Option(600, "--trees", help="Most boosting rounds (early stopping picks the best)."),
+    stop_tolerance: float = typer.Option(0.0, "--stop-tolerance", help="Keep the first round whose validation NDCG@10 is within this of the best round's: fewer trees, faster reranking, a little NDCG given up (default 0: the best round)."),
     no_behaviour: bool = typer.Option(False, "--no-behaviour", help="Train without behaviour features."),
     continue_training: bool = typer.Option(False, "--continue", help="Continue from the index's current model (refresh with new data)."),
     force: bool = typer.Option(False, "--force", help="Commit the new model even when it ranks held-out queries worse than the current order."),
@@ -88,7 +89,8 @@ def train_ranker(
 
     if (judgments is None) == (from_events is None):
         raise JudgmentsError("give a judgments file or --from-events EVENTS (one of them)")
-    config = RankerConfig(depth=depth, n_estimators=trees, use_behaviour=not no_behaviour, device=device, gain=gain)
+    config = RankerConfig(depth=depth, n_estimators=trees, use_behaviour=not no_behaviour, device=device, gain=gain,
+                          stop_tolerance=stop_tolerance)
     queries = queries_from_events(from_events) if from_events is not None else queries_from_judgments(judgments, topics)
     validation_judgments = load_judgments(validation) if validation else None
     with RichProgress(enabled=not as_json) as progress:
@@ -99,6 +101,16 @@ def train_ranker(
         print_json(report.to_dict())
         return
     print_ranker_report(report)
+
+
+def _rounds(report) -> str:
+    """The round kept, and the best round when the stop tolerance kept an earlier one."""
+    validation = report.validation
+    kept = f"round {report.best_iteration} kept (validation NDCG@10 {validation.get('ndcg@10', float('nan')):.4f}"
+    best = validation.get("best_round")
+    if best is None or best == report.best_iteration:
+        return kept + ", the best round)"
+    return kept + f"; best round {best}: {validation['ndcg@10_best_round']:.4f})"
 
 
 def print_ranker_report(report) -> None:
@@ -118,7 +130,7 @@ def print_ranker_report(report) -> None:
         out.print(f"  {kind} ({figures['queries']} queries): NDCG@10 {figures['new']:.4f} vs fused "
                   f"{figures['new_fusion_only']:.4f}{hits}; {verdict}")
     summary = (f"reranker trained on {report.queries_train} queries ({report.rows:,} rows), early-stopped on "
-               f"{report.queries_validation}; best round {report.best_iteration}, device {report.device}; "
+               f"{report.queries_validation}; {_rounds(report)}, device {report.device}; "
                f"features {report.seconds_features:.1f} s, training {report.seconds_training:.1f} s")
     if not report.committed:
         why = ("it ranks no query kind's held-out queries at least as well as the fused order" if not held.get("covered")

@@ -34,6 +34,12 @@ from shoplens.rerank.training_checks import split_for_validation
 Progress = Callable[[str, int, int], None]
 
 
+# RankerConfig.stop_tolerance: validation NDCG@10 a shop may give up for fewer trees (`--stop-tolerance`). 0 by
+# default: on the full Myntra catalog's derived judgments validation NDCG was still rising at 500-600 rounds, and
+# 0.002 kept 325 of 586 trees for about 0.004 less held-out NDCG (README, "Fewer trees")
+STOP_TOLERANCE = 0.0
+
+
 @dataclass
 class RankerConfig:
     depth: int = 200  # candidates per query (the same depth is reranked at serving time)
@@ -46,6 +52,9 @@ class RankerConfig:
     subsample: float = 0.8
     colsample_bytree: float = 0.8
     early_stopping_rounds: int = 100
+    # serve the first round whose validation NDCG@10 is within this of the best round's: on a flat curve the
+    # rounds after it cost prediction time (every tree runs for every candidate of every query) and buy little
+    stop_tolerance: float = STOP_TOLERANCE
     validation_share: float = 0.2
     seed: int = 0
     use_behaviour: bool = True
@@ -160,10 +169,19 @@ def fit(train: TrainingData, validation: TrainingData, config: RankerConfig, bas
                eval_qid=[validation.groups[val_order]], verbose=False, xgb_model=base_model)
     history = ranker.evals_result()["validation_0"]["ndcg@10"]
     best = int(ranker.best_iteration) if getattr(ranker, "best_iteration", None) is not None else base_rounds + len(history) - 1
-    booster = ranker.get_booster()[: best + 1]  # serve the early-stopped model: the rounds after the best one only cost time
-    booster.feature_names = list(FEATURE_NAMES)
     new_best = min(max(best - base_rounds, 0), len(history) - 1)  # rounds of this fit, after the base model's
-    return booster, {"ndcg@10": float(history[new_best]), "ndcg@10_first_round": float(history[0])}, best, device
+    chosen = first_round_within(history, new_best, config.stop_tolerance)
+    booster = ranker.get_booster()[: base_rounds + chosen + 1]  # the rounds after the chosen one only cost time
+    booster.feature_names = list(FEATURE_NAMES)
+    metrics = {"ndcg@10": float(history[chosen]), "ndcg@10_first_round": float(history[0]),
+               "ndcg@10_best_round": float(history[new_best]), "best_round": base_rounds + new_best}
+    return booster, metrics, base_rounds + chosen, device
+
+
+def first_round_within(history, best: int, tolerance: float) -> int:
+    """The first round (of `history`, validation NDCG@10 per round) within `tolerance` of round `best`'s."""
+    floor = history[best] - tolerance
+    return next(i for i in range(best + 1) if history[i] >= floor)
 
 
 GUARD_MARGIN = 0.005  # a new model goes live unless its held-out NDCG@10 is more than this below the current order's

@@ -40,7 +40,8 @@ def check_config(config: "RankerConfig") -> None:
                                    ("colsample_bytree", config.colsample_bytree, 1e-3, 1.0),
                                    ("validation_share", config.validation_share, 1e-3, 0.9),
                                    ("blank_behaviour_share", config.blank_behaviour_share, 0.0, 1.0),
-                                   ("min_child_weight", config.min_child_weight, 0.0, 1e6)):
+                                   ("min_child_weight", config.min_child_weight, 0.0, 1e6),
+                                   ("--stop-tolerance", config.stop_tolerance, 0.0, 1.0)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                 or not low <= value <= high:
             raise RankerError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")

@@ -17,7 +17,7 @@ from shoplens.engine.learning import train_ranker
 from shoplens.rerank.metrics import write_trec_runs
 from shoplens.rerank.features import FEATURE_NAMES
 from shoplens.rerank.judgments import load_judgments
-from shoplens.rerank.training import RankerConfig
+from shoplens.rerank.training import RankerConfig, first_round_within
 from tests.helpers import SAMPLE, copy_index, trained_copy, fast_ranker
 
 FAST = fast_ranker()
@@ -43,6 +43,10 @@ def test_training_commits_a_model_with_its_metadata(trained):
     import xgboost  # the served model ends at the early-stopping round: later trees only cost time
     booster = xgboost.Booster(model_file=str(IndexDirectory(index).version_path(3) / "ranker" / "model.json"))
     assert booster.num_boosted_rounds() == meta["best_iteration"] + 1
+    # the round kept is the first within the stop tolerance of the best one, never after it
+    validation = meta["validation"]
+    assert meta["best_iteration"] <= validation["best_round"]
+    assert validation["ndcg@10"] >= validation["ndcg@10_best_round"] - FAST.stop_tolerance
     # the fusion plan the model was trained under is what serving fuses with
     from shoplens.engine.fusion import FusionPlan
 
@@ -217,3 +221,36 @@ def test_fractional_grades_train_and_whole_grades_train_as_before():
     plain.fit(features, whole, qid=groups)
     as_gains.fit(features, gains(whole, "exponential"), qid=groups)
     np.testing.assert_array_equal(plain.predict(features), as_gains.predict(features))
+
+
+def test_the_first_round_within_the_tolerance_of_the_best_is_kept():
+    history = [0.50, 0.60, 0.699, 0.70, 0.65, 0.71, 0.70]
+    assert first_round_within(history, 5, 0.0) == 5  # no tolerance: the best round itself
+    assert first_round_within(history, 5, 0.012) == 2  # 0.699 is within 0.012 of 0.71
+    assert first_round_within(history, 5, 0.01) == 3
+    assert first_round_within(history, 5, 1.0) == 0
+    assert first_round_within(history, 3, 0.0) == 3  # never past the best round
+
+
+def test_a_stop_tolerance_serves_an_earlier_round_within_it():
+    """`fit` on synthetic queries (one informative column): with a tolerance the booster served ends at the first
+    round within it of the best validation round, and says both."""
+    from shoplens.rerank.training import TrainingData, fit
+
+    rng = np.random.default_rng(0)
+
+    def data(queries: int) -> TrainingData:
+        groups = np.repeat(np.arange(queries), 20)
+        labels = rng.integers(0, 4, size=len(groups)).astype(np.float64)
+        features = rng.normal(size=(len(groups), len(FEATURE_NAMES))).astype(np.float32)
+        features[:, 0] = labels + rng.normal(scale=1.5, size=len(groups))
+        return TrainingData(features, labels, groups, [str(q) for q in range(queries)])
+
+    train, validation = data(60), data(20)
+    config = RankerConfig(n_estimators=60, early_stopping_rounds=60, depth=20, stop_tolerance=0.05, device="cpu")
+    booster, metrics, kept, _ = fit(train, validation, config)
+    assert booster.num_boosted_rounds() == kept + 1
+    assert kept < metrics["best_round"]  # this curve rises by more than the tolerance after its first rounds
+    assert metrics["ndcg@10_best_round"] - 0.05 <= metrics["ndcg@10"] <= metrics["ndcg@10_best_round"]
+    exact, exact_metrics, best, _ = fit(train, validation, RankerConfig(**{**config.__dict__, "stop_tolerance": 0.0}))
+    assert best == exact_metrics["best_round"] == metrics["best_round"] and exact.num_boosted_rounds() == best + 1
