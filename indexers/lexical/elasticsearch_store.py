@@ -101,6 +101,7 @@ INDEX_MAPPINGS = {
         "kw": {"type": "object", "dynamic": True},
         "num": {"type": "object", "dynamic": True},
         **{field: {"type": "binary", "doc_values": True} for field in VECTOR_FIELDS},
+        **{field + "_list": {"type": "integer"} for field in VECTOR_FIELDS},  # IVF list (vector store, --vector-index ivf)
         **{field: {"type": "text", "analyzer": ANALYZER} for field in TEXT_FIELDS},
     },
 }
@@ -187,6 +188,9 @@ def _source(docno: int, fields: dict[str, Any], generation: int, encode=None) ->
             numbers[field_key(column)] = number
     source["kw"], source["num"] = keywords, numbers
     for name, vector in (fields.get("vectors") or {}).items():
+        if np.ndim(vector) == 0:  # a number beside the vectors (an IVF store's list of the row)
+            source[name] = int(vector)
+            continue
         value = (encode or encode_vector)(vector)
         if value is not None:  # a vector the server cannot hold (OpenSearch: all zeros) is left out
             source[name] = value

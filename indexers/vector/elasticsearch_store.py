@@ -23,6 +23,16 @@ catalog. Fine for tests and moderate catalogs; HNSW on a cluster is
 `--vectors opensearch` (`opensearch_store.py`: this store with a `knn` clause
 instead of the script, `vector_query` / `inner_product`).
 
+Approximate, with `--vector-index ivf`: an inverted-file index built from what Elasticsearch 7.10 has. The
+first write clusters the rows' vectors (FAISS k-means, `ivf_lists`: about 4 sqrt(rows) lists, at least 39
+rows a list) and keeps the centroids in the folder (`centroids-SEG.npy`, carried to later versions); every
+document also carries its nearest centroid's number (`vec_list` / `nvec_list`), and a search first picks the
+query's `nprobe` nearest centroids (in ShopLens, a 1,000 x 512 product) and scores only the documents of
+those lists with the same script, so a query reads a few percent of the catalog instead of all of it. When
+the lists hold fewer than `limit` matching documents (a narrow filter), the search widens (4x the lists, up
+to all of them, which is the exact search). Compaction clusters again from the live rows; updates assign
+their rows to the existing centroids.
+
 What stays in the index directory: every row's raw text and image embeddings as
 segment files (`text-SEG.npy`, `image-SEG.npy`, `hasimg-SEG.npy`, FAISS's
 format), memory-mapped; only the rows asked for are read (the reranker's
@@ -44,6 +54,9 @@ from shoplens.indexers.vector.base import VectorStore, fuse_vectors, normalize_r
 from shoplens.indexers.vector.faiss_store import DEFAULTS
 
 FIELDS = {"joint": "vec", "native": "nvec"}  # a store's channel -> its documents' field
+IVF = "ivf"  # --vector-index ivf: the documents of the query's nearest lists, scored by the script
+NPROBE = 32  # lists an IVF search reads (of about 4 sqrt(rows))
+LIST_SUFFIX = "_list"  # a document's IVF list number: field vec_list for vec (lexical store's mapping)
 LEXICAL_COMPONENT = "lexical"  # the sibling folder of a version whose documents carry the vectors
 # The inner product of the document's vector (big-endian float32 bytes) with params.q (unit length), plus 1:
 # script_score needs scores >= 0 and both vectors have length 1 (or 0), so the sum lies in [0, 2].
@@ -77,6 +90,7 @@ class ElasticsearchVectorStore(VectorStore):
         self.field = state["field"]
         self.weight = float(state["params"]["image_weight"])
         self._starts, self._segments = _map_segments(directory, state)
+        self.centroids = _read_centroids(directory, state)  # None: exact search
 
     # -- writing -----------------------------------------------------------------
 
@@ -108,19 +122,27 @@ class ElasticsearchVectorStore(VectorStore):
             np.save(target / f"hasimg-{segment_name}.npy", np.asarray(has_image, dtype=bool))
             state["segments"].append({"name": segment_name, "rows": int(len(text))})
             state["rows"] += int(len(text))
+        centroids = _ivf_centroids(target, parent, state, text, image, has_image, segment_name)
         atomic_write_json(target / "state.json", state)
-        return state
+        # the new rows' documents are written next (`lexical_fields`): they are assigned to these lists
+        return state if centroids is None else {**state, CENTROIDS_KEY: centroids}
 
     @classmethod
     def search_params(cls, config: dict[str, Any]) -> dict[str, Any]:
-        """The backend's own search settings a new store records (none for the exact script)."""
-        return {}
+        """The backend's own search settings a new store records (none for the exact script; the lists
+        to read for IVF, whose centroids the first write makes)."""
+        if config.get("kind") != IVF:
+            return {}
+        return {"kind": IVF, "nprobe": int(config.get("nprobe") or NPROBE)}
 
     @classmethod
     def lexical_fields(cls, state, text, image, has_image):
         weight = float(state["params"]["image_weight"])
-        return {state["field"]: fuse_vectors(normalize_rows(text), normalize_rows(image),
-                                             np.asarray(has_image, dtype=bool), weight)}
+        fused = fuse_vectors(normalize_rows(text), normalize_rows(image), np.asarray(has_image, dtype=bool), weight)
+        fields = {state["field"]: fused}
+        if state.get(CENTROIDS_KEY) is not None:  # an IVF store's write: each row's list goes with it
+            fields[state["field"] + LIST_SUFFIX] = nearest_lists(fused, state[CENTROIDS_KEY], 1)[:, 0]
+        return fields
 
     # -- reading -----------------------------------------------------------------
 
@@ -206,13 +228,23 @@ class ElasticsearchVectorStore(VectorStore):
         if norm == 0 and not self.zero_queries:
             return _empty()
         unit = query / norm if norm > 0 else query
-        body = {"query": self.vector_query(unit, limit, [self.documents.view, *clauses]),
-                "size": int(limit), "_source": False, "docvalue_fields": ["docno"], "track_total_hits": False}
-        response = self.documents.search_body(body)
-        hits = response["hits"]["hits"]
+        probe = None if self.centroids is None else min(len(self.centroids), int(self.state["params"]["nprobe"]))
+        while True:
+            lists = [] if probe is None else \
+                [{"terms": {self.field + LIST_SUFFIX: nearest_lists(unit[None, :], self.centroids, probe)[0].tolist()}}]
+            hits = self._hits(unit, limit, [self.documents.view, *clauses, *lists])
+            if probe is None or len(hits) >= limit or probe >= len(self.centroids):
+                break
+            probe = min(len(self.centroids), probe * 4)  # a narrow filter left too few in these lists: widen
         docnos = np.array([int(hit["fields"]["docno"][0]) for hit in hits], dtype=np.int64)
         scores = np.array([self.inner_product(hit["_score"]) * norm for hit in hits], dtype=np.float32)
         return docnos, scores
+
+    def _hits(self, unit: np.ndarray, limit: int, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        body = {"query": self.vector_query(unit, limit, filters),
+                "size": int(limit), "_source": False, "docvalue_fields": ["docno"], "track_total_hits": False}
+        return self.documents.search_body(body)["hits"]["hits"]
+
 
     def vector_query(self, unit: np.ndarray, limit: int, filters: list[dict[str, Any]]) -> dict[str, Any]:
         """The query that ranks the documents `filters` select by inner product with `unit` (length 1)."""
@@ -262,14 +294,66 @@ class ElasticsearchVectorStore(VectorStore):
 
 def check_kind(store: type[ElasticsearchVectorStore], kind: str | None) -> None:
     """Refuse a --vector-index the cluster's store cannot run (one line saying what it runs instead)."""
-    if kind in (None, "auto", store.kind) or (store.kind == "exact" and kind == "flat"):
+    if kind in (None, "auto", store.kind) or (store.kind == "exact" and kind in ("flat", IVF)):
         return
-    runs = "exact kNN only (a painless script; no HNSW in Elasticsearch 7.10 OSS)" if store.kind == "exact" else \
+    runs = "exact kNN or IVF (a painless script; no HNSW in Elasticsearch 7.10 OSS)" if store.kind == "exact" else \
         f"{store.kind.upper()} only (the k-NN plugin's Lucene engine)"
     other = "--lexical opensearch --vectors opensearch for HNSW on a cluster" if store.kind == "exact" else \
         "--vectors faiss or --vectors elasticsearch for exact kNN"
     raise ConfigError(f"--vectors {store.name} runs {runs}, not --vector-index {kind}; use --vector-index "
-                      f"{'flat' if store.kind == 'exact' else store.kind} or auto, or {other}")
+                      f"{'flat, ivf' if store.kind == 'exact' else store.kind} or auto, or {other}")
+
+
+CENTROIDS_KEY = "_centroids"  # in the state a write returns (never saved): the IVF centroids its new rows use
+MIN_LIST_ROWS = 39  # rows per IVF list at least (FAISS's k-means asks for 39 training points a centroid)
+
+
+def ivf_lists(rows: int) -> int:
+    """IVF lists for a store built on `rows` rows: about 4 sqrt(rows), at most rows / MIN_LIST_ROWS, at least 1."""
+    return int(max(1, min(round(4 * np.sqrt(rows)), rows // MIN_LIST_ROWS)))
+
+
+def nearest_lists(vectors: np.ndarray, centroids: np.ndarray, count: int) -> np.ndarray:
+    """Each vector's `count` nearest centroids by inner product (rows x count list numbers, nearest first)."""
+    scores = np.asarray(vectors, dtype=np.float32) @ centroids.T
+    count = min(count, centroids.shape[0])
+    top = np.argpartition(-scores, count - 1, axis=1)[:, :count]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1).astype(np.int64)
+
+
+def _ivf_centroids(target: Path, parent: Path | None, state: dict[str, Any], text, image, has_image,
+                   segment_name: str) -> np.ndarray | None:
+    """An IVF store's centroids: the parent's (linked into `target`), or on a first write k-means of these rows'
+    fused vectors (saved in `target`, named in the state). None for an exact store."""
+    params = state["params"]
+    if params.get("kind") != IVF:
+        return None
+    if parent is not None:
+        link_or_copy(parent / params["centroids"], target / params["centroids"])
+        return np.load(target / params["centroids"])
+    from shoplens.indexers.vector.faiss_store import _faiss
+
+    fused = np.ascontiguousarray(fuse_vectors(text, image, np.asarray(has_image, dtype=bool),
+                                              float(params["image_weight"])), dtype=np.float32)
+    lists = ivf_lists(len(fused))
+    kmeans = _faiss().Kmeans(fused.shape[1], lists, niter=20, seed=1234, spherical=True, verbose=False)
+    kmeans.train(fused)
+    centroids = np.asarray(kmeans.centroids, dtype=np.float32)
+    params.update({"nlist": lists, "centroids": f"centroids-{segment_name}.npy"})
+    np.save(target / params["centroids"], centroids)
+    return centroids
+
+
+def _read_centroids(directory: Path, state: dict[str, Any]) -> np.ndarray | None:
+    name = state["params"].get("centroids")
+    if state["params"].get("kind") != IVF or not name:
+        return None
+    try:
+        return np.load(directory / name)
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"IVF centroids {name} of {directory} are unreadable ({exc}); "
+                                "run `shoplens check`") from None
 
 
 def _empty() -> tuple[np.ndarray, np.ndarray]:

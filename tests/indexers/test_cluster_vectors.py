@@ -41,7 +41,7 @@ def pair(request, tmp_path_factory, encoder):
     (["--vectors", "opensearch"], "add --lexical opensearch"),
     (["--vectors", "milvus"], "unknown vector backend 'milvus'; use one of faiss, elasticsearch, opensearch"),
     (["--lexical", "elasticsearch", "--vectors", "elasticsearch", "--vector-index", "hnsw"],
-     "--vectors elasticsearch runs exact kNN only"),
+     "--vectors elasticsearch runs exact kNN or IVF"),
     (["--lexical", "opensearch", "--vectors", "opensearch", "--vector-index", "flat"],
      "--vectors opensearch runs HNSW only"),
     (["--lexical", "opensearch", "--vectors", "opensearch", "--vector-index", "ivfpq"],

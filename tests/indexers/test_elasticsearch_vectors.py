@@ -7,6 +7,7 @@ once (a shared embedding cache) to keep CI fast."""
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ from tests.indexers.clusters import build_pair, ids, require_cluster
 pytestmark = pytest.mark.usefixtures("drop_test_indices")  # tests/indexers/conftest.py
 
 ROWS = sample_products(60)
+SAMPLE_ROWS = [line for line in (Path(__file__).parents[2] / "data" / "myntra-sample" / "products.jsonl").read_text().splitlines() if line.strip()]
 QUERIES = ["casual shirt", "black shoes for men", "watch", "blue jeans", "women handbag", "sports t-shirt"]
 FILTERS = [["brand=Nike"], ["price<=1000"], ["price>1500", "gender=Men"], ["brand!=Puma"], ["usage=Casual"]]
 FIELDS = ("title", "brand", "category", "description", "attrs")
@@ -128,3 +130,85 @@ def test_hybrid_and_rerank_end_to_end_with_vectors_on_the_cluster(tmp_path, pair
     finally:
         _client(os.environ["SHOPLENS_ES_URL"]).indices.delete(index=name, ignore_unavailable=True)
 
+
+
+@pytest.fixture(scope="module")
+def ivf(tmp_path_factory, sample_index, encoder):
+    """The whole sample (1,500 products) with its vectors on the cluster as IVF lists, 4 of them read a search
+    (embeddings reused from the session's sample index: nothing is encoded)."""
+    require_cluster("elasticsearch")
+    from tests.indexers.clusters import build_with_cache, cluster_options
+    from tests.helpers import SAMPLE
+
+    options = cluster_options("elasticsearch")
+    options.vector_config = {"kind": "ivf", "nprobe": 4}
+    path = tmp_path_factory.mktemp("ivf") / "index"
+    build_with_cache(SAMPLE, path, options, encoder, sample_index)
+    return path
+
+
+def test_ivf_lists_on_the_cluster_find_what_exact_search_finds(ivf, sample_index, encoder):
+    from shoplens.indexers.vector.elasticsearch_store import ivf_lists
+
+    exact, approximate = (Snapshot.open(IndexDirectory(p), device="cpu") for p in (sample_index, ivf))
+    store = approximate.vectors
+    summary = approximate.manifest["backends"]["vector"]
+    assert summary["kind"] == "ivf" and store.state["params"]["nlist"] == ivf_lists(1500) == 38
+    assert store.centroids.shape == (38, store.dim) and approximate.text_native.centroids.shape[0] == 38
+    joint, native = encoder.encode_texts_native(QUERIES)
+    recalls = []
+    for row in range(len(QUERIES)):
+        for approx_store, exact_store, query in ((store, exact.vectors, joint[row]),
+                                                 (approximate.text_native, exact.text_native, native[row])):
+            found, want = approx_store.search(query, 10), exact_store.search(query, 10)
+            recalls.append(len(set(found[0].tolist()) & set(want[0].tolist())) / 10)
+            # what it finds, it scores exactly: each hit's score is its exact inner product
+            scores = dict(zip(*exact_store.search(query, 1500)))
+            np.testing.assert_allclose(found[1], [scores[d] for d in found[0].tolist()], atol=1e-5)
+    assert np.mean(recalls) >= 0.8, recalls  # 4 of 38 lists read
+    print(f"IVF recall@10, 4 of 38 lists: {np.mean(recalls):.3f}")
+    from shoplens.indexers.vector.elasticsearch_store import nearest_lists
+
+    try:
+        store.state["params"]["nprobe"] = 1  # one list read: every hit is in the query's nearest list
+        for row in range(len(QUERIES)):
+            found = store.search(joint[row], 5)[0]
+            nearest = nearest_lists(joint[row][None, :] / np.linalg.norm(joint[row]), store.centroids, 1)[0, 0]
+            assert (nearest_lists(store.vectors(found)["fused"], store.centroids, 1)[:, 0] == nearest).all()
+        store.state["params"]["nprobe"] = 38  # every list read is the exact search
+        for row in range(len(QUERIES)):
+            assert_same_ranking(store.search(joint[row], 10), exact.vectors.search(joint[row], 10))
+    finally:
+        store.state["params"]["nprobe"] = 4
+
+
+def test_ivf_widens_for_a_narrow_filter_and_updates_join_the_lists(tmp_path, ivf, sample_index, encoder):
+    exact = Snapshot.open(IndexDirectory(sample_index), device="cpu")
+    snapshot = Snapshot.open(IndexDirectory(ivf), device="cpu")
+    query = encoder.encode_texts(["black watch"])[0]
+    pushdown = pushdown_filters(snapshot.products, parse_filters(["brand=Puma"]))
+    mask = filter_mask(exact.products, parse_filters(["brand=Puma"]))
+    got, want = snapshot.vectors.search(query, 30, filters=pushdown), exact.vectors.search(query, 30, mask)
+    assert len(want[0]) == 30 and ids_of(snapshot, got[0]) == ids_of(exact, want[0])  # widened to enough lists
+    copy = tmp_path / "copy"
+    shutil.copytree(ivf, copy)
+    first = json.loads(SAMPLE_ROWS[0])
+    delta = tmp_path / "delta.jsonl"
+    delta.write_text(json.dumps({"id": "new-1", "title": first["title"], "brand": first.get("brand", "")}) + "\n")
+    result = CliRunner().invoke(app, ["update", str(delta), "--index", str(copy), "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    updated = Snapshot.open(IndexDirectory(copy), device="cpu")
+    assert updated.vectors.state["params"]["centroids"] == snapshot.vectors.state["params"]["centroids"]
+    docno = int(updated.products.num_rows - 1)
+    hit = updated.lexical.search_body({"query": {"term": {"docno": docno}},
+                                       "_source": ["vec_list", "nvec_list"]})["hits"]["hits"][0]["_source"]
+    vector = updated.vectors.vectors([docno])["fused"]
+    from shoplens.indexers.vector.elasticsearch_store import nearest_lists
+
+    assert hit["vec_list"] == int(nearest_lists(vector, updated.vectors.centroids, 1)[0, 0])
+    assert isinstance(hit["nvec_list"], int)
+    assert check_index(copy).ok
+
+
+def ids_of(snapshot, docnos) -> list[str]:
+    return [r["id"] for r in snapshot.products.records(np.asarray(docnos))]
