@@ -121,19 +121,22 @@ def run(index: Path, queries: Path, k: int = 10, clients: list[int] | None = Non
         device: str = "auto", rerank: bool = True, command: str = "", data: str = "",
         lexical: str | None = None, compare: bool = False, runtime: str | None = None,
         cache_size: int = DEFAULT_CAPACITY, warm_rows: bool = False, compare_bm25: bool = False,
-        compare_trees: bool = False, vectors: str | None = None, client_processes: bool = False) -> Report:
+        compare_trees: bool = False, vectors: str | None = None, client_processes: bool = False,
+        vector_index: str | None = None) -> Report:
     """Latency on the index; with `lexical` (e.g. "elasticsearch") also on a copy whose lexical store (and
     with `vectors`, its vector stores) lives on that backend, in the same run, same queries (tables and
     summaries named by the stores each ran on)."""
     options = {"compare": compare, "runtime": runtime, "cache_size": cache_size, "warm_rows": warm_rows,
                "compare_bm25": compare_bm25, "compare_trees": compare_trees, "client_processes": client_processes}
+    if vector_index and not vectors:
+        raise ConfigError("--vector-index needs --vectors (and --lexical): it is the compared copy's vector index")
     if not lexical:
         if vectors:
             raise ConfigError("--vectors needs --lexical: it names where the compared copy keeps its vectors")
         return _run(index, queries, k, clients, threads, device, rerank, command, data, **options)
     from shoplens.benchmarks.lexical_twin import compared_twin, describe_twin
 
-    with compared_twin(index, lexical, vectors) as (twin, stores, figures):
+    with compared_twin(index, lexical, vectors, vector_index) as (twin, stores, figures):
         report = _run(index, queries, k, clients, threads, device, rerank, command, data, **options)
         other = _run(twin, queries, k, clients, threads, device, rerank, command, data, **options)
     report.tables = [(f"{stores[0]}: {name}", columns, rows) for name, columns, rows in report.tables] + \

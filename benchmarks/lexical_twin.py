@@ -25,10 +25,11 @@ NAMES = {"tantivy": "tantivy", "faiss": "FAISS", "elasticsearch": "Elasticsearch
 
 
 def lexical_twin(index: Path, backend: str, config: dict[str, Any] | None = None,
-                 vectors: str | None = None) -> tuple[Path, dict[str, Any]]:
+                 vectors: str | None = None, kind: str | None = None) -> tuple[Path, dict[str, Any]]:
     """Copy `index` to a temporary folder and commit a version whose lexical store is rebuilt on `backend`;
     the vector stores move to `vectors` (default: where the index keeps them; on a cluster they are rewritten
-    into the new lexical documents, so `vectors` on a cluster needs `backend` the same cluster).
+    into the new lexical documents, so `vectors` on a cluster needs `backend` the same cluster; `kind`, their
+    --vector-index there, e.g. ivf on Elasticsearch).
 
     Returns the copy's path and indexing figures (documents, seconds, documents/s). The caller
     removes the copy with `remove_twin(path)` (which also deletes its index on the cluster).
@@ -37,14 +38,15 @@ def lexical_twin(index: Path, backend: str, config: dict[str, Any] | None = None
     source.require()
     backends = source.manifest()["backends"]
     vectors = vectors or backends["vector"]["backend"]
-    check_options(WriteOptions(lexical_backend=backend, vector_backend=vectors, lexical_config=dict(config or {})))
+    check_options(WriteOptions(lexical_backend=backend, vector_backend=vectors, lexical_config=dict(config or {}),
+                               vector_config={"kind": kind or "auto"}))
     target = Path(tempfile.mkdtemp(prefix="shoplens-twin-")) / "index"
     shutil.copytree(source.path, target, symlinks=True)
     twin = IndexDirectory(target)
     with twin.lock():
         txn = twin.begin("twin")
         try:
-            seconds, documents, manifest = _write_twin(txn, backend, dict(config or {}), vectors)
+            seconds, documents, manifest = _write_twin(txn, backend, dict(config or {}), vectors, kind)
             txn.commit(manifest, keep=manifest.get("keep_versions", 10))
         except BaseException:
             txn.abort()
@@ -55,7 +57,7 @@ def lexical_twin(index: Path, backend: str, config: dict[str, Any] | None = None
     return target, figures
 
 
-def _write_twin(txn, backend: str, config: dict[str, Any], vectors: str):
+def _write_twin(txn, backend: str, config: dict[str, Any], vectors: str, kind: str | None = None):
     """The twin's stores in `txn`: (seconds of the lexical write, documents written, manifest)."""
     backends = txn.parent_manifest["backends"]
     products = load_products(txn.parent_dir("products"))
@@ -64,7 +66,7 @@ def _write_twin(txn, backend: str, config: dict[str, Any], vectors: str):
             for d, r in zip(live.tolist(), products.records(live.tolist()))]
     moved = {}
     if vectors != backends["vector"]["backend"] or vectors in ("elasticsearch", "opensearch"):
-        moved, stores = _write_vectors(txn, backends, vectors, live)
+        moved, stores = _write_vectors(txn, backends, vectors, live, kind)
         for (_, fields), carried in zip(adds, document_vectors(vector_store_class(vectors), stores)):
             fields["vectors"] = carried
     lexical_cls = lexical_store_class(backend)
@@ -82,7 +84,7 @@ def _write_twin(txn, backend: str, config: dict[str, Any], vectors: str):
     return seconds, len(adds), manifest
 
 
-def _write_vectors(txn, backends: dict[str, Any], vectors: str, live):
+def _write_vectors(txn, backends: dict[str, Any], vectors: str, live, kind: str | None = None):
     """Rewrite the joint and text-native stores on `vectors` from the parent's raw embeddings (every row, so
     docnos stay); returns their manifest summaries and, per store, (state, text, image, has_image) of the
     live rows for the lexical documents."""
@@ -93,7 +95,8 @@ def _write_vectors(txn, backends: dict[str, Any], vectors: str, live):
         if key not in backends or txn.parent_dir(folder) is None:
             continue
         text, image, has_image = source_cls.read_rows(txn.parent_dir(folder))
-        config = {"image_weight": backends[key]["image_weight"], "channel": "joint" if key == "vector" else "native"}
+        config = {"image_weight": backends[key]["image_weight"], "channel": "joint" if key == "vector" else "native",
+                  **({"kind": kind} if kind else {})}
         state = target_cls.write(txn.component_dir(folder), None, text, image, has_image, segment, config)
         summaries[key] = target_cls.summarize(state)
         stores.append((state, text[live], image[live], has_image[live]))
@@ -101,10 +104,10 @@ def _write_vectors(txn, backends: dict[str, Any], vectors: str, live):
 
 
 @contextmanager
-def compared_twin(index: Path, lexical: str, vectors: str | None = None):
+def compared_twin(index: Path, lexical: str, vectors: str | None = None, kind: str | None = None):
     """A twin of `index` (`lexical_twin`) for the length of a comparison, removed after it: yields the twin's
     path, the stores of the index and of the twin ("tantivy + FAISS hnsw", ...) and the twin's figures."""
-    twin, figures = lexical_twin(index, lexical, vectors=vectors)
+    twin, figures = lexical_twin(index, lexical, vectors=vectors, kind=kind)
     try:
         stores = [describe_stores(IndexDirectory(path).manifest()) for path in (index, twin)]
         stores[1] += " (copy)" if stores[1] == stores[0] else ""

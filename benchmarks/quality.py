@@ -128,17 +128,20 @@ def txtai_peer(ids: list[str], texts: list[str]) -> tuple[str, Callable[[str], l
 
 
 def run(index: Path, judgments_path: Path, peers: bool = True, txtai: bool = True, limit: int | None = None,
-        command: str = "", device: str = "auto", lexical: str | None = None, vectors: str | None = None) -> Report:
+        command: str = "", device: str = "auto", lexical: str | None = None, vectors: str | None = None,
+        vector_index: str | None = None) -> Report:
     """Every configuration on the index; with `lexical` (e.g. "elasticsearch") also on a copy whose
     lexical store (and with `vectors`, its vector stores) lives on that backend, in the same run, same
     judgments. Each ShopLens row names the stores it ran on."""
+    if vector_index and not vectors:
+        raise ConfigError("--vector-index needs --vectors (and --lexical): it is the compared copy's vector index")
     if not lexical:
         if vectors:
             raise ConfigError("--vectors needs --lexical: it names where the compared copy keeps its vectors")
         return _run(index, judgments_path, peers, txtai, limit, command, device)
     from shoplens.benchmarks.lexical_twin import compared_twin, describe_twin
 
-    with compared_twin(index, lexical, vectors) as (twin, stores, figures):
+    with compared_twin(index, lexical, vectors, vector_index) as (twin, stores, figures):
         report = _run(index, judgments_path, peers, txtai, limit, command, device)
         other = _run(twin, judgments_path, False, False, limit, command, device)
     for row in report.extra["rows"]:

@@ -86,6 +86,7 @@ def bench_latency(
     no_rerank: bool = typer.Option(False, "--no-rerank"),
     lexical: Optional[str] = typer.Option(None, "--lexical", help="Also run on a copy whose lexical store is on this backend (elasticsearch: SHOPLENS_ES_URL; opensearch: SHOPLENS_OS_URL), side by side."),
     vectors: Optional[str] = typer.Option(None, "--vectors", help="With --lexical: the copy's vector stores on this backend too (faiss, or the --lexical cluster: elasticsearch exact kNN, opensearch HNSW)."),
+    vector_index: Optional[str] = typer.Option(None, "--vector-index", help="With --vectors elasticsearch: the copy's vector index, flat (exact, the default) or ivf (the query's nearest lists only)."),
     encoder_runtime: Optional[str] = typer.Option(None, "--encoder-runtime", help="onnx, onnx-int8 or torch (default: what the index records)."),
     compare: bool = typer.Option(False, "--compare", help="Also run the other encoder runtime on the same queries in the same run."),
     cache_size: int = typer.Option(10_000, "--cache-size", min=0, help="Query-embedding cache entries for the cache measurement."),
@@ -106,7 +107,8 @@ def bench_latency(
     counts = comma_numbers(clients, "--clients")
     report = latency.run(index_dir, queries, k, counts, threads, device, not no_rerank, command_line(), lexical=lexical,
                          vectors=vectors, compare=compare, runtime=encoder_runtime, cache_size=cache_size, warm_rows=warm_rows,
-                         compare_bm25=compare_bm25, compare_trees=compare_trees, client_processes=client_processes)
+                         compare_bm25=compare_bm25, compare_trees=compare_trees, client_processes=client_processes,
+                         vector_index=vector_index)
     finish_report(report, as_json, save)
 
 
@@ -150,6 +152,7 @@ def bench_quality(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N queries."),
     lexical: Optional[str] = typer.Option(None, "--lexical", help="Also run on a copy whose lexical store is on this backend (elasticsearch: SHOPLENS_ES_URL; opensearch: SHOPLENS_OS_URL), side by side."),
     vectors: Optional[str] = typer.Option(None, "--vectors", help="With --lexical: the copy's vector stores on this backend too (faiss, or the --lexical cluster: elasticsearch exact kNN, opensearch HNSW)."),
+    vector_index: Optional[str] = typer.Option(None, "--vector-index", help="With --vectors elasticsearch: the copy's vector index, flat (exact, the default) or ivf (the query's nearest lists only)."),
     device: str = DeviceOption,
     save: Optional[Path] = SaveOption,
     as_json: bool = JsonOption,
@@ -157,7 +160,8 @@ def bench_quality(
     """NDCG@10, MRR@10, P@10, R@100 for every ShopLens configuration and for bm25s, rank_bm25 and txtai."""
     from shoplens.benchmarks import quality
 
-    report = quality.run(index_dir, judgments, not no_peers, not no_txtai, limit, command_line(), device, lexical, vectors)
+    report = quality.run(index_dir, judgments, not no_peers, not no_txtai, limit, command_line(), device, lexical, vectors,
+                         vector_index)
     finish_report(report, as_json, save)
 
 

@@ -47,6 +47,8 @@ def test_rows_name_the_stores_of_the_index(sample_index, tmp_path):
     (["--vectors", "opensearch"], "--vectors needs --lexical"),
     (["--lexical", "tantivy", "--vectors", "opensearch"], "add --lexical opensearch"),
     (["--lexical", "solr"], "unknown lexical backend 'solr'"),
+    (["--vector-index", "ivf"], "--vector-index needs --vectors"),
+    (["--lexical", "opensearch", "--vectors", "opensearch", "--vector-index", "ivf"], "--vectors opensearch runs HNSW only"),
 ])
 def test_a_twin_the_backends_cannot_make_is_one_error_line(sample_index, args, message):
     result = CliRunner().invoke(app, ["bench", "quality", "--index", str(sample_index), "--judgments", str(JUDGMENTS),
@@ -95,3 +97,14 @@ def test_the_twin_weighs_terms_as_the_index_does(backend, sample_index):
     with compared_twin(sample_index, backend) as (twin, _, _):
         assert IndexDirectory(twin).manifest()["backends"]["lexical"]["idf"] == recorded == "shared"
         assert Snapshot.open(IndexDirectory(twin), device="cpu").lexical.shared_idf
+
+
+def test_latency_against_a_twin_whose_vectors_are_ivf_lists_on_elasticsearch(sample_index, tmp_path):
+    """`--vector-index ivf` gives the copy's vector stores IVF lists on the cluster (38 for the sample)."""
+    require_cluster("elasticsearch")
+    store = "Elasticsearch + Elasticsearch ivf"
+    report = bench("latency", "--index", sample_index, "--queries", queries_file(tmp_path), "--clients", 1,
+                   "--no-rerank", "--lexical", "elasticsearch", "--vectors", "elasticsearch", "--vector-index", "ivf")
+    assert set(report["summary"]) == {"tantivy + FAISS flat", store}
+    twin_rows = {row[0] for t in report["tables"] if t["name"].startswith(store) for row in t["rows"]}
+    assert "text: vector on Elasticsearch ivf (onnx)" in twin_rows
