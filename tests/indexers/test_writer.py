@@ -88,6 +88,21 @@ def test_empty_catalog_is_an_error(tmp_path, encoder):
     assert not IndexDirectory(tmp_path / "ix").exists()
 
 
+@pytest.mark.parametrize("name, content", [("empty.jsonl", b""), ("blank.jsonl", b"\n  \n\n"),
+                                           ("header.csv", b"id,title\n"), ("empty.jsonl.gz", None)])
+def test_a_catalog_without_rows_says_so_not_see_the_rejects(tmp_path, encoder, name, content):
+    """An empty file pointed at `<index>.rejects.jsonl` ("no valid products (0 rejected); see ..."), a file
+    that nothing was written to; it now says the catalog holds no rows, and nothing is created."""
+    import gzip
+
+    catalog = tmp_path / name
+    catalog.write_bytes(gzip.compress(b"") if content is None else content)
+    with pytest.raises(CatalogError, match="holds no product rows") as caught:
+        build_index(catalog, tmp_path / "ix", WriteOptions(device="cpu"), encoder=encoder)
+    assert "rejects" not in str(caught.value)
+    assert not IndexDirectory(tmp_path / "ix").exists() and not list(tmp_path.glob("ix*"))
+
+
 def test_the_sample_catalog_builds(sample_index):
     manifest = IndexDirectory(sample_index).manifest()
     assert manifest["counts"]["products"] == 1500
