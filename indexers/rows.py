@@ -150,6 +150,9 @@ def _csv_rows(path: Path, short_columns: set[str]) -> Iterator[tuple[int, Any, s
             raise CatalogError(f"{path.name}: cannot read the CSV header: {exc}") from None
         if header is None:
             return
+        if not any(name.strip() for name in header):  # every row would be "row has N cells, header has 0"
+            raise CatalogError(f"{path.name}: the CSV header (line 1) names no columns; the first line must "
+                               "name them, e.g. id,title,price (remove blank lines above it)")
         if any(_not_utf8(name) for name in header):
             raise CatalogError(f"{path.name}: the CSV header is not UTF-8 text; save the file as UTF-8")
         _check_unique_columns(path, header, "the CSV header")

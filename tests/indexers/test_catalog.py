@@ -104,6 +104,16 @@ def test_csv_separated_by_semicolons_or_tabs(tmp_path):
         assert (product.id, product.title, product.price) == ("1", "Red Shirt", 19.99)
 
 
+@pytest.mark.parametrize("head", ["\n", "\r\n\n", ",,\n", " ; \n"])
+def test_a_csv_whose_first_line_names_no_columns_is_refused(tmp_path, head):
+    """A blank line (or only separators) above the header was read as a header of no columns, and every row
+    was rejected as "row has 2 cells, header has 0"; the file is now refused, saying what line 1 must be."""
+    path = tmp_path / "c.csv"
+    path.write_text(head + "id,title\n1,Red Shirt\n", encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"header \(line 1\) names no columns.*remove blank lines"):
+        read_catalog(path)
+
+
 @pytest.mark.parametrize("text, price", [("1,299", 1299.0), ("1,299.50", 1299.5), ("$19.99", 19.99),
                                          ("Rs. 999", 999.0), ("₹ 999", 999.0), ("19,99 EUR", 19.99), ("12 €", 12.0)])
 def test_prices_written_with_currency_and_separators(tmp_path, text, price):
