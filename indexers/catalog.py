@@ -156,25 +156,33 @@ def validate_rows(rows: Iterable[RawRow], name: str, base_dir: Path, field_map: 
     validator = _Validator(base_dir, field_map or {}, existing)
     for row in rows:
         validator.add(*row)
-    hint = mapping_hint(name, validator.rejects, validator.columns, bool(validator.products))
+    hint = mapping_hint(name, validator.rejects, validator.columns, bool(validator.products), field_map)
     if hint:
         raise CatalogError(hint)
     return CatalogReadResult(validator.products, validator.rejects, Path(name), validator.rows_read)
 
 
-def mapping_hint(name: str, rejects: list["Reject"], columns: dict[str, None], any_valid: bool) -> str | None:
+def mapping_hint(name: str, rejects: list["Reject"], columns: dict[str, None], any_valid: bool,
+                 field_map: dict[str, list[str]] | None = None) -> str | None:
     """When every row lacks the same required field, the file's own column names probably differ:
-    list them and suggest the --map that would read it."""
+    list them and suggest the --map that would read it; or, where a --map names that field from
+    columns the file does not have, say so (the map was mistyped, not missing)."""
     unmapped = [c for c in columns if c not in CANONICAL_FIELDS]
     if any_valid or not rejects or not unmapped:
         return None
+    shown = ", ".join(list(columns)[:30]) + (" ..." if len(columns) > 30 else "")
     for required in ("id", "title"):
-        if required in columns:  # the column is there, its values are empty: the rejects say so row by row
+        sources = (field_map or {}).get(required, [required])
+        absent = [source for source in sources if source not in columns]
+        if not absent:  # the column is there, its values are empty: the rejects say so row by row
             continue
         if all(reject.reason == f"missing {required}" for reject in rejects):
+            if required in (field_map or {}):
+                return (f"{name} has no valid products: --map {required}={','.join(sources)} names "
+                        f"{', '.join(map(repr, absent))}, which no row has; its columns are: {shown}; "
+                        f"map {required} from one of them (names are case-sensitive)")
             words = {"id": ("id", "sku", "code"), "title": ("title", "name")}[required]
             guess = next((c for c in unmapped if any(w in c.lower() for w in words)), None) or "COLUMN"
-            shown = ", ".join(list(columns)[:30]) + (" ..." if len(columns) > 30 else "")
             return (f"{name} has no valid products: no row has {required!r}; its columns are: {shown}; "
                     f"say which column holds it, e.g. --map {required}={guess}")
     return None

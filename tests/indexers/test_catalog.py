@@ -170,6 +170,21 @@ def test_unusable_files_are_clear_errors(tmp_path, name, message):
         read_catalog(tmp_path / name)
 
 
+@pytest.mark.parametrize("spec, named", [("title=Name", "'Name'"), ("title=name id=sku", "'name id=sku'"),
+                                         ("title=nme,label", "'nme', 'label'")])
+def test_a_map_from_a_column_the_file_lacks_names_that_column(tmp_path, spec, named):
+    """`--map title=Name` on a file whose column is `name` was answered "no row has 'title' ... e.g.
+    --map title=name": a suggestion of what the user had (almost) typed; the error now names the mapped
+    column the file does not have, and lists the columns it does."""
+    path = tmp_path / "c.csv"
+    path.write_text("sku,name\n1,Red Shirt\n2,Blue Shirt\n", encoding="utf-8")
+    with pytest.raises(CatalogError) as caught:
+        read_catalog(path, parse_field_map(["id=sku", spec]))
+    message = str(caught.value)
+    assert f"--map {spec} names" in message
+    assert named in message and "which no row has" in message and "columns are: sku, name" in message
+
+
 def test_field_map_errors():
     with pytest.raises(CatalogError, match="canonical=column"):
         parse_field_map(["title"])
