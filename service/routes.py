@@ -146,14 +146,15 @@ def media_type(request: Request, accepted: tuple[str, ...]) -> str:
 def _json_object(raw: bytes) -> dict[str, Any]:
     import orjson
 
+    text = inputs.body_text(raw, "send the JSON")
     try:
-        data = orjson.loads(raw)
+        data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise inputs.MalformedBody(f"malformed JSON: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise QueryError("the body must be a JSON object such as {\"q\": \"red dress\", \"k\": 10}")
     try:  # orjson keeps the last of two equal keys ({"q": "shirt", "q": "shoes"}); user JSON refuses them
-        loads_line(raw.decode("utf-8"))
+        loads_line(text)
     except ValueError as exc:
         raise QueryError(f"{str(exc).split(';')[0]}; send each field once") from None
     return data

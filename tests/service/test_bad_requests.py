@@ -146,3 +146,38 @@ def test_a_thumbnail_size_given_twice_is_422(client):
 def test_unknown_product_is_404(client):
     response = client.get("/products/" + "x" * 400)
     assert response.status_code == 404 and "\n" not in response.json()["error"]
+
+
+@pytest.mark.parametrize("raw", [b'{"q": "caf\xe9 shirt"}', '{"q": "shirt"}'.encode("utf-16"),
+                                 '{"q": "shirt"}'.encode("utf-16-be")])
+def test_a_body_in_another_encoding_is_400_saying_utf8(client, raw):
+    """A Latin-1 or UTF-16 body was "malformed JSON: str is not valid UTF-8: surrogates not allowed: line 1
+    column 1 (char 0)" (orjson's words, and a wrong position); every body is now read as UTF-8 text in one
+    place, and refused saying so, for searches and events alike."""
+    for path, headers in (("/search", JSON), ("/events", JSON), ("/events", {"content-type": "application/x-ndjson"})):
+        response = client.post(path, content=raw, headers=headers)
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["error"].startswith("the body is not UTF-8 text (byte "), response.text
+
+
+def test_a_utf8_byte_order_mark_is_read_past(client):
+    """Like every file ShopLens reads, a body saved with a UTF-8 BOM (as some Windows tools write JSON) is
+    read; it was "malformed JSON: UTF-8 byte order mark (BOM) is not supported"."""
+    response = client.post("/search", content=b'\xef\xbb\xbf{"q": "shirt", "k": 2}', headers=JSON)
+    assert response.status_code == 200 and len(response.json()["results"]) == 2, response.text
+
+
+def test_an_ndjson_event_holding_a_line_separator_is_one_event(client):
+    """NDJSON lines end at "\\n"; str.splitlines() also ended one at U+2028 or U+0085, which a JSON
+    string may hold as it is, so one good event became two broken ones and the request a 422. A "\\r\\n"
+    line end is read too. The events are validated, not written: an unknown id keeps the inbox as it was."""
+    inbox = client.app.state.shoplens.settings.inbox
+    listing = lambda: sorted(p.name for p in inbox.iterdir()) if inbox.exists() else []  # noqa: E731
+    before = listing()
+    body = ('{"ts": 1, "type": "click", "id": "no-such-product", "query": "red\u2028shirt\u0085"}\r\n'
+            '{"ts": 2, "type": "click", "id": "no-such-product"}\r\n').encode()
+    response = client.post("/events", content=body, headers={"content-type": "application/x-ndjson"})
+    assert response.status_code == 422, response.text
+    assert [r["event"] for r in response.json()["rejects"]] == [1, 2], response.text
+    assert all("unknown product id" in r["reason"] for r in response.json()["rejects"]), response.text
+    assert listing() == before
