@@ -144,7 +144,7 @@ def check_image_file(path: Any) -> None:
         with within_limits(path, path):  # reads the header only
             pass
     except ImageError as exc:
-        raise QueryError(f"query {exc}; give a smaller photo") from None
+        raise QueryError(f"query {exc}") from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise QueryError(f"query image {path} is not an image (unreadable as JPEG, PNG, WebP...); "
                          "give a photo file") from None

@@ -116,7 +116,7 @@ def open_image_bytes(data: bytes, name: str = "<upload>"):
             image.load()
             opened = image.convert("RGB")
     except ImageError as exc:
-        raise QueryError(f"{' '.join(str(exc).split())}, send a smaller photo") from None
+        raise QueryError(" ".join(str(exc).split())) from None
     except (OSError, ValueError, SyntaxError, EOFError):
         raise QueryError("image is not a readable picture; send a JPEG, PNG or WebP photo") from None
     opened.filename = name

@@ -103,6 +103,23 @@ def test_a_catalog_without_rows_says_so_not_see_the_rejects(tmp_path, encoder, n
     assert not IndexDirectory(tmp_path / "ix").exists() and not list(tmp_path.glob("ix*"))
 
 
+def test_a_product_whose_photo_is_a_strip_is_indexed_from_its_text(tmp_path, encoder):
+    """One product photo of 20000x1 pixels ended the whole `index` run with a ValueError traceback (the
+    encoder's resize made it 0 pixels high); it is now an unusable image, reported, and the product is
+    indexed from its text like any other."""
+    from PIL import Image
+
+    Image.new("RGB", (20000, 1), (0, 0, 0)).save(tmp_path / "strip.png")
+    rows = sample_products(2)
+    rows[0]["image"] = str(tmp_path / "strip.png")
+    rows[1]["image"] = str(SAMPLE.parent / rows[1]["image"])
+    report = build_index(write_catalog(tmp_path / "c.jsonl", rows), tmp_path / "ix", WriteOptions(device="cpu"),
+                         encoder=encoder)
+    manifest = IndexDirectory(tmp_path / "ix").manifest()
+    assert manifest["counts"]["products"] == 2 and manifest["counts"]["with_image"] == 1
+    assert any("strip rather than a photo" in problem.reason for problem in report.image_problems), report.to_json()
+
+
 def test_the_sample_catalog_builds(sample_index):
     manifest = IndexDirectory(sample_index).manifest()
     assert manifest["counts"]["products"] == 1500

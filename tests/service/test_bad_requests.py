@@ -28,6 +28,15 @@ def huge_png(side: int = 30000) -> bytes:
         return png_header(Path(folder) / "big.png", side, side).read_bytes()
 
 
+def strip_png() -> bytes:
+    """20000x1 pixels: resized to the model's 224 px it was 0 pixels high (a 500 before the aspect limit)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (20000, 1)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 JSON = {"content-type": "application/json"}
 POSTS = [  # (class, raw body, headers)
     ("malformed JSON", b"{", JSON), ("malformed JSON", b"", JSON), ("malformed JSON", b"\xff\xfe", JSON),
@@ -60,7 +69,7 @@ BODIES = [  # (class, JSON body)
     ("filter", {"q": "shirt", "filters": ["brand=Ni\u001bke"]}),
     ("image", {"image": "%%%not base64%%%"}), ("image", {"image": b64(b"not an image")}),
     ("image", {"image": ""}), ("image", {"image": b64(PHOTO[:300])}), ("image", {"image": b64(huge_png())}),
-    ("image", {"image": b64(huge_png(10000))}),
+    ("image", {"image": b64(huge_png(10000))}), ("image", {"image": b64(strip_png())}),
     ("image", {"image": 5}), ("image", {"image": "data:image/jpeg;base64,"}),
     # a JSON body is typed: a value of another JSON type is a 422, not coerced ("k": true was k=1)
     ("wrong JSON type", {"q": "shirt", "k": True}), ("wrong JSON type", {"q": "shirt", "k": "5"}),
