@@ -190,3 +190,28 @@ def test_an_ndjson_event_holding_a_line_separator_is_one_event(client):
     assert [r["event"] for r in response.json()["rejects"]] == [1, 2], response.text
     assert all("unknown product id" in r["reason"] for r in response.json()["rejects"]), response.text
     assert listing() == before
+
+
+@pytest.mark.parametrize("query", ["k=5", "q=shirt", "explain=true&k=5"])
+def test_options_in_a_posts_query_string_are_422_not_ignored(client, query):
+    """`POST /search?k=5` with a JSON body answered with k=10: FastAPI ignored the query string, so the
+    client never learnt its option had no effect. The POST's options live in its body; a query string is
+    now a 422 that says so, for JSON and multipart bodies alike."""
+    for kwargs in ({"content": json.dumps({"q": "shirt"}), "headers": JSON}, {"data": {"q": "shirt"},
+                                                                             "files": {"image": ("x.jpg", PHOTO)}}):
+        response = client.post("/search?" + query, **kwargs)
+        assert_one_line_4xx(response)
+        assert response.status_code == 422 and "not the query string" in response.json()["error"], response.text
+
+
+@pytest.mark.parametrize("field, values", [("k", ["5", "6"]), ("q", ["shirt", "shoes"]), ("explain", ["true", "false"])])
+def test_a_multipart_field_given_twice_is_422(client, field, values):
+    """Like a JSON key or a GET parameter given twice, a form field given twice is refused; the last value
+    was kept silently (k=5 and k=6 answered 6 results). `filter` repeats, as in GET."""
+    fields = {"q": "shirt", "filter": ["price>=1", "price<=100000"], field: values}
+    response = client.post("/search", data=fields, files={"image": ("x.jpg", PHOTO)})
+    assert_one_line_4xx(response)
+    assert f"form field {field!r} is given more than once" in response.json()["error"], response.text
+    fields[field] = values[0]
+    response = client.post("/search", data={**fields, "k": "3"}, files={"image": ("x.jpg", PHOTO)})
+    assert response.status_code == 200 and len(response.json()["results"]) == 3, response.text
