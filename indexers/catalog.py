@@ -156,7 +156,8 @@ def validate_rows(rows: Iterable[RawRow], name: str, base_dir: Path, field_map: 
     validator = _Validator(base_dir, field_map or {}, existing)
     for row in rows:
         validator.add(*row)
-    hint = mapping_hint(name, validator.rejects, validator.columns, bool(validator.products), field_map)
+    hint = mapping_hint(name, validator.rejects, validator.columns, bool(validator.products), field_map) \
+        or layout_hint(name, validator.rejects, bool(validator.products))
     if hint:
         raise CatalogError(hint)
     return CatalogReadResult(validator.products, validator.rejects, Path(name), validator.rows_read)
@@ -186,6 +187,22 @@ def mapping_hint(name: str, rejects: list["Reject"], columns: dict[str, None], a
             return (f"{name} has no valid products: no row has {required!r}; its columns are: {shown}; "
                     f"say which column holds it, e.g. --map {required}={guess}")
     return None
+
+
+def layout_hint(name: str, rejects: list["Reject"], any_valid: bool) -> str | None:
+    """A JSON file that is not JSON Lines (one array, or objects spread over several lines as a pretty-printer
+    writes them) had every line rejected as "invalid JSON"; say what the file is and how to convert it."""
+    if any_valid or not rejects or rejects[0].line != 1:
+        return None
+    first = rejects[0]
+    if first.reason == "expected a JSON object, got list" or first.raw.strip() == "[":
+        what, command = "one JSON array", f"jq -c '.[]' {name}"
+    elif first.raw.strip() == "{" and first.reason.startswith("invalid JSON"):
+        what, command = "JSON objects spread over several lines", f"jq -c . {name}"
+    else:
+        return None
+    return (f"{name} is not JSON Lines: it holds {what}; write one product object a line "
+            f"(e.g. {command} > products.jsonl)")
 
 
 def is_broken(row: Any) -> str | None:

@@ -64,6 +64,11 @@ def iter_raw_rows(path: str | Path, field_map: dict[str, list[str]] | None = Non
     if not path.is_file():
         raise CatalogError(f"{path} is not a regular file (a pipe or a device?); pass a catalog file")
     name = path.name.lower()
+    if name.endswith((".json", ".json.gz")):  # "use .jsonl" alone led to renaming an array, then to every line rejected
+        source = f"gunzip -c {path.name} | jq -c '.[]'" if name.endswith(".gz") else f"jq -c '.[]' {path.name}"
+        raise CatalogError(f"cannot read {path.name}: ShopLens reads JSON Lines, one product object a line; convert "
+                           f"a JSON array with {source} > products.jsonl, or rename a file that already has one "
+                           "object a line to .jsonl")
     if not name.endswith(SUPPORTED_SUFFIXES):
         raise CatalogError(
             f"cannot read {path.name}: unsupported format; use one of {', '.join(SUPPORTED_SUFFIXES)}"

@@ -185,6 +185,30 @@ def test_a_map_from_a_column_the_file_lacks_names_that_column(tmp_path, spec, na
     assert named in message and "which no row has" in message and "columns are: sku, name" in message
 
 
+@pytest.mark.parametrize("name, text, what", [
+    ("array.jsonl", '[{"id": "1", "title": "Red Shirt"}, {"id": "2", "title": "Blue Shirt"}]\n', "one JSON array"),
+    ("pretty-array.jsonl", json.dumps([{"id": "1", "title": "Red Shirt"}], indent=2), "one JSON array"),
+    ("pretty.jsonl", json.dumps({"id": "1", "title": "Red Shirt"}, indent=2) + "\n", "spread over several lines"),
+    ("products.json", '[{"id": "1", "title": "Red Shirt"}]', "reads JSON Lines"),
+    ("products.json.gz", None, "gunzip -c products.json.gz | jq"),
+])
+def test_json_that_is_not_json_lines_says_what_it_is_and_how_to_convert(tmp_path, name, text, what):
+    """A JSON array or a pretty-printed object had every line rejected ("invalid JSON: Expecting value at
+    column 2" on "[", "Extra data" on each key), ending in "no valid products (6 rejected)"; a .json file was
+    told to "use .jsonl", and renamed, failed that way. The file is now refused as what it is, with the
+    conversion to run, before anything is written."""
+    path = tmp_path / name
+    if text is None:
+        path.write_bytes(gzip.compress(b'[{"id": "1", "title": "Red Shirt"}]'))
+    else:
+        path.write_text(text, encoding="utf-8")
+    with pytest.raises(CatalogError, match="JSON Lines") as caught:
+        read_catalog(path)
+    assert what in str(caught.value) and "jq -c" in str(caught.value), str(caught.value)
+    good = write_lines(tmp_path / "good.jsonl", ['{"id": "1", "title": "Red Shirt"}', "[1]"])
+    assert len(read_catalog(good).products) == 1  # a list on a later line of a good file is a rejected row
+
+
 def test_field_map_errors():
     with pytest.raises(CatalogError, match="canonical=column"):
         parse_field_map(["title"])
