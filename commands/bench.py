@@ -114,9 +114,9 @@ def bench_latency(
 @handle_errors
 def bench_recall(
     index_dir: Optional[Path] = typer.Option(None, "--index", envvar="SHOPLENS_INDEX", help="Index whose product vectors to use (omit for synthetic only)."),
-    synthetic: int = typer.Option(1_000_000, "--synthetic", min=0, help="Size of the synthetic vector set (0 to skip; else at least 1,000)."),
-    queries: int = typer.Option(1000, "--queries", min=1),
-    dim: Optional[int] = typer.Option(None, "--dim", help="Synthetic dimension (default: the index's, else 256)."),
+    synthetic: int = typer.Option(1_000_000, "--synthetic", min=0, max=10_000_000, help="Size of the synthetic vector set (0 to skip; else at least 1,000)."),
+    queries: int = typer.Option(1000, "--queries", min=1, max=100_000),
+    dim: Optional[int] = typer.Option(None, "--dim", min=8, max=4096, help="Synthetic dimension, a multiple of 8 (default: the index's, else 256)."),
     plot: Optional[Path] = typer.Option(BENCH_DIR / "recall.png", "--plot", callback=output_file, help="Recall-vs-throughput PNG."),
     no_peers: bool = typer.Option(False, "--no-peers", help="Skip hnswlib."),
     save: Optional[Path] = SaveOption,
@@ -132,6 +132,8 @@ def bench_recall(
     if 0 < synthetic < 1_000:
         raise ConfigError(f"--synthetic {synthetic} is too few vectors to train IVF-PQ (256 codes per sub-quantizer); "
                           "give 1,000 or more, or 0 to skip")
+    if dim is not None and dim % 8:  # IVF-PQ splits a vector into dim/8 sub-quantizers
+        raise ConfigError(f"--dim must be a multiple of 8 (IVF-PQ's dim/8 sub-quantizers), got {dim}")
     if synthetic == 0 and index_dir is None:
         raise ConfigError("nothing to measure: give --index INDEX, or --synthetic N (1,000 or more)")
     if index_dir is not None:

@@ -278,6 +278,8 @@ CASES += [("bench option", ["bench", *cmd]) for cmd in [
     ["startup", "--index", "{ix}", "--query", ""], ["startup", "--index", "{ix}", "--runs", "1", "--query", "!!!"],
     ["startup", "--index", "{ix}", "--runs", "1", "--query", "a" * 3000],
     ["recall", "--synthetic", "0"], ["recall", "--synthetic", "-1"], ["recall", "--queries", "0", "--synthetic", "100"],
+    ["recall", "--synthetic", "1000", "--dim", "-5"], ["recall", "--synthetic", "1000", "--dim", "100"],
+    ["recall", "--synthetic", "1000", "--dim", "100000000"], ["recall", "--synthetic", "99999999999"],
     ["scale", "--index", "{ix}", "--sizes", "a,b"], ["scale", "--index", "{ix}", "--sizes", "0"],
     ["scale", "--index", "{ix}", "--sizes", "-5"], ["scale", "--index", "{ix}", "--queries", "0"],
     ["updates", "--index", "{ix}", "--count", "0"], ["updates", "--index", "{ix}", "--count", "-1"],
