@@ -237,7 +237,7 @@ def bench_updates(
     events_file: Optional[Path] = typer.Option(None, "--events", help="An events file to fold (e.g. .bench/devdata/events.simulated.jsonl)."),
     catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog to rebuild from, for the comparison."),
     field_map: Optional[List[str]] = FieldMapOption,
-    cold_rebuild: Optional[float] = typer.Option(None, "--cold-rebuild-seconds", help="Cold build time from `bench index`, for the ratio."),
+    cold_rebuild: Optional[float] = typer.Option(None, "--cold-rebuild-seconds", min=0.001, max=10_000_000, help="Cold build time from `bench index`, for the ratio."),
     cold_report: Optional[Path] = typer.Option(None, "--cold-rebuild-from", help="Or: the saved `bench index --save` report to take it from."),
     work_dir: Path = typer.Option(BENCH_DIR / "updates", "--work-dir", callback=output_folder),
     searches: int = typer.Option(300, "--searches", min=1, help="Queries replayed idle and while updates are committed."),

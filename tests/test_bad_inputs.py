@@ -283,6 +283,8 @@ CASES += [("bench option", ["bench", *cmd]) for cmd in [
     ["scale", "--index", "{ix}", "--sizes", "a,b"], ["scale", "--index", "{ix}", "--sizes", "0"],
     ["scale", "--index", "{ix}", "--sizes", "-5"], ["scale", "--index", "{ix}", "--queries", "0"],
     ["updates", "--index", "{ix}", "--count", "0"], ["updates", "--index", "{ix}", "--count", "-1"],
+    ["updates", "--index", "{ix}", "--cold-rebuild-seconds", "nan"],
+    ["updates", "--index", "{ix}", "--cold-rebuild-seconds", "-1"],
     ["updates", "--index", "{ix}", "--events", "{bad}/missing.jsonl"],
     ["serve", "--index", "{ix}", "--clients", "0"], ["serve", "--index", "{ix}", "--requests", "0"],
     ["serve", "--index", "{ix}", "--seconds", "-1"], ["serve", "--index", "{ix}", "--interval", "0"],
