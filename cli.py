@@ -7,6 +7,7 @@ with a non-zero exit code, never as a traceback.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -57,6 +58,19 @@ def not_utf8_argument(arguments: list[str]) -> str | None:
     return None
 
 
+def path_too_long(exc: OSError) -> str | None:
+    """A path the file system cannot even look up (a name over 255 bytes, a path over 4,096), as an error line.
+
+    Any path a user gives (an index, a catalog, a photo, a --save file) reaches `os.stat` somewhere, and
+    pathlib's exists() and is_file() raise ENAMETOOLONG rather than answer False; this is where every
+    command's call ends, so one guard here covers them all."""
+    if exc.errno != errno.ENAMETOOLONG:
+        return None
+    name = one_line(str(exc.filename or ""))
+    shown = name if len(name) <= 80 else f"{name[:40]}...{name[-20:]} ({len(name):,} characters)"
+    return f"error: the path {shown} is too long for the file system; give a shorter one"
+
+
 def main() -> None:
     """Console-script entry point: usage errors end as one line on stderr and exit 2, like every other error."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -72,6 +86,12 @@ def main() -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
+    except OSError as exc:
+        problem = path_too_long(exc)
+        if problem is None:
+            raise
+        typer.echo(problem, err=True)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
 
 
