@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from shoplens.common.errors import CatalogError
+from shoplens.common.errors import CatalogError, one_line
 from shoplens.indexers.rows import SUPPORTED_SUFFIXES, BrokenRow as _BrokenRow, ValueProblem, clean_value, iter_raw_rows
 
 CANONICAL_FIELDS = ("id", "title", "description", "brand", "category", "price", "image")
@@ -354,8 +354,11 @@ def _image_path(image: Any, base_dir: Path, product_id: str) -> str | None:
     """An image path made absolute against the catalog's folder (None when the row has none)."""
     if _is_missing(image):
         return None
-    if not isinstance(image, str) or "\0" in image:
+    if not isinstance(image, str):
         raise _RowError(f"image must be a file path (text), got {_kind(image)}", product_id)
+    if "\0" in image:  # "must be a file path (text), got str" said nothing of the NUL no file name can hold
+        raise _RowError(f"image path {one_line(image)[:80]} holds a NUL character, which no file name can; "
+                        "give the file's path", product_id)
     if URL.match(image.strip()):
         return image.strip()  # kept as written: encoding reports it as an image it does not download
     candidate = Path(image.strip())

@@ -209,6 +209,16 @@ def test_json_that_is_not_json_lines_says_what_it_is_and_how_to_convert(tmp_path
     assert len(read_catalog(good).products) == 1  # a list on a later line of a good file is a rejected row
 
 
+def test_an_image_path_holding_a_nul_is_rejected_saying_so(tmp_path):
+    """The reason was "image must be a file path (text), got str" for a path that is text; it now names
+    the NUL character, the one thing wrong with it."""
+    path = write_lines(tmp_path / "c.jsonl", [json.dumps({"id": "1", "title": "Lamp", "image": "a\u0000b.jpg"}),
+                                              json.dumps({"id": "2", "title": "Desk", "image": 5})])
+    reasons = [r.reason for r in read_catalog(path).rejects]
+    assert reasons[0] == "image path a\\x00b.jpg holds a NUL character, which no file name can; give the file's path"
+    assert reasons[1] == "image must be a file path (text), got int"
+
+
 def test_field_map_errors():
     with pytest.raises(CatalogError, match="canonical=column"):
         parse_field_map(["title"])
