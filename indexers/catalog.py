@@ -393,17 +393,21 @@ _MONEY = r"(?:[$€£¥₹]|rs\.?|inr|usd|eur|gbp|aud|cad|chf|jpy|cny|sek|nok|dk
 CURRENCY = re.compile(rf"^{_MONEY}?\s*(.*?)\s*{_MONEY}?$", re.IGNORECASE)
 URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+LAKHS = re.compile(r"^\d{1,2}(?:,\d{2})+,\d{3}(?:\.\d+)?$")  # Indian grouping: "1,00,000", "12,34,567.50"
 DECIMAL_COMMA = re.compile(r"^\d+,\d{1,2}$")
+DOTTED_DECIMAL_COMMA = re.compile(r"^\d{1,3}(?:\.\d{3})+,\d{1,2}$")  # "1.299,50": thousands dots, a decimal comma
 
 
 def price_number(text: str) -> float:
-    """A price written as text: "1299", "1,299.50", "$19.99", "Rs. 999", "19,99 EUR" (a decimal comma);
-    ValueError for anything else."""
+    """A price written as text: "1299", "1,299.50", "$19.99", "Rs. 999", "₹ 1,00,000" (Indian grouping),
+    "19,99 EUR" and "1.299,50 €" (a decimal comma); ValueError for anything else."""
     number = CURRENCY.match(text.strip()).group(1)
-    if THOUSANDS.match(number):
+    if THOUSANDS.match(number) or LAKHS.match(number):
         number = number.replace(",", "")
     elif DECIMAL_COMMA.match(number):
         number = number.replace(",", ".")
+    elif DOTTED_DECIMAL_COMMA.match(number):
+        number = number.replace(".", "").replace(",", ".")
     return float(number)
 
 
