@@ -350,6 +350,13 @@ def _map_fields(row: dict[str, Any], field_map: dict[str, list[str]]) -> tuple[d
     return mapped, named, row
 
 
+def relative_image_path(image: Any) -> bool:
+    """Whether a row's image is a relative file path (read against its catalog's folder): not a URL, and no
+    NUL (a path with one cannot be resolved: `watch` ended in "ValueError: embedded null byte")."""
+    return (isinstance(image, str) and bool(image.strip()) and "\0" not in image and not URL.match(image.strip())
+            and not Path(image.strip()).is_absolute())
+
+
 def _image_path(image: Any, base_dir: Path, product_id: str) -> str | None:
     """An image path made absolute against the catalog's folder (None when the row has none)."""
     if _is_missing(image):
