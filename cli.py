@@ -7,6 +7,7 @@ with a non-zero exit code, never as a traceback.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -57,10 +58,64 @@ def not_utf8_argument(arguments: list[str]) -> str | None:
     return None
 
 
+def empty_path_argument(arguments: list[str]) -> str | None:
+    """An empty value given for a path (`--index ""`, a catalog `""`, often an unset shell variable), as an error
+    line. pathlib reads "" as ".", the current folder: `index --index ""` built an index into it, `watch ""`
+    moved its files, and other commands blamed "." for what the user never typed."""
+    if "" not in arguments and not any(a.startswith("--") and a.endswith("=") for a in arguments):
+        return None  # the common case costs nothing
+    try:
+        command, rest = typer.main.get_command(app), list(arguments)
+        while rest and rest[0] in getattr(command, "commands", {}):
+            command = command.commands[rest.pop(0)]
+        options = {name: p for p in command.params if p.param_type_name == "option" for name in p.opts}
+        positional = [p for p in command.params if p.param_type_name == "argument"]
+        index = 0
+        while rest:
+            token = rest.pop(0)
+            name, equals, value = token.partition("=")
+            if token.startswith("-") and name in options:
+                param = options[name]
+                if getattr(param, "is_flag", False) or getattr(param, "count", False):
+                    continue
+                value = value if equals else (rest.pop(0) if rest else None)
+                if value == "" and _takes_a_path(param):
+                    return f"error: {name} is empty; give a path (is a shell variable unset?)"
+            elif not token.startswith("-") and index < len(positional):
+                param = positional[index]
+                index += 1 if param.nargs == 1 else 0
+                if token == "" and _takes_a_path(param):
+                    return f"error: the {param.name.upper()} argument is empty; give a path (is a shell variable unset?)"
+    except Exception:  # noqa: BLE001 - a look ahead of Click's parsing: never the reason a command fails
+        return None
+    return None
+
+
+def _takes_a_path(param) -> bool:
+    import typing
+    from pathlib import Path
+
+    annotation = param.type_descriptor.annotation
+    return annotation is Path or Path in typing.get_args(annotation)
+
+
+def path_too_long(exc: OSError) -> str | None:
+    """A path the file system cannot even look up (a name over 255 bytes, a path over 4,096), as an error line.
+
+    Any path a user gives (an index, a catalog, a photo, a --save file) reaches `os.stat` somewhere, and
+    pathlib's exists() and is_file() raise ENAMETOOLONG rather than answer False; this is where every
+    command's call ends, so one guard here covers them all."""
+    if exc.errno != errno.ENAMETOOLONG:
+        return None
+    name = one_line(str(exc.filename or ""))
+    shown = name if len(name) <= 80 else f"{name[:40]}...{name[-20:]} ({len(name):,} characters)"
+    return f"error: the path {shown} is too long for the file system; give a shorter one"
+
+
 def main() -> None:
     """Console-script entry point: usage errors end as one line on stderr and exit 2, like every other error."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    problem = not_utf8_argument(sys.argv[1:])
+    problem = not_utf8_argument(sys.argv[1:]) or empty_path_argument(sys.argv[1:])
     if problem:
         typer.echo(problem, err=True)
         sys.exit(2)
@@ -72,6 +127,12 @@ def main() -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
+    except OSError as exc:
+        problem = path_too_long(exc)
+        if problem is None:
+            raise
+        typer.echo(problem, err=True)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
 
 

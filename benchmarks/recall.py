@@ -18,7 +18,7 @@ import numpy as np
 
 from shoplens.benchmarks.common import Report
 from shoplens.indexers.vector.base import normalize_rows
-from shoplens.indexers.vector.faiss_store import DEFAULTS, build_faiss_index, faiss_threads
+from shoplens.indexers.vector.faiss_store import DEFAULTS, PQ_CENTROIDS, build_faiss_index, faiss_threads
 
 HNSW_EF = (16, 32, 64, 128, 256)
 IVF_NPROBE = (1, 4, 16, 64)
@@ -74,6 +74,8 @@ def sweep_faiss(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, kin
     n, dim = vectors.shape
     hnsw = None
     for kind in kinds:
+        if kind == "ivfpq" and n < PQ_CENTROIDS:  # too few vectors to train its codebooks: no row for it
+            continue
         params = dict(DEFAULTS)
         if kind.startswith("ivf"):
             params["nlist"] = max(1, int(2 * math.sqrt(n)))

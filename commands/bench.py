@@ -116,9 +116,9 @@ def bench_latency(
 @handle_errors
 def bench_recall(
     index_dir: Optional[Path] = typer.Option(None, "--index", envvar="SHOPLENS_INDEX", help="Index whose product vectors to use (omit for synthetic only)."),
-    synthetic: int = typer.Option(1_000_000, "--synthetic", min=0, help="Size of the synthetic vector set (0 to skip; else at least 1,000)."),
-    queries: int = typer.Option(1000, "--queries", min=1),
-    dim: Optional[int] = typer.Option(None, "--dim", help="Synthetic dimension (default: the index's, else 256)."),
+    synthetic: int = typer.Option(1_000_000, "--synthetic", min=0, max=10_000_000, help="Size of the synthetic vector set (0 to skip; else at least 1,000)."),
+    queries: int = typer.Option(1000, "--queries", min=1, max=100_000),
+    dim: Optional[int] = typer.Option(None, "--dim", min=8, max=4096, help="Synthetic dimension, a multiple of 8 (default: the index's, else 256)."),
     plot: Optional[Path] = typer.Option(BENCH_DIR / "recall.png", "--plot", callback=output_file, help="Recall-vs-throughput PNG."),
     no_peers: bool = typer.Option(False, "--no-peers", help="Skip hnswlib."),
     save: Optional[Path] = SaveOption,
@@ -134,6 +134,8 @@ def bench_recall(
     if 0 < synthetic < 1_000:
         raise ConfigError(f"--synthetic {synthetic} is too few vectors to train IVF-PQ (256 codes per sub-quantizer); "
                           "give 1,000 or more, or 0 to skip")
+    if dim is not None and dim % 8:  # IVF-PQ splits a vector into dim/8 sub-quantizers
+        raise ConfigError(f"--dim must be a multiple of 8 (IVF-PQ's dim/8 sub-quantizers), got {dim}")
     if synthetic == 0 and index_dir is None:
         raise ConfigError("nothing to measure: give --index INDEX, or --synthetic N (1,000 or more)")
     if index_dir is not None:
@@ -239,7 +241,7 @@ def bench_updates(
     events_file: Optional[Path] = typer.Option(None, "--events", help="An events file to fold (e.g. .bench/devdata/events.simulated.jsonl)."),
     catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog to rebuild from, for the comparison."),
     field_map: Optional[List[str]] = FieldMapOption,
-    cold_rebuild: Optional[float] = typer.Option(None, "--cold-rebuild-seconds", help="Cold build time from `bench index`, for the ratio."),
+    cold_rebuild: Optional[float] = typer.Option(None, "--cold-rebuild-seconds", min=0.001, max=10_000_000, help="Cold build time from `bench index`, for the ratio."),
     cold_report: Optional[Path] = typer.Option(None, "--cold-rebuild-from", help="Or: the saved `bench index --save` report to take it from."),
     work_dir: Path = typer.Option(BENCH_DIR / "updates", "--work-dir", callback=output_folder),
     searches: int = typer.Option(300, "--searches", min=1, help="Queries replayed idle and while updates are committed."),

@@ -43,6 +43,7 @@ def serve(
     from shoplens.service.settings import SETTINGS_ENV, ServiceSettings
 
     check_api_key(api_key)
+    check_cors_origins(list(cors or []))
     if protect_search and not api_key:
         raise ConfigError("--protect-search needs --api-key KEY (or SHOPLENS_API_KEY)")
     IndexDirectory(index_dir).require()  # a missing index is a one-line error, before binding
@@ -82,6 +83,35 @@ def check_api_key(key: str | None) -> None:
         raise ConfigError(f"--api-key (or SHOPLENS_API_KEY) must be printable ASCII without spaces, 1 to "
                           f"{MAX_API_KEY_CHARS:,} characters; "
                           "generate one with `python -c 'import secrets; print(secrets.token_urlsafe())'`")
+
+
+def check_cors_origins(origins: list[str]) -> list[str]:
+    """Each --cors origin as a browser sends it in `Origin`: scheme://host[:port], no path, no trailing slash,
+    in lower case, or `*`. Anything else was accepted and never matched, so CORS stayed off without a word; a
+    trailing slash or a path (`http://localhost:3000/`, copied from an address bar) is the usual slip."""
+    from urllib.parse import urlsplit
+
+    from shoplens.common.errors import ConfigError
+
+    for origin in origins:
+        if origin == "*":
+            continue
+        try:
+            parts = urlsplit(origin)
+            port = parts.port  # a port that is not a number raises here
+        except ValueError:
+            parts, port = None, None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+            raise ConfigError(f"--cors {origin!r} is not an origin; give scheme://host[:port] such as "
+                              "https://shop.example.com or http://localhost:3000 (or * for any)")
+        host = parts.netloc.rpartition("@")[2].lower()
+        if (parts.scheme, port) in (("http", 80), ("https", 443)):  # a browser leaves the default port out
+            host = host.rpartition(":")[0]
+        canonical = f"{parts.scheme}://{host}"
+        if origin != canonical:  # a path, a trailing slash, a user, capitals: the Origin header never reads so
+            raise ConfigError(f"--cors {origin!r} is not an origin as a browser sends it, so no request would "
+                              f"match it; give {canonical}")
+    return origins
 
 
 def check_address(host: str, port: int) -> None:

@@ -64,6 +64,7 @@ def _json_query(path: Path, number: int, line: str, defaults: SearchRequest) -> 
     unknown = sorted(set(data) - JSON_KEYS)
     if unknown:
         raise QueryError(f"{where}: unknown key(s) {', '.join(unknown)}; use {', '.join(sorted(JSON_KEYS))}")
+    _check_json_types(where, data)
     filters = data.get("filters") or []
     if isinstance(filters, str):
         filters = [filters]
@@ -85,6 +86,25 @@ def _json_query(path: Path, number: int, line: str, defaults: SearchRequest) -> 
             changes[key] = str(data[key])
     query_id = None if data.get("id") is None else str(data["id"])
     return BatchQuery(number, replace(defaults, **changes), query_id)
+
+
+def _check_json_types(where: str, data: dict[str, Any]) -> None:
+    """Text keys hold text: a number or list was turned into text by str() ("image": ["x.jpg"] looked for a
+    file named "['x.jpg']", "mode": null asked for mode 'None', "image": "" opened the file's folder), and
+    a line naming both "text" and "query" searched one of them silently."""
+    if "text" in data and "query" in data:
+        raise QueryError(f"{where}: give the query text once, as \"text\" (\"query\" is another name for it)")
+    for key in ("text", "query", "image", "mode", "fusion", "id"):
+        value = data.get(key)
+        if key not in data or (value is None and key in ("text", "query", "image", "id")):
+            continue
+        if key == "id" and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        if not isinstance(value, str) or (key == "image" and not value.strip()):
+            got = {bool: "true/false", list: "a list", dict: "an object", str: "empty text"}.get(type(value))
+            want = {"image": "a photo path", "id": "text or a whole number"}.get(key, "text")
+            raise QueryError(f"{where}: {key} must be {want}, "
+                             f"got {got or (repr(value) if value is not None else 'null')}")
 
 
 def run_batch(engine, queries: list[BatchQuery]) -> Iterator[dict[str, Any]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from shoplens.common.errors import QueryError
+from shoplens.common.errors import QueryError, one_line
 from shoplens.engine.filters import parse_filters
 from shoplens.engine.fusion import CHANNELS, FUSION_METHODS, NORMALIZATIONS, FusionPlan
 from shoplens.indexers.images import ImageError, within_limits
@@ -135,7 +135,13 @@ def check_typed_text(text: Any) -> None:
 def check_image_file(path: Any) -> None:
     """A query photo path must name a readable image: "not found" and "not an image" are QueryErrors."""
     path = Path(str(path)).expanduser()
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name too long to look up: pathlib raises instead of answering False
+        shown = one_line(str(path))
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise QueryError(f"query image {shown} cannot be looked up ({exc.strerror}); give a shorter path") from None
+    if not exists:
         raise QueryError(f"query image {path} not found; check the path")
     if not path.is_file():
         raise QueryError(f"query image {path} is not a regular file (a directory, pipe or device); "
@@ -144,7 +150,7 @@ def check_image_file(path: Any) -> None:
         with within_limits(path, path):  # reads the header only
             pass
     except ImageError as exc:
-        raise QueryError(f"query {exc}; give a smaller photo") from None
+        raise QueryError(f"query {exc}") from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise QueryError(f"query image {path} is not an image (unreadable as JPEG, PNG, WebP...); "
                          "give a photo file") from None

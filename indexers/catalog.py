@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from shoplens.common.errors import CatalogError
+from shoplens.common.errors import CatalogError, one_line
 from shoplens.indexers.rows import SUPPORTED_SUFFIXES, BrokenRow as _BrokenRow, ValueProblem, clean_value, iter_raw_rows
 
 CANONICAL_FIELDS = ("id", "title", "description", "brand", "category", "price", "image")
@@ -156,28 +156,53 @@ def validate_rows(rows: Iterable[RawRow], name: str, base_dir: Path, field_map: 
     validator = _Validator(base_dir, field_map or {}, existing)
     for row in rows:
         validator.add(*row)
-    hint = mapping_hint(name, validator.rejects, validator.columns, bool(validator.products))
+    hint = mapping_hint(name, validator.rejects, validator.columns, bool(validator.products), field_map) \
+        or layout_hint(name, validator.rejects, bool(validator.products))
     if hint:
         raise CatalogError(hint)
     return CatalogReadResult(validator.products, validator.rejects, Path(name), validator.rows_read)
 
 
-def mapping_hint(name: str, rejects: list["Reject"], columns: dict[str, None], any_valid: bool) -> str | None:
+def mapping_hint(name: str, rejects: list["Reject"], columns: dict[str, None], any_valid: bool,
+                 field_map: dict[str, list[str]] | None = None) -> str | None:
     """When every row lacks the same required field, the file's own column names probably differ:
-    list them and suggest the --map that would read it."""
+    list them and suggest the --map that would read it; or, where a --map names that field from
+    columns the file does not have, say so (the map was mistyped, not missing)."""
     unmapped = [c for c in columns if c not in CANONICAL_FIELDS]
     if any_valid or not rejects or not unmapped:
         return None
+    shown = ", ".join(list(columns)[:30]) + (" ..." if len(columns) > 30 else "")
     for required in ("id", "title"):
-        if required in columns:  # the column is there, its values are empty: the rejects say so row by row
+        sources = (field_map or {}).get(required, [required])
+        absent = [source for source in sources if source not in columns]
+        if not absent:  # the column is there, its values are empty: the rejects say so row by row
             continue
         if all(reject.reason == f"missing {required}" for reject in rejects):
+            if required in (field_map or {}):
+                return (f"{name} has no valid products: --map {required}={','.join(sources)} names "
+                        f"{', '.join(map(repr, absent))}, which no row has; its columns are: {shown}; "
+                        f"map {required} from one of them (names are case-sensitive)")
             words = {"id": ("id", "sku", "code"), "title": ("title", "name")}[required]
             guess = next((c for c in unmapped if any(w in c.lower() for w in words)), None) or "COLUMN"
-            shown = ", ".join(list(columns)[:30]) + (" ..." if len(columns) > 30 else "")
             return (f"{name} has no valid products: no row has {required!r}; its columns are: {shown}; "
                     f"say which column holds it, e.g. --map {required}={guess}")
     return None
+
+
+def layout_hint(name: str, rejects: list["Reject"], any_valid: bool) -> str | None:
+    """A JSON file that is not JSON Lines (one array, or objects spread over several lines as a pretty-printer
+    writes them) had every line rejected as "invalid JSON"; say what the file is and how to convert it."""
+    if any_valid or not rejects or rejects[0].line != 1:
+        return None
+    first = rejects[0]
+    if first.reason == "expected a JSON object, got list" or first.raw.strip() == "[":
+        what, command = "one JSON array", f"jq -c '.[]' {name}"
+    elif first.raw.strip() == "{" and first.reason.startswith("invalid JSON"):
+        what, command = "JSON objects spread over several lines", f"jq -c . {name}"
+    else:
+        return None
+    return (f"{name} is not JSON Lines: it holds {what}; write one product object a line "
+            f"(e.g. {command} > products.jsonl)")
 
 
 def is_broken(row: Any) -> str | None:
@@ -325,12 +350,22 @@ def _map_fields(row: dict[str, Any], field_map: dict[str, list[str]]) -> tuple[d
     return mapped, named, row
 
 
+def relative_image_path(image: Any) -> bool:
+    """Whether a row's image is a relative file path (read against its catalog's folder): not a URL, and no
+    NUL (a path with one cannot be resolved: `watch` ended in "ValueError: embedded null byte")."""
+    return (isinstance(image, str) and bool(image.strip()) and "\0" not in image and not URL.match(image.strip())
+            and not Path(image.strip()).is_absolute())
+
+
 def _image_path(image: Any, base_dir: Path, product_id: str) -> str | None:
     """An image path made absolute against the catalog's folder (None when the row has none)."""
     if _is_missing(image):
         return None
-    if not isinstance(image, str) or "\0" in image:
+    if not isinstance(image, str):
         raise _RowError(f"image must be a file path (text), got {_kind(image)}", product_id)
+    if "\0" in image:  # "must be a file path (text), got str" said nothing of the NUL no file name can hold
+        raise _RowError(f"image path {one_line(image)[:80]} holds a NUL character, which no file name can; "
+                        "give the file's path", product_id)
     if URL.match(image.strip()):
         return image.strip()  # kept as written: encoding reports it as an image it does not download
     candidate = Path(image.strip())
@@ -365,17 +400,21 @@ _MONEY = r"(?:[$€£¥₹]|rs\.?|inr|usd|eur|gbp|aud|cad|chf|jpy|cny|sek|nok|dk
 CURRENCY = re.compile(rf"^{_MONEY}?\s*(.*?)\s*{_MONEY}?$", re.IGNORECASE)
 URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+LAKHS = re.compile(r"^\d{1,2}(?:,\d{2})+,\d{3}(?:\.\d+)?$")  # Indian grouping: "1,00,000", "12,34,567.50"
 DECIMAL_COMMA = re.compile(r"^\d+,\d{1,2}$")
+DOTTED_DECIMAL_COMMA = re.compile(r"^\d{1,3}(?:\.\d{3})+,\d{1,2}$")  # "1.299,50": thousands dots, a decimal comma
 
 
 def price_number(text: str) -> float:
-    """A price written as text: "1299", "1,299.50", "$19.99", "Rs. 999", "19,99 EUR" (a decimal comma);
-    ValueError for anything else."""
+    """A price written as text: "1299", "1,299.50", "$19.99", "Rs. 999", "₹ 1,00,000" (Indian grouping),
+    "19,99 EUR" and "1.299,50 €" (a decimal comma); ValueError for anything else."""
     number = CURRENCY.match(text.strip()).group(1)
-    if THOUSANDS.match(number):
+    if THOUSANDS.match(number) or LAKHS.match(number):
         number = number.replace(",", "")
     elif DECIMAL_COMMA.match(number):
         number = number.replace(",", ".")
+    elif DOTTED_DECIMAL_COMMA.match(number):
+        number = number.replace(".", "").replace(",", ".")
     return float(number)
 
 

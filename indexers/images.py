@@ -21,6 +21,7 @@ from shoplens.common.errors import ImageError
 
 MAX_IMAGE_BYTES = 50 * 2 ** 20  # 50 MiB
 MAX_IMAGE_PIXELS = 40_000_000  # e.g. 8000 x 5000
+MAX_ASPECT = 100  # longest side / shortest side; the encoders' resize to 224 px made a 1:500 strip 0 pixels high
 CHUNK = 1 << 20
 
 
@@ -83,10 +84,13 @@ def within_limits(source, name: str | Path):
                 width, height = image.size
                 if width * height > MAX_IMAGE_PIXELS:
                     raise ImageError(f"image {name} has {width}x{height} pixels; the limit is "
-                                     f"{MAX_IMAGE_PIXELS:,} pixels")
+                                     f"{MAX_IMAGE_PIXELS:,} pixels (use a smaller photo)")
+                if max(width, height) > MAX_ASPECT * min(width, height):  # resized to fit, a side became 0 pixels
+                    raise ImageError(f"image {name} is {width}x{height} pixels, a strip rather than a photo (one "
+                                     f"side more than {MAX_ASPECT} times the other); crop it or use another photo")
                 yield image
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError(f"image {name} has more than {MAX_IMAGE_PIXELS:,} pixels") from None
+            raise ImageError(f"image {name} has more than {MAX_IMAGE_PIXELS:,} pixels (use a smaller photo)") from None
 
 
 def _open_regular(path: str | Path):

@@ -64,6 +64,11 @@ def iter_raw_rows(path: str | Path, field_map: dict[str, list[str]] | None = Non
     if not path.is_file():
         raise CatalogError(f"{path} is not a regular file (a pipe or a device?); pass a catalog file")
     name = path.name.lower()
+    if name.endswith((".json", ".json.gz")):  # "use .jsonl" alone led to renaming an array, then to every line rejected
+        source = f"gunzip -c {path.name} | jq -c '.[]'" if name.endswith(".gz") else f"jq -c '.[]' {path.name}"
+        raise CatalogError(f"cannot read {path.name}: ShopLens reads JSON Lines, one product object a line; convert "
+                           f"a JSON array with {source} > products.jsonl, or rename a file that already has one "
+                           "object a line to .jsonl")
     if not name.endswith(SUPPORTED_SUFFIXES):
         raise CatalogError(
             f"cannot read {path.name}: unsupported format; use one of {', '.join(SUPPORTED_SUFFIXES)}"
@@ -150,6 +155,9 @@ def _csv_rows(path: Path, short_columns: set[str]) -> Iterator[tuple[int, Any, s
             raise CatalogError(f"{path.name}: cannot read the CSV header: {exc}") from None
         if header is None:
             return
+        if not any(name.strip() for name in header):  # every row would be "row has N cells, header has 0"
+            raise CatalogError(f"{path.name}: the CSV header (line 1) names no columns; the first line must "
+                               "name them, e.g. id,title,price (remove blank lines above it)")
         if any(_not_utf8(name) for name in header):
             raise CatalogError(f"{path.name}: the CSV header is not UTF-8 text; save the file as UTF-8")
         _check_unique_columns(path, header, "the CSV header")

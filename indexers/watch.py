@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from shoplens.common.errors import ConfigError, ShopLensError
-from shoplens.indexers.catalog import CANONICAL_FIELDS, iter_raw_rows, is_broken
+from shoplens.indexers.catalog import CANONICAL_FIELDS, iter_raw_rows, is_broken, relative_image_path
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.products import load_products
 from shoplens.indexers.updates import apply_rows, delete_products, read_id_lines
@@ -176,8 +176,8 @@ class Watcher:
                 continue
             row = dict(row)
             image = row.get(image_key)
-            if isinstance(image, str) and image and not Path(image).is_absolute():
-                row[image_key] = str((path.parent / image).resolve())
+            if relative_image_path(image):  # against this file's folder; validation reports the rest as it is
+                row[image_key] = str((path.parent / image.strip()).resolve())
             product_id = next((str(row[k]).strip() for k in id_keys if row.get(k) is not None), None)
             if product_id is None:
                 normal[f"\0{path}:{line}"] = (row, (path.name, line, ""))  # let validation report it

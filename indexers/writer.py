@@ -538,6 +538,9 @@ def build_index(catalog: str | Path, index_path: str | Path, options: WriteOptio
             f"{len(result.rejects)} bad row(s) in {result.path.name} (first: {first.describe()}); "
             f"index left unchanged; see {rejects_path}"
         )
+    if not result.rows_read:  # no rejects file was written: there is nothing in it to see
+        raise CatalogError(f"{result.path.name} holds no product rows (empty, blank lines or a header only); "
+                           "give a catalog with one product a row")
     if not result.products:
         raise CatalogError(f"{result.path.name} has no valid products ({len(result.rejects)} rejected); see {rejects_path}")
     writer = IndexWriter(index, options, progress, encoder)

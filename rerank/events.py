@@ -174,7 +174,7 @@ def read_events(path: str | Path, known_ids: set[str] | None = None) -> EventBat
                 except (ValueError, RecursionError) as exc:  # orjson's JSONDecodeError is a ValueError
                     reason = str(exc) if not isinstance(exc, RecursionError) else "nested too deeply"
                     if type(exc).__name__ == "JSONDecodeError":
-                        reason = f"invalid JSON: {exc}"
+                        reason = f"invalid JSON: {exc}" if _utf8(text) else "not UTF-8 text (save the file as UTF-8)"
                     rejects.append(EventReject(number, reason, text.decode("utf-8", "replace")))
     except (EOFError, zlib.error, OSError) as exc:
         raise EventsError(f"{path.name} ends early or is damaged after line {lines} ({exc}); nothing folded; "
@@ -182,6 +182,15 @@ def read_events(path: str | Path, known_ids: set[str] | None = None) -> EventBat
     ts, kinds, ids, queries, positions = (list(column) for column in zip(*rows)) if rows else ([], [], [], [], [])
     return EventBatch(np.asarray(ts, dtype=np.float64), np.asarray(kinds, dtype=np.int8), ids, queries,
                       np.asarray(positions, dtype=np.int32), rejects, lines, digest.hexdigest())
+
+
+def _utf8(text: bytes) -> bool:
+    """Whether a line is UTF-8 (orjson calls a Latin-1 or UTF-16 line "surrogates not allowed")."""
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 KEY_COLON = re.compile(rb'"\s*:')  # at least one per key of a JSON object (more where a string holds one)

@@ -256,6 +256,9 @@ def _load_topics(path: Path) -> dict[str, str]:
                 qid, text = parts[0].strip(), _query_text(parts[1])
         except ValueError as exc:
             raise JudgmentsError(f"{path.name} line {number}: {exc}") from None
+        if topics.get(qid, text) != text:  # the later text replaced the earlier silently, for every judgment of it
+            raise JudgmentsError(f"{path.name} line {number}: query {qid[:40]} is given again with other text "
+                                 f"({text[:40]!r}, was {topics[qid][:40]!r}); give each qid one text")
         topics[qid] = text
     if not topics:
         raise JudgmentsError(f"{path.name} holds no topics")

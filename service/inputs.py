@@ -28,6 +28,21 @@ class MalformedBody(QueryError):
     """The body cannot be parsed at all (broken JSON, bad multipart): a 400 rather than a 422."""
 
 
+def body_text(raw: bytes, send: str) -> str:
+    """A request body as text: UTF-8, a byte-order mark dropped (as in every file ShopLens reads); any other
+    encoding (Latin-1, UTF-16) is a MalformedBody naming the first bad byte, not a JSON parser's complaint
+    about "surrogates" at line 1 column 1."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MalformedBody(f"the body is not UTF-8 text (byte {exc.start + 1} is 0x{raw[exc.start]:02x}); {send} "
+                            "encoded as UTF-8") from None
+    if "\x00" in text:  # never in JSON text, always in UTF-16 (here without its byte-order mark)
+        raise MalformedBody(f"the body is not UTF-8 text (byte {raw.index(0) + 1} is 0x00, as in UTF-16); {send} "
+                            "encoded as UTF-8")
+    return text
+
+
 def validation_message(exc: ValidationError | list[dict[str, Any]]) -> str:
     """The first problem of a pydantic validation, as `field: what is wrong`."""
     errors = exc.errors() if isinstance(exc, ValidationError) else exc
@@ -101,7 +116,7 @@ def open_image_bytes(data: bytes, name: str = "<upload>"):
             image.load()
             opened = image.convert("RGB")
     except ImageError as exc:
-        raise QueryError(f"{' '.join(str(exc).split())}, send a smaller photo") from None
+        raise QueryError(" ".join(str(exc).split())) from None
     except (OSError, ValueError, SyntaxError, EOFError):
         raise QueryError("image is not a readable picture; send a JPEG, PNG or WebP photo") from None
     opened.filename = name
@@ -130,15 +145,15 @@ def search_request(body: SearchBody, image=None) -> SearchRequest:
 def event_lines(raw: bytes, content_type: str) -> list[str]:
     """Posted events as JSONL lines: a JSON array or object, or NDJSON (`content_type`, the media type the
     route accepted: application/json, or an NDJSON one such as application/x-ndjson)."""
+    text = body_text(raw, "send the events")
     if "ndjson" in content_type or "jsonl" in content_type:
-        try:
-            lines = [line for line in raw.decode("utf-8").splitlines() if line.strip()]
-        except UnicodeDecodeError:
-            raise EventsError("events must be UTF-8 text") from None
+        # lines end at "\n" (a "\r" before it is blank space to JSON); not str.splitlines(), which also ends
+        # one at U+2028 or U+0085, characters a JSON string may hold as they are
+        lines = [line for line in text.split("\n") if line.strip()]
     else:
         try:
-            data = loads_line(raw.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
+            data = loads_line(text)
+        except ValueError as exc:
             raise MalformedBody(f"malformed JSON: {str(exc).splitlines()[0].split(';')[0]}; send a JSON array of events") from None
         items = data if isinstance(data, list) else [data]
         lines = [json.dumps(item, ensure_ascii=False) for item in items]

@@ -121,6 +121,10 @@ def _add_search(app: FastAPI, state: ServiceState, search_key: Callable) -> None
     @app.post("/search", response_model=SearchResponseModel, responses=ERRORS, dependencies=[Depends(search_key)],
               openapi_extra=SEARCH_BODIES, summary="Search by text, photo or both (JSON or multipart upload)")
     async def search_post(request: Request):
+        if request.query_params:  # FastAPI would ignore them: "POST /search?k=5" answered with k=10
+            raise QueryError(f"POST /search takes its options in the body, not the query string (got "
+                             f"{next(iter(request.query_params))!r}); send them as JSON or form fields, "
+                             "or use GET /search?q=...")
         if media_type(request, SEARCH_TYPES) == "multipart/form-data":
             body, image = await _form_body(request)
         else:
@@ -146,14 +150,15 @@ def media_type(request: Request, accepted: tuple[str, ...]) -> str:
 def _json_object(raw: bytes) -> dict[str, Any]:
     import orjson
 
+    text = inputs.body_text(raw, "send the JSON")
     try:
-        data = orjson.loads(raw)
+        data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise inputs.MalformedBody(f"malformed JSON: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise QueryError("the body must be a JSON object such as {\"q\": \"red dress\", \"k\": 10}")
     try:  # orjson keeps the last of two equal keys ({"q": "shirt", "q": "shoes"}); user JSON refuses them
-        loads_line(raw.decode("utf-8"))
+        loads_line(text)
     except ValueError as exc:
         raise QueryError(f"{str(exc).split(';')[0]}; send each field once") from None
     return data
@@ -168,7 +173,11 @@ async def _form_body(request: Request):
         raise inputs.MalformedBody(f"malformed multipart body: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}") from None
     fields: dict[str, Any] = {}
     image = None
+    seen: set[str] = set()
     for name, value in form.multi_items():
+        if name in seen and name not in ("filter", "filters"):  # the last one was kept, silently
+            raise QueryError(f"form field {name!r} is given more than once; give it once (only filter repeats)")
+        seen.add(name)
         if isinstance(value, UploadFile):
             if name != "image":
                 raise QueryError(f"unexpected file field {name!r}; send the photo as the field `image`")

@@ -133,6 +133,47 @@ def test_arguments_that_are_not_utf8_are_one_line_in_a_real_process(tmp_path, ar
     assert "\\udc" in lines[0]  # the bad byte shown escaped
 
 
+def test_a_path_too_long_for_the_file_system_is_one_line_in_a_real_process(small_index, tmp_path):
+    """pathlib's exists() and is_file() raise ENAMETOOLONG instead of answering False, so any path argument
+    over 255 bytes a name (or 4,096 a path) ended in an OSError traceback, from whichever command met it
+    first; `main` now turns that error into one line naming the path, cut short, exit 2."""
+    long_name = "x" * 5000
+    env = dict(os.environ, SHOPLENS_INDEX=str(small_index))
+    for args in (["search", "shirt", "--index", long_name], ["index", long_name + ".jsonl", "--index", "ix"],
+                 ["update", long_name + ".jsonl"], ["delete", "--file", long_name], ["eval", long_name],
+                 ["search", "--queries", long_name], ["watch", long_name, "--once"], ["events", long_name]):
+        process = subprocess.run([sys.executable, "-m", "shoplens", *args], cwd=tmp_path, env=env,
+                                 capture_output=True, text=True, timeout=120)
+        lines = [line for line in process.stderr.splitlines() if line.strip()]
+        assert "Traceback" not in process.stderr, (args[0], process.stderr[-2000:])
+        assert process.returncode == 2 and len(lines) == 1, (args[0], process.stderr[-1000:])
+        assert "is too long for the file system; give a shorter one" in lines[0] and len(lines[0]) < 200, lines[0]
+    assert not (tmp_path / "ix").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["index", "{catalog}", "--index", ""], "--index is empty"), (["search", "shirt", "--index="], "--index is empty"),
+    (["index", "", "--index", "{tmp}/ix"], "the CATALOG argument is empty"),
+    (["search", "--image", "", "--index", "{tmp}/ix"], "--image is empty"),
+    (["watch", "", "--once"], "the INBOX argument is empty"), (["eval", ""], "the JUDGMENTS argument is empty"),
+    (["bench", "startup", "--save", ""], "--save is empty"), (["serve", "--events-inbox", ""], "--events-inbox is empty"),
+])
+def test_an_empty_path_argument_is_one_line_in_a_real_process(tmp_path, args, message):
+    """pathlib reads "" as ".": `index --index ""` (an unset shell variable) built an index into the current
+    folder, `watch ""` moved its files into processed/ and failed/, and other commands blamed "." for what
+    the user never typed. An empty path is now refused where arguments enter, naming the option."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "keep.jsonl").write_text('{"id": "1", "title": "Shirt"}\n')
+    argv = [a.format(catalog=work / "keep.jsonl", tmp=tmp_path) for a in args]
+    process = subprocess.run([sys.executable, "-m", "shoplens", *argv], cwd=work, capture_output=True, text=True,
+                             timeout=120, env=dict(os.environ, SHOPLENS_INDEX=str(tmp_path / "none")))
+    lines = [line for line in process.stderr.splitlines() if line.strip()]
+    assert process.returncode == 2 and len(lines) == 1 and lines[0] == f"error: {message}; give a path (is a " \
+        "shell variable unset?)", process.stderr[-1000:]
+    assert sorted(p.name for p in work.iterdir()) == ["keep.jsonl"]  # nothing made or moved in the current folder
+
+
 READ_ONLY_MOUNT = 'mount --bind -o ro "$0" "$0" && exec "$@"'  # in a private mount namespace: gone with the process
 
 

@@ -92,6 +92,9 @@ class ShellSession:
         line = line.strip()
         if not line:
             return [], False
+        if any("\ud800" <= char <= "\udfff" for char in line):  # bytes that were not UTF-8, kept as surrogates
+            return [Text("error: that line is not UTF-8 text; check the terminal's encoding and type it again",
+                         style="bold red")], False
         try:
             if not line.startswith(":"):
                 check_typed_text(line)

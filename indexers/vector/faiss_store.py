@@ -87,6 +87,9 @@ def resolve_kind(kind: str, rows: int, threshold: int) -> str:
     return "flat" if rows < threshold else "hnsw"
 
 
+PQ_CENTROIDS = 256  # an IVF-PQ codebook of 8 bits: k-means to 256 centroids needs at least 256 vectors
+
+
 def build_faiss_index(vectors: np.ndarray, kind: str, params: dict[str, Any]):
     """A new CPU FAISS index of the given kind holding `vectors` (ids 0..n-1)."""
     faiss = _faiss()
@@ -109,6 +112,9 @@ def build_faiss_index(vectors: np.ndarray, kind: str, params: dict[str, Any]):
             index = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_m, 8, faiss.METRIC_INNER_PRODUCT)
         if rows == 0:
             raise ConfigError("an IVF index needs vectors to train on; use kind flat for an empty store")
+        if kind == "ivfpq" and rows < PQ_CENTROIDS:  # FAISS's own check is a RuntimeError from its k-means
+            raise ConfigError(f"a FAISS ivfpq vector index needs at least {PQ_CENTROIDS} products to train its "
+                              f"codebooks, got {rows:,}; index with --vector-index auto, flat, hnsw or ivf")
         sample = 64 * nlist  # k-means on a sample: enough points per list, bounded time on large catalogs
         train = vectors if rows <= sample else vectors[np.random.default_rng(0).choice(rows, sample, replace=False)]
         index.train(np.ascontiguousarray(train))

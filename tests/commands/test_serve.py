@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from shoplens.cli import main
-from shoplens.commands.serve import check_address, check_api_key
+from shoplens.commands.serve import check_address, check_api_key, check_cors_origins
 from shoplens.common.errors import ConfigError
 
 
@@ -89,3 +89,22 @@ def test_the_warm_up_option_says_what_the_engine_defines():
 
     option = inspect.signature(serve).parameters["warm_up"].default
     assert (option.default, option.max) == (WARM_UP_QUERIES, MAX_WARM_UP_QUERIES)
+
+
+@pytest.mark.parametrize("origin, message", [
+    ("not a url", "is not an origin; give scheme://host"), ("localhost:3000", "is not an origin"),
+    ("ftp://files.example.com", "is not an origin"), ("http://x.example.com:abc", "is not an origin"),
+    ("http://localhost:3000/", "give http://localhost:3000$"), ("https://shop.example.com/path", "give https://shop.example.com$"),
+    ("http://user:pw@shop.example.com", "give http://shop.example.com$"), ("https://Shop.Example.com", "give https://shop.example.com$"),
+    ("https://shop.example.com:443", "give https://shop.example.com$"),
+])
+def test_a_cors_origin_no_browser_sends_is_refused_with_the_one_it_does(origin, message):
+    """--cors took any text and compared it with the Origin header as typed: `http://localhost:3000/` (a
+    trailing slash, as an address bar shows it) never matched, and CORS stayed off without a word."""
+    with pytest.raises(ConfigError, match=message):
+        check_cors_origins([origin])
+
+
+def test_usable_cors_origins_pass():
+    origins = ["*", "http://localhost:3000", "https://shop.example.com", "http://[::1]:8080", "http://127.0.0.1:8080"]
+    assert check_cors_origins(origins) == origins

@@ -19,3 +19,29 @@ def test_a_binary_queries_file_is_one_query_error(tmp_path):
     path.write_bytes(b"\x89PNG\r\n\x1a\n\xf2\xff")
     with pytest.raises(QueryError, match="queries.txt line 1 is not UTF-8 text"):
         read_queries(path, SearchRequest())
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"image": ["x.jpg"]}', "line 2: image must be a photo path, got a list"),
+    ('{"image": ""}', "line 2: image must be a photo path, got empty text"),
+    ('{"image": 5}', "line 2: image must be a photo path, got 5"),
+    ('{"text": 5}', "line 2: text must be text, got 5"),
+    ('{"query": ["red", "dress"]}', "line 2: query must be text, got a list"),
+    ('{"text": "shirt", "mode": null}', "line 2: mode must be text, got null"),
+    ('{"text": "shirt", "fusion": ["rrf"]}', "line 2: fusion must be text, got a list"),
+    ('{"text": "shirt", "id": {"a": 1}}', "line 2: id must be text or a whole number, got an object"),
+    ('{"text": "shirt", "query": "shoes"}', 'line 2: give the query text once, as "text"'),
+])
+def test_a_json_line_with_a_value_of_another_type_is_refused_before_any_search(tmp_path, line, message):
+    """Values were turned into text with str(): "image": ["x.jpg"] looked for a file named "['x.jpg']",
+    "image": "" opened the file's own folder ("query image . is not a regular file"), "mode": null asked
+    for mode 'None', and "text" beside "query" searched one of them silently. The file is now refused
+    as it is read, naming the line and the key, like "k": "5" already was."""
+    path = tmp_path / "queries.jsonl"
+    path.write_text('{"text": "red dress", "id": 7}\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(QueryError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_queries(path, SearchRequest())
+    path.write_text('{"text": "red dress", "id": 7, "mode": "lexical"}\n{"image": "x.jpg", "text": null}\n',
+                    encoding="utf-8")
+    first, second = read_queries(path, SearchRequest())
+    assert first.query_id == "7" and first.request.mode == "lexical" and second.request.image == str(tmp_path / "x.jpg")

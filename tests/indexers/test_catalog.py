@@ -104,14 +104,28 @@ def test_csv_separated_by_semicolons_or_tabs(tmp_path):
         assert (product.id, product.title, product.price) == ("1", "Red Shirt", 19.99)
 
 
+@pytest.mark.parametrize("head", ["\n", "\r\n\n", ",,\n", " ; \n"])
+def test_a_csv_whose_first_line_names_no_columns_is_refused(tmp_path, head):
+    """A blank line (or only separators) above the header was read as a header of no columns, and every row
+    was rejected as "row has 2 cells, header has 0"; the file is now refused, saying what line 1 must be."""
+    path = tmp_path / "c.csv"
+    path.write_text(head + "id,title\n1,Red Shirt\n", encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"header \(line 1\) names no columns.*remove blank lines"):
+        read_catalog(path)
+
+
 @pytest.mark.parametrize("text, price", [("1,299", 1299.0), ("1,299.50", 1299.5), ("$19.99", 19.99),
-                                         ("Rs. 999", 999.0), ("₹ 999", 999.0), ("19,99 EUR", 19.99), ("12 €", 12.0)])
+                                         ("Rs. 999", 999.0), ("₹ 999", 999.0), ("19,99 EUR", 19.99), ("12 €", 12.0),
+                                         # a shop in India groups by lakhs; a European one writes 1.299,50 (these
+                                         # were rejected as "not a number")
+                                         ("₹ 1,00,000", 100000.0), ("Rs. 12,34,567.50", 1234567.5),
+                                         ("1.299,50 €", 1299.5), ("EUR 1.234.567,8", 1234567.8)])
 def test_prices_written_with_currency_and_separators(tmp_path, text, price):
     path = write_lines(tmp_path / "c.jsonl", [json.dumps({"id": "1", "title": "Lamp", "price": text})])
     assert read_catalog(path).products[0].price == price
 
 
-@pytest.mark.parametrize("text", ["abc", "EUR", "10-20", "1.2.3", "NaN"])
+@pytest.mark.parametrize("text", ["abc", "EUR", "10-20", "1.2.3", "NaN", "1,00,00", "1,2,345", "1.299,5.0"])
 def test_prices_that_are_not_one_number_are_rejected(tmp_path, text):
     path = write_lines(tmp_path / "c.jsonl", [json.dumps({"id": "1", "title": "Lamp", "price": text})])
     result = read_catalog(path)
@@ -158,6 +172,55 @@ def test_unusable_files_are_clear_errors(tmp_path, name, message):
         (tmp_path / name).write_text("<x/>")
     with pytest.raises(CatalogError, match=message):
         read_catalog(tmp_path / name)
+
+
+@pytest.mark.parametrize("spec, named", [("title=Name", "'Name'"), ("title=name id=sku", "'name id=sku'"),
+                                         ("title=nme,label", "'nme', 'label'")])
+def test_a_map_from_a_column_the_file_lacks_names_that_column(tmp_path, spec, named):
+    """`--map title=Name` on a file whose column is `name` was answered "no row has 'title' ... e.g.
+    --map title=name": a suggestion of what the user had (almost) typed; the error now names the mapped
+    column the file does not have, and lists the columns it does."""
+    path = tmp_path / "c.csv"
+    path.write_text("sku,name\n1,Red Shirt\n2,Blue Shirt\n", encoding="utf-8")
+    with pytest.raises(CatalogError) as caught:
+        read_catalog(path, parse_field_map(["id=sku", spec]))
+    message = str(caught.value)
+    assert f"--map {spec} names" in message
+    assert named in message and "which no row has" in message and "columns are: sku, name" in message
+
+
+@pytest.mark.parametrize("name, text, what", [
+    ("array.jsonl", '[{"id": "1", "title": "Red Shirt"}, {"id": "2", "title": "Blue Shirt"}]\n', "one JSON array"),
+    ("pretty-array.jsonl", json.dumps([{"id": "1", "title": "Red Shirt"}], indent=2), "one JSON array"),
+    ("pretty.jsonl", json.dumps({"id": "1", "title": "Red Shirt"}, indent=2) + "\n", "spread over several lines"),
+    ("products.json", '[{"id": "1", "title": "Red Shirt"}]', "reads JSON Lines"),
+    ("products.json.gz", None, "gunzip -c products.json.gz | jq"),
+])
+def test_json_that_is_not_json_lines_says_what_it_is_and_how_to_convert(tmp_path, name, text, what):
+    """A JSON array or a pretty-printed object had every line rejected ("invalid JSON: Expecting value at
+    column 2" on "[", "Extra data" on each key), ending in "no valid products (6 rejected)"; a .json file was
+    told to "use .jsonl", and renamed, failed that way. The file is now refused as what it is, with the
+    conversion to run, before anything is written."""
+    path = tmp_path / name
+    if text is None:
+        path.write_bytes(gzip.compress(b'[{"id": "1", "title": "Red Shirt"}]'))
+    else:
+        path.write_text(text, encoding="utf-8")
+    with pytest.raises(CatalogError, match="JSON Lines") as caught:
+        read_catalog(path)
+    assert what in str(caught.value) and "jq -c" in str(caught.value), str(caught.value)
+    good = write_lines(tmp_path / "good.jsonl", ['{"id": "1", "title": "Red Shirt"}', "[1]"])
+    assert len(read_catalog(good).products) == 1  # a list on a later line of a good file is a rejected row
+
+
+def test_an_image_path_holding_a_nul_is_rejected_saying_so(tmp_path):
+    """The reason was "image must be a file path (text), got str" for a path that is text; it now names
+    the NUL character, the one thing wrong with it."""
+    path = write_lines(tmp_path / "c.jsonl", [json.dumps({"id": "1", "title": "Lamp", "image": "a\u0000b.jpg"}),
+                                              json.dumps({"id": "2", "title": "Desk", "image": 5})])
+    reasons = [r.reason for r in read_catalog(path).rejects]
+    assert reasons[0] == "image path a\\x00b.jpg holds a NUL character, which no file name can; give the file's path"
+    assert reasons[1] == "image must be a file path (text), got int"
 
 
 def test_field_map_errors():

@@ -54,12 +54,14 @@ def check_result(result, line_count):
 
 def read_or_mapping_hint(path):
     """The file's products and rejects; or None when no row has an id (or title) at all: then the one
-    file-level error is the mapping hint that lists the file's columns and suggests --map."""
+    file-level error is the mapping hint that lists the file's columns and suggests --map; or, when no row
+    is valid and line 1 opens a JSON array or a pretty-printed object, the hint that converts it to JSONL."""
     try:
         with bounded():
             return read_catalog(path)
     except CatalogError as exc:
-        assert "no valid products" in str(exc) and "--map" in str(exc), str(exc)
+        assert ("no valid products" in str(exc) and "--map" in str(exc)) or (
+            "is not JSON Lines" in str(exc) and "jq -c" in str(exc)), str(exc)
         return None
 
 

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from shoplens.common.errors import ImageError
-from shoplens.indexers.images import MAX_IMAGE_PIXELS, file_digest, open_image
+from shoplens.indexers.images import MAX_ASPECT, MAX_IMAGE_PIXELS, file_digest, open_image
 from shoplens.indexers.writer import image_digest
 from tests.fuzzing import png_header
 from tests.helpers import SAMPLE, bounded
@@ -43,3 +43,18 @@ def test_not_an_image_is_an_image_error(tmp_path):
     path.write_text("hello")
     with pytest.raises(ImageError, match="not an image"):
         open_image(path)
+
+
+@pytest.mark.parametrize("size", [(20000, 1), (1, 300), (5000, 49)])
+def test_a_strip_is_refused_before_decoding(tmp_path, size):
+    """A 20000x1 image passed every check, then the encoders' resize to 224 px made it 0 pixels high: a
+    ValueError traceback from `search --image`, and from `index`, whose whole run failed on one product's
+    photo. A side more than MAX_ASPECT times the other is now an ImageError, read from the header."""
+    from PIL import Image
+
+    path = tmp_path / "strip.png"
+    Image.new("RGB", size, (200, 30, 30)).save(path)
+    with pytest.raises(ImageError, match=r"a strip rather than a photo .* crop it"):
+        open_image(path)
+    Image.new("RGB", (MAX_ASPECT, 1)).save(path)  # at the limit: opens
+    assert open_image(path).size == (MAX_ASPECT, 1)

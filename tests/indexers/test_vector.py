@@ -193,3 +193,14 @@ def test_pq_hits_carry_exact_scores_and_merge_with_newer_rows(tmp_path):
     found, scores = store.search(query, 20)
     np.testing.assert_allclose(scores, store.fused[found] @ query, rtol=1e-5)  # one scale for both kinds of row
     assert found[0] == 3007 and list(scores) == sorted(scores, reverse=True)
+
+
+def test_ivfpq_on_fewer_vectors_than_its_codebook_is_a_config_error(tmp_path):
+    """`shoplens index` of a 30-product catalog with --vector-index ivfpq ended in FAISS's RuntimeError
+    ("Number of training points (30) should be at least as large as number of clusters") and a traceback;
+    an 8-bit PQ codebook needs 256 vectors, and fewer are now one ConfigError naming the kinds that work."""
+    with pytest.raises(ConfigError, match=r"ivfpq vector index needs at least 256 products .* got 255; index with"):
+        write(tmp_path, "v1", 255, "ivfpq")
+    assert not (tmp_path / "v1" / "state.json").exists()
+    write(tmp_path, "v2", 256, "ivfpq")
+    assert FaissStore.open(tmp_path / "v2", device="cpu").kind == "ivfpq"

@@ -100,3 +100,21 @@ def test_rejects_of_every_kind_go_to_the_index_rejects_file_with_their_file(smal
     assert not list(inbox.glob("*.rejects.jsonl")) and not (inbox / ".shoplens-batches").exists()
     assert sorted(p.name for p in (inbox / "processed").iterdir()) == ["clicks.events.jsonl", "copy.jsonl",
                                                                       "gone.delete.txt"]
+
+
+def test_image_paths_that_are_no_relative_file_are_left_to_validation(small_index, tmp_path):
+    """watch resolves a row's relative image against its file's folder; an image holding a NUL ended the
+    watcher in "ValueError: embedded null byte" (a traceback, the batch unapplied), and an image URL became
+    a local path (reported as "image file not found", not as a URL ShopLens does not download). Both are
+    now left as they are, so the row's reject, or the image problem, says what they are."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    watcher = Watcher(small_index, inbox, WatchConfig(settle_seconds=0))
+    drop(inbox, "copy.jsonl", [{"id": ROWS[0]["id"], "image": "a\u0000b.jpg"},
+                               {"id": ROWS[1]["id"], "image": "https://cdn.example.com/1.jpg"},
+                               {"id": ROWS[2]["id"], "description": "new copy"}])
+    commit, = watcher.step(force=True)
+    assert commit["queue"] == "normal" and commit["updated"] == 2 and commit["rejected"] == 1, commit
+    logged = [json.loads(line) for line in open(str(small_index) + ".rejects.jsonl", encoding="utf-8")]
+    assert "holds a NUL character" in logged[-1]["reason"]
+    assert record(small_index, ROWS[1]["id"])["image"] == "https://cdn.example.com/1.jpg"

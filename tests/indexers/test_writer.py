@@ -88,6 +88,38 @@ def test_empty_catalog_is_an_error(tmp_path, encoder):
     assert not IndexDirectory(tmp_path / "ix").exists()
 
 
+@pytest.mark.parametrize("name, content", [("empty.jsonl", b""), ("blank.jsonl", b"\n  \n\n"),
+                                           ("header.csv", b"id,title\n"), ("empty.jsonl.gz", None)])
+def test_a_catalog_without_rows_says_so_not_see_the_rejects(tmp_path, encoder, name, content):
+    """An empty file pointed at `<index>.rejects.jsonl` ("no valid products (0 rejected); see ..."), a file
+    that nothing was written to; it now says the catalog holds no rows, and nothing is created."""
+    import gzip
+
+    catalog = tmp_path / name
+    catalog.write_bytes(gzip.compress(b"") if content is None else content)
+    with pytest.raises(CatalogError, match="holds no product rows") as caught:
+        build_index(catalog, tmp_path / "ix", WriteOptions(device="cpu"), encoder=encoder)
+    assert "rejects" not in str(caught.value)
+    assert not IndexDirectory(tmp_path / "ix").exists() and not list(tmp_path.glob("ix*"))
+
+
+def test_a_product_whose_photo_is_a_strip_is_indexed_from_its_text(tmp_path, encoder):
+    """One product photo of 20000x1 pixels ended the whole `index` run with a ValueError traceback (the
+    encoder's resize made it 0 pixels high); it is now an unusable image, reported, and the product is
+    indexed from its text like any other."""
+    from PIL import Image
+
+    Image.new("RGB", (20000, 1), (0, 0, 0)).save(tmp_path / "strip.png")
+    rows = sample_products(2)
+    rows[0]["image"] = str(tmp_path / "strip.png")
+    rows[1]["image"] = str(SAMPLE.parent / rows[1]["image"])
+    report = build_index(write_catalog(tmp_path / "c.jsonl", rows), tmp_path / "ix", WriteOptions(device="cpu"),
+                         encoder=encoder)
+    manifest = IndexDirectory(tmp_path / "ix").manifest()
+    assert manifest["counts"]["products"] == 2 and manifest["counts"]["with_image"] == 1
+    assert any("strip rather than a photo" in problem.reason for problem in report.image_problems), report.to_json()
+
+
 def test_the_sample_catalog_builds(sample_index):
     manifest = IndexDirectory(sample_index).manifest()
     assert manifest["counts"]["products"] == 1500

@@ -45,3 +45,17 @@ def test_a_key_given_twice_rejects_the_event_naming_the_key(tmp_path):
     reasons = {r.line: r.reason for r in batch.rejects}
     assert sorted(reasons) == [1, 3] and len(batch) == 1 and batch.queries[0] == 'size ":" 42'
     assert "'id' appears twice" in reasons[1] and "'type' appears twice" in reasons[3]
+
+
+def test_a_line_that_is_not_utf8_is_rejected_as_such(tmp_path):
+    """A Latin-1 or UTF-16 events line was rejected as orjson put it, "invalid JSON: str is not valid UTF-8:
+    surrogates not allowed: line 1 column 1", which says nothing a user can act on; the reason is now the
+    one every other reader gives, and the good lines are kept."""
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b'{"ts": 1, "type": "click", "id": "a", "query": "caf\xe9"}\n'
+                     + '{"ts": 2, "type": "click", "id": "a"}\n'.encode("utf-16")
+                     + b'\n{"ts": 3, "type": "order", "id": "a"}\n')
+    batch = read_events(path, known_ids={"a"})
+    reasons = {r.line: r.reason for r in batch.rejects}
+    assert reasons[1] == reasons[2] == "not UTF-8 text (save the file as UTF-8)", reasons
+    assert len(batch) == 1 and batch.ts.tolist() == [3.0]

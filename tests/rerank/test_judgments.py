@@ -90,3 +90,17 @@ def test_trec_qrels_grading_a_pair_twice_differently_is_refused_and_the_same_gra
     qrels.write_text("1 0 p1 2\n2 0 p9 1\n1 0 p1 0\n")
     with pytest.raises(JudgmentsError, match=r"run.qrels line 3: product 'p1' is graded 2 and 0 for the same query"):
         load_judgments(qrels, topics)
+
+
+def test_a_topics_file_giving_a_qid_two_texts_is_refused_and_the_same_text_twice_is_kept(tmp_path):
+    """`1<TAB>shirt` then `1<TAB>shoe`: the later text replaced the earlier silently, so every judgment of
+    query 1 was evaluated against "shoe" (NDCG 0, and no word said why)."""
+    qrels = tmp_path / "run.qrels"
+    qrels.write_text("1 0 p1 2\n1 0 p2 0\n")
+    topics = tmp_path / "topics.tsv"
+    topics.write_text("1\tblue shirt\n2\tkurta\n1\tblue shirt\n")
+    assert load_judgments(qrels, topics) == {"blue shirt": {"p1": 2, "p2": 0}}
+    topics.write_text('1\tblue shirt\n{"qid": 1, "text": "running shoe"}\n')
+    with pytest.raises(JudgmentsError, match=r"topics.tsv line 2: query 1 is given again with other text "
+                                             r"\('running shoe', was 'blue shirt'\)"):
+        load_judgments(qrels, topics)

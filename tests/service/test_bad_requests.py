@@ -28,6 +28,15 @@ def huge_png(side: int = 30000) -> bytes:
         return png_header(Path(folder) / "big.png", side, side).read_bytes()
 
 
+def strip_png() -> bytes:
+    """20000x1 pixels: resized to the model's 224 px it was 0 pixels high (a 500 before the aspect limit)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (20000, 1)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 JSON = {"content-type": "application/json"}
 POSTS = [  # (class, raw body, headers)
     ("malformed JSON", b"{", JSON), ("malformed JSON", b"", JSON), ("malformed JSON", b"\xff\xfe", JSON),
@@ -60,7 +69,7 @@ BODIES = [  # (class, JSON body)
     ("filter", {"q": "shirt", "filters": ["brand=Ni\u001bke"]}),
     ("image", {"image": "%%%not base64%%%"}), ("image", {"image": b64(b"not an image")}),
     ("image", {"image": ""}), ("image", {"image": b64(PHOTO[:300])}), ("image", {"image": b64(huge_png())}),
-    ("image", {"image": b64(huge_png(10000))}),
+    ("image", {"image": b64(huge_png(10000))}), ("image", {"image": b64(strip_png())}),
     ("image", {"image": 5}), ("image", {"image": "data:image/jpeg;base64,"}),
     # a JSON body is typed: a value of another JSON type is a 422, not coerced ("k": true was k=1)
     ("wrong JSON type", {"q": "shirt", "k": True}), ("wrong JSON type", {"q": "shirt", "k": "5"}),
@@ -146,3 +155,63 @@ def test_a_thumbnail_size_given_twice_is_422(client):
 def test_unknown_product_is_404(client):
     response = client.get("/products/" + "x" * 400)
     assert response.status_code == 404 and "\n" not in response.json()["error"]
+
+
+@pytest.mark.parametrize("raw", [b'{"q": "caf\xe9 shirt"}', '{"q": "shirt"}'.encode("utf-16"),
+                                 '{"q": "shirt"}'.encode("utf-16-be")])
+def test_a_body_in_another_encoding_is_400_saying_utf8(client, raw):
+    """A Latin-1 or UTF-16 body was "malformed JSON: str is not valid UTF-8: surrogates not allowed: line 1
+    column 1 (char 0)" (orjson's words, and a wrong position); every body is now read as UTF-8 text in one
+    place, and refused saying so, for searches and events alike."""
+    for path, headers in (("/search", JSON), ("/events", JSON), ("/events", {"content-type": "application/x-ndjson"})):
+        response = client.post(path, content=raw, headers=headers)
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["error"].startswith("the body is not UTF-8 text (byte "), response.text
+
+
+def test_a_utf8_byte_order_mark_is_read_past(client):
+    """Like every file ShopLens reads, a body saved with a UTF-8 BOM (as some Windows tools write JSON) is
+    read; it was "malformed JSON: UTF-8 byte order mark (BOM) is not supported"."""
+    response = client.post("/search", content=b'\xef\xbb\xbf{"q": "shirt", "k": 2}', headers=JSON)
+    assert response.status_code == 200 and len(response.json()["results"]) == 2, response.text
+
+
+def test_an_ndjson_event_holding_a_line_separator_is_one_event(client):
+    """NDJSON lines end at "\\n"; str.splitlines() also ended one at U+2028 or U+0085, which a JSON
+    string may hold as it is, so one good event became two broken ones and the request a 422. A "\\r\\n"
+    line end is read too. The events are validated, not written: an unknown id keeps the inbox as it was."""
+    inbox = client.app.state.shoplens.settings.inbox
+    listing = lambda: sorted(p.name for p in inbox.iterdir()) if inbox.exists() else []  # noqa: E731
+    before = listing()
+    body = ('{"ts": 1, "type": "click", "id": "no-such-product", "query": "red\u2028shirt\u0085"}\r\n'
+            '{"ts": 2, "type": "click", "id": "no-such-product"}\r\n').encode()
+    response = client.post("/events", content=body, headers={"content-type": "application/x-ndjson"})
+    assert response.status_code == 422, response.text
+    assert [r["event"] for r in response.json()["rejects"]] == [1, 2], response.text
+    assert all("unknown product id" in r["reason"] for r in response.json()["rejects"]), response.text
+    assert listing() == before
+
+
+@pytest.mark.parametrize("query", ["k=5", "q=shirt", "explain=true&k=5"])
+def test_options_in_a_posts_query_string_are_422_not_ignored(client, query):
+    """`POST /search?k=5` with a JSON body answered with k=10: FastAPI ignored the query string, so the
+    client never learnt its option had no effect. The POST's options live in its body; a query string is
+    now a 422 that says so, for JSON and multipart bodies alike."""
+    for kwargs in ({"content": json.dumps({"q": "shirt"}), "headers": JSON}, {"data": {"q": "shirt"},
+                                                                             "files": {"image": ("x.jpg", PHOTO)}}):
+        response = client.post("/search?" + query, **kwargs)
+        assert_one_line_4xx(response)
+        assert response.status_code == 422 and "not the query string" in response.json()["error"], response.text
+
+
+@pytest.mark.parametrize("field, values", [("k", ["5", "6"]), ("q", ["shirt", "shoes"]), ("explain", ["true", "false"])])
+def test_a_multipart_field_given_twice_is_422(client, field, values):
+    """Like a JSON key or a GET parameter given twice, a form field given twice is refused; the last value
+    was kept silently (k=5 and k=6 answered 6 results). `filter` repeats, as in GET."""
+    fields = {"q": "shirt", "filter": ["price>=1", "price<=100000"], field: values}
+    response = client.post("/search", data=fields, files={"image": ("x.jpg", PHOTO)})
+    assert_one_line_4xx(response)
+    assert f"form field {field!r} is given more than once" in response.json()["error"], response.text
+    fields[field] = values[0]
+    response = client.post("/search", data={**fields, "k": "3"}, files={"image": ("x.jpg", PHOTO)})
+    assert response.status_code == 200 and len(response.json()["results"]) == 3, response.text

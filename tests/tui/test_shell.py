@@ -241,3 +241,21 @@ def test_an_escape_sequence_in_the_input_is_one_error_line(shop_index, tmp_path)
     assert "Traceback" not in process.stdout + process.stderr, process.stderr[-2000:]
     assert process.returncode == 0, process.stderr[-500:]
     assert "control character" in process.stdout and "k: 10 -> 3" in process.stdout, process.stdout[-1000:]
+
+
+def test_a_line_that_is_not_utf8_is_one_error_line(shop_index, tmp_path):
+    """Piped Latin-1 bytes ("caf\\xe9 shirt") reached the tokenizer as lone surrogates and ended the shell
+    with "TypeError: TextInputSequence must be str" and a traceback; such a line (a query, a filter, a
+    :save name) is now refused with one error line while the shell goes on."""
+    import subprocess
+
+    process = subprocess.run([sys.executable, "-m", "shoplens", "shell", "--index", str(shop_index), "--device", "cpu"],
+                             input=b"caf\xe9 shirt\n:save s\xff.json\n:k 3\n:quit\n", capture_output=True,
+                             cwd=str(tmp_path), timeout=300,
+                             env={"CUDA_VISIBLE_DEVICES": "", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin",
+                                  "TOKENIZERS_PARALLELISM": "false", "TERM": "dumb"})
+    output = (process.stdout + process.stderr).decode("utf-8", "replace")
+    assert "Traceback" not in output, output[-2000:]
+    assert process.returncode == 0, output[-500:]
+    assert output.count("that line is not UTF-8 text") == 2 and "k: 10 -> 3" in output, output[-1000:]
+    assert list(tmp_path.glob("s*.json")) == []
