@@ -337,7 +337,8 @@ def _ivf_centroids(target: Path, parent: Path | None, state: dict[str, Any], tex
     fused = np.ascontiguousarray(fuse_vectors(text, image, np.asarray(has_image, dtype=bool),
                                               float(params["image_weight"])), dtype=np.float32)
     lists = ivf_lists(len(fused))
-    kmeans = _faiss().Kmeans(fused.shape[1], lists, niter=20, seed=1234, spherical=True, verbose=False)
+    kmeans = _faiss().Kmeans(fused.shape[1], lists, niter=20, seed=1234, spherical=True, verbose=False,
+                             min_points_per_centroid=1)  # one list for under 78 rows: no FAISS warning on stderr
     kmeans.train(fused)
     centroids = np.asarray(kmeans.centroids, dtype=np.float32)
     params.update({"nlist": lists, "centroids": f"centroids-{segment_name}.npy"})

@@ -74,6 +74,14 @@ def faiss_threads(count: int | None) -> Iterator[None]:
         faiss.omp_set_num_threads(previous)
 
 
+def _quiet_clustering(index) -> None:
+    """No "WARNING clustering N points to K centroids" from FAISS on stderr (a small catalog: its lists and PQ
+    codebooks train on fewer points than FAISS's rule of thumb; the command says what it built)."""
+    index.cp.min_points_per_centroid = 1
+    if hasattr(index, "pq"):
+        index.pq.cp.min_points_per_centroid = 1
+
+
 def gpu_available() -> bool:
     faiss = _faiss()
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
@@ -117,6 +125,7 @@ def build_faiss_index(vectors: np.ndarray, kind: str, params: dict[str, Any]):
                               f"codebooks, got {rows:,}; index with --vector-index auto, flat, hnsw or ivf")
         sample = 64 * nlist  # k-means on a sample: enough points per list, bounded time on large catalogs
         train = vectors if rows <= sample else vectors[np.random.default_rng(0).choice(rows, sample, replace=False)]
+        _quiet_clustering(index)
         index.train(np.ascontiguousarray(train))
         index.nprobe = int(params["nprobe"])
         params["nlist"] = nlist

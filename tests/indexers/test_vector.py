@@ -204,3 +204,15 @@ def test_ivfpq_on_fewer_vectors_than_its_codebook_is_a_config_error(tmp_path):
     assert not (tmp_path / "v1" / "state.json").exists()
     write(tmp_path, "v2", 256, "ivfpq")
     assert FaissStore.open(tmp_path / "v2", device="cpu").kind == "ivfpq"
+
+
+@pytest.mark.parametrize("kind, rows", [("ivf", 20), ("ivf", 500), ("ivfpq", 300)])
+def test_ivf_on_a_small_catalog_trains_without_faiss_warnings(capfd, kind, rows):
+    """FAISS prints "WARNING clustering N points to K centroids" on stderr when lists or PQ codebooks train on
+    fewer points than its rule of thumb; a small catalog is not a warning the user can act on."""
+    from shoplens.indexers.vector.faiss_store import DEFAULTS, build_faiss_index
+
+    vectors = np.random.default_rng(0).normal(size=(rows, 32)).astype(np.float32)
+    index = build_faiss_index(vectors, kind, {**DEFAULTS, "nlist": 8 if rows >= 300 else None})
+    assert index.ntotal == rows and index.is_trained
+    assert "WARNING" not in capfd.readouterr().err
