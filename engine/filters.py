@@ -45,7 +45,10 @@ def parse_filter(text: str) -> Filter:
         raise FilterError(f"filter {text[:40]!r} has a control character (NUL, escape...); write it as plain text, "
                           "e.g. brand=Nike")
     match = _PATTERN.match(text)
-    if not match or not match.group(3):
+    if match and not match.group(3).strip():
+        raise FilterError(f"filter {text!r} has no value after {match.group(2)!r}; give one, e.g. "
+                          f"{match.group(1)}{match.group(2)}{'3000' if match.group(2) not in ('=', '==', '!=') else 'Nike'}")
+    if not match:
         raise FilterError(
             f"cannot parse filter {text!r}; write FIELD OP VALUE with OP one of = != < <= > >=, e.g. price<=3000 or brand=Nike"
         )

@@ -34,7 +34,7 @@ from typing import Any, Iterator
 from shoplens.common.errors import CatalogError
 from shoplens.common.jsontext import loads_line
 
-SUPPORTED_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".csv", ".csv.gz", ".parquet")
+SUPPORTED_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet")
 MAX_FIELD_CHARS = 1_000_000  # one text value (a CSV cell, a JSON string), in characters
 INT64 = (-(2 ** 63), 2 ** 63 - 1)
 SHORT_FIELDS = ("id", "title", "brand", "price", "image")  # never legitimately span lines in a CSV
@@ -77,7 +77,7 @@ def iter_raw_rows(path: str | Path, field_map: dict[str, list[str]] | None = Non
     try:
         if name.endswith(".parquet"):
             rows = _parquet_rows(path)
-        elif name.endswith((".csv", ".csv.gz")):
+        elif name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):  # the separator is read from the header
             rows = _csv_rows(path, _short_columns(field_map or {}))
         else:
             rows = _jsonl_rows(path)

@@ -41,7 +41,7 @@ from shoplens.indexers.updates import apply_rows, delete_products, read_id_lines
 PRIORITY_PATTERN = re.compile(r"price|stock|avail|inventory|quantity|qty|discount|sizes", re.IGNORECASE)
 EVENT_SUFFIXES = (".events.jsonl", ".events.jsonl.gz")
 DELETE_SUFFIXES = (".delete.txt", ".deletes.txt", ".delete.jsonl", ".deletes.jsonl")
-DELTA_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".parquet")
+DELTA_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet")
 
 # Folds events files into an index as one commit; returns a report with `version`, `folded` and `rejects`.
 FoldEvents = Callable[[Path, list[Path]], Any]

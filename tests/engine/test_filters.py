@@ -39,7 +39,8 @@ def test_parse():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("price", "cannot parse"), ("price<=", "cannot parse"), ("=Nike", "cannot parse"), ("brand==", "cannot parse"),
+    ("price", "cannot parse"), ("price<=", "has no value after '<='; give one, e.g. price<=3000"), ("=Nike", "cannot parse"),
+    ("brand==", "has no value after '=='; give one, e.g. brand==Nike"), ("brand= ", "has no value after '='"),
     ("price<=cheap", "needs a number"), ("price<1|2", "one number"),
 ])
 def test_parse_errors(text, message):

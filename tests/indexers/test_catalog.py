@@ -96,7 +96,7 @@ def test_csv_with_field_map_and_line_numbers(tmp_path):
 
 
 def test_csv_separated_by_semicolons_or_tabs(tmp_path):
-    for name, sep in (("semi.csv", ";"), ("tabs.csv", "\t")):
+    for name, sep in (("semi.csv", ";"), ("tabs.csv", "\t"), ("tabs.tsv", "\t")):  # .tsv is read as CSV
         path = tmp_path / name
         path.write_text(sep.join(["id", "title", "price"]) + "\n" + sep.join(["1", "Red Shirt", "19,99"]) + "\n",
                         encoding="utf-8")
