@@ -19,6 +19,7 @@ still read), or, when the file itself is unusable, into a CatalogError:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as _dt
 import decimal
@@ -73,6 +74,8 @@ def iter_raw_rows(path: str | Path, field_map: dict[str, list[str]] | None = Non
         raise CatalogError(
             f"cannot read {path.name}: unsupported format; use one of {', '.join(SUPPORTED_SUFFIXES)}"
         )
+    if not name.endswith(".parquet"):
+        _refuse_wide_text(path)
     last = [0]
     try:
         if name.endswith(".parquet"):
@@ -96,6 +99,32 @@ def _short_columns(field_map: dict[str, list[str]]) -> set[str]:
     for canonical in SHORT_FIELDS:
         columns.update(field_map.get(canonical, []))
     return columns
+
+
+WIDE_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (codecs.BOM_UTF16_LE, "UTF-16"),
+             (codecs.BOM_UTF16_BE, "UTF-16"))
+
+
+def _refuse_wide_text(path: Path) -> None:
+    """A text catalog saved as UTF-16 or UTF-32 (a spreadsheet's or PowerShell's "Unicode" export) is one error
+    naming the encoding, not every line rejected as "not UTF-8": a byte-order mark, or NUL bytes between the
+    characters of its first line."""
+    try:
+        with (gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")) as handle:
+            start = handle.read(256)
+    except (OSError, EOFError, zlib.error):
+        return  # the reader reports a damaged file with its line
+    encoding = next((name for bom, name in WIDE_BOMS if start.startswith(bom)), None)
+    if encoding is not None and start.count(b"\x00") * 10 < len(start):
+        encoding = None  # the mark's bytes, but not wide text (UTF-8 text holds no NUL): a broken first line
+    first = start.split(b"\n\x00", 1)[0] if encoding is None else b""
+    if encoding is None and len(first) >= 8 and first.count(b"\x00") * 2 >= len(first) - 1:
+        encoding = "UTF-16"
+    if encoding:
+        plain = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
+        source = f"gunzip -c {path.name} | iconv -f {encoding}" if plain != path.name else f"iconv -f {encoding} {path.name}"
+        raise CatalogError(f"{path.name} is {encoding} text, not UTF-8; save it as UTF-8 (e.g. `{source} -t UTF-8 > "
+                           f"utf8-{plain}`), then index that file")
 
 
 def _open_text(path: Path) -> io.TextIOBase:

@@ -230,3 +230,19 @@ def test_field_map_errors():
         parse_field_map(["name=title"])
     with pytest.raises(CatalogError, match="one column only"):
         parse_field_map(["price=a,b"])
+
+
+@pytest.mark.parametrize("name, encode, encoding", [
+    ("bom.jsonl", lambda t: t.encode("utf-16"), "UTF-16"),  # a byte-order mark
+    ("plain.jsonl", lambda t: t.encode("utf-16-le"), "UTF-16"),  # none: NUL bytes between the characters
+    ("wide.csv", lambda t: t.encode("utf-16-be"), "UTF-16"),
+    ("u32.jsonl", lambda t: t.encode("utf-32"), "UTF-32"),
+    ("packed.jsonl.gz", lambda t: gzip.compress(t.encode("utf-16")), "UTF-16"),
+])
+def test_a_utf16_or_utf32_catalog_is_one_error_naming_its_encoding(tmp_path, name, encode, encoding):
+    text = "id,title\n1,Red Shirt\n" if ".csv" in name else '{"id": "1", "title": "Red Shirt"}\n{"id": "2", "title": "Cap"}\n'
+    path = tmp_path / name
+    path.write_bytes(encode(text))
+    with pytest.raises(CatalogError, match=f"{name} is {encoding} text, not UTF-8; save it as UTF-8") as caught:
+        read_catalog(path)
+    assert "iconv -f " + encoding in str(caught.value) and ("gunzip -c" in str(caught.value)) == name.endswith(".gz")

@@ -7,6 +7,7 @@ non-empty JSONL line becomes a product or a reject.
 import gzip
 import json
 import math
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -55,13 +56,15 @@ def check_result(result, line_count):
 def read_or_mapping_hint(path):
     """The file's products and rejects; or None when no row has an id (or title) at all: then the one
     file-level error is the mapping hint that lists the file's columns and suggests --map; or, when no row
-    is valid and line 1 opens a JSON array or a pretty-printed object, the hint that converts it to JSONL."""
+    is valid and line 1 opens a JSON array or a pretty-printed object, the hint that converts it to JSONL; or,
+    when the file opens with NUL-laden bytes (or a UTF-16 / UTF-32 mark and NULs), the one saying to save it as UTF-8."""
     try:
         with bounded():
             return read_catalog(path)
     except CatalogError as exc:
         assert ("no valid products" in str(exc) and "--map" in str(exc)) or (
-            "is not JSON Lines" in str(exc) and "jq -c" in str(exc)), str(exc)
+            "is not JSON Lines" in str(exc) and "jq -c" in str(exc)) or (
+            re.search(r"is UTF-(16|32) text, not UTF-8", str(exc)) and "iconv" in str(exc)), str(exc)
         return None
 
 
