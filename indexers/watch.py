@@ -108,6 +108,17 @@ def classify(name: str) -> str | None:
     return None
 
 
+def _check_apart(inbox: Path, index: Path) -> None:
+    """The inbox must be neither the index's folder, nor inside it, nor hold it: the watcher moves what lands in
+    its inbox into processed/ and failed/, and an index's own files are never deltas."""
+    inbox, index = inbox.resolve(), index.resolve()
+    if inbox == index or index in inbox.parents or inbox in index.parents:
+        where = "is the index's folder" if inbox == index else \
+            ("is inside the index" if index in inbox.parents else "holds the index")
+        raise ShopLensError(f"inbox {inbox} {where} ({index}); give a folder of its own, outside the index, "
+                            "e.g. shop.inbox beside it")
+
+
 class Watcher:
     """Polls an inbox and turns what lands there into batched commits."""
 
@@ -120,6 +131,7 @@ class Watcher:
         self.inbox = Path(inbox)
         if not self.inbox.is_dir():
             raise ShopLensError(f"inbox {self.inbox} is not a directory; create it or pass another one")
+        _check_apart(self.inbox, self.index.path)
         self.config = config or WatchConfig()
         self.field_map = self.config.field_map
         self.on_commit = on_commit or (lambda report: None)

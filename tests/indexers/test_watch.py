@@ -1,8 +1,10 @@
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from shoplens.cli import app
+from shoplens.common.errors import ShopLensError
 from shoplens.indexers.index import IndexDirectory
 from shoplens.indexers.snapshot import Snapshot
 from shoplens.indexers.watch import WatchConfig, Watcher, classify
@@ -118,3 +120,16 @@ def test_image_paths_that_are_no_relative_file_are_left_to_validation(small_inde
     logged = [json.loads(line) for line in open(str(small_index) + ".rejects.jsonl", encoding="utf-8")]
     assert "holds a NUL character" in logged[-1]["reason"]
     assert record(small_index, ROWS[1]["id"])["image"] == "https://cdn.example.com/1.jpg"
+
+
+def test_an_inbox_that_is_the_index_or_inside_it_or_holding_it_is_refused(small_index, tmp_path):
+    """The watcher moves what lands in its inbox; the index's own files (and the rejects file beside it) are
+    never deltas. Nothing is created in the index's folder."""
+    before = sorted(p.name for p in small_index.iterdir())
+    for inbox, where in ((small_index, "is the index's folder"), (small_index / "versions", "is inside the index"),
+                         (small_index.parent, "holds the index")):
+        with pytest.raises(ShopLensError, match=f"{where} .*give a folder of its own"):
+            Watcher(small_index, inbox, WatchConfig(settle_seconds=0))
+    assert sorted(p.name for p in small_index.iterdir()) == before
+    result = CliRunner().invoke(app, ["watch", str(small_index), "--index", str(small_index), "--once"])
+    assert result.exit_code != 0 and "is the index's folder" in result.output and "Traceback" not in result.output
