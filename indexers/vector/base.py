@@ -116,6 +116,14 @@ def fuse_vectors(text: np.ndarray, image: np.ndarray, has_image: np.ndarray, ima
     return normalize_rows((1.0 - weight) * text + weight * image)
 
 
+MIN_LIST_ROWS = 39  # rows per IVF list at least (FAISS's k-means asks for 39 training points a centroid)
+
+
+def ivf_lists(rows: int) -> int:
+    """IVF lists for a store built on `rows` rows: about 4 sqrt(rows), at most rows / MIN_LIST_ROWS, at least 1."""
+    return int(max(1, min(rows // MIN_LIST_ROWS, int(4 * np.sqrt(max(rows, 1))))))
+
+
 def top_k(scores: np.ndarray, candidates: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """The `limit` best (candidate, score) pairs, best first."""
     if len(scores) == 0 or limit <= 0:

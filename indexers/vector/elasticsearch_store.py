@@ -50,7 +50,7 @@ import numpy as np
 from shoplens.common.errors import ConfigError, IndexCorruptError
 from shoplens.indexers.lexical.elasticsearch_store import TERMS_MAX, ElasticsearchStore, filter_clause
 from shoplens.indexers.storage import atomic_write_json, link_or_copy, read_json
-from shoplens.indexers.vector.base import VectorStore, fuse_vectors, normalize_rows
+from shoplens.indexers.vector.base import VectorStore, fuse_vectors, ivf_lists, normalize_rows
 from shoplens.indexers.vector.faiss_store import DEFAULTS
 
 FIELDS = {"joint": "vec", "native": "nvec"}  # a store's channel -> its documents' field
@@ -305,12 +305,6 @@ def check_kind(store: type[ElasticsearchVectorStore], kind: str | None) -> None:
 
 
 CENTROIDS_KEY = "_centroids"  # in the state a write returns (never saved): the IVF centroids its new rows use
-MIN_LIST_ROWS = 39  # rows per IVF list at least (FAISS's k-means asks for 39 training points a centroid)
-
-
-def ivf_lists(rows: int) -> int:
-    """IVF lists for a store built on `rows` rows: about 4 sqrt(rows), at most rows / MIN_LIST_ROWS, at least 1."""
-    return int(max(1, min(round(4 * np.sqrt(rows)), rows // MIN_LIST_ROWS)))
 
 
 def nearest_lists(vectors: np.ndarray, centroids: np.ndarray, count: int) -> np.ndarray:

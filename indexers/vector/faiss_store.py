@@ -25,7 +25,6 @@ unfiltered searches.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from contextlib import contextmanager
@@ -36,7 +35,7 @@ import numpy as np
 
 from shoplens.common.errors import ConfigError, IndexCorruptError
 from shoplens.indexers.storage import atomic_write_json, link_or_copy, read_json
-from shoplens.indexers.vector.base import VectorStore, fuse_vectors, normalize_rows, top_k
+from shoplens.indexers.vector.base import VectorStore, fuse_vectors, ivf_lists, normalize_rows, top_k
 
 INDEX_KINDS = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 DEFAULTS: dict[str, Any] = {
@@ -109,7 +108,7 @@ def build_faiss_index(vectors: np.ndarray, kind: str, params: dict[str, Any]):
         index.hnsw.efConstruction = int(params["ef_construction"])
         index.hnsw.efSearch = int(params["ef_search"])
     elif kind in ("ivf", "ivfpq"):
-        nlist = int(params.get("nlist") or max(1, min(rows // 39, int(4 * math.sqrt(max(rows, 1))))))
+        nlist = int(params.get("nlist") or ivf_lists(rows))
         quantizer = faiss.IndexFlatIP(dim)
         if kind == "ivf":
             index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)

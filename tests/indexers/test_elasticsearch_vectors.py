@@ -148,7 +148,7 @@ def ivf(tmp_path_factory, sample_index, encoder):
 
 
 def test_ivf_lists_on_the_cluster_find_what_exact_search_finds(ivf, sample_index, encoder):
-    from shoplens.indexers.vector.elasticsearch_store import ivf_lists
+    from shoplens.indexers.vector.base import ivf_lists
 
     exact, approximate = (Snapshot.open(IndexDirectory(p), device="cpu") for p in (sample_index, ivf))
     store = approximate.vectors

@@ -216,3 +216,10 @@ def test_ivf_on_a_small_catalog_trains_without_faiss_warnings(capfd, kind, rows)
     index = build_faiss_index(vectors, kind, {**DEFAULTS, "nlist": 8 if rows >= 300 else None})
     assert index.ntotal == rows and index.is_trained
     assert "WARNING" not in capfd.readouterr().err
+
+
+def test_ivf_lists_grow_with_the_square_root_and_keep_39_rows_a_list():
+    """One rule for FAISS IVF and the Elasticsearch IVF lists."""
+    from shoplens.indexers.vector.base import ivf_lists
+
+    assert [ivf_lists(n) for n in (0, 20, 100, 1500, 44_441, 1_000_000)] == [1, 1, 2, 38, 843, 4000]
