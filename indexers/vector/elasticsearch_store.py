@@ -27,8 +27,8 @@ Approximate, with `--vector-index ivf`: an inverted-file index built from what E
 first write clusters the rows' vectors (FAISS k-means, `ivf_lists`: about 4 sqrt(rows) lists, at least 39
 rows a list) and keeps the centroids in the folder (`centroids-SEG.npy`, carried to later versions); every
 document also carries its nearest centroid's number (`vec_list` / `nvec_list`), and a search first picks the
-query's `nprobe` nearest centroids (in ShopLens, a 1,000 x 512 product) and scores only the documents of
-those lists with the same script, so a query reads a few percent of the catalog instead of all of it. When
+query's `nprobe` nearest centroids (in ShopLens: lists x dimensions multiplications) and scores only those
+lists' documents with the same script, so a query reads a few percent of the catalog, not all of it. When
 the lists hold fewer than `limit` matching documents (a narrow filter), the search widens (4x the lists, up
 to all of them, which is the exact search). Compaction clusters again from the live rows; updates assign
 their rows to the existing centroids.
@@ -245,7 +245,6 @@ class ElasticsearchVectorStore(VectorStore):
                 "size": int(limit), "_source": False, "docvalue_fields": ["docno"], "track_total_hits": False}
         return self.documents.search_body(body)["hits"]["hits"]
 
-
     def vector_query(self, unit: np.ndarray, limit: int, filters: list[dict[str, Any]]) -> dict[str, Any]:
         """The query that ranks the documents `filters` select by inner product with `unit` (length 1)."""
         return {"script_score": {"query": {"bool": {"filter": filters}},
@@ -330,11 +329,14 @@ def _ivf_centroids(target: Path, parent: Path | None, state: dict[str, Any], tex
 
     fused = np.ascontiguousarray(fuse_vectors(text, image, np.asarray(has_image, dtype=bool),
                                               float(params["image_weight"])), dtype=np.float32)
-    lists = ivf_lists(len(fused))
-    kmeans = _faiss().Kmeans(fused.shape[1], lists, niter=20, seed=1234, spherical=True, verbose=False,
-                             min_points_per_centroid=1)  # one list for under 78 rows: no FAISS warning on stderr
-    kmeans.train(fused)
-    centroids = np.asarray(kmeans.centroids, dtype=np.float32)
+    if len(fused):
+        lists = ivf_lists(len(fused))
+        kmeans = _faiss().Kmeans(fused.shape[1], lists, niter=20, seed=1234, spherical=True, verbose=False,
+                                 min_points_per_centroid=1)  # one list for under 78 rows: no FAISS warning on stderr
+        kmeans.train(fused)
+        centroids = np.asarray(kmeans.centroids, dtype=np.float32)
+    else:  # nothing live (a compaction of an emptied index): one list, which the rows of later writes join
+        lists, centroids = 1, np.zeros((1, int(state["dim"])), dtype=np.float32)
     params.update({"nlist": lists, "centroids": f"centroids-{segment_name}.npy"})
     np.save(target / params["centroids"], centroids)
     return centroids

@@ -223,3 +223,26 @@ def test_ivf_lists_grow_with_the_square_root_and_keep_39_rows_a_list():
     from shoplens.indexers.vector.base import ivf_lists
 
     assert [ivf_lists(n) for n in (0, 20, 100, 1500, 44_441, 1_000_000)] == [1, 1, 2, 38, 843, 4000]
+
+
+@pytest.mark.parametrize("rows", [0, 20, 400])
+def test_the_elasticsearch_ivf_store_writes_its_lists_without_a_cluster(tmp_path, rows):
+    """The IVF store's files and its rows' list numbers (what its documents carry), for any number of rows: none
+    (a compaction of an emptied index) gives one list that later rows join."""
+    from shoplens.indexers.vector.base import ivf_lists
+    from shoplens.indexers.vector.elasticsearch_store import CENTROIDS_KEY, ElasticsearchVectorStore, nearest_lists
+
+    rng = np.random.default_rng(rows)
+    text, image = rng.normal(size=(rows, 16)).astype(np.float32), rng.normal(size=(rows, 16)).astype(np.float32)
+    first = ElasticsearchVectorStore.write(tmp_path / "v1", None, text, image, np.ones(rows, bool), "000001",
+                                           {"kind": "ivf"})
+    assert first["params"]["nlist"] == ivf_lists(rows) == len(first[CENTROIDS_KEY])
+    assert (tmp_path / "v1" / first["params"]["centroids"]).is_file() and CENTROIDS_KEY not in \
+        (tmp_path / "v1" / "state.json").read_text()
+    more = rng.normal(size=(5, 16)).astype(np.float32)
+    second = ElasticsearchVectorStore.write(tmp_path / "v2", tmp_path / "v1", more, more, np.ones(5, bool), "000002",
+                                            {"kind": "ivf"})
+    np.testing.assert_array_equal(second[CENTROIDS_KEY], first[CENTROIDS_KEY])  # updates join the same lists
+    fields = ElasticsearchVectorStore.lexical_fields(second, more, more, np.ones(5, bool))
+    np.testing.assert_array_equal(fields["vec_list"], nearest_lists(fields["vec"], first[CENTROIDS_KEY], 1)[:, 0])
+    assert fields["vec_list"].min() >= 0 and fields["vec_list"].max() < len(first[CENTROIDS_KEY])
