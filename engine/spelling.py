@@ -10,6 +10,12 @@ A term is corrected only when it is confidently a typo:
 - a catalog word used by at least MIN_SUGGESTION_COUNT products is within
   one edit (words of up to LONG_WORD letters) or two edits (longer words).
 
+A word two edits away is also a candidate for a short word when only its vowels
+or doubled letters differ (the same `skeleton`: "sandles" and "sandals"). Such a
+word wins, then one with the typed word's first letter (people rarely mistype
+a word's first letter), then the closer and the more used word: "sandles" is
+"sandals", not the more frequent "handles" one edit away.
+
 Numbers and short words are left alone. The rewritten query is shown to the
 user, who can search the original instead (--no-spell).
 """
@@ -49,6 +55,16 @@ def english_counts() -> dict[str, int]:
 def is_common_english(word: str) -> bool:
     """Whether a lower-cased word is a common English word (so not a typo, even when a catalog lacks it)."""
     return english_counts().get(word, 0) >= COMMON_ENGLISH
+_VOWELS = re.compile(r"[aeiouy]")
+_REPEATS = re.compile(r"(.)\1+")
+
+
+def skeleton(word: str) -> str:
+    """A word's first letter and its later consonants, doubled letters once: "sandles" and "sandals" are both
+    "sndls", "addidas" and "adidas" "ads". Vowels and doubled letters are what people misspell most."""
+    return _REPEATS.sub(r"\1", word[:1] + _VOWELS.sub("", word[1:]))
+
+
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'\-]*|[^A-Za-z]+")
 
 
@@ -106,11 +122,13 @@ class SpellCorrector:
         if is_common_english(lowered) or is_common_english(plain):
             return None
         edit = 1 if len(lowered) <= LONG_WORD else self.max_edit
-        suggestions = [s for s in self.prepare().lookup(lowered, Verbosity.CLOSEST, max_edit_distance=edit)
-                       if s.count >= MIN_SUGGESTION_COUNT]
+        shape = skeleton(lowered)
+        suggestions = [s for s in self.prepare().lookup(lowered, Verbosity.ALL, max_edit_distance=self.max_edit)
+                       if s.count >= MIN_SUGGESTION_COUNT and (s.distance <= edit or skeleton(s.term) == shape)]
         if not suggestions:
             return None
-        best = max(suggestions, key=lambda s: (-s.distance, s.count))
+        best = max(suggestions, key=lambda s: (skeleton(s.term) == shape, s.term[:1] == lowered[:1],
+                                               -s.distance, s.count))
         return best.term if best.term != lowered else None
 
     def correct(self, text: str) -> str | None:

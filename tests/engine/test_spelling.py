@@ -1,6 +1,6 @@
 """Spelling correction against a catalog vocabulary, and the vocabulary built from products."""
 
-from shoplens.engine.spelling import SpellCorrector
+from shoplens.engine.spelling import SpellCorrector, skeleton
 from shoplens.indexers.catalog import Product
 from shoplens.indexers.spelling import product_words, read_vocabulary, write_vocabulary
 
@@ -73,3 +73,12 @@ def test_a_newer_vocabulary_with_the_same_words_shares_the_built_deletes_and_tak
     grown = older.for_vocabulary({"shirts": 50, "skirts": 5, "jeans": 80, "sweaters": 9})  # a new word
     assert grown._symspell is None  # other words: a new corrector, built on first use
     assert grown.correct("sweaterz") == "sweaters" and older.correct("sweaterz") is None
+
+
+def test_a_misspelt_vowel_wins_over_a_nearer_more_frequent_word_and_the_first_letter_over_frequency():
+    corrector = SpellCorrector({"handles": 400, "sandals": 30, "candles": 90, "faucet": 12, "fauces": 2})
+    assert skeleton("sandles") == skeleton("sandals") == "sndls" != skeleton("handles")
+    assert corrector.correct("sandles for women") == "sandals for women"  # two edits, vowels only
+    assert corrector.correct("faucit") == "faucet"
+    assert corrector.correct("xandles") == "handles"  # none keeps the first letter or the skeleton: the most used
+    assert SpellCorrector({"bolts": 400, "colts": 30}).correct("cbolts") == "colts"  # one edit each: first letter
