@@ -209,6 +209,8 @@ def _types(tokens: list[str], facets: dict[str, dict[str, int]]) -> list[Constra
     for size in (2, 1):  # "sports shoes" before "shoes"
         for start in range(len(singular) - size, -1, -1):  # the last noun names the type
             phrase = " ".join(singular[start:start + size])
+            if size == 2 and phrase not in by_singular:  # a compound written as two words: "sweat shirt", "ear rings"
+                phrase = _singular("".join(tokens[start:start + size]))
             if phrase in by_singular:
                 values = tuple(by_singular[phrase])
                 if size == 1:  # "shoe" also means every kind of shoe: "Casual Shoes", "Sports Shoes"
@@ -292,10 +294,14 @@ def _qualified_type(tokens: list[str], found: Constraint, associate: Callable[..
     modifier = tokens[at - 1] if at > 0 else ""
     if not modifier or modifier in _NOT_TYPES or modifier in _AUDIENCE_WORDS or len(modifier) < 3 or modifier.isdigit():
         return [found]
-    value = associate(f"{modifier} {head[0]}", found)
-    if not value or found.values == (value,):
-        return [found]
-    return [Constraint("type", f"{modifier} {head[0]}", found.field, (value,))]
+    phrase = f"{modifier} {head[0]}"
+    value = associate(phrase, found)
+    if not value or found.values == (value,):  # perhaps a kind the catalog writes as one word: "tee shirt"
+        value = associate(phrase)
+        if not value or value in found.values or \
+                not _singular_phrase(value).replace(" ", "").endswith(_singular(head[0])):
+            return [found]  # "dress shirt" is not a dress: the phrase's kind must end with the type's noun
+    return [Constraint("type", phrase, found.field, (value,))]
 
 
 # a word stands for a category value when at least this share of the products that match it best share that

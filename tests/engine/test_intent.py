@@ -219,7 +219,7 @@ def test_a_phrase_the_catalog_ties_to_one_kind_narrows_the_type():
 
     def associate(words, within=None):
         asked.append(words)
-        assert within is not None and within.kind == "type"  # asked among the products of the type found
+        assert within is None or within.kind == "type"  # among the products of the type found, or all
         return {"school bag": "backpacks"}.get(words)
 
     bag = next(c for c in parse_intent("kids school bag", FACETS, associate).constraints if c.kind == "type")
@@ -227,10 +227,36 @@ def test_a_phrase_the_catalog_ties_to_one_kind_narrows_the_type():
     assert asked == ["school bag"]  # the audience word is never asked
     asked.clear()
     shirt = next(c for c in parse_intent("navy casual shirts", FACETS, associate).constraints if c.kind == "type")
-    assert (shirt.word, shirt.values) == ("shirts", ("shirts",)) and asked == ["casual shirts"]
+    assert (shirt.word, shirt.values) == ("shirts", ("shirts",))
+    assert asked == ["casual shirts", "casual shirts"]  # among shirts, then among all products
     asked.clear()
     parse_intent("blue jeans for men", FACETS, associate)  # a colour before the type is not a modifier
     assert asked == []
+
+
+def test_a_compound_written_as_two_words_is_the_type_the_catalog_writes_as_one():
+    facets = {**FACETS, "category": {**FACETS["category"], "sweatshirts": 20, "earrings": 15, "handbags": 9}}
+    for text, word, values in (("grey sweat shirt", "sweat shirt", ("sweatshirts",)),
+                               ("gold ear rings", "ear rings", ("earrings",)),
+                               ("t shirt", "tshirt", ("tshirts",)), ("hand bag", "hand bag", ("handbags",))):
+        kind = next(c for c in parse_intent(text, facets).constraints if c.kind == "type")
+        assert (kind.word, kind.values) == (word, values), text
+    assert parse_intent("dress shirt", facets).constraints[0].values == ("shirts",)  # not a compound here
+
+
+def test_a_phrase_the_whole_catalog_ties_to_a_kind_of_the_type_written_as_one_word_names_it():
+    facets = {**FACETS, "category": {**FACETS["category"], "sweatshirts": 20}}
+    whole = {"tee shirt": "tshirts", "dress shirt": "dresses", "formal shirt": "shirts"}
+
+    def associate(words, within=None):
+        return "shirts" if within is not None else whole.get(words)  # among shirts, every one is a shirt
+
+    def kind(text):
+        return next(c for c in parse_intent(text, facets, associate).constraints if c.kind == "type")
+
+    assert (kind("tee shirt").word, kind("tee shirt").values) == ("tee shirt", ("tshirts",))
+    assert kind("dress shirt").values == ("shirts",)  # a dress is not a kind of shirt: the word must end it
+    assert kind("formal shirt").values == ("shirts",)
 
 
 def test_retrieval_also_searches_the_words_of_the_one_type_a_query_stands_for():
