@@ -229,14 +229,26 @@ def parse_intent(text: str, facets: dict[str, dict[str, int]],
     low, high, rest = parse_price(text or "")
     level = _price_level(rest)
     tokens = _tokens(rest)
-    types = _types(tokens, facets)
+    head = _head_part(tokens)
+    types = _types(head, facets) or (_types(tokens, facets) if head is not tokens else [])
     if not types and associate is not None:
-        types = _associated_type(tokens, associate)
+        types = _associated_type(head, associate) or (_associated_type(tokens, associate) if head is not tokens else [])
     elif associate is not None:
         types = _qualified_type(tokens, types[0], associate)
     constraints = _audience(tokens, facets) + _colours(tokens, facets) + types
     return Intent(rest if rest else (text or ""), low, high, tuple(constraints), price_level=level,
                   type_words=_type_words(tokens, types))
+
+
+# words after which a query names what the product goes with, not what it is: "shoes that go with jeans"
+_QUALIFIERS = frozenset("for with that which to without matching".split())
+
+
+def _head_part(tokens: list[str]) -> list[str]:
+    """The query's words before its first qualifier ("shoes" of "shoes that go with jeans", "bulb" of "bulb for
+    ceiling fan"), where the type is read first; all of them when it starts with one or has none."""
+    at = next((i for i, token in enumerate(tokens) if token in _QUALIFIERS), 0)
+    return tokens[:at] if at > 0 else tokens
 
 
 def _type_words(tokens: list[str], types: list[Constraint]) -> str:

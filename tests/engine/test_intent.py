@@ -259,6 +259,18 @@ def test_a_phrase_the_whole_catalog_ties_to_a_kind_of_the_type_written_as_one_wo
     assert kind("formal shirt").values == ("shirts",)
 
 
+def test_the_type_is_what_the_query_names_before_it_says_what_the_product_goes_with():
+    def kind(text):
+        return [c.values for c in parse_intent(text, FACETS).constraints if c.kind == "type"]
+
+    assert kind("shoes that go with jeans") == kind("shoes")  # not jeans
+    assert kind("bag for laptop") == kind("bag") != kind("laptop bag")
+    assert kind("tshirt to wear with jeans") == [("tshirts",)]
+    assert kind("for men shoes") == kind("shoes")  # nothing before the first qualifier: the whole query
+    assert kind("gift for jeans lovers") == [("jeans",)]  # no type before it: the rest is read
+    assert parse_intent("blue jeans for men", FACETS).constraints[0].kind == "audience"  # after "for" as before
+
+
 def test_retrieval_also_searches_the_words_of_the_one_type_a_query_stands_for():
     """"kids school bag" also retrieves "backpacks" (a brand named "Be For Bag" repeats "bag", backpacks do not
     say it); words the query has already, or a type with several values, add nothing."""
