@@ -580,9 +580,10 @@ def _short_switches():
 def _best_matches(snapshot: Snapshot, words: str, within=None, holding=None) -> np.ndarray:
     """A word's ASSOCIATION_DEPTH best BM25 matches. A phrase's ("school bag") are the products holding every
     word (BM25 of the phrase would rank the products that say "bag" most, whatever kind of bag): those of its
-    rarest word that hold the others, none when every word is in more than PHRASE_DEPTH products (too common
-    to say anything). `within` (a constraint) keeps only the products meeting it; `holding(word)` gives a
-    word's products (`_holding`, or a cache of it)."""
+    rarest word that hold the others. When every word is in more than PHRASE_DEPTH products: none within a
+    constraint (narrowing a type on such words cost derived judgments NDCG), and across the catalog the
+    phrase's ASSOCIATION_DEPTH best BM25 matches that hold every word. `within` (a constraint) keeps only the
+    products meeting it; `holding(word)` gives a word's products (`_holding`, or a cache of it)."""
     from shoplens.engine.filters import filter_mask, parse_filter
     from shoplens.engine.intent import ASSOCIATION_DEPTH
 
@@ -590,9 +591,11 @@ def _best_matches(snapshot: Snapshot, words: str, within=None, holding=None) -> 
     if len(split) == 1:
         return snapshot.lexical.search(words, ASSOCIATION_DEPTH, snapshot.products.live)[0]
     pools = [pool for pool in map(holding or (lambda word: _holding(snapshot, word)), split) if pool is not None]
-    if not pools:
+    if not pools and within is not None:
         return np.empty(0, np.int64)
-    docnos = min(pools, key=len)
+    # every word is common ("tee shirt"), asked across the catalog: its best BM25 matches holding every word
+    docnos = min(pools, key=len) if pools else \
+        snapshot.lexical.search(words, ASSOCIATION_DEPTH, snapshot.products.live)[0].astype(np.int64)
     for word in split:
         docnos = docnos[snapshot.lexical.scores_of(word, docnos) > 0] if len(docnos) else docnos
     if within is not None and len(docnos):

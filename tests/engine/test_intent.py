@@ -300,6 +300,23 @@ def test_a_phrases_matches_hold_every_word(engine):
     assert np.all(snapshot.lexical.scores_of("wallet", found) > 0)
 
 
+def test_a_phrase_of_common_words_is_read_from_its_best_matches_holding_both(engine, monkeypatch):
+    import numpy as np
+
+    from shoplens.engine import intent
+    from shoplens.engine.search import _best_matches
+
+    snapshot = engine.snapshot
+    every = snapshot.products.live.nonzero()[0]
+    monkeypatch.setattr(intent, "PHRASE_DEPTH", 5)  # "leather" and "wallet" both count as common words now
+    found = _best_matches(snapshot, "leather wallet")
+    best = snapshot.lexical.search("leather wallet", intent.ASSOCIATION_DEPTH, snapshot.products.live)[0]
+    assert 0 < len(found) <= intent.ASSOCIATION_DEPTH and set(found.tolist()) <= set(best.tolist())
+    for word in ("leather", "wallet"):
+        assert np.all(snapshot.lexical.scores_of(word, found) > 0)
+    assert len(every) > len(found)
+
+
 @pytest.mark.parametrize("text, level", [
     ("cheap watches for men", "low"), ("Cheapest watch under 500", "low"), ("budget-friendly bag", "low"),
     ("premium shoes", "high"), ("luxury watch", "high"), ("cheapo shoes", None), ("watches", None),
