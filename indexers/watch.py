@@ -171,7 +171,7 @@ class Watcher:
             elif kind == "events":
                 self._enqueue(self.queues["events"], path, files=[path])
             elif kind == "deletes":
-                self._enqueue(self.queues["deletes"], path, ids=read_id_lines(path))
+                self._ingest_deletes(path)
             else:
                 self._ingest_upserts(path)
         except ShopLensError as exc:
@@ -207,6 +207,20 @@ class Watcher:
             self._enqueue(self.queues["priority"], path, rows=priority)
         if normal or broken:
             self._enqueue(self.queues["normal"], path, rows={**normal, **broken})
+
+    def _ingest_deletes(self, path: Path) -> None:
+        """A deletes file's ids join the deletes queue. One that holds none (empty, or only blank and comment
+        lines: an export on a day nothing was withdrawn) is done with at once, said in one line: it had sat in
+        the inbox unmoved and unmentioned, or moved with a batch it took no part in."""
+        ids = read_id_lines(path)
+        if ids:
+            self._enqueue(self.queues["deletes"], path, ids=ids)
+            return
+        self._move(path, "processed")
+        record = {"queue": "deletes", "file": path.name, "version": None,
+                  "note": "holds no ids (empty, or only blank and # comment lines); nothing to delete"}
+        self.commits.append(record)
+        self.on_commit(record)
 
     def _canonical_names(self, row: dict[str, Any]) -> set[str]:
         names = set()
