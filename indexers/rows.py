@@ -23,6 +23,7 @@ import codecs
 import csv
 import datetime as _dt
 import decimal
+import errno
 import gzip
 import io
 import json
@@ -92,8 +93,9 @@ def iter_raw_rows(path: str | Path, field_map: dict[str, list[str]] | None = Non
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise CatalogError(f"{path.name} ends early or is damaged after line {last[0]} ({exc}); "
                            "nothing was indexed from it; fix or re-create the file") from None
-    except OSError as exc:
-        raise CatalogError(f"cannot read {path}: {exc}") from None
+    except OSError as exc:  # "[Errno 13] Permission denied: '<the path again>'" said the path twice and no fix
+        fix = "; give this user read access to it (chmod a+r) or copy it where it can" if exc.errno == errno.EACCES else ""
+        raise CatalogError(f"cannot read the catalog {path} ({exc.strerror or exc}){fix}") from None
 
 
 def _short_columns(field_map: dict[str, list[str]]) -> set[str]:
