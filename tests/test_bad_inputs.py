@@ -128,6 +128,8 @@ def make_bad_files(folder: Path) -> Path:
         "judgments-conflict.jsonl": jsonl({"query": "shirt", "id": "x", "grade": 2},
                                           {"query": "shirt", "id": "x", "grade": 0}),
         "queries-punctuation.txt": b"shirt\n!!!\n", "queries-control.jsonl": b'{"text": "red \\u001b[31m shirt"}\n',
+        # JSON that is no object, in a file of JSON lines: was searched as the text "[1, 2]" / "null"
+        "queries-array.jsonl": b'{"text": "shirt"}\n[1, 2]\n', "queries-null.jsonl": b'{"text": "shirt"}\nnull\n',
     }
     for name, data in files.items():
         (folder / name).write_bytes(data)
@@ -143,6 +145,9 @@ def make_bad_files(folder: Path) -> Path:
 
     pq.write_table(pa.Table.from_arrays([pa.array(["p1"]), pa.array(["One"]), pa.array(["Two"])],
                                         names=["id", "title", "title"]), folder / "duplicate-columns.parquet")
+    # a column of photo bytes: every row was rejected with the same reason
+    pq.write_table(pa.table({"id": ["p1", "p2"], "title": ["One", "Two"], "thumb": [IMAGE.read_bytes()[:64]] * 2}),
+                   folder / "thumbs.parquet")
     return folder
 
 
@@ -167,6 +172,7 @@ CASES += [("catalog file", ["update", "{bad}/" + name, "--index", "{ix}"]) for n
 CASES += [("catalog file", ["index", "{bad}/" + name, "--index", "{tmp}/new", "--device", "cpu"])
           for name in ["missing.jsonl", "dir.jsonl", "empty.jsonl", "binary.jsonl", "corrupt.jsonl.gz",
                        "utf16.jsonl", "array.jsonl", "data.xml", "header-only.csv"]]
+CASES += [("catalog column", ["update", "{bad}/thumbs.parquet", "--index", "{ix}"])]
 CASES += [("catalog row --strict", ["update", "{bad}/" + name, "--index", "{ix}", "--strict"]) for name in ROW_KINDS]
 CASES += [("catalog row --strict", ["update", "{bad}/image-number.jsonl", "--index", "{ix}", "--strict"])]
 CASES += [("catalog --map", ["update", "{bad}/price-abc.jsonl", "--index", "{ix}", "--map", spec])
@@ -207,7 +213,8 @@ CASES += [("search query", ["search", *query, "--index", "{ix}"]) for query in [
     ["--queries", "{bad}/queries-utf16.txt"], ["--queries", "{bad}/corrupt.jsonl.gz"],
     # text with nothing to search for, or with control characters (typed, in a queries file)
     ["!!!???..."], ["\u200b"], ["\ufffd\ufffd"], ["red \x1b[31m shirt"], ["a\x00b"],
-    ["--queries", "{bad}/queries-punctuation.txt"], ["--queries", "{bad}/queries-control.jsonl"]]]
+    ["--queries", "{bad}/queries-punctuation.txt"], ["--queries", "{bad}/queries-control.jsonl"],
+    ["--queries", "{bad}/queries-array.jsonl"], ["--queries", "{bad}/queries-null.jsonl"]]]
 CASES += [("filter", ["search", "shirt", "--index", "{ix}", "--filter", spec]) for spec in [
     "price<=abc", "nosuchfield=1", "", "brand=", "=Nike", "price<=", "price<=nan", "price>=inf", "price<<3",
     "price<=1e400", "brand~Nike", "price<=-", "price=>3", "brand=Ni\x1bke", "brand=Nike\x00"]]
@@ -263,6 +270,7 @@ CASES += [("bench option", ["bench", *cmd]) for cmd in [
     ["latency", "--index", "{ix}", "--clients", "a,b"], ["latency", "--index", "{ix}", "-k", "0"],
     ["latency", "--index", "{ix}", "--queries", "{bad}/missing.txt"],
     ["latency", "--index", "{ix}", "--queries", "{bad}/queries-binary.txt"],
+    ["latency", "--index", "{ix}", "--queries", "{bad}/queries-array.jsonl"],
     ["latency", "--index", "{ix}", "--threads", "0"], ["latency", "--index", "{ix}", "--cache-size", "-1"],
     ["quality", "--index", "{ix}", "--judgments", "{bad}/missing.jsonl"],
     ["quality", "--index", "{ix}", "--judgments", "{bad}/binary.jsonl"],
