@@ -243,3 +243,7 @@ def test_other_number_fields_say_their_range_too(client):
                            ("rrf_k=0", "rrf_k: must be a number above 0 and at most 10000")):
         response = client.get("/search?q=shirt&" + query)
         assert response.status_code == 422 and response.json()["error"].startswith(message), response.text
+    product = client.get("/search", params={"q": "shirt", "k": 1}).json()["results"][0]["id"]
+    for size in ("abc", "1e30"):
+        response = client.get(f"/products/{product}/image?size={size}")
+        assert response.json()["error"] == f'size: must be one of 64, 128, 256, 512 (got "{size}")', response.text
