@@ -58,37 +58,67 @@ def not_utf8_argument(arguments: list[str]) -> str | None:
     return None
 
 
+def path_values(arguments: list[str]):
+    """(position in `arguments`, label, value, option prefix) of every value given for a path parameter of the
+    command the arguments name: an option's value (`--index DIR`, or `--index=DIR` with prefix "--index="),
+    or a positional argument (label `the CATALOG argument`). A look ahead of Click's parsing for the checks
+    `main` makes where arguments enter; it never raises (Click reports what it cannot parse)."""
+    try:
+        command, rest = typer.main.get_command(app), list(enumerate(arguments))
+        while rest and rest[0][1] in getattr(command, "commands", {}):
+            command = command.commands[rest.pop(0)[1]]
+        options = {name: p for p in command.params if p.param_type_name == "option" for name in p.opts}
+        positional = [p for p in command.params if p.param_type_name == "argument"]
+        index, found = 0, []
+        while rest:
+            at, token = rest.pop(0)
+            name, equals, value = token.partition("=")
+            if token.startswith("-") and name in options:
+                param = options[name]
+                if getattr(param, "is_flag", False) or getattr(param, "count", False):
+                    continue
+                if not equals and rest:
+                    at, value = rest.pop(0)
+                elif not equals:
+                    continue
+                if _takes_a_path(param):
+                    found.append((at, name, value, name + "=" if equals else ""))
+            elif not token.startswith("-") and index < len(positional):
+                param = positional[index]
+                index += 1 if param.nargs == 1 else 0
+                if _takes_a_path(param):
+                    found.append((at, f"the {param.name.upper()} argument", token, ""))
+    except Exception:  # noqa: BLE001 - a look ahead of Click's parsing: never the reason a command fails
+        return []
+    return found
+
+
 def empty_path_argument(arguments: list[str]) -> str | None:
     """An empty value given for a path (`--index ""`, a catalog `""`, often an unset shell variable), as an error
     line. pathlib reads "" as ".", the current folder: `index --index ""` built an index into it, `watch ""`
     moved its files, and other commands blamed "." for what the user never typed."""
     if "" not in arguments and not any(a.startswith("--") and a.endswith("=") for a in arguments):
         return None  # the common case costs nothing
-    try:
-        command, rest = typer.main.get_command(app), list(arguments)
-        while rest and rest[0] in getattr(command, "commands", {}):
-            command = command.commands[rest.pop(0)]
-        options = {name: p for p in command.params if p.param_type_name == "option" for name in p.opts}
-        positional = [p for p in command.params if p.param_type_name == "argument"]
-        index = 0
-        while rest:
-            token = rest.pop(0)
-            name, equals, value = token.partition("=")
-            if token.startswith("-") and name in options:
-                param = options[name]
-                if getattr(param, "is_flag", False) or getattr(param, "count", False):
-                    continue
-                value = value if equals else (rest.pop(0) if rest else None)
-                if value == "" and _takes_a_path(param):
-                    return f"error: {name} is empty; give a path (is a shell variable unset?)"
-            elif not token.startswith("-") and index < len(positional):
-                param = positional[index]
-                index += 1 if param.nargs == 1 else 0
-                if token == "" and _takes_a_path(param):
-                    return f"error: the {param.name.upper()} argument is empty; give a path (is a shell variable unset?)"
-    except Exception:  # noqa: BLE001 - a look ahead of Click's parsing: never the reason a command fails
-        return None
+    for _, label, value, _ in path_values(arguments):
+        if value == "":
+            return f"error: {label} is empty; give a path (is a shell variable unset?)"
     return None
+
+
+def expand_home(arguments: list[str]) -> list[str]:
+    """Path values that start with `~` (quoted, so the shell left them: `--index "~/idx"`, a catalog
+    `'~/x.jsonl'`, SHOPLENS_INDEX="~/idx") with the home folder put in, as the shell would have: they were
+    read as a folder named "~" in the current one ("no index at ~/idx", and `index` built one there)."""
+    index = os.environ.get("SHOPLENS_INDEX")
+    if index and index.startswith("~"):
+        os.environ["SHOPLENS_INDEX"] = os.path.expanduser(index)
+    if not any(a.startswith("~") or "=~" in a for a in arguments):
+        return arguments  # the common case costs nothing
+    expanded = list(arguments)
+    for at, _, value, prefix in path_values(arguments):
+        if value.startswith("~"):
+            expanded[at] = prefix + os.path.expanduser(value)
+    return expanded
 
 
 def _takes_a_path(param) -> bool:
@@ -119,6 +149,7 @@ def main() -> None:
     if problem:
         typer.echo(problem, err=True)
         sys.exit(2)
+    sys.argv[1:] = expand_home(sys.argv[1:])
     try:
         code = app(standalone_mode=False)
     except CLICK_ERROR as exc:

@@ -13,7 +13,7 @@ from typing import Any
 from shoplens.benchmarks.common import Report, percentiles
 from shoplens.benchmarks.lexical_twin import describe_stores, store_labels
 from shoplens.common.errors import ConfigError, QueryError
-from shoplens.common.textfile import text_lines
+from shoplens.engine.batch import query_lines
 from shoplens.engine.query import SearchRequest
 from shoplens.engine.query_cache import DEFAULT_CAPACITY
 
@@ -32,11 +32,8 @@ def read_queries(path: str | Path, base_dir: Path | None = None) -> list[SearchR
                          "file with one query a line")
     base_dir = base_dir or path.parent
     requests = []
-    for number, line in text_lines(path, QueryError):
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("{"):
+    for number, line, is_object in query_lines(path, QueryError, "save the file as UTF-8"):
+        if is_object:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:

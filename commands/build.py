@@ -136,6 +136,9 @@ def watch(
         if record.get("error"):
             err.print(f"{stamp} [yellow]{literal(files)}[/] ({record['queue']}): {literal(str(record['error']))}", highlight=False)
             return
+        if record.get("note"):
+            out.print(f"{stamp} {literal(files)} ({record['queue']}): {literal(record['note'])}", highlight=False)
+            return
         details = ", ".join(f"{k} {v}" for k, v in record.items()
                             if k not in ("queue", "version", "files", "file", "rejects_path") and v not in (0, None))
         head = "no change" if record["version"] is None else f"[bold green]version {record['version']}[/]"

@@ -37,11 +37,8 @@ def read_queries(path: str | Path, defaults: SearchRequest) -> list[BatchQuery]:
     if not path.is_file():
         raise QueryError(f"queries file {path} not found; give one query a line, or JSONL with text/image/filters")
     queries = []
-    for number, raw in text_lines(path, QueryError, "give one query a line as UTF-8 text"):
-        line = raw.strip()
-        if not line:
-            continue
-        query = _json_query(path, number, line, defaults) if line.startswith("{") \
+    for number, line, is_object in query_lines(path, QueryError, "give one query a line as UTF-8 text"):
+        query = _json_query(path, number, line, defaults) if is_object \
             else BatchQuery(number, replace(defaults, text=line))
         try:
             check_typed_text(query.request.text)
@@ -51,6 +48,35 @@ def read_queries(path: str | Path, defaults: SearchRequest) -> list[BatchQuery]:
     if not queries:
         raise QueryError(f"{path} holds no queries; give one query a line")
     return queries
+
+
+OBJECT_LINE = '{"text": "red dress", "image": "photo.jpg"}'
+
+
+def query_lines(path: Path, error: type[ShopLensError], hint: str) -> list[tuple[int, str, bool]]:
+    """(number, line, is_object) for each non-blank line of a queries file, as every reader of one takes them
+    (`search --queries`, `bench latency / warmup --queries`, `serve --warm-queries`): a line opening with "{"
+    is a JSON object for the caller to parse; any other line is plain query text, except JSON that is no
+    object: an array ([1, 2]) always, and a number, true, false or null in a file of JSON object lines, are
+    an error naming the line (they were searched as the text "[1, 2]" or "null"); a JSON string
+    ("red dress") is the text it holds. "42" in a file of plain lines stays a query (a size, a model number)."""
+    lines = [(number, raw.strip()) for number, raw in text_lines(path, error, hint) if raw.strip()]
+    objects = any(line.startswith("{") for _, line in lines)
+    read = []
+    for number, line in lines:
+        if line.startswith("{"):
+            read.append((number, line, True))
+            continue
+        try:
+            value = loads_line(line)
+        except ValueError:
+            value = line  # plain text
+        if isinstance(value, list) or (objects and (value is None or isinstance(value, (bool, int, float)))):
+            shown = line if len(line) <= 40 else line[:37] + "..."
+            raise error(f"{path.name} line {number}: {shown} is JSON but not an object; write each query as "
+                        f"plain text or as one JSON object a line, such as {OBJECT_LINE}")
+        read.append((number, value if isinstance(value, str) else line, False))
+    return read
 
 
 def _json_query(path: Path, number: int, line: str, defaults: SearchRequest) -> BatchQuery:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from shoplens.common.errors import ConfigError, ShopLensError
-from shoplens.common.textfile import text_lines
+from shoplens.engine.batch import query_lines
 from shoplens.engine.query import MAX_QUERY_CHARS, SearchRequest
 from shoplens.indexers.snapshot import Snapshot
 from shoplens.rerank import behaviour_store
@@ -67,15 +67,15 @@ def read_query_file(path: Path, limit: int = MAX_WARM_UP_QUERIES) -> list[str]:
     if not path.is_file():
         raise ConfigError(f"warm-up queries file {path} is not a regular file (a directory, pipe or device); "
                           "give a text file with one query a line")
-    lines = text_lines(path, ConfigError, "give a UTF-8 text file, one query a line")
-    texts = [text for number, line in lines if (text := _query_text(path, number, line.strip()))]
+    lines = query_lines(path, ConfigError, "give a UTF-8 text file, one query a line")
+    texts = [text for number, line, is_object in lines if (text := _query_text(path, number, line, is_object))]
     if not texts:
         raise ConfigError(f"warm-up queries file {path} holds no query text; write one query a line")
     return texts[:limit]
 
 
-def _query_text(path: Path, number: int, line: str) -> str | None:
-    if not line.startswith("{"):
+def _query_text(path: Path, number: int, line: str, is_object: bool) -> str | None:
+    if not is_object:
         text = line
     else:
         try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from shoplens.common.errors import CatalogError, one_line
-from shoplens.indexers.rows import SUPPORTED_SUFFIXES, BrokenRow as _BrokenRow, ValueProblem, clean_value, iter_raw_rows
+from shoplens.indexers.rows import SUPPORTED_SUFFIXES, BrokenRow as _BrokenRow, ValueProblem, clean_row, iter_raw_rows
 
 CANONICAL_FIELDS = ("id", "title", "description", "brand", "category", "price", "image")
 MAX_ID_CHARS = 512
@@ -157,7 +157,7 @@ def validate_rows(rows: Iterable[RawRow], name: str, base_dir: Path, field_map: 
     for row in rows:
         validator.add(*row)
     hint = mapping_hint(name, validator.rejects, validator.columns, bool(validator.products), field_map) \
-        or layout_hint(name, validator.rejects, bool(validator.products))
+        or layout_hint(name, validator.rejects, bool(validator.products)) or column_hint(name, validator)
     if hint:
         raise CatalogError(hint)
     return CatalogReadResult(validator.products, validator.rejects, Path(name), validator.rows_read)
@@ -205,6 +205,19 @@ def layout_hint(name: str, rejects: list["Reject"], any_valid: bool) -> str | No
             f"(e.g. {command} > products.jsonl)")
 
 
+def column_hint(name: str, validator: "_Validator") -> str | None:
+    """Every row rejected for a value of the same column (a Parquet column of image bytes, of durations, of
+    unsigned 64-bit hashes; a JSON field that is Infinity everywhere): the column is the problem, not each row.
+    One error names it and its reason instead of the same reject on every line."""
+    rejects = validator.rejects
+    if validator.products or len(rejects) < 2 or list(validator.value_columns.values()) != [len(rejects)]:
+        return None
+    column = next(iter(validator.value_columns))
+    fix = ("save each photo as a file and give its path there" if column in validator.field_map.get("image", ["image"])
+           else "drop that column from the file, or store it as text or numbers")
+    return f"{name} has no valid products: every row was rejected for column {column!r} ({rejects[0].reason}); {fix}"
+
+
 def is_broken(row: Any) -> str | None:
     """The reason a raw row could not even be parsed, or None."""
     if isinstance(row, _BrokenRow):
@@ -226,6 +239,7 @@ class _Validator:
         self.seen: dict[str, int] = {}
         self.rows_read = 0
         self.columns: dict[str, None] = {}  # column names of the first rows, in order (for mapping hints)
+        self.value_columns: dict[str | None, int] = {}  # rows rejected for a value of a column, by column
 
     def add(self, line: int, row: Any, raw: str, source: str | None = None) -> None:
         self.rows_read += 1
@@ -243,9 +257,10 @@ class _Validator:
         if self.rows_read <= 100:
             self.columns.update(dict.fromkeys(str(key) for key in row))
         try:
-            row = {str(key): clean_value(str(key), value) for key, value in row.items()}
+            row = clean_row(row)
             product = normalize_row(row, self.field_map, self.base_dir, self.existing)
         except ValueProblem as exc:
+            self.value_columns[exc.column] = self.value_columns.get(exc.column, 0) + 1
             return Reject(line, str(exc), raw=raw or _dump(row))
         except _RowError as exc:
             return Reject(line, str(exc), id=exc.product_id, raw=raw or _dump(row))

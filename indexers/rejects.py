@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
+from shoplens.common.errors import ConfigError
+
 REJECT_KINDS = ("catalog", "update", "delete", "events")
 
 
@@ -44,8 +46,13 @@ def record_rejects(index_path: str | Path, kind: str, source: str, rejects: Sequ
     lines = "".join(json.dumps({"at": at, "kind": kind, "source": source, **reject.to_json()}, ensure_ascii=False,
                                default=str) + "\n" for reject in rejects)
     if lines:
-        path.parent.mkdir(parents=True, exist_ok=True)  # a first build into a folder that does not exist yet
-        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)  # a first build into a folder that does not exist yet
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:  # a PermissionError traceback after the rows were read, the commit not yet made
+            raise ConfigError(f"cannot write the rejects file {path} ({exc.strerror or exc}); rejected rows are "
+                              f"kept there, beside the index: make {Path(os.path.abspath(path)).parent} writable for this user (or move "
+                              "the index to a folder that is); nothing was changed") from None
         try:
             data = lines.encode("utf-8")
             while data:

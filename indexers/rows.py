@@ -23,6 +23,7 @@ import codecs
 import csv
 import datetime as _dt
 import decimal
+import errno
 import gzip
 import io
 import json
@@ -52,7 +53,9 @@ class BrokenRow:
 
 
 class ValueProblem(ValueError):
-    """A raw value breaks a rule of `clean_value`; the message names the field."""
+    """A raw value breaks a rule of `clean_value`; the message names the field, `column` the row's column."""
+
+    column: str | None = None
 
 
 def iter_raw_rows(path: str | Path, field_map: dict[str, list[str]] | None = None) -> Iterator[tuple[int, Any, str]]:
@@ -90,8 +93,9 @@ def iter_raw_rows(path: str | Path, field_map: dict[str, list[str]] | None = Non
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise CatalogError(f"{path.name} ends early or is damaged after line {last[0]} ({exc}); "
                            "nothing was indexed from it; fix or re-create the file") from None
-    except OSError as exc:
-        raise CatalogError(f"cannot read {path}: {exc}") from None
+    except OSError as exc:  # "[Errno 13] Permission denied: '<the path again>'" said the path twice and no fix
+        fix = "; give this user read access to it (chmod a+r) or copy it where it can" if exc.errno == errno.EACCES else ""
+        raise CatalogError(f"cannot read the catalog {path} ({exc.strerror or exc}){fix}") from None
 
 
 def _short_columns(field_map: dict[str, list[str]]) -> set[str]:
@@ -252,11 +256,23 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, Any, str]]:
     number = 0
     try:
         for batch in parquet.iter_batches(batch_size=4096):
-            for row in batch.to_pylist():
+            for row in batch.to_pylist(maps_as_pydicts="strict"):  # a map column is an object, as in JSON
                 number += 1
                 yield number, row, ""
     except Exception as exc:  # a damaged row group or a type pyarrow cannot convert to Python
         raise CatalogError(f"cannot read Parquet file {path} after row {number}: {exc}") from None
+
+
+def clean_row(row: dict) -> dict[str, Any]:
+    """Every value of a raw row through `clean_value`; a ValueProblem says which column it came from."""
+    cleaned: dict[str, Any] = {}
+    for key, value in row.items():
+        try:
+            cleaned[str(key)] = clean_value(str(key), value)
+        except ValueProblem as exc:
+            exc.column = str(key)
+            raise
+    return cleaned
 
 
 def clean_value(name: str, value: Any, depth: int = 0) -> Any:
@@ -291,6 +307,8 @@ def clean_value(name: str, value: Any, depth: int = 0) -> Any:
         return value
     if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
         return value.isoformat()
+    if isinstance(value, _dt.timedelta):  # a Parquet duration: "which a catalog cannot hold" named no fix
+        raise ValueProblem(f"field {name!r} holds a duration ({value}); store a duration as a number of seconds")
     if depth >= MAX_NESTING:
         raise ValueProblem(f"field {name!r} is nested more than {MAX_NESTING} levels deep")
     if isinstance(value, dict):

@@ -108,7 +108,8 @@ def read_ids(path: str | Path) -> list[str]:
 
 
 def read_id_lines(path: str | Path) -> list[tuple[int, str]]:
-    """(line number, id) of every id in an ids file, as `read_ids` reads them."""
+    """(line number, id) of every id in an ids file, as `read_ids` reads them; blank lines and comments (a line
+    that is "#" or opens with "# ") hold none."""
     path = Path(path)
     if not path.exists():
         raise CatalogError(f"ids file {path} does not exist; check the path")
@@ -117,7 +118,7 @@ def read_id_lines(path: str | Path) -> list[tuple[int, str]]:
     ids = []
     for number, raw in text_lines(path, CatalogError, "give one id a line"):
         line = raw.strip()
-        if not line:
+        if not line or line == "#" or line.startswith("# "):  # blank, or a comment ("#123" stays an id)
             continue
         if "\0" in line or len(line) > 512:
             raise CatalogError(f"{path.name} line {number} is not an id (binary data or over 512 characters)")

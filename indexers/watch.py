@@ -24,7 +24,9 @@ Without one, events files fail with a note saying so.
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import re
 import shutil
 import time
@@ -119,6 +121,22 @@ def _check_apart(inbox: Path, index: Path) -> None:
                             "e.g. shop.inbox beside it")
 
 
+def _make_folders(inbox: Path) -> None:
+    """processed/ and failed/ in the inbox, which the watcher must be able to write: it moves every file it
+    has read into one of them (an inbox this user cannot write ended the watcher in a PermissionError
+    traceback, or, with the folders already there, after a batch was committed, its files left to be read
+    again)."""
+    try:
+        for folder in (inbox, inbox / "processed", inbox / "failed"):
+            folder.mkdir(exist_ok=True)
+            if not os.access(folder, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+                raise PermissionError(errno.EACCES, "Permission denied", str(folder))
+    except OSError as exc:
+        raise ConfigError(f"cannot write in the inbox folder {exc.filename or inbox} ({exc.strerror or exc}); the "
+                          "watcher moves each file it reads into processed/ or failed/ there: make the inbox "
+                          "writable for this user, or pass another") from None
+
+
 class Watcher:
     """Polls an inbox and turns what lands there into batched commits."""
 
@@ -146,8 +164,7 @@ class Watcher:
         self.pending_files: dict[Path, int] = {}  # file -> queues still holding its changes
         self.seen: dict[Path, tuple[float, int]] = {}
         self.commits: list[dict[str, Any]] = []
-        (self.inbox / "processed").mkdir(exist_ok=True)
-        (self.inbox / "failed").mkdir(exist_ok=True)
+        _make_folders(self.inbox)
 
     # -- discovering files --------------------------------------------------------------
 
@@ -171,7 +188,7 @@ class Watcher:
             elif kind == "events":
                 self._enqueue(self.queues["events"], path, files=[path])
             elif kind == "deletes":
-                self._enqueue(self.queues["deletes"], path, ids=read_id_lines(path))
+                self._ingest_deletes(path)
             else:
                 self._ingest_upserts(path)
         except ShopLensError as exc:
@@ -207,6 +224,20 @@ class Watcher:
             self._enqueue(self.queues["priority"], path, rows=priority)
         if normal or broken:
             self._enqueue(self.queues["normal"], path, rows={**normal, **broken})
+
+    def _ingest_deletes(self, path: Path) -> None:
+        """A deletes file's ids join the deletes queue. One that holds none (empty, or only blank and comment
+        lines: an export on a day nothing was withdrawn) is done with at once, said in one line: it had sat in
+        the inbox unmoved and unmentioned, or moved with a batch it took no part in."""
+        ids = read_id_lines(path)
+        if ids:
+            self._enqueue(self.queues["deletes"], path, ids=ids)
+            return
+        self._move(path, "processed")
+        record = {"queue": "deletes", "file": path.name, "version": None,
+                  "note": "holds no ids (empty, or only blank and # comment lines); nothing to delete"}
+        self.commits.append(record)
+        self.on_commit(record)
 
     def _canonical_names(self, row: dict[str, Any]) -> set[str]:
         names = set()

@@ -22,6 +22,7 @@ from shoplens.engine.query import SearchRequest, check_typed_text
 from shoplens.indexers.images import ImageError, within_limits
 from shoplens.rerank.events import EventReject, read_events
 from shoplens.service.schemas import MAX_EVENTS, SearchBody
+from shoplens.service.thumbnails import THUMBNAIL_SIZES
 
 
 class MalformedBody(QueryError):
@@ -51,9 +52,35 @@ def validation_message(exc: ValidationError | list[dict[str, Any]]) -> str:
     first = errors[0]
     where = ".".join(str(part) for part in first.get("loc", ())  # not pydantic's union tags: "tuple[float, float]"
                      if part not in ("body", "query", "path") and "[" not in str(part))
-    message = str(first.get("msg", "invalid value")).replace("\n", " ")
+    message = number_range(where, first) or str(first.get("msg", "invalid value")).replace("\n", " ")
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return f"{where}: {message}{more}" if where else message + more
+
+
+NUMBER_ERRORS = ("int_", "float_", "greater_than", "less_than", "finite_number")
+
+
+def number_range(field: str, error: dict[str, Any]) -> str | None:
+    """A number field's problem (k past 100 or past 2^64, k as "ten", 1.5, "5" or true) as the one rule it
+    breaks, `must be a whole number from 1 to 100 (got ...)`, for GET parameters, JSON and form fields alike;
+    pydantic's words ("Input should be a valid integer, unable to parse string as an integer") gave the type
+    without the range, or the range without the type."""
+    if not str(error.get("type", "")).startswith(NUMBER_ERRORS):
+        return None
+    given = json.dumps(error.get("input"), default=str)
+    given = given if len(given) <= 30 else given[:27] + "..."
+    if field == "size":  # GET /products/{id}/image?size=abc: the route's own rule, as it words it for size=7
+        return f"must be one of {', '.join(map(str, THUMBNAIL_SIZES))} (got {given})"
+    info = SearchBody.model_fields.get(field)
+    if info is None:
+        return None
+    whole = info.annotation is int
+    low = next((f"from {m.ge}" for m in info.metadata if getattr(m, "ge", None) is not None),
+               next((f"above {m.gt} and" for m in info.metadata if getattr(m, "gt", None) is not None), None))
+    high = next((m.le for m in info.metadata if getattr(m, "le", None) is not None), None)
+    if low is None or high is None:
+        return None
+    return f"must be {'a whole number' if whole else 'a number'} {low} {'to' if whole else 'at most'} {high} (got {given})"
 
 
 def parse_body(data: dict[str, Any], strict: bool = False) -> SearchBody:

@@ -128,6 +128,8 @@ def make_bad_files(folder: Path) -> Path:
         "judgments-conflict.jsonl": jsonl({"query": "shirt", "id": "x", "grade": 2},
                                           {"query": "shirt", "id": "x", "grade": 0}),
         "queries-punctuation.txt": b"shirt\n!!!\n", "queries-control.jsonl": b'{"text": "red \\u001b[31m shirt"}\n',
+        # JSON that is no object, in a file of JSON lines: was searched as the text "[1, 2]" / "null"
+        "queries-array.jsonl": b'{"text": "shirt"}\n[1, 2]\n', "queries-null.jsonl": b'{"text": "shirt"}\nnull\n',
     }
     for name, data in files.items():
         (folder / name).write_bytes(data)
@@ -143,6 +145,9 @@ def make_bad_files(folder: Path) -> Path:
 
     pq.write_table(pa.Table.from_arrays([pa.array(["p1"]), pa.array(["One"]), pa.array(["Two"])],
                                         names=["id", "title", "title"]), folder / "duplicate-columns.parquet")
+    # a column of photo bytes: every row was rejected with the same reason
+    pq.write_table(pa.table({"id": ["p1", "p2"], "title": ["One", "Two"], "thumb": [IMAGE.read_bytes()[:64]] * 2}),
+                   folder / "thumbs.parquet")
     return folder
 
 
@@ -167,6 +172,7 @@ CASES += [("catalog file", ["update", "{bad}/" + name, "--index", "{ix}"]) for n
 CASES += [("catalog file", ["index", "{bad}/" + name, "--index", "{tmp}/new", "--device", "cpu"])
           for name in ["missing.jsonl", "dir.jsonl", "empty.jsonl", "binary.jsonl", "corrupt.jsonl.gz",
                        "utf16.jsonl", "array.jsonl", "data.xml", "header-only.csv"]]
+CASES += [("catalog column", ["update", "{bad}/thumbs.parquet", "--index", "{ix}"])]
 CASES += [("catalog row --strict", ["update", "{bad}/" + name, "--index", "{ix}", "--strict"]) for name in ROW_KINDS]
 CASES += [("catalog row --strict", ["update", "{bad}/image-number.jsonl", "--index", "{ix}", "--strict"])]
 CASES += [("catalog --map", ["update", "{bad}/price-abc.jsonl", "--index", "{ix}", "--map", spec])
@@ -207,7 +213,8 @@ CASES += [("search query", ["search", *query, "--index", "{ix}"]) for query in [
     ["--queries", "{bad}/queries-utf16.txt"], ["--queries", "{bad}/corrupt.jsonl.gz"],
     # text with nothing to search for, or with control characters (typed, in a queries file)
     ["!!!???..."], ["\u200b"], ["\ufffd\ufffd"], ["red \x1b[31m shirt"], ["a\x00b"],
-    ["--queries", "{bad}/queries-punctuation.txt"], ["--queries", "{bad}/queries-control.jsonl"]]]
+    ["--queries", "{bad}/queries-punctuation.txt"], ["--queries", "{bad}/queries-control.jsonl"],
+    ["--queries", "{bad}/queries-array.jsonl"], ["--queries", "{bad}/queries-null.jsonl"]]]
 CASES += [("filter", ["search", "shirt", "--index", "{ix}", "--filter", spec]) for spec in [
     "price<=abc", "nosuchfield=1", "", "brand=", "=Nike", "price<=", "price<=nan", "price>=inf", "price<<3",
     "price<=1e400", "brand~Nike", "price<=-", "price=>3", "brand=Ni\x1bke", "brand=Nike\x00"]]
@@ -263,6 +270,7 @@ CASES += [("bench option", ["bench", *cmd]) for cmd in [
     ["latency", "--index", "{ix}", "--clients", "a,b"], ["latency", "--index", "{ix}", "-k", "0"],
     ["latency", "--index", "{ix}", "--queries", "{bad}/missing.txt"],
     ["latency", "--index", "{ix}", "--queries", "{bad}/queries-binary.txt"],
+    ["latency", "--index", "{ix}", "--queries", "{bad}/queries-array.jsonl"],
     ["latency", "--index", "{ix}", "--threads", "0"], ["latency", "--index", "{ix}", "--cache-size", "-1"],
     ["quality", "--index", "{ix}", "--judgments", "{bad}/missing.jsonl"],
     ["quality", "--index", "{ix}", "--judgments", "{bad}/binary.jsonl"],
@@ -505,3 +513,80 @@ def test_a_photo_in_pils_warning_band_is_one_line_from_a_real_process(world, tmp
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith("error:") and "more than 40,000,000 pixels" in lines[0]
+
+
+# -- what this user may not read or write -------------------------------------------------------
+# Run as a user that file modes bind (`nobody` when the tests run as root, see tests.helpers).
+# An unreadable file: Click's own check where the real user is bound, the reader's line where only the
+# effective one is (these tests, as root).
+UNREADABLE = ("'{dir}/secret.jsonl' is not readable", "cannot read the catalog {dir}/secret.jsonl (Permission denied); "
+              "give this user read access to it")
+PERMISSION_CASES = [  # (argv, what the line says, or the ways it may say it)
+    (["update", "{dir}/secret.jsonl", "--index", "{own}"], UNREADABLE),
+    (["index", "{dir}/secret.jsonl", "--index", "{own}", "--device", "cpu"], UNREADABLE),
+    (["update", "{dir}/delta.jsonl", "--index", "{ro}"], "cannot write to the index {ro} (Permission denied)"),
+    (["index", "{dir}/delta.jsonl", "--index", "{ro}", "--device", "cpu"], "cannot write to the index {ro} (Permission"),
+    (["delete", "--ids", "{id}", "--index", "{ro}"], "cannot write to the index {ro} (Permission denied)"),
+    (["index", "{dir}/delta.jsonl", "--index", "{dir}/new", "--device", "cpu"], "cannot write in {dir} (Permission"),
+    # the index may be written, the folder it sits in (and so the rejects file beside it) may not
+    (["update", "{dir}/half-bad.jsonl", "--index", "{own}"], "cannot write the rejects file {own}.rejects.jsonl"),
+    (["index", "{dir}/half-bad.jsonl", "--index", "{own}", "--device", "cpu"], "cannot write the rejects file {own}."),
+    (["delete", "--ids", "no-such-id,{id}", "--index", "{own}"], "cannot write the rejects file {own}.rejects.jsonl"),
+    (["events", "{dir}/half-bad.events.jsonl", "--index", "{own}"], "cannot write the rejects file {own}.rejects.jsonl"),
+    (["search", "--queries", "{dir}/q.txt", "--out", "{dir}/out.jsonl", "--index", "{own}"],
+     "'--out': {dir}/out.jsonl: cannot write in {dir} (Permission denied)"),
+    (["watch", "{dir}/inbox", "--index", "{own}", "--once"], "cannot write in the inbox folder {dir}/inbox (Permission"),
+]
+
+
+@pytest.fixture
+def locked_folder(unwritable_index):
+    """The unwritable index's folder, made unwritable too, holding: a catalog no one may read, a good delta, a
+    delta and an events file with one bad line each, a queries file, an index this user may write (`own`,
+    whose rejects file would go in the folder) and an inbox holding a delta that this user may not write."""
+    import subprocess
+
+    folder = unwritable_index.parent
+    own = shutil.copytree(unwritable_index, folder / "own")
+    from tests.helpers import NOBODY, set_modes
+
+    set_modes(own, writable=True)
+    rows = sample_products(2)
+    write_catalog(folder / "delta.jsonl", [dict(row, title=row["title"] + " (new)") for row in rows])
+    write_catalog(folder / "half-bad.jsonl", [dict(rows[0], title="A new title"), {"id": "no-title"}])
+    (folder / "half-bad.events.jsonl").write_text(json.dumps({"ts": 1, "type": "click", "id": rows[0]["id"]})
+                                                  + "\n" + json.dumps({"ts": 1, "type": "teleport"}) + "\n")
+    (folder / "q.txt").write_text("shirt\n")
+    (folder / "inbox").mkdir()
+    shutil.copy(folder / "delta.jsonl", folder / "inbox" / "delta.jsonl")
+    write_catalog(folder / "secret.jsonl", rows).chmod(0o000)
+    if os.geteuid() == 0:
+        subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(own)], check=True)
+    for path in (folder / "inbox", folder):
+        path.chmod(0o555)
+    try:
+        yield {"dir": folder, "ro": unwritable_index, "own": own, "id": rows[0]["id"]}
+    finally:
+        for path in (folder, folder / "inbox"):
+            path.chmod(0o755)
+
+
+@pytest.mark.parametrize("args, message", PERMISSION_CASES, ids=[" ".join(a[:2]) + f" {str(m)[:30]}" for a, m in PERMISSION_CASES])
+def test_what_this_user_may_not_read_or_write_is_one_line_naming_it(locked_folder, args, message, capsys):
+    """An unreadable catalog, an index (or the folder a new one goes in) this user cannot write, a rejects file
+    it cannot write beside a writable index (a PermissionError traceback after the rows were read), an --out in
+    a folder it cannot write, an inbox it cannot write (a traceback from the watcher): one line naming the
+    path and the problem, exit 2, and nothing written: both indexes, the inbox and the folder as they were."""
+    from tests.helpers import as_a_user_who_cannot_write
+
+    values = {key: str(value) for key, value in locked_folder.items()}
+    before = [committed_state(locked_folder[key]) for key in ("ro", "own")]
+    listing = sorted(p.name for p in locked_folder["dir"].rglob("*") if "own" not in p.parts and "ix" not in p.parts)
+    with as_a_user_who_cannot_write():
+        code, _, stderr, crash = run_cli([a.format(**values) for a in args], capsys)
+    assert crash is None, f"{crash}\nstderr: {stderr[-2000:]}"
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), stderr[-2000:]
+    assert any(way.format(**values) in lines[0] for way in ((message,) if isinstance(message, str) else message)), lines[0]
+    assert [committed_state(locked_folder[key]) for key in ("ro", "own")] == before
+    assert sorted(p.name for p in locked_folder["dir"].rglob("*") if "own" not in p.parts and "ix" not in p.parts) == listing

@@ -174,6 +174,26 @@ def test_an_empty_path_argument_is_one_line_in_a_real_process(tmp_path, args, me
     assert sorted(p.name for p in work.iterdir()) == ["keep.jsonl"]  # nothing made or moved in the current folder
 
 
+def test_a_path_starting_with_a_tilde_is_read_from_the_home_folder_in_a_real_process(tmp_path):
+    """A `~` the shell did not expand (quoted, or after `=` in an option) was read as a folder named "~" in the
+    current one: `index --index "~/ix"` built the index under ./~/ix, and `search` said "no index at ~/ix".
+    Every path argument, option and SHOPLENS_INDEX now has its `~` expanded where arguments enter."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    write_catalog(home / "c.jsonl", sample_products(3))
+    env = dict(os.environ, HOME=str(home))
+    env.pop("SHOPLENS_INDEX", None)
+    for args in (["index", "~/c.jsonl", "--index", "~/ix", "--device", "cpu", "--json"],
+                 ["search", "shirt", "--index=~/ix", "--device", "cpu", "--json"], ["info", "--json"]):
+        env["SHOPLENS_INDEX"] = "~/ix" if args[0] == "info" else ""
+        process = subprocess.run([sys.executable, "-m", "shoplens", *args], cwd=work, env=env, capture_output=True,
+                                 text=True, timeout=300)
+        assert process.returncode == 0, (args, process.stderr[-1000:])
+        json.loads(process.stdout)
+    assert (home / "ix" / "CURRENT").is_file() and list(work.iterdir()) == []
+
+
 READ_ONLY_MOUNT = 'mount --bind -o ro "$0" "$0" && exec "$@"'  # in a private mount namespace: gone with the process
 
 

@@ -21,3 +21,14 @@ def test_a_broken_queries_line_is_reported_with_its_number(tmp_path):
         read_queries(tmp_path / "none.txt")
     with pytest.raises(QueryError, match="not a regular file"):
         read_queries(tmp_path)
+
+
+@pytest.mark.parametrize("line", ["[1, 2]", "42", "null"])
+def test_a_json_line_that_is_no_object_is_refused(tmp_path, line):
+    """The same rule as `search --queries`: these were replayed as the texts "[1, 2]", "42" and "null"."""
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"text": "shoes"}\n' + line + '\n"red dress"\n')
+    with pytest.raises(QueryError, match=rf"q.jsonl line 2: {line.replace('[', '.').replace(']', '.')} is JSON but not"):
+        read_queries(path)
+    path.write_text('{"text": "shoes"}\n"red dress"\n')
+    assert [r.text for r in read_queries(path)] == ["shoes", "red dress"]

@@ -45,3 +45,23 @@ def test_a_json_line_with_a_value_of_another_type_is_refused_before_any_search(t
                     encoding="utf-8")
     first, second = read_queries(path, SearchRequest())
     assert first.query_id == "7" and first.request.mode == "lexical" and second.request.image == str(tmp_path / "x.jpg")
+
+
+@pytest.mark.parametrize("line", ["[1, 2]", "42", "null", "true", "-1.5"])
+def test_a_json_line_that_is_no_object_is_refused_with_its_line(tmp_path, line):
+    """`[1, 2]`, `42` or `null` in a file of JSON lines were searched as the text "[1, 2]", "42", "null"."""
+    path = tmp_path / "queries.jsonl"
+    path.write_text('{"text": "red dress"}\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(QueryError) as caught:
+        read_queries(path, SearchRequest())
+    assert str(caught.value).startswith(f"queries.jsonl line 2: {line} is JSON but not an object; ")
+    assert '{"text": "red dress"' in str(caught.value)
+
+
+def test_plain_lines_stay_plain_and_a_json_string_is_its_text(tmp_path):
+    path = tmp_path / "queries.txt"
+    path.write_text('42\nnull\n"blue shirt"\n"red" dress\n', encoding="utf-8")
+    assert [q.request.text for q in read_queries(path, SearchRequest())] == ["42", "null", "blue shirt", '"red" dress']
+    path.write_text("red dress\n[1, 2]\n", encoding="utf-8")
+    with pytest.raises(QueryError, match=r"queries.txt line 2: \[1, 2\] is JSON but not an object"):
+        read_queries(path, SearchRequest())

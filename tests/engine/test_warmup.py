@@ -69,6 +69,8 @@ def test_a_query_file_reads_plain_lines_and_json_lines(tmp_path):
     ("{\"text\": 5}\n", "line 1: \"text\" must be a string"),
     ("\n\n{\"image\": \"a.jpg\"}\n", "holds no query text"),
     ("y" * 2001 + "\n", "at most 2,000"),
+    ("{\"text\": \"red dress\"}\nnull\n", "line 2: null is JSON but not an object"),  # was warmed as "null"
+    ("red dress\n[1, 2]\n", r"line 2: \[1, 2\] is JSON but not an object"),
 ])
 def test_a_bad_query_file_is_a_one_line_error_naming_the_line(tmp_path, content, message):
     path = tmp_path / "warm.txt"

@@ -246,3 +246,48 @@ def test_a_utf16_or_utf32_catalog_is_one_error_naming_its_encoding(tmp_path, nam
     with pytest.raises(CatalogError, match=f"{name} is {encoding} text, not UTF-8; save it as UTF-8") as caught:
         read_catalog(path)
     assert "iconv -f " + encoding in str(caught.value) and ("gunzip -c" in str(caught.value)) == name.endswith(".gz")
+
+
+JPEG = SAMPLE.parent / "images" / "1528.jpg"
+
+
+@pytest.mark.parametrize("column, values, column_type, named, fix", [
+    ("thumb", [JPEG.read_bytes()[:64]] * 3, pa.binary(), "holds binary data", "drop that column"),
+    ("image", [{"bytes": JPEG.read_bytes()[:64], "path": "a.jpg"}] * 3, None, "'image.bytes' holds binary data",
+     "save each photo as a file"),
+    ("shelf_life", [1, 2, 3], pa.duration("s"), "holds a duration", "drop that column"),
+    ("hash", [2 ** 64 - 1] * 3, pa.uint64(), "does not fit in 64 bits", "drop that column"),
+])
+def test_a_parquet_column_no_row_can_hold_is_one_error_naming_it(tmp_path, column, values, column_type, named, fix):
+    """A column of a type no catalog value can be (image bytes, a Hugging Face image struct, durations,
+    unsigned hashes past 2^63) had every row rejected with the same reason, then "changes nothing (3 row(s)
+    rejected)"; the file is now one error naming the column, its reason and what to do."""
+    path = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"id": ["1", "2", "3"], "title": ["Red Shirt", "Cap", "Lamp"],
+                             column: pa.array(values, column_type)}), path)
+    with pytest.raises(CatalogError) as caught:
+        read_catalog(path)
+    message = str(caught.value)
+    assert message.startswith(f"c.parquet has no valid products: every row was rejected for column {column!r} (")
+    assert named in message and fix in message and "\n" not in message
+
+
+def test_a_json_field_no_row_can_hold_is_the_same_error_and_one_bad_value_stays_a_row_reject(tmp_path):
+    path = write_lines(tmp_path / "c.jsonl", ['{"id": "1", "title": "Cap", "w": Infinity}',
+                                              '{"id": "2", "title": "Hat", "w": -Infinity}'])
+    with pytest.raises(CatalogError, match="every row was rejected for column 'w'"):
+        read_catalog(path)
+    path = write_lines(tmp_path / "d.jsonl", ['{"id": "1", "title": "Cap", "w": Infinity}',
+                                              '{"id": "2", "title": "Hat", "w": 2}'])
+    result = read_catalog(path)
+    assert [p.id for p in result.products] == ["2"] and "finite" in result.rejects[0].reason
+
+
+def test_a_parquet_map_column_is_read_as_an_object(tmp_path):
+    """A map column came to Python as a list of pairs, which attributes drop: every value was lost unseen.
+    It is now an object, flattened with dots like a JSON object."""
+    path = tmp_path / "c.parquet"
+    specs = pa.array([[("colour", "red"), ("size", "M")], []], pa.map_(pa.string(), pa.string()))
+    pq.write_table(pa.table({"id": ["1", "2"], "title": ["Red Shirt", "Cap"], "specs": specs}), path)
+    products = read_catalog(path).products
+    assert products[0].attributes == {"specs.colour": "red", "specs.size": "M"} and products[1].attributes == {}

@@ -57,14 +57,16 @@ def read_or_mapping_hint(path):
     """The file's products and rejects; or None when no row has an id (or title) at all: then the one
     file-level error is the mapping hint that lists the file's columns and suggests --map; or, when no row
     is valid and line 1 opens a JSON array or a pretty-printed object, the hint that converts it to JSONL; or,
-    when the file opens with NUL-laden bytes (or a UTF-16 / UTF-32 mark and NULs), the one saying to save it as UTF-8."""
+    when the file opens with NUL-laden bytes (or a UTF-16 / UTF-32 mark and NULs), the one saying to save it as UTF-8;
+    or, when every row (two or more) was rejected for a value of the same column, the one naming that column."""
     try:
         with bounded():
             return read_catalog(path)
     except CatalogError as exc:
         assert ("no valid products" in str(exc) and "--map" in str(exc)) or (
             "is not JSON Lines" in str(exc) and "jq -c" in str(exc)) or (
-            re.search(r"is UTF-(16|32) text, not UTF-8", str(exc)) and "iconv" in str(exc)), str(exc)
+            re.search(r"is UTF-(16|32) text, not UTF-8", str(exc)) and "iconv" in str(exc)) or (
+            "every row was rejected for column" in str(exc)), str(exc)
         return None
 
 

@@ -133,3 +133,24 @@ def test_an_inbox_that_is_the_index_or_inside_it_or_holding_it_is_refused(small_
     assert sorted(p.name for p in small_index.iterdir()) == before
     result = CliRunner().invoke(app, ["watch", str(small_index), "--index", str(small_index), "--once"])
     assert result.exit_code != 0 and "is the index's folder" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("text", ["", "  \n\n", "# nothing withdrawn today\n\n#\n"])
+def test_a_deletes_file_with_no_ids_is_done_with_in_one_line(small_index, tmp_path, text):
+    """An empty deletes file (or only blank and comment lines) sat in the inbox unmoved and unmentioned
+    (`watch --once` exited 0 saying nothing), or moved with a batch it took no part in; a comment line was
+    read as the id "# nothing withdrawn today" and rejected. It now moves to processed/ with one line saying
+    it held no ids, beside a real deletes file that still commits."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "none.delete.txt").write_text(text)
+    drop(inbox, "gone.delete.txt", ["# withdrawn", ROWS[1]["id"]])
+    result = CliRunner().invoke(app, ["watch", str(inbox), "--index", str(small_index), "--once"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].endswith("none.delete.txt (deletes): holds no ids (empty, or only blank "
+                                                  "and # comment lines); nothing to delete"), lines
+    assert "gone.delete.txt (deletes): version 2: " in lines[1] and "deleted 1" in lines[1], lines
+    assert sorted(p.name for p in (inbox / "processed").iterdir()) == ["gone.delete.txt", "none.delete.txt"]
+    assert record(small_index, ROWS[1]["id"]) is None and not (inbox / "none.delete.txt").exists()
+    assert not (tmp_path / (small_index.name + ".rejects.jsonl")).exists()

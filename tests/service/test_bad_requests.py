@@ -215,3 +215,35 @@ def test_a_multipart_field_given_twice_is_422(client, field, values):
     fields[field] = values[0]
     response = client.post("/search", data={**fields, "k": "3"}, files={"image": ("x.jpg", PHOTO)})
     assert response.status_code == 200 and len(response.json()["results"]) == 3, response.text
+
+
+@pytest.mark.parametrize("how, value, shown", [
+    ("get", "10000000000000000000000", '"10000000000000000000000"'), ("get", "abc", '"abc"'), ("get", "1.5", '"1.5"'),
+    ("get", "0", '"0"'), ("get", "101", '"101"'), ("post", 10 ** 22, None), ("post", 1.5, "1.5"),
+    ("post", "5", '"5"'), ("post", True, "true"), ("post", None, "null"), ("post", 0, "0"), ("form", "1e30", '"1e30"'),
+])
+def test_a_k_that_is_no_whole_number_in_range_says_the_range(client, how, value, shown):
+    """k past 2^64, k as text, 1.5 or true was answered in pydantic's words ("Input should be a valid integer,
+    unable to parse string as an integer"): the type without the range, or the range without the type."""
+    if how == "get":
+        response = client.get(f"/search?q=shirt&k={value}")
+    elif how == "post":
+        response = client.post("/search", content=json.dumps({"q": "shirt", "k": value}), headers=JSON)
+    else:
+        response = client.post("/search", data={"q": "shirt", "k": value}, files={"image": ("x.jpg", PHOTO)})
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]
+    assert message.startswith("k: must be a whole number from 1 to 100 (got "), message
+    assert shown is None or message.endswith(f"(got {shown})"), message
+
+
+def test_other_number_fields_say_their_range_too(client):
+    for query, message in (("offset=-1", "offset: must be a whole number from 0 to 1000"),
+                           ("candidates=1e9", "candidates: must be a whole number from 1 to 1000"),
+                           ("rrf_k=0", "rrf_k: must be a number above 0 and at most 10000")):
+        response = client.get("/search?q=shirt&" + query)
+        assert response.status_code == 422 and response.json()["error"].startswith(message), response.text
+    product = client.get("/search", params={"q": "shirt", "k": 1}).json()["results"][0]["id"]
+    for size in ("abc", "1e30"):
+        response = client.get(f"/products/{product}/image?size={size}")
+        assert response.json()["error"] == f'size: must be one of 64, 128, 256, 512 (got "{size}")', response.text
