@@ -11,7 +11,8 @@ A term is corrected only when it is confidently a typo:
   one edit (words of up to LONG_WORD letters) or two edits (longer words).
 
 A word two edits away is also a candidate for a short word when only its vowels
-or doubled letters differ (the same `skeleton`: "sandles" and "sandals"). Such a
+or doubled letters differ (the same `skeleton`, of at least MIN_SKELETON
+letters: "sandles" and "sandals", not "ryobi" and "robe"). Such a
 word wins, then one with the typed word's first letter (people rarely mistype
 a word's first letter), then the closer and the more used word: "sandles" is
 "sandals", not the more frequent "handles" one edit away.
@@ -38,6 +39,7 @@ MIN_LENGTH = 4  # shorter terms are too ambiguous to correct
 LONG_WORD = 7  # words up to this long are corrected within one edit, longer ones within two
 COMMON_ENGLISH = 1_000_000  # an English word used this often (symspellpy's corpus counts) is never a typo
 MIN_SUGGESTION_COUNT = 2  # a correction must be a word at least this many products use
+MIN_SKELETON = 4  # a short word two edits away must share this many skeleton letters ("ryobi" is no "robe")
 
 
 @functools.lru_cache(maxsize=1)
@@ -124,7 +126,8 @@ class SpellCorrector:
         edit = 1 if len(lowered) <= LONG_WORD else self.max_edit
         shape = skeleton(lowered)
         suggestions = [s for s in self.prepare().lookup(lowered, Verbosity.ALL, max_edit_distance=self.max_edit)
-                       if s.count >= MIN_SUGGESTION_COUNT and (s.distance <= edit or skeleton(s.term) == shape)]
+                       if s.count >= MIN_SUGGESTION_COUNT and (s.distance <= edit or (
+                           len(shape) >= MIN_SKELETON and skeleton(s.term) == shape))]
         if not suggestions:
             return None
         best = max(suggestions, key=lambda s: (skeleton(s.term) == shape, s.term[:1] == lowered[:1],

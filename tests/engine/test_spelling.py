@@ -82,3 +82,4 @@ def test_a_misspelt_vowel_wins_over_a_nearer_more_frequent_word_and_the_first_le
     assert corrector.correct("faucit") == "faucet"
     assert corrector.correct("xandles") == "handles"  # none keeps the first letter or the skeleton: the most used
     assert SpellCorrector({"bolts": 400, "colts": 30}).correct("cbolts") == "colts"  # one edit each: first letter
+    assert SpellCorrector({"robe": 50}).correct("ryobi") is None  # two edits, a skeleton ("rb") too short to tell
