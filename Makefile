@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.shoplens-installed
 DEMO_INDEX ?= .demo/shoplens-index
 
-.PHONY: install browser demo test fuzz bench-full clean es-up es-down os-up os-down
+.PHONY: install browser demo test test-es8 fuzz bench-full clean es-up es-down es8-up es8-down os-up os-down
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,15 @@ browser:
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
+# The Elasticsearch suites again, against the Elasticsearch 8 cluster SHOPLENS_ES8_URL names (make es8-up):
+# BM25, filters, versions, updates, faults and dense_vector HNSW vectors on 8.x (.ci/run runs it after make test).
+ES_SUITES := tests/indexers/test_lexical.py tests/indexers/test_elasticsearch.py \
+	tests/indexers/test_elasticsearch_vectors.py tests/indexers/test_cluster_vectors.py \
+	tests/indexers/test_elasticsearch_lifecycle.py tests/indexers/test_cluster_faults.py
+test-es8: $(STAMP)
+	@test -n "$(SHOPLENS_ES8_URL)" || { echo "SHOPLENS_ES8_URL is not set: run make es8-up first" >&2; exit 2; }
+	SHOPLENS_ES_URL=$(SHOPLENS_ES8_URL) SHOPLENS_OS_URL= $(BIN)/python -m pytest -q -p no:cacheprovider $(ES_SUITES)
+
 # A longer fuzzing run than CI's: FUZZ_CASES generated bad inputs through the CLI (seed FUZZ_SEED) and
 # hypothesis's "fuzz" profile (1,000 examples per property) for every reader, the filters and the options.
 FUZZ_CASES ?= 500
@@ -67,6 +76,15 @@ es-up:
 
 es-down:
 	@deploy/elasticsearch/es.sh down
+
+# A local 3-node Elasticsearch 8.19 cluster (dense_vector HNSW; tests and local trials, not production): Java 17
+# + Maven; under root its JVM runs as `nobody`. es8-up's last line is SHOPLENS_ES8_URL=http://127.0.0.1:PORT;
+# es8-down stops it and removes .es8/.
+es8-up:
+	@deploy/elasticsearch8/es8.sh up
+
+es8-down:
+	@deploy/elasticsearch8/es8.sh down
 
 # A local 3-node OpenSearch 2.19 cluster with the k-NN plugin (HNSW vectors; tests and local trials, not
 # production): Java 17 + Maven. os-up's last line is SHOPLENS_OS_URL=http://127.0.0.1:PORT; os-down stops

@@ -1,6 +1,7 @@
 # Shared by deploy/elasticsearch/es.sh and deploy/opensearch/os.sh (sourced, not run): start, watch and stop a
 # cluster runner's JVM. The sourcing script sets NAME, URL_VAR, STATE, NODES, HEAP, TIMEOUT, FIRST_PORT (may be
-# empty), PORT_FROM, PORT_TO, DOWNLOAD, JAVA_PROPS (array), CLASSPATH, MAIN_CLASS and HERE (its Maven project).
+# empty), PORT_FROM, PORT_TO, DOWNLOAD, JAVA_PROPS (array), CLASSPATH, MAIN_CLASS and HERE (its Maven project);
+# RUN_AS_NOBODY=1 when the server refuses to run as root (Elasticsearch 8).
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 free_base_port() {
@@ -62,10 +63,29 @@ up() {
     echo "$URL_VAR=http://127.0.0.1:$port"
 }
 
+# Elasticsearch 8 refuses root: a runner that sets RUN_AS_NOBODY=1 runs its JVM as `nobody` when started by root
+runner_prefix() {
+    RUNNER=()
+    if [ "${RUN_AS_NOBODY:-0}" = 1 ] && [ "$(id -u)" = 0 ]; then
+        RUNNER=(setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$STATE")
+    fi
+}
+
+runner_can_read() {
+    runner_prefix
+    [ "${#RUNNER[@]}" -gt 0 ] || return 0
+    chown -R 65534:65534 "$STATE"
+    "${RUNNER[@]}" test -r "$HERE/target/classes" && return 0
+    echo "$NAME: the user nobody cannot read $HERE/target (Elasticsearch refuses to run as root); put the" \
+         "repository where other users can read it, or run as a non-root user" >&2
+    return 1
+}
+
 start_on() { # start_on PORT: 0 healthy, 2 a port was taken (BindException), 3 no health in time, 1 exited otherwise
     local port=$1
     STARTED=$(date +%s)
-    setsid nohup java "-Xms$HEAP" "-Xmx$HEAP" -XX:+UseSerialGC -Dlog4j2.disable.jmx=true \
+    runner_can_read || return 3
+    setsid nohup ${RUNNER[@]+"${RUNNER[@]}"} java "-Xms$HEAP" "-Xmx$HEAP" -XX:+UseSerialGC -Dlog4j2.disable.jmx=true \
         "${JAVA_PROPS[@]}" -cp "$CLASSPATH" "$MAIN_CLASS" \
         "$STATE" "$NODES" "$port" "$((port + 100))" >"$STATE/cluster.log" 2>&1 </dev/null &
     echo $! >"$STATE/pid"

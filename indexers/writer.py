@@ -623,11 +623,12 @@ def check_options(options: WriteOptions) -> None:
     kind = options.vector_config.get("kind", "auto")
     if kind not in INDEX_KINDS:
         raise ConfigError(f"unknown vector index kind {kind!r}; use one of {', '.join(INDEX_KINDS)}")
-    if backend in CLUSTER_BACKENDS:  # a cluster runs one kind: exact (Elasticsearch 7) or HNSW (OpenSearch)
+    if backend in CLUSTER_BACKENDS:  # a cluster runs one kind: exact or IVF (Elasticsearch 7), HNSW (8+, OpenSearch)
         from shoplens.indexers.vector import vector_store_class
         from shoplens.indexers.vector.elasticsearch_store import check_kind
 
-        check_kind(vector_store_class(backend), kind)
+        store = vector_store_class(backend)
+        check_kind(store, kind, store.server_kind(options.lexical_config) if kind not in ("auto", store.kind) else None)
     weight = options.vector_config.get("image_weight")
     if weight is not None and not 0.0 <= float(weight) <= 1.0:  # NaN fails this too
         raise ConfigError(f"--image-weight must be between 0 and 1, got {weight}")

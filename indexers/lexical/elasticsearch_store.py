@@ -58,6 +58,7 @@ import os
 import re
 import time
 import uuid
+import warnings
 from typing import Any, Iterable
 
 import numpy as np
@@ -161,6 +162,19 @@ def _client(url: str, check: bool = True, cluster: Cluster = ELASTICSEARCH):
     return client
 
 
+def server_major(client) -> int:
+    """The major version of the server `client` talks to (7 for Elasticsearch 7.10, 8 for 8.x; OpenSearch: 2)."""
+    number = str((client.info().get("version") or {}).get("number") or "0")
+    return int(re.match(r"\d*", number).group() or 0)
+
+
+DENSE_VECTORS = "dense_vector"  # a lexical state's "vectors" on Elasticsearch 8+: vec / nvec as HNSW fields
+# dense_vector as the documents' vec / nvec on Elasticsearch 8+: HNSW graphs ranked by inner product (the
+# vectors have length 1, or 0 for a row without text; max_inner_product takes both, cosine takes no zeros)
+DENSE_MAPPING = {"type": "dense_vector", "index": True, "similarity": "max_inner_product",
+                 "index_options": {"type": "hnsw", "m": 16, "ef_construction": 100}}
+
+
 def field_key(column: str) -> str:
     """A product-store column as an Elasticsearch field name (dots and odd characters escaped)."""
     return re.sub(r"[^0-9A-Za-z_-]", lambda m: f"~{ord(m.group()):x}~", column)
@@ -197,12 +211,38 @@ def _source(docno: int, fields: dict[str, Any], generation: int, encode=None) ->
     return source
 
 
+def dense_value(vector: np.ndarray) -> list[float]:
+    """A vector as a dense_vector field's value (Elasticsearch 8+)."""
+    return np.asarray(vector, dtype=np.float32).tolist()
+
+
+def _map_dense_vectors(client, index: str, adds: Iterable[tuple[int, dict[str, Any]]]):
+    """Map the vector fields the first document carries as dense_vector (with its dimension), if the index lacks
+    them; the documents pass through unchanged."""
+    adds = iter(adds)
+    first = next(adds, None)
+    if first is None:
+        return
+    vectors = {name: vector for name, vector in (first[1].get("vectors") or {}).items() if np.ndim(vector) == 1}
+    if vectors:
+        mapped = client.indices.get_mapping(index=index)[index]["mappings"].get("properties", {})
+        missing = {name: {**DENSE_MAPPING, "dims": int(len(vector))} for name, vector in vectors.items()
+                   if name not in mapped}
+        if missing:
+            client.indices.put_mapping(index=index, body={"properties": missing})
+    yield first
+    yield from adds
+
+
 def encode_vector(vector: np.ndarray) -> str:
     """A vector as a binary field's value: float32, big-endian, base64 (what the painless scorer decodes)."""
     return base64.b64encode(np.asarray(vector, dtype=">f4").tobytes()).decode("ascii")
 
 
-def decode_vector(value: str) -> np.ndarray:
+def decode_vector(value: str | list[float]) -> np.ndarray:
+    """A document's vector: a binary field's base64 (Elasticsearch 7) or a dense_vector's numbers (8+)."""
+    if isinstance(value, list):
+        return np.asarray(value, dtype=np.float32)
     return np.frombuffer(base64.b64decode(value), dtype=">f4").astype(np.float32)
 
 
@@ -259,8 +299,7 @@ class ElasticsearchStore(LexicalStore):
                     client.indices.delete(index=index, ignore_unavailable=True)
                     continue
                 views = [{"term": {"live": generation}} for generation in sorted(generations[index])]
-                client.delete_by_query(index=index, body={"query": {"bool": {"must_not": views}}},
-                                       conflicts="proceed", refresh=True, wait_for_completion=True)
+                _delete_matching(client, index, {"bool": {"must_not": views}})
             except Exception as exc:
                 raise ElasticsearchUnavailableError(
                     f"cannot free {cls.cluster.label} index {index} on {shown_url(url)} ({_reason(exc)}); "
@@ -282,17 +321,17 @@ class ElasticsearchStore(LexicalStore):
         client = _client(url, cluster=cls.cluster)
         try:
             if parent is None:
-                settings = {**cls.index_settings(), "number_of_shards": state["shards"],
-                            "number_of_replicas": state["replicas"]}
-                _request(client.indices.create, client, index=state["index"], body={
-                    "settings": settings, "mappings": {**cls.index_mappings(), "_meta": {"generation": 0}}})
+                cls._create_index(client, state)
             generation = _next_generation(client, state["index"])
             if parent is not None:
                 _repair_branch(client, state["index"], int(state["generation"]), generation)
                 _close(client, state["index"], int(state["generation"]), generation, deletes)
             adds = cls.prepare_adds(client, state["index"], adds)
+            encode = cls.encode_vector
+            if state.get("vectors") == DENSE_VECTORS:
+                adds, encode = _map_dense_vectors(client, state["index"], adds), dense_value
             _bulk(client, ({"_op_type": "index", "_index": state["index"], "_id": f"{docno}.{generation}",
-                            "_source": _source(docno, fields, generation, cls.encode_vector)}
+                            "_source": _source(docno, fields, generation, encode)}
                            for docno, fields in adds))
             client.indices.refresh(index=state["index"])  # once per commit, before the version is published
             documents = _retrying(client, lambda: client.count(
@@ -308,6 +347,19 @@ class ElasticsearchStore(LexicalStore):
         state.update(url=url, generation=generation, documents=int(documents))
         atomic_write_json(target / "state.json", state)
         return state
+
+    @classmethod
+    def _create_index(cls, client, state: dict[str, Any]) -> None:
+        """Create the version's index; on Elasticsearch 8+ its vectors are dense_vector fields (mapped with their
+        dimension by the first write that carries them), recorded in `state` as "vectors": "dense_vector"."""
+        mappings = cls.index_mappings()
+        if cls.cluster is ELASTICSEARCH and server_major(client) >= 8:
+            state["vectors"] = DENSE_VECTORS
+            mappings = {**mappings, "properties": {name: value for name, value in mappings["properties"].items()
+                                                   if name not in VECTOR_FIELDS}}
+        settings = {**cls.index_settings(), "number_of_shards": state["shards"], "number_of_replicas": state["replicas"]}
+        _request(client.indices.create, client, index=state["index"], body={
+            "settings": settings, "mappings": {**mappings, "_meta": {"generation": 0}}})
 
     # ---- what differs between the clusters (OpenSearchStore overrides these) -------------------
 
@@ -557,9 +609,11 @@ def _drop_quietly(client, index: str) -> None:
 def _request(api, client, body: dict[str, Any], **params):
     """`api` (client.search, client.indices.create) with a request body, in the form each client takes
     without a warning: the elasticsearch 7.17 client deprecates `body=` there and wants its keys as arguments."""
-    if _library(client).__name__ == "elasticsearch":
+    if _library(client).__name__ == "elasticsearch" and "knn" not in body:
         return api(**body, **params)
-    return api(body=body, **params)
+    with warnings.catch_warnings():  # the 7.17 client has no `knn` argument (Elasticsearch 8's kNN section)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return api(body=body, **params)
 
 
 class ShardFailure(RuntimeError):
@@ -669,6 +723,23 @@ def _close(client, index: str, parent: int, generation: int, deletes: Iterable[i
         hits = _retrying(client, lambda: _request(client.search, client, index=index, body=body))["hits"]["hits"]
         actions.extend(_update(index, hit, _close_at(_ranges(hit["_source"]), generation)) for hit in hits)
     _bulk(client, actions)
+
+
+def _delete_matching(client, index: str, query: dict[str, Any]) -> None:
+    """Delete the documents `query` matches: `_delete_by_query` where the cluster has it (the reindex module),
+    else a scan of their ids and bulk deletes (a cluster without that module, such as the local Elasticsearch 8
+    runner)."""
+    try:
+        client.delete_by_query(index=index, body={"query": query}, conflicts="proceed", refresh=True,
+                               wait_for_completion=True)
+        return
+    except _library(client).TransportError as exc:
+        if exc.status_code not in (400, 404, 405) or "_delete_by_query" not in str(exc):
+            raise
+    hits = _library(client).helpers.scan(client, index=index, query={"query": query, "_source": False},
+                                         size=1000, preserve_order=False)
+    _bulk(client, ({"_op_type": "delete", "_index": index, "_id": hit["_id"]} for hit in hits))
+    client.indices.refresh(index=index)
 
 
 def _bulk(client, actions: Iterable[dict[str, Any]]) -> None:

@@ -48,7 +48,8 @@ from typing import Any
 import numpy as np
 
 from shoplens.common.errors import ConfigError, IndexCorruptError
-from shoplens.indexers.lexical.elasticsearch_store import TERMS_MAX, ElasticsearchStore, filter_clause
+from shoplens.indexers.lexical.cluster import ELASTICSEARCH
+from shoplens.indexers.lexical.elasticsearch_store import TERMS_MAX, ElasticsearchStore, filter_clause, server_major
 from shoplens.indexers.storage import atomic_write_json, link_or_copy, read_json
 from shoplens.indexers.vector.base import VectorStore, fuse_vectors, ivf_lists, normalize_rows
 from shoplens.indexers.vector.faiss_store import DEFAULTS
@@ -56,6 +57,8 @@ from shoplens.indexers.vector.faiss_store import DEFAULTS
 FIELDS = {"joint": "vec", "native": "nvec"}  # a store's channel -> its documents' field
 IVF = "ivf"  # --vector-index ivf: the documents of the query's nearest lists, scored by the script
 NPROBE = 32  # lists an IVF search reads (of about 4 sqrt(rows))
+HNSW = "hnsw"  # Elasticsearch 8+: the documents' vectors are dense_vector fields searched by kNN
+NUM_CANDIDATES = 100  # candidates per shard an HNSW search considers (at least the hits asked for)
 LIST_SUFFIX = "_list"  # a document's IVF list number: field vec_list for vec (lexical store's mapping)
 LEXICAL_COMPONENT = "lexical"  # the sibling folder of a version whose documents carry the vectors
 # The inner product of the document's vector (big-endian float32 bytes) with params.q (unit length), plus 1:
@@ -110,12 +113,13 @@ class ElasticsearchVectorStore(VectorStore):
                 raise IndexCorruptError(f"new vectors have dimension {text.shape[1]}, the store has {state['dim']}")
         else:
             config = config or {}
-            check_kind(cls, config.get("kind"))
+            params = cls.search_params(config)
+            check_kind(cls, config.get("kind"), HNSW if params.get("kind") == HNSW else None)
             weight = config.get("image_weight")
             state = {"backend": cls.name, "dim": int(text.shape[1]), "segments": [], "rows": 0,
                      "field": config.get("field") or FIELDS[config.get("channel", "joint")],
                      "params": {"image_weight": float(DEFAULTS["image_weight"] if weight is None else weight),
-                                **cls.search_params(config)}}
+                                **params}}
         if len(text):
             np.save(target / f"text-{segment_name}.npy", text.astype(np.float32))
             np.save(target / f"image-{segment_name}.npy", image.astype(np.float32))
@@ -129,11 +133,23 @@ class ElasticsearchVectorStore(VectorStore):
 
     @classmethod
     def search_params(cls, config: dict[str, Any]) -> dict[str, Any]:
-        """The backend's own search settings a new store records (none for the exact script; the lists
-        to read for IVF, whose centroids the first write makes)."""
+        """The backend's own search settings a new store records: on Elasticsearch 8+ HNSW (dense_vector, kNN
+        with `num_candidates`); on 7.10 none for the exact script, or the lists to read for IVF, whose
+        centroids the first write makes."""
+        if _dense_server(cls, config):
+            return {"kind": HNSW, "num_candidates": int(config.get("hnsw_ef_search") or NUM_CANDIDATES)}
         if config.get("kind") != IVF:
             return {}
         return {"kind": IVF, "nprobe": int(config.get("nprobe") or NPROBE)}
+
+    @classmethod
+    def server_kind(cls, config: dict[str, Any] | None) -> str | None:
+        """HNSW when the configured server is Elasticsearch 8+ (None when it is 7.x, OpenSearch or unreachable:
+        the checks that follow say so): what `check_kind` weighs before any work."""
+        try:
+            return HNSW if _dense_server(cls, config or {}) else None
+        except Exception:  # noqa: BLE001 - unset or unreachable: check_backend reports it in one line
+            return None
 
     @classmethod
     def lexical_fields(cls, state, text, image, has_image):
@@ -241,8 +257,13 @@ class ElasticsearchVectorStore(VectorStore):
         return docnos, scores
 
     def _hits(self, unit: np.ndarray, limit: int, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        body = {"query": self.vector_query(unit, limit, filters),
-                "size": int(limit), "_source": False, "docvalue_fields": ["docno"], "track_total_hits": False}
+        if self.state["params"].get("kind") == HNSW:  # Elasticsearch 8+: the kNN section, filtered in the graph
+            candidates = max(int(limit), int(self.state["params"].get("num_candidates", NUM_CANDIDATES)))
+            ranking = {"knn": {"field": self.field, "query_vector": unit.tolist(), "k": int(limit),
+                               "num_candidates": candidates, "filter": {"bool": {"filter": filters}}}}
+        else:
+            ranking = {"query": self.vector_query(unit, limit, filters)}
+        body = {**ranking, "size": int(limit), "_source": False, "docvalue_fields": ["docno"], "track_total_hits": False}
         return self.documents.search_body(body)["hits"]["hits"]
 
     def vector_query(self, unit: np.ndarray, limit: int, filters: list[dict[str, Any]]) -> dict[str, Any]:
@@ -250,9 +271,11 @@ class ElasticsearchVectorStore(VectorStore):
         return {"script_score": {"query": {"bool": {"filter": filters}},
                                  "script": {"source": SCRIPT, "params": {"f": self.field, "q": unit.tolist()}}}}
 
-    @staticmethod
-    def inner_product(score: float) -> float:
-        """A hit's score as the inner product of the unit vectors (the script adds 1)."""
+    def inner_product(self, score: float) -> float:
+        """A hit's score as the inner product of the unit vectors: the script adds 1; Elasticsearch's
+        max_inner_product gives 1 + p for p >= 0 and 1 / (1 - p) below."""
+        if self.state["params"].get("kind") == HNSW and score < 1.0:
+            return 1.0 - 1.0 / score
         return score - 1.0
 
     def _masked(self, query: np.ndarray, limit: int, allowed: np.ndarray, allowed_rows: int):
@@ -291,13 +314,29 @@ class ElasticsearchVectorStore(VectorStore):
         return problems
 
 
-def check_kind(store: type[ElasticsearchVectorStore], kind: str | None) -> None:
-    """Refuse a --vector-index the cluster's store cannot run (one line saying what it runs instead)."""
+def _dense_server(store: type[ElasticsearchVectorStore], config: dict[str, Any]) -> bool:
+    """Whether the Elasticsearch store's server is 8 or later (dense_vector HNSW); OpenSearch stores say no."""
+    documents = store.lexical_class
+    if documents.cluster is not ELASTICSEARCH:
+        return False
+    url = documents.cluster.url(config)
+    return server_major(documents.cluster.client(url)) >= 8
+
+
+def check_kind(store: type[ElasticsearchVectorStore], kind: str | None, runs_kind: str | None = None) -> None:
+    """Refuse a --vector-index the cluster's store cannot run (one line saying what it runs instead);
+    `runs_kind`: what the new store's server runs (HNSW on Elasticsearch 8+, checked by `search_params`)."""
+    if runs_kind == HNSW:
+        if kind in (None, "auto", HNSW):
+            return
+        raise ConfigError(f"--vectors {store.name} on Elasticsearch 8+ runs HNSW (dense_vector kNN), not "
+                          f"--vector-index {kind}; use --vector-index hnsw or auto")
     if kind in (None, "auto", store.kind) or (store.kind == "exact" and kind in ("flat", IVF)):
         return
-    runs = "exact kNN or IVF (a painless script; no HNSW in Elasticsearch 7.10 OSS)" if store.kind == "exact" else \
-        f"{store.kind.upper()} only (the k-NN plugin's Lucene engine)"
-    other = "--lexical opensearch --vectors opensearch for HNSW on a cluster" if store.kind == "exact" else \
+    runs = "exact kNN or IVF on Elasticsearch 7.10 (a painless script; HNSW needs Elasticsearch 8+, make " \
+        "es8-up)" if store.kind == "exact" else f"{store.kind.upper()} only (the k-NN plugin's Lucene engine)"
+    other = "an Elasticsearch 8 cluster, or --lexical opensearch --vectors opensearch, for HNSW on a cluster" \
+        if store.kind == "exact" else \
         "--vectors faiss or --vectors elasticsearch for exact kNN"
     raise ConfigError(f"--vectors {store.name} runs {runs}, not --vector-index {kind}; use --vector-index "
                       f"{'flat, ivf' if store.kind == 'exact' else store.kind} or auto, or {other}")

@@ -19,6 +19,17 @@ from tests.helpers import write_catalog
 CLUSTERS: dict[str, Cluster] = {"elasticsearch": ELASTICSEARCH, "opensearch": OPENSEARCH}
 
 
+def elasticsearch_major() -> int:
+    """The major version of the Elasticsearch server SHOPLENS_ES_URL names: 7 (`make es-up`), 8 (`make es8-up`,
+    dense_vector HNSW), 0 without one."""
+    url = os.environ.get(ELASTICSEARCH.env)
+    if not url:
+        return 0
+    from shoplens.indexers.lexical.elasticsearch_store import server_major
+
+    return server_major(ELASTICSEARCH.client(url))
+
+
 def require_cluster(backend: str) -> Cluster:
     """The backend's cluster; skips the test, saying why, when its URL variable is not set."""
     cluster = CLUSTERS[backend]

@@ -75,6 +75,9 @@ class LocalCluster:
 CLUSTERS = {
     "elasticsearch": LocalCluster(ELASTICSEARCH, REPO / "deploy" / "elasticsearch" / "es.sh", "SHOPLENS_ES_HOME", ".es"),
     "opensearch": LocalCluster(OPENSEARCH, REPO / "deploy" / "opensearch" / "os.sh", "SHOPLENS_OS_HOME", ".os"),
+    # `make test-es8`: SHOPLENS_ES_URL names the Elasticsearch 8 cluster of `make es8-up`
+    "elasticsearch8": LocalCluster(ELASTICSEARCH, REPO / "deploy" / "elasticsearch8" / "es8.sh", "SHOPLENS_ES8_HOME",
+                                   ".es8"),
 }
 
 

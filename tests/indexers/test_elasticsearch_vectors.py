@@ -23,7 +23,7 @@ from shoplens.indexers.maintenance import check_index
 from shoplens.indexers.snapshot import Snapshot
 from shoplens.indexers.vector.elasticsearch_store import ElasticsearchVectorStore
 from tests.helpers import sample_products
-from tests.indexers.clusters import build_pair, ids, require_cluster
+from tests.indexers.clusters import build_pair, elasticsearch_major, ids, require_cluster
 
 pytestmark = pytest.mark.usefixtures("drop_test_indices")  # tests/indexers/conftest.py
 
@@ -74,6 +74,23 @@ def test_dense_and_hybrid_results_equal_the_embedded_backends(pair, encoder):
             ids(faiss, text=text, k=10, mode="dense", filters=["price<=1500"])
         assert len(set(ids(es, text=text, k=10)) & set(ids(faiss, text=text, k=10))) >= 8  # BM25 ties aside
     assert check_index(pair[1]).ok
+
+
+def test_the_vectors_are_dense_vector_hnsw_on_elasticsearch_8_and_binary_on_7(pair, small_catalog, tmp_path):
+    es = Snapshot.open(IndexDirectory(pair[1]), device="cpu")
+    documents = es.vectors.documents
+    mapping = _client(os.environ["SHOPLENS_ES_URL"]).indices.get_mapping(index=documents.index_name)
+    vec = mapping[documents.index_name]["mappings"]["properties"]["vec"]
+    kind = es.manifest["backends"]["vector"].get("kind")
+    result = CliRunner().invoke(app, ["index", str(small_catalog), "--index", str(tmp_path / "ix"), "--lexical",
+                                      "elasticsearch", "--vectors", "elasticsearch", "--vector-index",
+                                      "ivf" if elasticsearch_major() >= 8 else "hnsw"])
+    assert result.exit_code != 0 and len(result.output.strip().splitlines()) == 1 and not (tmp_path / "ix").exists()
+    if elasticsearch_major() >= 8:
+        assert (vec["type"], vec["index_options"]["type"], vec["dims"]) == ("dense_vector", "hnsw", es.vectors.dim)
+        assert kind == "hnsw" and "on Elasticsearch 8+ runs HNSW" in result.output
+    else:
+        assert vec["type"] == "binary" and kind in (None, "exact") and "HNSW needs Elasticsearch 8+" in result.output
 
 
 def test_field_scores_equal_tantivys(pair):
@@ -137,6 +154,8 @@ def ivf(tmp_path_factory, sample_index, encoder):
     """The whole sample (1,500 products) with its vectors on the cluster as IVF lists, 4 of them read a search
     (embeddings reused from the session's sample index: nothing is encoded)."""
     require_cluster("elasticsearch")
+    if elasticsearch_major() >= 8:
+        pytest.skip("IVF lists are the Elasticsearch 7.10 store's; on 8+ the vectors are dense_vector HNSW")
     from tests.indexers.clusters import build_with_cache, cluster_options
     from tests.helpers import SAMPLE
 
