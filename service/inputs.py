@@ -21,7 +21,7 @@ from shoplens.common.jsontext import loads_line
 from shoplens.engine.query import SearchRequest, check_typed_text
 from shoplens.indexers.images import ImageError, within_limits
 from shoplens.rerank.events import EventReject, read_events
-from shoplens.service.schemas import MAX_EVENTS, SearchBody
+from shoplens.service.schemas import MAX_EVENTS, MAX_WEIGHT, SearchBody
 from shoplens.service.thumbnails import THUMBNAIL_SIZES
 
 
@@ -52,9 +52,21 @@ def validation_message(exc: ValidationError | list[dict[str, Any]]) -> str:
     first = errors[0]
     where = ".".join(str(part) for part in first.get("loc", ())  # not pydantic's union tags: "tuple[float, float]"
                      if part not in ("body", "query", "path") and "[" not in str(part))
+    if where.split(".")[0] == "weights":  # each union branch added its own problems: "(and 2 more problem(s))"
+        return weights_message(next((e["input"] for e in errors if isinstance(e.get("input"), list)), first.get("input")))
     message = number_range(where, first) or str(first.get("msg", "invalid value")).replace("\n", " ")
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return f"{where}: {message}{more}" if where else message + more
+
+
+def weights_message(given: Any) -> str:
+    """The one rule of `weights` (a list in JSON, "lexical,dense[,native]" in a query string or form), whichever
+    part of it a value breaks: pydantic said "weights.0: Input should be less than or equal to 100 (and 2 more
+    problem(s))" for a list, and the same of a NaN."""
+    shown = given if isinstance(given, str) else json.dumps(given, default=str)
+    shown = shown if len(shown) <= 30 else shown[:27] + "..."
+    return (f"weights: must be two or three numbers from 0 to {MAX_WEIGHT:g}, not all 0, lexical,dense[,native], such as "
+            f"[1, 0.5] in JSON or 1,0.5 in a query string (got {shown})")
 
 
 NUMBER_ERRORS = ("int_", "float_", "greater_than", "less_than", "finite_number")
@@ -104,9 +116,8 @@ def parse_weights(text: str | None) -> tuple[float, ...] | None:
         weights = tuple(float(part) for part in str(text).split(","))
     except ValueError:
         weights = ()
-    if len(weights) not in (2, 3):
-        raise QueryError(f"weights takes two or three numbers lexical,dense[,native] such as 1,1 or 1,0.5,1; "
-                         f"got {text!r}")
+    if len(weights) not in (2, 3) or not all(0 <= weight <= MAX_WEIGHT for weight in weights) or not any(weights):
+        raise QueryError(weights_message(str(text)))
     return weights
 
 

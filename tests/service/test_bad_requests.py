@@ -247,3 +247,27 @@ def test_other_number_fields_say_their_range_too(client):
     for size in ("abc", "1e30"):
         response = client.get(f"/products/{product}/image?size={size}")
         assert response.json()["error"] == f'size: must be one of 64, 128, 256, 512 (got "{size}")', response.text
+
+
+WEIGHTS_RULE = "weights: must be two or three numbers from 0 to 100, not all 0, lexical,dense[,native], such as "
+
+
+@pytest.mark.parametrize("how, value, shown", [
+    ("post", [-1, 1], "[-1, 1]"), ("post", [101, 1], "[101, 1]"), ("post", [1], "[1]"), ("post", ["a", "b"], '["a", "b"]'),
+    ("post", [1, 2, 3, 4], "[1, 2, 3, 4]"), ("post", [True, 1], "[true, 1]"), ("post", [0, 0], "[0, 0]"),
+    ("post", "1,1", "1,1"), ("get", "nan,1", "nan,1"), ("get", "101,1", "101,1"), ("get", "0,0", "0,0"),
+    ("get", "a,b", "a,b"), ("form", "-1,1", "-1,1"), ("form", "inf,1", "inf,1"),
+])
+def test_bad_weights_say_the_rule_in_one_line(client, how, value, shown):
+    """weights out of range were pydantic's words, one per union branch: "weights.0: Input should be less than or
+    equal to 100 (and 2 more problem(s))", the same for nan in a query string; [0, 0] was the engine's rule,
+    "from 0 to 1e+06", where the API's bound is 100. Every front now names the rule and the value sent."""
+    if how == "get":
+        response = client.get("/search", params={"q": "shirt", "weights": value})
+    elif how == "post":
+        response = client.post("/search", content=json.dumps({"q": "shirt", "weights": value}), headers=JSON)
+    else:
+        response = client.post("/search", data={"q": "shirt", "weights": value}, files={"image": ("x.jpg", PHOTO)})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"].startswith(WEIGHTS_RULE), response.text
+    assert response.json()["error"].endswith(f"(got {shown})"), response.text
