@@ -590,3 +590,20 @@ def test_what_this_user_may_not_read_or_write_is_one_line_naming_it(locked_folde
     assert any(way.format(**values) in lines[0] for way in ((message,) if isinstance(message, str) else message)), lines[0]
     assert [committed_state(locked_folder[key]) for key in ("ro", "own")] == before
     assert sorted(p.name for p in locked_folder["dir"].rglob("*") if "own" not in p.parts and "ix" not in p.parts) == listing
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--file", "{tmp}/ids.txt"], "error: ids.txt holds no ids (empty, or only blank and # comment lines); nothing "
+                                  "was deleted; write one product id a line"),
+    (["--ids", " , "], "error: --ids ' , ' names no ids; nothing was deleted; give them comma-separated, e.g. "
+                       "--ids 1528,1529"),
+])
+def test_a_delete_naming_no_ids_says_so(world, tmp_path, capsys, args, message):
+    """An ids file of comments and blank lines (or an --ids of commas) 'changes nothing (0 row(s) rejected)', as if
+    ids had been looked for and none rejected; it now says the file holds no ids, as `watch` does."""
+    (tmp_path / "ids.txt").write_text("# ids to delete after the sale\n\n#\n")
+    before = committed_state(world["ix"])
+    code, _, stderr, crash = run_cli(["delete", *[a.format(tmp=tmp_path) for a in args], "--index", str(world["ix"])],
+                                     capsys)
+    assert (crash, code, stderr.strip()) == (None, 2, message)
+    assert committed_state(world["ix"]) == before
