@@ -140,6 +140,9 @@ def make_bad_files(folder: Path) -> Path:
 
     png_header(big, 30000, 30000)
     (folder / "inbox-file").write_text("x")
+    from PIL import Image
+
+    Image.new("RGB", (1, 1)).save(folder / "pixel.png")  # a spacer: was searched as a photo
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -220,7 +223,7 @@ CASES += [("filter", ["search", "shirt", "--index", "{ix}", "--filter", spec]) f
     "price<=1e400", "brand~Nike", "price<=-", "price=>3", "brand=Ni\x1bke", "brand=Nike\x00"]]
 CASES += [("image", ["search", "--image", path, "--index", "{ix}"]) for path in [
     "{bad}/text.jpg", "{bad}/empty.jpg", "{bad}/truncated.jpg", "{bad}/big.png", "{bad}/nothing.jpg",
-    "{bad}/dir.jpg", "/dev/zero", "http://127.0.0.1:9/x.jpg", "https://example.invalid/x.jpg"]]
+    "{bad}/dir.jpg", "/dev/zero", "http://127.0.0.1:9/x.jpg", "https://example.invalid/x.jpg", "{bad}/pixel.png"]]
 CASES += [("maintenance option", [*cmd, "--index", "{ix}"]) for cmd in [
     ["rollback", "0", "--yes"], ["rollback", "-1", "--yes"], ["rollback", "999", "--yes"],
     ["rollback", "99999999999999999999999", "--yes"], ["versions", "--keep", "0"], ["versions", "--keep", "-1"],

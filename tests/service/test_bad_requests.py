@@ -37,6 +37,15 @@ def strip_png() -> bytes:
     return buffer.getvalue()
 
 
+def spacer_png() -> bytes:
+    """1x1 pixels, a shop's placeholder: was searched as a photo (200)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 JSON = {"content-type": "application/json"}
 POSTS = [  # (class, raw body, headers)
     ("malformed JSON", b"{", JSON), ("malformed JSON", b"", JSON), ("malformed JSON", b"\xff\xfe", JSON),
@@ -70,7 +79,7 @@ BODIES = [  # (class, JSON body)
     ("image", {"image": "%%%not base64%%%"}), ("image", {"image": b64(b"not an image")}),
     ("image", {"image": ""}), ("image", {"image": b64(PHOTO[:300])}), ("image", {"image": b64(huge_png())}),
     ("image", {"image": b64(huge_png(10000))}), ("image", {"image": b64(strip_png())}),
-    ("image", {"image": 5}), ("image", {"image": "data:image/jpeg;base64,"}),
+    ("image", {"image": 5}), ("image", {"image": "data:image/jpeg;base64,"}), ("image", {"image": b64(spacer_png())}),
     # a JSON body is typed: a value of another JSON type is a 422, not coerced ("k": true was k=1)
     ("wrong JSON type", {"q": "shirt", "k": True}), ("wrong JSON type", {"q": "shirt", "k": "5"}),
     ("wrong JSON type", {"q": "shirt", "k": 5.0}), ("wrong JSON type", {"q": "shirt", "offset": False}),
