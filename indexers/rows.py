@@ -184,13 +184,16 @@ def _csv_rows(path: Path, field_map: dict[str, list[str]]) -> Iterator[tuple[int
         delimiter = csv_delimiter(handle.readline())
     with _open_text(path) as handle:
         read = [0]  # physical lines handed to the CSV reader so far
-        reader = csv.DictReader(_counted(handle, read), delimiter=delimiter, strict=True)
+        # "id, title, price": a space after each separator, as people type a CSV, is no part of the value (it was
+        # a column " title" no row has, and a quoted cell after a space was cut at its commas)
+        reader = csv.DictReader(_counted(handle, read), delimiter=delimiter, strict=True, skipinitialspace=True)
         try:
             header = reader.fieldnames
         except csv.Error as exc:
             raise CatalogError(f"{path.name}: cannot read the CSV header: {exc}") from None
         if header is None:
             return
+        header = reader.fieldnames = [name.strip() for name in header]
         if not any(name.strip() for name in header):  # every row would be "row has N cells, header has 0"
             raise CatalogError(f"{path.name}: the CSV header (line 1) names no columns; the first line must "
                                "name them, e.g. id,title,price (remove blank lines above it)")

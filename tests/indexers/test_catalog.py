@@ -320,3 +320,16 @@ def test_a_patch_naming_an_object_or_list_field_replaces_all_it_flattened_to(tmp
     path = write_lines(tmp_path / "d.jsonl", [json.dumps({"id": "1", "variants": [{"size": "S"}], "specs": None})])
     product = read_catalog(path, existing=lambda product_id: stored).products[0]
     assert product.attributes == {"variants.size": ["S"], "gender": "Men"}
+
+
+def test_a_csv_typed_with_a_space_after_each_comma_reads_as_without(tmp_path):
+    """'id, title, price' named the columns ' title' and ' price': every row was 'missing title' (and the hint
+    offered '--map title= title', which a map strips to nothing); '1, "Shirt, blue", 10' was cut at the quoted
+    comma into five cells. A space after a separator, and around a header name, is no part of it."""
+    path = write_lines(tmp_path / "typed.csv", ["id, title , price, colour", '1, "Shirt, blue", 10, red', "2, Cap, 5,"])
+    result = read_catalog(path)
+    assert [(p.id, p.title, p.price, p.attributes) for p in result.products] == [
+        ("1", "Shirt, blue", 10.0, {"colour": "red"}), ("2", "Cap", 5.0, {})]
+    assert result.rejects == []
+    with pytest.raises(CatalogError, match=r"names column\(s\) 'id' more than once"):
+        read_catalog(write_lines(tmp_path / "twice.csv", ["id,title, id", "1,Cap,2"]))
