@@ -75,7 +75,7 @@ BODIES = [  # (class, JSON body)
     ("filter", {"q": "shirt", "filters": [""]}), ("filter", {"q": "shirt", "filters": ["brand="]}),
     ("filter", {"q": "shirt", "filters": ["price<=nan"]}), ("filter", {"q": "shirt", "filters": "price<=3"}),
     ("filter", {"q": "shirt", "filters": [5]}), ("filter", {"q": "shirt", "filters": ["x=1"] * 50}),
-    ("filter", {"q": "shirt", "filters": ["brand=Ni\u001bke"]}),
+    ("filter", {"q": "shirt", "filters": ["brand=Ni\u001bke"]}), ("filter", {"q": "shirt", "filters": ["title>3"]}),
     ("image", {"image": "%%%not base64%%%"}), ("image", {"image": b64(b"not an image")}),
     ("image", {"image": ""}), ("image", {"image": b64(PHOTO[:300])}), ("image", {"image": b64(huge_png())}),
     ("image", {"image": b64(huge_png(10000))}), ("image", {"image": b64(strip_png())}),
