@@ -54,7 +54,7 @@ def validation_message(exc: ValidationError | list[dict[str, Any]]) -> str:
                      if part not in ("body", "query", "path") and "[" not in str(part))
     if where.split(".")[0] == "weights":  # each union branch added its own problems: "(and 2 more problem(s))"
         return weights_message(next((e["input"] for e in errors if isinstance(e.get("input"), list)), first.get("input")))
-    message = number_range(where, first) or str(first.get("msg", "invalid value")).replace("\n", " ")
+    message = number_range(where, first) or boolean_rule(first) or str(first.get("msg", "invalid value")).replace("\n", " ")
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return f"{where}: {message}{more}" if where else message + more
 
@@ -95,6 +95,15 @@ def number_range(field: str, error: dict[str, Any]) -> str | None:
     return f"must be {'a whole number' if whole else 'a number'} {low} {'to' if whole else 'at most'} {high} (got {given})"
 
 
+def boolean_rule(error: dict[str, Any]) -> str | None:
+    """A yes/no field (rerank, explain) given something else: "must be true or false (got "maybe")", where
+    pydantic said "Input should be a valid boolean, unable to interpret input"."""
+    if not str(error.get("type", "")).startswith("bool_"):
+        return None
+    given = json.dumps(error.get("input"), default=str)
+    return f"must be true or false (got {given if len(given) <= 30 else given[:27] + '...'})"
+
+
 def parse_body(data: dict[str, Any], strict: bool = False) -> SearchBody:
     """A search body. `strict` for a JSON body: its values arrive typed, so `"k": true`, `"k": "5"` or
     `"explain": "yes"` are wrong types (422), not coerced; query strings and form fields are text and are."""
@@ -127,7 +136,8 @@ def check_query_parameters(items: list[tuple[str, str]], known: tuple[str, ...],
     seen: set[str] = set()
     for name, _ in items:
         if name not in known:
-            raise QueryError(f"unknown query parameter {name!r}; use {', '.join(known)}")
+            raise QueryError(f"unknown query parameter {name!r}; " + (f"use {', '.join(known)}" if known else
+                                                                     "this endpoint takes none"))
         if name in seen and name not in repeatable:
             raise QueryError(f"query parameter {name!r} is given more than once; give it once"
                              + (f" (only {', '.join(repeatable)} repeats)" if repeatable else ""))

@@ -280,3 +280,30 @@ def test_bad_weights_say_the_rule_in_one_line(client, how, value, shown):
     assert response.status_code == 422, response.text
     assert response.json()["error"].startswith(WEIGHTS_RULE), response.text
     assert response.json()["error"].endswith(f"(got {shown})"), response.text
+
+
+@pytest.mark.parametrize("how, field, value, shown", [
+    ("get", "rerank", "maybe", '"maybe"'), ("get", "explain", "2", '"2"'), ("post", "explain", "yes", '"yes"'),
+    ("post", "rerank", 1, "1"), ("form", "explain", "sure", '"sure"'),
+])
+def test_a_yes_no_field_given_something_else_says_true_or_false(client, how, field, value, shown):
+    """rerank=maybe was pydantic's "rerank: Input should be a valid boolean, unable to interpret input"."""
+    if how == "get":
+        response = client.get("/search", params={"q": "shirt", field: value})
+    elif how == "post":
+        response = client.post("/search", content=json.dumps({"q": "shirt", field: value}), headers=JSON)
+    else:
+        response = client.post("/search", data={"q": "shirt", field: value}, files={"image": ("x.jpg", PHOTO)})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == f"{field}: must be true or false (got {shown})", response.text
+
+
+def test_a_product_record_takes_no_query_parameters(client):
+    """GET /products/ID?fields=title answered the whole record: the parameter was ignored unseen."""
+    product = client.get("/search", params={"q": "shirt", "k": 1}).json()["results"][0]["id"]
+    response = client.get(f"/products/{product}?fields=title")
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "unknown query parameter 'fields'; this endpoint takes none"
+    assert client.get(f"/products/{product}").status_code == 200
+    response = client.get(f"/products/{product}/image?size=7")
+    assert response.json()["error"] == "size: must be one of 64, 128, 256, 512 (got 7)", response.text
