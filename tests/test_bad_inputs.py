@@ -308,6 +308,8 @@ CASES += [("bench option", ["bench", *cmd]) for cmd in [
     ["textonly", "--catalog", "{bad}/missing.jsonl", "--work-dir", "{tmp}/w"],
     ["textonly", "--catalog", "{catalog}", "--limit", "0", "--work-dir", "{tmp}/w"],
     ["index", "--catalog", "{catalog}", "--save", "{bad}/dir.jsonl", "--work-dir", "{tmp}/w", "--queries", "0"]]]
+# an option that only works with another: the results went to the terminal, exit 0, and --out was never written
+CASES += [("option without its partner", ["search", "shirt", "--index", "{ix}", "--out", "{tmp}/results.jsonl"])]
 CASES += [("shell", ["shell", "--index", path]) for path in ["{tmp}/missing", "{bad}/inbox-file"]]
 # Where `index` builds: a folder of other files, a path under a file, a place nothing can be written.
 CASES += [("index directory", ["index", "{catalog}", "--index", path, "--device", "cpu"])
