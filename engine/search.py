@@ -216,7 +216,11 @@ class SearchEngine:
     def fusion_plan(snapshot: Snapshot, request: SearchRequest | None = None) -> FusionPlan:
         """The fusion a query runs: the plan recorded in the index (learned or default), then the request's overrides."""
         plan = FusionPlan.from_dict(snapshot.manifest.get("fusion"), default_plan(snapshot.manifest))
-        return request.plan(plan) if request is not None else plan
+        if request is None:
+            return plan
+        plan = request.plan(plan)
+        request.check_plan(plan)
+        return plan
 
     def prepare_queries(self, texts: list[str], batch_size: int = 256) -> int:
         """Encode many query texts in batches into the query cache, so later searches for them skip

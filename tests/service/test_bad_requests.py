@@ -71,6 +71,8 @@ BODIES = [  # (class, JSON body)
     ("unknown field", {"q": "shirt", "limit": 5}), ("unknown field", {"q": "shirt", "": 1}),
     ("enum", {"q": "shirt", "mode": "magic"}), ("enum", {"q": "shirt", "fusion": "magic"}),
     ("enum", {"q": "shirt", "normalization": "magic"}),
+    ("other fusion's option", {"q": "shirt", "fusion": "rrf", "normalization": "zscore"}),
+    ("other fusion's option", {"q": "shirt", "fusion": "wsum", "rrf_k": 30}),
     ("filter", {"q": "shirt", "filters": ["price<=abc"]}), ("filter", {"q": "shirt", "filters": ["nosuchfield=1"]}),
     ("filter", {"q": "shirt", "filters": [""]}), ("filter", {"q": "shirt", "filters": ["brand="]}),
     ("filter", {"q": "shirt", "filters": ["price<=nan"]}), ("filter", {"q": "shirt", "filters": "price<=3"}),
