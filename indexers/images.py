@@ -95,6 +95,33 @@ def within_limits(source, name: str | Path):
                 yield image
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(f"image {name} has more than {MAX_IMAGE_PIXELS:,} pixels (use a smaller photo)") from None
+        except Image.UnidentifiedImageError:
+            kind = _known_unreadable(source)  # "not an image" sent an iPhone photo's owner looking for damage
+            if kind:
+                raise ImageError(f"image {name} is {kind}, which ShopLens cannot read; save it as JPEG or PNG") from None
+            raise
+
+
+HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+
+
+def _known_unreadable(source) -> str | None:
+    """What a file PIL cannot open is, when it is a common picture format (a path or a file object): a HEIC/HEIF
+    photo (a box `ftyp` of a HEIF brand) or an SVG drawing (XML text naming <svg)."""
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+            head = source.read(512)
+        else:
+            with _open_regular(source) as handle:
+                head = handle.read(512)
+    except (OSError, ValueError):
+        return None
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+        return "a HEIC/HEIF photo (an iPhone's default format)"
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"<svg", b"<?xml")) and b"<svg" in head:
+        return "an SVG drawing"
+    return None
 
 
 def _open_regular(path: str | Path):

@@ -74,3 +74,22 @@ def test_an_image_too_small_to_show_a_product_is_refused(tmp_path, size):
         open_image(path)
     Image.new("RGB", (MIN_SIDE, MIN_SIDE)).save(path)
     assert open_image(path).size == (MIN_SIDE, MIN_SIDE)
+
+
+HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 200
+SVG = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"/>'
+
+
+@pytest.mark.parametrize("data, kind", [(HEIC, "a HEIC/HEIF photo (an iPhone's default format)"),
+                                        (SVG, "an SVG drawing")])
+def test_a_heic_photo_or_an_svg_says_what_it_is(tmp_path, data, kind):
+    """An iPhone's HEIC photo was "not an image PIL can read" / "not an image (unreadable as JPEG, PNG, WebP...)",
+    which reads as a damaged file; the format is now named, with what to save it as."""
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(data)
+    with pytest.raises(ImageError, match=rf"is {kind.replace('(', '[(]').replace(')', '[)]')}, which ShopLens "
+                                         "cannot read; save it as JPEG or PNG"):
+        open_image(path)
+    path.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 100)  # an MP4 is still just not an image
+    with pytest.raises(ImageError, match="is not an image PIL can read"):
+        open_image(path)

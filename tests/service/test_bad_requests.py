@@ -309,3 +309,14 @@ def test_a_product_record_takes_no_query_parameters(client):
     assert client.get(f"/products/{product}").status_code == 200
     response = client.get(f"/products/{product}/image?size=7")
     assert response.json()["error"] == "size: must be one of 64, 128, 256, 512 (got 7)", response.text
+
+
+def test_an_uploaded_heic_photo_is_named_as_such(client):
+    """An iPhone's HEIC upload was "image is not a readable picture; send a JPEG, PNG or WebP photo"."""
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 200
+    for kwargs in ({"files": {"image": ("IMG_0001.HEIC", heic, "image/heic")}},
+                   {"content": json.dumps({"image": b64(heic)}), "headers": JSON}):
+        response = client.post("/search", **kwargs)
+        assert response.status_code == 422, response.text
+        assert "is a HEIC/HEIF photo (an iPhone's default format), which ShopLens cannot read; save it as JPEG or PNG" \
+            in response.json()["error"], response.text
