@@ -54,7 +54,8 @@ def validation_message(exc: ValidationError | list[dict[str, Any]]) -> str:
                      if part not in ("body", "query", "path") and "[" not in str(part))
     if where.split(".")[0] == "weights":  # each union branch added its own problems: "(and 2 more problem(s))"
         return weights_message(next((e["input"] for e in errors if isinstance(e.get("input"), list)), first.get("input")))
-    message = number_range(where, first) or boolean_rule(first) or str(first.get("msg", "invalid value")).replace("\n", " ")
+    message = number_range(where, first) or boolean_rule(first) or length_rule(first) \
+        or str(first.get("msg", "invalid value")).replace("\n", " ")
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return f"{where}: {message}{more}" if where else message + more
 
@@ -102,6 +103,16 @@ def boolean_rule(error: dict[str, Any]) -> str | None:
         return None
     given = json.dumps(error.get("input"), default=str)
     return f"must be true or false (got {given if len(given) <= 30 else given[:27] + '...'})"
+
+
+def length_rule(error: dict[str, Any]) -> str | None:
+    """Text or a list past its length (a 1 MB q, 30 filters): "must be at most 1,000 characters (got 1,000,000)",
+    where pydantic said "String should have at most 1000 characters" without the length sent."""
+    kind, context, given = str(error.get("type", "")), error.get("ctx") or {}, error.get("input")
+    if kind not in ("string_too_long", "too_long") or not isinstance(given, (str, list)) or "max_length" not in context:
+        return None
+    unit = "characters" if isinstance(given, str) else "items"
+    return f"must be at most {context['max_length']:,} {unit} (got {len(given):,})"
 
 
 def parse_body(data: dict[str, Any], strict: bool = False) -> SearchBody:

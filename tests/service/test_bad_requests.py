@@ -320,3 +320,15 @@ def test_an_uploaded_heic_photo_is_named_as_such(client):
         assert response.status_code == 422, response.text
         assert "is a HEIC/HEIF photo (an iPhone's default format), which ShopLens cannot read; save it as JPEG or PNG" \
             in response.json()["error"], response.text
+
+
+@pytest.mark.parametrize("how, field, value, message", [
+    ("post", "q", "a" * 1_000_000, "q: must be at most 1,000 characters (got 1,000,000)"),
+    ("get", "q", "a" * 1001, "q: must be at most 1,000 characters (got 1,001)"),
+    ("post", "filters", ["price<=1"] * 30, "filters: must be at most 20 items (got 30)"),
+])
+def test_text_or_a_list_too_long_says_its_length(client, how, field, value, message):
+    """A 1 MB query was pydantic's "q: String should have at most 1000 characters": the rule, not what was sent."""
+    response = client.get("/search", params={field: value}) if how == "get" else \
+        client.post("/search", content=json.dumps({"q": "shirt", field: value}), headers=JSON)
+    assert response.status_code == 422 and response.json()["error"] == message, response.text
