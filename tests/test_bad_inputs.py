@@ -127,7 +127,7 @@ def make_bad_files(folder: Path) -> Path:
         "duplicate-keys.jsonl": b'{"id": "bad-18", "title": "One", "title": "Two"}\n',
         "judgments-conflict.jsonl": jsonl({"query": "shirt", "id": "x", "grade": 2},
                                           {"query": "shirt", "id": "x", "grade": 0}),
-        "queries-punctuation.txt": b"shirt\n!!!\n", "queries-control.jsonl": b'{"text": "red \\u001b[31m shirt"}\n',
+        "queries-punctuation.txt": b"shirt\n!!!\n", "queries-ok.txt": b"shirt\n", "queries-control.jsonl": b'{"text": "red \\u001b[31m shirt"}\n',
         # JSON that is no object, in a file of JSON lines: was searched as the text "[1, 2]" / "null"
         "queries-array.jsonl": b'{"text": "shirt"}\n[1, 2]\n', "queries-null.jsonl": b'{"text": "shirt"}\nnull\n',
     }
@@ -308,6 +308,10 @@ CASES += [("bench option", ["bench", *cmd]) for cmd in [
     ["textonly", "--catalog", "{bad}/missing.jsonl", "--work-dir", "{tmp}/w"],
     ["textonly", "--catalog", "{catalog}", "--limit", "0", "--work-dir", "{tmp}/w"],
     ["index", "--catalog", "{catalog}", "--save", "{bad}/dir.jsonl", "--work-dir", "{tmp}/w", "--queries", "0"]]]
+# a count of threads or clients no machine has: --threads 100000 hung, --clients 100000 started 100,000 threads
+CASES += [("bench size", ["bench", *args, "--index", "{ix}"]) for args in [
+    ["latency", "--queries", "{bad}/queries-ok.txt", "--clients", "100000"],
+    ["latency", "--queries", "{bad}/queries-ok.txt", "--threads", "100000"], ["serve", "--clients", "1,9999"]]]
 # an option that only works with another: the results went to the terminal, exit 0, and --out was never written
 CASES += [("option without its partner", ["search", "shirt", "--index", "{ix}", "--out", "{tmp}/results.jsonl"])]
 CASES += [("shell", ["shell", "--index", path]) for path in ["{tmp}/missing", "{bad}/inbox-file"]]
