@@ -25,11 +25,6 @@ ONNX_TREES = ", trees on onnx"  # the name suffix of the engine whose reranker p
 def read_queries(path: str | Path, base_dir: Path | None = None) -> list[SearchRequest]:
     """One text query a line, or JSONL objects with "text" and/or "image" (paths relative to the file)."""
     path = Path(path)
-    if not path.exists():
-        raise QueryError(f"queries file {path} does not exist")
-    if not path.is_file():
-        raise QueryError(f"queries file {path} is not a regular file (a directory, pipe or device); give a text "
-                         "file with one query a line")
     base_dir = base_dir or path.parent
     requests = []
     for number, line, is_object in query_lines(path, QueryError, "save the file as UTF-8"):

@@ -13,6 +13,9 @@ from shoplens.commands.base import (BENCH_DIR, DeviceOption, FieldMapOption, Ind
                                     SaveOption, bench_app, command_line, finish_report, handle_errors, literal, out,
                                     output_file, output_folder, print_json)
 
+MAX_CLIENTS = 256  # concurrent clients of a benchmark (threads or processes each)
+MAX_THREADS = 256  # --threads 100000 asked the encoder and FAISS for 100,000 threads and hung
+
 
 @bench_app.command("index")
 @handle_errors
@@ -22,7 +25,7 @@ def bench_index(
     work_dir: Path = typer.Option(BENCH_DIR / "index", "--work-dir", callback=output_folder, help="Where the benchmark index is built."),
     queries: int = typer.Option(1000, "--queries", min=0, help="Text queries to time."),
     image_queries: int = typer.Option(200, "--image-queries", min=0, help="Image queries to time."),
-    threads: int = typer.Option(1, "--threads", min=1, help="Threads for query encoding and FAISS."),
+    threads: int = typer.Option(1, "--threads", min=1, max=MAX_THREADS, help="Threads for query encoding and FAISS."),
     vector_index: str = typer.Option("auto", "--vector-index", help="Vector index kind."),
     device: str = DeviceOption,
     save: Optional[Path] = SaveOption,
@@ -82,7 +85,7 @@ def bench_latency(
     index_dir: Path = IndexOption,
     k: int = typer.Option(10, "-k", min=1, max=1000),
     clients: str = typer.Option("1,2,4", "--clients", help="Concurrent client counts to try."),
-    threads: int = typer.Option(1, "--threads", min=1, help="Threads for query encoding and FAISS."),
+    threads: int = typer.Option(1, "--threads", min=1, max=MAX_THREADS, help="Threads for query encoding and FAISS."),
     no_rerank: bool = typer.Option(False, "--no-rerank"),
     lexical: Optional[str] = typer.Option(None, "--lexical", help="Also run on a copy whose lexical store is on this backend (elasticsearch: SHOPLENS_ES_URL; opensearch: SHOPLENS_OS_URL), side by side."),
     vectors: Optional[str] = typer.Option(None, "--vectors", help="With --lexical: the copy's vector stores on this backend too (faiss, or the --lexical cluster: elasticsearch exact kNN or IVF, opensearch HNSW)."),
@@ -104,7 +107,7 @@ def bench_latency(
     --compare-trees the reranker's compiled trees and ONNX Runtime."""
     from shoplens.benchmarks import latency
 
-    counts = comma_numbers(clients, "--clients")
+    counts = comma_numbers(clients, "--clients", MAX_CLIENTS)  # --clients 100000 started 100,000 threads
     report = latency.run(index_dir, queries, k, counts, threads, device, not no_rerank, command_line(), lexical=lexical,
                          vectors=vectors, compare=compare, runtime=encoder_runtime, cache_size=cache_size, warm_rows=warm_rows,
                          compare_bm25=compare_bm25, compare_trees=compare_trees, client_processes=client_processes,
@@ -285,12 +288,7 @@ def bench_serve(
     from shoplens.benchmarks import serve
     from shoplens.common.errors import ConfigError
 
-    try:
-        levels = tuple(int(part) for part in clients.split(","))
-    except ValueError:
-        raise ConfigError(f"--clients takes numbers such as 1,2,4,8; got {clients!r}") from None
-    if not levels or min(levels) < 1 or requests < 1 or seconds <= 0:
-        raise ConfigError("--clients, --requests and --seconds must be positive")
+    levels = tuple(comma_numbers(clients, "--clients", MAX_CLIENTS))
     try:
         warm = tuple(int(part) for part in warm_queries.split(","))
     except ValueError:
@@ -390,14 +388,15 @@ def bench_startup(
     finish_report(report, as_json, save)
 
 
-def comma_numbers(text: str, option: str) -> list[int]:
-    """"1,2,4" as whole numbers of at least 1 (client counts, catalog sizes)."""
+def comma_numbers(text: str, option: str, most: int | None = None) -> list[int]:
+    """"1,2,4" as whole numbers of at least 1 (client counts, catalog sizes), and at most `most`."""
     try:
         numbers = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         numbers = []
-    if not numbers or min(numbers) < 1:
-        raise ConfigError(f"{option} takes whole numbers of at least 1, comma-separated, such as 1,2,4; got {text!r}")
+    if not numbers or min(numbers) < 1 or (most is not None and max(numbers) > most):
+        bound = f"from 1 to {most:,}" if most is not None else "of at least 1"
+        raise ConfigError(f"{option} takes whole numbers {bound}, comma-separated, such as 1,2,4; got {text!r}")
     return numbers
 
 

@@ -104,6 +104,8 @@ def delete(
     if (ids is None) == (ids_file is None):
         raise ConfigError("give --ids 1,2,3 or --file ids.txt (one of them)")
     wanted = ids.split(",") if ids is not None else read_ids(ids_file)
+    if not any(product_id.strip() for product_id in wanted):
+        raise ConfigError(f"--ids {ids!r} names no ids; nothing was deleted; give them comma-separated, e.g. --ids 1528,1529")
     report = delete_products(index_dir, wanted, strict=strict, source=str(ids_file or "--ids"))
     print_json(report.to_dict()) if as_json else print_commit(report, index_dir)
 

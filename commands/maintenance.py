@@ -82,8 +82,9 @@ def rollback(
     if as_json:
         print_json({"version": new_version, "restored": version, "undone": [row["version"] for row in undone]})
         return
-    out.print(f"[bold green]version {new_version}[/]: restored version {version} "
-              f"(`shoplens rollback {new_version - 1}` undoes this)")
+    previous = next((row["version"] for row in rows if row["current"]), None)  # None: the current one was gone
+    undo = f" (`shoplens rollback {previous}` undoes this)" if previous is not None else ""
+    out.print(f"[bold green]version {new_version}[/]: restored version {version}{undo}")
 
 
 @app.command()

@@ -70,6 +70,9 @@ def search(
                             explain=explain, collapse=not no_collapse, spell=not no_spell, intent=not no_intent,
                             strict_intent=strict_intent)
     if queries is None:
+        if output is not None:  # the results went to the terminal and the file was never written, exit 0
+            raise QueryError(f"--out writes the results of --queries FILE; for one query, redirect them instead "
+                             f"(shoplens search ... --json > {output.name})")
         check_typed_text(query)
         request.validate()
     elif query:

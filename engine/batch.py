@@ -34,8 +34,6 @@ class BatchQuery:
 def read_queries(path: str | Path, defaults: SearchRequest) -> list[BatchQuery]:
     """Every query of a queries file; a line that cannot be read is a QueryError naming its number."""
     path = Path(path)
-    if not path.is_file():
-        raise QueryError(f"queries file {path} not found; give one query a line, or JSONL with text/image/filters")
     queries = []
     for number, line, is_object in query_lines(path, QueryError, "give one query a line as UTF-8 text"):
         query = _json_query(path, number, line, defaults) if is_object \
@@ -53,13 +51,20 @@ def read_queries(path: str | Path, defaults: SearchRequest) -> list[BatchQuery]:
 OBJECT_LINE = '{"text": "red dress", "image": "photo.jpg"}'
 
 
-def query_lines(path: Path, error: type[ShopLensError], hint: str) -> list[tuple[int, str, bool]]:
+def query_lines(path: Path, error: type[ShopLensError], hint: str, what: str = "queries file"
+                ) -> list[tuple[int, str, bool]]:
     """(number, line, is_object) for each non-blank line of a queries file, as every reader of one takes them
     (`search --queries`, `bench latency / warmup --queries`, `serve --warm-queries`): a line opening with "{"
     is a JSON object for the caller to parse; any other line is plain query text, except JSON that is no
     object: an array ([1, 2]) always, and a number, true, false or null in a file of JSON object lines, are
     an error naming the line (they were searched as the text "[1, 2]" or "null"); a JSON string
-    ("red dress") is the text it holds. "42" in a file of plain lines stays a query (a size, a model number)."""
+    ("red dress") is the text it holds. "42" in a file of plain lines stays a query (a size, a model number).
+    A path that is missing, or no regular file (a folder was "not found"; a pipe would block), is an error."""
+    if not path.exists():
+        raise error(f"{what} {path} not found; check the path, and give a text file with one query a line")
+    if not path.is_file():
+        raise error(f"{what} {path} is not a regular file (a directory, pipe or device); give a text file with "
+                    "one query a line")
     lines = [(number, raw.strip()) for number, raw in text_lines(path, error, hint) if raw.strip()]
     objects = any(line.startswith("{") for _, line in lines)
     read = []

@@ -77,6 +77,17 @@ def parse_filters(texts: list[str] | tuple[str, ...] | None) -> list[Filter]:
     return [parse_filter(text) for text in (texts or [])]
 
 
+def check_comparable(products, filters: list[Filter]) -> None:
+    """A user's range filter on a field no product holds a number in (title>3, brand<=5, price<=3000 on a catalog
+    without prices) matched nothing, answered as an empty page; it is a FilterError saying why. Not run on the
+    engine's own filters (a price read from the query text narrows what it can)."""
+    for flt in filters:
+        column = products.column_name(flt.field)
+        if flt.op in ("<", "<=", ">", ">=") and column is not None and not products.has_numbers(column):
+            raise FilterError(f"filter '{flt}': no product in this index has a number in {flt.field!r}, so {flt.op} "
+                              f"matches nothing; compare its text with = or !=, or filter on a field with numbers")
+
+
 def filter_mask(products, filters: list[Filter], rows: np.ndarray | None = None) -> np.ndarray | None:
     """Boolean mask over all rows for the ANDed filters (None when there are none); with `rows`, over those
     rows only, in their order (a few hundred candidates instead of the whole catalog)."""

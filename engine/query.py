@@ -111,6 +111,16 @@ class SearchRequest:
             changes["weights"] = tuple((c, given.get(c, index_plan.weight(c))) for c in CHANNELS)
         return replace(index_plan, **changes) if changes else index_plan
 
+    def check_plan(self, plan: FusionPlan) -> None:
+        """An option of the other fusion method is refused: --norm zscore on an index that fuses with rrf (the
+        default) or --rrf-k under wsum changed nothing, and the results said nothing of it."""
+        if self.normalization is not None and plan.method != "wsum":
+            raise QueryError(f"normalization {self.normalization!r} (--norm) applies to wsum fusion only and this "
+                             f"search fuses with {plan.method}; add fusion wsum (--fusion wsum), or leave it out")
+        if self.rrf_k is not None and plan.method != "rrf":
+            raise QueryError(f"rrf_k (--rrf-k) applies to rrf fusion only and this search fuses with {plan.method}; "
+                             "add fusion rrf (--fusion rrf), or leave it out")
+
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.k

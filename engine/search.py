@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from shoplens.common.errors import ModelMismatchError, QueryError, RankerError
-from shoplens.engine.filters import filter_mask, parse_filters
+from shoplens.engine.filters import check_comparable, filter_mask, parse_filters
 from shoplens.engine.fusion import FusionPlan, default_plan, photo_leads
 from shoplens.engine.hybrid import Candidates, QueryVectors, hybrid_search, photo_lead_order, query_plan
 from shoplens.engine.query import SearchRequest, SearchResponse, SearchResult
@@ -119,7 +119,9 @@ class SearchEngine:
         """Everything about a request that needs the index but not the model: options, filter syntax and
         fields, the image file. A one-shot caller runs it before `warm()`, so a typo costs no model load."""
         request.validate()
-        filter_mask(self.snapshot.products, parse_filters(request.filters))
+        filters = parse_filters(request.filters)
+        filter_mask(self.snapshot.products, filters)
+        check_comparable(self.snapshot.products, filters)
 
     # -- versions ----------------------------------------------------------------
 
@@ -214,7 +216,11 @@ class SearchEngine:
     def fusion_plan(snapshot: Snapshot, request: SearchRequest | None = None) -> FusionPlan:
         """The fusion a query runs: the plan recorded in the index (learned or default), then the request's overrides."""
         plan = FusionPlan.from_dict(snapshot.manifest.get("fusion"), default_plan(snapshot.manifest))
-        return request.plan(plan) if request is not None else plan
+        if request is None:
+            return plan
+        plan = request.plan(plan)
+        request.check_plan(plan)
+        return plan
 
     def prepare_queries(self, texts: list[str], batch_size: int = 256) -> int:
         """Encode many query texts in batches into the query cache, so later searches for them skip
@@ -244,6 +250,7 @@ class SearchEngine:
         stages = {stage: None for stage in STAGES} if stages is None else stages
         filters = parse_filters(request.filters)
         mask = filter_mask(snapshot.products, filters)
+        check_comparable(snapshot.products, filters)
         if mask is not None:
             mask &= snapshot.products.live
         effective = _replace(self.spell_checked(request), rerank=for_rerank)

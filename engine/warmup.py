@@ -62,12 +62,7 @@ def read_query_file(path: Path, limit: int = MAX_WARM_UP_QUERIES) -> list[str]:
     """Query texts, one a line: plain text, or a JSON object with "text" (as `bench latency` query files and
     `shoplens batch` write them) or "query". Blank lines and objects without text (photo queries) are skipped;
     anything else unreadable is a one-line error naming the line."""
-    if not path.exists():
-        raise ConfigError(f"warm-up queries file {path} not found; give a file with one query a line")
-    if not path.is_file():
-        raise ConfigError(f"warm-up queries file {path} is not a regular file (a directory, pipe or device); "
-                          "give a text file with one query a line")
-    lines = query_lines(path, ConfigError, "give a UTF-8 text file, one query a line")
+    lines = query_lines(path, ConfigError, "give a UTF-8 text file, one query a line", "warm-up queries file")
     texts = [text for number, line, is_object in lines if (text := _query_text(path, number, line, is_object))]
     if not texts:
         raise ConfigError(f"warm-up queries file {path} holds no query text; write one query a line")

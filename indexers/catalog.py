@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from shoplens.common.errors import CatalogError, one_line
-from shoplens.indexers.rows import SUPPORTED_SUFFIXES, BrokenRow as _BrokenRow, ValueProblem, clean_row, iter_raw_rows
-
-CANONICAL_FIELDS = ("id", "title", "description", "brand", "category", "price", "image")
+from shoplens.indexers.rows import (CANONICAL_FIELDS, SUPPORTED_SUFFIXES, BrokenRow as _BrokenRow, ValueProblem,
+                                    clean_row, iter_raw_rows)
 MAX_ID_CHARS = 512
 MAX_ATTRIBUTES = 1000  # attribute fields one row may add (each is a column of the product store)
 MAX_ATTRIBUTE_NAME_CHARS = 200
@@ -304,8 +303,7 @@ def normalize_row(row: dict[str, Any], field_map: dict[str, list[str]], base_dir
         for canonical in CANONICAL_FIELDS[1:]:
             if canonical not in named:
                 mapped[canonical] = stored.get(canonical)
-        cleared = {key for key, value in rest.items() if value is None}
-        attributes = {k: v for k, v in (stored.get("attributes") or {}).items() if k not in cleared}
+        attributes = {k: v for k, v in (stored.get("attributes") or {}).items() if not _named_by(k, rest)}
         for key, value in rest.items():
             _flatten_into(attributes, str(key), value)
         rest = {}
@@ -326,6 +324,13 @@ def normalize_row(row: dict[str, Any], field_map: dict[str, list[str]], base_dir
     _check_attributes(attributes, product_id)
     return Product(id=product_id, title=title, description=description, brand=brand,
                    category=category, price=price, image=image_path, attributes=attributes)
+
+
+def _named_by(attribute: str, fields: dict[str, Any]) -> bool:
+    """Whether a patch's field replaces a stored attribute: the field itself, or one flattened out of it (a patch
+    giving "specs" or "variants" anew, or null, leaves none of the stored specs.* or variants.* behind)."""
+    parts = attribute.split(".")
+    return any(".".join(parts[:end]) in fields for end in range(1, len(parts) + 1))
 
 
 def _check_attributes(attributes: dict[str, Any], product_id: str) -> None:
@@ -486,15 +491,32 @@ def _flatten_into(target: dict[str, Any], key: str, value: Any) -> None:
             _flatten_into(target, f"{key}.{sub_key}", sub_value)
         return
     if isinstance(value, (list, tuple)):
-        items = [item for item in value if not _is_missing(item) and not isinstance(item, (dict, list))]
-        if items:
-            target[key] = [item if isinstance(item, (int, float)) and not isinstance(item, bool) else str(item) for item in items]
+        lists: dict[str, list[Any]] = {}
+        _collect_list(lists, key, value)
+        target.update(lists)
         return
     if isinstance(value, str):
         value = value.strip()
         if value.upper() == "NA":
             return
     target[key] = value
+
+
+def _collect_list(lists: dict[str, list[Any]], key: str, value: Any) -> None:
+    """A list's values under `key`, those of lists inside it too; an object in it is flattened like one outside a
+    list, each of its fields becoming the list of its values across the objects: "variants": [{"size": "M"},
+    {"size": "L"}] is variants.size = ["M", "L"] (such fields were dropped unseen, in JSON and Parquet alike)."""
+    if _is_missing(value):
+        return
+    if isinstance(value, dict):
+        for sub_key, sub_value in value.items():
+            _collect_list(lists, f"{key}.{sub_key}", sub_value)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _collect_list(lists, key, item)
+    else:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        lists.setdefault(key, []).append(value if number else str(value).strip())
 
 
 def write_rejects(path: Path, rejects: list[Reject]) -> None:

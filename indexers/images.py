@@ -2,8 +2,8 @@
 
 Limits (documented in the README): only regular files are opened (never a pipe,
 a device such as /dev/zero, or a directory), at most MAX_IMAGE_BYTES are read,
-and an image may have at most MAX_IMAGE_PIXELS pixels, checked from its header
-before anything is decoded (a decompression bomb is refused, not decoded).
+and an image may have at most MAX_IMAGE_PIXELS pixels and at least MIN_SIDE on
+each side, checked from its header before anything is decoded (a decompression bomb is refused, not decoded).
 Content hashes are computed while reading, in chunks.
 """
 
@@ -22,6 +22,7 @@ from shoplens.common.errors import ImageError
 MAX_IMAGE_BYTES = 50 * 2 ** 20  # 50 MiB
 MAX_IMAGE_PIXELS = 40_000_000  # e.g. 8000 x 5000
 MAX_ASPECT = 100  # longest side / shortest side; the encoders' resize to 224 px made a 1:500 strip 0 pixels high
+MIN_SIDE = 16  # pixels; below it an image shows no product (a 1x1 spacer or placeholder, an icon)
 CHUNK = 1 << 20
 
 
@@ -88,9 +89,39 @@ def within_limits(source, name: str | Path):
                 if max(width, height) > MAX_ASPECT * min(width, height):  # resized to fit, a side became 0 pixels
                     raise ImageError(f"image {name} is {width}x{height} pixels, a strip rather than a photo (one "
                                      f"side more than {MAX_ASPECT} times the other); crop it or use another photo")
+                if min(width, height) < MIN_SIDE:  # a shop's 1x1 placeholder was encoded as a photo like any other
+                    raise ImageError(f"image {name} is {width}x{height} pixels, too small to show a product (a "
+                                     f"spacer or placeholder?); use a photo at least {MIN_SIDE} pixels on each side")
                 yield image
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(f"image {name} has more than {MAX_IMAGE_PIXELS:,} pixels (use a smaller photo)") from None
+        except Image.UnidentifiedImageError:
+            kind = _known_unreadable(source)  # "not an image" sent an iPhone photo's owner looking for damage
+            if kind:
+                raise ImageError(f"image {name} is {kind}, which ShopLens cannot read; save it as JPEG or PNG") from None
+            raise
+
+
+HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+
+
+def _known_unreadable(source) -> str | None:
+    """What a file PIL cannot open is, when it is a common picture format (a path or a file object): a HEIC/HEIF
+    photo (a box `ftyp` of a HEIF brand) or an SVG drawing (XML text naming <svg)."""
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+            head = source.read(512)
+        else:
+            with _open_regular(source) as handle:
+                head = handle.read(512)
+    except (OSError, ValueError):
+        return None
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+        return "a HEIC/HEIF photo (an iPhone's default format)"
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"<svg", b"<?xml")) and b"<svg" in head:
+        return "an SVG drawing"
+    return None
 
 
 def _open_regular(path: str | Path):

@@ -284,11 +284,12 @@ class IndexDirectory:
             if entry.name.startswith(".CURRENT.tmp"):
                 entry.unlink(missing_ok=True)
 
-    def begin(self, kind: str, parent: int | None = "current") -> "Transaction":
-        """Start a new version. Must be called while holding `lock()`."""
+    def begin(self, kind: str, parent: int | None = "current", damaged_parent: bool = False) -> "Transaction":
+        """Start a new version. Must be called while holding `lock()`. With `damaged_parent` (a rollback, which
+        takes nothing from it) a parent version whose folder or manifest is gone or damaged is no refusal."""
         if parent == "current":
             parent = self.current_version() if self.exists() else None
-        return Transaction(self, kind, parent)
+        return Transaction(self, kind, parent, damaged_parent)
 
     def prune(self, keep: int) -> list[int]:
         """Remove the oldest committed versions beyond `keep`; never the current one.
@@ -363,12 +364,17 @@ class IndexDirectory:
 class Transaction:
     """A version being written. Components write into `component_dir(name)`."""
 
-    def __init__(self, index: IndexDirectory, kind: str, parent: int | None):
+    def __init__(self, index: IndexDirectory, kind: str, parent: int | None, damaged_parent: bool = False):
         self.index = index
         self.kind = kind
         self.parent = parent
         # the parent's manifest first: a damaged one refuses the write before anything is created
-        self.parent_manifest = index.manifest(parent) if parent is not None else None
+        self.parent_manifest = None
+        try:
+            self.parent_manifest = index.manifest(parent) if parent is not None else None
+        except IndexCorruptError:
+            if not damaged_parent:
+                raise
         index.versions_dir.mkdir(parents=True, exist_ok=True)
         existing = [int(e.name) for e in index.versions_dir.iterdir() if e.name.isdigit()]
         self.version = max(existing + [parent or 0]) + 1

@@ -101,7 +101,7 @@ def rollback(index_path: str | Path, version: int, component_checks: Sequence[Co
             raise IndexCorruptError(f"version {version} fails its consistency check ({target.problems[0]}); "
                                     "nothing restored; pick another version from `shoplens versions`")
         source = index.version_path(version)
-        txn = index.begin("rollback")
+        txn = index.begin("rollback", damaged_parent=True)  # the way out of a current version that is gone
         try:
             for component in COMPONENTS:
                 if (source / component).exists():
@@ -235,6 +235,14 @@ class CheckReport:
 MAX_DEEP = 10_000
 
 
+def _does_not_open(version: int, exc: Exception) -> str:
+    """The problem of a version that cannot be opened; this is the check its error points to, so it says what
+    gets out of it (it said "run `shoplens check`" again)."""
+    reason = str(exc).split("; run `shoplens check`")[0]
+    return (f"version {version} does not open: {reason}; restore a kept version with `shoplens rollback VERSION` "
+            "(see `shoplens versions`)")
+
+
 def check_index(index_path: str | Path, deep: int = 0, version: int | None = None, seed: int = 0,
                 component_checks: Sequence[ComponentCheck] = ()) -> CheckReport:
     """Verify that every store of a version holds the same products, and that embeddings match content.
@@ -255,7 +263,7 @@ def check_index(index_path: str | Path, deep: int = 0, version: int | None = Non
         manifest = index.manifest(version)
         snapshot = Snapshot.open(index, version, device="cpu")
     except (IndexCorruptError, OSError, ValueError, KeyError, RuntimeError) as exc:
-        report.problems.append(f"version {version} does not open: {exc}")
+        report.problems.append(_does_not_open(version, exc))
         return report
     products, vectors, lexical = snapshot.products, snapshot.vectors, snapshot.lexical
     live = products.live_docnos()

@@ -110,6 +110,7 @@ class ProductTable:
         self.segment_files: dict[str, tuple[int, ...]] = {}  # their (device, inode, size, mtime)
         self.docno_by_id: dict[str, int] = _live_ids(table, live, extends)
         self._numeric: dict[str, np.ndarray] = {}
+        self._has_numbers: dict[str, bool] = {}
         self._chunk_starts: dict[str, np.ndarray] = {}  # column -> first row of each chunk, and the row count
         self._keyword: dict[str, tuple[Any, str, list[str]]] = {}
         self._lookups: dict[str, dict[str, int]] = {}  # keyword column -> value -> code (built when extending)
@@ -184,6 +185,12 @@ class ProductTable:
                     values = parsed[codes]
             self._numeric[column] = values
         return self._numeric[column]
+
+    def has_numbers(self, column: str) -> bool:
+        """Whether any row of a column holds a number (a text column's values may be numbers: a year "2012")."""
+        if column not in self._has_numbers:
+            self._has_numbers[column] = bool(np.isfinite(self.numeric(column)).any())
+        return self._has_numbers[column]
 
     def keyword(self, column: str):
         """Lower-cased dictionary codes of a string or list column.

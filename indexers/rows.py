@@ -39,6 +39,7 @@ from shoplens.common.jsontext import loads_line
 SUPPORTED_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet")
 MAX_FIELD_CHARS = 1_000_000  # one text value (a CSV cell, a JSON string), in characters
 INT64 = (-(2 ** 63), 2 ** 63 - 1)
+CANONICAL_FIELDS = ("id", "title", "description", "brand", "category", "price", "image")
 SHORT_FIELDS = ("id", "title", "brand", "price", "image")  # never legitimately span lines in a CSV
 MAX_NESTING = 20
 
@@ -84,7 +85,7 @@ def iter_raw_rows(path: str | Path, field_map: dict[str, list[str]] | None = Non
         if name.endswith(".parquet"):
             rows = _parquet_rows(path)
         elif name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):  # the separator is read from the header
-            rows = _csv_rows(path, _short_columns(field_map or {}))
+            rows = _csv_rows(path, field_map or {})
         else:
             rows = _jsonl_rows(path)
         for row in rows:
@@ -98,9 +99,10 @@ def iter_raw_rows(path: str | Path, field_map: dict[str, list[str]] | None = Non
         raise CatalogError(f"cannot read the catalog {path} ({exc.strerror or exc}){fix}") from None
 
 
-def _short_columns(field_map: dict[str, list[str]]) -> set[str]:
-    columns = set(SHORT_FIELDS)
-    for canonical in SHORT_FIELDS:
+def _columns_of(fields: tuple[str, ...], field_map: dict[str, list[str]]) -> set[str]:
+    """The columns that hold `fields`: their own names and the columns a field map reads them from."""
+    columns = set(fields)
+    for canonical in fields:
         columns.update(field_map.get(canonical, []))
     return columns
 
@@ -176,18 +178,22 @@ def csv_delimiter(header_line: str) -> str:
     return best if counts[best] else ","
 
 
-def _csv_rows(path: Path, short_columns: set[str]) -> Iterator[tuple[int, Any, str]]:
+def _csv_rows(path: Path, field_map: dict[str, list[str]]) -> Iterator[tuple[int, Any, str]]:
+    short_columns, canonical = _columns_of(SHORT_FIELDS, field_map), _columns_of(CANONICAL_FIELDS, field_map)
     with _open_text(path) as handle:
         delimiter = csv_delimiter(handle.readline())
     with _open_text(path) as handle:
         read = [0]  # physical lines handed to the CSV reader so far
-        reader = csv.DictReader(_counted(handle, read), delimiter=delimiter, strict=True)
+        # "id, title, price": a space after each separator, as people type a CSV, is no part of the value (it was
+        # a column " title" no row has, and a quoted cell after a space was cut at its commas)
+        reader = csv.DictReader(_counted(handle, read), delimiter=delimiter, strict=True, skipinitialspace=True)
         try:
             header = reader.fieldnames
         except csv.Error as exc:
             raise CatalogError(f"{path.name}: cannot read the CSV header: {exc}") from None
         if header is None:
             return
+        header = reader.fieldnames = [name.strip() for name in header]
         if not any(name.strip() for name in header):  # every row would be "row has N cells, header has 0"
             raise CatalogError(f"{path.name}: the CSV header (line 1) names no columns; the first line must "
                                "name them, e.g. id,title,price (remove blank lines above it)")
@@ -209,7 +215,8 @@ def _csv_rows(path: Path, short_columns: set[str]) -> Iterator[tuple[int, Any, s
                 start = read[0] + 1
                 continue
             end = read[0]
-            yield start, _check_csv_row(row, header, short_columns, start, end), ",".join(
+            checked = _check_csv_row(row, header, short_columns, start, end)
+            yield start, _json_cells(checked, canonical), ",".join(
                 _printable(str(v)) for v in row.values() if not isinstance(v, list))[:2000]
             start = end + 1
 
@@ -243,6 +250,22 @@ def _check_csv_row(row: dict, header: list[str], short_columns: set[str], start:
             return BrokenRow(f"{which} runs from line {start} to line {end}: probably an unterminated quote "
                              f"that swallowed the rows after it; fix the quote and re-run")
     return {key: value for key, value in row.items() if value not in ("", None)}
+
+
+def _json_cells(row: Any, canonical: set[str]) -> Any:
+    """An attribute cell holding a JSON object or array ('[{"size": "M"}]', '{"colour": "red"}') is that value, as
+    the same field of a JSON Lines or Parquet catalog is, so it is flattened the same way (variants.size); a cell
+    that only looks like one ('[new] in', a Python repr) stays text, and canonical fields stay as written."""
+    if not isinstance(row, dict):
+        return row
+    for key, value in row.items():
+        text = value.strip() if isinstance(value, str) and key not in canonical else ""
+        if (text[:1], text[-1:]) in (("{", "}"), ("[", "]")):
+            try:
+                row[key] = loads_line(text)
+            except ValueError:
+                pass
+    return row
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, Any, str]]:

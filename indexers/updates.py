@@ -103,8 +103,13 @@ def _unknown_id(product_id: str, position: int, origins: dict[str, tuple[str, in
 
 def read_ids(path: str | Path) -> list[str]:
     """Ids to delete: one per line, or JSONL objects with an `id`. A line that is not UTF-8 text, or
-    an object without a usable id, is a CatalogError naming the line (nothing is deleted)."""
-    return [product_id for _, product_id in read_id_lines(path)]
+    an object without a usable id, is a CatalogError naming the line (nothing is deleted); so is a file that
+    holds no id at all (it "changed nothing (0 row(s) rejected)", as if its ids had been looked for)."""
+    ids = [product_id for _, product_id in read_id_lines(path)]
+    if not ids:
+        raise CatalogError(f"{Path(path).name} holds no ids (empty, or only blank and # comment lines); nothing "
+                           "was deleted; write one product id a line")
+    return ids
 
 
 def read_id_lines(path: str | Path) -> list[tuple[int, str]]:

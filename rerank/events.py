@@ -100,6 +100,19 @@ def _parse_ts(value: Any, now: float) -> float:
     return stamp
 
 
+def _ts_reason(value: Any, now: float) -> str:
+    """Why a ts was refused; one in milliseconds or microseconds since 1970 (JavaScript's Date.now(), many
+    loggers) says so, with the seconds to send, instead of only "between 1970 and one day from now"."""
+    for unit, scale in (("milliseconds", 1e3), ("microseconds", 1e6)):
+        try:
+            seconds = float(value) / scale if not isinstance(value, bool) else None
+            if seconds is not None and 1e8 < seconds <= now + MAX_FUTURE_SECONDS:
+                return f"ts {_short(value)} looks like {unit} since 1970; send unix seconds ({seconds:.3f})"
+        except (TypeError, ValueError, OverflowError):
+            break
+    return f"ts must be unix seconds or an ISO-8601 time between 1970 and one day from now, got {_short(value)}"
+
+
 def _check_event(event: dict, kind_index: dict[str, int], known_ids: set[str] | None,
                  now: float) -> tuple[float, int, str, str, int]:
     """(ts, kind, id, normalized query, position) of a valid event, or ValueError with the reason."""
@@ -114,8 +127,7 @@ def _check_event(event: dict, kind_index: dict[str, int], known_ids: set[str] | 
     try:
         stamp = _parse_ts(event.get("ts"), now)
     except (ValueError, TypeError, OverflowError):
-        raise ValueError(f"ts must be unix seconds or an ISO-8601 time between 1970 and one day from now, "
-                         f"got {_short(event.get('ts'))}") from None
+        raise ValueError(_ts_reason(event.get("ts"), now)) from None
     position = event.get("position")
     if position is not None and (isinstance(position, bool) or not isinstance(position, int) or position < 1):
         raise ValueError(f"position must be a positive integer, got {_short(position)}")

@@ -21,7 +21,7 @@ from shoplens.common.jsontext import loads_line
 from shoplens.engine.query import SearchRequest, check_typed_text
 from shoplens.indexers.images import ImageError, within_limits
 from shoplens.rerank.events import EventReject, read_events
-from shoplens.service.schemas import MAX_EVENTS, SearchBody
+from shoplens.service.schemas import MAX_EVENTS, MAX_WEIGHT, SearchBody
 from shoplens.service.thumbnails import THUMBNAIL_SIZES
 
 
@@ -52,9 +52,22 @@ def validation_message(exc: ValidationError | list[dict[str, Any]]) -> str:
     first = errors[0]
     where = ".".join(str(part) for part in first.get("loc", ())  # not pydantic's union tags: "tuple[float, float]"
                      if part not in ("body", "query", "path") and "[" not in str(part))
-    message = number_range(where, first) or str(first.get("msg", "invalid value")).replace("\n", " ")
+    if where.split(".")[0] == "weights":  # each union branch added its own problems: "(and 2 more problem(s))"
+        return weights_message(next((e["input"] for e in errors if isinstance(e.get("input"), list)), first.get("input")))
+    message = number_range(where, first) or boolean_rule(first) or length_rule(first) \
+        or str(first.get("msg", "invalid value")).replace("\n", " ")
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return f"{where}: {message}{more}" if where else message + more
+
+
+def weights_message(given: Any) -> str:
+    """The one rule of `weights` (a list in JSON, "lexical,dense[,native]" in a query string or form), whichever
+    part of it a value breaks: pydantic said "weights.0: Input should be less than or equal to 100 (and 2 more
+    problem(s))" for a list, and the same of a NaN."""
+    shown = given if isinstance(given, str) else json.dumps(given, default=str)
+    shown = shown if len(shown) <= 30 else shown[:27] + "..."
+    return (f"weights: must be two or three numbers from 0 to {MAX_WEIGHT:g}, not all 0, lexical,dense[,native], such as "
+            f"[1, 0.5] in JSON or 1,0.5 in a query string (got {shown})")
 
 
 NUMBER_ERRORS = ("int_", "float_", "greater_than", "less_than", "finite_number")
@@ -83,6 +96,25 @@ def number_range(field: str, error: dict[str, Any]) -> str | None:
     return f"must be {'a whole number' if whole else 'a number'} {low} {'to' if whole else 'at most'} {high} (got {given})"
 
 
+def boolean_rule(error: dict[str, Any]) -> str | None:
+    """A yes/no field (rerank, explain) given something else: "must be true or false (got "maybe")", where
+    pydantic said "Input should be a valid boolean, unable to interpret input"."""
+    if not str(error.get("type", "")).startswith("bool_"):
+        return None
+    given = json.dumps(error.get("input"), default=str)
+    return f"must be true or false (got {given if len(given) <= 30 else given[:27] + '...'})"
+
+
+def length_rule(error: dict[str, Any]) -> str | None:
+    """Text or a list past its length (a 1 MB q, 30 filters): "must be at most 1,000 characters (got 1,000,000)",
+    where pydantic said "String should have at most 1000 characters" without the length sent."""
+    kind, context, given = str(error.get("type", "")), error.get("ctx") or {}, error.get("input")
+    if kind not in ("string_too_long", "too_long") or not isinstance(given, (str, list)) or "max_length" not in context:
+        return None
+    unit = "characters" if isinstance(given, str) else "items"
+    return f"must be at most {context['max_length']:,} {unit} (got {len(given):,})"
+
+
 def parse_body(data: dict[str, Any], strict: bool = False) -> SearchBody:
     """A search body. `strict` for a JSON body: its values arrive typed, so `"k": true`, `"k": "5"` or
     `"explain": "yes"` are wrong types (422), not coerced; query strings and form fields are text and are."""
@@ -104,9 +136,8 @@ def parse_weights(text: str | None) -> tuple[float, ...] | None:
         weights = tuple(float(part) for part in str(text).split(","))
     except ValueError:
         weights = ()
-    if len(weights) not in (2, 3):
-        raise QueryError(f"weights takes two or three numbers lexical,dense[,native] such as 1,1 or 1,0.5,1; "
-                         f"got {text!r}")
+    if len(weights) not in (2, 3) or not all(0 <= weight <= MAX_WEIGHT for weight in weights) or not any(weights):
+        raise QueryError(weights_message(str(text)))
     return weights
 
 
@@ -116,7 +147,8 @@ def check_query_parameters(items: list[tuple[str, str]], known: tuple[str, ...],
     seen: set[str] = set()
     for name, _ in items:
         if name not in known:
-            raise QueryError(f"unknown query parameter {name!r}; use {', '.join(known)}")
+            raise QueryError(f"unknown query parameter {name!r}; " + (f"use {', '.join(known)}" if known else
+                                                                     "this endpoint takes none"))
         if name in seen and name not in repeatable:
             raise QueryError(f"query parameter {name!r} is given more than once; give it once"
                              + (f" (only {', '.join(repeatable)} repeats)" if repeatable else ""))

@@ -217,7 +217,7 @@ def _add_products(app: FastAPI, state: ServiceState) -> None:
             return product_json(product_id + "/image")
         inputs.check_query_parameters(request.query_params.multi_items(), ("size",))
         if size not in THUMBNAIL_SIZES:
-            raise QueryError(f"size must be one of {', '.join(map(str, THUMBNAIL_SIZES))}, got {size}")
+            raise QueryError(f"size: must be one of {', '.join(map(str, THUMBNAIL_SIZES))} (got {size})")
         _, found = record(product_id)
         data = thumbnail_jpeg(found["image"], size) if found.get("image") else None
         if data is None:
@@ -227,7 +227,8 @@ def _add_products(app: FastAPI, state: ServiceState) -> None:
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=3600"})
 
     @app.get("/products/{product_id:path}", responses=ERRORS, summary="One product's record")
-    def product(product_id: str = PathParam(..., min_length=1, max_length=500)) -> dict[str, Any]:
+    def product(request: Request, product_id: str = PathParam(..., min_length=1, max_length=500)) -> dict[str, Any]:
+        inputs.check_query_parameters(request.query_params.multi_items(), ())  # ?fields=title was ignored unseen
         return product_json(product_id)
 
 

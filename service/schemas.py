@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shoplens.engine.fusion import FUSION_METHODS, NORMALIZATIONS
 from shoplens.engine.query import MODES
@@ -24,7 +24,8 @@ MAX_QUERY_CHARS = 1000
 MAX_BODY_BYTES = 8 * 2 ** 20  # a request body (JSON, multipart, events); larger is a 413
 MAX_EVENTS = 10_000  # events in one POST /events
 
-Weight = Annotated[float, Field(ge=0, le=100)]
+MAX_WEIGHT = 100  # a fusion weight
+Weight = Annotated[float, Field(ge=0, le=MAX_WEIGHT)]
 Mode = Literal[MODES]  # type: ignore[valid-type]
 Fusion = Literal[FUSION_METHODS]  # type: ignore[valid-type]
 Normalization = Literal[NORMALIZATIONS]  # type: ignore[valid-type]
@@ -47,12 +48,19 @@ class SearchBody(BaseModel):
                                      "normalized scores); default: the index's fusion plan.")
     rrf_k: Optional[float] = Field(None, gt=0, le=10_000, description="k of reciprocal rank fusion (default: the plan's).")
     weights: Optional[tuple[Weight, Weight] | tuple[Weight, Weight, Weight]] = Field(
-        None, description="Fusion weights [lexical, dense] or [lexical, dense, native], each 0 to 100 "
+        None, description="Fusion weights [lexical, dense] or [lexical, dense, native], each 0 to 100, not all 0 "
                           "(default: the plan's).")
     normalization: Optional[Normalization] = Field(None, description="Score normalization for wsum (default: the plan's).")
     candidates: int = Field(200, ge=1, le=MAX_CANDIDATES, description="Candidates fetched from each retriever.")
     rerank: Optional[bool] = Field(None, description="Learned reranker on or off; null: on when the index has one.")
     explain: bool = Field(False, description="Add ranks per signal and the reranker's per-feature contributions.")
+
+    @field_validator("weights")
+    @classmethod
+    def _some_weight(cls, weights: Optional[tuple[float, ...]]) -> Optional[tuple[float, ...]]:
+        if weights is not None and not any(weights):
+            raise ValueError("weights are all 0")
+        return weights
 
 
 class QueryEcho(BaseModel):

@@ -127,7 +127,7 @@ def make_bad_files(folder: Path) -> Path:
         "duplicate-keys.jsonl": b'{"id": "bad-18", "title": "One", "title": "Two"}\n',
         "judgments-conflict.jsonl": jsonl({"query": "shirt", "id": "x", "grade": 2},
                                           {"query": "shirt", "id": "x", "grade": 0}),
-        "queries-punctuation.txt": b"shirt\n!!!\n", "queries-control.jsonl": b'{"text": "red \\u001b[31m shirt"}\n',
+        "queries-punctuation.txt": b"shirt\n!!!\n", "queries-ok.txt": b"shirt\n", "queries-control.jsonl": b'{"text": "red \\u001b[31m shirt"}\n',
         # JSON that is no object, in a file of JSON lines: was searched as the text "[1, 2]" / "null"
         "queries-array.jsonl": b'{"text": "shirt"}\n[1, 2]\n', "queries-null.jsonl": b'{"text": "shirt"}\nnull\n',
     }
@@ -140,6 +140,9 @@ def make_bad_files(folder: Path) -> Path:
 
     png_header(big, 30000, 30000)
     (folder / "inbox-file").write_text("x")
+    from PIL import Image
+
+    Image.new("RGB", (1, 1)).save(folder / "pixel.png")  # a spacer: was searched as a photo
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -220,7 +223,7 @@ CASES += [("filter", ["search", "shirt", "--index", "{ix}", "--filter", spec]) f
     "price<=1e400", "brand~Nike", "price<=-", "price=>3", "brand=Ni\x1bke", "brand=Nike\x00"]]
 CASES += [("image", ["search", "--image", path, "--index", "{ix}"]) for path in [
     "{bad}/text.jpg", "{bad}/empty.jpg", "{bad}/truncated.jpg", "{bad}/big.png", "{bad}/nothing.jpg",
-    "{bad}/dir.jpg", "/dev/zero", "http://127.0.0.1:9/x.jpg", "https://example.invalid/x.jpg"]]
+    "{bad}/dir.jpg", "/dev/zero", "http://127.0.0.1:9/x.jpg", "https://example.invalid/x.jpg", "{bad}/pixel.png"]]
 CASES += [("maintenance option", [*cmd, "--index", "{ix}"]) for cmd in [
     ["rollback", "0", "--yes"], ["rollback", "-1", "--yes"], ["rollback", "999", "--yes"],
     ["rollback", "99999999999999999999999", "--yes"], ["versions", "--keep", "0"], ["versions", "--keep", "-1"],
@@ -305,6 +308,12 @@ CASES += [("bench option", ["bench", *cmd]) for cmd in [
     ["textonly", "--catalog", "{bad}/missing.jsonl", "--work-dir", "{tmp}/w"],
     ["textonly", "--catalog", "{catalog}", "--limit", "0", "--work-dir", "{tmp}/w"],
     ["index", "--catalog", "{catalog}", "--save", "{bad}/dir.jsonl", "--work-dir", "{tmp}/w", "--queries", "0"]]]
+# a count of threads or clients no machine has: --threads 100000 hung, --clients 100000 started 100,000 threads
+CASES += [("bench size", ["bench", *args, "--index", "{ix}"]) for args in [
+    ["latency", "--queries", "{bad}/queries-ok.txt", "--clients", "100000"],
+    ["latency", "--queries", "{bad}/queries-ok.txt", "--threads", "100000"], ["serve", "--clients", "1,9999"]]]
+# an option that only works with another: the results went to the terminal, exit 0, and --out was never written
+CASES += [("option without its partner", ["search", "shirt", "--index", "{ix}", "--out", "{tmp}/results.jsonl"])]
 CASES += [("shell", ["shell", "--index", path]) for path in ["{tmp}/missing", "{bad}/inbox-file"]]
 # Where `index` builds: a folder of other files, a path under a file, a place nothing can be written.
 CASES += [("index directory", ["index", "{catalog}", "--index", path, "--device", "cpu"])
@@ -590,3 +599,20 @@ def test_what_this_user_may_not_read_or_write_is_one_line_naming_it(locked_folde
     assert any(way.format(**values) in lines[0] for way in ((message,) if isinstance(message, str) else message)), lines[0]
     assert [committed_state(locked_folder[key]) for key in ("ro", "own")] == before
     assert sorted(p.name for p in locked_folder["dir"].rglob("*") if "own" not in p.parts and "ix" not in p.parts) == listing
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--file", "{tmp}/ids.txt"], "error: ids.txt holds no ids (empty, or only blank and # comment lines); nothing "
+                                  "was deleted; write one product id a line"),
+    (["--ids", " , "], "error: --ids ' , ' names no ids; nothing was deleted; give them comma-separated, e.g. "
+                       "--ids 1528,1529"),
+])
+def test_a_delete_naming_no_ids_says_so(world, tmp_path, capsys, args, message):
+    """An ids file of comments and blank lines (or an --ids of commas) 'changes nothing (0 row(s) rejected)', as if
+    ids had been looked for and none rejected; it now says the file holds no ids, as `watch` does."""
+    (tmp_path / "ids.txt").write_text("# ids to delete after the sale\n\n#\n")
+    before = committed_state(world["ix"])
+    code, _, stderr, crash = run_cli(["delete", *[a.format(tmp=tmp_path) for a in args], "--index", str(world["ix"])],
+                                     capsys)
+    assert (crash, code, stderr.strip()) == (None, 2, message)
+    assert committed_state(world["ix"]) == before

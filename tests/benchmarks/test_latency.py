@@ -17,7 +17,7 @@ def test_a_broken_queries_line_is_reported_with_its_number(tmp_path):
     path.write_text('red dress\n{"text": "shoes"\n')
     with pytest.raises(QueryError, match="q.jsonl line 2: invalid JSON"):
         read_queries(path)
-    with pytest.raises(QueryError, match="does not exist"):
+    with pytest.raises(QueryError, match="not found; check the path"):
         read_queries(tmp_path / "none.txt")
     with pytest.raises(QueryError, match="not a regular file"):
         read_queries(tmp_path)

@@ -65,3 +65,15 @@ def test_plain_lines_stay_plain_and_a_json_string_is_its_text(tmp_path):
     path.write_text("red dress\n[1, 2]\n", encoding="utf-8")
     with pytest.raises(QueryError, match=r"queries.txt line 2: \[1, 2\] is JSON but not an object"):
         read_queries(path, SearchRequest())
+
+
+def test_a_queries_path_that_is_no_file_says_what_it_is(tmp_path):
+    """A folder given as --queries was "queries file F not found"; a FIFO too (its check came first)."""
+    import os
+
+    os.mkfifo(tmp_path / "pipe.txt")
+    for path in (tmp_path, tmp_path / "pipe.txt"):
+        with pytest.raises(QueryError, match=r"is not a regular file \(a directory, pipe or device\); give a text"):
+            read_queries(path, SearchRequest())
+    with pytest.raises(QueryError, match="none.txt not found; check the path"):
+        read_queries(tmp_path / "none.txt", SearchRequest())

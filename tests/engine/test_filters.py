@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from shoplens.common.errors import FilterError
-from shoplens.engine.filters import filter_mask, parse_filter, parse_filters
+from shoplens.engine.filters import check_comparable, filter_mask, parse_filter, parse_filters
 from shoplens.indexers.catalog import Product
 from shoplens.indexers.products import ProductTable, RowMeta, products_table
 
@@ -96,3 +96,15 @@ def test_a_mask_over_some_rows_equals_the_whole_mask_at_those_rows(table, texts)
     for rows in ([3, 0, 2], [1], [2, 2, 0], [], [0, 1, 2, 3]):
         rows = np.array(rows, dtype=np.int64)
         assert filter_mask(table, parse_filters(texts), rows=rows).tolist() == whole[rows].tolist()
+
+
+@pytest.mark.parametrize("text", ["title>3", "brand<=5", "gender>=1", "sizes<2"])
+def test_a_range_filter_on_a_field_without_numbers_is_refused(table, text):
+    """title>3 matched nothing and was answered as an empty page (HTTP 200, exit 0): now a FilterError naming
+    the field; a text field whose values are numbers (a year "2012") still compares."""
+    with pytest.raises(FilterError, match=rf"no product in this index has a number in .*; compare its text with ="):
+        check_comparable(table, parse_filters([text]))
+    check_comparable(table, parse_filters(["year>=2013", "price<=1000", "rating>0", "brand=Nike"]))
+    empty = ProductTable(products_table(PRODUCTS[2:3], [RowMeta("h", None)], 0), np.ones(1, bool))
+    with pytest.raises(FilterError, match="no product in this index has a number in 'price'"):
+        check_comparable(empty, parse_filters(["price<=3000"]))

@@ -291,3 +291,45 @@ def test_a_parquet_map_column_is_read_as_an_object(tmp_path):
     pq.write_table(pa.table({"id": ["1", "2"], "title": ["Red Shirt", "Cap"], "specs": specs}), path)
     products = read_catalog(path).products
     assert products[0].attributes == {"specs.colour": "red", "specs.size": "M"} and products[1].attributes == {}
+
+
+VARIANTS = [{"size": "M", "stock": 3, "colour": {"name": "red"}}, {"size": "L"}]
+FLAT_VARIANTS = {"variants.size": ["M", "L"], "variants.stock": [3], "variants.colour.name": ["red"]}
+
+
+def test_a_list_of_objects_is_flattened_like_an_object_in_every_format(tmp_path):
+    """A field holding a list of objects (product variants) was dropped unseen from the attributes in JSON Lines
+    and Parquet (and kept as JSON text in a CSV): each of its fields is now the list of its values, as a filter
+    reads it (variants.size=M)."""
+    jsonl = write_lines(tmp_path / "c.jsonl", [json.dumps({"id": "1", "title": "Shirt", "variants": VARIANTS,
+                                                           "sizes": [["S", "M"], ["L"]]})])
+    assert read_catalog(jsonl).products[0].attributes == {**FLAT_VARIANTS, "sizes": ["S", "M", "L"]}
+    parquet = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"id": ["1"], "title": ["Shirt"], "variants": [VARIANTS]}), parquet)
+    assert read_catalog(parquet).products[0].attributes == FLAT_VARIANTS  # a list of structs
+    with open(tmp_path / "c.csv", "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([["id", "title", "variants", "note", "category"],
+                                      ["1", "[New] Shirt", json.dumps(VARIANTS), "[sale] {x}", '["Tops"]']])
+    product = read_catalog(tmp_path / "c.csv").products[0]
+    assert product.attributes == {**FLAT_VARIANTS, "note": "[sale] {x}"}
+    assert (product.title, product.category) == ("[New] Shirt", ['["Tops"]'])  # canonical fields as written
+
+
+def test_a_patch_naming_an_object_or_list_field_replaces_all_it_flattened_to(tmp_path):
+    stored = {"id": "1", "title": "Shirt", "attributes": {**FLAT_VARIANTS, "specs.fit": "slim", "gender": "Men"}}
+    path = write_lines(tmp_path / "d.jsonl", [json.dumps({"id": "1", "variants": [{"size": "S"}], "specs": None})])
+    product = read_catalog(path, existing=lambda product_id: stored).products[0]
+    assert product.attributes == {"variants.size": ["S"], "gender": "Men"}
+
+
+def test_a_csv_typed_with_a_space_after_each_comma_reads_as_without(tmp_path):
+    """'id, title, price' named the columns ' title' and ' price': every row was 'missing title' (and the hint
+    offered '--map title= title', which a map strips to nothing); '1, "Shirt, blue", 10' was cut at the quoted
+    comma into five cells. A space after a separator, and around a header name, is no part of it."""
+    path = write_lines(tmp_path / "typed.csv", ["id, title , price, colour", '1, "Shirt, blue", 10, red', "2, Cap, 5,"])
+    result = read_catalog(path)
+    assert [(p.id, p.title, p.price, p.attributes) for p in result.products] == [
+        ("1", "Shirt, blue", 10.0, {"colour": "red"}), ("2", "Cap", 5.0, {})]
+    assert result.rejects == []
+    with pytest.raises(CatalogError, match=r"names column\(s\) 'id' more than once"):
+        read_catalog(write_lines(tmp_path / "twice.csv", ["id,title, id", "1,Cap,2"]))

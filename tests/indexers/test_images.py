@@ -6,7 +6,7 @@ import os
 import pytest
 
 from shoplens.common.errors import ImageError
-from shoplens.indexers.images import MAX_ASPECT, MAX_IMAGE_PIXELS, file_digest, open_image
+from shoplens.indexers.images import MAX_ASPECT, MAX_IMAGE_PIXELS, MIN_SIDE, file_digest, open_image
 from shoplens.indexers.writer import image_digest
 from tests.fuzzing import png_header
 from tests.helpers import SAMPLE, bounded
@@ -56,5 +56,40 @@ def test_a_strip_is_refused_before_decoding(tmp_path, size):
     Image.new("RGB", size, (200, 30, 30)).save(path)
     with pytest.raises(ImageError, match=r"a strip rather than a photo .* crop it"):
         open_image(path)
-    Image.new("RGB", (MAX_ASPECT, 1)).save(path)  # at the limit: opens
-    assert open_image(path).size == (MAX_ASPECT, 1)
+    Image.new("RGB", (MAX_ASPECT * MIN_SIDE, MIN_SIDE)).save(path)  # at the limits: opens
+    assert open_image(path).size == (MAX_ASPECT * MIN_SIDE, MIN_SIDE)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (15, 400), (8, 8)])
+def test_an_image_too_small_to_show_a_product_is_refused(tmp_path, size):
+    """A 1x1 spacer (a shop's placeholder for a product without a photo) was encoded like a photo: every
+    placeholder product sat at one point of the image space, and a 1x1 query photo was answered with exit 0.
+    A side under MIN_SIDE pixels is now an ImageError, read from the header (the product is indexed from its text)."""
+    from PIL import Image
+
+    path = tmp_path / "spacer.gif"
+    Image.new("RGB", size).save(path)
+    with pytest.raises(ImageError, match=rf"is {size[0]}x{size[1]} pixels, too small to show a product .* at least "
+                                         f"{MIN_SIDE} pixels on each side"):
+        open_image(path)
+    Image.new("RGB", (MIN_SIDE, MIN_SIDE)).save(path)
+    assert open_image(path).size == (MIN_SIDE, MIN_SIDE)
+
+
+HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 200
+SVG = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"/>'
+
+
+@pytest.mark.parametrize("data, kind", [(HEIC, "a HEIC/HEIF photo (an iPhone's default format)"),
+                                        (SVG, "an SVG drawing")])
+def test_a_heic_photo_or_an_svg_says_what_it_is(tmp_path, data, kind):
+    """An iPhone's HEIC photo was "not an image PIL can read" / "not an image (unreadable as JPEG, PNG, WebP...)",
+    which reads as a damaged file; the format is now named, with what to save it as."""
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(data)
+    with pytest.raises(ImageError, match=rf"is {kind.replace('(', '[(]').replace(')', '[)]')}, which ShopLens "
+                                         "cannot read; save it as JPEG or PNG"):
+        open_image(path)
+    path.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 100)  # an MP4 is still just not an image
+    with pytest.raises(ImageError, match="is not an image PIL can read"):
+        open_image(path)

@@ -45,3 +45,24 @@ def test_an_index_path_that_is_a_file_is_a_clear_error(tmp_path):
         IndexDirectory(path).current_version()
     with pytest.raises(IndexNotFoundError, match="is a file"):
         compact(path)
+
+
+@pytest.mark.parametrize("damage", ["gone", "manifest"])
+def test_rollback_restores_a_kept_version_when_the_current_one_is_gone(small_index, damage):
+    """CURRENT naming a version whose folder is gone (a partial copy, a hand-deleted folder), or whose manifest is
+    damaged: every command said "run `shoplens check`" or "`shoplens rollback` to a good version", check said the
+    same, and rollback refused with the current version's damage, so no command got out of it."""
+    from shoplens.indexers.maintenance import check_index
+
+    delete_products(small_index, [sample_products(1)[0]["id"]])
+    index = IndexDirectory(small_index)
+    if damage == "gone":
+        shutil.rmtree(index.version_path(2))
+    else:
+        (index.version_path(2) / "manifest.json").write_text("{not json")
+    problem = check_index(small_index).problems[0]
+    assert problem.startswith("version 2 does not open: ") and "run `shoplens check`" not in problem
+    assert problem.endswith("; restore a kept version with `shoplens rollback VERSION` (see `shoplens versions`)")
+    assert rollback(small_index, 1) == 3
+    assert index.current_version() == 3 and check_index(small_index).ok
+    assert index.manifest()["change"] == {"rolled_back_to": 1, "rolled_back_from": 2}

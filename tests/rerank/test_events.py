@@ -59,3 +59,18 @@ def test_a_line_that_is_not_utf8_is_rejected_as_such(tmp_path):
     reasons = {r.line: r.reason for r in batch.rejects}
     assert reasons[1] == reasons[2] == "not UTF-8 text (save the file as UTF-8)", reasons
     assert len(batch) == 1 and batch.ts.tolist() == [3.0]
+
+
+def test_a_ts_in_milliseconds_or_microseconds_says_so_with_the_seconds(tmp_path):
+    """JavaScript's Date.now() is milliseconds: 'ts must be unix seconds ... between 1970 and one day from now,
+    got 1700000000000' left the sender to guess the unit; the reason now names it and the seconds to send."""
+    path = write_events(tmp_path / "e.jsonl", [
+        {"ts": 1700000000123, "type": "click", "id": "a"}, {"ts": "1700000000000000", "type": "click", "id": "a"},
+        {"ts": 4102444800, "type": "click", "id": "a"}, {"ts": 1700000000, "type": "click", "id": "a"},
+    ])
+    batch = read_events(path, known_ids={"a"})
+    reasons = [r.reason for r in batch.rejects]
+    assert reasons == ["ts 1700000000123 looks like milliseconds since 1970; send unix seconds (1700000000.123)",
+                       "ts '1700000000000000' looks like microseconds since 1970; send unix seconds (1700000000.000)",
+                       "ts must be unix seconds or an ISO-8601 time between 1970 and one day from now, got 4102444800"]
+    assert len(batch) == 1

@@ -37,6 +37,15 @@ def strip_png() -> bytes:
     return buffer.getvalue()
 
 
+def spacer_png() -> bytes:
+    """1x1 pixels, a shop's placeholder: was searched as a photo (200)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 JSON = {"content-type": "application/json"}
 POSTS = [  # (class, raw body, headers)
     ("malformed JSON", b"{", JSON), ("malformed JSON", b"", JSON), ("malformed JSON", b"\xff\xfe", JSON),
@@ -62,15 +71,17 @@ BODIES = [  # (class, JSON body)
     ("unknown field", {"q": "shirt", "limit": 5}), ("unknown field", {"q": "shirt", "": 1}),
     ("enum", {"q": "shirt", "mode": "magic"}), ("enum", {"q": "shirt", "fusion": "magic"}),
     ("enum", {"q": "shirt", "normalization": "magic"}),
+    ("other fusion's option", {"q": "shirt", "fusion": "rrf", "normalization": "zscore"}),
+    ("other fusion's option", {"q": "shirt", "fusion": "wsum", "rrf_k": 30}),
     ("filter", {"q": "shirt", "filters": ["price<=abc"]}), ("filter", {"q": "shirt", "filters": ["nosuchfield=1"]}),
     ("filter", {"q": "shirt", "filters": [""]}), ("filter", {"q": "shirt", "filters": ["brand="]}),
     ("filter", {"q": "shirt", "filters": ["price<=nan"]}), ("filter", {"q": "shirt", "filters": "price<=3"}),
     ("filter", {"q": "shirt", "filters": [5]}), ("filter", {"q": "shirt", "filters": ["x=1"] * 50}),
-    ("filter", {"q": "shirt", "filters": ["brand=Ni\u001bke"]}),
+    ("filter", {"q": "shirt", "filters": ["brand=Ni\u001bke"]}), ("filter", {"q": "shirt", "filters": ["title>3"]}),
     ("image", {"image": "%%%not base64%%%"}), ("image", {"image": b64(b"not an image")}),
     ("image", {"image": ""}), ("image", {"image": b64(PHOTO[:300])}), ("image", {"image": b64(huge_png())}),
     ("image", {"image": b64(huge_png(10000))}), ("image", {"image": b64(strip_png())}),
-    ("image", {"image": 5}), ("image", {"image": "data:image/jpeg;base64,"}),
+    ("image", {"image": 5}), ("image", {"image": "data:image/jpeg;base64,"}), ("image", {"image": b64(spacer_png())}),
     # a JSON body is typed: a value of another JSON type is a 422, not coerced ("k": true was k=1)
     ("wrong JSON type", {"q": "shirt", "k": True}), ("wrong JSON type", {"q": "shirt", "k": "5"}),
     ("wrong JSON type", {"q": "shirt", "k": 5.0}), ("wrong JSON type", {"q": "shirt", "offset": False}),
@@ -247,3 +258,77 @@ def test_other_number_fields_say_their_range_too(client):
     for size in ("abc", "1e30"):
         response = client.get(f"/products/{product}/image?size={size}")
         assert response.json()["error"] == f'size: must be one of 64, 128, 256, 512 (got "{size}")', response.text
+
+
+WEIGHTS_RULE = "weights: must be two or three numbers from 0 to 100, not all 0, lexical,dense[,native], such as "
+
+
+@pytest.mark.parametrize("how, value, shown", [
+    ("post", [-1, 1], "[-1, 1]"), ("post", [101, 1], "[101, 1]"), ("post", [1], "[1]"), ("post", ["a", "b"], '["a", "b"]'),
+    ("post", [1, 2, 3, 4], "[1, 2, 3, 4]"), ("post", [True, 1], "[true, 1]"), ("post", [0, 0], "[0, 0]"),
+    ("post", "1,1", "1,1"), ("get", "nan,1", "nan,1"), ("get", "101,1", "101,1"), ("get", "0,0", "0,0"),
+    ("get", "a,b", "a,b"), ("form", "-1,1", "-1,1"), ("form", "inf,1", "inf,1"),
+])
+def test_bad_weights_say_the_rule_in_one_line(client, how, value, shown):
+    """weights out of range were pydantic's words, one per union branch: "weights.0: Input should be less than or
+    equal to 100 (and 2 more problem(s))", the same for nan in a query string; [0, 0] was the engine's rule,
+    "from 0 to 1e+06", where the API's bound is 100. Every front now names the rule and the value sent."""
+    if how == "get":
+        response = client.get("/search", params={"q": "shirt", "weights": value})
+    elif how == "post":
+        response = client.post("/search", content=json.dumps({"q": "shirt", "weights": value}), headers=JSON)
+    else:
+        response = client.post("/search", data={"q": "shirt", "weights": value}, files={"image": ("x.jpg", PHOTO)})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"].startswith(WEIGHTS_RULE), response.text
+    assert response.json()["error"].endswith(f"(got {shown})"), response.text
+
+
+@pytest.mark.parametrize("how, field, value, shown", [
+    ("get", "rerank", "maybe", '"maybe"'), ("get", "explain", "2", '"2"'), ("post", "explain", "yes", '"yes"'),
+    ("post", "rerank", 1, "1"), ("form", "explain", "sure", '"sure"'),
+])
+def test_a_yes_no_field_given_something_else_says_true_or_false(client, how, field, value, shown):
+    """rerank=maybe was pydantic's "rerank: Input should be a valid boolean, unable to interpret input"."""
+    if how == "get":
+        response = client.get("/search", params={"q": "shirt", field: value})
+    elif how == "post":
+        response = client.post("/search", content=json.dumps({"q": "shirt", field: value}), headers=JSON)
+    else:
+        response = client.post("/search", data={"q": "shirt", field: value}, files={"image": ("x.jpg", PHOTO)})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == f"{field}: must be true or false (got {shown})", response.text
+
+
+def test_a_product_record_takes_no_query_parameters(client):
+    """GET /products/ID?fields=title answered the whole record: the parameter was ignored unseen."""
+    product = client.get("/search", params={"q": "shirt", "k": 1}).json()["results"][0]["id"]
+    response = client.get(f"/products/{product}?fields=title")
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "unknown query parameter 'fields'; this endpoint takes none"
+    assert client.get(f"/products/{product}").status_code == 200
+    response = client.get(f"/products/{product}/image?size=7")
+    assert response.json()["error"] == "size: must be one of 64, 128, 256, 512 (got 7)", response.text
+
+
+def test_an_uploaded_heic_photo_is_named_as_such(client):
+    """An iPhone's HEIC upload was "image is not a readable picture; send a JPEG, PNG or WebP photo"."""
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 200
+    for kwargs in ({"files": {"image": ("IMG_0001.HEIC", heic, "image/heic")}},
+                   {"content": json.dumps({"image": b64(heic)}), "headers": JSON}):
+        response = client.post("/search", **kwargs)
+        assert response.status_code == 422, response.text
+        assert "is a HEIC/HEIF photo (an iPhone's default format), which ShopLens cannot read; save it as JPEG or PNG" \
+            in response.json()["error"], response.text
+
+
+@pytest.mark.parametrize("how, field, value, message", [
+    ("post", "q", "a" * 1_000_000, "q: must be at most 1,000 characters (got 1,000,000)"),
+    ("get", "q", "a" * 1001, "q: must be at most 1,000 characters (got 1,001)"),
+    ("post", "filters", ["price<=1"] * 30, "filters: must be at most 20 items (got 30)"),
+])
+def test_text_or_a_list_too_long_says_its_length(client, how, field, value, message):
+    """A 1 MB query was pydantic's "q: String should have at most 1000 characters": the rule, not what was sent."""
+    response = client.get("/search", params={field: value}) if how == "get" else \
+        client.post("/search", content=json.dumps({"q": "shirt", field: value}), headers=JSON)
+    assert response.status_code == 422 and response.json()["error"] == message, response.text
