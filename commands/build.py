@@ -31,7 +31,7 @@ def index(
     device: str = DeviceOption,
     lexical: str = typer.Option("tantivy", "--lexical", help="Lexical backend: tantivy (embedded), elasticsearch (SHOPLENS_ES_URL) or opensearch (SHOPLENS_OS_URL)."),
     vectors: str = typer.Option("faiss", "--vectors", help="Where product vectors are searched: faiss (embedded), elasticsearch (exact kNN, or IVF lists with --vector-index ivf, in the lexical store's documents; needs --lexical elasticsearch) or opensearch (HNSW, k-NN plugin; needs --lexical opensearch)."),
-    vector_index: str = typer.Option("auto", "--vector-index", help="auto (FAISS: exact below 20,000 products, HNSW above), flat, hnsw, ivf or ivfpq; --vectors elasticsearch runs flat (exact) or ivf, --vectors opensearch hnsw."),
+    vector_index: str = typer.Option("auto", "--vector-index", help="auto (FAISS: exact below 20,000 products, HNSW above), flat, hnsw, ivf or ivfpq; --vectors elasticsearch runs flat (exact) or ivf on Elasticsearch 7.10 and hnsw on 8+, --vectors opensearch hnsw."),
     image_weight: float = typer.Option(0.5, "--image-weight", help="Share of the image embedding in a product's vector (0..1)."),
     es_shards: Optional[int] = typer.Option(None, "--es-shards", help="With --lexical elasticsearch or opensearch: primary shards of the new cluster index (default 1)."),
     es_replicas: Optional[int] = typer.Option(None, "--es-replicas", help="With --lexical elasticsearch or opensearch: replicas of each shard (default 1; 0 on a one-node cluster)."),
