@@ -57,6 +57,8 @@ def english_counts() -> dict[str, int]:
 def is_common_english(word: str) -> bool:
     """Whether a lower-cased word is a common English word (so not a typo, even when a catalog lacks it)."""
     return english_counts().get(word, 0) >= COMMON_ENGLISH
+
+
 _VOWELS = re.compile(r"[aeiouy]")
 _REPEATS = re.compile(r"(.)\1+")
 
