@@ -59,7 +59,7 @@ import re
 import time
 import uuid
 import warnings
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -216,9 +216,10 @@ def dense_value(vector: np.ndarray) -> list[float]:
     return np.asarray(vector, dtype=np.float32).tolist()
 
 
-def _map_dense_vectors(client, index: str, adds: Iterable[tuple[int, dict[str, Any]]]):
-    """Map the vector fields the first document carries as dense_vector (with its dimension), if the index lacks
-    them; the documents pass through unchanged."""
+def map_vector_fields(client, index: str, adds: Iterable[tuple[int, dict[str, Any]]],
+                      mapping: Callable[[int], dict[str, Any]]):
+    """Map the vector fields the first document carries, if the index lacks them, as `mapping(dimension)` says
+    (OpenSearch's knn_vector, Elasticsearch 8's dense_vector); the documents pass through unchanged."""
     adds = iter(adds)
     first = next(adds, None)
     if first is None:
@@ -226,8 +227,7 @@ def _map_dense_vectors(client, index: str, adds: Iterable[tuple[int, dict[str, A
     vectors = {name: vector for name, vector in (first[1].get("vectors") or {}).items() if np.ndim(vector) == 1}
     if vectors:
         mapped = client.indices.get_mapping(index=index)[index]["mappings"].get("properties", {})
-        missing = {name: {**DENSE_MAPPING, "dims": int(len(vector))} for name, vector in vectors.items()
-                   if name not in mapped}
+        missing = {name: mapping(int(len(vector))) for name, vector in vectors.items() if name not in mapped}
         if missing:
             client.indices.put_mapping(index=index, body={"properties": missing})
     yield first
@@ -329,7 +329,8 @@ class ElasticsearchStore(LexicalStore):
             adds = cls.prepare_adds(client, state["index"], adds)
             encode = cls.encode_vector
             if state.get("vectors") == DENSE_VECTORS:
-                adds, encode = _map_dense_vectors(client, state["index"], adds), dense_value
+                adds = map_vector_fields(client, state["index"], adds, lambda dims: {**DENSE_MAPPING, "dims": dims})
+                encode = dense_value
             _bulk(client, ({"_op_type": "index", "_index": state["index"], "_id": f"{docno}.{generation}",
                             "_source": _source(docno, fields, generation, encode)}
                            for docno, fields in adds))

@@ -20,7 +20,7 @@ import numpy as np
 
 from shoplens.indexers.lexical.cluster import OPENSEARCH, Cluster
 from shoplens.indexers.lexical.elasticsearch_store import INDEX_MAPPINGS, INDEX_SETTINGS, VECTOR_FIELDS, \
-    ElasticsearchStore
+    ElasticsearchStore, map_vector_fields
 
 HNSW = {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil",
         "parameters": {"m": 16, "ef_construction": 128}}
@@ -45,18 +45,8 @@ class OpenSearchStore(ElasticsearchStore):
     @classmethod
     def prepare_adds(cls, client, index: str, adds: Iterable[tuple[int, dict[str, Any]]]):
         """Map the vector fields the first document carries, if the index lacks them."""
-        adds = iter(adds)
-        first = next(adds, None)
-        if first is None:
-            return iter(())
-        vectors = first[1].get("vectors") or {}
-        if vectors:
-            mapped = client.indices.get_mapping(index=index)[index]["mappings"].get("properties", {})
-            missing = {name: {"type": "knn_vector", "dimension": int(len(vector)), "method": HNSW}
-                       for name, vector in vectors.items() if name not in mapped}
-            if missing:
-                client.indices.put_mapping(index=index, body={"properties": missing})
-        return _chain(first, adds)
+        return map_vector_fields(client, index, adds,
+                                 lambda dimension: {"type": "knn_vector", "dimension": dimension, "method": HNSW})
 
     @staticmethod
     def encode_vector(vector: np.ndarray) -> Any:
@@ -66,8 +56,3 @@ class OpenSearchStore(ElasticsearchStore):
     @staticmethod
     def decode_vector(value: Any) -> np.ndarray:
         return np.asarray(value or [], dtype=np.float32)
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
